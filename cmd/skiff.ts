@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// The Skiff daemons in one binary, each runnable alone (like k3s): `skiff apiserver`, and the
+// components later issues add.
+import { defineCommand, runMain } from "citty";
+import { apiserverCommand } from "../internal/cmd/apiserver.ts";
+
+const main = defineCommand({
+  meta: { name: "skiff", description: "Skiff daemons: a Kubernetes-style orchestrator, gRPC-first" },
+  subCommands: { apiserver: apiserverCommand },
+});
+
+void runMain(main);

@@ -1,0 +1,188 @@
+// The kind registry: one entry per kind. Everything generic (apiserver handlers, storage keys,
+// the watch cache, typed clients, CLI lookup, manifest decoding) is driven from here, so adding
+// a kind means a .proto plus one entry below.
+import type { DescMessage, Message } from "@bufbuild/protobuf";
+import type { GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { ObjectMeta } from "../../gen/skiff/v1alpha1/meta_pb.js";
+import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
+import { NamespaceService } from "../../gen/skiff/v1alpha1/namespace_service_pb.js";
+import { NodeSchema } from "../../gen/skiff/v1alpha1/node_pb.js";
+import { NodeService } from "../../gen/skiff/v1alpha1/node_service_pb.js";
+import { PodSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
+import { ReplicaSetSchema } from "../../gen/skiff/v1alpha1/replica_set_pb.js";
+import { ReplicaSetService } from "../../gen/skiff/v1alpha1/replica_set_service_pb.js";
+import { DeploymentSchema } from "../../gen/skiff/v1alpha1/deployment_pb.js";
+import { DeploymentService } from "../../gen/skiff/v1alpha1/deployment_service_pb.js";
+import { ServiceSchema } from "../../gen/skiff/v1alpha1/service_pb.js";
+import { ServiceService } from "../../gen/skiff/v1alpha1/service_service_pb.js";
+import { EndpointsSchema } from "../../gen/skiff/v1alpha1/endpoints_pb.js";
+import { EndpointsService } from "../../gen/skiff/v1alpha1/endpoints_service_pb.js";
+import { ConfigMapSchema, SecretSchema } from "../../gen/skiff/v1alpha1/config_pb.js";
+import { ConfigMapService } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
+import { SecretService } from "../../gen/skiff/v1alpha1/secret_service_pb.js";
+import { PersistentVolumeClaimSchema, PersistentVolumeSchema } from "../../gen/skiff/v1alpha1/storage_pb.js";
+import { PersistentVolumeService } from "../../gen/skiff/v1alpha1/persistent_volume_service_pb.js";
+import { PersistentVolumeClaimService } from "../../gen/skiff/v1alpha1/persistent_volume_claim_service_pb.js";
+import { EventSchema, LeaseSchema } from "../../gen/skiff/v1alpha1/coordination_pb.js";
+import { LeaseService } from "../../gen/skiff/v1alpha1/lease_service_pb.js";
+import { EventService } from "../../gen/skiff/v1alpha1/event_service_pb.js";
+import { kindDefaults } from "./defaults.ts";
+import { kindValidators, type Violation } from "./validation.ts";
+
+/** Every stored object: a message with metadata, and usually spec and status. */
+export type ApiObject = Message & { metadata?: ObjectMeta; spec?: unknown; status?: unknown };
+
+/** Reads one field for field selectors ("spec.nodeName") from an object. */
+export type FieldGetter = (obj: any) => string | undefined;
+
+export interface Kind {
+  /** "ReplicaSet" */
+  kind: string;
+  /** "replicasets": storage keys, CLI */
+  plural: string;
+  /** "replicaset" */
+  singular: string;
+  /** CLI aliases: "rs" */
+  shortNames: string[];
+  /** The Kubernetes apiVersion manifests use for this kind: "v1", "apps/v1", … */
+  apiVersion: string;
+  namespaced: boolean;
+  /** Has a status written only through UpdateStatus. */
+  hasStatus: boolean;
+  schema: GenMessage<any>;
+  service: GenService<any>;
+  /** The field that carries the object in requests and responses ("replicaSet"). */
+  field: string;
+  /** Field selectors the apiserver supports, beyond metadata.name and metadata.namespace. */
+  fields: Record<string, FieldGetter>;
+  /** Fills server-side defaults in place (idempotent). */
+  defaults?: (obj: any) => void;
+  /** Semantic checks beyond the .proto rules; `old` is set on update. */
+  validate?: (obj: any, old: any | undefined) => Violation[];
+}
+
+type KindInit = Omit<Kind, "fields" | "defaults" | "validate" | "singular" | "shortNames"> & {
+  shortNames?: string[];
+  fields?: Record<string, FieldGetter>;
+};
+
+function kind(k: KindInit): Kind {
+  return {
+    ...k,
+    singular: k.kind.toLowerCase(),
+    shortNames: k.shortNames ?? [],
+    fields: k.fields ?? {},
+    defaults: kindDefaults[k.kind],
+    validate: kindValidators[k.kind],
+  };
+}
+
+export const kinds: readonly Kind[] = [
+  kind({
+    kind: "Namespace", plural: "namespaces", shortNames: ["ns"], apiVersion: "v1", namespaced: false,
+    hasStatus: true, schema: NamespaceSchema, service: NamespaceService, field: "namespace",
+    fields: { "status.phase": (o) => o.status?.phase },
+  }),
+  kind({
+    kind: "Node", plural: "nodes", shortNames: ["no"], apiVersion: "v1", namespaced: false, hasStatus: true,
+    schema: NodeSchema, service: NodeService, field: "node",
+    fields: { "spec.unschedulable": (o) => String(o.spec?.unschedulable ?? false) },
+  }),
+  kind({
+    kind: "Pod", plural: "pods", shortNames: ["po"], apiVersion: "v1", namespaced: true, hasStatus: true,
+    schema: PodSchema, service: PodService, field: "pod",
+    fields: {
+      "spec.nodeName": (o) => o.spec?.nodeName ?? "",
+      "spec.restartPolicy": (o) => o.spec?.restartPolicy ?? "",
+      "spec.schedulerName": (o) => o.spec?.schedulerName ?? "",
+      "status.phase": (o) => o.status?.phase ?? "",
+      "status.podIP": (o) => o.status?.podIp ?? "",
+    },
+  }),
+  kind({
+    kind: "ReplicaSet", plural: "replicasets", shortNames: ["rs"], apiVersion: "apps/v1", namespaced: true,
+    hasStatus: true, schema: ReplicaSetSchema, service: ReplicaSetService, field: "replicaSet",
+  }),
+  kind({
+    kind: "Deployment", plural: "deployments", shortNames: ["deploy"], apiVersion: "apps/v1", namespaced: true,
+    hasStatus: true, schema: DeploymentSchema, service: DeploymentService, field: "deployment",
+  }),
+  kind({
+    kind: "Service", plural: "services", shortNames: ["svc"], apiVersion: "v1", namespaced: true, hasStatus: true,
+    schema: ServiceSchema, service: ServiceService, field: "service",
+    fields: { "spec.type": (o) => o.spec?.type ?? "", "spec.clusterIP": (o) => o.spec?.clusterIp ?? "" },
+  }),
+  kind({
+    kind: "Endpoints", plural: "endpoints", shortNames: ["ep"], apiVersion: "v1", namespaced: true, hasStatus: false,
+    schema: EndpointsSchema, service: EndpointsService, field: "endpoints",
+  }),
+  kind({
+    kind: "ConfigMap", plural: "configmaps", shortNames: ["cm"], apiVersion: "v1", namespaced: true, hasStatus: false,
+    schema: ConfigMapSchema, service: ConfigMapService, field: "configMap",
+  }),
+  kind({
+    kind: "Secret", plural: "secrets", apiVersion: "v1", namespaced: true, hasStatus: false,
+    schema: SecretSchema, service: SecretService, field: "secret",
+    fields: { type: (o) => o.type ?? "" },
+  }),
+  kind({
+    kind: "PersistentVolume", plural: "persistentvolumes", shortNames: ["pv"], apiVersion: "v1", namespaced: false,
+    hasStatus: true, schema: PersistentVolumeSchema, service: PersistentVolumeService, field: "persistentVolume",
+    fields: { "status.phase": (o) => o.status?.phase ?? "" },
+  }),
+  kind({
+    kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", shortNames: ["pvc"], apiVersion: "v1",
+    namespaced: true, hasStatus: true, schema: PersistentVolumeClaimSchema, service: PersistentVolumeClaimService,
+    field: "persistentVolumeClaim", fields: { "status.phase": (o) => o.status?.phase ?? "" },
+  }),
+  kind({
+    kind: "Lease", plural: "leases", apiVersion: "coordination.k8s.io/v1", namespaced: true, hasStatus: false,
+    schema: LeaseSchema, service: LeaseService, field: "lease",
+  }),
+  kind({
+    kind: "Event", plural: "events", shortNames: ["ev"], apiVersion: "v1", namespaced: true, hasStatus: false,
+    schema: EventSchema, service: EventService, field: "event",
+    fields: {
+      "involvedObject.kind": (o) => o.involvedObject?.kind ?? "",
+      "involvedObject.name": (o) => o.involvedObject?.name ?? "",
+      "involvedObject.namespace": (o) => o.involvedObject?.namespace ?? "",
+      "involvedObject.uid": (o) => o.involvedObject?.uid ?? "",
+      reason: (o) => o.reason ?? "",
+      type: (o) => o.type ?? "",
+    },
+  }),
+];
+
+const byName = new Map<string, Kind>();
+for (const k of kinds) {
+  for (const n of [k.kind.toLowerCase(), k.plural, k.singular, ...k.shortNames]) byName.set(n, k);
+}
+
+/** Finds a kind by any name a user may type: "Pod", "pods", "po", "deploy". */
+export function lookupKind(name: string): Kind | undefined {
+  return byName.get(name.toLowerCase());
+}
+
+/** Finds a kind by its exact Kind name ("ReplicaSet"). */
+export function kindByName(kindName: string): Kind | undefined {
+  return kinds.find((k) => k.kind === kindName);
+}
+
+/** Finds the kind whose message schema this is. */
+export function kindForSchema(schema: DescMessage): Kind | undefined {
+  return kinds.find((k) => k.schema.typeName === schema.typeName);
+}
+
+/** Reads a field for a field selector; metadata.name and metadata.namespace work on every kind. */
+export function getField(k: Kind, obj: ApiObject, field: string): string | undefined {
+  if (field === "metadata.name") return obj.metadata?.name ?? "";
+  if (field === "metadata.namespace") return obj.metadata?.namespace ?? "";
+  const get = k.fields[field];
+  return get ? get(obj) : undefined;
+}
+
+/** The field selectors a kind supports, for error messages. */
+export function selectableFields(k: Kind): string[] {
+  return ["metadata.name", "metadata.namespace", ...Object.keys(k.fields)];
+}

@@ -1,0 +1,228 @@
+// Semantic validation per kind: what the .proto rules (protovalidate) cannot say — name formats,
+// quantities, references between fields, what may change on update. Every check reports a
+// Kubernetes-style field path, and all violations are reported at once.
+import type { ObjectMeta } from "../../gen/skiff/v1alpha1/meta_pb.js";
+import type { Container, PodSpec, PodTemplateSpec } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import {
+  validateAnnotations,
+  validateDNS1035Label,
+  validateDNS1123Label,
+  validateDNS1123Subdomain,
+  validateEnvVarName,
+  validateLabels,
+  validatePortName,
+  validateQualifiedName,
+  type FieldViolation,
+} from "./names.ts";
+import { compareQuantity, validateResourceList } from "./quantity.ts";
+import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
+
+export type Violation = FieldViolation;
+
+type NameCheck = (v: string) => string[];
+
+function at(field: string, msgs: string[]): Violation[] {
+  return msgs.map((message) => ({ field, message }));
+}
+
+/** Checks metadata common to every kind. `nameCheck` differs per kind (labels vs subdomains). */
+export function validateMeta(m: ObjectMeta | undefined, namespaced: boolean, nameCheck: NameCheck = validateDNS1123Subdomain): Violation[] {
+  if (!m) return [{ field: "metadata", message: "required" }];
+  const out: Violation[] = [];
+  if (m.name === "") out.push({ field: "metadata.name", message: "required (or set metadata.generateName)" });
+  else out.push(...at("metadata.name", nameCheck(m.name)));
+  if (namespaced) out.push(...at("metadata.namespace", validateDNS1123Label(m.namespace)));
+  else if (m.namespace !== "") out.push({ field: "metadata.namespace", message: "must be empty: this kind is not namespaced" });
+  out.push(...at("metadata.labels", validateLabels(m.labels)));
+  out.push(...at("metadata.annotations", validateAnnotations(m.annotations)));
+  m.ownerReferences.forEach((r, i) => {
+    for (const f of ["apiVersion", "kind", "name", "uid"] as const) {
+      if (r[f] === "") out.push({ field: `metadata.ownerReferences[${i}].${f}`, message: "required" });
+    }
+  });
+  if (m.ownerReferences.filter((r) => r.controller).length > 1) {
+    out.push({ field: "metadata.ownerReferences", message: "only one reference can have controller set to true" });
+  }
+  m.finalizers.forEach((f, i) => out.push(...at(`metadata.finalizers[${i}]`, validateQualifiedName(f))));
+  return out;
+}
+
+function validateContainer(c: Container, path: string, volumes: Set<string>): Violation[] {
+  const out: Violation[] = [];
+  out.push(...at(`${path}.name`, validateDNS1123Label(c.name)));
+  if (c.image.trim() !== c.image) out.push({ field: `${path}.image`, message: "must not have leading or trailing whitespace" });
+  const ports = new Set<string>();
+  c.ports.forEach((p, i) => {
+    if (p.name !== "") {
+      out.push(...at(`${path}.ports[${i}].name`, validatePortName(p.name)));
+      if (ports.has(p.name)) out.push({ field: `${path}.ports[${i}].name`, message: `duplicate port name "${p.name}"` });
+      ports.add(p.name);
+    }
+  });
+  c.env.forEach((e, i) => out.push(...at(`${path}.env[${i}].name`, validateEnvVarName(e.name))));
+  const req = c.resources?.requests ?? {};
+  const lim = c.resources?.limits ?? {};
+  out.push(...validateResourceList(req, `${path}.resources.requests`));
+  out.push(...validateResourceList(lim, `${path}.resources.limits`));
+  for (const [name, value] of Object.entries(req)) {
+    const limit = lim[name];
+    try {
+      if (limit !== undefined && compareQuantity(value, limit) > 0) {
+        out.push({ field: `${path}.resources.requests[${name}]`, message: `must be less than or equal to the ${name} limit (${limit})` });
+      }
+    } catch {
+      // unparseable quantities are reported by validateResourceList
+    }
+  }
+  c.volumeMounts.forEach((m, i) => {
+    if (!volumes.has(m.name)) out.push({ field: `${path}.volumeMounts[${i}].name`, message: `volume "${m.name}" is not in spec.volumes` });
+    if (m.mountPath === "") out.push({ field: `${path}.volumeMounts[${i}].mountPath`, message: "required" });
+  });
+  return out;
+}
+
+export function validatePodSpec(spec: PodSpec | undefined, path: string): Violation[] {
+  if (!spec) return [{ field: path, message: "required" }];
+  const out: Violation[] = [];
+  const volumes = new Set<string>();
+  spec.volumes.forEach((v, i) => {
+    out.push(...at(`${path}.volumes[${i}].name`, validateDNS1123Label(v.name)));
+    if (volumes.has(v.name)) out.push({ field: `${path}.volumes[${i}].name`, message: `duplicate volume "${v.name}"` });
+    volumes.add(v.name);
+    const sources = [v.emptyDir, v.hostPath, v.configMap, v.secret, v.persistentVolumeClaim].filter(Boolean).length;
+    if (sources !== 1) out.push({ field: `${path}.volumes[${i}]`, message: "exactly one volume source must be set (emptyDir, hostPath, configMap, secret, persistentVolumeClaim)" });
+  });
+  const names = new Set<string>();
+  const check = (list: Container[], field: string) =>
+    list.forEach((c, i) => {
+      if (names.has(c.name)) out.push({ field: `${path}.${field}[${i}].name`, message: `duplicate container name "${c.name}"` });
+      names.add(c.name);
+      out.push(...validateContainer(c, `${path}.${field}[${i}]`, volumes));
+    });
+  check(spec.initContainers, "initContainers");
+  check(spec.containers, "containers");
+  if (spec.nodeName !== "") out.push(...at(`${path}.nodeName`, validateDNS1123Subdomain(spec.nodeName)));
+  out.push(...at(`${path}.nodeSelector`, validateLabels(spec.nodeSelector)));
+  return out;
+}
+
+function validateTemplate(
+  sel: { matchLabels: Record<string, string>; matchExpressions: { key: string; operator: string; values: string[] }[] } | undefined,
+  tpl: PodTemplateSpec | undefined,
+  path: string,
+): Violation[] {
+  const out: Violation[] = [];
+  if (!sel || (Object.keys(sel.matchLabels).length === 0 && sel.matchExpressions.length === 0)) {
+    out.push({ field: `${path}.selector`, message: "required: a non-empty selector" });
+  }
+  if (!tpl) return [...out, { field: `${path}.template`, message: "required" }];
+  const labels = tpl.metadata?.labels ?? {};
+  out.push(...at(`${path}.template.metadata.labels`, validateLabels(labels)));
+  if (sel) {
+    try {
+      if (!matchesLabels(labelSelectorFromObject(sel), labels)) {
+        out.push({ field: `${path}.template.metadata.labels`, message: "must match spec.selector" });
+      }
+    } catch (e) {
+      out.push({ field: `${path}.selector`, message: (e as Error).message });
+    }
+  }
+  out.push(...validatePodSpec(tpl.spec, `${path}.template.spec`));
+  return out;
+}
+
+const intOrPercent = /^(\d+|\d+%)$/;
+
+/** Why each kind's fields may or may not change on update is Kubernetes' own rule set. */
+export const kindValidators: Record<string, (obj: any, old: any | undefined) => Violation[]> = {
+  Namespace: (ns) => validateMeta(ns.metadata, false, validateDNS1123Label),
+  Node: (n) => {
+    const out = validateMeta(n.metadata, false);
+    (n.spec?.taints ?? []).forEach((t: { key: string }, i: number) =>
+      out.push(...at(`spec.taints[${i}].key`, validateQualifiedName(t.key))),
+    );
+    out.push(...validateResourceList(n.status?.capacity ?? {}, "status.capacity"));
+    out.push(...validateResourceList(n.status?.allocatable ?? {}, "status.allocatable"));
+    return out;
+  },
+  Pod: (pod, old) => {
+    const out = [...validateMeta(pod.metadata, true), ...validatePodSpec(pod.spec, "spec")];
+    if (old && pod.spec && old.spec) out.push(...podUpdateViolations(pod.spec, old.spec));
+    return out;
+  },
+  ReplicaSet: (rs, old) => {
+    const out = [...validateMeta(rs.metadata, true), ...validateTemplate(rs.spec?.selector, rs.spec?.template, "spec")];
+    if (old && JSON.stringify(old.spec?.selector) !== JSON.stringify(rs.spec?.selector)) {
+      out.push({ field: "spec.selector", message: "field is immutable" });
+    }
+    return out;
+  },
+  Deployment: (d, old) => {
+    const out = [...validateMeta(d.metadata, true), ...validateTemplate(d.spec?.selector, d.spec?.template, "spec")];
+    const ru = d.spec?.strategy?.rollingUpdate;
+    if (ru) {
+      for (const f of ["maxSurge", "maxUnavailable"] as const) {
+        if (!intOrPercent.test(ru[f])) out.push({ field: `spec.strategy.rollingUpdate.${f}`, message: `must be a number or a percentage like "25%", got "${ru[f]}"` });
+      }
+      if (/^0%?$/.test(ru.maxSurge) && /^0%?$/.test(ru.maxUnavailable)) {
+        out.push({ field: "spec.strategy.rollingUpdate.maxUnavailable", message: "may not be 0 when maxSurge is 0" });
+      }
+    }
+    if (d.spec?.strategy?.type === "Recreate" && ru) {
+      out.push({ field: "spec.strategy.rollingUpdate", message: 'may not be set when strategy type is "Recreate"' });
+    }
+    if (old && JSON.stringify(old.spec?.selector) !== JSON.stringify(d.spec?.selector)) {
+      out.push({ field: "spec.selector", message: "field is immutable" });
+    }
+    return out;
+  },
+  Service: (svc) => {
+    const out = validateMeta(svc.metadata, true, validateDNS1035Label);
+    const ports = svc.spec?.ports ?? [];
+    const names = new Set<string>();
+    ports.forEach((p: { name: string; port: number }, i: number) => {
+      if (ports.length > 1 && p.name === "") out.push({ field: `spec.ports[${i}].name`, message: "required when there is more than one port" });
+      if (p.name !== "") {
+        out.push(...at(`spec.ports[${i}].name`, validateDNS1123Label(p.name)));
+        if (names.has(p.name)) out.push({ field: `spec.ports[${i}].name`, message: `duplicate port name "${p.name}"` });
+        names.add(p.name);
+      }
+    });
+    out.push(...at("spec.selector", validateLabels(svc.spec?.selector ?? {})));
+    return out;
+  },
+  Endpoints: (ep) => validateMeta(ep.metadata, true),
+  ConfigMap: (cm) => [...validateMeta(cm.metadata, true), ...validateDataKeys([...Object.keys(cm.data), ...Object.keys(cm.binaryData)], "data")],
+  Secret: (s) => [...validateMeta(s.metadata, true), ...validateDataKeys(Object.keys(s.data), "data")],
+  PersistentVolume: (pv) => [...validateMeta(pv.metadata, false), ...validateResourceList(pv.spec?.capacity ?? {}, "spec.capacity", { standardNames: ["storage"] })],
+  PersistentVolumeClaim: (pvc) => [
+    ...validateMeta(pvc.metadata, true),
+    ...validateResourceList(pvc.spec?.resources?.requests ?? {}, "spec.resources.requests", { standardNames: ["storage"] }),
+  ],
+  Lease: (l) => validateMeta(l.metadata, true),
+  Event: (e) => validateMeta(e.metadata, true),
+};
+
+const dataKey = /^[-._a-zA-Z0-9]+$/;
+
+function validateDataKeys(keys: string[], path: string): Violation[] {
+  return keys
+    .filter((k) => !dataKey.test(k) || k.length > 253)
+    .map((k) => ({ field: `${path}[${k}]`, message: "a key must consist of alphanumeric characters, '-', '_' or '.' (at most 253)" }));
+}
+
+/** Kubernetes lets a running pod change only its images, its active deadline and add tolerations. */
+function podUpdateViolations(spec: PodSpec, old: PodSpec): Violation[] {
+  const strip = (s: PodSpec) =>
+    JSON.stringify(
+      { ...s, containers: s.containers.map((c) => ({ ...c, image: "" })), initContainers: s.initContainers.map((c) => ({ ...c, image: "" })), activeDeadlineSeconds: undefined, tolerations: undefined },
+      (_k, v) => (typeof v === "bigint" ? v.toString() : v),
+    );
+  const out: Violation[] = [];
+  if (old.nodeName !== "" && spec.nodeName !== old.nodeName) {
+    out.push({ field: "spec.nodeName", message: "field is immutable once the pod is bound" });
+  } else if (strip({ ...spec, nodeName: old.nodeName }) !== strip(old)) {
+    out.push({ field: "spec", message: "pod updates may not change fields other than spec.containers[*].image, spec.initContainers[*].image, spec.activeDeadlineSeconds and spec.tolerations" });
+  }
+  return out;
+}

@@ -1,0 +1,87 @@
+// Prometheus metrics of the apiserver: requests by method and code, their latency, open watches
+// per kind, and the latency of every storage call.
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { Store } from "../storage/store.ts";
+
+export interface ApiMetrics {
+  registry: Registry;
+  interceptor: Interceptor;
+  watchers: Gauge;
+  instrument(store: Store): Store;
+}
+
+export function createApiMetrics(): ApiMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "skiff_apiserver_process_" });
+  const requests = new Counter({
+    name: "skiff_apiserver_requests_total",
+    help: "API requests by service, method and result code.",
+    labelNames: ["service", "method", "code"],
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: "skiff_apiserver_request_duration_seconds",
+    help: "API request latency (for watches: time to the first response).",
+    labelNames: ["service", "method"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const watchers = new Gauge({
+    name: "skiff_apiserver_watchers",
+    help: "Open watch streams by kind.",
+    labelNames: ["kind"],
+    registers: [registry],
+  });
+  const storage = new Histogram({
+    name: "skiff_storage_request_duration_seconds",
+    help: "Storage call latency by operation.",
+    labelNames: ["operation"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+
+  const interceptor: Interceptor = (next) => async (req) => {
+    const labels = { service: req.service.name, method: req.method.name };
+    const end = latency.startTimer(labels);
+    try {
+      const res = await next(req);
+      requests.inc({ ...labels, code: "ok" });
+      return res;
+    } catch (err) {
+      const code = ConnectError.from(err).code;
+      requests.inc({ ...labels, code: Code[code].replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase()) });
+      throw err;
+    } finally {
+      end();
+    }
+  };
+
+  function instrument(store: Store): Store {
+    const timed = <A extends unknown[], R>(op: string, fn: (...a: A) => Promise<R>) =>
+      async (...a: A): Promise<R> => {
+        const end = storage.startTimer({ operation: op });
+        try {
+          return await fn(...a);
+        } finally {
+          end();
+        }
+      };
+    return {
+      ...store,
+      get: timed("get", store.get.bind(store)),
+      list: timed("list", store.list.bind(store)),
+      count: timed("count", store.count.bind(store)),
+      create: timed("create", store.create.bind(store)),
+      update: timed("update", store.update.bind(store)),
+      delete: timed("delete", store.delete.bind(store)),
+      watch: store.watch.bind(store),
+      currentRevision: store.currentRevision.bind(store),
+      compact: store.compact.bind(store),
+      ready: store.ready.bind(store),
+      close: store.close.bind(store),
+    };
+  }
+
+  return { registry, interceptor, watchers, instrument };
+}

@@ -1,0 +1,42 @@
+// How objects become storage keys and bytes. Objects are stored as protobuf binary without their
+// resource_version, which is always the storage revision that last wrote them.
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { ApiObject, Kind } from "../api/registry.ts";
+
+const root = "/registry/";
+
+export function keyFor(kind: Kind, namespace: string, name: string): string {
+  return kind.namespaced ? `${root}${kind.plural}/${namespace}/${name}` : `${root}${kind.plural}/${name}`;
+}
+
+/** The prefix of every object of a kind, or of one namespace's objects of that kind. */
+export function prefixFor(kind: Kind, namespace = ""): string {
+  return kind.namespaced && namespace !== "" ? `${root}${kind.plural}/${namespace}/` : `${root}${kind.plural}/`;
+}
+
+export function objectKey(kind: Kind, obj: ApiObject): string {
+  return keyFor(kind, obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
+}
+
+export function encode(kind: Kind, obj: ApiObject): Uint8Array {
+  const rv = obj.metadata?.resourceVersion ?? "";
+  if (obj.metadata) obj.metadata.resourceVersion = "";
+  try {
+    return toBinary(kind.schema, obj);
+  } finally {
+    if (obj.metadata) obj.metadata.resourceVersion = rv;
+  }
+}
+
+export function decode(kind: Kind, value: Uint8Array, revision: number): ApiObject {
+  const obj = fromBinary(kind.schema, value) as ApiObject;
+  if (obj.metadata) obj.metadata.resourceVersion = String(revision);
+  return obj;
+}
+
+/** Parses a client-supplied resource version; "" means none. */
+export function parseResourceVersion(rv: string): number | undefined {
+  if (rv === "") return undefined;
+  if (!/^\d+$/.test(rv)) throw new Error(`resource version "${rv}" is not valid: pass one returned by the server`);
+  return Number(rv);
+}

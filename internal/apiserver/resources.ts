@@ -1,0 +1,375 @@
+// Generic operations on any kind, driven by its registry entry. The Connect services (service.ts)
+// and internal callers (namespace cleanup) both go through these, so the semantics live once:
+// defaulting, validation, optimistic concurrency, generation, status, graceful deletion.
+import { clone, create, equals } from "@bufbuild/protobuf";
+import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { randomUUID } from "node:crypto";
+import { ConditionSchema, ObjectMetaSchema, type DeleteOptions } from "../../gen/skiff/v1alpha1/meta_pb.js";
+import { generateName } from "../api/names.ts";
+import { ruleViolations } from "../api/protovalidate.ts";
+import { getField, selectableFields, type ApiObject, type Kind } from "../api/registry.ts";
+import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, validateFieldSelector } from "../api/selector.ts";
+import type { Violation } from "../api/validation.ts";
+import { StoreError, type Store } from "../storage/store.ts";
+import { conflict, fromStoreError, invalid, notFound } from "./errors.ts";
+import { decode, encode, keyFor, objectKey, parseResourceVersion, prefixFor } from "./objects.ts";
+import type { ObjectFilter, WatchCache } from "./watchcache.ts";
+
+export interface ResourceContext {
+  store: Store;
+  caches: Map<string, WatchCache>;
+  /** Called when a namespace gets its deletion timestamp: its contents must go. */
+  onNamespaceTerminating?: (name: string) => void;
+}
+
+export interface ListResult {
+  items: ApiObject[];
+  resourceVersion: string;
+}
+
+export interface DeleteResult {
+  obj: ApiObject;
+  deleted: boolean;
+}
+
+export interface ResourceOps {
+  kind: Kind;
+  create(obj: ApiObject | undefined, dryRun?: boolean): Promise<ApiObject>;
+  get(namespace: string, name: string): Promise<ApiObject>;
+  list(namespace: string, labelSelector: string, fieldSelector: string): Promise<ListResult>;
+  update(obj: ApiObject | undefined, dryRun?: boolean): Promise<ApiObject>;
+  updateStatus(obj: ApiObject | undefined): Promise<ApiObject>;
+  delete(namespace: string, name: string, opts?: DeleteOptions): Promise<DeleteResult>;
+  /** Builds the filter a watch or list applies; throws InvalidArgument for a bad selector. */
+  filter(namespace: string, labelSelector: string, fieldSelector: string): ObjectFilter;
+}
+
+// Kubernetes marks these to hand deletion of dependents to the garbage collector.
+const propagationFinalizers: Record<string, string> = { Foreground: "foregroundDeletion", Orphan: "orphan" };
+
+export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps {
+  const { store } = ctx;
+  const label = kind.kind;
+
+  function requireObject(obj: ApiObject | undefined): ApiObject {
+    if (!obj) throw new ConnectError(`${kind.field}: required`, Code.InvalidArgument);
+    return clone(kind.schema, obj) as ApiObject;
+  }
+
+  function requireName(namespace: string, name: string): void {
+    const v: Violation[] = [];
+    if (name === "") v.push({ field: "name", message: "required" });
+    if (kind.namespaced && namespace === "") v.push({ field: "namespace", message: "required" });
+    if (v.length) throw invalid(`request for ${label}`, v);
+  }
+
+  function validate(obj: ApiObject, old?: ApiObject): void {
+    const v = [...ruleViolations(kind.schema, obj), ...(kind.validate?.(obj, old) ?? [])];
+    if (v.length) throw invalid(`${label} "${obj.metadata?.name || obj.metadata?.generateName || ""}"`, v);
+  }
+
+  async function read(namespace: string, name: string): Promise<ApiObject> {
+    const kv = await store.get(keyFor(kind, namespace, name));
+    if (!kv) throw notFound(label, name);
+    return decode(kind, kv.value, kv.modRevision);
+  }
+
+  /** The namespace must exist and accept new objects. */
+  async function checkNamespace(ns: string): Promise<void> {
+    const nsKind = ctx.caches.get("Namespace")?.kind;
+    if (!nsKind) return;
+    const key = keyFor(nsKind, "", ns);
+    let obj = ctx.caches.get("Namespace")?.get(key);
+    if (!obj) {
+      const kv = await store.get(key);
+      if (!kv) throw new ConnectError(`namespace "${ns}" not found: create it first`, Code.NotFound);
+      obj = decode(nsKind, kv.value, kv.modRevision);
+    }
+    if (obj.metadata?.deletionTimestamp) {
+      throw new ConnectError(`namespace "${ns}" is being deleted: no new objects may be created in it`, Code.FailedPrecondition);
+    }
+  }
+
+  /** Everything but metadata and status: a change here is a change of "spec". */
+  function specChanged(a: ApiObject, b: ApiObject): boolean {
+    const strip = (o: ApiObject) => {
+      const c = clone(kind.schema, o) as ApiObject;
+      c.metadata = undefined;
+      if (kind.hasStatus) c.status = undefined;
+      return c;
+    };
+    return !equals(kind.schema, strip(a), strip(b));
+  }
+
+  async function write(key: string, obj: ApiObject, modRevision: number): Promise<ApiObject> {
+    const kv = await store.update(key, encode(kind, obj), modRevision);
+    return decode(kind, kv.value, kv.modRevision);
+  }
+
+  /** Removes an object for good, unless finalizers still hold it. */
+  async function finish(obj: ApiObject): Promise<DeleteResult> {
+    const rv = Number(obj.metadata!.resourceVersion);
+    try {
+      const kv = await store.delete(objectKey(kind, obj), rv);
+      return { obj: decode(kind, kv.value, kv.deleteRevision), deleted: true };
+    } catch (err) {
+      throw fromStoreError(err, label, obj.metadata!.name);
+    }
+  }
+
+  function mustFinishNow(obj: ApiObject): boolean {
+    return obj.metadata!.deletionTimestamp !== undefined && obj.metadata!.finalizers.length === 0 && !waitsForNode(obj);
+  }
+
+  /** A pod bound to a node waits for its node agent to confirm the containers are gone. */
+  function waitsForNode(obj: ApiObject): boolean {
+    return kind.kind === "Pod" && (obj as any).spec?.nodeName !== "" && obj.metadata?.deletionGracePeriodSeconds !== 0n;
+  }
+
+  const ops: ResourceOps = {
+    kind,
+
+    filter(namespace, labelSelector, fieldSelector) {
+      let labels, fields;
+      try {
+        labels = parseLabelSelector(labelSelector);
+      } catch (e) {
+        throw invalid("labelSelector", [{ field: "labelSelector", message: (e as Error).message }]);
+      }
+      try {
+        fields = parseFieldSelector(fieldSelector);
+      } catch (e) {
+        throw invalid("fieldSelector", [{ field: "fieldSelector", message: (e as Error).message }]);
+      }
+      const unknown = validateFieldSelector(fields, selectableFields(kind));
+      if (unknown.length) throw invalid("fieldSelector", unknown.map((message) => ({ field: "fieldSelector", message })));
+      const ns = kind.namespaced ? namespace : "";
+      return (obj) =>
+        (ns === "" || obj.metadata?.namespace === ns) &&
+        matchesLabels(labels, obj.metadata?.labels ?? {}) &&
+        matchesFields(fields, (f) => getField(kind, obj, f));
+    },
+
+    async create(input, dryRun = false) {
+      const obj = requireObject(input);
+      const m = (obj.metadata ??= create(ObjectMetaSchema));
+      if (kind.namespaced && m.namespace === "") m.namespace = "default";
+      const generated = m.name === "" && m.generateName !== "";
+      if (generated) m.name = generateName(m.generateName);
+      m.uid = randomUUID();
+      m.resourceVersion = "";
+      m.generation = 1n;
+      m.creationTimestamp = timestampNow();
+      m.deletionTimestamp = undefined;
+      m.deletionGracePeriodSeconds = undefined;
+      kind.defaults?.(obj);
+      validate(obj);
+      if (kind.namespaced) await checkNamespace(m.namespace);
+      if (dryRun) return obj;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const kv = await store.create(objectKey(kind, obj), encode(kind, obj));
+          return decode(kind, kv.value, kv.modRevision);
+        } catch (err) {
+          // A generated name that collides gets a new suffix, like Kubernetes.
+          if (generated && err instanceof StoreError && err.code === "AlreadyExists" && attempt < 5) {
+            m.name = generateName(m.generateName);
+            continue;
+          }
+          throw fromStoreError(err, label, m.name);
+        }
+      }
+    },
+
+    async get(namespace, name) {
+      requireName(namespace, name);
+      return read(namespace, name);
+    },
+
+    async list(namespace, labelSelector, fieldSelector) {
+      const filter = ops.filter(namespace, labelSelector, fieldSelector);
+      const { items, revision } = await store.list(prefixFor(kind, kind.namespaced ? namespace : ""));
+      const out: ApiObject[] = [];
+      for (const kv of items) {
+        const obj = decode(kind, kv.value, kv.modRevision);
+        if (filter(obj)) out.push(obj);
+      }
+      return { items: out, resourceVersion: String(revision) };
+    },
+
+    async update(input, dryRun = false) {
+      const obj = requireObject(input);
+      const m = obj.metadata;
+      if (!m) throw invalid(label, [{ field: "metadata", message: "required" }]);
+      if (kind.namespaced && m.namespace === "") m.namespace = "default";
+      requireName(m.namespace, m.name);
+      const wanted = parseRv(m.resourceVersion);
+      // Without a resource version the update is unconditional: retry races against other writers.
+      for (;;) {
+        const cur = await read(m.namespace, m.name);
+        const cm = cur.metadata!;
+        if (wanted !== undefined && String(wanted) !== cm.resourceVersion) throw conflict(label, m.name);
+        if (m.uid !== "" && m.uid !== cm.uid) {
+          throw new ConnectError(`${label.toLowerCase()} "${m.name}": uid ${m.uid} does not match the stored object (${cm.uid})`, Code.Aborted);
+        }
+        // What the server owns is kept from the stored object.
+        m.uid = cm.uid;
+        m.creationTimestamp = cm.creationTimestamp;
+        m.deletionTimestamp = cm.deletionTimestamp;
+        m.deletionGracePeriodSeconds = cm.deletionGracePeriodSeconds;
+        m.generation = cm.generation;
+        m.generateName = cm.generateName;
+        if (kind.hasStatus) obj.status = cur.status;
+        kind.defaults?.(obj);
+        if (cm.deletionTimestamp && m.finalizers.some((f) => !cm.finalizers.includes(f))) {
+          throw new ConnectError(`${label.toLowerCase()} "${m.name}" is being deleted: finalizers may only be removed`, Code.FailedPrecondition);
+        }
+        validate(obj, cur);
+        if (specChanged(obj, cur)) m.generation = cm.generation + 1n;
+        m.resourceVersion = cm.resourceVersion;
+        if (equals(kind.schema, obj, cur)) return cur; // a no-op update writes nothing
+        if (dryRun) return obj;
+        try {
+          const stored = await write(objectKey(kind, obj), obj, Number(cm.resourceVersion));
+          // The last finalizer removed from an object being deleted lets it go.
+          if (mustFinishNow(stored)) return (await finish(stored)).obj;
+          return stored;
+        } catch (err) {
+          if (err instanceof StoreError && err.code === "Conflict" && wanted === undefined) continue;
+          throw fromStoreError(err, label, m.name);
+        }
+      }
+    },
+
+    async updateStatus(input) {
+      if (!kind.hasStatus) throw new ConnectError(`${label} has no status`, Code.Unimplemented);
+      const obj = requireObject(input);
+      const m = obj.metadata;
+      if (!m) throw invalid(label, [{ field: "metadata", message: "required" }]);
+      if (kind.namespaced && m.namespace === "") m.namespace = "default";
+      requireName(m.namespace, m.name);
+      const wanted = parseRv(m.resourceVersion);
+      for (;;) {
+        const cur = await read(m.namespace, m.name);
+        if (wanted !== undefined && String(wanted) !== cur.metadata!.resourceVersion) throw conflict(label, m.name);
+        const next = clone(kind.schema, cur) as ApiObject;
+        next.status = obj.status;
+        validate(next, cur);
+        if (equals(kind.schema, next, cur)) return cur;
+        try {
+          return await write(objectKey(kind, next), next, Number(cur.metadata!.resourceVersion));
+        } catch (err) {
+          if (err instanceof StoreError && err.code === "Conflict" && wanted === undefined) continue;
+          throw fromStoreError(err, label, m.name);
+        }
+      }
+    },
+
+    async delete(namespace, name, opts) {
+      if (kind.namespaced && namespace === "") namespace = "default";
+      requireName(namespace, name);
+      for (;;) {
+        const cur = await read(namespace, name);
+        const m = cur.metadata!;
+        if (opts?.resourceVersion && opts.resourceVersion !== m.resourceVersion) throw conflict(label, name);
+        if (opts?.uid && opts.uid !== m.uid) {
+          throw new ConnectError(`${label.toLowerCase()} "${name}": precondition failed: uid ${opts.uid} does not match ${m.uid}`, Code.Aborted);
+        }
+        const policy = opts?.propagationPolicy ?? "";
+        if (policy !== "" && policy !== "Background" && !(policy in propagationFinalizers)) {
+          throw invalid("delete options", [{ field: "options.propagationPolicy", message: `must be Background, Foreground or Orphan, got "${policy}"` }]);
+        }
+        const grace = opts?.gracePeriodSeconds;
+        if (grace !== undefined && grace < 0n) {
+          throw invalid("delete options", [{ field: "options.gracePeriodSeconds", message: "must be >= 0" }]);
+        }
+        const next = clone(kind.schema, cur) as ApiObject;
+        const nm = next.metadata!;
+        const finalizer = propagationFinalizers[policy];
+        if (finalizer && !nm.finalizers.includes(finalizer) && !m.deletionTimestamp) nm.finalizers.push(finalizer);
+        if (kind.kind === "Pod" && (next as any).spec.nodeName !== "") {
+          // Graceful: the node agent stops the containers, then confirms with grace period 0.
+          const g = grace ?? nm.deletionGracePeriodSeconds ?? (next as any).spec.terminationGracePeriodSeconds ?? 30n;
+          if (nm.deletionGracePeriodSeconds === undefined || g < nm.deletionGracePeriodSeconds) {
+            nm.deletionGracePeriodSeconds = g;
+            nm.deletionTimestamp = timestampFromDate(new Date(Date.now() + Number(g) * 1000));
+          }
+        } else if (kind.kind === "Namespace") {
+          nm.deletionTimestamp ??= timestampNow();
+          (next as any).status.phase = "Terminating";
+        } else if (nm.finalizers.length > 0) {
+          nm.deletionTimestamp ??= timestampNow();
+          nm.deletionGracePeriodSeconds ??= 0n;
+        } else {
+          try {
+            return await finish(cur);
+          } catch (err) {
+            if (err instanceof ConnectError && err.code === Code.Aborted && !opts?.resourceVersion) continue;
+            throw err;
+          }
+        }
+        if (kind.kind !== "Namespace" && mustFinishNow(next)) {
+          try {
+            return await finish(cur);
+          } catch (err) {
+            if (err instanceof ConnectError && err.code === Code.Aborted && !opts?.resourceVersion) continue;
+            throw err;
+          }
+        }
+        if (equals(kind.schema, next, cur)) {
+          if (kind.kind === "Namespace") ctx.onNamespaceTerminating?.(name);
+          return { obj: cur, deleted: false };
+        }
+        try {
+          const stored = await write(objectKey(kind, next), next, Number(m.resourceVersion));
+          if (kind.kind === "Namespace") ctx.onNamespaceTerminating?.(name);
+          return { obj: stored, deleted: false };
+        } catch (err) {
+          if (err instanceof StoreError && err.code === "Conflict" && !opts?.resourceVersion) continue;
+          throw fromStoreError(err, label, name);
+        }
+      }
+    },
+  };
+
+  function parseRv(rv: string): number | undefined {
+    try {
+      return parseResourceVersion(rv);
+    } catch (e) {
+      throw invalid(label, [{ field: "metadata.resourceVersion", message: (e as Error).message }]);
+    }
+  }
+
+  return ops;
+}
+
+/** PodService.Bind: a conditional write that only an unbound, live pod accepts. */
+export async function bindPod(ops: ResourceOps, store: Store, namespace: string, name: string, nodeName: string, uid: string): Promise<ApiObject> {
+  if (namespace === "") namespace = "default";
+  const v: Violation[] = [];
+  if (name === "") v.push({ field: "name", message: "required" });
+  if (nodeName === "") v.push({ field: "nodeName", message: "required" });
+  if (v.length) throw invalid("bind request", v);
+  for (;;) {
+    const cur = await ops.get(namespace, name);
+    const pod = cur as any;
+    if (uid !== "" && uid !== pod.metadata.uid) throw new ConnectError(`pod "${name}": uid ${uid} does not match ${pod.metadata.uid}`, Code.Aborted);
+    if (pod.metadata.deletionTimestamp) throw new ConnectError(`pod "${name}" is being deleted`, Code.FailedPrecondition);
+    if (pod.spec.nodeName !== "") {
+      throw new ConnectError(`pod "${name}" is already bound to node "${pod.spec.nodeName}"`, Code.FailedPrecondition);
+    }
+    const next = clone(ops.kind.schema, cur) as any;
+    next.spec.nodeName = nodeName;
+    const conds = next.status.conditions.filter((c: { type: string }) => c.type !== "PodScheduled");
+    conds.push(create(ConditionSchema, { type: "PodScheduled", status: "True", lastTransitionTime: timestampNow() }));
+    next.status.conditions = conds;
+    try {
+      const kv = await store.update(objectKey(ops.kind, next), encode(ops.kind, next), Number(pod.metadata.resourceVersion));
+      return decode(ops.kind, kv.value, kv.modRevision);
+    } catch (err) {
+      if (err instanceof StoreError && err.code === "Conflict") continue;
+      throw fromStoreError(err, "Pod", name);
+    }
+  }
+}

@@ -1,0 +1,173 @@
+// The apiserver: one port that speaks Connect, gRPC and gRPC-Web over HTTP/2 (h2c) and HTTP/1.1,
+// plus /healthz, /readyz and /metrics. Only the apiserver touches storage.
+import { create } from "@bufbuild/protobuf";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { Logger } from "pino";
+import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
+import { kinds } from "../api/registry.ts";
+import type { Store } from "../storage/store.ts";
+import { createApiMetrics } from "./metrics.ts";
+import { createNamespaceFinalizer } from "./namespaces.ts";
+import { createResourceOps, type ResourceOps } from "./resources.ts";
+import { registerService } from "./service.ts";
+import { createWatchCache, type WatchCache } from "./watchcache.ts";
+
+export interface ApiServerOptions {
+  store: Store;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  log?: Logger;
+  /** Events per kind kept for watch resumes. */
+  watchCacheSize?: number;
+  heartbeatMs?: number;
+  /** How often storage history is compacted (0 = never). */
+  compactionIntervalMs?: number;
+  /** Namespaces created at start, like Kubernetes' "default". */
+  initialNamespaces?: string[];
+}
+
+export interface ApiServer {
+  url: string;
+  port: number;
+  ops: Map<string, ResourceOps>;
+  caches: Map<string, WatchCache>;
+  /** Compacts storage and the watch caches up to a revision (default: the current one). */
+  compact(revision?: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+const HTTP2_PREFACE = "PRI * HTTP/2.0";
+
+export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const log = opts.log;
+  const metrics = createApiMetrics();
+  const store = metrics.instrument(opts.store);
+  const caches = new Map<string, WatchCache>();
+  const ops = new Map<string, ResourceOps>();
+  let finalizer: ReturnType<typeof createNamespaceFinalizer> | undefined;
+  for (const k of kinds) {
+    caches.set(k.kind, createWatchCache(k, opts.store, { historySize: opts.watchCacheSize, log }));
+  }
+  for (const k of kinds) {
+    ops.set(k.kind, createResourceOps(k, { store, caches, onNamespaceTerminating: (n) => finalizer?.terminate(n) }));
+  }
+  finalizer = createNamespaceFinalizer(ops, store, log);
+  await Promise.all([...caches.values()].map((c) => c.start()));
+
+  for (const name of opts.initialNamespaces ?? ["default", "skiff-system"]) {
+    await ops
+      .get("Namespace")!
+      .create(create(NamespaceSchema, { metadata: { name } }))
+      .catch((err) => {
+        if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) throw err;
+      });
+  }
+  await finalizer.resume();
+
+  const shutdown = new AbortController();
+  const connect = connectNodeAdapter({
+    routes: (router) => {
+      for (const k of kinds) {
+        registerService(router, ops.get(k.kind)!, caches.get(k.kind)!, store, {
+          heartbeatMs: opts.heartbeatMs ?? 30_000,
+          onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
+        });
+      }
+    },
+    interceptors: [metrics.interceptor],
+    shutdownSignal: shutdown.signal,
+    readMaxBytes: 16 * 1024 * 1024,
+  });
+
+  let ready = true;
+  async function handle(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) {
+    const path = (req.url ?? "").split("?")[0];
+    const reply = (code: number, body: string, type = "text/plain") => {
+      (res as http.ServerResponse).writeHead(code, { "content-type": type });
+      res.end(body);
+    };
+    if (path === "/healthz" || path === "/livez") return reply(200, "ok\n");
+    if (path === "/readyz") {
+      const ok = ready && (await store.ready().catch(() => false));
+      return reply(ok ? 200 : 503, ok ? "ok\n" : "storage unreachable\n");
+    }
+    if (path === "/metrics") return reply(200, await metrics.registry.metrics(), metrics.registry.contentType);
+    (connect as (a: unknown, b: unknown) => void)(req, res);
+  }
+
+  const h2 = http2.createServer({}, (req, res) => void handle(req, res));
+  const h1 = http.createServer((req, res) => void handle(req, res));
+  const sockets = new Set<net.Socket>();
+  // One port for both protocols: look at the first bytes of each connection.
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.once("data", (chunk) => {
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk.subarray(0, HTTP2_PREFACE.length).toString("latin1") === HTTP2_PREFACE) {
+        // http2 takes the socket's handle and drains what is buffered itself.
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 6443, opts.host ?? "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const host = opts.host ?? "127.0.0.1";
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  log?.info({ url }, "apiserver listening");
+
+  async function compact(revision?: number): Promise<number> {
+    const rev = revision ?? (await opts.store.currentRevision());
+    await opts.store.compact(rev);
+    for (const c of caches.values()) c.compact(rev);
+    log?.info({ revision: rev }, "compacted storage");
+    return rev;
+  }
+  // Like Kubernetes: compact to the revision seen one interval ago, so history always spans one interval.
+  let lastSeen = 0;
+  const compactor =
+    opts.compactionIntervalMs && opts.compactionIntervalMs > 0
+      ? setInterval(() => {
+          void (async () => {
+            const now = await opts.store.currentRevision();
+            if (lastSeen > 0) await compact(lastSeen);
+            lastSeen = now;
+          })().catch((err) => log?.warn({ err: String(err) }, "compaction failed"));
+        }, opts.compactionIntervalMs)
+      : undefined;
+  compactor?.unref();
+
+  return {
+    url,
+    port,
+    ops,
+    caches,
+    compact,
+    async close() {
+      ready = false;
+      clearInterval(compactor);
+      finalizer?.stop();
+      shutdown.abort();
+      for (const c of caches.values()) c.stop();
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        // Idle keep-alive connections would hold close() open; streams were ended above.
+        setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, 1000).unref();
+      });
+    },
+  };
+}

@@ -1,0 +1,101 @@
+// Turns the generic resource operations into one Connect service per kind. Requests and responses
+// differ per kind only in the name of the field that carries the object (kind.field).
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
+import type { ApiObject } from "../api/registry.ts";
+import type { Store } from "../storage/store.ts";
+import { invalid } from "./errors.ts";
+import { parseResourceVersion } from "./objects.ts";
+import { bindPod, type ResourceOps } from "./resources.ts";
+import type { WatchCache } from "./watchcache.ts";
+
+export interface ServiceOptions {
+  /** How often an idle watch gets a BOOKMARK, so clients and proxies see the stream alive. */
+  heartbeatMs: number;
+  onWatch?: (kind: string, delta: 1 | -1) => void;
+}
+
+const eventTypes = {
+  ADDED: WatchEventType.ADDED,
+  MODIFIED: WatchEventType.MODIFIED,
+  DELETED: WatchEventType.DELETED,
+  BOOKMARK: WatchEventType.BOOKMARK,
+} as const;
+
+export function registerService(router: ConnectRouter, ops: ResourceOps, cache: WatchCache, store: Store, opts: ServiceOptions): void {
+  const { kind } = ops;
+  const f = kind.field;
+  const bookmark = (rev: number) => ({
+    type: WatchEventType.BOOKMARK,
+    [f]: create(kind.schema, { metadata: { resourceVersion: String(rev) } }),
+  });
+
+  const impl: Record<string, unknown> = {
+    async create(req: any) {
+      return { [f]: await ops.create(req[f], req.dryRun) };
+    },
+    async get(req: any) {
+      return { [f]: await ops.get(req.namespace ?? "", req.name) };
+    },
+    async list(req: any) {
+      return ops.list(req.namespace ?? "", req.labelSelector, req.fieldSelector);
+    },
+    async update(req: any) {
+      return { [f]: await ops.update(req[f], req.dryRun) };
+    },
+    async delete(req: any) {
+      const { obj, deleted } = await ops.delete(req.namespace ?? "", req.name, req.options);
+      return { [f]: obj, deleted };
+    },
+    async *watch(req: any, ctx: HandlerContext) {
+      const filter = ops.filter(req.namespace ?? "", req.labelSelector, req.fieldSelector);
+      let from: number | undefined;
+      try {
+        from = parseResourceVersion(req.resourceVersion);
+      } catch (e) {
+        throw invalid("watch request", [{ field: "resourceVersion", message: (e as Error).message }]);
+      }
+      // No version: the current state comes from a consistent list (the cache may lag a write the
+      // client just made), and the watch continues from that list's revision.
+      let initial: ApiObject[] = [];
+      if (from === undefined) {
+        const listed = await ops.list(req.namespace ?? "", req.labelSelector, req.fieldSelector);
+        initial = listed.items;
+        from = Number(listed.resourceVersion);
+      }
+      const w = cache.watch(from, filter);
+      const start = from;
+      const stop = () => w.close();
+      ctx.signal.addEventListener("abort", stop);
+      opts.onWatch?.(kind.kind, 1);
+      try {
+        if (req.resourceVersion === "") {
+          for (const obj of initial) yield { type: WatchEventType.ADDED, [f]: obj };
+          yield bookmark(start);
+        }
+        while (!ctx.signal.aborted) {
+          const batch = await w.next(opts.heartbeatMs);
+          if (batch.length === 0) yield bookmark(w.revision());
+          for (const e of batch) {
+            yield e.type === "BOOKMARK" ? bookmark(e.revision) : { type: eventTypes[e.type], [f]: e.obj as ApiObject };
+          }
+        }
+      } catch (err) {
+        if (ctx.signal.aborted && err instanceof ConnectError && err.code === Code.Canceled) return;
+        throw err;
+      } finally {
+        ctx.signal.removeEventListener("abort", stop);
+        w.close();
+        opts.onWatch?.(kind.kind, -1);
+      }
+    },
+  };
+  if (kind.hasStatus) {
+    impl.updateStatus = async (req: any) => ({ [f]: await ops.updateStatus(req[f]) });
+  }
+  if (kind.kind === "Pod") {
+    impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid) });
+  }
+  router.service(kind.service, impl as any);
+}

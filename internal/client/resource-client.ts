@@ -1,0 +1,94 @@
+// One typed client per kind, built from the kind registry: the same seven calls for every kind
+// (plus Bind for pods), with the object under its natural name instead of the kind's field name.
+import { createClient, type CallOptions, type Transport } from "@connectrpc/connect";
+import type { GenService } from "@bufbuild/protobuf/codegenv2";
+import type { DeleteOptions } from "../../gen/skiff/v1alpha1/meta_pb.js";
+import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
+import { kindByName, type ApiObject, type Kind } from "../api/registry.ts";
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+export interface WatchOptions extends ListOptions {
+  /** "" = the current state as ADDED events, then a BOOKMARK, then changes. */
+  resourceVersion?: string;
+}
+
+export type WatchType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK";
+
+export interface WatchEvent<T> {
+  type: WatchType;
+  object: T;
+}
+
+export interface ResourceClient<T extends ApiObject = ApiObject> {
+  kind: Kind;
+  create(obj: T, opts?: { dryRun?: boolean } & CallOptions): Promise<T>;
+  get(namespace: string, name: string, opts?: CallOptions): Promise<T>;
+  list(namespace: string, opts?: ListOptions & CallOptions): Promise<{ items: T[]; resourceVersion: string }>;
+  update(obj: T, opts?: { dryRun?: boolean } & CallOptions): Promise<T>;
+  updateStatus(obj: T, opts?: CallOptions): Promise<T>;
+  delete(namespace: string, name: string, opts?: Partial<DeleteOptions> & CallOptions): Promise<{ object: T; deleted: boolean }>;
+  watch(namespace: string, opts?: WatchOptions & CallOptions): AsyncIterable<WatchEvent<T>>;
+}
+
+const typeNames: Record<number, WatchType> = {
+  [WatchEventType.ADDED]: "ADDED",
+  [WatchEventType.MODIFIED]: "MODIFIED",
+  [WatchEventType.DELETED]: "DELETED",
+  [WatchEventType.BOOKMARK]: "BOOKMARK",
+};
+
+export function createResourceClient<T extends ApiObject = ApiObject>(transport: Transport, kind: Kind | string): ResourceClient<T> {
+  const k = typeof kind === "string" ? kindByName(kind) : kind;
+  if (!k) throw new Error(`unknown kind ${String(kind)}`);
+  // The registry knows the shapes are uniform across kinds; TypeScript cannot, so call loosely here.
+  const c = createClient(k.service as GenService<any>, transport) as unknown as Record<string, (req: any, opts?: CallOptions) => any>;
+  const f = k.field;
+  const callOpts = (o?: CallOptions): CallOptions | undefined =>
+    o ? { signal: o.signal, timeoutMs: o.timeoutMs, headers: o.headers } : undefined;
+  const ns = (namespace: string) => (k.namespaced ? { namespace } : {});
+  return {
+    kind: k,
+    async create(obj, opts) {
+      return (await c.create({ [f]: obj, dryRun: opts?.dryRun ?? false }, callOpts(opts)))[f];
+    },
+    async get(namespace, name, opts) {
+      return (await c.get({ ...ns(namespace), name }, callOpts(opts)))[f];
+    },
+    async list(namespace, opts) {
+      const res = await c.list(
+        { ...ns(namespace), labelSelector: opts?.labelSelector ?? "", fieldSelector: opts?.fieldSelector ?? "" },
+        callOpts(opts),
+      );
+      return { items: res.items, resourceVersion: res.resourceVersion };
+    },
+    async update(obj, opts) {
+      return (await c.update({ [f]: obj, dryRun: opts?.dryRun ?? false }, callOpts(opts)))[f];
+    },
+    async updateStatus(obj, opts) {
+      return (await c.updateStatus({ [f]: obj }, callOpts(opts)))[f];
+    },
+    async delete(namespace, name, opts) {
+      const { signal, timeoutMs, headers, ...options } = opts ?? {};
+      const res = await c.delete({ ...ns(namespace), name, options }, { signal, timeoutMs, headers });
+      return { object: res[f], deleted: res.deleted };
+    },
+    async *watch(namespace, opts) {
+      const stream = c.watch(
+        {
+          ...ns(namespace),
+          labelSelector: opts?.labelSelector ?? "",
+          fieldSelector: opts?.fieldSelector ?? "",
+          resourceVersion: opts?.resourceVersion ?? "",
+        },
+        callOpts(opts),
+      );
+      for await (const ev of stream as AsyncIterable<any>) {
+        yield { type: typeNames[ev.type] ?? "MODIFIED", object: ev[f] as T };
+      }
+    },
+  };
+}

@@ -1,0 +1,56 @@
+// `skiff apiserver`: serves the API on one port, backed by etcd or by the in-memory store.
+import { defineCommand } from "citty";
+import { startApiServer } from "../apiserver/server.ts";
+import { createLogger } from "../log/log.ts";
+import { createEtcdStore } from "../storage/etcd.ts";
+import { createMemoryStore } from "../storage/memory.ts";
+import type { Store } from "../storage/store.ts";
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`--listen must be HOST:PORT, got "${listen}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`--listen port must be at most 65535, got ${port}`);
+  return { host: m[1] ?? (m[2] || "127.0.0.1"), port };
+}
+
+export const apiserverCommand = defineCommand({
+  meta: { name: "apiserver", description: "Serve the Skiff API (Connect, gRPC, gRPC-Web) backed by etcd" },
+  args: {
+    "etcd-servers": { type: "string", description: "Comma-separated etcd client URLs", default: "http://127.0.0.1:2379" },
+    "etcd-prefix": { type: "string", description: "Key prefix in etcd", default: "/skiff" },
+    store: { type: "string", description: "Storage backend: etcd or memory (memory loses everything on exit)", default: "etcd" },
+    listen: { type: "string", description: "HOST:PORT to serve on", default: "127.0.0.1:6443" },
+    "watch-cache-size": { type: "string", description: "Events per kind kept for watch resumes", default: "10000" },
+    "compaction-interval": { type: "string", description: "Seconds between storage compactions (0 = never)", default: "300" },
+    "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
+  },
+  async run({ args }) {
+    const log = createLogger("apiserver", args["log-level"]);
+    const { host, port } = parseListen(args.listen);
+    let store: Store;
+    if (args.store === "memory") store = createMemoryStore();
+    else if (args.store === "etcd") {
+      store = createEtcdStore({ endpoints: args["etcd-servers"].split(",").map((s) => s.trim()), prefix: args["etcd-prefix"] });
+    } else throw new Error(`--store must be etcd or memory, got "${args.store}"`);
+    const server = await startApiServer({
+      store,
+      host,
+      port,
+      log,
+      watchCacheSize: Number(args["watch-cache-size"]),
+      compactionIntervalMs: Number(args["compaction-interval"]) * 1000,
+    });
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, "shutting down");
+      await server.close();
+      await store.close();
+      process.exit(0);
+    };
+    process.on("SIGTERM", () => void stop("SIGTERM"));
+    process.on("SIGINT", () => void stop("SIGINT"));
+  },
+});

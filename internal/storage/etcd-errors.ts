@@ -1,0 +1,39 @@
+// Mapping etcd3 (npm) / gRPC failures onto StoreError codes.
+
+import { ClientClosedError, isRecoverableError } from "etcd3";
+import { StoreError } from "./store.ts";
+
+const COMPACTED = "required revision has been compacted";
+const FUTURE = "required revision is a future revision";
+
+// etcd server errors that mean "not now" rather than "never".
+const TRANSIENT =
+  /etcdserver: (request timed out|leader changed|no leader|too many requests|server stopped|request cancelled|timeout)|UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|No connection established/i;
+
+export function isCompactedError(err: unknown): boolean {
+  return err instanceof Error && err.message.includes(COMPACTED);
+}
+
+export function isFutureRevisionError(err: unknown): boolean {
+  return err instanceof Error && err.message.includes(FUTURE);
+}
+
+export function isUnavailableError(err: unknown): boolean {
+  if (err instanceof StoreError) return err.code === "Unavailable";
+  if (!(err instanceof Error)) return false;
+  return isRecoverableError(err) || err instanceof ClientClosedError || TRANSIENT.test(err.message);
+}
+
+/** Returns a StoreError (or RangeError for misuse) for err, or err itself when unknown. */
+export function mapEtcdError(err: unknown, what: string): unknown {
+  if (err instanceof StoreError) return err;
+  if (isCompactedError(err)) return new StoreError("Compacted", `${what}: ${COMPACTED}`, { cause: err });
+  if (isFutureRevisionError(err)) return new RangeError(`${what}: ${FUTURE}`, { cause: err });
+  if (err instanceof Error && err.message.includes("too many operations in txn request")) {
+    return new RangeError(`${what}: too many operations in one txn (etcd --max-txn-ops)`, { cause: err });
+  }
+  if (isUnavailableError(err)) {
+    return new StoreError("Unavailable", `${what}: etcd unavailable: ${(err as Error).message}`, { cause: err });
+  }
+  return err;
+}

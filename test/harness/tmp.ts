@@ -1,0 +1,51 @@
+// Temp dirs for servers that tests start. Each dir records the pid of the test process that
+// owns it; a later run removes dirs whose owner is gone, so a crashed run leaves nothing behind
+// for long and never collides with the next (every dir name is unique anyway).
+
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const OWNER_FILE = "owner.pid";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes `${prefix}*` dirs in the temp dir whose owning process no longer exists. */
+export function sweepStaleTempDirs(prefix: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const dir = join(tmpdir(), name);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(join(dir, OWNER_FILE), "utf8"));
+    } catch {
+      continue; // not ours, or still being set up: leave it
+    }
+    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A fresh, unique dir owned by this process. */
+export function makeTempDir(prefix: string): string {
+  sweepStaleTempDirs(prefix);
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  writeFileSync(join(dir, OWNER_FILE), String(process.pid));
+  return dir;
+}
+
+export function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}

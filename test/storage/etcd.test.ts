@@ -1,0 +1,124 @@
+// The shared Store conformance suite on a real etcd, plus what only etcd can show: watches are
+// multiplexed and released on abort (read from etcd's own metrics), and losing etcd mid-watch.
+
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { b, describeStoreConformance, expectStoreError, str } from "../../internal/storage/conformance.ts";
+import { startWatch } from "../../internal/storage/conformance-watch.ts";
+import { createEtcdStore } from "../../internal/storage/etcd.ts";
+import { StoreError } from "../../internal/storage/store.ts";
+import { startEtcd, type EtcdServer } from "../harness/etcd.ts";
+import { startTcpProxy } from "./tcp-proxy.ts";
+
+let etcd: EtcdServer;
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+let stores = 0;
+describeStoreConformance("etcd", async () => {
+  // One etcd for the whole file; every test gets its own key prefix.
+  const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: `/conformance/${++stores}` });
+  return { store, cleanup: () => store.close() };
+});
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(url)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  if (!line) throw new Error(`metric ${name} not found at ${url}`);
+  return Number(line.slice(name.length + 1));
+}
+
+describe("etcd store specifics", () => {
+  it("multiplexes watches on one gRPC stream and releases each when its signal aborts", async () => {
+    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/leak" });
+    try {
+      const watchers0 = await metric(etcd.metricsUrl, "etcd_debugging_mvcc_watcher_total");
+      const streams0 = await metric(etcd.metricsUrl, "etcd_debugging_mvcc_watch_stream_total");
+      expect(watchers0).toBe(0); // every earlier test released its watchers too
+      const r0 = await store.currentRevision();
+      const watches = Array.from({ length: 20 }, () => startWatch(store, "/x/", r0 + 1));
+      await store.create("/x/a", b("1"));
+      await Promise.all(watches.map((w) => w.waitFor(1)));
+      expect(await metric(etcd.metricsUrl, "etcd_debugging_mvcc_watcher_total")).toBe(watchers0 + 20);
+      expect(await metric(etcd.metricsUrl, "etcd_debugging_mvcc_watch_stream_total")).toBe(streams0 + 1);
+      await Promise.all(watches.map((w) => w.stop()));
+      await vi.waitFor(async () => expect(await metric(etcd.metricsUrl, "etcd_debugging_mvcc_watcher_total")).toBe(watchers0), {
+        timeout: 5000,
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("keeps each store's keys under its prefix", async () => {
+    const a = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/iso/a" });
+    const bStore = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/iso/b" });
+    const root = createEtcdStore({ endpoints: [etcd.endpoint] });
+    try {
+      await a.create("/k", b("from a"));
+      await bStore.create("/k", b("from b"));
+      expect((await a.list("")).items.map((kv) => [kv.key, str(kv.value)])).toEqual([["/k", "from a"]]);
+      expect((await root.list("/iso/")).items.map((kv) => kv.key)).toEqual(["/iso/a/k", "/iso/b/k"]);
+    } finally {
+      await Promise.all([a.close(), bStore.close(), root.close()]);
+    }
+  });
+});
+
+describe("etcd connection trouble", () => {
+  it("resumes a watch after a dropped connection when etcd is still there, losing nothing", async () => {
+    const url = new URL(etcd.endpoint);
+    const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port) });
+    const viaProxy = createEtcdStore({ endpoints: [proxy.endpoint], prefix: "/cut" });
+    const direct = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/cut" });
+    try {
+      const r0 = await direct.currentRevision();
+      const w = startWatch(viaProxy, "/", r0 + 1);
+      for (let i = 0; i < 3; i++) await direct.create(`/k${i}`, b(""));
+      await w.waitFor(3);
+      proxy.cutAll();
+      for (let i = 3; i < 6; i++) await direct.create(`/k${i}`, b(""));
+      const events = await w.waitFor(6);
+      expect(events.map((e) => e.modRevision)).toEqual([1, 2, 3, 4, 5, 6].map((i) => r0 + i));
+      await direct.create("/k6", b(""));
+      expect(await w.waitFor(7)).toHaveLength(7);
+      expect(w.error()).toBeUndefined();
+      await w.stop();
+    } finally {
+      await Promise.all([viaProxy.close(), direct.close()]);
+      await proxy.close();
+    }
+  });
+
+  let own: EtcdServer | undefined;
+  afterAll(async () => {
+    await own?.stop();
+  });
+
+  it("ends a running watch with Unavailable, fails calls with Unavailable, and is not ready", async () => {
+    own = await startEtcd();
+    const store = createEtcdStore({ endpoints: [own.endpoint], prefix: "/gone", requestTimeoutMs: 3000 });
+    try {
+      const r0 = await store.currentRevision();
+      const w = startWatch(store, "/", r0 + 1);
+      await store.create("/a", b("1"));
+      await w.waitFor(1);
+      await own.stop();
+      await w.settled();
+      expect(w.error()).toBeInstanceOf(StoreError);
+      expect((w.error() as StoreError).code).toBe("Unavailable");
+      await expectStoreError(store.get("/a"), "Unavailable");
+      await expectStoreError(store.create("/b", b("")), "Unavailable");
+      expect(await store.ready()).toBe(false);
+      // A new watch against the dead endpoint fails the same way rather than hanging.
+      const w2 = startWatch(store, "/", r0 + 1);
+      await w2.settled();
+      expect((w2.error() as StoreError).code).toBe("Unavailable");
+    } finally {
+      await store.close();
+    }
+  });
+});
