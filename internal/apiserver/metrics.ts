@@ -42,7 +42,7 @@ export function createApiMetrics(): ApiMetrics {
   });
 
   const interceptor: Interceptor = (next) => async (req) => {
-    const labels = { service: req.service.name, method: req.method.name };
+    const labels = { service: req.service.typeName, method: req.method.name };
     const end = latency.startTimer(labels);
     try {
       const res = await next(req);

@@ -123,9 +123,10 @@ export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
     signal.addEventListener("abort", onAbort, { once: true });
     active.add(push);
 
-    let current = open(range, next, push);
+    let current: { cancel(): void } | undefined;
     let resumes = 0;
     try {
+      current = open(range, next, push);
       for (;;) {
         if (signal.aborted || deps.isClosed()) return;
         const item = inbox.shift();
@@ -166,7 +167,7 @@ export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
     } finally {
       signal.removeEventListener("abort", onAbort);
       active.delete(push);
-      current.cancel();
+      current?.cancel();
     }
   }
 

@@ -1,0 +1,59 @@
+// Runs Debian's etcd as a child of `skiff up`, its data under the state directory, so a second
+// `skiff up` finds the same cluster. etcd dies with us: it reads EOF on a pipe when we exit.
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+export interface EtcdProcess {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+export async function startEtcdProcess(stateDir: string, clientPort: number, peerPort: number): Promise<EtcdProcess> {
+  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const dataDir = join(stateDir, "etcd");
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const args = [
+    "--name=skiff",
+    `--data-dir=${dataDir}`,
+    `--listen-client-urls=${endpoint}`,
+    `--advertise-client-urls=${endpoint}`,
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=skiff=${peer}`,
+    "--logger=zap",
+    "--log-level=warn",
+  ];
+  // The shell holds the pipe: when this process ends (even by SIGKILL), read returns and etcd gets SIGTERM.
+  const script = '"$0" "$@" </dev/null & pid=$!; (read _; kill -TERM $pid 2>/dev/null) & wait $pid';
+  const child = spawn("sh", ["-c", script, process.env.SKIFF_ETCD_BIN ?? "etcd", ...args], { stdio: ["pipe", "ignore", "pipe"] });
+  let log = "";
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (log = (log + d).slice(-4000)));
+  child.on("error", () => {});
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`etcd exited before it was healthy (is port ${clientPort} or ${peerPort} taken? is Debian's etcd-server installed?):\n${log}`);
+    }
+    try {
+      const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`etcd did not become healthy at ${endpoint}:\n${log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    endpoint,
+    async stop() {
+      child.stdin!.end();
+      const hard = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(hard);
+    },
+  };
+}
