@@ -18,13 +18,14 @@ export interface NamespaceFinalizer {
 export function createNamespaceFinalizer(ops: Map<string, ResourceOps>, store: Store, log?: Logger): NamespaceFinalizer {
   const running = new Set<string>();
   let stopped = false;
-  const nsOps = ops.get("Namespace")!;
-  const namespaced = [...ops.values()].filter((o) => o.kind.namespaced);
+  // Looked up when used: the map is filled after this finalizer is made.
+  const nsOps = () => ops.get("Namespace")!;
+  const namespaced = () => [...ops.values()].filter((o) => o.kind.namespaced);
 
   /** Deletes what is left; true when nothing is left. */
   async function sweep(ns: string): Promise<boolean> {
     let empty = true;
-    for (const o of namespaced) {
+    for (const o of namespaced()) {
       const { items } = await o.list(ns, "", "");
       for (const item of items) {
         empty = false;
@@ -40,7 +41,7 @@ export function createNamespaceFinalizer(ops: Map<string, ResourceOps>, store: S
     while (!stopped) {
       try {
         if (await sweep(ns)) {
-          const kv = await store.get(keyFor(nsOps.kind as Kind, "", ns));
+          const kv = await store.get(keyFor(nsOps().kind as Kind, "", ns));
           if (kv) await store.delete(kv.key, kv.modRevision);
           log?.info({ namespace: ns }, "namespace deleted");
           return;
@@ -60,7 +61,7 @@ export function createNamespaceFinalizer(ops: Map<string, ResourceOps>, store: S
       void run(name).finally(() => running.delete(name));
     },
     async resume() {
-      const { items } = await nsOps.list("", "", "");
+      const { items } = await nsOps().list("", "", "");
       for (const ns of items) if (ns.metadata?.deletionTimestamp) this.terminate(ns.metadata.name);
     },
     stop() {

@@ -49,14 +49,13 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const store = metrics.instrument(opts.store);
   const caches = new Map<string, WatchCache>();
   const ops = new Map<string, ResourceOps>();
-  let finalizer: ReturnType<typeof createNamespaceFinalizer> | undefined;
+  const finalizer = createNamespaceFinalizer(ops, store, log);
   for (const k of kinds) {
     caches.set(k.kind, createWatchCache(k, opts.store, { historySize: opts.watchCacheSize, log }));
   }
   for (const k of kinds) {
-    ops.set(k.kind, createResourceOps(k, { store, caches, onNamespaceTerminating: (n) => finalizer?.terminate(n) }));
+    ops.set(k.kind, createResourceOps(k, { store, caches, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
   }
-  finalizer = createNamespaceFinalizer(ops, store, log);
   await Promise.all([...caches.values()].map((c) => c.start()));
 
   for (const name of opts.initialNamespaces ?? ["default", "skiff-system"]) {
@@ -158,7 +157,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     async close() {
       ready = false;
       clearInterval(compactor);
-      finalizer?.stop();
+      finalizer.stop();
       shutdown.abort();
       for (const c of caches.values()) c.stop();
       await new Promise<void>((r) => {

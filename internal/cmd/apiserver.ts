@@ -2,6 +2,7 @@
 import { defineCommand } from "citty";
 import { startApiServer } from "../apiserver/server.ts";
 import { createLogger } from "../log/log.ts";
+import { guarded } from "./guard.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import type { Store } from "../storage/store.ts";
@@ -25,7 +26,7 @@ export const apiserverCommand = defineCommand({
     "compaction-interval": { type: "string", description: "Seconds between storage compactions (0 = never)", default: "300" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
-  async run({ args }) {
+  run: guarded(async ({ args }) => {
     const log = createLogger("apiserver", args["log-level"]);
     const { host, port } = parseListen(args.listen);
     let store: Store;
@@ -52,5 +53,5 @@ export const apiserverCommand = defineCommand({
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
-  },
+  }),
 });

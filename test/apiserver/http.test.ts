@@ -36,7 +36,7 @@ describe("http endpoints", () => {
       body: JSON.stringify({ configMap: { metadata: { name: "via-http1" }, data: { k: "v" } } }),
     });
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = (await res.json()) as any;
     expect(body.configMap.metadata.namespace).toBe("default");
     expect(body.configMap.data).toEqual({ k: "v" });
     const bad = await fetch(`${cp.server.url}/skiff.v1alpha1.ConfigMapService/Get`, {
@@ -45,7 +45,7 @@ describe("http endpoints", () => {
       body: JSON.stringify({ namespace: "default", name: "nope" }),
     });
     expect(bad.status).toBe(404);
-    expect((await bad.json()).code).toBe("not_found");
+    expect(((await bad.json()) as any).code).toBe("not_found");
   });
 
   it("/readyz fails while etcd is down", async () => {
