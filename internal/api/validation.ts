@@ -49,7 +49,8 @@ export function validateMeta(m: ObjectMeta | undefined, namespaced: boolean, nam
 
 function validateContainer(c: Container, path: string, volumes: Set<string>): Violation[] {
   const out: Violation[] = [];
-  out.push(...at(`${path}.name`, validateDNS1123Label(c.name)));
+  // Empty names and images are reported by the .proto rules; formats are checked here.
+  if (c.name !== "") out.push(...at(`${path}.name`, validateDNS1123Label(c.name)));
   if (c.image.trim() !== c.image) out.push({ field: `${path}.image`, message: "must not have leading or trailing whitespace" });
   const ports = new Set<string>();
   c.ports.forEach((p, i) => {
@@ -59,7 +60,7 @@ function validateContainer(c: Container, path: string, volumes: Set<string>): Vi
       ports.add(p.name);
     }
   });
-  c.env.forEach((e, i) => out.push(...at(`${path}.env[${i}].name`, validateEnvVarName(e.name))));
+  c.env.forEach((e, i) => e.name !== "" && out.push(...at(`${path}.env[${i}].name`, validateEnvVarName(e.name))));
   const req = c.resources?.requests ?? {};
   const lim = c.resources?.limits ?? {};
   out.push(...validateResourceList(req, `${path}.resources.requests`));
@@ -86,7 +87,7 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): Violat
   const out: Violation[] = [];
   const volumes = new Set<string>();
   spec.volumes.forEach((v, i) => {
-    out.push(...at(`${path}.volumes[${i}].name`, validateDNS1123Label(v.name)));
+    if (v.name !== "") out.push(...at(`${path}.volumes[${i}].name`, validateDNS1123Label(v.name)));
     if (volumes.has(v.name)) out.push({ field: `${path}.volumes[${i}].name`, message: `duplicate volume "${v.name}"` });
     volumes.add(v.name);
     const sources = [v.emptyDir, v.hostPath, v.configMap, v.secret, v.persistentVolumeClaim].filter(Boolean).length;
