@@ -163,6 +163,9 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       m.creationTimestamp = timestampNow();
       m.deletionTimestamp = undefined;
       m.deletionGracePeriodSeconds = undefined;
+      // Status is observed state: a client cannot create it (nodes excepted, whose agent registers
+      // capacity with the node, as in Kubernetes).
+      if (kind.hasStatus && kind.kind !== "Node") obj.status = undefined;
       kind.defaults?.(obj);
       validate(obj);
       if (kind.namespaced) await checkNamespace(m.namespace);

@@ -244,7 +244,10 @@ function fieldToKube(field: DescField, v: Json): Json {
     case "message":
       return toKubeJson(field.message, v);
     case "scalar":
-      return INT64_TYPES.has(field.scalar) ? int64ToKube(v) : v;
+      if (INT64_TYPES.has(field.scalar)) return int64ToKube(v);
+      // IntOrString: a number stays a number, as it was written.
+      if (typeof v === "string" && /^\d+$/.test(v) && INT_OR_STRING.has(`${field.parent.typeName}.${field.name}`)) return Number(v);
+      return v;
     case "list":
       if (!Array.isArray(v)) return v;
       if (field.listKind === "message") return v.map((item) => toKubeJson(field.message, item));

@@ -1,0 +1,88 @@
+// What every command needs: where to write, the apiserver to talk to, typed clients for it, and
+// the flags all commands share. One Session per invocation; tests make their own with fake I/O.
+import type { CallOptions } from "@connectrpc/connect";
+import { lookupKind, kinds, type Kind } from "../api/registry.ts";
+import { createResourceClient, type ResourceClient } from "../client/resource-client.ts";
+import { createApiTransport } from "../client/transport.ts";
+import { resolveServer, type Env } from "./config.ts";
+import { CliError } from "./errors.ts";
+
+export interface CliIO {
+  out(text: string): void;
+  err(text: string): void;
+  readStdin(): Promise<string>;
+  env: Env;
+  /** Aborts when the user interrupts (ends watches). */
+  signal: AbortSignal;
+}
+
+export interface Session {
+  io: CliIO;
+  /** --server given before the subcommand (the root command records it). */
+  rootServer?: string;
+  /** The server last resolved, for error messages. */
+  server?: string;
+}
+
+export interface Api {
+  server: string;
+  client(kind: Kind): ResourceClient;
+}
+
+/** Per-call time limit for everything but watches. */
+const CALL_TIMEOUT_MS = 30_000;
+
+function withTimeout(c: ResourceClient): ResourceClient {
+  const t = <O extends CallOptions | undefined>(o: O) => ({ timeoutMs: CALL_TIMEOUT_MS, ...(o ?? {}) });
+  return {
+    kind: c.kind,
+    create: (obj, o) => c.create(obj, t(o)),
+    get: (ns, name, o) => c.get(ns, name, t(o)),
+    list: (ns, o) => c.list(ns, t(o)),
+    update: (obj, o) => c.update(obj, t(o)),
+    updateStatus: (obj, o) => c.updateStatus(obj, t(o)),
+    delete: (ns, name, o) => c.delete(ns, name, t(o)),
+    watch: (ns, o) => c.watch(ns, o),
+  };
+}
+
+/** Connects to the apiserver named by --server, $SKIFF_SERVER, the config file or the default. */
+export async function connect(session: Session, serverFlag: string | undefined): Promise<Api> {
+  const { server } = await resolveServer(serverFlag || session.rootServer, session.io.env);
+  session.server = server;
+  const transport = createApiTransport(server);
+  const clients = new Map<string, ResourceClient>();
+  return {
+    server,
+    client(kind) {
+      let c = clients.get(kind.kind);
+      if (!c) clients.set(kind.kind, (c = withTimeout(createResourceClient(transport, kind))));
+      return c;
+    },
+  };
+}
+
+export function knownResourceTypes(): string {
+  return kinds.map((k) => (k.shortNames.length ? `${k.plural} (${k.shortNames.join(",")})` : k.plural)).join(", ");
+}
+
+/** A kind by any name a user types ("po", "pods", "Deployment"), or a CliError listing them all. */
+export function resolveKind(name: string): Kind {
+  const k = lookupKind(name);
+  if (!k) throw new CliError(`unknown resource type "${name}"; known types: ${knownResourceTypes()}`);
+  return k;
+}
+
+/** The flag every command takes. */
+export const serverArg = {
+  server: { type: "string", description: "apiserver URL (else $SKIFF_SERVER, the config file, http://127.0.0.1:6443)", valueHint: "URL" },
+} as const;
+
+export const namespaceArgs = {
+  namespace: { type: "string", alias: "n", description: "namespace (default: \"default\")", valueHint: "NS" },
+} as const;
+
+/** The namespace to use for namespaced objects. */
+export function namespaceOf(args: { namespace?: string }): string {
+  return args.namespace || "default";
+}

@@ -1,0 +1,53 @@
+// Errors as a user should read them: one line each, no stack, naming what to fix.
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** A mistake the user can fix; its message is printed as is. */
+export class CliError extends Error {
+  override name = "CliError";
+}
+
+const NETWORK_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EPIPE"]);
+
+function causeCode(err: ConnectError): string | undefined {
+  const c = err.cause as { code?: unknown } | undefined;
+  return typeof c?.code === "string" ? c.code : undefined;
+}
+
+/** The connection to the apiserver failed (as opposed to the apiserver answering with an error). */
+export function isUnreachable(err: unknown): boolean {
+  if (!(err instanceof ConnectError)) return false;
+  if (err.code === Code.DeadlineExceeded) return true;
+  if (err.code !== Code.Unavailable && err.code !== Code.Internal && err.code !== Code.Unknown) return false;
+  const code = causeCode(err);
+  return (code !== undefined && NETWORK_CODES.has(code)) || /ECONN|ENOTFOUND|EAI_AGAIN|socket hang up|session|protocol error/i.test(err.rawMessage);
+}
+
+/** One line (or a few, one per problem) describing err, without the "Error: " prefix. */
+export function describeError(err: unknown, server: string): string {
+  if (err instanceof ConnectError) {
+    if (isUnreachable(err)) {
+      const why = err.code === Code.DeadlineExceeded ? "no answer in time" : err.rawMessage;
+      return `cannot reach the apiserver at ${server}: ${why}`;
+    }
+    return err.rawMessage;
+  }
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** The text to print on stderr for err: every line starts with "Error: ". */
+export function formatError(err: unknown, server: string): string {
+  return describeError(err, server)
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => `Error: ${l}`)
+    .join("\n");
+}
+
+/** Ends the command with exit code 1 after its errors were already printed. */
+export class AlreadyReported extends Error {
+  override name = "AlreadyReported";
+  constructor() {
+    super("errors were reported");
+  }
+}

@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+import { PodSchema, PodStatusSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { ServiceSchema, ServiceSpecSchema } from "../../gen/skiff/v1alpha1/service_pb.js";
+import { NodeSpecSchema, NodeSystemInfoSchema } from "../../gen/skiff/v1alpha1/node_pb.js";
+import { kubeFieldName, ManifestFieldError, toKubeJson, toProtoJson, UnsupportedFieldError } from "./kube-json.ts";
+
+const name = (schema: { fields: { name: string }[] }, proto: string) =>
+  kubeFieldName((schema as any).fields.find((f: { name: string }) => f.name === proto));
+
+describe("kubeFieldName", () => {
+  it("spells initialisms the Kubernetes way", () => {
+    expect(name(ServiceSpecSchema, "cluster_ip")).toBe("clusterIP");
+    expect(name(ServiceSpecSchema, "cluster_ips")).toBe("clusterIPs");
+    expect(name(ServiceSpecSchema, "external_ips")).toBe("externalIPs");
+    expect(name(PodStatusSchema, "pod_ip")).toBe("podIP");
+    expect(name(PodStatusSchema, "pod_ips")).toBe("podIPs");
+    expect(name(PodStatusSchema, "host_ip")).toBe("hostIP");
+    expect(name(PodStatusSchema, "qos_class")).toBe("qosClass");
+    expect(name(NodeSpecSchema, "pod_cidr")).toBe("podCIDR");
+    expect(name(NodeSpecSchema, "provider_id")).toBe("providerID");
+    expect(name(NodeSystemInfoSchema, "machine_id")).toBe("machineID");
+    expect(name(NodeSystemInfoSchema, "os_image")).toBe("osImage");
+  });
+});
+
+describe("toProtoJson", () => {
+  it("accepts both spellings and renames to proto3 JSON", () => {
+    expect(toProtoJson(ServiceSpecSchema, { clusterIP: "10.0.0.1" })).toEqual({ clusterIp: "10.0.0.1" });
+    expect(toProtoJson(ServiceSpecSchema, { clusterIp: "10.0.0.1" })).toEqual({ clusterIp: "10.0.0.1" });
+    expect(toProtoJson(ServiceSpecSchema, { cluster_ip: "10.0.0.1" })).toEqual({ clusterIp: "10.0.0.1" });
+  });
+
+  it("turns int-or-string numbers into strings", () => {
+    const out = toProtoJson(ServiceSchema, { spec: { ports: [{ port: 80, targetPort: 8080 }, { port: 81, targetPort: "http" }] } });
+    expect(out).toEqual({ spec: { ports: [{ port: 80, targetPort: "8080" }, { port: 81, targetPort: "http" }] } });
+  });
+
+  it("accepts and checks quantities", () => {
+    const c = (resources: unknown) => toProtoJson(PodSchema, { spec: { containers: [{ name: "a", image: "b", resources }] } });
+    expect(c({ requests: { cpu: 1, memory: 128974848 }, limits: { cpu: "500m" } })).toEqual({
+      spec: { containers: [{ name: "a", image: "b", resources: { requests: { cpu: "1", memory: "128974848" }, limits: { cpu: "500m" } } }] },
+    });
+    expect(() => c({ requests: { cpu: "lots" } })).toThrow(/^spec\.containers\[0\]\.resources\.requests\.cpu: invalid quantity "lots"/);
+    expect(() => c({ requests: { memory: true } })).toThrow(/resources\.requests\.memory: must be a quantity/);
+  });
+
+  it("names an unsupported field by its full path", () => {
+    const run = () => toProtoJson(PodSchema, { spec: { containers: [{ name: "a", image: "b", terminationMessagePath: "/x" }] } });
+    expect(run).toThrow(UnsupportedFieldError);
+    expect(run).toThrow("unsupported field spec.containers[0].terminationMessagePath");
+  });
+
+  it("treats null as unset and checks value types", () => {
+    expect(toProtoJson(PodSchema, { metadata: { name: "p", creationTimestamp: null }, status: {} })).toEqual({ metadata: { name: "p" }, status: {} });
+    expect(() => toProtoJson(PodSchema, { metadata: { labels: { version: 1 } } })).toThrow(
+      new ManifestFieldError("metadata.labels.version", "must be a string, got number 1 (quote it in YAML)"),
+    );
+    expect(() => toProtoJson(PodSchema, { spec: { containers: [{ name: "a", image: "b", ports: [{ containerPort: "80" }] }] } })).toThrow(
+      /containers\[0\]\.ports\[0\]\.containerPort: must be a 32-bit integer/,
+    );
+    expect(() => toProtoJson(PodSchema, { spec: { hostNetwork: "yes" } })).toThrow(/spec.hostNetwork: must be true or false/);
+    expect(() => toProtoJson(PodSchema, { spec: { containers: {} } })).toThrow(/spec.containers: must be a list/);
+    expect(() => toProtoJson(PodSchema, { metadata: { creationTimestamp: "yesterday" } })).toThrow(/invalid time/);
+  });
+
+  it("keeps int64 as numbers or digit strings", () => {
+    expect(toProtoJson(PodSchema, { spec: { terminationGracePeriodSeconds: 10 } })).toEqual({ spec: { terminationGracePeriodSeconds: 10 } });
+    expect(() => toProtoJson(PodSchema, { spec: { terminationGracePeriodSeconds: 1.5 } })).toThrow(/must be an integer/);
+  });
+});
+
+describe("toKubeJson", () => {
+  it("renames to Kubernetes spelling and prints int64 and int-or-string numbers as numbers", () => {
+    const out = toKubeJson(ServiceSchema, {
+      metadata: { name: "s", generation: "3" },
+      spec: { clusterIp: "10.0.0.1", clusterIps: ["10.0.0.1"], ports: [{ port: 80, targetPort: "8080" }, { port: 81, targetPort: "http" }] },
+    });
+    expect(out).toEqual({
+      metadata: { name: "s", generation: 3 },
+      spec: { clusterIP: "10.0.0.1", clusterIPs: ["10.0.0.1"], ports: [{ port: 80, targetPort: 8080 }, { port: 81, targetPort: "http" }] },
+    });
+  });
+});

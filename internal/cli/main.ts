@@ -1,0 +1,76 @@
+// skiffctl's root command and its run loop: parse, dispatch, and turn every failure into one
+// "Error: …" line on stderr with exit code 1 (never a stack trace).
+import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
+import { stripVTControlCharacters } from "node:util";
+import { applyCommand } from "./commands/apply.ts";
+import { configCommand } from "./commands/config.ts";
+import { deleteCommand } from "./commands/delete.ts";
+import { describeCommand } from "./commands/describe.ts";
+import { getCommand } from "./commands/get.ts";
+import { serverArg, type CliIO, type Session } from "./context.ts";
+import { AlreadyReported, formatError } from "./errors.ts";
+
+export const VERSION = "0.1.0";
+
+export function createRootCommand(session: Session): CommandDef<any> {
+  return defineCommand({
+    meta: { name: "skiffctl", version: VERSION, description: "Drive a Skiff cluster: apply manifests, get, describe and delete objects" },
+    args: { ...serverArg },
+    setup({ args }) {
+      session.rootServer = args.server;
+    },
+    subCommands: {
+      apply: applyCommand(session),
+      get: getCommand(session),
+      describe: describeCommand(session),
+      delete: deleteCommand(session),
+      config: configCommand(session),
+    },
+  });
+}
+
+const stripAnsi = (s: string) => stripVTControlCharacters(s).replace(/[ \t]+$/gm, "");
+
+/** The command the arguments name (for --help), and its parent. */
+async function commandFor(root: CommandDef<any>, argv: string[]): Promise<[CommandDef<any>, CommandDef<any> | undefined]> {
+  let cmd = root;
+  let parent: CommandDef<any> | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--server" || a === "-n" || a === "--namespace") i++;
+    if (a.startsWith("-")) continue;
+    const subs = (await (typeof cmd.subCommands === "function" ? cmd.subCommands() : cmd.subCommands)) as Record<string, CommandDef<any>> | undefined;
+    if (!subs || !(a in subs)) break;
+    parent = cmd;
+    cmd = subs[a];
+  }
+  return [cmd, parent];
+}
+
+/** Runs skiffctl with these arguments; returns the exit code. */
+export async function runSkiffctl(argv: string[], io: CliIO): Promise<number> {
+  const session: Session = { io };
+  const root = createRootCommand(session);
+  const beforeDashes = argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv;
+  if (argv.length === 0 || beforeDashes.includes("--help") || beforeDashes.includes("-h")) {
+    io.out(`${stripAnsi(await renderUsage(...(await commandFor(root, argv))))}\n`);
+    return 0;
+  }
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "version")) {
+    io.out(`skiffctl ${VERSION}\n`);
+    return 0;
+  }
+  try {
+    await runCommand(root, { rawArgs: argv });
+    return 0;
+  } catch (err) {
+    if (err instanceof AlreadyReported) return 1;
+    if (err instanceof Error && err.name === "CLIError") {
+      const msg = stripAnsi(err.message).replace(/^Unknown command (.*)$/, 'unknown command "$1"; commands: apply, get, describe, delete, config');
+      io.err(`Error: ${msg}\nRun "skiffctl --help" for usage.\n`);
+      return 1;
+    }
+    io.err(`${formatError(err, session.server ?? "the configured server")}\n`);
+    return 1;
+  }
+}
