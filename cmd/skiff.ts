@@ -3,10 +3,11 @@
 // components later issues add.
 import { defineCommand, runMain } from "citty";
 import { apiserverCommand } from "../internal/cmd/apiserver.ts";
+import { upCommand } from "../internal/cmd/up.ts";
 
 const main = defineCommand({
   meta: { name: "skiff", description: "Skiff daemons: a Kubernetes-style orchestrator, gRPC-first" },
-  subCommands: { apiserver: apiserverCommand },
+  subCommands: { apiserver: apiserverCommand, up: upCommand },
 });
 
 void runMain(main);

@@ -26,7 +26,8 @@ export async function startEtcdProcess(stateDir: string, clientPort: number, pee
     "--log-level=warn",
   ];
   // The shell holds the pipe: when this process ends (even by SIGKILL), read returns and etcd gets SIGTERM.
-  const script = '"$0" "$@" </dev/null & pid=$!; (read _; kill -TERM $pid 2>/dev/null) & wait $pid';
+  // (Background jobs of a non-interactive shell get /dev/null as stdin, hence fd 3.)
+  const script = 'exec 3<&0; "$0" "$@" </dev/null 3<&- & pid=$!; (read _ <&3; kill -TERM $pid 2>/dev/null) & wait $pid';
   const child = spawn("sh", ["-c", script, process.env.SKIFF_ETCD_BIN ?? "etcd", ...args], { stdio: ["pipe", "ignore", "pipe"] });
   let log = "";
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (log = (log + d).slice(-4000)));
