@@ -20,5 +20,7 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install`, not `npm ci`: the registry here lacks the other platforms' optional buf
+  # binaries, so the lock cannot list them and `npm ci` would refuse it.
+  npm install --no-audit --no-fund --loglevel=error
 fi
