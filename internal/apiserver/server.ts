@@ -102,6 +102,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const h2 = http2.createServer({}, (req, res) => void handle(req, res));
   const h1 = http.createServer((req, res) => void handle(req, res));
   const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
   // One port for both protocols: look at the first bytes of each connection.
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -158,15 +163,20 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       ready = false;
       clearInterval(compactor);
       finalizer.stop();
+      // Stop taking connections and tell HTTP/2 clients to go elsewhere (GOAWAY): calls in flight
+      // finish, new ones see a clean "unavailable" and retry against the next server.
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const s of sessions) s.close();
+      h1.closeIdleConnections();
+      // Watches never finish by themselves: end them (clients resume from their last version).
       shutdown.abort();
       for (const c of caches.values()) c.stop();
-      await new Promise<void>((r) => {
-        server.close(() => r());
-        // Idle keep-alive connections would hold close() open; streams were ended above.
-        setTimeout(() => {
-          for (const s of sockets) s.destroy();
-        }, 1000).unref();
-      });
+      // Last resort for connections that do not go away.
+      const hard = setTimeout(() => {
+        for (const s of sockets) s.destroy();
+      }, 1000);
+      await closed;
+      clearTimeout(hard);
     },
   };
 }

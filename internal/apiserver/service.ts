@@ -81,6 +81,8 @@ export function registerService(router: ConnectRouter, ops: ResourceOps, cache: 
             yield e.type === "BOOKMARK" ? bookmark(e.revision) : { type: eventTypes[e.type], [f]: e.obj as ApiObject };
           }
         }
+        // Aborted by the server shutting down (a client's own cancel never reaches its stream).
+        throw new ConnectError("server shutting down: resume the watch from the last resource version", Code.Unavailable);
       } catch (err) {
         if (ctx.signal.aborted && err instanceof ConnectError && err.code === Code.Canceled) return;
         throw err;
