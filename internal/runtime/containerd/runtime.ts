@@ -1,0 +1,180 @@
+// ContainerRuntime on containerd's native gRPC API. See README.md for the flow; each step lives
+// in its own file (import.ts, images.ts, unpack.ts, containers.ts, tasks.ts, events.ts).
+
+import { randomBytes } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { ContainerInfo, ContainerRuntime, ImageInfo, PullOptions } from "../runtime.ts";
+import { pullToSink } from "../registry/pull.ts";
+import { createContainerdClient, type ContainerdClient, type ContainerdClientOptions, type Services } from "./client.ts";
+import { containerInfo, createContainer, removeContainer, specOf } from "./containers.ts";
+import { createContentStore } from "./content.ts";
+import { orUndefined } from "./errors.ts";
+import { cgroupOomKills, createOomTracker, subscribeTaskEvents } from "./events.ts";
+import { createImageStore, imageInfos, normalizeImageName, type ImageRecord, type ImageStore } from "./images.ts";
+import { importOciArchive } from "./import.ts";
+import { withLease } from "./lease.ts";
+import { execInTask, startTask, stopTask } from "./tasks.ts";
+import { unpackedTop, unpackImage } from "./unpack.ts";
+import type { Container } from "../../../gen/containerd/services/containers/v1/containers_pb.js";
+import { Status, type Process } from "../../../gen/containerd/types/task/task_pb.js";
+
+export interface ContainerdRuntimeOptions extends ContainerdClientOptions {
+  /** Default "overlayfs". */
+  snapshotter?: string;
+}
+
+export interface ContainerdRuntime extends ContainerRuntime {
+  /** The underlying client (tests and diagnostics inspect containerd's objects through it). */
+  readonly client: ContainerdClient;
+}
+
+export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): ContainerdRuntime {
+  const client = createContainerdClient(opts);
+  const snapshotter = opts.snapshotter ?? "overlayfs";
+  const content = createContentStore(client);
+  const images = createImageStore(client, content);
+  const ooms = createOomTracker(client, client.namespace);
+
+  /** Creates the records and unpacks each image, inside the caller's lease. */
+  const install = async (svc: Services, records: ImageRecord[]): Promise<void> => {
+    const leased = createContentStore(svc);
+    const store: ImageStore = createImageStore(svc, leased);
+    for (const r of records) {
+      await unpackImage(svc, leased, await images.resolve(r.target), snapshotter);
+      await store.put(r);
+    }
+  };
+
+  const infosFor = async (digests: Set<string>): Promise<ImageInfo[]> =>
+    (await imageInfos(images, await images.list())).filter((i) => digests.has(i.digest));
+
+  const findImage = async (ref: string): Promise<ImageInfo | undefined> => {
+    const all = await imageInfos(images, await images.list());
+    if (/^sha256:[a-f0-9]{64}$/.test(ref)) return all.find((i) => i.id === ref || i.digest === ref);
+    let name: string;
+    try {
+      name = normalizeImageName(ref);
+    } catch {
+      return undefined;
+    }
+    return all.find((i) => i.names.includes(name));
+  };
+
+  const oomKilled = (c: Container, task: Process | undefined): boolean => {
+    if (ooms.has(c.id)) return true;
+    if (task?.status !== Status.STOPPED) return false;
+    try {
+      const path = specOf(c).linux?.cgroupsPath;
+      return typeof path === "string" && cgroupOomKills(path) > 0;
+    } catch {
+      return false;
+    }
+  };
+
+  return {
+    client,
+
+    async version() {
+      const res = await client.version.version({});
+      return { name: "containerd", version: res.version };
+    },
+
+    async pullImage(ref: string, pullOpts: PullOptions = {}) {
+      const pulled = await withLease(client, "pull", async (svc) => {
+        const res = await pullToSink(ref, createContentStore(svc), pullOpts);
+        await install(svc, [{ name: res.name, target: res.target }]);
+        return res;
+      });
+      const [info] = await infosFor(new Set([pulled.target.digest]));
+      if (!info) throw new ConnectError(`pull ${ref}: image vanished after the pull`, Code.Internal);
+      return info;
+    },
+
+    async importImage(tarPath: string) {
+      const records = await withLease(client, "import", async (svc) => {
+        const recs = await importOciArchive(tarPath, createContentStore(svc));
+        await install(svc, recs);
+        return recs;
+      });
+      return infosFor(new Set(records.map((r) => r.target.digest)));
+    },
+
+    getImage: findImage,
+
+    listImages: async () => imageInfos(images, await images.list()),
+
+    async removeImage(ref: string) {
+      const info = await findImage(ref);
+      if (!info) return;
+      // By ID: every name of the image; by name: just that name.
+      const names = /^sha256:/.test(ref) ? info.names : [normalizeImageName(ref)];
+      for (const name of names) await images.delete(name);
+    },
+
+    async createContainer(cfg) {
+      let imageName: string;
+      try {
+        imageName = normalizeImageName(cfg.image);
+      } catch (err) {
+        throw new ConnectError(String((err as Error).message), Code.InvalidArgument);
+      }
+      const record = await images.get(imageName);
+      if (!record) throw new ConnectError(`image "${cfg.image}" is not present (pull or import it first)`, Code.NotFound);
+      const img = await images.resolve(record.target);
+      const id = randomBytes(16).toString("hex");
+      await withLease(client, "container", async (svc) => {
+        const parent = (await unpackedTop(svc, img, snapshotter)) ?? (await unpackImage(svc, createContentStore(svc), img, snapshotter));
+        await createContainer(svc, {
+          id,
+          cfg,
+          imageName,
+          imageId: img.config.digest,
+          image: img.configFile.config,
+          stopSignal: img.configFile.stopSignal,
+          parent,
+          snapshotter,
+          namespace: client.namespace,
+        });
+      });
+      return id;
+    },
+
+    startContainer: (id) => startTask(client, id),
+
+    stopContainer: (id, timeoutSeconds) => stopTask(client, id, timeoutSeconds),
+
+    async removeContainer(id) {
+      await stopTask(client, id, 0);
+      await removeContainer(client, id, snapshotter);
+      ooms.forget(id);
+    },
+
+    async listContainers(): Promise<ContainerInfo[]> {
+      const [{ containers }, { tasks }] = await Promise.all([client.containers.list({}), client.tasks.list({})]);
+      // Tasks/List fills a process's `id` (the container id for an init process), not container_id.
+      const byId = new Map(tasks.map((t) => [t.containerId || t.id, t]));
+      return containers.map((c) => containerInfo(c, byId.get(c.id), oomKilled(c, byId.get(c.id))));
+    },
+
+    async containerStatus(id) {
+      const res = await orUndefined(() => client.containers.get({ id }));
+      if (!res?.container) return undefined;
+      const task = (await orUndefined(() => client.tasks.get({ containerId: id })))?.process;
+      return containerInfo(res.container, task, oomKilled(res.container, task));
+    },
+
+    exec: (id, command, timeoutMs) => execInTask(client, id, command, timeoutMs),
+
+    async *events(signal) {
+      for await (const ev of subscribeTaskEvents(client, client.namespace, signal)) {
+        if (ev.type === "oom") ooms.add(ev.containerId);
+        yield ev;
+      }
+    },
+
+    async close() {
+      ooms.stop();
+      client.close();
+    },
+  };
+}

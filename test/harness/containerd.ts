@@ -1,0 +1,311 @@
+// Starts a real containerd (Debian `containerd` + `runc`, as root) for a test: a fresh temp dir
+// holding its root, state, socket and a generated config (CRI and the snapshotters that cannot
+// work here disabled; overlayfs is the one used). Stops it and cleans up on stop().
+//
+// containerd's shims and containers outlive containerd itself, and a running container holds an
+// overlay mount under the temp dir. So cleaning a dir (on stop, and for the dirs of crashed
+// earlier runs, found by their owner pid) goes: `runc delete --force` every container the dir's
+// state knows (kills it, removes its cgroup) → kill the dir's shims, remove their sockets →
+// unmount everything under the dir → remove the namespace's parent cgroups and runc dir → rm -rf.
+// Never rm -rf through a mount.
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createContainerdClient } from "../../internal/runtime/containerd/client.ts";
+
+const PREFIX = "skiff-containerd-";
+const OWNER_FILE = "owner.pid";
+const NAMESPACE_FILE = "namespace";
+const RUNC_ROOT = "/run/containerd/runc";
+const CGROUP_ROOT = "/sys/fs/cgroup";
+const TASK_STATE = "io.containerd.runtime.v2.task";
+const SHIM_SOCKET_DIR = "/run/containerd/s";
+const SOCKET = "c.sock";
+
+export interface ContainerdServer {
+  /** The gRPC socket path. */
+  address: string;
+  /** A containerd namespace unique to this server, cleaned up (cgroups, runc state) on stop. */
+  namespace: string;
+  dir: string;
+  /** Kills containerd, every container and shim it started; unmounts and removes the dir. Safe twice. */
+  stop(): Promise<void>;
+}
+
+export interface StartContainerdOptions {
+  /** containerd binary; default `containerd` from PATH (or $SKIFF_CONTAINERD_BIN). */
+  bin?: string;
+  timeoutMs?: number;
+}
+
+// Holds our stdin pipe and SIGTERMs containerd when it reads EOF: the pipe closes when this
+// process exits for any reason, so a crashed test run does not leave containerd behind.
+const WRAPPER = [
+  "exec 3<&0",
+  '"$0" "$@" </dev/null 3<&- &',
+  "pid=$!",
+  '( read _ <&3; kill -TERM "$pid" 2>/dev/null ) &',
+  "watchdog=$!",
+  'wait "$pid"',
+  "code=$?",
+  'kill "$watchdog" 2>/dev/null',
+  'exit "$code"',
+].join("\n");
+
+function config(dir: string, address: string): string {
+  return `version = 2
+root = "${dir}/root"
+state = "${dir}/state"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+
+[grpc]
+  address = "${address}"
+  max_recv_message_size = 16777216
+  max_send_message_size = 16777216
+
+[ttrpc]
+  address = "${address}.ttrpc"
+
+[debug]
+  level = "warn"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "${dir}/opt"
+`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Mount points at or under `dir`, deepest first. */
+function mountsUnder(dir: string): string[] {
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => unescape(line.split(" ")[4]))
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Pids whose command line mentions `needle` (the dir's shims: `-address <dir>/…`). */
+function processesMentioning(needle: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes(needle)) out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+function removeCgroups(namespace: string): void {
+  let controllers: string[];
+  try {
+    controllers = readdirSync(CGROUP_ROOT);
+  } catch {
+    return;
+  }
+  const rmTree = (path: string) => {
+    let children: string[];
+    try {
+      children = readdirSync(path, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const c of children) rmTree(join(path, c));
+    try {
+      rmdirSync(path);
+    } catch {
+      // busy (a process still in it) or gone
+    }
+  };
+  for (const c of [...controllers, ""]) rmTree(join(CGROUP_ROOT, c, namespace));
+}
+
+/** Where containerd 1.6 puts a shim's socket: /run/containerd/s/<sha256(address/ns/id)>. */
+function shimSocket(address: string, namespace: string, id: string): string {
+  return join(SHIM_SOCKET_DIR, createHash("sha256").update(join(address, namespace, id)).digest("hex"));
+}
+
+/** Kills what a containerd dir left running and removes it; see the header. */
+export function cleanContainerdDir(dir: string): void {
+  const state = join(dir, "state", TASK_STATE);
+  const shimSockets: string[] = [];
+  const namespaces = new Set<string>();
+  try {
+    namespaces.add(readFileSync(join(dir, NAMESPACE_FILE), "utf8").trim());
+  } catch {
+    // not written yet
+  }
+  if (existsSync(state)) {
+    for (const ns of readdirSync(state)) {
+      namespaces.add(ns);
+      for (const id of readdirSync(join(state, ns))) {
+        spawnSync("runc", ["--root", join(RUNC_ROOT, ns), "delete", "--force", id], { stdio: "ignore", timeout: 10_000 });
+        shimSockets.push(shimSocket(join(dir, SOCKET), ns, id));
+      }
+    }
+  }
+  for (const pid of processesMentioning(dir)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  // A killed shim leaves its socket behind.
+  for (const sock of shimSockets) rmSync(sock, { force: true });
+  for (const m of mountsUnder(dir)) {
+    if (spawnSync("umount", [m], { stdio: "ignore" }).status !== 0) spawnSync("umount", ["-l", m], { stdio: "ignore" });
+  }
+  for (const ns of namespaces) {
+    if (!ns) continue;
+    removeCgroups(ns);
+    try {
+      rmdirSync(join(RUNC_ROOT, ns));
+    } catch {
+      // not empty (another containerd uses this namespace) or gone
+    }
+  }
+  const left = mountsUnder(dir);
+  if (left.length > 0) throw new Error(`cannot clean ${dir}: still mounted: ${left.join(", ")}`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Cleans the dirs of earlier runs whose owning process is gone. */
+export function sweepStaleContainerdDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(join(dir, OWNER_FILE), "utf8"));
+    } catch {
+      continue;
+    }
+    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
+      try {
+        cleanContainerdDir(dir);
+      } catch (err) {
+        console.warn(`skiff test harness: ${(err as Error).message}`);
+      }
+    }
+  }
+}
+
+const running = new Set<{ child: ChildProcess; dir: string }>();
+let exitHookInstalled = false;
+
+function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    // gone
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once("exit", () => resolve()));
+}
+
+export async function startContainerd(opts: StartContainerdOptions = {}): Promise<ContainerdServer> {
+  const bin = opts.bin ?? process.env.SKIFF_CONTAINERD_BIN ?? "containerd";
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  sweepStaleContainerdDirs();
+  const dir = mkdtempSync(join(tmpdir(), PREFIX));
+  writeFileSync(join(dir, OWNER_FILE), String(process.pid));
+  const namespace = `skiff-test-${process.pid}-${Date.now().toString(36)}`;
+  writeFileSync(join(dir, NAMESPACE_FILE), namespace);
+  const address = join(dir, SOCKET);
+  writeFileSync(join(dir, "config.toml"), config(dir, address));
+
+  const child = spawn("sh", ["-c", WRAPPER, bin, "--config", join(dir, "config.toml")], {
+    detached: true,
+    stdio: ["pipe", "ignore", "pipe"],
+  });
+  const lines: string[] = [];
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    lines.push(...chunk.split("\n").filter(Boolean));
+    if (lines.length > 40) lines.splice(0, lines.length - 40);
+  });
+  child.stdin?.on("error", () => {});
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+  const entry = { child, dir };
+  running.add(entry);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on("exit", () => {
+      for (const r of running) {
+        killGroup(r.child, "SIGKILL");
+        try {
+          cleanContainerdDir(r.dir);
+        } catch {
+          // the next run's sweep retries
+        }
+      }
+    });
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      child.stdin?.end();
+      const hard = setTimeout(() => killGroup(child, "SIGKILL"), 10_000);
+      await exited(child);
+      clearTimeout(hard);
+      killGroup(child, "SIGKILL");
+      running.delete(entry);
+      cleanContainerdDir(dir);
+    })());
+
+  // Ready when the Version RPC answers.
+  const client = createContainerdClient({ address, namespace });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`containerd exited (${child.exitCode ?? child.signalCode}) before serving:\n${lines.join("\n")}`);
+      }
+      if (existsSync(address)) {
+        try {
+          await client.version.version({}, { timeoutMs: 1000 });
+          break;
+        } catch {
+          // not serving yet
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`containerd not serving on ${address} after ${timeoutMs}ms:\n${lines.join("\n")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } catch (err) {
+    client.close();
+    await stop();
+    throw err;
+  } finally {
+    client.close();
+  }
+  return { address, namespace, dir, stop };
+}
