@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(etcd-server)
+debs=(etcd-server containerd runc containernetworking-plugins docker-registry skopeo busybox-static iproute2 iptables)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -13,9 +13,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The Debian package starts its own etcd service on 2379; Skiff starts etcd itself.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
-  systemctl disable --now etcd >/dev/null 2>&1 || true
+# Debian's packages start their own etcd and docker-registry services where systemd runs;
+# Skiff starts what it needs itself (tests: on temp dirs and free ports).
+if command -v systemctl >/dev/null 2>&1; then
+  for svc in etcd docker-registry; do
+    systemctl is-active --quiet "$svc" 2>/dev/null && systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  done
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
