@@ -1,6 +1,7 @@
 // Starts a real containerd (Debian `containerd` + `runc`, as root) for a test: a fresh temp dir
 // holding its root, state, socket and a generated config (CRI and the snapshotters that cannot
-// work here disabled; overlayfs is the one used). Stops it and cleans up on stop().
+// work here disabled; overlayfs is the one used). Stops it and cleans up on stop(). It runs
+// under startGuardedProcess (process.ts), so a crashed test run does not leave containerd behind.
 //
 // containerd's shims and containers outlive containerd itself, and a running container holds an
 // overlay mount under the temp dir. So cleaning a dir (on stop, and for the dirs of crashed
@@ -9,12 +10,13 @@
 // unmount everything under the dir → remove the namespace's parent cgroups and runc dir → rm -rf.
 // Never rm -rf through a mount.
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createContainerdClient } from "../../internal/runtime/containerd/client.ts";
+import { startGuardedProcess } from "./process.ts";
 
 const PREFIX = "skiff-containerd-";
 const OWNER_FILE = "owner.pid";
@@ -40,20 +42,6 @@ export interface StartContainerdOptions {
   bin?: string;
   timeoutMs?: number;
 }
-
-// Holds our stdin pipe and SIGTERMs containerd when it reads EOF: the pipe closes when this
-// process exits for any reason, so a crashed test run does not leave containerd behind.
-const WRAPPER = [
-  "exec 3<&0",
-  '"$0" "$@" </dev/null 3<&- &',
-  "pid=$!",
-  '( read _ <&3; kill -TERM "$pid" 2>/dev/null ) &',
-  "watchdog=$!",
-  'wait "$pid"',
-  "code=$?",
-  'kill "$watchdog" 2>/dev/null',
-  'exit "$code"',
-].join("\n");
 
 function config(dir: string, address: string): string {
   return `version = 2
@@ -212,23 +200,6 @@ export function sweepStaleContainerdDirs(): void {
   }
 }
 
-const running = new Set<{ child: ChildProcess; dir: string }>();
-let exitHookInstalled = false;
-
-function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, sig);
-  } catch {
-    // gone
-  }
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once("exit", () => resolve()));
-}
-
 export async function startContainerd(opts: StartContainerdOptions = {}): Promise<ContainerdServer> {
   const bin = opts.bin ?? process.env.SKIFF_CONTAINERD_BIN ?? "containerd";
   const timeoutMs = opts.timeoutMs ?? 30_000;
@@ -240,72 +211,25 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   const address = join(dir, SOCKET);
   writeFileSync(join(dir, "config.toml"), config(dir, address));
 
-  const child = spawn("sh", ["-c", WRAPPER, bin, "--config", join(dir, "config.toml")], {
-    detached: true,
-    stdio: ["pipe", "ignore", "pipe"],
-  });
-  const lines: string[] = [];
-  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    lines.push(...chunk.split("\n").filter(Boolean));
-    if (lines.length > 40) lines.splice(0, lines.length - 40);
-  });
-  child.stdin?.on("error", () => {});
-  child.unref();
-  (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
-  const entry = { child, dir };
-  running.add(entry);
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on("exit", () => {
-      for (const r of running) {
-        killGroup(r.child, "SIGKILL");
-        try {
-          cleanContainerdDir(r.dir);
-        } catch {
-          // the next run's sweep retries
-        }
-      }
-    });
-  }
-
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      child.stdin?.end();
-      const hard = setTimeout(() => killGroup(child, "SIGKILL"), 10_000);
-      await exited(child);
-      clearTimeout(hard);
-      killGroup(child, "SIGKILL");
-      running.delete(entry);
-      cleanContainerdDir(dir);
-    })());
-
   // Ready when the Version RPC answers.
   const client = createContainerdClient({ address, namespace });
-  const deadline = Date.now() + timeoutMs;
   try {
-    for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`containerd exited (${child.exitCode ?? child.signalCode}) before serving:\n${lines.join("\n")}`);
-      }
-      if (existsSync(address)) {
-        try {
-          await client.version.version({}, { timeoutMs: 1000 });
-          break;
-        } catch {
-          // not serving yet
-        }
-      }
-      if (Date.now() > deadline) throw new Error(`containerd not serving on ${address} after ${timeoutMs}ms:\n${lines.join("\n")}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  } catch (err) {
-    client.close();
-    await stop();
-    throw err;
+    const { stop } = await startGuardedProcess({
+      command: bin,
+      args: ["--config", join(dir, "config.toml")],
+      name: "containerd",
+      timeoutMs,
+      exitedBefore: "serving",
+      notReady: `not serving on ${address}`,
+      ready: async () => {
+        if (!existsSync(address)) return false;
+        await client.version.version({}, { timeoutMs: 1000 });
+        return true;
+      },
+      cleanup: () => cleanContainerdDir(dir),
+    });
+    return { address, namespace, dir, stop };
   } finally {
     client.close();
   }
-  return { address, namespace, dir, stop };
 }

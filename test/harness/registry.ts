@@ -3,15 +3,16 @@
 // Basic auth (bcrypt hashes from bcryptjs, as `htpasswd -B` would write them). stop() kills it
 // and removes the dir. pushOciLayout() puts an OCI image layout into it with `skopeo copy`.
 //
-// Like etcd (etcd.ts), the registry runs under a tiny sh wrapper that holds our stdin pipe and
-// SIGTERMs the registry when it reads EOF, so a test run that dies cannot leave one behind.
+// Like etcd (etcd.ts), the registry runs under startGuardedProcess (process.ts), so a test run
+// that dies cannot leave one behind.
 
 import bcrypt from "bcryptjs";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, LOOPBACK } from "./ports.ts";
+import { retryOnAddressInUse, startGuardedProcess } from "./process.ts";
 import { makeTempDir, removeTempDir } from "./tmp.ts";
 
 export interface RegistryCredentials {
@@ -41,50 +42,6 @@ export interface RegistryServer {
   stop(): Promise<void>;
 }
 
-const WRAPPER = [
-  "exec 3<&0",
-  '"$0" "$@" </dev/null 3<&- &',
-  "pid=$!",
-  '( read _ <&3; kill -TERM "$pid" 2>/dev/null ) &',
-  "watchdog=$!",
-  'wait "$pid"',
-  "code=$?",
-  'kill "$watchdog" 2>/dev/null',
-  'exit "$code"',
-].join("\n");
-
-interface Running {
-  child: ChildProcess;
-  dir: string;
-}
-const running = new Set<Running>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const r of running) {
-      killGroup(r.child, "SIGKILL");
-      rmSync(r.dir, { recursive: true, force: true });
-    }
-  });
-}
-
-function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once("exit", () => resolve()));
-}
-
 /** The registry's config. YAML is a superset of JSON, so JSON is a valid config.yml. */
 function registryConfig(dir: string, port: number, htpasswd: string | undefined): unknown {
   return {
@@ -101,25 +58,6 @@ function registryConfig(dir: string, port: number, htpasswd: string | undefined)
   };
 }
 
-async function waitReady(url: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`docker-registry exited (${child.exitCode ?? child.signalCode}) before answering:\n${log()}`);
-    }
-    try {
-      // 200 when open, 401 with auth: either way it serves the v2 API.
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-      await res.body?.cancel();
-      if (res.status === 200 || res.status === 401) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`docker-registry at ${url} not ready after ${timeoutMs}ms:\n${log()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function startOnce(bin: string, opts: StartRegistryOptions): Promise<RegistryServer> {
   const port = await freePort();
   const dir = makeTempDir("skiff-registry-");
@@ -134,61 +72,30 @@ async function startOnce(bin: string, opts: StartRegistryOptions): Promise<Regis
 
   // REGISTRY_* variables override the config file: keep the caller's out.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("REGISTRY_")));
-  const child = spawn("sh", ["-c", WRAPPER, bin, "serve", configPath], {
-    detached: true,
-    env,
-    stdio: ["pipe", "ignore", "pipe"],
-  });
-  const lines: string[] = [];
-  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    lines.push(...chunk.split("\n").filter(Boolean));
-    if (lines.length > 40) lines.splice(0, lines.length - 40);
-  });
-  child.stdin?.on("error", () => {});
-  child.unref();
-  (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
-
-  const entry: Running = { child, dir };
-  running.add(entry);
-  installExitHook();
-
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      child.stdin?.end();
-      const hard = setTimeout(() => killGroup(child, "SIGKILL"), 10_000);
-      await exited(child);
-      clearTimeout(hard);
-      killGroup(child, "SIGKILL");
-      running.delete(entry);
-      removeTempDir(dir);
-    })());
-
   const host = `${LOOPBACK}:${port}`;
   const url = `http://${host}`;
-  const log = () => lines.join("\n");
-  try {
-    await waitReady(url, child, log, opts.timeoutMs ?? 30_000);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  const { stop, log } = await startGuardedProcess({
+    command: bin,
+    args: ["serve", configPath],
+    env,
+    name: "docker-registry",
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    exitedBefore: "answering",
+    notReady: `at ${url} not ready`,
+    ready: async () => {
+      // 200 when open, 401 with auth: either way it serves the v2 API.
+      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
+      await res.body?.cancel();
+      return res.status === 200 || res.status === 401;
+    },
+    cleanup: () => removeTempDir(dir),
+  });
   return { host, url, dir, log, stop };
 }
 
 export async function startRegistry(opts: StartRegistryOptions = {}): Promise<RegistryServer> {
   const bin = opts.bin ?? process.env.SKIFF_REGISTRY_BIN ?? "docker-registry";
-  let lastErr: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      return await startOnce(bin, opts);
-    } catch (err) {
-      lastErr = err;
-      if (!/address already in use/i.test(String(err))) throw err;
-    }
-  }
-  throw lastErr;
+  return retryOnAddressInUse(() => startOnce(bin, opts));
 }
 
 export interface PushOptions {
