@@ -146,6 +146,14 @@ export declare type PodSpec = Message<"skiff.v1alpha1.PodSpec"> & {
    * @generated from field: skiff.v1alpha1.PodSecurityContext security_context = 19;
    */
   securityContext?: PodSecurityContext | undefined;
+
+  /**
+   * Secrets of type kubernetes.io/dockerconfigjson (or kubernetes.io/dockercfg) in the pod's
+   * namespace holding registry credentials for pulling this pod's images.
+   *
+   * @generated from field: repeated skiff.v1alpha1.LocalObjectReference image_pull_secrets = 20;
+   */
+  imagePullSecrets: LocalObjectReference[];
 };
 
 /**
