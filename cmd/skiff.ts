@@ -2,12 +2,13 @@
 // The Skiff daemons in one binary, each runnable alone (like k3s): `skiff apiserver`, and the
 // components later issues add.
 import { defineCommand, runMain } from "citty";
+import { agentCommand } from "../internal/cmd/agent.ts";
 import { apiserverCommand } from "../internal/cmd/apiserver.ts";
 import { upCommand } from "../internal/cmd/up.ts";
 
 const main = defineCommand({
   meta: { name: "skiff", description: "Skiff daemons: a Kubernetes-style orchestrator, gRPC-first" },
-  subCommands: { apiserver: apiserverCommand, up: upCommand },
+  subCommands: { apiserver: apiserverCommand, agent: agentCommand, up: upCommand },
 });
 
 void runMain(main);

@@ -1,0 +1,267 @@
+// The node agent: composes the pieces of this folder (see README.md for the flow).
+//
+//   start: runtime version ─► log server ─► register Node ─► Lease + status timers
+//          ─► pod informer (spec.nodeName=<node>) synced ─► orphans removed ─► pod workers run
+//   pod workers are queued by: informer events · runtime events (exit, oom) · probe results ·
+//          a periodic resync · their own requeueAfter (back-offs)
+//   stop:  timers, informer, workers and the log server stop; containers keep running (the next
+//          agent adopts them)
+import type { Transport } from "@connectrpc/connect";
+import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
+import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
+import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { createInformer } from "../client/informer.ts";
+import { createResourceClient } from "../client/resource-client.ts";
+import { createWorkQueue } from "../client/workqueue.ts";
+import type { Logger } from "../log/log.ts";
+import type { ContainerRuntime } from "../runtime/runtime.ts";
+import { hostInfo, type HostInfo } from "./host-info.ts";
+import { createNodeLease } from "./lease.ts";
+import { createLogsService } from "./logs.ts";
+import type { PodNetwork } from "./network.ts";
+import { createNodeReporter } from "./node.ts";
+import { createPodWorkers } from "./pod-worker.ts";
+import { createProbeManager } from "./probes.ts";
+import { startAgentServer, type AgentServer } from "./server.ts";
+import { createStatusManager } from "./status.ts";
+import { removeOrphans } from "./teardown.ts";
+
+export interface AgentOptions {
+  transport: Transport;
+  nodeName: string;
+  runtime: ContainerRuntime;
+  network: PodNetwork;
+  /** Pod directories (volumes, logs, /etc files) live under <rootDir>/pods. */
+  rootDir: string;
+  log: Logger;
+  /** Lease renewal, and how often the node status is checked for changes. Default 10 s. */
+  heartbeatMs?: number;
+  /** The node status is re-written at least this often. Default 60 s. */
+  statusRefreshMs?: number;
+  /** Written to Node.spec.podCIDR when the Node has none. */
+  podCidr?: string;
+  /** Where the log service listens. Default 127.0.0.1:10250; port 0 picks a free one. */
+  listen?: { host: string; port: number };
+  /** The node's InternalIP. Default: the listen host if it is one address, else the host's first IPv4. */
+  nodeIP?: string;
+  /** Overrides the machine's facts (hollow nodes, tests). */
+  hostInfo?: Partial<HostInfo>;
+  /** Overrides capacity (= allocatable): cpu, memory, pods (default 110). */
+  capacity?: Record<string, string>;
+  /** Every pod is synced at least this often. Default 10 s. */
+  resyncMs?: number;
+  /** CrashLoopBackOff: 10 s doubling to 5 min, starting over after a 10 min run. */
+  crashLoopBackoff?: { initialMs?: number; maxMs?: number; resetMs?: number };
+  /** ImagePullBackOff: 10 s doubling to 5 min. */
+  imagePullBackoff?: { initialMs?: number; maxMs?: number };
+  /** Length of a probe "second" (tests shorten it). Default 1000. */
+  probeSecondMs?: number;
+  /** Pods synced concurrently. Default 64. */
+  podWorkers?: number;
+  /** Copied into every pod as /etc/resolv.conf. Default /etc/resolv.conf. */
+  resolvConfPath?: string;
+  leaseDurationSeconds?: number;
+  /** How often a followed log is polled. Default 250 ms. */
+  logPollMs?: number;
+}
+
+export interface Agent {
+  /** Resolves once the node is registered and every pod of the node is queued. */
+  start(): Promise<void>;
+  /** Stops the agent; containers keep running. */
+  stop(): Promise<void>;
+  /** The log service's port (after start). */
+  port(): number;
+}
+
+const WILDCARD = new Set(["0.0.0.0", "::", ""]);
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+export function createAgent(opts: AgentOptions): Agent {
+  const { nodeName, runtime, network, log } = opts;
+  const heartbeatMs = opts.heartbeatMs ?? 10_000;
+  const resyncMs = opts.resyncMs ?? 10_000;
+  const listen = opts.listen ?? { host: "127.0.0.1", port: 10250 };
+  const podsClient = createResourceClient<Pod>(opts.transport, "Pod");
+  const stopping = new AbortController();
+  const timers: ReturnType<typeof setInterval>[] = [];
+  let server: AgentServer | undefined;
+  let runtimeName = "containerd";
+  let hostIP = "";
+
+  const informer = createInformer<Pod>(podsClient, {
+    fieldSelector: `spec.nodeName=${nodeName}`,
+    indexers: { uid: (p) => [p.metadata?.uid ?? ""] },
+    log: log.child({ component: "pod-informer" }),
+  });
+  const lookup = (uid: string) => informer.byIndex("uid", uid)[0];
+  const queue = createWorkQueue<string>({
+    name: "pods",
+    baseDelayMs: 500,
+    maxDelayMs: 30_000,
+    onError: (uid, err) => log.warn({ podUid: uid, err: err instanceof Error ? err.message : String(err) }, "pod sync failed; retrying"),
+  });
+  const status = createStatusManager({ client: podsClient, log });
+  const probes = createProbeManager({
+    runtime,
+    log: log.child({ component: "prober" }),
+    secondMs: opts.probeSecondMs,
+    onChange: (uid) => queue.add(uid),
+    onKill: (uid, _name, id, message, grace) => {
+      podWorkers.requestKill(uid, id, message, grace);
+      queue.add(uid);
+    },
+  });
+  const podWorkers = createPodWorkers({
+    nodeName,
+    rootDir: opts.rootDir,
+    runtime,
+    network,
+    pods: podsClient,
+    status,
+    probes,
+    log: log.child({ component: "pod-worker" }),
+    lookup,
+    hostIP: () => hostIP,
+    runtimeName: () => runtimeName,
+    resolvConfPath: opts.resolvConfPath ?? "/etc/resolv.conf",
+    crashLoop: {
+      initialMs: opts.crashLoopBackoff?.initialMs ?? 10_000,
+      maxMs: opts.crashLoopBackoff?.maxMs ?? 300_000,
+      resetMs: opts.crashLoopBackoff?.resetMs ?? 600_000,
+    },
+    imagePull: { initialMs: opts.imagePullBackoff?.initialMs ?? 10_000, maxMs: opts.imagePullBackoff?.maxMs ?? 300_000 },
+    startRetry: { initialMs: opts.crashLoopBackoff?.initialMs ?? 10_000, maxMs: opts.crashLoopBackoff?.maxMs ?? 300_000 },
+  });
+
+  informer.onAdd((p) => queue.add(p.metadata!.uid));
+  // A change of the status alone (mostly this agent's own writes) needs no sync: the resync catches
+  // anything else, as in the kubelet. Spec changes move the generation; deletion sets its fields.
+  informer.onUpdate((old, p) => {
+    const a = old.metadata!;
+    const b = p.metadata!;
+    const deleting = (m: typeof a) => `${m.deletionTimestamp?.seconds ?? ""}/${m.deletionGracePeriodSeconds ?? ""}`;
+    if (a.generation !== b.generation || deleting(a) !== deleting(b)) {
+      queue.add(b.uid);
+    }
+  });
+  informer.onDelete((p) => {
+    podWorkers.remember(p);
+    queue.add(p.metadata!.uid);
+  });
+
+  /** Container exits and OOM kills queue their pod at once; a broken stream is re-opened. */
+  async function watchRuntimeEvents(): Promise<void> {
+    while (!stopping.signal.aborted) {
+      try {
+        for await (const ev of runtime.events(stopping.signal)) {
+          const info = await runtime.containerStatus(ev.containerId).catch(() => undefined);
+          if (info) queue.add(info.podUid);
+        }
+      } catch (err) {
+        if (stopping.signal.aborted) return;
+        log.warn({ err: String(err) }, "runtime event stream failed; re-subscribing");
+      }
+      await sleep(1000, stopping.signal);
+    }
+  }
+
+  async function retryUntilDone<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (stopping.signal.aborted) throw new Error(`agent stopped while trying to ${what}`, { cause: err });
+        log.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, `could not ${what}; retrying`);
+        await sleep(delay, stopping.signal);
+      }
+    }
+  }
+
+  return {
+    async start() {
+      let version;
+      try {
+        version = await runtime.version();
+      } catch (err) {
+        throw new Error(`container runtime not reachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+      runtimeName = version.name;
+      server = await startAgentServer({
+        host: listen.host,
+        port: listen.port,
+        service: createLogsService({
+          nodeName,
+          runtime,
+          lookupPod: (ns, name) => informer.get(`${ns}/${name}`),
+          pollMs: opts.logPollMs,
+        }),
+      });
+      const info: HostInfo = { ...hostInfo(), ...opts.hostInfo };
+      info.internalIP = opts.nodeIP ?? opts.hostInfo?.internalIP ?? (WILDCARD.has(listen.host) ? info.internalIP : listen.host);
+      hostIP = info.internalIP;
+      log.info({ node: nodeName, runtime: `${version.name} ${version.version}`, listen: `${listen.host}:${server.port}`, internalIP: hostIP }, "agent starting");
+
+      const nodes = createNodeReporter({
+        client: createResourceClient<Node>(opts.transport, "Node"),
+        nodeName,
+        runtime,
+        facts: { info, capacity: { cpu: info.cpu, memory: info.memory, pods: "110", ...opts.capacity }, daemonPort: server.port },
+        podCidr: opts.podCidr,
+        statusRefreshMs: opts.statusRefreshMs ?? 60_000,
+        log,
+      });
+      const lease = createNodeLease({
+        client: createResourceClient<Lease>(opts.transport, "Lease"),
+        nodeName,
+        durationSeconds: opts.leaseDurationSeconds ?? 40,
+        node: () => nodes.current(),
+      });
+      await retryUntilDone("register the node", () => nodes.register());
+      await lease.renew().catch((err) => log.warn({ err: String(err) }, "could not renew the node lease"));
+      timers.push(
+        setInterval(() => {
+          lease.renew().catch((err) => log.warn({ err: String(err) }, "could not renew the node lease"));
+          nodes.refresh().catch((err) => log.warn({ err: String(err) }, "could not update the node status"));
+        }, heartbeatMs),
+      );
+
+      informer.start(stopping.signal);
+      await informer.waitForSync(stopping.signal);
+      const removed = await removeOrphans(
+        { runtime, network, rootDir: opts.rootDir, log },
+        (uid) => lookup(uid) !== undefined || podWorkers.known(uid),
+      );
+      if (removed.length > 0) log.info({ pods: removed.length }, "removed orphaned pods");
+      queue.run(opts.podWorkers ?? 64, (uid) => podWorkers.syncPod(uid));
+      void watchRuntimeEvents();
+      timers.push(
+        setInterval(() => {
+          for (const p of informer.list()) queue.add(p.metadata!.uid);
+          for (const uid of podWorkers.uids()) queue.add(uid);
+        }, resyncMs),
+      );
+      log.info({ pods: informer.list().length }, "agent ready");
+    },
+    async stop() {
+      stopping.abort();
+      for (const t of timers) clearInterval(t);
+      probes.stop();
+      await informer.stop();
+      await queue.shutDown();
+      await server?.close();
+    },
+    port: () => server?.port ?? 0,
+  };
+}

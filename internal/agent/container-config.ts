@@ -1,0 +1,140 @@
+// From a pod's container spec to the runtime's ContainerConfig: environment (literal values and
+// the pod's own fields), $(VAR) expansion, cgroup resources, volume mounts and the log path.
+// Pure: the caller has prepared volumes and /etc files.
+import type { Container, EnvVar, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { quantityToBytes, quantityToMilli } from "../api/quantity.ts";
+import type { ContainerConfig, ContainerResources, Mount } from "../runtime/runtime.ts";
+import { logPath, podHostname } from "./pod-files.ts";
+
+/** A container cannot be configured (Kubernetes' CreateContainerConfigError). */
+export class ContainerConfigError extends Error {
+  override name = "ContainerConfigError";
+}
+
+export interface ConfigContext {
+  rootDir: string;
+  nodeName: string;
+  hostIP: string;
+  podIP: string;
+  netnsPath: string;
+  /** Host paths of the pod's volumes, by volume name. */
+  volumes: Map<string, string>;
+  /** /etc/hosts, /etc/hostname, /etc/resolv.conf. */
+  etcMounts: Mount[];
+}
+
+const MIN_SHARES = 2;
+const CFS_PERIOD_US = 100_000;
+const MIN_QUOTA_US = 1_000;
+
+/** Kubernetes' mapping of requests/limits to cgroup settings. */
+export function containerResources(c: Container): ContainerResources {
+  const requests = c.resources?.requests ?? {};
+  const limits = c.resources?.limits ?? {};
+  const out: ContainerResources = {};
+  // A limit without a request means request = limit.
+  const cpuRequest = requests.cpu ?? limits.cpu;
+  out.cpuShares = cpuRequest ? Math.max(MIN_SHARES, Number((quantityToMilli(cpuRequest) * 1024n) / 1000n)) : MIN_SHARES;
+  if (limits.cpu) {
+    out.cpuPeriodUs = CFS_PERIOD_US;
+    out.cpuQuotaUs = Math.max(MIN_QUOTA_US, Number((quantityToMilli(limits.cpu) * BigInt(CFS_PERIOD_US)) / 1000n));
+  }
+  if (limits.memory) out.memoryLimitBytes = Number(quantityToBytes(limits.memory));
+  return out;
+}
+
+/** The value of a fieldRef; throws for a field path this agent does not provide. */
+export function podFieldValue(pod: Pod, fieldPath: string, ctx: Pick<ConfigContext, "nodeName" | "hostIP" | "podIP">): string {
+  const m = pod.metadata!;
+  const label = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(fieldPath);
+  if (label) return (label[1] === "labels" ? m.labels : m.annotations)[label[2]] ?? "";
+  switch (fieldPath) {
+    case "metadata.name":
+      return m.name;
+    case "metadata.namespace":
+      return m.namespace;
+    case "metadata.uid":
+      return m.uid;
+    case "spec.nodeName":
+      return pod.spec?.nodeName || ctx.nodeName;
+    case "spec.serviceAccountName":
+      return pod.spec?.serviceAccountName ?? "";
+    case "status.podIP":
+    case "status.podIPs":
+      return ctx.podIP;
+    case "status.hostIP":
+    case "status.hostIPs":
+      return ctx.hostIP;
+  }
+  throw new ContainerConfigError(`unsupported fieldRef "${fieldPath}"`);
+}
+
+/**
+ * Kubernetes' $(VAR) expansion: a reference to a defined variable is replaced, "$$" is a
+ * literal "$", anything else is left as written.
+ */
+export function expandVars(s: string, vars: Map<string, string>): string {
+  return s.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (match, name: string | undefined) => {
+    if (name === undefined) return "$";
+    return vars.has(name) ? vars.get(name)! : match;
+  });
+}
+
+function envValue(pod: Pod, c: Container, e: EnvVar, vars: Map<string, string>, ctx: ConfigContext): string {
+  const from = e.valueFrom;
+  if (!from) return expandVars(e.value, vars);
+  if (from.fieldRef) return podFieldValue(pod, from.fieldRef.fieldPath, ctx);
+  const what = from.configMapKeyRef ? "configMapKeyRef" : from.secretKeyRef ? "secretKeyRef" : from.resourceFieldRef ? "resourceFieldRef" : "valueFrom";
+  throw new ContainerConfigError(`container "${c.name}" env ${e.name}: ${what} is not supported by this agent yet`);
+}
+
+export function containerEnv(pod: Pod, c: Container, ctx: ConfigContext): { name: string; value: string }[] {
+  if (c.envFrom.length > 0) throw new ContainerConfigError(`container "${c.name}": envFrom is not supported by this agent yet`);
+  const vars = new Map<string, string>();
+  const out: { name: string; value: string }[] = [];
+  for (const e of c.env) {
+    const value = envValue(pod, c, e, vars, ctx);
+    vars.set(e.name, value);
+    const i = out.findIndex((x) => x.name === e.name);
+    if (i >= 0) out[i] = { name: e.name, value };
+    else out.push({ name: e.name, value });
+  }
+  return out;
+}
+
+export function containerMounts(c: Container, ctx: ConfigContext): Mount[] {
+  const mounts: Mount[] = [];
+  for (const vm of c.volumeMounts) {
+    const host = ctx.volumes.get(vm.name);
+    if (host === undefined) throw new ContainerConfigError(`container "${c.name}": volumeMount "${vm.name}" names no volume of the pod`);
+    if (vm.subPath.split("/").includes("..")) throw new ContainerConfigError(`container "${c.name}": subPath "${vm.subPath}" must not contain ".."`);
+    mounts.push({ hostPath: vm.subPath ? `${host}/${vm.subPath}` : host, containerPath: vm.mountPath, readOnly: vm.readOnly });
+  }
+  // The pod's /etc files, unless the container mounts something of its own there.
+  for (const m of ctx.etcMounts) if (!mounts.some((x) => x.containerPath === m.containerPath)) mounts.push(m);
+  return mounts;
+}
+
+export function buildContainerConfig(pod: Pod, c: Container, attempt: number, ctx: ConfigContext): ContainerConfig {
+  const m = pod.metadata!;
+  const env = containerEnv(pod, c, ctx);
+  const vars = new Map(env.map((e) => [e.name, e.value]));
+  return {
+    podUid: m.uid,
+    podName: m.name,
+    podNamespace: m.namespace,
+    containerName: c.name,
+    attempt,
+    image: c.image,
+    command: c.command.map((s) => expandVars(s, vars)),
+    args: c.args.map((s) => expandVars(s, vars)),
+    env,
+    workingDir: c.workingDir,
+    mounts: containerMounts(c, ctx),
+    resources: containerResources(c),
+    netnsPath: ctx.netnsPath,
+    hostname: podHostname(pod),
+    logPath: logPath(ctx.rootDir, m.uid, c.name, attempt),
+    tty: c.tty,
+  };
+}

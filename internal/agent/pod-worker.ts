@@ -1,0 +1,306 @@
+// syncPod(uid): one level-triggered pass that moves a pod's containers on this node toward its
+// spec, then reports what it sees. The WorkQueue (keyed by pod uid) runs at most one pass per
+// pod at a time; informer events, runtime events, probe results and a periodic resync queue it.
+//
+//   gone or deleting ──► stop (grace) · remove · network down · rm dir · confirm Delete(grace 0)
+//   terminal phase   ──► release the network; nothing restarts
+//   otherwise        ──► network up (once) · /etc files · volumes
+//                        init containers in order, each to success ──► app containers
+//                        each: running? keep (unless a probe asked to kill) · exited? restart per
+//                        policy after CrashLoopBackOff · none? pull per policy, create, start
+//                   ──► probes follow the running containers ──► status (written if changed)
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Result } from "../client/workqueue.ts";
+import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import type { ResourceClient } from "../client/resource-client.ts";
+import type { Logger } from "../log/log.ts";
+import type { ContainerInfo, ContainerRuntime } from "../runtime/runtime.ts";
+import type { ConfigContext } from "./container-config.ts";
+import type { PodNetwork } from "./network.ts";
+import { prepareVolumes, writeEtcFiles } from "./pod-files.ts";
+import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
+import type { ProbeManager } from "./probes.ts";
+import { ContainerStartError, startContainer } from "./start-container.ts";
+import { containerRecord, newPodState, nextBackoff, type BackoffPolicy, type PodState } from "./state.ts";
+import type { StatusManager } from "./status.ts";
+import { teardownPod } from "./teardown.ts";
+
+export interface PodWorkerDeps {
+  nodeName: string;
+  rootDir: string;
+  runtime: ContainerRuntime;
+  network: PodNetwork;
+  pods: ResourceClient<Pod>;
+  status: StatusManager;
+  probes: ProbeManager;
+  log: Logger;
+  /** The pod with this uid as the informer has it (undefined once it is gone from the API). */
+  lookup(uid: string): Pod | undefined;
+  hostIP(): string;
+  /** "containerd": container ids are reported as containerd://<id>. */
+  runtimeName(): string;
+  resolvConfPath: string;
+  crashLoop: BackoffPolicy & { resetMs: number };
+  imagePull: BackoffPolicy;
+  /** Retries after create/start/config errors. */
+  startRetry: BackoffPolicy;
+}
+
+export interface PodWorkers {
+  syncPod(uid: string): Promise<Result>;
+  /** Remembers the last version of a pod (call on informer delete, to know its grace period). */
+  remember(pod: Pod): void;
+  /** A probe asks to stop a container; the next sync does it and restarts it per policy. */
+  requestKill(uid: string, containerId: string, message: string, graceSeconds: number): void;
+  /** Pods the agent is working on (also those gone from the API but not yet torn down). */
+  known(uid: string): boolean;
+  uids(): string[];
+}
+
+/** Go-style durations, as Kubernetes prints them: "10s", "1m20s", "5m0s", "250ms". */
+export function formatDelay(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${Number.isInteger(s) ? s : s.toFixed(1)}s`;
+  return `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
+}
+
+export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
+  const { runtime, log } = deps;
+  const states = new Map<string, PodState>();
+
+  async function podContainers(uid: string): Promise<ContainerInfo[]> {
+    return (await runtime.listContainers()).filter((c) => c.podUid === uid);
+  }
+
+  async function writeStatus(state: PodState, containers: ContainerInfo[], podIP: string): Promise<Pod | undefined> {
+    return deps.status.sync(state.pod, (base) =>
+      computePodStatus({
+        pod: base,
+        state,
+        containers,
+        hostIP: deps.hostIP(),
+        podIP,
+        runtimeName: deps.runtimeName(),
+        probes: deps.probes,
+        now: new Date(),
+      }),
+    );
+  }
+
+  async function terminate(state: PodState, confirm: boolean): Promise<void> {
+    const m = state.pod.metadata!;
+    const grace = Number(m.deletionGracePeriodSeconds ?? state.pod.spec?.terminationGracePeriodSeconds ?? 30n);
+    deps.probes.removePod(state.uid);
+    const containers = await podContainers(state.uid);
+    log.info({ pod: `${m.namespace}/${m.name}`, containers: containers.length, graceSeconds: grace }, "stopping pod");
+    await teardownPod(deps, state.uid, containers, grace);
+    states.delete(state.uid);
+    deps.status.forget(state.uid);
+    if (!confirm) return;
+    try {
+      await deps.pods.delete(m.namespace, m.name, { gracePeriodSeconds: 0n, uid: m.uid });
+      log.info({ pod: `${m.namespace}/${m.name}` }, "pod stopped; deletion confirmed");
+    } catch (err) {
+      const code = ConnectError.from(err).code;
+      if (code !== Code.NotFound && code !== Code.Aborted) throw err;
+    }
+  }
+
+  /** Ends the pod's network once it can no longer run anything. */
+  async function releaseNetwork(state: PodState): Promise<void> {
+    if (state.pod.spec?.hostNetwork || state.network === undefined) return;
+    await deps.network.tearDown(state.uid);
+    state.network = undefined;
+  }
+
+  async function syncPod(uid: string): Promise<Result> {
+    const apiPod = deps.lookup(uid);
+    let state = states.get(uid);
+    if (apiPod) {
+      if (!state) states.set(uid, (state = newPodState(apiPod)));
+      else state.pod = apiPod;
+    }
+    if (!state) return;
+    const pod = state.pod;
+    if (!apiPod || pod.metadata!.deletionTimestamp) {
+      await terminate(state, apiPod !== undefined);
+      return;
+    }
+    if (isTerminal(pod)) {
+      deps.probes.removePod(uid);
+      // After an agent restart the network may still be up: tearDown is idempotent.
+      if (!pod.spec!.hostNetwork && !state.networkReleased) {
+        await deps.network.tearDown(uid);
+        state.networkReleased = true;
+      }
+      state.network = undefined;
+      await writeStatus(state, await podContainers(uid), "");
+      return;
+    }
+    state.startTime ??= new Date();
+    const spec = pod.spec!;
+
+    if (!spec.hostNetwork && !state.network) {
+      try {
+        state.network = await deps.network.setUp(pod);
+        state.setupError = undefined;
+      } catch (err) {
+        state.setupError = `failed to set up the pod network: ${err instanceof Error ? err.message : String(err)}`;
+        log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, err: state.setupError }, "network setup failed");
+        await writeStatus(state, await podContainers(uid), "");
+        return { requeue: true };
+      }
+    }
+    const podIP = spec.hostNetwork ? deps.hostIP() : state.network!.ip;
+    const netnsPath = spec.hostNetwork ? "" : state.network!.netnsPath;
+
+    let containers = await podContainers(uid);
+    // The first pass shows the pod's IP and ContainerCreating before a possibly long pull.
+    if (containers.length === 0) await writeStatus(state, containers, podIP);
+
+    let ctx: ConfigContext | Error;
+    try {
+      const volumes = await prepareVolumes(deps.rootDir, pod);
+      const etcMounts = await writeEtcFiles(deps.rootDir, pod, podIP, deps.resolvConfPath);
+      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts };
+    } catch (err) {
+      ctx = err instanceof Error ? err : new Error(String(err));
+    }
+
+    let retryAt: number | undefined;
+    const noteRetry = (at: number) => {
+      retryAt = retryAt === undefined ? at : Math.min(retryAt, at);
+    };
+    const byName = instancesByName(containers);
+    const names = new Set([...spec.initContainers, ...spec.containers].map((c) => c.name));
+    for (const [name, list] of byName) {
+      if (!names.has(name)) for (const c of list) await removeInstance(state, c);
+    }
+
+    const ensure = (c: Container, isInit: boolean) =>
+      ensureContainer(state, c, isInit, byName.get(c.name) ?? [], ctx, noteRetry);
+    let initialized = spec.containers.some((c) => (byName.get(c.name) ?? []).length > 0);
+    if (!initialized) {
+      initialized = true;
+      for (const c of spec.initContainers) {
+        const cur = byName.get(c.name)?.[0];
+        if (cur?.state === "exited" && cur.exitCode === 0) continue;
+        initialized = false;
+        await ensure(c, true);
+        break;
+      }
+    }
+    if (initialized) for (const c of spec.containers) await ensure(c, false);
+
+    containers = await podContainers(uid);
+    deps.probes.sync(pod, podIP, containers);
+    const stored = await writeStatus(state, containers, podIP);
+    if (stored && isTerminal(stored)) {
+      deps.probes.removePod(uid);
+      await releaseNetwork(state);
+      state.networkReleased = true;
+      return;
+    }
+    return retryAt === undefined ? undefined : { requeueAfterMs: Math.max(0, retryAt - Date.now()) };
+  }
+
+  async function removeInstance(state: PodState, c: ContainerInfo): Promise<void> {
+    await runtime.removeContainer(c.id);
+    state.killMessages.delete(c.id);
+  }
+
+  /** One container toward "running" (or "completed", per the restart policy). */
+  async function ensureContainer(
+    state: PodState,
+    c: Container,
+    isInit: boolean,
+    instances: ContainerInfo[],
+    ctx: ConfigContext | Error,
+    noteRetry: (at: number) => void,
+  ): Promise<void> {
+    const pod = state.pod;
+    const m = pod.metadata!;
+    const rec = containerRecord(state, c.name);
+    let cur: ContainerInfo | undefined = instances[0];
+    const older = instances.slice(1);
+    const now = Date.now();
+
+    if (cur?.state === "running") {
+      const kill = state.killRequests.get(cur.id);
+      if (!kill) return;
+      state.killRequests.delete(cur.id);
+      state.killMessages.set(cur.id, kill.message);
+      log.info({ pod: `${m.namespace}/${m.name}`, container: c.name, reason: kill.message }, "killing container");
+      await runtime.stopContainer(cur.id, kill.graceSeconds);
+      cur = await runtime.containerStatus(cur.id);
+      if (cur?.state !== "exited") return;
+    }
+    if (cur?.state === "unknown") return;
+
+    let attempt = 0;
+    if (cur?.state === "created") {
+      // Created but never started (the agent stopped in between): start that attempt afresh.
+      attempt = cur.attempt;
+      await removeInstance(state, cur);
+      older.shift(); // the instance before it stays, for logs --previous
+    } else if (cur?.state === "exited") {
+      if (!shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit)) {
+        rec.waiting = undefined;
+        return;
+      }
+      // CrashLoopBackOff, counted once per exited instance; a long run starts the count over.
+      if (rec.crash?.containerId !== cur.id) {
+        const finished = cur.finishedAt?.getTime() ?? now;
+        const ran = finished - (cur.startedAt?.getTime() ?? finished);
+        const prev = rec.crash && ran < deps.crashLoop.resetMs ? rec.crash : undefined;
+        rec.crash = { ...nextBackoff(prev, deps.crashLoop, finished), containerId: cur.id };
+      }
+      if (now < rec.crash.until) {
+        rec.waiting = {
+          reason: "CrashLoopBackOff",
+          message: `back-off ${formatDelay(rec.crash.delayMs)} restarting failed container=${c.name} pod=${m.name}_${m.namespace}(${m.uid})`,
+        };
+        noteRetry(rec.crash.until);
+        return;
+      }
+      attempt = cur.attempt + 1;
+    }
+    if (rec.retry && now < rec.retry.until) {
+      noteRetry(rec.retry.until);
+      return;
+    }
+
+    try {
+      if (ctx instanceof Error) throw new ContainerStartError("CreateContainerConfigError", ctx.message);
+      const id = await startContainer({ runtime, imagePullBackoff: deps.imagePull }, pod, c, attempt, rec, ctx);
+      log.info({ pod: `${m.namespace}/${m.name}`, container: c.name, attempt, id }, "container started");
+      rec.waiting = undefined;
+      rec.retry = undefined;
+      // Keep the instance before this one for `logs --previous`; older ones go.
+      for (const old of older) await removeInstance(state, old);
+    } catch (err) {
+      if (!(err instanceof ContainerStartError)) throw err;
+      rec.waiting = { reason: err.reason, message: err.message };
+      log.info({ pod: `${m.namespace}/${m.name}`, container: c.name, reason: err.reason, message: err.message }, "container could not start");
+      if (err.retryAt !== undefined) noteRetry(err.retryAt);
+      else {
+        rec.retry = nextBackoff(rec.retry, deps.startRetry, Date.now());
+        noteRetry(rec.retry.until);
+      }
+    }
+  }
+
+  return {
+    syncPod,
+    remember(pod) {
+      const state = states.get(pod.metadata!.uid);
+      if (state) state.pod = pod;
+    },
+    requestKill(uid, containerId, message, graceSeconds) {
+      states.get(uid)?.killRequests.set(containerId, { message, graceSeconds });
+    },
+    known: (uid) => states.has(uid),
+    uids: () => [...states.keys()],
+  };
+}

@@ -1,0 +1,73 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { ContainerInfo } from "../runtime/runtime.ts";
+import { cstatus, startHarness, waitFor, type Harness } from "./testing.ts";
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function runningInstance(harness: Harness, uid: string, attempt: number): Promise<ContainerInfo> {
+  return waitFor(`attempt ${attempt} running`, async () =>
+    (await harness.runtime.listContainers()).find((c) => c.podUid === uid && c.attempt === attempt && c.state === "running"),
+  );
+}
+
+describe("restartPolicy Always", () => {
+  it("restarts a crashing container with growing CrashLoopBackOff delays", async () => {
+    h = await startHarness({ crashLoopBackoff: { initialMs: 200, maxMs: 5000, resetMs: 600_000 } });
+    const created = await h.createPod("crash");
+    const uid = created.metadata!.uid;
+    const delays: number[] = [];
+    let c = await runningInstance(h, uid, 0);
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      h.runtime.exit(c.id, 1);
+      const exitedAt = (await h.runtime.containerStatus(c.id))!.finishedAt!.getTime();
+      if (attempt === 2) {
+        // While it waits, the user sees why and for how long.
+        const p = await h.waitForPod("crash", "CrashLoopBackOff", (p) => cstatus(p)?.state?.waiting?.reason === "CrashLoopBackOff");
+        const s = cstatus(p)!;
+        expect(s.state!.waiting!.message).toBe(`back-off 400ms restarting failed container=app pod=crash_default(${uid})`);
+        expect(s.lastState!.terminated).toMatchObject({ exitCode: 1, reason: "Error" });
+        expect(s.restartCount).toBe(1);
+        expect(s.ready).toBe(false);
+        expect(p.status!.phase).toBe("Running");
+      }
+      c = await runningInstance(h, uid, attempt);
+      delays.push(c.startedAt!.getTime() - exitedAt);
+    }
+    // 200, 400, 800 ms (plus scheduling slack): each wait at least its back-off, and growing.
+    expect(delays[0]).toBeGreaterThanOrEqual(190);
+    expect(delays[1]).toBeGreaterThanOrEqual(390);
+    expect(delays[2]).toBeGreaterThanOrEqual(790);
+    expect(delays[1]).toBeGreaterThan(delays[0]);
+    expect(delays[2]).toBeGreaterThan(delays[1]);
+    const p = await h.waitForPod("crash", "restartCount 3", (p) => cstatus(p)?.restartCount === 3 && !!cstatus(p)?.state?.running);
+    expect(cstatus(p)!.lastState!.terminated!.exitCode).toBe(1);
+    // The running instance and the one before it (for logs --previous); older ones are removed.
+    expect((await h.containersOf(p)).map((c) => c.attempt)).toEqual([2, 3]);
+  }, 20_000);
+
+  it("starts the back-off over after a container ran longer than resetMs", async () => {
+    h = await startHarness({ crashLoopBackoff: { initialMs: 300, maxMs: 5000, resetMs: 500 } });
+    const uid = (await h.createPod("reset")).metadata!.uid;
+    let c = await runningInstance(h, uid, 0);
+    h.runtime.exit(c.id, 1);
+    c = await runningInstance(h, uid, 1); // after 300 ms
+    await new Promise((r) => setTimeout(r, 600)); // a "long" run
+    h.runtime.exit(c.id, 1);
+    const p = await h.waitForPod("reset", "CrashLoopBackOff", (p) => cstatus(p)?.state?.waiting?.reason === "CrashLoopBackOff");
+    expect(cstatus(p)!.state!.waiting!.message).toContain("back-off 300ms");
+  });
+
+  it("does not restart a container because the agent restarted", async () => {
+    h = await startHarness();
+    const created = await h.createPod("steady");
+    const c = await runningInstance(h, created.metadata!.uid, 0);
+    await h.restartAgent();
+    await new Promise((r) => setTimeout(r, 500));
+    const now = await h.containersOf(created);
+    expect(now.map((x) => [x.id, x.state])).toEqual([[c.id, "running"]]);
+  });
+});

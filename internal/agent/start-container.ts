@@ -1,0 +1,83 @@
+// Starting one container instance: the image per imagePullPolicy (with ImagePullBackOff), the
+// runtime config, create, start. Every failure becomes a ContainerStartError whose reason is the
+// waiting reason a Kubernetes user knows (ErrImagePull, ImagePullBackOff, ErrImageNeverPull,
+// CreateContainerConfigError, CreateContainerError, RunContainerError) and whose message is the
+// runtime's or registry's own words.
+import { ConnectError } from "@connectrpc/connect";
+import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { defaultPullPolicy } from "../api/defaults.ts";
+import type { ContainerRuntime } from "../runtime/runtime.ts";
+import { buildContainerConfig, type ConfigContext } from "./container-config.ts";
+import { nextBackoff, type BackoffPolicy, type ContainerRecord } from "./state.ts";
+
+export class ContainerStartError extends Error {
+  override name = "ContainerStartError";
+  readonly reason: string;
+  /** Epoch ms when trying again makes sense (a back-off); undefined: the usual retry delay. */
+  readonly retryAt: number | undefined;
+  constructor(reason: string, message: string, retryAt?: number) {
+    super(message);
+    this.reason = reason;
+    this.retryAt = retryAt;
+  }
+}
+
+/** The runtime's own words: without connect's "[code]" prefix for errors that came over gRPC. */
+const messageOf = (err: unknown) => (err instanceof ConnectError ? err.rawMessage : err instanceof Error ? err.message : String(err));
+
+/** Makes sure the image is there as the pull policy asks, pulling if needed (with back-off). */
+export async function ensureImage(runtime: ContainerRuntime, c: Container, rec: ContainerRecord, policy: BackoffPolicy, now = Date.now()): Promise<void> {
+  const pullPolicy = c.imagePullPolicy || defaultPullPolicy(c.image);
+  if (pullPolicy === "Never") {
+    if (await runtime.getImage(c.image)) return;
+    throw new ContainerStartError("ErrImageNeverPull", `Container image "${c.image}" is not present with pull policy of Never`);
+  }
+  if (pullPolicy === "IfNotPresent" && (await runtime.getImage(c.image))) return;
+  const last = rec.pull?.image === c.image ? rec.pull : undefined;
+  if (last && now < last.until) {
+    throw new ContainerStartError("ImagePullBackOff", `Back-off pulling image "${c.image}": ${last.message}`, last.until);
+  }
+  try {
+    await runtime.pullImage(c.image);
+    rec.pull = undefined;
+  } catch (err) {
+    const message = messageOf(err);
+    const b = nextBackoff(last, policy, Date.now());
+    rec.pull = { ...b, image: c.image, message };
+    throw new ContainerStartError("ErrImagePull", message, b.until);
+  }
+}
+
+export interface StartDeps {
+  runtime: ContainerRuntime;
+  imagePullBackoff: BackoffPolicy;
+}
+
+/** Creates and starts one instance of the container; returns its id. */
+export async function startContainer(deps: StartDeps, pod: Pod, c: Container, attempt: number, rec: ContainerRecord, ctx: ConfigContext): Promise<string> {
+  const { runtime } = deps;
+  await ensureImage(runtime, c, rec, deps.imagePullBackoff);
+  let cfg;
+  try {
+    cfg = buildContainerConfig(pod, c, attempt, ctx);
+    await mkdir(dirname(cfg.logPath), { recursive: true });
+  } catch (err) {
+    throw new ContainerStartError("CreateContainerConfigError", messageOf(err));
+  }
+  let id: string;
+  try {
+    id = await runtime.createContainer(cfg);
+  } catch (err) {
+    throw new ContainerStartError("CreateContainerError", messageOf(err));
+  }
+  try {
+    await runtime.startContainer(id);
+  } catch (err) {
+    // A container that never ran is of no use, not even for `logs --previous`.
+    await runtime.removeContainer(id).catch(() => undefined);
+    throw new ContainerStartError("RunContainerError", messageOf(err));
+  }
+  return id;
+}

@@ -1,0 +1,66 @@
+// What the agent remembers about each pod between syncs. Only what the runtime and the API
+// cannot tell it: back-off timers, why a container could not start, why one was killed. Losing
+// it (an agent restart) costs at most one early retry; everything else is rebuilt from the
+// runtime's containers (their labels) and the API's pods.
+import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+
+export interface Waiting {
+  reason: string;
+  message: string;
+}
+
+/** An exponential back-off: the delay doubles from initialMs up to maxMs. */
+export interface BackoffPolicy {
+  initialMs: number;
+  maxMs: number;
+}
+
+export interface BackoffState {
+  delayMs: number;
+  /** Epoch ms before which nothing is tried. */
+  until: number;
+}
+
+export function nextBackoff(prev: BackoffState | undefined, policy: BackoffPolicy, from: number): BackoffState {
+  const delayMs = prev ? Math.min(prev.delayMs * 2, policy.maxMs) : policy.initialMs;
+  return { delayMs, until: from + delayMs };
+}
+
+export interface ContainerRecord {
+  /** Why the container is not running, when the runtime cannot say (pull errors, back-off). */
+  waiting?: Waiting;
+  /** CrashLoopBackOff: counted once per exited container instance. */
+  crash?: BackoffState & { containerId: string };
+  /** ImagePullBackOff, for this image. */
+  pull?: BackoffState & { image: string; message: string };
+  /** Retries after create/start/config errors. */
+  retry?: BackoffState;
+}
+
+export interface PodState {
+  uid: string;
+  /** The newest version of the pod seen (kept after it disappears from the API, to stop it). */
+  pod: Pod;
+  network?: { ip: string; netnsPath: string };
+  /** Set once, when the agent first starts working on the pod. */
+  startTime?: Date;
+  containers: Map<string, ContainerRecord>;
+  /** Messages for terminated containers the agent killed (liveness), by container id. */
+  killMessages: Map<string, string>;
+  /** Containers a probe asked to kill, by container id, with the reason. */
+  killRequests: Map<string, { message: string; graceSeconds: number }>;
+  /** The network could not be set up: shown on every waiting container. */
+  setupError?: string;
+  /** The pod finished and its network was released. */
+  networkReleased?: boolean;
+}
+
+export function newPodState(pod: Pod): PodState {
+  return { uid: pod.metadata!.uid, pod, containers: new Map(), killMessages: new Map(), killRequests: new Map() };
+}
+
+export function containerRecord(state: PodState, name: string): ContainerRecord {
+  let rec = state.containers.get(name);
+  if (!rec) state.containers.set(name, (rec = {}));
+  return rec;
+}

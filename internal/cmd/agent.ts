@@ -1,0 +1,84 @@
+// `skiff agent`: the node agent. Registers this machine as a Node, runs the pods bound to it
+// through a container runtime (containerd, or the hollow "fake" runtime), and serves their logs.
+import { defineCommand } from "citty";
+import os from "node:os";
+import { join } from "node:path";
+import { createAgent } from "../agent/agent.ts";
+import { createCniNetwork, createHostNetwork, type PodNetwork } from "../agent/network.ts";
+import { createApiTransport } from "../client/transport.ts";
+import { createLogger } from "../log/log.ts";
+import { createFakeRuntime } from "../runtime/fake/fake.ts";
+import type { ContainerRuntime } from "../runtime/runtime.ts";
+import { parseListen } from "./apiserver.ts";
+import { guarded } from "./guard.ts";
+
+/** The containerd runtime, loaded only when asked for (the fake runtime needs none of it). */
+async function containerdRuntime(address: string, namespace: string): Promise<ContainerRuntime> {
+  const { createContainerdRuntime } = await import("../runtime/containerd/index.ts");
+  return createContainerdRuntime({ address, namespace });
+}
+
+export const agentCommand = defineCommand({
+  meta: { name: "agent", description: "Run the node agent: register this node and run the pods bound to it" },
+  args: {
+    server: { type: "string", description: "The apiserver URL", default: "http://127.0.0.1:6443" },
+    "node-name": { type: "string", description: "This node's name (default: the hostname, lowercased)" },
+    runtime: { type: "string", description: "Container runtime: containerd or fake (hollow containers, no processes)", default: "containerd" },
+    containerd: { type: "string", description: "containerd's socket", default: "/run/containerd/containerd.sock" },
+    "containerd-namespace": { type: "string", description: "containerd namespace for Skiff's containers and images", default: "skiff" },
+    "root-dir": { type: "string", description: "Pod directories (volumes, logs) and agent state", default: "/var/lib/skiff" },
+    listen: { type: "string", description: "HOST:PORT of the agent's log service", default: "127.0.0.1:10250" },
+    "node-ip": { type: "string", description: "The node's InternalIP (default: the --listen host, or the host's first IPv4 when it listens on all)" },
+    "pod-cidr": { type: "string", description: "This node's pod network (IPv4 CIDR)", default: "10.88.0.0/24" },
+    "cni-bin-dir": { type: "string", description: "CNI plugin directory", default: "/usr/lib/cni" },
+    "cni-conf-dir": { type: "string", description: "Where the node's CNI network config is written (default <root-dir>/cni/net.d)" },
+    "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
+  },
+  run: guarded(async ({ args }) => {
+    const log = createLogger("agent", args["log-level"]);
+    const nodeName = args["node-name"] || os.hostname().toLowerCase();
+    const { host, port } = parseListen(args.listen);
+    const rootDir = args["root-dir"];
+    const podCidr = args["pod-cidr"];
+    let runtime: ContainerRuntime;
+    let network: PodNetwork;
+    if (args.runtime === "fake") {
+      runtime = createFakeRuntime();
+      network = createHostNetwork({ podCidr, stateDir: join(rootDir, "network", "fake") });
+    } else if (args.runtime === "containerd") {
+      runtime = await containerdRuntime(args.containerd, args["containerd-namespace"]);
+      network = createCniNetwork({
+        pluginDir: args["cni-bin-dir"],
+        confDir: args["cni-conf-dir"] || join(rootDir, "cni", "net.d"),
+        stateDir: join(rootDir, "cni"),
+        network: { name: "skiff", bridge: "skiff0", podCidr },
+        portmap: true,
+      });
+    } else {
+      throw new Error(`--runtime must be containerd or fake, got "${args.runtime}"`);
+    }
+    const agent = createAgent({
+      transport: createApiTransport(args.server),
+      nodeName,
+      runtime,
+      network,
+      rootDir,
+      log,
+      podCidr,
+      listen: { host, port },
+      nodeIP: args["node-ip"] || undefined,
+    });
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, "shutting down (containers keep running)");
+      await agent.stop();
+      await runtime.close();
+      process.exit(0);
+    };
+    process.on("SIGTERM", () => void stop("SIGTERM"));
+    process.on("SIGINT", () => void stop("SIGINT"));
+    await agent.start();
+  }),
+});
