@@ -7,6 +7,7 @@
 //   stop:  timers, informer, workers and the log server stop; containers keep running (the next
 //          agent adopts them)
 import type { Transport } from "@connectrpc/connect";
+import type { Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
 import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
@@ -16,12 +17,14 @@ import { createWorkQueue } from "../client/workqueue.ts";
 import type { Logger } from "../log/log.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { hostInfo, type HostInfo } from "./host-info.ts";
+import { createImageImporter } from "./image-import.ts";
 import { createNodeLease } from "./lease.ts";
 import { createLogsService } from "./logs.ts";
 import type { PodNetwork } from "./network.ts";
 import { createNodeReporter } from "./node.ts";
 import { createPodWorkers } from "./pod-worker.ts";
 import { createProbeManager } from "./probes.ts";
+import { createPullSecrets } from "./pull-secrets.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
 import { createStatusManager } from "./status.ts";
 import { removeOrphans } from "./teardown.ts";
@@ -63,6 +66,12 @@ export interface AgentOptions {
   leaseDurationSeconds?: number;
   /** How often a followed log is polled. Default 250 ms. */
   logPollMs?: number;
+  /** Registries (host:port) pulled from over plain HTTP; loopback ones always are. */
+  insecureRegistries?: string[];
+  /** An OCI layout tarball, or a directory of `*.tar` ones, imported at start and on change. */
+  importImages?: string;
+  /** How often importImages is scanned for new or changed files. Default 10 s. */
+  importRescanMs?: number;
 }
 
 export interface Agent {
@@ -143,7 +152,10 @@ export function createAgent(opts: AgentOptions): Agent {
     },
     imagePull: { initialMs: opts.imagePullBackoff?.initialMs ?? 10_000, maxMs: opts.imagePullBackoff?.maxMs ?? 300_000 },
     startRetry: { initialMs: opts.crashLoopBackoff?.initialMs ?? 10_000, maxMs: opts.crashLoopBackoff?.maxMs ?? 300_000 },
+    credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: log.child({ component: "pull-secrets" }) }).credentials,
+    insecureRegistries: opts.insecureRegistries,
   });
+  const importer = opts.importImages ? createImageImporter({ runtime, path: opts.importImages, log: log.child({ component: "image-import" }) }) : undefined;
 
   informer.onAdd((p) => queue.add(p.metadata!.uid));
   // A change of the status alone (mostly this agent's own writes) needs no sync: the resync catches
@@ -177,6 +189,24 @@ export function createAgent(opts: AgentOptions): Agent {
     }
   }
 
+  /** Re-scans the import path; pods waiting for an image that arrived are synced at once. */
+  let scanning = false;
+  async function rescanImages(): Promise<void> {
+    if (!importer || scanning || stopping.signal.aborted) return;
+    scanning = true;
+    try {
+      const imported = await importer.scan();
+      if (imported.length > 0) {
+        podWorkers.imagesChanged();
+        for (const p of informer.list()) queue.add(p.metadata!.uid);
+      }
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, "image import scan failed");
+    } finally {
+      scanning = false;
+    }
+  }
+
   async function retryUntilDone<T>(what: string, fn: () => Promise<T>): Promise<T> {
     for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
       try {
@@ -198,6 +228,11 @@ export function createAgent(opts: AgentOptions): Agent {
         throw new Error(`container runtime not reachable: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
       runtimeName = version.name;
+      // Images from --import-images are there before any pod is synced (and in the first node status).
+      if (importer) {
+        const imported = await importer.scan();
+        log.info({ path: importer.path, images: imported.length }, "initial image import done");
+      }
       server = await startAgentServer({
         host: listen.host,
         port: listen.port,
@@ -211,7 +246,10 @@ export function createAgent(opts: AgentOptions): Agent {
       const info: HostInfo = { ...hostInfo(), ...opts.hostInfo };
       info.internalIP = opts.nodeIP ?? opts.hostInfo?.internalIP ?? (WILDCARD.has(listen.host) ? info.internalIP : listen.host);
       hostIP = info.internalIP;
-      log.info({ node: nodeName, runtime: `${version.name} ${version.version}`, listen: `${listen.host}:${server.port}`, internalIP: hostIP }, "agent starting");
+      log.info(
+        { node: nodeName, runtime: `${version.name} ${version.version}`, listen: `${listen.host}:${server.port}`, internalIP: hostIP, insecureRegistries: opts.insecureRegistries, importImages: opts.importImages },
+        "agent starting",
+      );
 
       const nodes = createNodeReporter({
         client: createResourceClient<Node>(opts.transport, "Node"),
@@ -252,6 +290,7 @@ export function createAgent(opts: AgentOptions): Agent {
           for (const uid of podWorkers.uids()) queue.add(uid);
         }, resyncMs),
       );
+      if (importer) timers.push(setInterval(() => void rescanImages(), opts.importRescanMs ?? 10_000));
       log.info({ pods: informer.list().length }, "agent ready");
     },
     async stop() {

@@ -101,7 +101,8 @@ describe("AgentService.Logs", () => {
     expect(err.rawMessage).toBe("a container name must be specified for pod two, choose one of: [a b]");
     err = await logError(h, { pod: "waiting" });
     expect(err.code).toBe(Code.FailedPrecondition);
-    expect(err.rawMessage).toBe('container "app" in pod "waiting" is waiting to start');
+    // The reason as the agent's informer last saw the status.
+    expect(err.rawMessage).toMatch(/^container "app" in pod "waiting" is waiting to start: (ContainerCreating|ErrImagePull|ImagePullBackOff)$/);
     err = await logError(h, { pod: "two", container: "a", timestamps: true });
     expect(err.code).toBe(Code.Unimplemented);
   });

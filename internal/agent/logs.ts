@@ -137,7 +137,10 @@ export function createLogsService(deps: LogsDeps): ServiceImpl<typeof AgentServi
       const target = req.previous ? instances[1] : instances[0];
       if (!target) {
         if (req.previous) throw new ConnectError(`previous terminated container "${name}" in pod "${req.pod}" not found`, Code.NotFound);
-        throw new ConnectError(`container "${name}" in pod "${req.pod}" is waiting to start`, Code.FailedPrecondition);
+        // As kubectl shows it: `… is waiting to start: ImagePullBackOff`.
+        const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
+        const reason = statuses.find((s) => s.name === name)?.state?.waiting?.reason || "ContainerCreating";
+        throw new ConnectError(`container "${name}" in pod "${req.pod}" is waiting to start: ${reason}`, Code.FailedPrecondition);
       }
       const stream = streamLogFile(target.logPath, {
         tailLines: req.tailLines === undefined ? undefined : Number(req.tailLines),

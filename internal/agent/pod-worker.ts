@@ -14,7 +14,7 @@ import type { Result } from "../client/workqueue.ts";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { ResourceClient } from "../client/resource-client.ts";
 import type { Logger } from "../log/log.ts";
-import type { ContainerInfo, ContainerRuntime } from "../runtime/runtime.ts";
+import type { ContainerInfo, ContainerRuntime, RegistryAuth } from "../runtime/runtime.ts";
 import type { ConfigContext } from "./container-config.ts";
 import type { PodNetwork } from "./network.ts";
 import { prepareVolumes, writeEtcFiles } from "./pod-files.ts";
@@ -44,6 +44,9 @@ export interface PodWorkerDeps {
   imagePull: BackoffPolicy;
   /** Retries after create/start/config errors. */
   startRetry: BackoffPolicy;
+  /** Registry credentials for a pod's image (imagePullSecrets). */
+  credentials?(pod: Pod, image: string): Promise<RegistryAuth[]>;
+  insecureRegistries?: string[];
 }
 
 export interface PodWorkers {
@@ -55,6 +58,8 @@ export interface PodWorkers {
   /** Pods the agent is working on (also those gone from the API but not yet torn down). */
   known(uid: string): boolean;
   uids(): string[];
+  /** New images arrived (an import): containers waiting with ErrImageNeverPull try again at once. */
+  imagesChanged(): void;
 }
 
 /** Go-style durations, as Kubernetes prints them: "10s", "1m20s", "5m0s", "250ms". */
@@ -68,6 +73,7 @@ export function formatDelay(ms: number): string {
 export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
   const { runtime, log } = deps;
   const states = new Map<string, PodState>();
+  const startDeps = { runtime, imagePullBackoff: deps.imagePull, credentials: deps.credentials, insecureRegistries: deps.insecureRegistries };
 
   async function podContainers(uid: string): Promise<ContainerInfo[]> {
     return (await runtime.listContainers()).filter((c) => c.podUid === uid);
@@ -273,7 +279,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
     try {
       if (ctx instanceof Error) throw new ContainerStartError("CreateContainerConfigError", ctx.message);
-      const id = await startContainer({ runtime, imagePullBackoff: deps.imagePull }, pod, c, attempt, rec, ctx);
+      const id = await startContainer(startDeps, pod, c, attempt, rec, ctx);
       log.info({ pod: `${m.namespace}/${m.name}`, container: c.name, attempt, id }, "container started");
       rec.waiting = undefined;
       rec.retry = undefined;
@@ -302,5 +308,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     },
     known: (uid) => states.has(uid),
     uids: () => [...states.keys()],
+    imagesChanged() {
+      for (const state of states.values()) {
+        for (const rec of state.containers.values()) if (rec.waiting?.reason === "ErrImageNeverPull") rec.retry = undefined;
+      }
+    },
   };
 }

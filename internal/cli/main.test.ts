@@ -32,7 +32,7 @@ describe("skiffctl without an apiserver", () => {
   it("prints help and its version", async () => {
     const help = await run(["--help"]);
     expect(help.code).toBe(0);
-    expect(help.out).toMatch(/USAGE skiffctl .*apply\|get\|describe\|delete\|config/);
+    expect(help.out).toMatch(/USAGE skiffctl .*apply\|get\|describe\|delete\|logs\|config/);
     expect(help.out).toBe(stripVTControlCharacters(help.out));
     expect((await run(["get", "--help"])).out).toMatch(/--field-selector/);
     expect((await run(["--version"])).out).toBe("skiffctl 0.1.0\n");

@@ -7,6 +7,7 @@ import { configCommand } from "./commands/config.ts";
 import { deleteCommand } from "./commands/delete.ts";
 import { describeCommand } from "./commands/describe.ts";
 import { getCommand } from "./commands/get.ts";
+import { logsCommand } from "./commands/logs.ts";
 import { serverArg, type CliIO, type Session } from "./context.ts";
 import { AlreadyReported, formatError } from "./errors.ts";
 
@@ -14,7 +15,7 @@ export const VERSION = "0.1.0";
 
 export function createRootCommand(session: Session): CommandDef<any> {
   return defineCommand({
-    meta: { name: "skiffctl", version: VERSION, description: "Drive a Skiff cluster: apply manifests, get, describe and delete objects" },
+    meta: { name: "skiffctl", version: VERSION, description: "Drive a Skiff cluster: apply manifests, get, describe and delete objects, read container logs" },
     args: { ...serverArg },
     setup({ args }) {
       session.rootServer = args.server;
@@ -24,6 +25,7 @@ export function createRootCommand(session: Session): CommandDef<any> {
       get: getCommand(session),
       describe: describeCommand(session),
       delete: deleteCommand(session),
+      logs: logsCommand(session),
       config: configCommand(session),
     },
   });
@@ -66,7 +68,7 @@ export async function runSkiffctl(argv: string[], io: CliIO): Promise<number> {
   } catch (err) {
     if (err instanceof AlreadyReported) return 1;
     if (err instanceof Error && err.name === "CLIError") {
-      const msg = stripAnsi(err.message).replace(/^Unknown command (.*)$/, 'unknown command "$1"; commands: apply, get, describe, delete, config');
+      const msg = stripAnsi(err.message).replace(/^Unknown command (.*)$/, 'unknown command "$1"; commands: apply, get, describe, delete, logs, config');
       io.err(`Error: ${msg}\nRun "skiffctl --help" for usage.\n`);
       return 1;
     }

@@ -2,7 +2,7 @@
 // through a container runtime (containerd, or the hollow "fake" runtime), and serves their logs.
 import { defineCommand } from "citty";
 import os from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createAgent } from "../agent/agent.ts";
 import { createCniNetwork, createHostNetwork, type PodNetwork } from "../agent/network.ts";
 import { createApiTransport } from "../client/transport.ts";
@@ -16,6 +16,21 @@ import { guarded } from "./guard.ts";
 async function containerdRuntime(address: string, namespace: string): Promise<ContainerRuntime> {
   const { createContainerdRuntime } = await import("../runtime/containerd/index.ts");
   return createContainerdRuntime({ address, namespace });
+}
+
+/** Every --insecure-registry value (the flag repeats; commas separate too), checked. */
+function insecureRegistries(rawArgs: string[]): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i];
+    if (a === "--insecure-registry" && i + 1 < rawArgs.length) values.push(rawArgs[++i]);
+    else if (a.startsWith("--insecure-registry=")) values.push(a.slice("--insecure-registry=".length));
+  }
+  const out = values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+  for (const v of out) {
+    if (!/^(?:[a-z][a-z0-9+.-]*:\/\/)?[A-Za-z0-9.[\]:-]+\/?$/i.test(v)) throw new Error(`--insecure-registry must be HOST[:PORT], got "${v}"`);
+  }
+  return out;
 }
 
 export const agentCommand = defineCommand({
@@ -32,9 +47,19 @@ export const agentCommand = defineCommand({
     "pod-cidr": { type: "string", description: "This node's pod network (IPv4 CIDR)", default: "10.88.0.0/24" },
     "cni-bin-dir": { type: "string", description: "CNI plugin directory", default: "/usr/lib/cni" },
     "cni-conf-dir": { type: "string", description: "Where the node's CNI network config is written (default <root-dir>/cni/net.d)" },
+    "insecure-registry": {
+      type: "string",
+      description: "HOST:PORT of a registry pulled from over plain HTTP (repeatable; loopback registries always are)",
+      valueHint: "HOST:PORT",
+    },
+    "import-images": {
+      type: "string",
+      description: "An OCI layout tarball, or a directory of *.tar ones, imported at start and re-scanned every 10 s",
+      valueHint: "PATH",
+    },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
-  run: guarded(async ({ args }) => {
+  run: guarded(async ({ args, rawArgs }) => {
     const log = createLogger("agent", args["log-level"]);
     const nodeName = args["node-name"] || os.hostname().toLowerCase();
     const { host, port } = parseListen(args.listen);
@@ -67,6 +92,8 @@ export const agentCommand = defineCommand({
       podCidr,
       listen: { host, port },
       nodeIP: args["node-ip"] || undefined,
+      insecureRegistries: insecureRegistries(rawArgs),
+      importImages: args["import-images"] ? resolve(args["import-images"]) : undefined,
     });
     let stopping = false;
     const stop = async (signal: string) => {

@@ -1,0 +1,92 @@
+// What `skiffctl logs` needs besides the command itself: where a pod's node agent listens, which
+// container to read by default, and the flag values (--tail, --since) in the agent's terms.
+//
+//   pod.spec.nodeName ─► Node.status.addresses[InternalIP] + status.daemonEndpoints.kubeletEndpoint.port
+//                     ─► http://<ip>:<port> ─► AgentService.Logs (gRPC over h2c)
+import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
+import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { CliError } from "./errors.ts";
+import net from "node:net";
+
+/** kubectl's annotation naming the container `logs` and `exec` use by default. */
+export const DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container";
+
+/** The agent's URL from the Node's status: InternalIP (else ExternalIP) and the agent's port. */
+export function agentUrl(node: Node): string {
+  const name = node.metadata?.name ?? "";
+  const addresses = node.status?.addresses ?? [];
+  const ip = (addresses.find((a) => a.type === "InternalIP") ?? addresses.find((a) => a.type === "ExternalIP"))?.address;
+  if (!ip) throw new CliError(`node "${name}" has no InternalIP address in its status: has its agent registered it yet?`);
+  const port = node.status?.daemonEndpoints?.kubeletEndpoint?.port ?? 0;
+  if (port <= 0) throw new CliError(`node "${name}" reports no agent port (status.daemonEndpoints.kubeletEndpoint.port): has its agent started?`);
+  return `http://${net.isIPv6(ip) ? `[${ip}]` : ip}:${port}`;
+}
+
+/**
+ * The container to read when none is named, as kubectl picks it: the default-container annotation,
+ * else the first app container, with a note for stderr when the pod has others.
+ */
+export function defaultContainer(pod: Pod): { name: string; note?: string } {
+  const app = pod.spec?.containers ?? [];
+  const init = pod.spec?.initContainers ?? [];
+  const wanted = pod.metadata?.annotations?.[DEFAULT_CONTAINER_ANNOTATION];
+  if (wanted && [...app, ...init].some((c) => c.name === wanted)) return { name: wanted };
+  if (app.length === 0) return { name: "" };
+  const others = app.length + init.length > 1;
+  const names = [...app.map((c) => c.name), ...init.map((c) => `${c.name} (init)`)];
+  const notFound = wanted ? `Default container name "${wanted}" not found in pod ${pod.metadata?.name ?? ""}\n` : "";
+  return others || wanted ? { name: app[0].name, note: `${notFound}Defaulted container "${app[0].name}" out of: ${names.join(", ")}` } : { name: app[0].name };
+}
+
+/** --tail: a whole number of lines; -1 (kubectl's default) means all. */
+export function parseTail(value: string | undefined): bigint | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!/^-?\d+$/.test(value.trim())) throw new CliError(`--tail must be a whole number of lines (-1 for all), got "${value}"`);
+  const n = BigInt(value.trim());
+  if (n < -1n) throw new CliError(`--tail must be -1 (all lines) or more, got ${value}`);
+  return n === -1n ? undefined : n;
+}
+
+const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
+
+/** --since: a Go-style duration ("30s", "5m", "1h30m") in whole seconds, rounded up. */
+export function parseSince(value: string | undefined): bigint | undefined {
+  if (value === undefined || value === "") return undefined;
+  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== value) {
+    throw new CliError(`--since must be a duration such as 30s, 5m or 1h30m, got "${value}"`);
+  }
+  const seconds = parts.reduce((sum, p) => sum + Number(p[1]) * UNIT_SECONDS[p[2]], 0);
+  if (seconds <= 0) throw new CliError(`--since must be more than 0, got "${value}"`);
+  return BigInt(Math.ceil(seconds));
+}
+
+/** "pod/NAME", "pods/NAME", "po/NAME" or just NAME → NAME. */
+export function podName(arg: string): string {
+  const slash = arg.indexOf("/");
+  if (slash === -1) return arg;
+  const kind = arg.slice(0, slash).toLowerCase();
+  if (!["pod", "pods", "po"].includes(kind) || arg.slice(slash + 1) === "") throw new CliError(`logs reads a pod's containers: give POD or pod/POD, not "${arg}"`);
+  return arg.slice(slash + 1);
+}
+
+/**
+ * Opens and closes a TCP connection to the agent, so that an address nobody answers on fails in
+ * timeoutMs instead of hanging (the log stream itself has no time limit).
+ */
+export function checkReachable(url: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: hostname.replace(/^\[|\]$/g, ""), port: Number(port), signal });
+    const timer = setTimeout(() => socket.destroy(new Error(`no answer in ${timeoutMs / 1000}s`)), timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.end();
+      resolve();
+    });
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
