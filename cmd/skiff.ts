@@ -4,11 +4,13 @@
 import { defineCommand, runMain } from "citty";
 import { agentCommand } from "../internal/cmd/agent.ts";
 import { apiserverCommand } from "../internal/cmd/apiserver.ts";
+import { controllerManagerCommand } from "../internal/cmd/controller-manager.ts";
+import { schedulerCommand } from "../internal/cmd/scheduler.ts";
 import { upCommand } from "../internal/cmd/up.ts";
 
 const main = defineCommand({
   meta: { name: "skiff", description: "Skiff daemons: a Kubernetes-style orchestrator, gRPC-first" },
-  subCommands: { apiserver: apiserverCommand, agent: agentCommand, up: upCommand },
+  subCommands: { apiserver: apiserverCommand, agent: agentCommand, "controller-manager": controllerManagerCommand, scheduler: schedulerCommand, up: upCommand },
 });
 
 void runMain(main);

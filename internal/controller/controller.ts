@@ -56,6 +56,40 @@ export function createController(opts: ControllerOptions): Controller {
   };
 }
 
+/**
+ * Settings of the controllers, from the controller-manager's flags (durations in ms). Each
+ * controller reads the ones it needs; `configOf(ctx)` fills in the defaults.
+ */
+export interface ControllerConfig {
+  /** How often the node controller checks node heartbeats. --node-monitor-period */
+  nodeMonitorPeriodMs: number;
+  /** A node that has not reported for this long is marked NotReady/Unknown. --node-monitor-grace-period */
+  nodeMonitorGracePeriodMs: number;
+  /** Pods on a node that stays not ready this long are evicted. --pod-eviction-timeout */
+  podEvictionTimeoutMs: number;
+  /** Pod network of the cluster, split into per-node ranges. --cluster-cidr */
+  clusterCidr: string;
+  /** Prefix length of each node's pod range. --node-cidr-mask-size */
+  nodeCidrMaskSize: number;
+  /** Terminated pods kept before the oldest are deleted (0: never). --terminated-pod-gc-threshold */
+  terminatedPodGcThreshold: number;
+  /** Events are deleted this long after they last happened. --event-ttl */
+  eventTtlMs: number;
+  /** Workers per controller (reconciles of different keys at once). --concurrent-syncs */
+  concurrentSyncs: number;
+}
+
+export const defaultControllerConfig: Readonly<ControllerConfig> = Object.freeze({
+  nodeMonitorPeriodMs: 5_000,
+  nodeMonitorGracePeriodMs: 40_000,
+  podEvictionTimeoutMs: 300_000,
+  clusterCidr: "10.244.0.0/16",
+  nodeCidrMaskSize: 24,
+  terminatedPodGcThreshold: 12_500,
+  eventTtlMs: 3_600_000,
+  concurrentSyncs: 2,
+});
+
 /** What every controller gets from the controller-manager. */
 export interface ControllerContext {
   transport: Transport;
@@ -63,6 +97,14 @@ export interface ControllerContext {
   informers: SharedInformerFactory;
   recorder: EventRecorder;
   log: Logger;
+  /** Flags for the controllers; absent fields (or all, in tests) take the defaults. */
+  options?: Partial<ControllerConfig>;
+}
+
+/** The controller settings of a context, defaults filled in. */
+export function configOf(ctx: Pick<ControllerContext, "options">): ControllerConfig {
+  const set = Object.entries(ctx.options ?? {}).filter(([, v]) => v !== undefined);
+  return { ...defaultControllerConfig, ...Object.fromEntries(set) };
 }
 
 /**
