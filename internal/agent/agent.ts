@@ -6,8 +6,8 @@
 //          a periodic resync · their own requeueAfter (back-offs)
 //   stop:  timers, informer, workers and the log server stop; containers keep running (the next
 //          agent adopts them)
-import type { Transport } from "@connectrpc/connect";
-import type { Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import type { ConfigMap, Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
 import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
@@ -103,6 +103,8 @@ export function createAgent(opts: AgentOptions): Agent {
   const resyncMs = opts.resyncMs ?? 10_000;
   const listen = opts.listen ?? { host: "127.0.0.1", port: 10250 };
   const podsClient = createResourceClient<Pod>(opts.transport, "Pod");
+  const configMapsClient = createResourceClient<ConfigMap>(opts.transport, "ConfigMap");
+  const secretsClient = createResourceClient<Secret>(opts.transport, "Secret");
   const stopping = new AbortController();
   const timers: ReturnType<typeof setInterval>[] = [];
   let server: AgentServer | undefined;
@@ -152,6 +154,21 @@ export function createAgent(opts: AgentOptions): Agent {
     },
     imagePull: { initialMs: opts.imagePullBackoff?.initialMs ?? 10_000, maxMs: opts.imagePullBackoff?.maxMs ?? 300_000 },
     startRetry: { initialMs: opts.crashLoopBackoff?.initialMs ?? 10_000, maxMs: opts.crashLoopBackoff?.maxMs ?? 300_000 },
+    configData: async (kind, namespace, name) => {
+      try {
+        if (kind === "ConfigMap") {
+          const cm = await configMapsClient.get(namespace, name);
+          const out: Record<string, string> = { ...cm.data };
+          for (const [k, v] of Object.entries(cm.binaryData)) out[k] = Buffer.from(v).toString("utf8");
+          return out;
+        }
+        const secret = await secretsClient.get(namespace, name);
+        return Object.fromEntries(Object.entries(secret.data).map(([k, v]) => [k, Buffer.from(v).toString("utf8")]));
+      } catch (err) {
+        if (err instanceof ConnectError && err.code === Code.NotFound) return undefined;
+        throw err;
+      }
+    },
     credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: log.child({ component: "pull-secrets" }) }).credentials,
     insecureRegistries: opts.insecureRegistries,
   });

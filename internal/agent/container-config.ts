@@ -21,6 +21,37 @@ export interface ConfigContext {
   volumes: Map<string, string>;
   /** /etc/hosts, /etc/hostname, /etc/resolv.conf. */
   etcMounts: Mount[];
+  /** The ConfigMaps and Secrets the pod's env refers to, by name (absent = not found). */
+  configMaps: Map<string, Record<string, string>>;
+  secrets: Map<string, Record<string, string>>;
+}
+
+/** Names of the ConfigMaps and Secrets a container's environment reads. */
+export function envReferences(c: Container): { configMaps: string[]; secrets: string[] } {
+  const configMaps = new Set<string>();
+  const secrets = new Set<string>();
+  for (const e of c.env) {
+    if (e.valueFrom?.configMapKeyRef) configMaps.add(e.valueFrom.configMapKeyRef.name);
+    if (e.valueFrom?.secretKeyRef) secrets.add(e.valueFrom.secretKeyRef.name);
+  }
+  for (const f of c.envFrom) {
+    if (f.configMapRef) configMaps.add(f.configMapRef.name);
+    if (f.secretRef) secrets.add(f.secretRef.name);
+  }
+  return { configMaps: [...configMaps], secrets: [...secrets] };
+}
+
+function keyRef(kind: "configmap" | "secret", data: Map<string, Record<string, string>>, ns: string, ref: { name: string; key: string; optional?: boolean }): string | undefined {
+  const obj = data.get(ref.name);
+  if (!obj) {
+    if (ref.optional) return undefined;
+    throw new ContainerConfigError(`${kind} "${ref.name}" not found`);
+  }
+  if (!(ref.key in obj)) {
+    if (ref.optional) return undefined;
+    throw new ContainerConfigError(`couldn't find key ${ref.key} in ${kind === "configmap" ? "ConfigMap" : "Secret"} ${ns}/${ref.name}`);
+  }
+  return obj[ref.key];
 }
 
 const MIN_SHARES = 2;
@@ -80,24 +111,42 @@ export function expandVars(s: string, vars: Map<string, string>): string {
   });
 }
 
-function envValue(pod: Pod, c: Container, e: EnvVar, vars: Map<string, string>, ctx: ConfigContext): string {
+function envValue(pod: Pod, c: Container, e: EnvVar, vars: Map<string, string>, ctx: ConfigContext): string | undefined {
   const from = e.valueFrom;
   if (!from) return expandVars(e.value, vars);
   if (from.fieldRef) return podFieldValue(pod, from.fieldRef.fieldPath, ctx);
-  const what = from.configMapKeyRef ? "configMapKeyRef" : from.secretKeyRef ? "secretKeyRef" : from.resourceFieldRef ? "resourceFieldRef" : "valueFrom";
+  const ns = pod.metadata!.namespace;
+  if (from.configMapKeyRef) return keyRef("configmap", ctx.configMaps, ns, from.configMapKeyRef);
+  if (from.secretKeyRef) return keyRef("secret", ctx.secrets, ns, from.secretKeyRef);
+  const what = from.resourceFieldRef ? "resourceFieldRef" : "valueFrom";
   throw new ContainerConfigError(`container "${c.name}" env ${e.name}: ${what} is not supported by this agent yet`);
 }
 
 export function containerEnv(pod: Pod, c: Container, ctx: ConfigContext): { name: string; value: string }[] {
-  if (c.envFrom.length > 0) throw new ContainerConfigError(`container "${c.name}": envFrom is not supported by this agent yet`);
   const vars = new Map<string, string>();
   const out: { name: string; value: string }[] = [];
+  const set = (name: string, value: string) => {
+    vars.set(name, value);
+    const i = out.findIndex((x) => x.name === name);
+    if (i >= 0) out[i] = { name, value };
+    else out.push({ name, value });
+  };
+  // envFrom first: explicit env entries override it, as in Kubernetes.
+  for (const f of c.envFrom) {
+    const ref = f.configMapRef ?? f.secretRef;
+    if (!ref) continue;
+    const source = f.configMapRef ? ctx.configMaps : ctx.secrets;
+    const data = source.get(ref.name);
+    if (!data) {
+      if (ref.optional) continue;
+      throw new ContainerConfigError(`${f.configMapRef ? "configmap" : "secret"} "${ref.name}" not found`);
+    }
+    for (const [k, v] of Object.entries(data)) set(f.prefix + k, v);
+  }
   for (const e of c.env) {
     const value = envValue(pod, c, e, vars, ctx);
-    vars.set(e.name, value);
-    const i = out.findIndex((x) => x.name === e.name);
-    if (i >= 0) out[i] = { name: e.name, value };
-    else out.push({ name: e.name, value });
+    if (value === undefined) continue; // optional reference that is absent
+    set(e.name, value);
   }
   return out;
 }

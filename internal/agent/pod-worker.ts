@@ -15,7 +15,7 @@ import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { ResourceClient } from "../client/resource-client.ts";
 import type { Logger } from "../log/log.ts";
 import type { ContainerInfo, ContainerRuntime, RegistryAuth } from "../runtime/runtime.ts";
-import type { ConfigContext } from "./container-config.ts";
+import { envReferences, type ConfigContext } from "./container-config.ts";
 import type { PodNetwork } from "./network.ts";
 import { prepareVolumes, writeEtcFiles } from "./pod-files.ts";
 import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
@@ -44,6 +44,8 @@ export interface PodWorkerDeps {
   imagePull: BackoffPolicy;
   /** Retries after create/start/config errors. */
   startRetry: BackoffPolicy;
+  /** A ConfigMap's data or a Secret's data (decoded) in a namespace; undefined when absent. */
+  configData?(kind: "ConfigMap" | "Secret", namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** Registry credentials for a pod's image (imagePullSecrets). */
   credentials?(pod: Pod, image: string): Promise<RegistryAuth[]>;
   insecureRegistries?: string[];
@@ -169,7 +171,8 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     try {
       const volumes = await prepareVolumes(deps.rootDir, pod);
       const etcMounts = await writeEtcFiles(deps.rootDir, pod, podIP, deps.resolvConfPath);
-      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts };
+      const { configMaps, secrets } = await envSources(pod);
+      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets };
     } catch (err) {
       ctx = err instanceof Error ? err : new Error(String(err));
     }
@@ -209,6 +212,24 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       return;
     }
     return retryAt === undefined ? undefined : { requeueAfterMs: Math.max(0, retryAt - Date.now()) };
+  }
+
+  /** Reads the ConfigMaps and Secrets the pod's containers take environment from. */
+  async function envSources(pod: Pod): Promise<Pick<ConfigContext, "configMaps" | "secrets">> {
+    const configMaps = new Map<string, Record<string, string>>();
+    const secrets = new Map<string, Record<string, string>>();
+    const ns = pod.metadata!.namespace;
+    for (const c of [...pod.spec!.initContainers, ...pod.spec!.containers]) {
+      const refs = envReferences(c);
+      for (const [kind, names, into] of [["ConfigMap", refs.configMaps, configMaps], ["Secret", refs.secrets, secrets]] as const) {
+        for (const name of names) {
+          if (into.has(name)) continue;
+          const data = await deps.configData?.(kind, ns, name);
+          if (data) into.set(name, data);
+        }
+      }
+    }
+    return { configMaps, secrets };
   }
 
   async function removeInstance(state: PodState, c: ContainerInfo): Promise<void> {

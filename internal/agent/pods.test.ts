@@ -91,14 +91,42 @@ describe("running a pod", () => {
     expect(m.hostPath).toBe(join(h.rootDir, "pods", p.metadata!.uid, "volumes", "scratch"));
   });
 
-  it("reports CreateContainerConfigError for what it cannot provide yet, naming it", async () => {
+  it("takes env from ConfigMaps and Secrets; a missing one is CreateContainerConfigError until it exists", async () => {
     h = await startHarness();
+    const configs = recordConfigs(h);
     await h.createPod("cm", {
-      containers: [{ name: "app", env: [{ name: "X", valueFrom: { configMapKeyRef: { name: "c", key: "k" } } }] as any }],
+      containers: [
+        {
+          name: "app",
+          env: [
+            { name: "X", valueFrom: { configMapKeyRef: { name: "c", key: "k" } } },
+            { name: "GONE", valueFrom: { configMapKeyRef: { name: "c", key: "nope", optional: true } } },
+          ],
+          envFrom: [{ secretRef: { name: "s" }, prefix: "S_" }],
+        },
+      ] as any,
     });
     const p = await h.waitForPod("cm", "config error", (p) => cstatus(p)?.state?.waiting?.reason === "CreateContainerConfigError");
-    expect(cstatus(p)!.state!.waiting!.message).toContain("configMapKeyRef is not supported");
+    expect(cstatus(p)!.state!.waiting!.message).toContain('secret "s" not found'); // envFrom is read first
     expect(p.status!.phase).toBe("Pending");
+    const { createResourceClient } = await import("../client/resource-client.ts");
+    const { create } = await import("@bufbuild/protobuf");
+    const { ConfigMapSchema, SecretSchema } = await import("../../gen/skiff/v1alpha1/config_pb.js");
+    await createResourceClient(h.transport, "ConfigMap").create(create(ConfigMapSchema, { metadata: { name: "c", namespace: "default" }, data: { k: "from-cm" } }));
+    await createResourceClient(h.transport, "Secret").create(create(SecretSchema, { metadata: { name: "s", namespace: "default" }, data: { pw: new TextEncoder().encode("hunter2") } }));
+    await h.waitForPod("cm", "Running", (p) => p.status?.phase === "Running", 20_000);
+    const env = Object.fromEntries(configs.at(-1)!.env.map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ X: "from-cm", S_pw: "hunter2" });
+    expect(env.GONE).toBeUndefined();
+  });
+
+  it("reports CreateContainerConfigError for what it cannot provide yet, naming it", async () => {
+    h = await startHarness();
+    await h.createPod("rf", {
+      containers: [{ name: "app", env: [{ name: "X", valueFrom: { resourceFieldRef: { resource: "limits.cpu" } } }] as any }],
+    });
+    const p = await h.waitForPod("rf", "config error", (p) => cstatus(p)?.state?.waiting?.reason === "CreateContainerConfigError");
+    expect(cstatus(p)!.state!.waiting!.message).toContain("resourceFieldRef is not supported");
   });
 
   it("runs init containers in order to completion before the app containers", async () => {

@@ -1,26 +1,40 @@
-// `skiff up`: a whole control plane in one process (like k3s): etcd as a child process with its
-// data under the state directory, the apiserver, the skiffctl config pointing at it, and
-// optionally manifests applied. Running it again finds the same state. Later issues add the
-// scheduler, controllers and a node agent here.
+// `skiff up`: a whole one-machine cluster in one process (like k3s): etcd as a child process with
+// its data under the state directory, containerd (a running one, or our own), and the apiserver,
+// scheduler, controller-manager and node agent in this process (each also runs alone as its own
+// `skiff` command). It writes skiffctl's config and can apply manifests. Running it again finds
+// the same cluster state, and the agent adopts the containers that kept running.
 import { defineCommand } from "citty";
-import { homedir } from "node:os";
+import { mkdirSync } from "node:fs";
+import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
+import { createAgent } from "../agent/agent.ts";
+import { createCniNetwork } from "../agent/network.ts";
 import { startApiServer } from "../apiserver/server.ts";
+import { createApiTransport } from "../client/transport.ts";
+import { createControllerManager } from "../controller/manager.ts";
+import { buildBusyboxImage } from "../images/busybox.ts";
+import { createContainerdRuntime } from "../runtime/containerd/index.ts";
+import { createScheduler } from "../scheduler/scheduler.ts";
 import { configPath, loadConfig, saveConfig } from "../cli/config.ts";
 import { runSkiffctl } from "../cli/main.ts";
 import { createLogger } from "../log/log.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
 import { parseListen } from "./apiserver.ts";
+import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
 import { guarded } from "./guard.ts";
 
 export const upCommand = defineCommand({
-  meta: { name: "up", description: "Start a one-machine Skiff cluster (etcd + control plane) in the foreground" },
+  meta: { name: "up", description: "Start a one-machine Skiff cluster (etcd, control plane, node agent) in the foreground" },
   args: {
     "state-dir": { type: "string", description: "Where etcd keeps its data", default: join(homedir(), ".skiff", "state") },
     listen: { type: "string", description: "HOST:PORT for the apiserver", default: "127.0.0.1:6443" },
     "etcd-port": { type: "string", description: "etcd client port (its peer port is the next one)", default: "2379" },
     apply: { type: "string", description: "Apply the manifests in this file or directory once the cluster is up" },
+    containerd: { type: "string", description: "containerd socket to use (default: /run/containerd/containerd.sock if it serves, else start one under --state-dir)" },
+    "node-name": { type: "string", description: "This node's name (default: the hostname, lowercased)" },
+    "pod-cidr": { type: "string", description: "This node's pod network", default: "10.88.0.0/24" },
+    "agent-listen": { type: "string", description: "HOST:PORT of the agent's log service", default: "127.0.0.1:10250" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
@@ -34,6 +48,40 @@ export const upCommand = defineCommand({
     const etcd = await startEtcdProcess(stateDir, etcdPort, etcdPort + 1);
     const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff" });
     const server = await startApiServer({ store, host, port, log: log.child({ component: "apiserver" }), compactionIntervalMs: 300_000 });
+    const transport = createApiTransport(server.url);
+    const running = new AbortController();
+
+    const containerd = await useOrStartContainerd(args.containerd, stateDir);
+    log.info({ address: containerd.address, started: containerd.started }, "containerd");
+    const runtime = createContainerdRuntime({ address: containerd.address, namespace: "skiff" });
+    // The example app's image, built from Debian's busybox-static and imported by the agent.
+    const imageDir = join(stateDir, "images");
+    mkdirSync(imageDir, { recursive: true });
+    buildBusyboxImage(imageDir, { name: "skiff.local/busybox-httpd", tag: "v1" });
+
+    const scheduler = createScheduler({ transport, log: log.child({ component: "scheduler" }) });
+    void scheduler.start(running.signal);
+    const controllers = createControllerManager({ transport, log: log.child({ component: "controller-manager" }) });
+    void controllers.start(running.signal);
+    const rootDir = join(stateDir, "agent");
+    const agentListen = parseListen(args["agent-listen"]);
+    const agent = createAgent({
+      transport,
+      nodeName: args["node-name"] || hostname().toLowerCase(),
+      runtime,
+      network: createCniNetwork({
+        confDir: join(rootDir, "cni", "net.d"),
+        stateDir: join(rootDir, "cni"),
+        network: { name: "skiff", bridge: "skiff0", podCidr: args["pod-cidr"] },
+        portmap: true,
+      }),
+      rootDir,
+      log: log.child({ component: "agent" }),
+      podCidr: args["pod-cidr"],
+      listen: agentListen,
+      importImages: imageDir,
+    });
+    await agent.start();
 
     // skiffctl finds this cluster without flags.
     const cfgPath = configPath();
@@ -55,7 +103,12 @@ export const upCommand = defineCommand({
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal }, "stopping the cluster");
+      log.info({ signal }, "stopping the cluster (pods keep running; the next start adopts them)");
+      running.abort();
+      await agent.stop();
+      await Promise.all([scheduler.stop(), controllers.stop()]);
+      await runtime.close();
+      await containerd.stop();
       await server.close();
       await store.close();
       await etcd.stop();
