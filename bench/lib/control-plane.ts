@@ -1,0 +1,90 @@
+// What a benchmark runs against: a real etcd (the test harness's) and an apiserver on it, started
+// as a child process (`node cmd/skiff.ts apiserver`, the honest setup: load generator and server
+// do not share an event loop or a CPU core's worth of JavaScript) or, when asked or when that is
+// not possible, in this process.
+import { existsSync } from "node:fs";
+import { startApiServer } from "../../internal/apiserver/server.ts";
+import { createEtcdStore } from "../../internal/storage/etcd.ts";
+import { startEtcd, type EtcdServer } from "../../test/harness/etcd.ts";
+import { freePort, LOOPBACK } from "../../test/harness/ports.ts";
+import { startSkiff, skiffEntry, waitReady } from "./child.ts";
+import { onCleanup } from "./cleanup.ts";
+
+/** Keys of objects in etcd start with this (the apiserver's --etcd-prefix). */
+export const ETCD_PREFIX = "/skiff";
+
+export interface BenchControlPlane {
+  etcd: EtcdServer;
+  etcdVersion: string;
+  /** apiserver URL (h2c gRPC, Connect, /metrics). */
+  url: string;
+  mode: "child process" | "in-process";
+  /** Why the mode is what it is, for the report. */
+  modeNote: string;
+  /** pid of the apiserver process. */
+  serverPid: number;
+}
+
+export interface ControlPlaneOptions {
+  inProcess: boolean;
+  /** Write a V8 CPU profile of the apiserver child into this directory (child mode only). */
+  cpuProfDir?: string;
+}
+
+export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise<BenchControlPlane> {
+  const etcd = await startEtcd();
+  onCleanup(() => etcd.stop());
+  const etcdVersion = await fetch(`${etcd.endpoint}/version`)
+    .then(async (r) => ((await r.json()) as { etcdserver?: string }).etcdserver ?? "?")
+    .catch(() => "?");
+
+  let why = "--in-process given";
+  if (!opts.inProcess) {
+    if (!existsSync(skiffEntry)) {
+      why = "cmd/skiff.ts not found";
+    } else {
+      try {
+        const url = await startChild(etcd.endpoint, opts.cpuProfDir);
+        return { etcd, etcdVersion, ...url, mode: "child process", modeNote: "node cmd/skiff.ts apiserver; client and server on separate event loops" };
+      } catch (err) {
+        why = `starting cmd/skiff.ts apiserver failed: ${String(err).split("\n")[0]}`;
+      }
+    }
+  }
+  const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: ETCD_PREFIX });
+  const server = await startApiServer({ store, host: LOOPBACK, port: 0 });
+  onCleanup(async () => {
+    await server.close();
+    await store.close();
+  });
+  return {
+    etcd,
+    etcdVersion,
+    url: server.url,
+    serverPid: process.pid,
+    mode: "in-process",
+    modeNote: `${why}; client and server SHARE one event loop, so figures are pessimistic`,
+  };
+}
+
+async function startChild(etcdEndpoint: string, cpuProfDir: string | undefined): Promise<{ url: string; serverPid: number }> {
+  let lastErr: unknown;
+  // A free port can be taken between picking and binding it: retry with another.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const daemon = startSkiff(
+      ["apiserver", "--etcd-servers", etcdEndpoint, "--etcd-prefix", ETCD_PREFIX, "--listen", `${LOOPBACK}:${port}`, "--log-level", "warn"],
+      { nodeArgs: cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : [] },
+    );
+    const url = `http://${LOOPBACK}:${port}`;
+    try {
+      await waitReady(`${url}/readyz`, daemon);
+      return { url, serverPid: daemon.pid };
+    } catch (err) {
+      lastErr = err;
+      await daemon.stop();
+      if (!/EADDRINUSE|address already in use/i.test(String(err))) break;
+    }
+  }
+  throw lastErr;
+}

@@ -1,0 +1,44 @@
+// Benchmarks, run by name: `npm run bench -- <name> [options]` (`--help` after a name for its
+// options). These are reports, not tests: they exit 0 when they ran, whatever the figures, and
+// non-zero only when something failed. Adding a benchmark = a module exporting `run(argv)` and
+// one line in `benches` below.
+import { cleanup, cleanupOnSignals, interruptedBy } from "./lib/cleanup.ts";
+
+export interface Benchmark {
+  run(argv: string[]): Promise<void>;
+}
+
+const benches: Record<string, { about: string; load: () => Promise<Benchmark> }> = {
+  api: { about: "apiserver create/get/list latency vs raw etcd put, and watch delivery to 1,000 watchers", load: () => import("./api.ts") },
+};
+
+function usage(): string {
+  const names = Object.entries(benches).map(([name, b]) => `  ${name.padEnd(10)} ${b.about}`);
+  return ["usage: npm run bench -- <name> [options]   (<name> --help for its options)", "", "benchmarks:", ...names].join("\n");
+}
+
+async function main(): Promise<number> {
+  const [name, ...argv] = process.argv.slice(2);
+  if (name === undefined || name === "--help" || name === "-h") {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const bench = benches[name];
+  if (!bench) {
+    console.error(`unknown benchmark "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  cleanupOnSignals();
+  try {
+    await (await bench.load()).run(argv);
+    return 0;
+  } catch (err) {
+    if (interruptedBy()) return 1; // the signal handler is tearing down and exits with its own code
+    console.error(`\nbenchmark "${name}" failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return 1;
+  } finally {
+    await cleanup();
+  }
+}
+
+process.exit(await main());
