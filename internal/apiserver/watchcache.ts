@@ -68,6 +68,8 @@ interface Watcher {
   error: ConnectError | undefined;
 }
 
+const WAKE_SLICE = 64;
+
 export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptions = {}): WatchCache {
   const historySize = opts.historySize ?? 10_000;
   const maxBuffer = opts.maxWatcherBuffer ?? 50_000;
@@ -101,7 +103,27 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       cut(w, new ConnectError("watcher too slow: resume from the last resource version received", Code.ResourceExhausted));
       return;
     }
-    w.wake?.();
+    if (w.wake) toWake.add(w);
+    scheduleWakes();
+  }
+
+  // Waking a thousand watch streams in one turn of the event loop delays every byte until all of
+  // them are done (HTTP/2 writes only go out between turns): wake them in slices.
+  const toWake = new Set<Watcher>();
+  let wakeScheduled = false;
+  function scheduleWakes(): void {
+    if (wakeScheduled || toWake.size === 0) return;
+    wakeScheduled = true;
+    setImmediate(() => {
+      wakeScheduled = false;
+      let n = 0;
+      for (const w of toWake) {
+        toWake.delete(w);
+        w.wake?.();
+        if (++n >= WAKE_SLICE) break;
+      }
+      scheduleWakes();
+    });
   }
 
   function record(ev: CacheEvent): void {
