@@ -32,7 +32,11 @@ describe("skiffctl without an apiserver", () => {
   it("prints help and its version", async () => {
     const help = await run(["--help"]);
     expect(help.code).toBe(0);
-    expect(help.out).toMatch(/USAGE skiffctl .*apply\|get\|describe\|delete\|logs\|config/);
+    expect(help.out).toMatch(/USAGE skiffctl .*apply\|get\|describe\|delete\|logs\|scale\|set\|rollout\|cordon\|uncordon\|drain\|config/);
+    expect((await run(["rollout", "--help"])).out).toMatch(/USAGE skiffctl rollout status\|history\|undo\|pause\|resume/);
+    expect((await run(["rollout", "status", "--help"])).out).toMatch(/--timeout=<DURATION>/);
+    expect((await run(["set", "image", "--help"])).out).toMatch(/USAGE skiffctl set image/);
+    expect((await run(["drain", "--help"])).out).toMatch(/--delete-emptydir-data/);
     expect(help.out).toBe(stripVTControlCharacters(help.out));
     expect((await run(["get", "--help"])).out).toMatch(/--field-selector/);
     expect((await run(["--version"])).out).toBe("skiffctl 0.1.0\n");

@@ -68,3 +68,40 @@ export function rejectUnknownFlags(rawArgs: string[], defs: Record<string, FlagD
 export function strictFlags({ rawArgs, cmd }: { rawArgs: string[]; cmd: { args?: unknown } }): void {
   rejectUnknownFlags(rawArgs, (cmd.args ?? {}) as Record<string, FlagDef>);
 }
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * A Go-style duration flag ("30s", "5m", "1h30m", "500ms"; "0" or unset = no limit), in
+ * milliseconds. A bare number counts as seconds, as kubectl's --timeout reads it.
+ */
+export function parseDuration(flag: string, value: string | undefined): number {
+  const v = (value ?? "").trim();
+  if (v === "" || v === "0") return 0;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
+  let total = 0;
+  let at = 0;
+  for (let m = re.exec(v); m; m = re.exec(v)) {
+    total += Number(m[1]) * DURATION_UNITS[m[2]];
+    at = re.lastIndex;
+  }
+  if (at !== v.length) throw new CliError(`--${flag} must be a duration such as 30s, 5m or 1h30m, got "${value}"`);
+  return total;
+}
+
+/** "5m", "1h30m", "45s", "250ms": a duration as the user would write it. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  const s = Math.round(ms / 1000);
+  const parts = [[Math.floor(s / 3600), "h"], [Math.floor((s % 3600) / 60), "m"], [s % 60, "s"]] as const;
+  return parts.filter(([n]) => n > 0).map(([n, u]) => `${n}${u}`).join("");
+}
+
+/** A whole-number flag (0 or more); undefined when not given. */
+export function parseCount(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  const v = value.trim();
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new CliError(`--${flag} must be a whole number (0 or more), got "${value}"`);
+  return Number(v);
+}

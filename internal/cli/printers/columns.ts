@@ -73,7 +73,11 @@ export function endpointsList(ep: any, max = 3): string {
   return all.length > max ? `${all.slice(0, max).join(",")} + ${all.length - max} more...` : all.join(",");
 }
 
-const eventObject = (e: any) => `${(e.involvedObject?.kind ?? "").toLowerCase()}/${e.involvedObject?.name ?? ""}`;
+/** "pod/web-1", or just "node" for an event about no object in particular. */
+const eventObject = (e: any) => {
+  const kind = (e.involvedObject?.kind ?? "").toLowerCase();
+  return e.involvedObject?.name ? `${kind}/${e.involvedObject.name}` : kind;
+};
 
 export const kindColumns: Record<string, KindColumns> = {
   Pod: {
@@ -165,7 +169,7 @@ export const kindColumns: Record<string, KindColumns> = {
   Event: {
     noName: true,
     header: ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
-    row: (e, now) => [age(e.lastTimestamp ?? e.firstTimestamp ?? e.metadata?.creationTimestamp, now), e.type ?? "", e.reason ?? "", eventObject(e), e.message ?? ""],
+    row: (e, now) => [age(e.lastTimestamp ?? e.firstTimestamp ?? e.metadata?.creationTimestamp, now), e.type ?? "", e.reason ?? "", eventObject(e), (e.message ?? "").trim()],
   },
 };
 

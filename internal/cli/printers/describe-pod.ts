@@ -94,6 +94,7 @@ export function podTemplateLines(t: any): string[] {
       undefined,
       [
         ["Labels", mapLines(t.metadata?.labels)],
+        ["Annotations", Object.keys(t.metadata?.annotations ?? {}).length ? mapLines(t.metadata.annotations, ": ") : undefined],
         ["Containers", containers.length ? undefined : "<none>", containers],
       ],
     ],

@@ -1,0 +1,115 @@
+// For the CLI's tests: an in-process apiserver on the memory store, typed clients for the test
+// to play the controllers and agents with, and skiffctl run in-process against it; or the real
+// binary (cmd/skiffctl.ts) as a child process, for the integration tests in test/cli.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ApiObject } from "../api/registry.ts";
+import { startApiServer, type ApiServer } from "../apiserver/server.ts";
+import { createResourceClient, type ResourceClient } from "../client/resource-client.ts";
+import { createApiTransport } from "../client/transport.ts";
+import { createMemoryStore } from "../storage/memory.ts";
+import { runSkiffctl } from "./main.ts";
+
+export interface CliRun {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** A skiffctl still running (rollout status, drain): its output so far, and its end. */
+export interface RunningCli {
+  readonly out: string;
+  readonly err: string;
+  /** Resolves once stdout matches. */
+  waitFor(re: RegExp, ms?: number): Promise<void>;
+  done: Promise<CliRun>;
+  /** Ctrl-C. */
+  interrupt(): void;
+}
+
+export interface CliTestApi {
+  server: ApiServer;
+  client<T extends ApiObject = any>(kind: string): ResourceClient<T>;
+  run(args: string[]): Promise<CliRun>;
+  start(args: string[]): RunningCli;
+  close(): Promise<void>;
+}
+
+/** Collects a run's output and lets a test wait for a line to appear. */
+function outputTracker() {
+  let out = "";
+  let err = "";
+  const waiters: { re: RegExp; ok: () => void }[] = [];
+  return {
+    out: (t: string) => {
+      out += t;
+      for (const w of [...waiters]) if (w.re.test(out)) w.ok();
+    },
+    err: (t: string) => void (err += t),
+    result: (code: number) => ({ code, out, err }),
+    view(done: Promise<CliRun>, interrupt: () => void): RunningCli {
+      return {
+        get out() {
+          return out;
+        },
+        get err() {
+          return err;
+        },
+        waitFor(re, ms = 20_000) {
+          if (re.test(out)) return Promise.resolve();
+          return new Promise((ok, fail) => {
+            const t = setTimeout(() => fail(new Error(`timed out waiting for ${re}; stdout:\n${out}\nstderr:\n${err}`)), ms);
+            waiters.push({ re, ok: () => (clearTimeout(t), ok()) });
+          });
+        },
+        done,
+        interrupt,
+      };
+    },
+  };
+}
+
+export async function startCliTestApi(): Promise<CliTestApi> {
+  const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+  const transport = createApiTransport(server.url);
+  const dir = mkdtempSync(join(tmpdir(), "skiffctl-unit-"));
+  const env = { SKIFF_SERVER: server.url, SKIFF_CONFIG: join(dir, "config.yaml") };
+  const start = (args: string[]): RunningCli => {
+    const t = outputTracker();
+    const interrupt = new AbortController();
+    const done = runSkiffctl(args, { out: t.out, err: t.err, readStdin: async () => "", env, signal: interrupt.signal }).then(t.result);
+    return t.view(done, () => interrupt.abort());
+  };
+  return {
+    server,
+    client: (kind) => createResourceClient(transport, kind),
+    run: (args) => start(args).done,
+    start,
+    async close() {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const CLI = fileURLToPath(new URL("../../cmd/skiffctl.ts", import.meta.url));
+
+/**
+ * Runs the real skiffctl (on the Node running the test) against `server`; interrupt() is Ctrl-C.
+ * The config file is one that does not exist, so nothing of the user's is read.
+ */
+export function spawnSkiffctl(server: string, args: string[]): RunningCli {
+  const env = { ...process.env, SKIFF_SERVER: server, SKIFF_CONFIG: join(tmpdir(), "skiffctl-test-no-config.yaml"), NO_COLOR: "1" };
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const t = outputTracker();
+  child.stdout.setEncoding("utf8").on("data", t.out);
+  child.stderr.setEncoding("utf8").on("data", t.err);
+  const done = new Promise<CliRun>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => resolve(t.result(code ?? -1)));
+  });
+  return t.view(done, () => child.kill("SIGINT"));
+}
