@@ -16,6 +16,31 @@ afterEach(async () => {
 });
 
 describe("probes in a pod", () => {
+  it("an agent restart does not flap Ready of an adopted, ready container", async () => {
+    h = await startHarness();
+    h.runtime.setExec(() => ({ exitCode: 0, stdout: "", stderr: "" }));
+    await h.createPod("steady", {
+      containers: [{ name: "app", readinessProbe: { exec: { command: ["check"] }, periodSeconds: 1, failureThreshold: 1, successThreshold: 1, timeoutSeconds: 1 } as any }],
+    });
+    const p = await h.waitForPod("steady", "Ready", (p) => cond(p, "Ready") === "True");
+    const seen: string[] = [];
+    const ac = new AbortController();
+    const watching = (async () => {
+      try {
+        for await (const ev of h!.pods.watch("default", { resourceVersion: p.metadata!.resourceVersion, fieldSelector: "metadata.name=steady", signal: ac.signal })) {
+          if (ev.type === "MODIFIED") seen.push(cond(ev.object, "Ready") ?? "");
+        }
+      } catch {
+        // aborted
+      }
+    })();
+    await h.restartAgent();
+    await new Promise((r) => setTimeout(r, 2500)); // a few probe periods and a resync
+    ac.abort();
+    await watching;
+    expect(seen.filter((r) => r !== "True")).toEqual([]);
+  });
+
   it("a readiness exec probe flips the container's ready flag and the pod's Ready condition", async () => {
     h = await startHarness();
     let healthy = true;

@@ -79,9 +79,9 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
     workers.delete(k);
   }
 
-  function startWorker(uid: string, c: Container, info: ContainerInfo, kind: ProbeKind, probe: Probe): void {
+  function startWorker(uid: string, c: Container, info: ContainerInfo, kind: ProbeKind, probe: Probe, known: boolean): void {
     const k = key(uid, c.name, kind);
-    const w: Worker = { kind, containerId: info.id, result: kind === "liveness", successes: 0, failures: 0, stopped: false, done: false };
+    const w: Worker = { kind, containerId: info.id, result: kind === "liveness" || known, successes: 0, failures: 0, stopped: false, done: false };
     workers.set(k, w);
     const periodMs = Math.max(1, probe.periodSeconds || 10) * secondMs;
     const timeoutMs = Math.max(1, probe.timeoutSeconds || 1) * secondMs;
@@ -145,7 +145,11 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
           const w = workers.get(k);
           if (w && w.containerId === info.id) continue;
           stopWorker(k);
-          startWorker(uid, c, info, kind, probe);
+          // A container this agent adopted keeps what its status already said (ready, started)
+          // until a probe says otherwise: an agent restart must not flap Ready.
+          const st = pod.status?.containerStatuses.find((s) => s.name === c.name && s.containerId.endsWith(`://${info.id}`));
+          const known = kind === "readiness" ? st?.ready === true : kind === "startup" ? st?.started === true : false;
+          startWorker(uid, c, info, kind, probe, known);
         }
       }
       for (const k of [...workers.keys()]) if (k.startsWith(`${uid}/`) && !wanted.has(k)) stopWorker(k);

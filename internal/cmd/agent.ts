@@ -46,6 +46,8 @@ export const agentCommand = defineCommand({
     "node-ip": { type: "string", description: "The node's InternalIP (default: the --listen host, or the host's first IPv4 when it listens on all)" },
     "pod-cidr": { type: "string", description: "This node's pod network (IPv4 CIDR)", default: "10.88.0.0/24" },
     "cni-bin-dir": { type: "string", description: "CNI plugin directory", default: "/usr/lib/cni" },
+    "cni-network": { type: "string", description: "CNI network name (also the prefix of pod netns names)", default: "skiff" },
+    "cni-bridge": { type: "string", description: "Linux bridge the pods attach to", default: "skiff0" },
     "cni-conf-dir": { type: "string", description: "Where the node's CNI network config is written (default <root-dir>/cni/net.d)" },
     "insecure-registry": {
       type: "string",
@@ -76,7 +78,7 @@ export const agentCommand = defineCommand({
         pluginDir: args["cni-bin-dir"],
         confDir: args["cni-conf-dir"] || join(rootDir, "cni", "net.d"),
         stateDir: join(rootDir, "cni"),
-        network: { name: "skiff", bridge: "skiff0", podCidr },
+        network: { name: args["cni-network"], bridge: args["cni-bridge"], podCidr },
         portmap: true,
       });
     } else {
