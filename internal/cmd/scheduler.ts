@@ -1,0 +1,87 @@
+// `skiff scheduler`: assigns pending pods to nodes. With --leader-elect (the default) several
+// replicas may run; the one holding the Lease schedules, the others wait to take over.
+import { defineCommand } from "citty";
+import { randomUUID } from "node:crypto";
+import os from "node:os";
+import { runLeaderElection } from "../client/leaderelection.ts";
+import { createApiTransport } from "../client/transport.ts";
+import { createLogger, type Logger } from "../log/log.ts";
+import { createScheduler } from "../scheduler/scheduler.ts";
+import { guarded } from "./guard.ts";
+
+function positiveMs(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${flag} must be a positive number of milliseconds, got "${value}"`);
+  return n;
+}
+
+export const schedulerCommand = defineCommand({
+  meta: { name: "scheduler", description: "Run the scheduler: assign pending pods to nodes" },
+  args: {
+    server: { type: "string", description: "The apiserver URL", default: "http://127.0.0.1:6443" },
+    "leader-elect": { type: "boolean", description: "Schedule only while holding the Lease (run several for availability)", default: true },
+    "lease-name": { type: "string", description: "The Lease used for leader election", default: "skiff-scheduler" },
+    "lease-namespace": { type: "string", description: "The Lease's namespace", default: "skiff-system" },
+    identity: { type: "string", description: "This candidate's name in the Lease (default: <hostname>_<random>)" },
+    "scheduler-name": { type: "string", description: "Schedule pods whose spec.schedulerName is this", default: "default-scheduler" },
+    "bind-concurrency": { type: "string", description: "Binds in flight at once", default: "32" },
+    "backoff-initial": { type: "string", description: "First retry delay (ms) of a pod that did not fit", default: "1000" },
+    "backoff-max": { type: "string", description: "Largest retry delay (ms)", default: "10000" },
+    "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
+  },
+  run: guarded(async ({ args }) => {
+    const log = createLogger("scheduler", args["log-level"]);
+    const transport = createApiTransport(args.server);
+    const bindConcurrency = Number(args["bind-concurrency"]);
+    if (!Number.isInteger(bindConcurrency) || bindConcurrency < 1) throw new Error(`--bind-concurrency must be a positive integer, got "${args["bind-concurrency"]}"`);
+    const backoff = { initialMs: positiveMs("backoff-initial", args["backoff-initial"]), maxMs: positiveMs("backoff-max", args["backoff-max"]) };
+    const make = () => createScheduler({ transport, log, schedulerName: args["scheduler-name"], bindConcurrency, backoff });
+
+    const shutdown = new AbortController();
+    let exitCode = 0;
+    process.on("SIGTERM", () => shutdown.abort());
+    process.on("SIGINT", () => shutdown.abort());
+
+    if (!args["leader-elect"]) {
+      const scheduler = make();
+      await scheduler.start(shutdown.signal);
+      await untilAborted(shutdown.signal);
+      await scheduler.stop();
+    } else {
+      const identity = args.identity || `${os.hostname()}_${randomUUID()}`;
+      await runLeaderElection(
+        {
+          transport,
+          leaseName: args["lease-name"],
+          namespace: args["lease-namespace"],
+          identity,
+          log,
+          // A new scheduler per term: its informers start from a fresh list, nothing carries over.
+          onStartedLeading: (term) => lead(make(), term, log),
+          onStoppedLeading: () => log.info({ identity }, "stopped leading"),
+        },
+        shutdown.signal,
+      ).catch((err) => {
+        log.error({ err: String(err) }, "leader election failed");
+        exitCode = 1;
+      });
+    }
+    log.info("scheduler stopped");
+    process.exit(exitCode);
+  }),
+});
+
+async function lead(scheduler: ReturnType<typeof createScheduler>, term: AbortSignal, log: Logger): Promise<void> {
+  log.info("leading: scheduling pods");
+  try {
+    await scheduler.start(term);
+    await untilAborted(term);
+  } finally {
+    await scheduler.stop();
+  }
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+}

@@ -1,0 +1,173 @@
+// NodeInfo: one node as scheduling sees it — its allocatable resources, effective taints, and
+// the running totals of the pods counted on it (requests, host ports, workloads). Totals are
+// kept incrementally (add/remove one pod), so no decision ever sums a node's pods.
+import type { Node, Taint } from "../../../gen/skiff/v1alpha1/node_pb.js";
+import type { PodInfo } from "./pod-info.ts";
+import { parseResourceList, type ResourceList } from "./resources.ts";
+
+export const TAINT_NOT_READY = "node.kubernetes.io/not-ready";
+export const TAINT_UNREACHABLE = "node.kubernetes.io/unreachable";
+export const TAINT_UNSCHEDULABLE = "node.kubernetes.io/unschedulable";
+export const HOSTNAME_LABEL = "kubernetes.io/hostname";
+
+/** The parts of a taint that matter here (a Taint message fits). */
+export interface TaintLike {
+  key: string;
+  value: string;
+  effect: string;
+}
+
+export interface NodeInfo {
+  readonly name: string;
+  /** undefined while pods bound to this name are known but the Node itself is not (yet). */
+  node: Node | undefined;
+  labels: Readonly<Record<string, string>>;
+  allocatable: ResourceList;
+  /** From allocatable "pods"; Infinity when the node does not say. */
+  allocatablePods: number;
+  /** spec.taints plus a NoSchedule taint for a node that is not Ready (not-ready / unreachable). */
+  taints: readonly TaintLike[];
+  unschedulable: boolean;
+  /** Sums over the counted pods (non-terminal, bound or assumed here). */
+  requested: ResourceList;
+  nonZeroRequested: { cpu: number; memory: number };
+  pods: Map<string, PodInfo>;
+  /** "TCP/8080" → host IP → number of pods using it */
+  usedPorts: Map<string, Map<string, number>>;
+  /** workload key → number of its pods here */
+  workloads: Map<string, number>;
+  /** "namespace/key=value" → number of counted pods with that label: speeds up affinity checks. */
+  podLabels: Map<string, number>;
+  /** Counted pods that carry required anti-affinity terms (checked against every new pod). */
+  podsWithAntiAffinity: Set<PodInfo>;
+  /** What scheduling read from the node last time, to tell relevant changes from heartbeats. */
+  signature: string;
+}
+
+export function newNodeInfo(name: string): NodeInfo {
+  return {
+    name,
+    node: undefined,
+    labels: {},
+    allocatable: {},
+    allocatablePods: Infinity,
+    taints: [],
+    unschedulable: false,
+    requested: {},
+    nonZeroRequested: { cpu: 0, memory: 0 },
+    pods: new Map(),
+    usedPorts: new Map(),
+    workloads: new Map(),
+    podLabels: new Map(),
+    podsWithAntiAffinity: new Set(),
+    signature: "",
+  };
+}
+
+/** The taint a node's Ready condition implies, if any (kube's node lifecycle taints). */
+function conditionTaint(node: Node): TaintLike | undefined {
+  const ready = node.status?.conditions.find((c) => c.type === "Ready");
+  if (ready?.status === "True") return undefined;
+  const key = ready?.status === "Unknown" ? TAINT_UNREACHABLE : TAINT_NOT_READY;
+  return { key, value: "", effect: "NoSchedule" };
+}
+
+function effectiveTaints(node: Node): TaintLike[] {
+  const taints: TaintLike[] = [...(node.spec?.taints ?? [])];
+  const implied = conditionTaint(node);
+  if (implied && !taints.some((t) => t.key === implied.key && t.effect === implied.effect)) taints.push(implied);
+  return taints;
+}
+
+/**
+ * Points the NodeInfo at a new version of its Node. Returns true when something scheduling
+ * reads changed (labels, allocatable, taints, readiness, unschedulable) — not for heartbeats.
+ */
+export function setNode(info: NodeInfo, node: Node): boolean {
+  info.node = node;
+  info.labels = node.metadata?.labels ?? {};
+  const allocatable = parseResourceList(node.status?.allocatable);
+  info.allocatablePods = allocatable.pods ?? Infinity;
+  delete allocatable.pods;
+  info.allocatable = allocatable;
+  info.taints = effectiveTaints(node);
+  info.unschedulable = node.spec?.unschedulable ?? false;
+  const signature = JSON.stringify([
+    info.labels,
+    node.status?.allocatable ?? {},
+    info.taints.map((t: Taint | TaintLike) => [t.key, t.value, t.effect]),
+    info.unschedulable,
+  ]);
+  const changed = signature !== info.signature;
+  info.signature = signature;
+  return changed;
+}
+
+/** The key of NodeInfo.podLabels. */
+export const labelPair = (namespace: string, key: string, value: string) => `${namespace}/${key}=${value}`;
+
+const portKey = (protocol: string, port: number) => `${protocol}/${port}`;
+const anyIP = (ip: string) => ip === "" || ip === "0.0.0.0" || ip === "::";
+
+/** Whether a host port is taken on this node (0.0.0.0 conflicts with every address). */
+export function portInUse(info: NodeInfo, ip: string, protocol: string, port: number): boolean {
+  const ips = info.usedPorts.get(portKey(protocol, port));
+  if (!ips || ips.size === 0) return false;
+  if (anyIP(ip)) return true;
+  return ips.has(ip) || ips.has("0.0.0.0");
+}
+
+function bump(map: Map<string, number>, key: string, by: number): void {
+  const n = (map.get(key) ?? 0) + by;
+  if (n <= 0) map.delete(key);
+  else map.set(key, n);
+}
+
+function addAll(into: ResourceList, from: ResourceList, sign: 1 | -1): void {
+  for (const name in from) into[name] = (into[name] ?? 0) + sign * from[name];
+}
+
+function accountPorts(info: NodeInfo, p: PodInfo, sign: 1 | -1): void {
+  for (const hp of p.hostPorts) {
+    const key = portKey(hp.protocol, hp.port);
+    let ips = info.usedPorts.get(key);
+    if (!ips) info.usedPorts.set(key, (ips = new Map()));
+    bump(ips, anyIP(hp.ip) ? "0.0.0.0" : hp.ip, sign);
+    if (ips.size === 0) info.usedPorts.delete(key);
+  }
+}
+
+/** Counts a pod on the node (idempotent per uid: a second add replaces the first). */
+export function addPodToNode(info: NodeInfo, p: PodInfo): void {
+  if (info.pods.has(p.uid)) removePodFromNode(info, p.uid);
+  info.pods.set(p.uid, p);
+  addAll(info.requested, p.requests, 1);
+  info.nonZeroRequested.cpu += p.nonZero.cpu;
+  info.nonZeroRequested.memory += p.nonZero.memory;
+  accountPorts(info, p, 1);
+  if (p.workload !== undefined) bump(info.workloads, p.workload, 1);
+  for (const k in p.labels) bump(info.podLabels, labelPair(p.namespace, k, p.labels[k]), 1);
+  if (p.requiredAntiAffinity.length > 0) info.podsWithAntiAffinity.add(p);
+}
+
+/** Stops counting a pod; false when it was not counted here. */
+export function removePodFromNode(info: NodeInfo, uid: string): boolean {
+  const p = info.pods.get(uid);
+  if (!p) return false;
+  info.pods.delete(uid);
+  addAll(info.requested, p.requests, -1);
+  info.nonZeroRequested.cpu -= p.nonZero.cpu;
+  info.nonZeroRequested.memory -= p.nonZero.memory;
+  accountPorts(info, p, -1);
+  if (p.workload !== undefined) bump(info.workloads, p.workload, -1);
+  for (const k in p.labels) bump(info.podLabels, labelPair(p.namespace, k, p.labels[k]), -1);
+  info.podsWithAntiAffinity.delete(p);
+  return true;
+}
+
+/** The node's value for a topology key; the hostname key falls back to the node's name. */
+export function topologyValue(info: NodeInfo, key: string): string | undefined {
+  const v = info.labels[key];
+  if (v !== undefined) return v;
+  return key === HOSTNAME_LABEL ? info.name : undefined;
+}
