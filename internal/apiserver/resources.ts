@@ -348,14 +348,26 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
 }
 
 /** PodService.Bind: a conditional write that only an unbound, live pod accepts. */
-export async function bindPod(ops: ResourceOps, store: Store, namespace: string, name: string, nodeName: string, uid: string): Promise<ApiObject> {
+export async function bindPod(
+  ops: ResourceOps,
+  store: Store,
+  namespace: string,
+  name: string,
+  nodeName: string,
+  uid: string,
+  cache?: WatchCache,
+): Promise<ApiObject> {
   if (namespace === "") namespace = "default";
   const v: Violation[] = [];
   if (name === "") v.push({ field: "name", message: "required" });
   if (nodeName === "") v.push({ field: "nodeName", message: "required" });
   if (v.length) throw invalid("bind request", v);
+  // The watch cache's copy saves a storage read per bind; the write is conditional on its
+  // revision, so a stale copy only costs a retry that reads storage.
+  let cached = cache?.get(keyFor(ops.kind, namespace, name));
   for (;;) {
-    const cur = await ops.get(namespace, name);
+    const cur = cached ?? (await ops.get(namespace, name));
+    cached = undefined;
     const pod = cur as any;
     if (uid !== "" && uid !== pod.metadata.uid) throw new ConnectError(`pod "${name}": uid ${uid} does not match ${pod.metadata.uid}`, Code.Aborted);
     if (pod.metadata.deletionTimestamp) throw new ConnectError(`pod "${name}" is being deleted`, Code.FailedPrecondition);

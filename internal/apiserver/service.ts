@@ -97,7 +97,7 @@ export function registerService(router: ConnectRouter, ops: ResourceOps, cache: 
     impl.updateStatus = async (req: any) => ({ [f]: await ops.updateStatus(req[f]) });
   }
   if (kind.kind === "Pod") {
-    impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid) });
+    impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
   }
   router.service(kind.service, impl as any);
 }
