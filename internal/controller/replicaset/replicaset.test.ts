@@ -128,6 +128,7 @@ describe("ReplicaSet controller (apiserver on the memory store)", () => {
     await makeReady(h.pods, b);
     const cur = await h.rss.get("default", "rank");
     cur.spec!.replicas = 2;
+    cur.metadata!.resourceVersion = ""; // the controller writes status meanwhile: update unconditionally
     await h.rss.update(cur);
     await waitFor(async () => (await h.owned("rank")).length === 2, "2 pods");
     expect((await h.owned("rank")).map((p) => p.metadata!.name).sort()).toEqual([a.metadata!.name, b.metadata!.name].sort());
