@@ -57,7 +57,7 @@ export const upCommand = defineCommand({
     // The example app's image, built from Debian's busybox-static and imported by the agent.
     const imageDir = join(stateDir, "images");
     mkdirSync(imageDir, { recursive: true });
-    buildBusyboxImage(imageDir, { name: "skiff.local/busybox-httpd", tag: "v1" });
+    await buildBusyboxImage(imageDir, { name: "skiff.local/busybox-httpd", tag: "v1" });
 
     const scheduler = createScheduler({ transport, log: log.child({ component: "scheduler" }) });
     void scheduler.start(running.signal);
