@@ -29,6 +29,9 @@ import { startAgentServer, type AgentServer } from "./server.ts";
 import { createStatusManager } from "./status.ts";
 import { removeOrphans } from "./teardown.ts";
 
+/** How long stop() waits for pod syncs under way. */
+const STOP_WAIT_MS = 3000;
+
 export interface AgentOptions {
   transport: Transport;
   nodeName: string;
@@ -315,7 +318,10 @@ export function createAgent(opts: AgentOptions): Agent {
       for (const t of timers) clearInterval(t);
       probes.stop();
       await informer.stop();
-      await queue.shutDown();
+      // A sync may be waiting out a pod's grace period (up to minutes). The containers already
+      // got their SIGTERM and the pod keeps its deletionTimestamp, so the next agent finishes the
+      // kill: stopping need not wait for it.
+      await Promise.race([queue.shutDown(), new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
       await server?.close();
     },
     port: () => server?.port ?? 0,
