@@ -70,14 +70,19 @@ export interface Cluster {
   containersOf(uid: string, container?: string): Promise<ContainerInfo[]>;
   /** The container's log through the agent's log service. */
   logs(pod: string, opts?: { container?: string; previous?: boolean }): Promise<string>;
-  /** Stops the agent and starts a new one with the same options (in-process: a clean stop). */
-  restartAgent(): Promise<void>;
+  /**
+   * Stops the agent and starts a new one with the same options (in-process: a clean stop), or
+   * with `overrides` applied to them (kept in agentOptions for later restarts).
+   */
+  restartAgent(overrides?: Partial<AgentOptions>): Promise<void>;
   stop(): Promise<void>;
 }
 
 export interface ClusterOptions {
   /** Overrides of the agent's options (timings). */
   agent?: Partial<AgentOptions>;
+  /** False: the agent is created but not started (restartAgent starts it), e.g. to bind pods first. */
+  startAgent?: boolean;
 }
 
 /** The container's status by name (app containers first, then init containers). */
@@ -196,9 +201,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       }
       return out;
     },
-    async restartAgent() {
+    async restartAgent(overrides = {}) {
       await c.agent.stop();
-      c.agent = createAgent(agentOptions);
+      c.agentOptions = { ...c.agentOptions, ...overrides };
+      c.agent = createAgent(c.agentOptions);
       await c.agent.start();
     },
     async stop() {
@@ -217,7 +223,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     },
   };
   try {
-    await c.agent.start();
+    if (opts.startAgent !== false) await c.agent.start();
   } catch (err) {
     await c.stop().catch(() => undefined);
     throw err;

@@ -2,97 +2,51 @@
 // network, and Debian's docker-registry — one with htpasswd Basic auth and one anonymous, the
 // busybox-static image pushed to both with skopeo. The pod's imagePullSecrets are Secrets read
 // through the API; every failure shows the registry's (or the network's) own words in the
-// container's waiting state, and the agent carries on. Names and the pod CIDR are unique to this
-// run; everything is removed afterwards, a crashed run's leftovers first.
+// container's waiting state, and the agent carries on. The node comes from ./cluster.ts: names and
+// the pod CIDR are unique to this run; everything is removed afterwards, a crashed run's leftovers
+// first.
 import { create } from "@bufbuild/protobuf";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SecretSchema, type Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
-import { createAgent, type Agent } from "../../internal/agent/agent.ts";
-import { createCniNetwork, type PodNetwork } from "../../internal/agent/network.ts";
-import { cstatus, testPod, waitFor } from "../../internal/agent/testing.ts";
+import { cstatus, testPod } from "../../internal/agent/testing.ts";
 import type { ResourceClient } from "../../internal/client/resource-client.ts";
-import { createContainerdRuntime, type ContainerdRuntime } from "../../internal/runtime/containerd/index.ts";
-import { startContainerd, type ContainerdServer } from "../harness/containerd.ts";
-import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 import { buildBusyboxImage } from "../harness/images.ts";
 import { freePort } from "../harness/ports.ts";
 import { pushOciLayout, startRegistry, type RegistryServer } from "../harness/registry.ts";
-import { freePodCidr, removeRun, removeUnusedPortmapChains, runName, sweepCrashedRuns } from "../network/leftovers.ts";
+import { startCluster, type Cluster } from "./cluster.ts";
 
 const CREDS = { username: "skiff", password: "s3cret-pass" };
 
-let cp: ControlPlane;
-let ctrd: ContainerdServer;
-let runtime: ContainerdRuntime;
-let network: PodNetwork;
-let agent: Agent;
+let c: Cluster;
 let privateReg: RegistryServer;
 let publicReg: RegistryServer;
-let pods: ResourceClient<Pod>;
 let secrets: ResourceClient<Secret>;
-let dir: string;
-let name: string;
 let downHost: string;
 
 beforeAll(async () => {
-  await sweepCrashedRuns();
-  name = runName();
-  const cidr = await freePodCidr();
-  dir = mkdtempSync(join(tmpdir(), "skiff-pull-secrets-"));
-  [cp, ctrd, privateReg, publicReg] = await Promise.all([
-    startControlPlane(),
-    startContainerd(),
+  [c, privateReg, publicReg] = await Promise.all([
+    startCluster({ agent: { resyncMs: 300, imagePullBackoff: { initialMs: 3000, maxMs: 5000 } } }),
     startRegistry({ basicAuth: CREDS }),
     startRegistry(),
   ]);
   downHost = `127.0.0.1:${await freePort()}`; // nothing listens there
-  const image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.test/busybox", tag: "v1" });
+  // Not the node's image (imported already): another page, so pulls fetch its config and top layer.
+  const image = await buildBusyboxImage(join(c.dir, "pushed"), { name: "skiff.test/busybox", tag: "v1" });
   await pushOciLayout(image.layoutDir, privateReg.host, "team/busybox:v1", CREDS);
   await pushOciLayout(image.layoutDir, publicReg.host, "busybox:v1");
-  runtime = createContainerdRuntime({ address: ctrd.address, namespace: ctrd.namespace });
-  network = createCniNetwork({ confDir: join(dir, "net.d"), stateDir: join(dir, "cni"), network: { name, bridge: name, podCidr: cidr } });
-  agent = createAgent({
-    transport: cp.transport,
-    nodeName: "pull-node",
-    runtime,
-    network,
-    rootDir: join(dir, "root"),
-    log: pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" }),
-    listen: { host: "127.0.0.1", port: 0 },
-    podCidr: cidr,
-    heartbeatMs: 500,
-    resyncMs: 300,
-    imagePullBackoff: { initialMs: 3000, maxMs: 5000 },
-  });
-  await agent.start();
-  pods = cp.client<Pod>("Pod");
-  secrets = cp.client<Secret>("Secret");
+  secrets = c.cp.client<Secret>("Secret");
 }, 180_000);
 
 afterAll(async () => {
-  await agent?.stop();
-  for (const c of (await runtime?.listContainers().catch(() => [])) ?? []) {
-    await runtime.stopContainer(c.id, 0).catch(() => undefined);
-    await runtime.removeContainer(c.id).catch(() => undefined);
-    await network.tearDown(c.podUid).catch(() => undefined);
-  }
-  await runtime?.close();
-  if (name) await removeRun(name).catch(() => undefined);
-  await removeUnusedPortmapChains().catch(() => undefined);
-  await Promise.all([ctrd?.stop(), privateReg?.stop(), publicReg?.stop()]);
-  await cp?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await Promise.all([c?.stop(), privateReg?.stop(), publicReg?.stop()]);
 }, 120_000);
 
 /** A pod on the test node that pulls `image` every time it starts (no image cached in between). */
 function pullingPod(podName: string, image: string, pullSecrets: string[] = []): Pod {
   return testPod(podName, {
-    nodeName: "pull-node",
+    nodeName: c.nodeName,
     imagePullSecrets: pullSecrets.map((n) => ({ name: n })) as any,
     containers: [{ name: "app", image, imagePullPolicy: "Always", command: ["sleep", "3600"] }],
   });
@@ -108,16 +62,12 @@ function dockerConfigSecret(secretName: string, auths: Record<string, unknown>):
 
 const waiting = (p: Pod) => cstatus(p)?.state?.waiting;
 
-const waitForPod = (podName: string, what: string, pred: (p: Pod) => boolean) =>
-  waitFor(`pod ${podName}: ${what}`, async () => {
-    const p = await pods.get("default", podName);
-    return pred(p) ? p : undefined;
-  }, 60_000);
+const waitForPod = (podName: string, what: string, pred: (p: Pod) => boolean) => c.waitForPod(podName, what, pred, 60_000);
 
 describe("image pulls with imagePullSecrets", () => {
   it("without a secret: ErrImagePull, then ImagePullBackOff, with the registry's message", async () => {
     const image = `${privateReg.host}/team/busybox:v1`;
-    await pods.create(pullingPod("nosecret", image));
+    await c.pods.create(pullingPod("nosecret", image));
     let p = await waitForPod("nosecret", "ErrImagePull", (p) => waiting(p)?.reason === "ErrImagePull");
     expect(waiting(p)!.message).toBe(`pull ${image}: unauthorized: authentication required (401)`);
     expect(p.status!.phase).toBe("Pending");
@@ -127,14 +77,14 @@ describe("image pulls with imagePullSecrets", () => {
 
   it("with a secret that is missing: pulls anonymously, and fails the same way", async () => {
     const image = `${privateReg.host}/team/busybox:v1`;
-    await pods.create(pullingPod("missing", image, ["not-there"]));
+    await c.pods.create(pullingPod("missing", image, ["not-there"]));
     const p = await waitForPod("missing", "ErrImagePull", (p) => waiting(p)?.reason === "ErrImagePull");
     expect(waiting(p)!.message).toContain("unauthorized: authentication required");
   });
 
   it("with wrong credentials: ErrImagePull with the registry's message", async () => {
     await secrets.create(dockerConfigSecret("wrongcred", { [privateReg.host]: { username: CREDS.username, password: "wrong" } }));
-    await pods.create(pullingPod("wrongcred", `${privateReg.host}/team/busybox:v1`, ["wrongcred"]));
+    await c.pods.create(pullingPod("wrongcred", `${privateReg.host}/team/busybox:v1`, ["wrongcred"]));
     const p = await waitForPod("wrongcred", "ErrImagePull", (p) => waiting(p)?.reason === "ErrImagePull");
     expect(waiting(p)!.message).toContain("unauthorized: authentication required (401)");
   });
@@ -142,7 +92,7 @@ describe("image pulls with imagePullSecrets", () => {
   it("with a correct dockerconfigjson secret (auth field, key with scheme): Running", async () => {
     const auth = Buffer.from(`${CREDS.username}:${CREDS.password}`).toString("base64");
     await secrets.create(dockerConfigSecret("regcred", { [`http://${privateReg.host}/`]: { auth } }));
-    await pods.create(pullingPod("withsecret", `${privateReg.host}/team/busybox:v1`, ["regcred"]));
+    await c.pods.create(pullingPod("withsecret", `${privateReg.host}/team/busybox:v1`, ["regcred"]));
     const p = await waitForPod("withsecret", "Running", (p) => p.status?.phase === "Running");
     expect(cstatus(p)!.imageId).toMatch(/^sha256:/);
   });
@@ -153,33 +103,33 @@ describe("image pulls with imagePullSecrets", () => {
       type: "kubernetes.io/dockercfg",
       data: { ".dockercfg": Buffer.from(JSON.stringify({ [privateReg.host]: CREDS })) },
     }));
-    await pods.create(pullingPod("dockercfg", `${privateReg.host}/team/busybox:v1`, ["oldcfg"]));
+    await c.pods.create(pullingPod("dockercfg", `${privateReg.host}/team/busybox:v1`, ["oldcfg"]));
     await waitForPod("dockercfg", "Running", (p) => p.status?.phase === "Running");
   });
 
   it("from an anonymous registry: Running", async () => {
-    await pods.create(pullingPod("anon", `${publicReg.host}/busybox:v1`));
+    await c.pods.create(pullingPod("anon", `${publicReg.host}/busybox:v1`));
     await waitForPod("anon", "Running", (p) => p.status?.phase === "Running");
   });
 
   it("an image that does not exist: ErrImagePull with manifest unknown", async () => {
     const image = `${publicReg.host}/busybox:nope`;
-    await pods.create(pullingPod("noimage", image));
+    await c.pods.create(pullingPod("noimage", image));
     const p = await waitForPod("noimage", "ErrImagePull", (p) => waiting(p)?.reason === "ErrImagePull");
     expect(waiting(p)!.message).toBe(`pull ${image}: manifest unknown: manifest unknown (404)`);
   });
 
   it("a registry that is down: ErrImagePull saying it cannot reach it", async () => {
     const image = `${downHost}/busybox:v1`;
-    await pods.create(pullingPod("down", image));
+    await c.pods.create(pullingPod("down", image));
     const p = await waitForPod("down", "ErrImagePull", (p) => waiting(p)?.reason === "ErrImagePull");
     expect(waiting(p)!.message).toMatch(new RegExp(`^pull ${image}: cannot reach http://${downHost}: .*ECONNREFUSED`));
   });
 
   it("the agent carried on through all of it: a new pod still starts, the failing ones keep being reported", async () => {
-    await pods.create(pullingPod("after", `${publicReg.host}/busybox:v1`));
+    await c.pods.create(pullingPod("after", `${publicReg.host}/busybox:v1`));
     await waitForPod("after", "Running", (p) => p.status?.phase === "Running");
-    const stuck = await pods.get("default", "nosecret");
+    const stuck = await c.pods.get("default", "nosecret");
     expect(["ErrImagePull", "ImagePullBackOff"]).toContain(waiting(stuck)?.reason);
   });
 });

@@ -1,83 +1,31 @@
 // `skiffctl logs` end to end: the real CLI (`node cmd/skiffctl.ts`, a child process) against a
 // real apiserver on etcd and a real node agent on containerd + runc + the CNI bridge, with pods
 // from a busybox-static image. The CLI finds the agent the way it would on any cluster: the pod's
-// node → the Node's InternalIP and agent port. Names and the pod CIDR are unique to this run;
-// everything is removed afterwards, a crashed run's leftovers first.
+// node → the Node's InternalIP and agent port. The node comes from test/agent/cluster.ts: names and
+// the pod CIDR are unique to this run; everything is removed afterwards, a crashed run's leftovers
+// first.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
-import { createAgent, type Agent } from "../../internal/agent/agent.ts";
-import { createCniNetwork, type PodNetwork } from "../../internal/agent/network.ts";
 import { cstatus, testPod, waitFor } from "../../internal/agent/testing.ts";
-import type { ResourceClient } from "../../internal/client/resource-client.ts";
-import { createContainerdRuntime, type ContainerdRuntime } from "../../internal/runtime/containerd/index.ts";
-import { startContainerd, type ContainerdServer } from "../harness/containerd.ts";
-import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
-import { buildBusyboxImage, type BuiltImage } from "../harness/images.ts";
-import { freePodCidr, removeRun, removeUnusedPortmapChains, runName, sweepCrashedRuns } from "../network/leftovers.ts";
+import { startCluster, type Cluster } from "../agent/cluster.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const CLI = join(ROOT, "cmd", "skiffctl.ts");
-const NODE = "logs-node";
 
-let cp: ControlPlane;
-let ctrd: ContainerdServer;
-let runtime: ContainerdRuntime;
-let network: PodNetwork;
-let agent: Agent | undefined;
-let pods: ResourceClient<Pod>;
-let image: BuiltImage;
-let dir: string;
-let name: string;
+let c: Cluster;
 
 beforeAll(async () => {
-  await sweepCrashedRuns();
-  name = runName();
-  const cidr = await freePodCidr();
-  dir = mkdtempSync(join(tmpdir(), "skiffctl-logs-e2e-"));
-  [cp, ctrd] = await Promise.all([startControlPlane(), startContainerd()]);
-  runtime = createContainerdRuntime({ address: ctrd.address, namespace: ctrd.namespace });
-  image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.test/busybox", tag: "v1" });
-  await runtime.importImage(image.tarPath);
-  network = createCniNetwork({ confDir: join(dir, "net.d"), stateDir: join(dir, "cni"), network: { name, bridge: name, podCidr: cidr } });
-  agent = createAgent({
-    transport: cp.transport,
-    nodeName: NODE,
-    runtime,
-    network,
-    rootDir: join(dir, "root"),
-    log: pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" }),
-    listen: { host: "127.0.0.1", port: 0 },
-    podCidr: cidr,
-    heartbeatMs: 500,
-    resyncMs: 300,
-    crashLoopBackoff: { initialMs: 200, maxMs: 1000 },
-  });
-  await agent.start();
-  pods = cp.client<Pod>("Pod");
+  c = await startCluster({ agent: { resyncMs: 300 } });
 }, 180_000);
 
 afterAll(async () => {
-  await agent?.stop();
-  for (const c of (await runtime?.listContainers().catch(() => [])) ?? []) {
-    await runtime.stopContainer(c.id, 0).catch(() => undefined);
-    await runtime.removeContainer(c.id).catch(() => undefined);
-    await network.tearDown(c.podUid).catch(() => undefined);
-  }
-  await runtime?.close();
-  if (name) await removeRun(name).catch(() => undefined);
-  await removeUnusedPortmapChains().catch(() => undefined);
-  await ctrd?.stop();
-  await cp?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await c?.stop();
 }, 120_000);
 
-const env = () => ({ ...process.env, SKIFF_SERVER: cp.server.url, SKIFF_CONFIG: join(dir, "config.yaml"), NO_COLOR: "1" });
+const env = () => ({ ...process.env, SKIFF_SERVER: c.cp.server.url, SKIFF_CONFIG: join(c.dir, "config.yaml"), NO_COLOR: "1" });
 
 /** Runs skiffctl to completion. */
 function skiffctl(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
@@ -112,17 +60,11 @@ function startSkiffctl(args: string[]) {
 
 function onNode(podName: string, command: string, extra: Record<string, unknown> = {}): Pod {
   return testPod(podName, {
-    nodeName: NODE,
+    nodeName: c.nodeName,
     ...extra,
-    containers: [{ name: "app", image: image.ref, imagePullPolicy: "Never", command: ["sh", "-c", command], ...((extra.container as object) ?? {}) }],
+    containers: [{ name: "app", image: c.image.ref, imagePullPolicy: "Never", command: ["sh", "-c", command], ...((extra.container as object) ?? {}) }],
   } as any);
 }
-
-const waitForPod = (podName: string, what: string, pred: (p: Pod) => boolean) =>
-  waitFor(`pod ${podName}: ${what}`, async () => {
-    const p = await pods.get("default", podName);
-    return pred(p) ? p : undefined;
-  }, 30_000);
 
 // Prints five lines, then one more once /tmp/go exists (the test creates it with an exec).
 const PRINTER = 'for i in 1 2 3 4 5; do echo "line $i"; done; while ! test -e /tmp/go; do sleep 1; done; echo later; exec sleep 3600';
@@ -130,8 +72,8 @@ const FIVE = "line 1\nline 2\nline 3\nline 4\nline 5\n";
 
 describe("skiffctl logs on a real node", () => {
   it("prints a container's output, and its last lines with --tail", async () => {
-    await pods.create(onNode("printer", PRINTER));
-    await waitForPod("printer", "Running", (p) => p.status?.phase === "Running");
+    await c.pods.create(onNode("printer", PRINTER));
+    await c.waitForPod("printer", "Running", (p) => p.status?.phase === "Running");
     const all = await waitFor("five lines", async () => {
       const r = await skiffctl(["logs", "printer"]);
       return r.out === FIVE ? r : undefined;
@@ -144,9 +86,9 @@ describe("skiffctl logs on a real node", () => {
   it("-f prints a line written later, until Ctrl-C (exit 0)", async () => {
     const follow = startSkiffctl(["logs", "printer", "-f"]);
     await waitFor("the first lines", () => follow.output().out === FIVE, 15_000);
-    const p = await pods.get("default", "printer");
+    const p = await c.pods.get("default", "printer");
     const id = cstatus(p)!.containerId.replace(/^containerd:\/\//, "");
-    expect((await runtime.exec(id, ["touch", "/tmp/go"], 5000)).exitCode).toBe(0);
+    expect((await c.runtime.exec(id, ["touch", "/tmp/go"], 5000)).exitCode).toBe(0);
     await waitFor("the later line", () => follow.output().out === `${FIVE}later\n`, 15_000);
     expect(follow.exitCode()).toBeNull(); // still following
     expect(await follow.interrupt()).toBe(0);
@@ -156,11 +98,11 @@ describe("skiffctl logs on a real node", () => {
   it("-p shows the previous instance's output after a restart", async () => {
     // Counts its runs in an emptyDir (it outlives the container); the first run fails.
     const script = 'n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; echo "instance $n"; if [ $n -lt 2 ]; then exit 1; fi; exec sleep 3600';
-    await pods.create(onNode("restarter", script, {
+    await c.pods.create(onNode("restarter", script, {
       volumes: [{ name: "data", emptyDir: {} }],
       container: { volumeMounts: [{ name: "data", mountPath: "/data" }] },
     }));
-    await waitForPod("restarter", "restarted and running", (p) => cstatus(p)?.restartCount === 1 && !!cstatus(p)?.state?.running);
+    await c.waitForPod("restarter", "restarted and running", (p) => cstatus(p)?.restartCount === 1 && !!cstatus(p)?.state?.running);
     expect(await skiffctl(["logs", "restarter", "-p"])).toEqual({ code: 0, out: "instance 1\n", err: "" });
     expect(await waitFor("current output", async () => {
       const r = await skiffctl(["logs", "restarter"]);
@@ -169,9 +111,9 @@ describe("skiffctl logs on a real node", () => {
   });
 
   it("fails with one clear line and exit code 1", async () => {
-    await pods.create(testPod("unscheduled", { nodeName: "" }));
-    await pods.create(testPod("noimage", { nodeName: NODE, containers: [{ name: "app", image: "skiff.test/absent:v1", imagePullPolicy: "Never" }] }));
-    await waitForPod("noimage", "ErrImageNeverPull", (p) => cstatus(p)?.state?.waiting?.reason === "ErrImageNeverPull");
+    await c.pods.create(testPod("unscheduled", { nodeName: "" }));
+    await c.pods.create(testPod("noimage", { nodeName: c.nodeName, containers: [{ name: "app", image: "skiff.test/absent:v1", imagePullPolicy: "Never" }] }));
+    await c.waitForPod("noimage", "ErrImageNeverPull", (p) => cstatus(p)?.state?.waiting?.reason === "ErrImageNeverPull");
     const cases: [string[], string | RegExp][] = [
       [["logs", "ghost"], 'Error: pod "ghost" not found in namespace "default"\n'],
       [["logs", "printer", "-c", "nope"], 'Error: container "nope" is not valid for pod "printer": choose one of: [app]\n'],
@@ -190,11 +132,10 @@ describe("skiffctl logs on a real node", () => {
   });
 
   it("says so when the node's agent cannot be reached", async () => {
-    const port = agent!.port();
-    await agent!.stop();
-    agent = undefined;
+    const port = c.agent.port();
+    await c.agent.stop();
     const r = await skiffctl(["logs", "printer"]);
-    expect(r.err).toMatch(new RegExp(`^Error: cannot reach the agent of node "${NODE}" at http://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`));
+    expect(r.err).toMatch(new RegExp(`^Error: cannot reach the agent of node "${c.nodeName}" at http://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`));
     expect(r.code).toBe(1);
   });
 });
