@@ -1,15 +1,14 @@
 // The report of `bench api`: a latency table with where the time went (server-side means, CPU
 // per process), the watch delivery figures, and the verdicts on the targets.
-import { cpus, loadavg } from "node:os";
+import { cpus } from "node:os";
 import type { WatchBenchResult } from "./api-watch.ts";
 import { cpuPercent, histogramMeanMs, type Sample } from "./lib/probe.ts";
+import { noisyNote } from "./lib/proc.ts";
 import { summarize, type Summary } from "./lib/stats.ts";
 import { fmtMs, renderTable, type Cell } from "./lib/table.ts";
 
 export const CREATE_RATIO_TARGET = 3;
 export const WATCH_P99_TARGET_MS = 100;
-/** Above this much CPU (% of one core) used by processes that are not ours, figures are suspect. */
-const NOISY_OTHER_PCT = 25;
 
 export interface PhaseReport {
   name: string;
@@ -119,10 +118,6 @@ export function printReport(r: ApiReport): void {
     const missing = r.watch && r.watch.result.missing > 0 ? ` (${r.watch.result.missing} deliveries missing)` : "";
     console.log(`  watch delivery p99 = ${fmtMs(watchP99)} ms   target ≤ ${WATCH_P99_TARGET_MS} ms: ${watchOk ? "met" : "NOT met"}${missing}`);
   }
-  if (noisiest > NOISY_OTHER_PCT) {
-    console.log(
-      `\nnote: other processes used up to ${pct(noisiest)}% of a core during a phase (load average now ${loadavg().map((l) => l.toFixed(2)).join(" ")}); ` +
-        "these figures are disturbed, run again on a quiet machine",
-    );
-  }
+  const note = noisyNote(noisiest);
+  if (note) console.log(`\n${note}`);
 }

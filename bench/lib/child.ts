@@ -1,12 +1,15 @@
-// Starts `node cmd/skiff.ts <daemon> …` as a child process for a benchmark, so that the server
-// and the load generator do not share one event loop, and stops it again (SIGTERM, then SIGKILL).
-// The child gets exit-with-parent.ts preloaded: it also goes away when this process dies.
+// Starts `node cmd/skiff.ts <daemon> …` (or a benchmark's own script, startNodeScript) as a child
+// process for a benchmark, so that the server and the load generator do not share one event loop,
+// and stops it again (SIGTERM, then SIGKILL). The child gets exit-with-parent.ts preloaded: it
+// also goes away when this process dies.
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { onCleanup } from "./cleanup.ts";
 
 export interface Daemon {
   pid: number;
+  /** The child process itself (for IPC when started with `ipc: true`). */
+  child: ChildProcess;
   /** The last lines the daemon wrote to stdout/stderr (for error messages). */
   output(): string;
   exited(): boolean;
@@ -20,11 +23,18 @@ export interface StartDaemonOptions {
   /** Extra options for node itself, e.g. ["--cpu-prof", "--cpu-prof-dir", dir]. */
   nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Open an IPC channel (child.send / process.on("message") in the child). */
+  ipc?: boolean;
 }
 
 export function startSkiff(args: string[], opts: StartDaemonOptions = {}): Daemon {
-  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", preload, skiffEntry, ...args], {
-    stdio: ["pipe", "pipe", "pipe"],
+  return startNodeScript(skiffEntry, args, opts);
+}
+
+/** Runs `node <entry> …args` (a .ts file of the repository) the way startSkiff runs cmd/skiff.ts. */
+export function startNodeScript(entry: string, args: string[], opts: StartDaemonOptions = {}): Daemon {
+  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", preload, entry, ...args], {
+    stdio: opts.ipc ? ["pipe", "pipe", "pipe", "ipc"] : ["pipe", "pipe", "pipe"],
     env: { ...process.env, SKIFF_LOG_FORMAT: "json", ...opts.env },
   });
   const lines: string[] = [];
@@ -59,7 +69,7 @@ export function startSkiff(args: string[], opts: StartDaemonOptions = {}): Daemo
     })());
   onCleanup(stop);
 
-  return { pid: child.pid ?? -1, output: () => lines.join("\n"), exited: hasExited, stop };
+  return { pid: child.pid ?? -1, child, output: () => lines.join("\n"), exited: hasExited, stop };
 }
 
 /** Polls `url` until it answers 200, failing early if the daemon exits. */

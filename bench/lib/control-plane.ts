@@ -23,6 +23,8 @@ export interface BenchControlPlane {
   modeNote: string;
   /** pid of the apiserver process. */
   serverPid: number;
+  /** Stops the apiserver now (a child writes its --cpu-prof); cleanup would stop it anyway. */
+  stopServer(): Promise<void>;
 }
 
 export interface ControlPlaneOptions {
@@ -44,8 +46,8 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
       why = "cmd/skiff.ts not found";
     } else {
       try {
-        const url = await startChild(etcd.endpoint, opts.cpuProfDir);
-        return { etcd, etcdVersion, ...url, mode: "child process", modeNote: "node cmd/skiff.ts apiserver; client and server on separate event loops" };
+        const child = await startChild(etcd.endpoint, opts.cpuProfDir);
+        return { etcd, etcdVersion, ...child, mode: "child process", modeNote: "node cmd/skiff.ts apiserver; client and server on separate event loops" };
       } catch (err) {
         why = `starting cmd/skiff.ts apiserver failed: ${String(err).split("\n")[0]}`;
       }
@@ -53,21 +55,25 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
   }
   const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: ETCD_PREFIX });
   const server = await startApiServer({ store, host: LOOPBACK, port: 0 });
-  onCleanup(async () => {
-    await server.close();
-    await store.close();
-  });
+  let stopping: Promise<void> | undefined;
+  const stopServer = () =>
+    (stopping ??= (async () => {
+      await server.close();
+      await store.close();
+    })());
+  onCleanup(stopServer);
   return {
     etcd,
     etcdVersion,
     url: server.url,
     serverPid: process.pid,
+    stopServer,
     mode: "in-process",
     modeNote: `${why}; client and server SHARE one event loop, so figures are pessimistic`,
   };
 }
 
-async function startChild(etcdEndpoint: string, cpuProfDir: string | undefined): Promise<{ url: string; serverPid: number }> {
+async function startChild(etcdEndpoint: string, cpuProfDir: string | undefined): Promise<{ url: string; serverPid: number; stopServer(): Promise<void> }> {
   let lastErr: unknown;
   // A free port can be taken between picking and binding it: retry with another.
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -79,7 +85,7 @@ async function startChild(etcdEndpoint: string, cpuProfDir: string | undefined):
     const url = `http://${LOOPBACK}:${port}`;
     try {
       await waitReady(`${url}/readyz`, daemon);
-      return { url, serverPid: daemon.pid };
+      return { url, serverPid: daemon.pid, stopServer: daemon.stop };
     } catch (err) {
       lastErr = err;
       await daemon.stop();
