@@ -151,8 +151,10 @@ describe("watch", () => {
       const m = /^etcd_debugging_mvcc_watcher_total (\d+)/m.exec(text);
       return Number(m?.[1]);
     };
+    // The watch cache: one etcd watch per kind (watches of the apiserver restarted earlier in
+    // this file are released asynchronously, so wait for them to go).
+    await expect.poll(watchersInEtcd, { timeout: 20_000, interval: 200 }).toBe(kinds.length);
     const before = await watchersInEtcd();
-    expect(before).toBe(kinds.length); // the watch cache: one per kind
     const ac = new AbortController();
     const pods = cp.client("Pod");
     const { resourceVersion } = await pods.list("default");
