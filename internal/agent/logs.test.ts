@@ -1,6 +1,6 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { appendFile, mkdir, open, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -132,5 +132,6 @@ describe("tailOffset", () => {
     const fh = await open(path, "r");
     expect(big.slice(await tailOffset(fh, 3))).toBe("line 19997\nline 19998\nline 19999\n");
     await fh.close();
+    await rm(path, { force: true });
   });
 });
