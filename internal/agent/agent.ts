@@ -28,6 +28,7 @@ import { createPullSecrets } from "./pull-secrets.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
 import { createStatusManager } from "./status.ts";
 import { removeOrphans } from "./teardown.ts";
+import { sleep } from "../util/sleep.ts";
 
 /** How long stop() waits for pod syncs under way. */
 const STOP_WAIT_MS = 3000;
@@ -87,18 +88,6 @@ export interface Agent {
 }
 
 const WILDCARD = new Set(["0.0.0.0", "::", ""]);
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
 
 export function createAgent(opts: AgentOptions): Agent {
   const { nodeName, runtime, network, log } = opts;

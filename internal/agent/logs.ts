@@ -9,6 +9,7 @@ import { AgentServiceLogsResponseSchema, type AgentService } from "../../gen/ski
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { instancesByName } from "./pod-status.ts";
+import { sleep } from "../util/sleep.ts";
 
 export interface LogsDeps {
   nodeName: string;
@@ -47,18 +48,6 @@ export async function tailOffset(fh: FileHandle, lines: number): Promise<number>
     end = start;
   }
   return 0;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 export interface StreamOptions {

@@ -26,6 +26,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Transport } from "@connectrpc/connect";
 import { kindByName, lookupKind, type ApiObject, type Kind } from "../api/registry.ts";
 import { createResourceClient, type ResourceClient, type WatchEvent } from "./resource-client.ts";
+import { sleep } from "../util/sleep.ts";
 
 /** Computes the values an object is indexed under (empty: not in this index). */
 export type IndexFunc<T> = (obj: T) => string[];
@@ -130,20 +131,6 @@ const consoleLogger: InformerLogger = {
 
 function abortError(reason: string): Error {
   return new DOMException(reason, "AbortError");
-}
-
-/** Resolves after ms, or early (without throwing) when the signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 export function createInformer<T extends ApiObject = ApiObject>(client: ResourceClient<T>, opts: InformerOptions<T> = {}): Informer<T> {

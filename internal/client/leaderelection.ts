@@ -26,6 +26,7 @@ import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { LeaseSchema, type Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { InformerLogger } from "./informer.ts";
 import { createResourceClient } from "./resource-client.ts";
+import { sleep } from "../util/sleep.ts";
 
 export interface LeaderElectionOptions {
   transport: Transport;
@@ -62,25 +63,10 @@ export interface LeaderElectionOptions {
 
 const nowMonotonic = () => performance.now();
 
-/** Resolves after ms, or early (without throwing) when the signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 /** Spreads the candidates' polls (client-go's JitterFactor 1.2 on the retry period). */
 const jittered = (ms: number) => Math.round(ms * (1 + Math.random() * 0.2));
 
 type Attempt = "acquired" | "held" | "failed";
-
 
 /** Throws unless leaseDuration > renewDeadline > 1.2 × retryPeriod > 0 (client-go's rules). */
 export function checkLeaderElectionTiming(t: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number }): void {

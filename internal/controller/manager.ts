@@ -19,6 +19,7 @@ import { createSharedInformerFactory } from "../client/informer.ts";
 import { checkLeaderElectionTiming, runLeaderElection } from "../client/leaderelection.ts";
 import { controllers as allControllers } from "./all.ts";
 import type { Controller, ControllerConfig, ControllerFactory } from "./controller.ts";
+import { sleep } from "../util/sleep.ts";
 
 export interface ControllerManagerOptions {
   /** "*" for all, names, and "-name" to leave one out (`["*", "-gc"]`). Default ["*"]. */
@@ -81,14 +82,6 @@ export function fencedTransport(inner: Transport, signal: AbortSignal): Transpor
       return inner.stream(method, combine(s), timeoutMs, header, input, contextValues);
     },
   };
-}
-
-/** Resolves after ms, or at once when the signal aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-  });
 }
 
 function waitForAbort(signal: AbortSignal): Promise<void> {
