@@ -7,6 +7,8 @@ import type { Store } from "../storage/store.ts";
 export interface ApiMetrics {
   registry: Registry;
   interceptor: Interceptor;
+  /** Records one finished call (code undefined = ok), for calls served outside connect. */
+  observe(service: string, method: string, code: Code | undefined, seconds: number): void;
   watchers: Gauge;
   instrument(store: Store): Store;
 }
@@ -41,19 +43,23 @@ export function createApiMetrics(): ApiMetrics {
     registers: [registry],
   });
 
+  const codeLabel = (code: Code | undefined) =>
+    code === undefined ? "ok" : Code[code].replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase());
+  function observe(service: string, method: string, code: Code | undefined, seconds: number): void {
+    requests.inc({ service, method, code: codeLabel(code) });
+    latency.observe({ service, method }, seconds);
+  }
+
   const interceptor: Interceptor = (next) => async (req) => {
-    const labels = { service: req.service.typeName, method: req.method.name };
-    const end = latency.startTimer(labels);
+    const start = performance.now();
+    let code: Code | undefined;
     try {
-      const res = await next(req);
-      requests.inc({ ...labels, code: "ok" });
-      return res;
+      return await next(req);
     } catch (err) {
-      const code = ConnectError.from(err).code;
-      requests.inc({ ...labels, code: Code[code].replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase()) });
+      code = ConnectError.from(err).code;
       throw err;
     } finally {
-      end();
+      observe(req.service.typeName, req.method.name, code, (performance.now() - start) / 1000);
     }
   };
 
@@ -83,5 +89,5 @@ export function createApiMetrics(): ApiMetrics {
     };
   }
 
-  return { registry, interceptor, watchers, instrument };
+  return { registry, interceptor, observe, watchers, instrument };
 }

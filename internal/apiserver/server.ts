@@ -1,7 +1,7 @@
 // The apiserver: one port that speaks Connect, gRPC and gRPC-Web over HTTP/2 (h2c) and HTTP/1.1,
 // plus /healthz, /readyz and /metrics. Only the apiserver touches storage.
 import { create } from "@bufbuild/protobuf";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { Code, ConnectError } from "@connectrpc/connect";
 import http from "node:http";
 import http2 from "node:http2";
@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { kinds } from "../api/registry.ts";
 import type { Store } from "../storage/store.ts";
+import { createDirectGrpc } from "./grpc-direct.ts";
 import { createApiMetrics } from "./metrics.ts";
 import { createNamespaceFinalizer } from "./namespaces.ts";
 import { createResourceOps, type ResourceOps } from "./resources.ts";
@@ -69,21 +70,30 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   await finalizer.resume();
 
   const shutdown = new AbortController();
+  const readMaxBytes = 16 * 1024 * 1024;
+  const direct = createDirectGrpc({
+    readMaxBytes,
+    shutdownSignal: shutdown.signal,
+    onDone: metrics.observe,
+    onInternalError: (err) => log?.error({ err }, "request failed"),
+  });
   const connect = connectNodeAdapter({
     routes: (router) => {
       for (const k of kinds) {
-        registerService(router, ops.get(k.kind)!, caches.get(k.kind)!, store, {
+        const impl = registerService(router, ops.get(k.kind)!, caches.get(k.kind)!, store, {
           heartbeatMs: opts.heartbeatMs ?? 30_000,
           onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
         });
+        direct.register(k.service, impl);
       }
     },
     interceptors: [metrics.interceptor],
     shutdownSignal: shutdown.signal,
-    readMaxBytes: 16 * 1024 * 1024,
-    // Compression costs more CPU than the bytes it saves on loopback and LAN links (measured by
-    // `npm run bench -- api`: list handler time halves without it).
-    acceptCompression: [],
+    readMaxBytes,
+    // Clients that compress their requests get gzip back. Plain gRPC clients (every Skiff
+    // component) take the direct path, which never compresses: compression costs more CPU than
+    // the bytes it saves on loopback and LAN links (`npm run bench -- api`: list time halves).
+    acceptCompression: [compressionGzip],
   });
 
   let ready = true;
@@ -103,6 +113,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   }
 
   const h2 = http2.createServer({}, (req, res) => void handle(req, res));
+  // Plain gRPC calls go the direct path; the rest to the compatibility layer (req/res) and connect.
+  const compat = h2.listeners("stream")[0] as (...a: unknown[]) => void;
+  h2.removeAllListeners("stream");
+  h2.on("stream", (stream, headers, ...rest) => {
+    if (!direct.serve(stream, headers)) compat.call(h2, stream, headers, ...rest);
+  });
   const h1 = http.createServer((req, res) => void handle(req, res));
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();

@@ -23,9 +23,18 @@ const eventTypes = {
   BOOKMARK: WatchEventType.BOOKMARK,
 } as const;
 
-export function registerService(router: ConnectRouter, ops: ResourceOps, cache: WatchCache, store: Store, opts: ServiceOptions): void {
+/** The handlers of one kind's service, as connect's router (and the direct gRPC path) take them. */
+export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, opts: ServiceOptions): Record<string, unknown> {
   const { kind } = ops;
   const f = kind.field;
+  // One response object per (event, type), shared by every watcher that gets it, so that the
+  // direct gRPC path encodes it once for all of them.
+  const responses = new WeakMap<ApiObject, Partial<Record<string, object>>>();
+  const responseOf = (type: keyof typeof eventTypes, obj: ApiObject) => {
+    let byType = responses.get(obj);
+    if (!byType) responses.set(obj, (byType = {}));
+    return (byType[type] ??= { type: eventTypes[type], [f]: obj });
+  };
   const bookmark = (rev: number) => ({
     type: WatchEventType.BOOKMARK,
     [f]: create(kind.schema, { metadata: { resourceVersion: String(rev) } }),
@@ -48,7 +57,7 @@ export function registerService(router: ConnectRouter, ops: ResourceOps, cache: 
       const { obj, deleted } = await ops.delete(req.namespace ?? "", req.name, req.options);
       return { [f]: obj, deleted };
     },
-    async *watch(req: any, ctx: HandlerContext) {
+    async *watch(req: any, ctx: Pick<HandlerContext, "signal">) {
       const filter = ops.filter(req.namespace ?? "", req.labelSelector, req.fieldSelector);
       let from: number | undefined;
       try {
@@ -78,7 +87,7 @@ export function registerService(router: ConnectRouter, ops: ResourceOps, cache: 
           const batch = await w.next(opts.heartbeatMs);
           if (batch.length === 0) yield bookmark(w.revision());
           for (const e of batch) {
-            yield e.type === "BOOKMARK" ? bookmark(e.revision) : { type: eventTypes[e.type], [f]: e.obj as ApiObject };
+            yield e.type === "BOOKMARK" ? bookmark(e.revision) : responseOf(e.type, e.obj as ApiObject);
           }
         }
         // Aborted by the server shutting down (a client's own cancel never reaches its stream).
@@ -99,5 +108,11 @@ export function registerService(router: ConnectRouter, ops: ResourceOps, cache: 
   if (kind.kind === "Pod") {
     impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
   }
-  router.service(kind.service, impl as any);
+  return impl;
+}
+
+export function registerService(router: ConnectRouter, ops: ResourceOps, cache: WatchCache, store: Store, opts: ServiceOptions): Record<string, unknown> {
+  const impl = serviceImpl(ops, cache, store, opts);
+  router.service(ops.kind.service, impl as any);
+  return impl;
 }

@@ -1,0 +1,110 @@
+// One API, every protocol on the one port: plain gRPC (served by the direct path), gRPC with
+// compressed messages, the Connect protocol (binary and JSON) and gRPC-Web (served by connect) must
+// answer alike — same objects, same error codes and messages, watches that start and end alike.
+import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, compressionGzip } from "@connectrpc/connect-node";
+import http2 from "node:http2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigMapService } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
+import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
+import { configMap } from "../fixtures/objects.ts";
+import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
+
+let cp: ControlPlane;
+beforeAll(async () => {
+  cp = await startControlPlane();
+});
+afterAll(async () => {
+  await cp?.stop();
+});
+
+const transports: Record<string, () => Transport> = {
+  "gRPC (direct path)": () => createGrpcTransport({ baseUrl: cp.server.url }),
+  "gRPC, gzip-compressed requests": () =>
+    createGrpcTransport({ baseUrl: cp.server.url, sendCompression: compressionGzip, compressMinBytes: 0 }),
+  "Connect binary": () => createConnectTransport({ baseUrl: cp.server.url, httpVersion: "2" }),
+  "Connect JSON over HTTP/1.1": () => createConnectTransport({ baseUrl: cp.server.url, httpVersion: "1.1", useBinaryFormat: false }),
+  "gRPC-Web": () => createGrpcWebTransport({ baseUrl: cp.server.url, httpVersion: "2" }),
+};
+
+describe.each(Object.entries(transports))("%s", (name, make) => {
+  let client: Client<typeof ConfigMapService>;
+  const cmName = name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/-$/, "");
+  beforeAll(() => {
+    client = createClient(ConfigMapService, make());
+  });
+
+  it("creates, gets and lists", async () => {
+    const created = await client.create({ configMap: configMap(cmName, { k: "v" }) });
+    expect(created.configMap?.metadata?.uid).toMatch(/^[0-9a-f-]{36}$/);
+    const got = await client.get({ namespace: "default", name: cmName });
+    expect(got.configMap?.data).toEqual({ k: "v" });
+    const listed = await client.list({ namespace: "default" });
+    expect(listed.items.map((c) => c.metadata?.name)).toContain(cmName);
+  });
+
+  it("reports errors with their code and the whole message", async () => {
+    const err = await client.get({ namespace: "default", name: "nope-ü%" }).catch((e) => ConnectError.from(e));
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.NotFound);
+    expect((err as ConnectError).rawMessage).toBe('configmap "nope-ü%" not found');
+    const bad = await client.create({ configMap: configMap("Bad_Name") }).catch((e) => ConnectError.from(e));
+    expect((bad as ConnectError).code).toBe(Code.InvalidArgument);
+    expect((bad as ConnectError).rawMessage).toContain("metadata.name");
+  });
+
+  it("watches: initial state, a change, then a deadline ends the stream with DEADLINE_EXCEEDED", async () => {
+    const seen: string[] = [];
+    const stream = client.watch({ namespace: "default", fieldSelector: `metadata.name=${cmName}` }, { timeoutMs: 1500 });
+    let changed = false;
+    const err = await (async () => {
+      for await (const ev of stream) {
+        seen.push(`${WatchEventType[ev.type]} ${ev.configMap?.data?.k ?? ""}`);
+        if (ev.type === WatchEventType.BOOKMARK && !changed) {
+          changed = true;
+          const cur = (await client.get({ namespace: "default", name: cmName })).configMap!;
+          cur.data = { k: "v2" };
+          await client.update({ configMap: cur });
+        }
+      }
+    })().catch((e) => ConnectError.from(e));
+    expect(seen.slice(0, 3)).toEqual(["ADDED v", "BOOKMARK ", "MODIFIED v2"]);
+    expect((err as ConnectError).code).toBe(Code.DeadlineExceeded);
+  });
+});
+
+describe("the direct gRPC path", () => {
+  it("counts its calls in /metrics like connect's", async () => {
+    const client = createClient(ConfigMapService, createGrpcTransport({ baseUrl: cp.server.url }));
+    await client.get({ namespace: "default", name: "not-there" }).catch(() => undefined);
+    const text = await (await fetch(`${cp.server.url}/metrics`)).text();
+    expect(text).toMatch(/skiff_apiserver_requests_total\{service="skiff.v1alpha1.ConfigMapService",method="Get",code="not_found"\} [1-9]/);
+  });
+
+  it("refuses a body that is not one gRPC message, and keeps serving", async () => {
+    const session = http2.connect(cp.server.url);
+    try {
+      const status = await new Promise<{ status: string | undefined; message: string | undefined }>((resolve, reject) => {
+        const req = session.request({
+          ":method": "POST",
+          ":path": "/skiff.v1alpha1.ConfigMapService/Get",
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        req.on("response", (h) => {
+          if (h["grpc-status"]) resolve({ status: String(h["grpc-status"]), message: String(h["grpc-message"]) });
+        });
+        req.on("trailers", (t) => resolve({ status: String(t["grpc-status"]), message: String(t["grpc-message"]) }));
+        req.on("error", reject);
+        req.resume();
+        req.end(Buffer.from([0, 0, 0, 0, 9, 1, 2]));
+      });
+      expect(status.status).toBe(String(Code.Internal));
+      expect(status.message).toContain("exactly one request message");
+    } finally {
+      session.close();
+    }
+    const client = createClient(ConfigMapService, createGrpcTransport({ baseUrl: cp.server.url }));
+    expect((await client.list({ namespace: "default" })).items.length).toBeGreaterThan(0);
+  });
+});
