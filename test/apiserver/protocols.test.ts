@@ -1,12 +1,14 @@
 // One API, every protocol on the one port: plain gRPC (served by the direct path), gRPC with
 // compressed messages, the Connect protocol (binary and JSON) and gRPC-Web (served by connect) must
 // answer alike — same objects, same error codes and messages, watches that start and end alike.
+// Skiff's own client transport (internal/client/grpc-transport.ts) is one of the clients.
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, compressionGzip } from "@connectrpc/connect-node";
 import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigMapService } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
 import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
+import { createGrpcTransport as createSkiffTransport } from "../../internal/client/grpc-transport.ts";
 import { configMap } from "../fixtures/objects.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 
@@ -19,6 +21,7 @@ afterAll(async () => {
 });
 
 const transports: Record<string, () => Transport> = {
+  "gRPC, Skiff's client transport": () => createSkiffTransport({ baseUrl: cp.server.url }),
   "gRPC (direct path)": () => createGrpcTransport({ baseUrl: cp.server.url }),
   "gRPC, gzip-compressed requests": () =>
     createGrpcTransport({ baseUrl: cp.server.url, sendCompression: compressionGzip, compressMinBytes: 0 }),
@@ -106,5 +109,37 @@ describe("the direct gRPC path", () => {
     }
     const client = createClient(ConfigMapService, createGrpcTransport({ baseUrl: cp.server.url }));
     expect((await client.list({ namespace: "default" })).items.length).toBeGreaterThan(0);
+  });
+});
+
+describe("Skiff's client transport", () => {
+  const watchers = () => cp.server.caches.get("ConfigMap")!.watcherCount();
+
+  // (connect's createClient hides the iterator's return(): a caller that stops reading must abort.)
+  it("cancels the server's watch when the caller aborts", async () => {
+    const client = createClient(ConfigMapService, createSkiffTransport({ baseUrl: cp.server.url }));
+    const before = watchers();
+    const ac = new AbortController();
+    const aborted = (async () => {
+      for await (const ev of client.watch({ namespace: "default" }, { signal: ac.signal })) {
+        if (ev.type === WatchEventType.BOOKMARK) ac.abort();
+      }
+    })().catch((e) => ConnectError.from(e));
+    expect(((await aborted) as ConnectError).code).toBe(Code.Canceled);
+    await expect.poll(watchers, { timeout: 5000 }).toBe(before);
+  });
+
+  it("refuses a response larger than readMaxBytes with RESOURCE_EXHAUSTED", async () => {
+    const small = createClient(ConfigMapService, createSkiffTransport({ baseUrl: cp.server.url, readMaxBytes: 100 }));
+    const err = await small.list({ namespace: "default" }).catch((e) => ConnectError.from(e));
+    expect((err as ConnectError).code).toBe(Code.ResourceExhausted);
+    expect((err as ConnectError).rawMessage).toMatch(/larger than 100/);
+  });
+
+  it("reports a server that is not there as UNAVAILABLE with the reason", async () => {
+    const client = createClient(ConfigMapService, createSkiffTransport({ baseUrl: "http://127.0.0.1:1" }));
+    const err = await client.get({ namespace: "default", name: "x" }).catch((e) => ConnectError.from(e));
+    expect((err as ConnectError).code).toBe(Code.Unavailable);
+    expect((err as ConnectError).rawMessage).toMatch(/ECONNREFUSED/);
   });
 });

@@ -1,0 +1,389 @@
+// A lean gRPC transport for connect clients: plain gRPC (application/grpc+proto, uncompressed)
+// over one HTTP/2 connection per transport, unary and server-streaming calls. connect-node's own
+// gRPC transport runs every message through a pipeline of async iterables and builds Headers,
+// AbortControllers and envelopes per call; in the scale benchmark that machinery cost every
+// component (scheduler, controller-manager, node agents) more CPU than its own work. This one
+// hands each response frame straight to protobuf. Connect clients (createClient) use it
+// unchanged: errors are ConnectErrors with the gRPC code and message, deadlines and abort
+// signals cancel the call.
+import { create, fromBinary, isMessage, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+
+export interface GrpcTransportOptions {
+  /** http://host:port (h2c) or https://… */
+  baseUrl: string;
+  /** Pings an active connection this often; no answer within pingTimeoutMs closes it. Default 10 s. */
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+  /** A connection with no call for this long is closed. Default 60 s. */
+  idleConnectionTimeoutMs?: number;
+  /** Larger response messages fail with RESOURCE_EXHAUSTED. Default 64 MiB. */
+  readMaxBytes?: number;
+}
+
+export interface GrpcTransport extends Transport {
+  /** Closes the connection; calls in flight fail with UNAVAILABLE, later calls open a new one. */
+  close(): void;
+}
+
+const STREAM_QUEUE_HIGH = 256;
+
+export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
+  const url = new URL(opts.baseUrl);
+  const authority = `${url.protocol}//${url.host}`;
+  const basePath = url.pathname.replace(/\/$/, "");
+  const pingIntervalMs = opts.pingIntervalMs ?? 10_000;
+  const pingTimeoutMs = opts.pingTimeoutMs ?? 10_000;
+  const idleMs = opts.idleConnectionTimeoutMs ?? 60_000;
+  const readMaxBytes = opts.readMaxBytes ?? 64 * 1024 * 1024;
+
+  let session: ClientHttp2Session | undefined;
+  let active = 0;
+  let pinger: NodeJS.Timeout | undefined;
+  let idleTimer: NodeJS.Timeout | undefined;
+
+  function connect(): ClientHttp2Session {
+    const s = http2.connect(authority, { settings: { enablePush: false } });
+    s.on("error", () => {}); // failures reach the calls through their streams
+    const forget = () => {
+      if (session === s) {
+        session = undefined;
+        clearInterval(pinger);
+        clearTimeout(idleTimer);
+      }
+    };
+    s.once("goaway", forget); // calls in flight finish; new ones open a new connection
+    s.once("close", forget);
+    s.unref();
+    clearInterval(pinger);
+    pinger = setInterval(() => {
+      if (active === 0 || s.closed || s.destroyed) return;
+      const timeout = setTimeout(() => s.destroy(new Error("keepalive ping not answered")), pingTimeoutMs);
+      timeout.unref();
+      try {
+        s.ping((err) => {
+          clearTimeout(timeout);
+          if (err && !s.destroyed) s.destroy(err);
+        });
+      } catch {
+        clearTimeout(timeout);
+      }
+    }, pingIntervalMs);
+    pinger.unref();
+    return s;
+  }
+
+  function open(headers: http2.OutgoingHttpHeaders): { s: ClientHttp2Session; st: ClientHttp2Stream } {
+    for (let attempt = 0; ; attempt++) {
+      if (!session || session.closed || session.destroyed) session = connect();
+      const s = session;
+      try {
+        return { s, st: s.request(headers) };
+      } catch (err) {
+        // A connection that just went away (GOAWAY, closed): one more try on a new one.
+        if (session === s) session = undefined;
+        if (attempt > 0) throw new ConnectError(`cannot reach ${authority}: ${(err as Error).message}`, Code.Unavailable);
+      }
+    }
+  }
+
+  function hold(s: ClientHttp2Session): void {
+    if (active++ === 0) {
+      clearTimeout(idleTimer);
+      s.ref(); // an open call keeps the process alive, an idle connection does not
+    }
+  }
+
+  function release(s: ClientHttp2Session): void {
+    if (--active > 0) return;
+    if (!s.destroyed) s.unref();
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      if (active === 0 && session === s) {
+        session = undefined;
+        s.close();
+      }
+    }, idleMs);
+    idleTimer.unref();
+  }
+
+  interface Sink {
+    headers(h: IncomingHttpHeaders): void;
+    message(payload: Uint8Array): void;
+    end(err: ConnectError | undefined, trailers: IncomingHttpHeaders): void;
+  }
+
+  interface CallControl {
+    pause(): void;
+    resume(): void;
+    cancel(): void;
+  }
+  const noControl: CallControl = { pause() {}, resume() {}, cancel() {} };
+
+  /** Starts a call; returns pause/resume for flow control, cancel to give up on it. */
+  function call(method: DescMethod, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: ConstructorParameters<typeof Headers>[0], body: Buffer, sink: Sink): CallControl {
+    let finished = false;
+    const finish = (err: ConnectError | undefined, trailers: IncomingHttpHeaders = {}) => {
+      if (finished) return;
+      finished = true;
+      sink.end(err, trailers);
+    };
+    if (signal?.aborted) {
+      queueMicrotask(() => finish(abortError(signal)));
+      return noControl;
+    }
+    const h: http2.OutgoingHttpHeaders = {
+      ":method": "POST",
+      ":path": `${basePath}/${method.parent.typeName}/${method.name}`,
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+      "user-agent": "skiff-grpc",
+    };
+    if (timeoutMs !== undefined) h["grpc-timeout"] = `${Math.min(99_999_999, Math.max(1, Math.ceil(timeoutMs)))}m`;
+    if (header) new Headers(header).forEach((v, k) => (h[k] = v));
+    let s: ClientHttp2Session, st: ClientHttp2Stream;
+    try {
+      ({ s, st } = open(h));
+    } catch (err) {
+      queueMicrotask(() => finish(ConnectError.from(err, Code.Unavailable)));
+      return noControl;
+    }
+    hold(s);
+    let deadline: NodeJS.Timeout | undefined;
+    const cancel = (err: ConnectError) => {
+      finish(err);
+      if (!st.closed) st.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    const onAbort = () => cancel(abortError(signal!));
+    signal?.addEventListener("abort", onAbort);
+    if (timeoutMs !== undefined) deadline = setTimeout(() => cancel(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), timeoutMs);
+
+    let trailersOnly: IncomingHttpHeaders | undefined;
+    let trailers: IncomingHttpHeaders | undefined;
+    let failure: ConnectError | undefined;
+    let pending: Buffer | undefined;
+    st.on("response", (rh) => {
+      const status = Number(rh[":status"]);
+      if (status !== 200) {
+        failure = new ConnectError(`HTTP ${status} from ${authority}`, httpStatusCode(status));
+      } else if (!String(rh["content-type"] ?? "").startsWith("application/grpc")) {
+        failure = new ConnectError(`unexpected content type "${rh["content-type"]}" from ${authority}`, Code.Unknown);
+      } else if (rh["grpc-status"] !== undefined) {
+        trailersOnly = rh;
+      } else {
+        sink.headers(rh);
+      }
+    });
+    st.on("data", (chunk: Buffer) => {
+      if (finished || failure) return;
+      let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+      pending = undefined;
+      while (buf.length >= 5) {
+        const len = buf.readUInt32BE(1);
+        if (len > readMaxBytes) {
+          failure = new ConnectError(`response message of ${len} bytes is larger than ${readMaxBytes}`, Code.ResourceExhausted);
+          st.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
+        if (buf.length < 5 + len) break;
+        if (buf[0] & 1) {
+          failure = new ConnectError("protocol error: compressed response message that was not asked for", Code.Internal);
+          st.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
+        sink.message(buf.subarray(5, 5 + len));
+        buf = buf.subarray(5 + len);
+      }
+      if (buf.length > 0) pending = buf;
+    });
+    st.on("trailers", (t) => {
+      trailers = t;
+    });
+    st.on("error", (err) => {
+      // A connection that failed cancels its pending streams; the reason is the cause.
+      const cause = (err as Error & { cause?: unknown }).cause;
+      failure ??= new ConnectError(cause instanceof Error ? cause.message : err.message, Code.Unavailable);
+    });
+    st.once("close", () => {
+      clearTimeout(deadline);
+      signal?.removeEventListener("abort", onAbort);
+      release(s);
+      const t = trailersOnly ?? trailers;
+      if (failure) return finish(failure, t);
+      if (t) return finish(statusError(t), t);
+      if (st.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
+        return finish(new ConnectError(`${authority} refused the call (try again)`, Code.Unavailable));
+      }
+      if (st.rstCode !== undefined && st.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
+        return finish(new ConnectError(`the call was reset (HTTP/2 code ${st.rstCode})`, st.rstCode === http2.constants.NGHTTP2_CANCEL ? Code.Canceled : Code.Unavailable));
+      }
+      if (pending) return finish(new ConnectError("protocol error: the response ended inside a message", Code.Internal));
+      finish(new ConnectError("protocol error: the response ended without a gRPC status", Code.Unavailable));
+    });
+    st.end(body);
+    return {
+      pause: () => st.pause(),
+      resume: () => st.resume(),
+      cancel: () => cancel(new ConnectError("the call was cancelled", Code.Canceled)),
+    };
+  }
+
+  const transport: GrpcTransport = {
+    async unary(method, signal, timeoutMs, header, input) {
+      const body = frame(toBinary(method.input, isMessage(input, method.input) ? input : create(method.input, input)));
+      return new Promise((resolve, reject) => {
+        const responseHeader = new Headers();
+        let message: unknown;
+        call(method, signal, timeoutMs, header, body, {
+          headers: (h) => copyHeaders(h, responseHeader),
+          message(payload) {
+            if (message !== undefined) return; // the end reports the extra message
+            message = fromBinary(method.output, payload);
+          },
+          end(err, t) {
+            if (err) return reject(err);
+            if (message === undefined) return reject(new ConnectError("protocol error: no response message", Code.Unimplemented));
+            resolve({ stream: false, service: method.parent, method, header: responseHeader, message: message as any, trailer: copyHeaders(t, new Headers()) });
+          },
+        });
+      });
+    },
+
+    async stream(method, signal, timeoutMs, header, input) {
+      if (method.methodKind !== "server_streaming") {
+        throw new ConnectError(`${method.methodKind} calls are not supported by this transport`, Code.Unimplemented);
+      }
+      let first: unknown;
+      for await (const m of input) {
+        first = m;
+        break;
+      }
+      const body = frame(toBinary(method.input, isMessage(first, method.input) ? first : create(method.input, first as any)));
+      const responseHeader = new Headers();
+      const trailer = new Headers();
+      const queue: unknown[] = [];
+      let ended = false;
+      let error: ConnectError | undefined;
+      let wake: (() => void) | undefined;
+      let paused = false;
+      const ctl = call(method, signal, timeoutMs, header, body, {
+        headers: (h) => copyHeaders(h, responseHeader),
+        message(payload) {
+          try {
+            queue.push(fromBinary(method.output, payload));
+          } catch (err) {
+            error ??= new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);
+          }
+          if (queue.length >= STREAM_QUEUE_HIGH && !paused) {
+            paused = true;
+            ctl.pause();
+          }
+          wake?.();
+        },
+        end(err, t) {
+          copyHeaders(t, trailer);
+          error ??= err;
+          ended = true;
+          wake?.();
+        },
+      });
+      async function* messages() {
+        try {
+          for (;;) {
+            if (queue.length > 0) {
+              const m = queue.shift();
+              if (paused && queue.length < STREAM_QUEUE_HIGH / 2) {
+                paused = false;
+                ctl.resume();
+              }
+              yield m as any;
+              continue;
+            }
+            if (ended) {
+              if (error) throw error;
+              return;
+            }
+            await new Promise<void>((r) => (wake = r));
+            wake = undefined;
+          }
+        } finally {
+          // The caller stopped reading early: cancel the call on the server.
+          if (!ended) ctl.cancel();
+        }
+      }
+      return { stream: true, service: method.parent, method, header: responseHeader, message: messages(), trailer };
+    },
+
+    close() {
+      const s = session;
+      session = undefined;
+      s?.destroy();
+    },
+  };
+  return transport;
+}
+
+function frame(bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + bytes.length);
+  out[0] = 0;
+  out.writeUInt32BE(bytes.length, 1);
+  out.set(bytes, 5);
+  return out;
+}
+
+function copyHeaders(from: IncomingHttpHeaders, to: Headers): Headers {
+  for (const [k, v] of Object.entries(from)) {
+    if (k.startsWith(":") || v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) to.append(k, x);
+    else to.set(k, String(v));
+  }
+  return to;
+}
+
+/** The call's gRPC status as an error, or undefined for OK. */
+function statusError(t: IncomingHttpHeaders): ConnectError | undefined {
+  const raw = t["grpc-status"];
+  if (raw === undefined) return new ConnectError("protocol error: missing grpc-status", Code.Unknown);
+  const code = Number(raw);
+  if (code === 0) return undefined;
+  const metadata = new Headers();
+  copyHeaders(t, metadata);
+  metadata.delete("grpc-status");
+  metadata.delete("grpc-message");
+  const valid = Number.isInteger(code) && code > 0 && code <= 16;
+  return new ConnectError(decodeMessage(String(t["grpc-message"] ?? "")), valid ? (code as Code) : Code.Unknown, metadata);
+}
+
+function decodeMessage(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** gRPC's mapping of HTTP statuses seen without a gRPC status. */
+function httpStatusCode(status: number): Code {
+  switch (status) {
+    case 400:
+      return Code.Internal;
+    case 401:
+      return Code.Unauthenticated;
+    case 403:
+      return Code.PermissionDenied;
+    case 404:
+      return Code.Unimplemented;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return Code.Unavailable;
+    default:
+      return Code.Unknown;
+  }
+}
+
+function abortError(signal: AbortSignal): ConnectError {
+  return signal.reason instanceof ConnectError ? signal.reason : new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, signal.reason);
+}
