@@ -121,6 +121,14 @@ export class LogRenderer {
     return Buffer.concat(out);
   }
 
+  private lastPrefix = { time: "", bytes: Buffer.alloc(0) };
+
+  /** "<time> ", one buffer per distinct time (the logger stamps a whole read with one). */
+  private prefix(time: string): Buffer {
+    if (this.lastPrefix.time !== time) this.lastPrefix = { time, bytes: Buffer.from(`${time} `) };
+    return this.lastPrefix.bytes;
+  }
+
   private record(line: Uint8Array, out: Uint8Array[]): void {
     const r = parseLogRecord(line);
     if (!r) {
@@ -130,7 +138,7 @@ export class LogRenderer {
     let shown = this.open.get(r.stream);
     if (shown === undefined) {
       shown = this.sinceNs === undefined || r.timeNs >= this.sinceNs;
-      if (shown && this.timestamps) out.push(Buffer.from(`${r.time} `));
+      if (shown && this.timestamps) out.push(this.prefix(r.time));
     }
     if (shown) {
       out.push(r.content);

@@ -35,6 +35,13 @@ describe("log records", () => {
     expect(Buffer.from(parseLogRecord(Buffer.from("2024-05-01T10:00:00Z stdout F "))!.content).toString()).toBe("");
   });
 
+  it("each carry their own time (records of one read share it)", () => {
+    const times = ["2024-05-01T10:00:00.1Z", "2024-05-01T10:00:00.1Z", "2024-05-01T10:00:00.2Z", "2024-05-01T10:00:00.1Z", "not-a-time"];
+    const parsed = times.map((t) => parseLogRecord(Buffer.from(`${t} stdout F x`))?.timeNs);
+    const base = ns("2024-05-01T10:00:00Z");
+    expect(parsed).toEqual([base + 100_000_000n, base + 100_000_000n, base + 200_000_000n, base + 100_000_000n, undefined]);
+  });
+
   it("are not lines in another format", () => {
     for (const bad of ["hello world", "2024-05-01T10:00:00Z stdin F x", "2024-05-01T10:00:00Z stdout X x", "2024-05-01T10:00:00Z stdout Fx",
       "yesterday stdout F x", "2024-05-01T10:00:00Z stdout"]) {

@@ -25,21 +25,35 @@ export interface LogRecord {
 }
 
 const SPACE = 0x20;
+const STDOUT = Buffer.from("stdout");
+const STDERR = Buffer.from("stderr");
+
+// The logger stamps all records of one read with one time: parse each distinct time once.
+let lastTime: { bytes: Buffer; text: string; ns: bigint } | undefined;
+
+function timeOf(bytes: Uint8Array): { text: string; ns: bigint } | undefined {
+  if (lastTime && lastTime.bytes.equals(bytes)) return lastTime;
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
+  const ns = parseRfc3339(text);
+  if (ns === undefined) return undefined;
+  lastTime = { bytes: Buffer.from(bytes), text, ns };
+  return lastTime;
+}
 
 /** One record (one file line, without its newline); undefined when it is not in the format. */
 export function parseLogRecord(line: Uint8Array): LogRecord | undefined {
   const sp1 = line.indexOf(SPACE);
   if (sp1 < 0) return undefined;
-  const sp2 = line.indexOf(SPACE, sp1 + 1);
-  if (sp2 < 0) return undefined;
-  const stream = Buffer.from(line.subarray(sp1 + 1, sp2)).toString("latin1");
-  if (stream !== "stdout" && stream !== "stderr") return undefined;
+  const sp2 = sp1 + 7;
+  if (line[sp2] !== SPACE) return undefined;
+  const name = Buffer.from(line.buffer, line.byteOffset + sp1 + 1, 6);
+  const stream = name.equals(STDOUT) ? "stdout" : name.equals(STDERR) ? "stderr" : undefined;
+  if (!stream) return undefined;
   const tag = line[sp2 + 1];
   if ((tag !== 0x46 && tag !== 0x50) || (line.length > sp2 + 2 && line[sp2 + 2] !== SPACE)) return undefined; // F, P
-  const time = Buffer.from(line.subarray(0, sp1)).toString("latin1");
-  const timeNs = parseRfc3339(time);
-  if (timeNs === undefined) return undefined;
-  return { time, timeNs, stream, full: tag === 0x46, content: line.subarray(Math.min(line.length, sp2 + 3)) };
+  const time = timeOf(line.subarray(0, sp1));
+  if (!time) return undefined;
+  return { time: time.text, timeNs: time.ns, stream, full: tag === 0x46, content: line.subarray(Math.min(line.length, sp2 + 3)) };
 }
 
 /** A record as a file line (with its newline). */
