@@ -118,6 +118,7 @@ describe("AgentService.Logs", () => {
       [{ sinceTime: "2024-02-30T10:00:00Z" }, 'since_time: must be an RFC 3339 time such as 2024-05-01T10:00:00Z, got "2024-02-30T10:00:00Z"'],
       [{ sinceTime: "2024-05-01T10:00:00Z", sinceSeconds: 60n }, "since_time: at most one of since_seconds and since_time may be set"],
       [{ tailLines: -1n }, "tail_lines: must be >= 0"],
+      [{ limitBytes: 0n }, "limit_bytes: must be greater than 0, got 0"],
     ];
     for (const [req, message] of bad) {
       err = await logError(h, { pod: "two", container: "a", ...req });
@@ -158,6 +159,23 @@ describe("AgentService.Logs", () => {
     h.runtime.exit(c.id, 0);
     await done;
     expect(got).toBe(`${at(60)} a minute ago\n${at(1)} just now\n${later} later\n`);
+  });
+});
+
+describe("AgentService.Logs limit_bytes", () => {
+  it("stops after N bytes of what it would send, timestamps included, even when following", async () => {
+    h = await startHarness();
+    const created = await h.createPod("chatty", { restartPolicy: "Never" });
+    await h.waitForPod("chatty", "Running", (p) => p.status?.phase === "Running");
+    const [c] = await h.containersOf(created);
+    const time = new Date().toISOString();
+    await writeLog(c, records("alpha\nbeta\ngamma\n", time));
+    expect(await readLogs(h, { pod: "chatty", limitBytes: 8n })).toBe("alpha\nbe");
+    expect(await readLogs(h, { pod: "chatty", limitBytes: 1000n })).toBe("alpha\nbeta\ngamma\n");
+    expect(await readLogs(h, { pod: "chatty", tailLines: 2n, limitBytes: 5n })).toBe("beta\n");
+    expect(await readLogs(h, { pod: "chatty", timestamps: true, limitBytes: BigInt(time.length + 3) })).toBe(`${time} al`);
+    // The container still runs: without the limit this would wait for more.
+    expect(await readLogs(h, { pod: "chatty", follow: true, limitBytes: 11n })).toBe("alpha\nbeta\n");
   });
 });
 

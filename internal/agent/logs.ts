@@ -231,6 +231,9 @@ export function createLogsService(deps: LogsDeps): ServiceImpl<typeof AgentServi
       if (req.pod === "") throw new ConnectError("pod: required", Code.InvalidArgument);
       if (req.tailLines !== undefined && req.tailLines < 0n) throw new ConnectError("tail_lines: must be >= 0", Code.InvalidArgument);
       const sinceNs = sinceOf(req);
+      if (req.limitBytes !== undefined && req.limitBytes <= 0n) {
+        throw new ConnectError(`limit_bytes: must be greater than 0, got ${req.limitBytes}`, Code.InvalidArgument);
+      }
       const namespace = req.namespace || "default";
       const pod = deps.lookupPod(namespace, req.pod);
       if (!pod) throw new ConnectError(`pod "${req.pod}" not found in namespace "${namespace}" on node "${deps.nodeName}"`, Code.NotFound);
@@ -265,7 +268,13 @@ export function createLogsService(deps: LogsDeps): ServiceImpl<typeof AgentServi
         signal: ctx.signal,
         pollMs,
       });
-      for await (const data of stream) yield create(AgentServiceLogsResponseSchema, { data });
+      let left = req.limitBytes === undefined ? Infinity : Number(req.limitBytes);
+      for await (const data of stream) {
+        const part = data.length > left ? data.subarray(0, left) : data;
+        left -= part.length;
+        yield create(AgentServiceLogsResponseSchema, { data: part });
+        if (left <= 0) return; // ends the file stream (and a follow) too
+      }
     },
   };
 }

@@ -10,7 +10,7 @@ import { NodeSchema, type Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { PodSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { startHarness, testPod, waitFor, type Harness } from "../agent/testing.ts";
 import { formatLogRecord } from "../runtime/log-format.ts";
-import { agentUrl, checkOneSince, defaultContainer, parseSince, parseSinceTime, parseTail, podName } from "./logs.ts";
+import { agentUrl, checkOneSince, defaultContainer, parseLimitBytes, parseSince, parseSinceTime, parseTail, podName } from "./logs.ts";
 import { runSkiffctl } from "./main.ts";
 
 describe("logs helpers", () => {
@@ -51,6 +51,10 @@ describe("logs helpers", () => {
     expect(() => parseSinceTime("10:00")).toThrow('--since-time must be an RFC 3339 time such as 2024-05-01T10:00:00Z, got "10:00"');
     expect(() => checkOneSince("5m", "2024-05-01T10:00:00Z")).toThrow("at most one of `sinceTime` or `sinceSeconds` may be specified");
     expect(() => checkOneSince("5m", undefined)).not.toThrow();
+    expect(parseLimitBytes("0")).toBeUndefined();
+    expect(parseLimitBytes("100")).toBe(100n);
+    expect(() => parseLimitBytes("-1")).toThrow("--limit-bytes must be greater than 0, got -1");
+    expect(() => parseLimitBytes("1k")).toThrow('--limit-bytes must be a whole number of bytes, got "1k"');
     expect(podName("pod/web")).toBe("web");
     expect(podName("web")).toBe("web");
     expect(() => podName("deploy/web")).toThrow(/give POD or pod\/POD/);
@@ -163,5 +167,6 @@ describe("skiffctl logs (fake runtime)", () => {
     expect((await run(["logs", "clock", "--since-time", at(90).toISOString()])).out).toBe("recent\nnew\n");
     expect((await run(["logs", "clock", "--timestamps", "--tail", "2"])).out).toBe(`${at(90).toISOString()} recent\n${at(2).toISOString()} new\n`);
     expect((await run(["logs", "clock", "--since", "1h", "--tail", "1", "--timestamps"])).out).toBe(`${at(2).toISOString()} new\n`);
+    expect(await run(["logs", "clock", "--since", "1h", "--limit-bytes", "9"])).toEqual({ code: 0, out: "recent\nne", err: "" });
   });
 });

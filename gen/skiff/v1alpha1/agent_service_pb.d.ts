@@ -77,6 +77,14 @@ export declare type AgentServiceLogsRequest = Message<"skiff.v1alpha1.AgentServi
    * @generated from field: string since_time = 9;
    */
   sinceTime: string;
+
+  /**
+   * Stop after this many bytes of output (N > 0; counted as sent, timestamps included), even
+   * with follow. The last chunk may end inside a line.
+   *
+   * @generated from field: optional int64 limit_bytes = 10;
+   */
+  limitBytes?: bigint | undefined;
 };
 
 /**
@@ -117,7 +125,7 @@ export declare const AgentService: GenService<{
    * NOT_FOUND: the pod is not on this node, or it has no such container (or no previous instance).
    * FAILED_PRECONDITION: the container has not started yet.
    * INVALID_ARGUMENT: a negative tail_lines, since_seconds <= 0, a since_time that is not RFC
-   * 3339, or both since forms; the message starts with the field's name.
+   * 3339, both since forms, or limit_bytes <= 0; the message starts with the field's name.
    *
    * @generated from rpc skiff.v1alpha1.AgentService.Logs
    */
