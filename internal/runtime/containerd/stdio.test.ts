@@ -69,9 +69,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("containerLoggerUri", () => {
   it("writes both streams to one file in the CRI format, stamped with the time read", async () => {
-    const log = join(dir, "it's one.log");
+    const log = join(dir, "it's a \\ log");
     const before = BigInt(Date.now()) * 1_000_000n;
     const l = await startLogger(containerLoggerUri(log));
+    expect(readFileSync(`/proc/${l.child.pid}/cmdline`, "utf8")).toContain(dir); // ps shows whose logger it is
     l.out.write("first\nsecond\n");
     await sleep(150);
     l.err.write("oops\n");

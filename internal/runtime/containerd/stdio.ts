@@ -50,7 +50,7 @@ const PARTIAL_FLUSH_SECONDS = 0.5;
 const PERL_LOGGER = String.raw`
 use strict;
 $SIG{TERM} = 'IGNORE';
-my ($path, $nr, $max, $quiet) = (pack('H*', '@PATH@'), @NR@, @MAX@, @QUIET@);
+my ($path, $nr, $max, $quiet) = (@PATH@, @NR@, @MAX@, @QUIET@);
 open(my $log, '>>', $path) or die "skiff logger: $path: $!\n";
 if (open(my $ready, '>&=', 5)) { close($ready); }
 my @name = ('stdout', 'stderr');
@@ -145,7 +145,8 @@ while ($open[0] || $open[1]) {
 
 /** A stdio URI that appends the container's stdout and stderr to `logPath` in the CRI log format. */
 export function containerLoggerUri(logPath: string): string {
-  const script = PERL_LOGGER.replace("@PATH@", Buffer.from(logPath).toString("hex"))
+  // The path in plain text (a perl single-quoted string), so `ps` shows whose logger it is.
+  const script = PERL_LOGGER.replace("@PATH@", () => `'${logPath.replace(/[\\']/g, "\\$&")}'`)
     .replace("@NR@", String(CLOCK_GETTIME[process.arch] ?? 0))
     .replace("@MAX@", String(MAX_LOG_LINE))
     .replace("@QUIET@", String(PARTIAL_FLUSH_SECONDS));
