@@ -56,7 +56,7 @@ export async function tailOffset(fh: FileHandle, lines: number): Promise<number>
   const head = Buffer.alloc(HEADER);
   let needed = 0; // F records to pass, from the end: lines + 1 when the last line is finished
   let passed = 0;
-  // Called for each record, last first; true when `start` is where the tail begins.
+  // Called for each record [start, end), last first; true when the tail begins at its end.
   const record = async (start: number, end: number, bufStart: number, bytes: number): Promise<boolean> => {
     let h: Uint8Array;
     if (start + HEADER <= bufStart + bytes || end <= bufStart + bytes) h = buf.subarray(start - bufStart, Math.min(end, start + HEADER) - bufStart);
