@@ -1,13 +1,18 @@
 // AgentService.Logs: a container's log file, read straight from disk. The runtime appends the
-// container's stdout and stderr to ContainerInfo.logPath (<rootDir>/pods/<uid>/logs/<name>/<attempt>.log);
-// the current instance is the newest by attempt, `previous` the one before it (the pod worker
-// keeps exactly one terminated instance for this).
+// container's stdout and stderr to ContainerInfo.logPath (<rootDir>/pods/<uid>/logs/<name>/<attempt>.log)
+// as timestamped records (../runtime/log-format.ts); the current instance is the newest by
+// attempt, `previous` the one before it (the pod worker keeps exactly one terminated instance
+// for this).
+//
+//   file ─► tailOffset (tail_lines) ─► readLogFile (chunks; follow polls) ─► LogRenderer
+//        (records → content; since filter; timestamps) ─► response chunks
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { open, type FileHandle } from "node:fs/promises";
 import { AgentServiceLogsResponseSchema, type AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
+import { parseLogRecord, parseRfc3339 } from "../runtime/log-format.ts";
 import { instancesByName } from "./pod-status.ts";
 import { sleep } from "../util/sleep.ts";
 
@@ -21,6 +26,9 @@ export interface LogsDeps {
 }
 
 const CHUNK = 64 * 1024;
+const NL = Buffer.from("\n");
+/** Enough bytes of a record to read its tag: "<time> <stream> <F|P> ". */
+const HEADER = 64;
 
 async function openIfExists(path: string): Promise<FileHandle | undefined> {
   try {
@@ -31,27 +39,121 @@ async function openIfExists(path: string): Promise<FileHandle | undefined> {
   }
 }
 
-/** Where the last `lines` lines of the file start (a final newline ends a line, not starts one). */
+/** Whether a record (its first HEADER bytes suffice) ends a line: F, or a line not in the format. */
+function endsLine(head: Uint8Array): boolean {
+  const nl = head.indexOf(0x0a);
+  return parseLogRecord(nl >= 0 ? head.subarray(0, nl) : head)?.full ?? true;
+}
+
+/**
+ * Where the last `lines` lines of the log start. Lines end at F records; P records continue
+ * them; an unfinished line at the end counts as one (records are file lines: "\n"-terminated).
+ */
 export async function tailOffset(fh: FileHandle, lines: number): Promise<number> {
   const size = (await fh.stat()).size;
   if (lines <= 0) return size;
-  let seen = 0;
-  let end = size;
   const buf = Buffer.alloc(CHUNK);
+  const head = Buffer.alloc(HEADER);
+  let needed = 0; // F records to pass, from the end: lines + 1 when the last line is finished
+  let passed = 0;
+  // Called for each record [start, end), last first; true when the tail begins at its end.
+  const record = async (start: number, end: number, bufStart: number, bytes: number): Promise<boolean> => {
+    let h: Uint8Array;
+    if (start + HEADER <= bufStart + bytes || end <= bufStart + bytes) h = buf.subarray(start - bufStart, Math.min(end, start + HEADER) - bufStart);
+    else h = head.subarray(0, (await fh.read(head, 0, Math.min(HEADER, end - start), start)).bytesRead);
+    const full = endsLine(h);
+    if (needed === 0) needed = full ? lines + 1 : lines;
+    return full && ++passed === needed;
+  };
+  let recordEnd = size;
+  let end = size;
   while (end > 0) {
     const start = Math.max(0, end - CHUNK);
     const { bytesRead } = await fh.read(buf, 0, end - start, start);
     for (let i = bytesRead - 1; i >= 0; i--) {
       const at = start + i;
-      if (buf[i] === 0x0a && at !== size - 1 && ++seen === lines) return at + 1;
+      if (buf[i] !== 0x0a || at === size - 1) continue;
+      if (await record(at + 1, recordEnd, start, bytesRead)) return recordEnd;
+      recordEnd = at + 1;
     }
     end = start;
+    if (end === 0 && recordEnd > 0 && (await record(0, recordEnd, start, bytesRead))) return recordEnd;
   }
   return 0;
 }
 
+/**
+ * Turns log file bytes into what the client sees: each record's content (F: with its newline),
+ * lines older than `sinceNs` left out, the line's time in front with `timestamps`. A line is the
+ * records of one stream up to an F; its first record decides (kubelet shows the same time).
+ * Lines not in the format are shown as they are, but never as newer than anything.
+ */
+export class LogRenderer {
+  private carry: Uint8Array = Buffer.alloc(0);
+  /** Per stream, while a line is unfinished (after a P record): whether it is shown. */
+  private readonly open = new Map<string, boolean>();
+  private readonly sinceNs: bigint | undefined;
+  private readonly timestamps: boolean;
+
+  constructor(opts: { sinceNs?: bigint; timestamps?: boolean } = {}) {
+    this.sinceNs = opts.sinceNs;
+    this.timestamps = opts.timestamps ?? false;
+  }
+
+  /** Output for the whole records in `chunk` (a record cut at the chunk's end waits for the next). */
+  push(chunk: Uint8Array): Buffer {
+    const data = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    const out: Uint8Array[] = [];
+    let at = 0;
+    for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, at)) {
+      this.record(data.subarray(at, nl), out);
+      at = nl + 1;
+    }
+    this.carry = data.subarray(at);
+    return Buffer.concat(out);
+  }
+
+  /** The end of the file: a last record without its newline (a file cut short) is shown too. */
+  end(): Buffer {
+    const out: Uint8Array[] = [];
+    if (this.carry.length > 0) this.record(this.carry, out);
+    this.carry = Buffer.alloc(0);
+    return Buffer.concat(out);
+  }
+
+  private lastPrefix = { time: "", bytes: Buffer.alloc(0) };
+
+  /** "<time> ", one buffer per distinct time (the logger stamps a whole read with one). */
+  private prefix(time: string): Buffer {
+    if (this.lastPrefix.time !== time) this.lastPrefix = { time, bytes: Buffer.from(`${time} `) };
+    return this.lastPrefix.bytes;
+  }
+
+  private record(line: Uint8Array, out: Uint8Array[]): void {
+    const r = parseLogRecord(line);
+    if (!r) {
+      if (this.sinceNs === undefined) out.push(line, NL);
+      return;
+    }
+    let shown = this.open.get(r.stream);
+    if (shown === undefined) {
+      shown = this.sinceNs === undefined || r.timeNs >= this.sinceNs;
+      if (shown && this.timestamps) out.push(this.prefix(r.time));
+    }
+    if (shown) {
+      out.push(r.content);
+      if (r.full) out.push(NL);
+    }
+    if (r.full) this.open.delete(r.stream);
+    else this.open.set(r.stream, shown);
+  }
+}
+
 export interface StreamOptions {
   tailLines?: number;
+  /** Only lines written at or after this time (nanoseconds since the epoch). */
+  sinceNs?: bigint;
+  timestamps?: boolean;
   follow: boolean;
   /** While true, a followed stream waits for more output. */
   stillWriting(): Promise<boolean>;
@@ -71,7 +173,7 @@ async function* readToEnd(fh: FileHandle, from: { offset: number }): AsyncGenera
 }
 
 /** The file's bytes from the start (or the last tailLines lines), then, with follow, what is appended. */
-export async function* streamLogFile(path: string, opts: StreamOptions): AsyncGenerator<Uint8Array> {
+async function* readLogFile(path: string, opts: StreamOptions): AsyncGenerator<Uint8Array> {
   let fh = await openIfExists(path);
   const pos = { offset: fh && opts.tailLines !== undefined ? await tailOffset(fh, opts.tailLines) : 0 };
   try {
@@ -94,18 +196,44 @@ export async function* streamLogFile(path: string, opts: StreamOptions): AsyncGe
   }
 }
 
+/** What the client sees of a log file: readLogFile through a LogRenderer, no empty chunks. */
+export async function* streamLogFile(path: string, opts: StreamOptions): AsyncGenerator<Uint8Array> {
+  const render = new LogRenderer(opts);
+  for await (const chunk of readLogFile(path, opts)) {
+    const out = render.push(chunk);
+    if (out.length > 0) yield out;
+  }
+  const rest = render.end();
+  if (rest.length > 0) yield rest;
+}
+
+/** since_seconds or since_time as nanoseconds since the epoch; InvalidArgument naming the field. */
+export function sinceOf(req: { sinceSeconds?: bigint; sinceTime: string }, nowMs = Date.now()): bigint | undefined {
+  if (req.sinceSeconds !== undefined && req.sinceTime !== "") {
+    throw new ConnectError("since_time: at most one of since_seconds and since_time may be set", Code.InvalidArgument);
+  }
+  if (req.sinceSeconds !== undefined) {
+    if (req.sinceSeconds <= 0n) throw new ConnectError(`since_seconds: must be greater than 0, got ${req.sinceSeconds}`, Code.InvalidArgument);
+    return (BigInt(nowMs) - req.sinceSeconds * 1000n) * 1_000_000n;
+  }
+  if (req.sinceTime === "") return undefined;
+  const t = parseRfc3339(req.sinceTime);
+  if (t === undefined) {
+    throw new ConnectError(`since_time: must be an RFC 3339 time such as 2024-05-01T10:00:00Z, got "${req.sinceTime}"`, Code.InvalidArgument);
+  }
+  return t;
+}
+
 export function createLogsService(deps: LogsDeps): ServiceImpl<typeof AgentService> {
   const pollMs = deps.pollMs ?? 250;
   return {
     async *logs(req, ctx) {
-      if (req.timestamps || req.sinceSeconds !== undefined) {
-        throw new ConnectError(
-          "timestamps and since_seconds need timestamped log lines; this node's runtime writes raw container output (not supported yet)",
-          Code.Unimplemented,
-        );
-      }
       if (req.pod === "") throw new ConnectError("pod: required", Code.InvalidArgument);
       if (req.tailLines !== undefined && req.tailLines < 0n) throw new ConnectError("tail_lines: must be >= 0", Code.InvalidArgument);
+      const sinceNs = sinceOf(req);
+      if (req.limitBytes !== undefined && req.limitBytes <= 0n) {
+        throw new ConnectError(`limit_bytes: must be greater than 0, got ${req.limitBytes}`, Code.InvalidArgument);
+      }
       const namespace = req.namespace || "default";
       const pod = deps.lookupPod(namespace, req.pod);
       if (!pod) throw new ConnectError(`pod "${req.pod}" not found in namespace "${namespace}" on node "${deps.nodeName}"`, Code.NotFound);
@@ -133,12 +261,20 @@ export function createLogsService(deps: LogsDeps): ServiceImpl<typeof AgentServi
       }
       const stream = streamLogFile(target.logPath, {
         tailLines: req.tailLines === undefined ? undefined : Number(req.tailLines),
+        sinceNs,
+        timestamps: req.timestamps,
         follow: req.follow && !req.previous,
         stillWriting: async () => (await deps.runtime.containerStatus(target.id))?.state === "running",
         signal: ctx.signal,
         pollMs,
       });
-      for await (const data of stream) yield create(AgentServiceLogsResponseSchema, { data });
+      let left = req.limitBytes === undefined ? Infinity : Number(req.limitBytes);
+      for await (const data of stream) {
+        const part = data.length > left ? data.subarray(0, left) : data;
+        left -= part.length;
+        yield create(AgentServiceLogsResponseSchema, { data: part });
+        if (left <= 0) return; // ends the file stream (and a follow) too
+      }
     },
   };
 }

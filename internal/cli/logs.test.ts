@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NodeSchema, type Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { PodSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { startHarness, testPod, waitFor, type Harness } from "../agent/testing.ts";
-import { agentUrl, defaultContainer, parseSince, parseTail, podName } from "./logs.ts";
+import { formatLogRecord } from "../runtime/log-format.ts";
+import { agentUrl, checkOneSince, defaultContainer, parseLimitBytes, parseSince, parseSinceTime, parseTail, podName } from "./logs.ts";
 import { runSkiffctl } from "./main.ts";
 
 describe("logs helpers", () => {
@@ -45,6 +46,15 @@ describe("logs helpers", () => {
     expect(parseSince("1h30m")).toBe(5400n);
     expect(parseSince("1500ms")).toBe(2n);
     expect(() => parseSince("5")).toThrow(/duration such as 30s/);
+    expect(parseSinceTime(undefined)).toBe("");
+    expect(parseSinceTime("2024-05-01T10:00:00.5+02:00")).toBe("2024-05-01T10:00:00.5+02:00");
+    expect(() => parseSinceTime("10:00")).toThrow('--since-time must be an RFC 3339 time such as 2024-05-01T10:00:00Z, got "10:00"');
+    expect(() => checkOneSince("5m", "2024-05-01T10:00:00Z")).toThrow("at most one of `sinceTime` or `sinceSeconds` may be specified");
+    expect(() => checkOneSince("5m", undefined)).not.toThrow();
+    expect(parseLimitBytes("0")).toBeUndefined();
+    expect(parseLimitBytes("100")).toBe(100n);
+    expect(() => parseLimitBytes("-1")).toThrow("--limit-bytes must be greater than 0, got -1");
+    expect(() => parseLimitBytes("1k")).toThrow('--limit-bytes must be a whole number of bytes, got "1k"');
     expect(podName("pod/web")).toBe("web");
     expect(podName("web")).toBe("web");
     expect(() => podName("deploy/web")).toThrow(/give POD or pod\/POD/);
@@ -81,11 +91,15 @@ async function runningPod(name: string, spec = {}) {
   return (await h.containersOf(created))[0];
 }
 
+/** Lines as the runtime's logger records them, at one time. */
+const records = (text: string, time = new Date()) =>
+  Buffer.concat(text.split("\n").slice(0, -1).map((l) => formatLogRecord(time, "stdout", true, l)));
+
 describe("skiffctl logs (fake runtime)", () => {
   it("prints the log, its last lines, and follows until interrupted (exit 0)", async () => {
     const c = await runningPod("talk");
     await mkdir(dirname(c.logPath), { recursive: true });
-    await writeFile(c.logPath, "one\ntwo\nthree\n");
+    await writeFile(c.logPath, records("one\ntwo\nthree\n"));
     expect(await run(["logs", "talk"])).toEqual({ code: 0, out: "one\ntwo\nthree\n", err: "" });
     expect((await run(["logs", "pod/talk", "--tail", "2", "-n", "default"])).out).toBe("two\nthree\n");
     expect((await run(["logs", "talk", "--tail", "-1"])).out).toBe("one\ntwo\nthree\n");
@@ -94,7 +108,7 @@ describe("skiffctl logs (fake runtime)", () => {
     let seen = "";
     const following = run(["logs", "talk", "-f", "--tail=1"], interrupt.signal, (all) => (seen = all));
     await waitFor("the last line", () => seen === "three\n");
-    await appendFile(c.logPath, "four\n");
+    await appendFile(c.logPath, records("four\n"));
     await waitFor("the line written later", () => seen === "three\nfour\n");
     interrupt.abort();
     expect(await following).toEqual({ code: 0, out: "three\nfour\n", err: "" });
@@ -123,8 +137,9 @@ describe("skiffctl logs (fake runtime)", () => {
       [["logs", "two", "-c", "zz"], 'Error: container "zz" is not valid for pod "two": choose one of: [a b]\n'],
       [["logs", "stuck"], 'Error: container "app" in pod "stuck" is waiting to start: ErrImageNeverPull\n'],
       [["logs", "two", "-c", "a", "-p"], 'Error: previous terminated container "a" in pod "two" not found\n'],
-      [["logs", "two", "-c", "a", "--since", "5m"], /^Error: timestamps and since_seconds need timestamped log lines; .*\(not supported yet\)\n$/],
-      [["logs", "two", "-c", "a", "--timestamps"], /^Error: timestamps and since_seconds need timestamped log lines/],
+      [["logs", "two", "-c", "a", "--since", "5m", "--since-time", "2024-05-01T10:00:00Z"], "Error: at most one of `sinceTime` or `sinceSeconds` may be specified\n"],
+      [["logs", "two", "-c", "a", "--since-time", "yesterday"], 'Error: --since-time must be an RFC 3339 time such as 2024-05-01T10:00:00Z, got "yesterday"\n'],
+      [["logs", "two", "-c", "a", "--since", "-5m"], 'Error: --since must be a duration such as 30s, 5m or 1h30m, got "-5m"\n'],
       [["logs", "haunted"], new RegExp(`^Error: cannot reach the agent of node "ghost" at http://127\\.0\\.0\\.1:${deadPort}: connect ECONNREFUSED`)],
       [["logs", "blanknode"], 'Error: node "blank" has no InternalIP address in its status: has its agent registered it yet?\n'],
       [["logs", "talk", "--tail", "x"], 'Error: --tail must be a whole number of lines (-1 for all), got "x"\n'],
@@ -139,5 +154,19 @@ describe("skiffctl logs (fake runtime)", () => {
     const two = await run(["logs", "two"]);
     expect(two.err).toBe('Defaulted container "a" out of: a, b\n');
     expect(two.code).toBe(0);
+  });
+
+  it("--since, --since-time and --timestamps pick lines by the time they were written", async () => {
+    const c = await runningPod("clock");
+    const now = Date.now();
+    const at = (secondsAgo: number) => new Date(now - secondsAgo * 1000);
+    await mkdir(dirname(c.logPath), { recursive: true });
+    await writeFile(c.logPath, Buffer.concat([records("old\n", at(7200)), records("recent\n", at(90)), records("new\n", at(2))]));
+    expect(await run(["logs", "clock", "--since", "1h"])).toEqual({ code: 0, out: "recent\nnew\n", err: "" });
+    expect((await run(["logs", "clock", "--since=30s"])).out).toBe("new\n");
+    expect((await run(["logs", "clock", "--since-time", at(90).toISOString()])).out).toBe("recent\nnew\n");
+    expect((await run(["logs", "clock", "--timestamps", "--tail", "2"])).out).toBe(`${at(90).toISOString()} recent\n${at(2).toISOString()} new\n`);
+    expect((await run(["logs", "clock", "--since", "1h", "--tail", "1", "--timestamps"])).out).toBe(`${at(2).toISOString()} new\n`);
+    expect(await run(["logs", "clock", "--since", "1h", "--limit-bytes", "9"])).toEqual({ code: 0, out: "recent\nne", err: "" });
   });
 });

@@ -1,10 +1,12 @@
 // What `skiffctl logs` needs besides the command itself: where a pod's node agent listens, which
-// container to read by default, and the flag values (--tail, --since) in the agent's terms.
+// container to read by default, and the flag values (--tail, --since, --since-time, --limit-bytes) in
+// the agent's terms.
 //
 //   pod.spec.nodeName ─► Node.status.addresses[InternalIP] + status.daemonEndpoints.kubeletEndpoint.port
 //                     ─► http://<ip>:<port> ─► AgentService.Logs (gRPC over h2c)
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { parseRfc3339 } from "../runtime/log-format.ts";
 import { CliError } from "./errors.ts";
 import net from "node:net";
 
@@ -59,6 +61,27 @@ export function parseSince(value: string | undefined): bigint | undefined {
   const seconds = parts.reduce((sum, p) => sum + Number(p[1]) * UNIT_SECONDS[p[2]], 0);
   if (seconds <= 0) throw new CliError(`--since must be more than 0, got "${value}"`);
   return BigInt(Math.ceil(seconds));
+}
+
+/** --limit-bytes: a whole number of bytes; 0 (kubectl's default) means no limit. */
+export function parseLimitBytes(value: string | undefined): bigint | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!/^-?\d+$/.test(value.trim())) throw new CliError(`--limit-bytes must be a whole number of bytes, got "${value}"`);
+  const n = BigInt(value.trim());
+  if (n < 0n) throw new CliError(`--limit-bytes must be greater than 0, got ${value}`);
+  return n === 0n ? undefined : n;
+}
+
+/** --since-time: an RFC 3339 time, passed on as written (the agent reads it to the nanosecond). */
+export function parseSinceTime(value: string | undefined): string {
+  if (value === undefined || value === "") return "";
+  if (parseRfc3339(value) === undefined) throw new CliError(`--since-time must be an RFC 3339 time such as 2024-05-01T10:00:00Z, got "${value}"`);
+  return value;
+}
+
+/** --since and --since-time are one filter: kubectl refuses both, with this message. */
+export function checkOneSince(since: string | undefined, sinceTime: string | undefined): void {
+  if (since && sinceTime) throw new CliError("at most one of `sinceTime` or `sinceSeconds` may be specified");
 }
 
 /** "pod/NAME", "pods/NAME", "po/NAME" or just NAME → NAME. */

@@ -65,7 +65,7 @@ export interface ContainerConfig extends ContainerLabels {
   /** The pod's network namespace to join; "" for the host network. */
   netnsPath: string;
   hostname: string;
-  /** Where stdout and stderr go (one file, appended). */
+  /** Where stdout and stderr go: one file, appended, in the CRI log format of log-format.ts. */
   logPath: string;
   tty?: boolean;
 }

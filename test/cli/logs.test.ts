@@ -9,6 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { createAgent } from "../../internal/agent/agent.ts";
 import { cstatus, testPod, waitFor } from "../../internal/agent/testing.ts";
 import { startCluster, type Cluster } from "../agent/cluster.ts";
 
@@ -110,6 +111,66 @@ describe("skiffctl logs on a real node", () => {
     }, 10_000)).toMatchObject({ code: 0 });
   });
 
+  it("--since, --since-time and --timestamps: lines by the time the node's logger wrote them, across an agent restart", async () => {
+    // Prints at moments the test picks (exec touch): one line, then two (stdout, stderr), then one more.
+    const script = "echo early; until test -e /tmp/go; do sleep 0.2; done; echo late; echo late-err >&2; " +
+      "until test -e /tmp/go2; do sleep 0.2; done; echo while-down; exec sleep 3600";
+    const started = Date.now();
+    await c.pods.create(onNode("clock", script));
+    await waitFor("the first line", async () => (await skiffctl(["logs", "clock"])).out === "early\n", 15_000);
+    const afterEarly = Date.now();
+    const exec = async (file: string) => {
+      const id = cstatus(await c.pods.get("default", "clock"))!.containerId.replace(/^containerd:\/\//, "");
+      expect((await c.runtime.exec(id, ["touch", file], 5000)).exitCode).toBe(0);
+    };
+    await new Promise((r) => setTimeout(r, 4000)); // the lines that follow are >= 4 s newer than "early"
+    const beforeLate = Date.now();
+    await exec("/tmp/go");
+    await waitFor("the later lines", async () => (await skiffctl(["logs", "clock"])).out === "early\nlate\nlate-err\n", 15_000);
+    const afterLate = Date.now();
+
+    // --timestamps: each line's time, in order, when it was written (not when it is read).
+    const stamped = await skiffctl(["logs", "clock", "--timestamps"]);
+    expect(stamped.code).toBe(0);
+    const lines = stamped.out.split("\n").slice(0, -1).map((l) => /^(\S+) (.*)$/.exec(l)!);
+    expect(lines.map((m) => m[2])).toEqual(["early", "late", "late-err"]);
+    const times = lines.map((m) => {
+      expect(m[1]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/);
+      return Date.parse(m[1]);
+    });
+    expect(times[0]).toBeGreaterThanOrEqual(started - 1000);
+    expect(times[0]).toBeLessThanOrEqual(afterEarly);
+    for (const t of times.slice(1)) {
+      expect(t).toBeGreaterThanOrEqual(beforeLate - 1); // ms truncation of the ns time
+      expect(t).toBeLessThanOrEqual(afterLate);
+    }
+
+    // --since-time: at or after that moment. --since: the last N seconds, N chosen so that the
+    // window starts well after "early" and before "late" (the CLI's own start-up may take < 2 s).
+    expect(await skiffctl(["logs", "clock", "--since-time", new Date(beforeLate).toISOString()])).toEqual({ code: 0, out: "late\nlate-err\n", err: "" });
+    expect((await skiffctl(["logs", "clock", "--since-time", lines[0][1]])).out).toBe("early\nlate\nlate-err\n");
+    const n = Math.ceil((Date.now() - beforeLate) / 1000) + 2;
+    expect(await skiffctl(["logs", "clock", "--since", `${n}s`])).toEqual({ code: 0, out: "late\nlate-err\n", err: "" });
+    expect((await skiffctl(["logs", "clock", "--since", "1h", "--tail", "1", "--timestamps"])).out).toBe(`${lines[2][0]}\n`);
+
+    // The agent stops; the container writes; the logger (the shim's child) stamps it then.
+    await c.agent.stop();
+    const whileDown = Date.now();
+    await exec("/tmp/go2");
+    await new Promise((r) => setTimeout(r, 1500));
+    const restarting = Date.now();
+    c.agent = createAgent(c.agentOptions);
+    await c.agent.start();
+    const r = await waitFor("the line written while the agent was down", async () => {
+      const got = await skiffctl(["logs", "clock", "--since-time", new Date(whileDown).toISOString(), "--timestamps"]);
+      return got.out.endsWith("while-down\n") ? got : undefined;
+    }, 15_000);
+    const [, when, text] = /^(\S+) (.*)\n$/.exec(r.out)!;
+    expect(text).toBe("while-down");
+    expect(Date.parse(when)).toBeGreaterThanOrEqual(whileDown - 1);
+    expect(Date.parse(when)).toBeLessThan(restarting);
+  });
+
   it("fails with one clear line and exit code 1", async () => {
     await c.pods.create(testPod("unscheduled", { nodeName: "" }));
     await c.pods.create(testPod("noimage", { nodeName: c.nodeName, containers: [{ name: "app", image: "skiff.test/absent:v1", imagePullPolicy: "Never" }] }));
@@ -119,8 +180,8 @@ describe("skiffctl logs on a real node", () => {
       [["logs", "printer", "-c", "nope"], 'Error: container "nope" is not valid for pod "printer": choose one of: [app]\n'],
       [["logs", "unscheduled"], 'Error: pod "unscheduled" is not scheduled to a node yet (phase Pending): it has no logs\n'],
       [["logs", "noimage"], 'Error: container "app" in pod "noimage" is waiting to start: ErrImageNeverPull\n'],
-      [["logs", "printer", "--since", "10m"], /^Error: timestamps and since_seconds need timestamped log lines; this node's runtime writes raw container output \(not supported yet\)\n$/],
-      [["logs", "printer", "--timestamps"], /^Error: timestamps and since_seconds need timestamped log lines/],
+      [["logs", "printer", "--since", "10m", "--since-time", "2024-05-01T10:00:00Z"], "Error: at most one of `sinceTime` or `sinceSeconds` may be specified\n"],
+      [["logs", "printer", "--since-time", "2024-05-01"], 'Error: --since-time must be an RFC 3339 time such as 2024-05-01T10:00:00Z, got "2024-05-01"\n'],
       [["logs", "printer", "--tial", "2"], "Error: unknown flag --tial\n"],
     ];
     for (const [args, want] of cases) {

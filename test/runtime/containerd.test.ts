@@ -221,8 +221,8 @@ describe("containerd runtime: containers", () => {
       expect(await rt.containerStatus(id)).toMatchObject({ state: "exited", exitCode: 1 });
       await rt.removeContainer(id); // Tasks/Delete returns once the logger has flushed
       const log = readLog(config(`crash-${i}`).logPath);
-      expect(log).toContain("to-stdout\n");
-      expect(log).toContain("to-stderr\n");
+      expect(log).toMatch(/^\S+Z stdout F to-stdout\n/m); // CRI log records, each stream named
+      expect(log).toMatch(/^\S+Z stderr F to-stderr\n/m);
     }
   });
 

@@ -48,8 +48,8 @@ export declare type AgentServiceLogsRequest = Message<"skiff.v1alpha1.AgentServi
   tailLines?: bigint | undefined;
 
   /**
-   * Only output newer than this many seconds. Needs timestamped log lines: runtimes that write
-   * raw container output answer UNIMPLEMENTED.
+   * Only lines written in the last N seconds (N > 0). Log files record when each line was
+   * written (the CRI log format); a line's time is when its first piece was written.
    *
    * @generated from field: optional int64 since_seconds = 6;
    */
@@ -63,11 +63,28 @@ export declare type AgentServiceLogsRequest = Message<"skiff.v1alpha1.AgentServi
   previous: boolean;
 
   /**
-   * Prefix every line with its RFC 3339 time. Same limitation as since_seconds.
+   * Prefix every line with the RFC 3339 time (UTC, nanoseconds) it was written, and a space.
    *
    * @generated from field: bool timestamps = 8;
    */
   timestamps: boolean;
+
+  /**
+   * Only lines written at or after this RFC 3339 time, e.g. "2024-05-01T10:00:00Z" (any zone
+   * offset, up to nanoseconds). At most one of since_seconds and since_time. With tail_lines:
+   * the last N lines, of those only the ones that pass the time filter (as kubelet does).
+   *
+   * @generated from field: string since_time = 9;
+   */
+  sinceTime: string;
+
+  /**
+   * Stop after this many bytes of output (N > 0; counted as sent, timestamps included), even
+   * with follow. The last chunk may end inside a line.
+   *
+   * @generated from field: optional int64 limit_bytes = 10;
+   */
+  limitBytes?: bigint | undefined;
 };
 
 /**
@@ -107,6 +124,8 @@ export declare const AgentService: GenService<{
    * the stream stays open and sends new output until the container exits or the client cancels.
    * NOT_FOUND: the pod is not on this node, or it has no such container (or no previous instance).
    * FAILED_PRECONDITION: the container has not started yet.
+   * INVALID_ARGUMENT: a negative tail_lines, since_seconds <= 0, a since_time that is not RFC
+   * 3339, both since forms, or limit_bytes <= 0; the message starts with the field's name.
    *
    * @generated from rpc skiff.v1alpha1.AgentService.Logs
    */

@@ -1,4 +1,5 @@
-// skiffctl logs POD [-c CONTAINER] [-f] [--tail N] [-p] [-n NS] — a container's output, read from
+// skiffctl logs POD [-c CONTAINER] [-f] [--tail N] [-p] [--since D | --since-time T] [--timestamps]
+// [--limit-bytes N] [-n NS] — a container's output, read from
 // the node agent directly (not through the apiserver): the pod's node → the Node's InternalIP and
 // agent port → AgentService.Logs over gRPC (h2c). Bytes are printed as they arrive; with -f the
 // stream stays open until the container ends or Ctrl-C (exit 0).
@@ -11,7 +12,7 @@ import type { Pod } from "../../../gen/skiff/v1alpha1/pod_pb.js";
 import { kindByName } from "../../api/registry.ts";
 import { connect, namespaceArgs, namespaceOf, serverArg, type Api, type Session } from "../context.ts";
 import { CliError, isUnreachable } from "../errors.ts";
-import { agentUrl, checkReachable, defaultContainer, parseSince, parseTail, podName } from "../logs.ts";
+import { agentUrl, checkOneSince, checkReachable, defaultContainer, parseLimitBytes, parseSince, parseSinceTime, parseTail, podName } from "../logs.ts";
 import { strictFlags } from "./flags.ts";
 
 /** How long connecting to the agent may take (the stream itself has no limit). */
@@ -42,7 +43,7 @@ async function locate(api: Api, ns: string, name: string): Promise<{ pod: Pod; n
 
 export function logsCommand(session: Session) {
   return defineCommand({
-    meta: { name: "logs", description: "Print a container's logs: logs POD [-c CONTAINER] [-f] [--tail N] [-p]" },
+    meta: { name: "logs", description: "Print a container's logs: logs POD [-c CONTAINER] [-f] [--tail N] [-p] [--since 5m | --since-time TIME] [--timestamps] [--limit-bytes N]" },
     setup: strictFlags,
     args: {
       pod: { type: "positional", description: "the pod (NAME or pod/NAME)", required: true },
@@ -50,8 +51,10 @@ export function logsCommand(session: Session) {
       follow: { type: "boolean", alias: "f", description: "keep printing new output until the container ends or Ctrl-C" },
       tail: { type: "string", description: "only the last N lines (-1: all, the default)", valueHint: "N" },
       previous: { type: "boolean", alias: "p", description: "the previous (terminated) instance of the container" },
-      since: { type: "string", description: "only output newer than this duration, e.g. 5m (needs a runtime with timestamped logs)", valueHint: "DURATION" },
-      timestamps: { type: "boolean", description: "prefix each line with its time (needs a runtime with timestamped logs)" },
+      since: { type: "string", description: "only lines written in the last DURATION, e.g. 30s, 5m, 1h (not with --since-time)", valueHint: "DURATION" },
+      "since-time": { type: "string", description: "only lines written at or after this RFC 3339 time, e.g. 2024-05-01T10:00:00Z", valueHint: "TIME" },
+      timestamps: { type: "boolean", description: "prefix each line with the RFC 3339 time it was written" },
+      "limit-bytes": { type: "string", description: "stop after N bytes of output (0: no limit, the default)", valueHint: "N" },
       ...namespaceArgs,
       ...serverArg,
     },
@@ -61,7 +64,10 @@ export function logsCommand(session: Session) {
       if (positionals.length !== 1) throw new CliError("logs takes one pod: skiffctl logs POD [-c CONTAINER]");
       const name = podName(positionals[0]);
       const tailLines = parseTail(args.tail);
+      checkOneSince(args.since, args["since-time"]);
       const sinceSeconds = parseSince(args.since);
+      const sinceTime = parseSinceTime(args["since-time"]);
+      const limitBytes = parseLimitBytes(args["limit-bytes"]);
       const ns = namespaceOf(args);
       const api = await connect(session, args.server);
       const { pod, node, url } = await locate(api, ns, name);
@@ -84,7 +90,7 @@ export function logsCommand(session: Session) {
       const decoder = new TextDecoder();
       try {
         const stream = client.logs(
-          { namespace: ns, pod: name, container, follow: args.follow === true, previous: args.previous === true, tailLines, sinceSeconds, timestamps: args.timestamps === true },
+          { namespace: ns, pod: name, container, follow: args.follow === true, previous: args.previous === true, tailLines, sinceSeconds, sinceTime, limitBytes, timestamps: args.timestamps === true },
           { signal: io.signal },
         );
         for await (const chunk of stream) io.out(decoder.decode(chunk.data, { stream: true }));

@@ -11,7 +11,7 @@ import type { ContainerConfig, ContainerInfo, ContainerLabels, ContainerState } 
 import type { Services } from "./client.ts";
 import { ignoreNotFound, rawMessage } from "./errors.ts";
 import { buildOciSpec, swapAccountingAvailable } from "./spec.ts";
-import { loggerUri } from "./stdio.ts";
+import { containerLoggerUri } from "./stdio.ts";
 import type { ImageConfig } from "./spec.ts";
 
 export const RUNTIME_NAME = "io.containerd.runc.v2";
@@ -66,7 +66,7 @@ export async function createContainer(svc: Services, p: CreateParams): Promise<v
     limitSwap: swapAccountingAvailable(),
   });
   mkdirSync(dirname(p.cfg.logPath), { recursive: true });
-  const log = loggerUri(p.cfg.logPath);
+  const log = containerLoggerUri(p.cfg.logPath);
   const what = `create container ${p.cfg.containerName} of pod ${p.cfg.podNamespace}/${p.cfg.podName}`;
   let step = "snapshot";
   try {

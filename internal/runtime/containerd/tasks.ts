@@ -13,7 +13,7 @@ import type { ExecResult } from "../runtime.ts";
 import type { Services } from "./client.ts";
 import { codeOf, ignoreNotFound, isNotFound, orUndefined, rawMessage } from "./errors.ts";
 import { LABELS, PROCESS_TYPE_URL, specOf } from "./containers.ts";
-import { loggerUri } from "./stdio.ts";
+import { rawLoggerUri } from "./stdio.ts";
 
 /** Exec output kept at most (a probe's output is for humans). */
 const MAX_EXEC_OUTPUT = 1024 * 1024;
@@ -108,8 +108,8 @@ export async function execInTask(svc: Services, id: string, command: string[], t
     await svc.tasks.exec({
       containerId: id,
       execId,
-      stdout: loggerUri(out, err),
-      stderr: loggerUri(out, err),
+      stdout: rawLoggerUri(out, err),
+      stderr: rawLoggerUri(out, err),
       spec: { typeUrl: PROCESS_TYPE_URL, value: Buffer.from(JSON.stringify(process)) },
     });
     const exited = waitExit(svc, id, execId, stopWaiting.signal);
