@@ -56,6 +56,12 @@ export interface Kind {
   field: string;
   /** Field selectors the apiserver supports, beyond metadata.name and metadata.namespace. */
   fields: Record<string, FieldGetter>;
+  /**
+   * A field (one of `fields`) by which the watch cache indexes watches that select one value of
+   * it, so that an event reaches only those watches instead of being tested against all of them:
+   * every node agent watches its own pods (`spec.nodeName=<node>`), like Kubernetes' cacher.
+   */
+  watchIndex?: string;
   /** Fills server-side defaults in place (idempotent). */
   defaults?: (obj: any) => void;
   /** Semantic checks beyond the .proto rules; `old` is set on update. */
@@ -91,7 +97,7 @@ export const kinds: readonly Kind[] = [
   }),
   kind({
     kind: "Pod", plural: "pods", shortNames: ["po"], apiVersion: "v1", namespaced: true, hasStatus: true,
-    schema: PodSchema, service: PodService, field: "pod",
+    schema: PodSchema, service: PodService, field: "pod", watchIndex: "spec.nodeName",
     fields: {
       "spec.nodeName": (o) => o.spec?.nodeName ?? "",
       "spec.restartPolicy": (o) => o.spec?.restartPolicy ?? "",

@@ -145,10 +145,13 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       const unknown = validateFieldSelector(fields, selectableFields(kind));
       if (unknown.length) throw invalid("fieldSelector", unknown.map((message) => ({ field: "fieldSelector", message })));
       const ns = kind.namespaced ? namespace : "";
-      return (obj) =>
+      const filter: ObjectFilter = (obj) =>
         (ns === "" || obj.metadata?.namespace === ns) &&
         matchesLabels(labels, obj.metadata?.labels ?? {}) &&
         matchesFields(fields, (f) => getField(kind, obj, f));
+      const indexed = fields.requirements.find((r) => r.field === kind.watchIndex && r.operator === "Equals");
+      if (indexed) filter.indexValue = indexed.value;
+      return filter;
     },
 
     async create(input, dryRun = false) {

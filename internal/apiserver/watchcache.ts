@@ -24,7 +24,11 @@ export interface WatchOut {
   revision: number;
 }
 
-export type ObjectFilter = (obj: ApiObject) => boolean;
+export interface ObjectFilter {
+  (obj: ApiObject): boolean;
+  /** Set when the filter passes only objects whose kind.watchIndex field has this value. */
+  indexValue?: string;
+}
 
 export interface CacheWatcher {
   /**
@@ -80,12 +84,31 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
   let historyStart = 0;
   let rev = 0;
   const watchers = new Set<Watcher>();
+  // Watchers whose filter needs one value of kind.watchIndex, by that value; the rest see every event.
+  const indexGetter = kind.watchIndex ? kind.fields[kind.watchIndex] : undefined;
+  const byIndex = new Map<string, Set<Watcher>>();
+  const unindexed = new Set<Watcher>();
+  function addWatcher(w: Watcher): void {
+    watchers.add(w);
+    const v = indexGetter ? w.filter.indexValue : undefined;
+    if (v === undefined) return void unindexed.add(w);
+    let set = byIndex.get(v);
+    if (!set) byIndex.set(v, (set = new Set()));
+    set.add(w);
+  }
+  function removeWatcher(w: Watcher): void {
+    watchers.delete(w);
+    unindexed.delete(w);
+    const v = w.filter.indexValue;
+    const set = v === undefined ? undefined : byIndex.get(v);
+    if (set?.delete(w) && set.size === 0) byIndex.delete(v!);
+  }
   const abort = new AbortController();
   let started: Promise<void> | undefined;
 
   function cut(w: Watcher, err: ConnectError): void {
     w.error = err;
-    watchers.delete(w);
+    removeWatcher(w);
     w.wake?.();
   }
 
@@ -134,7 +157,13 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       historyStart = history[dropped - 1].revision;
       history = history.slice(dropped);
     }
-    for (const w of watchers) deliver(w, ev);
+    for (const w of unindexed) deliver(w, ev);
+    if (byIndex.size === 0) return;
+    // Only the watchers of the object's value, and of its old value (to them it may be gone).
+    const now = String(indexGetter!(ev.obj) ?? "");
+    byIndex.get(now)?.forEach((w) => deliver(w, ev));
+    const before = ev.prev === undefined ? now : String(indexGetter!(ev.prev) ?? "");
+    if (before !== now) byIndex.get(before)?.forEach((w) => deliver(w, ev));
   }
 
   function apply(e: WatchEvent): void {
@@ -224,7 +253,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
         // Replay and register in one synchronous step, so no event falls between the two.
         for (const ev of history) deliver(w, ev);
       }
-      watchers.add(w);
+      addWatcher(w);
       return {
         async next(timeoutMs) {
           if (w.buffer.length === 0 && !w.error) {
@@ -247,7 +276,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
         },
         revision: () => Math.max(w.seen, w.from),
         close() {
-          watchers.delete(w);
+          removeWatcher(w);
           w.error ??= new ConnectError("watch closed", Code.Canceled);
           w.wake?.();
         },
