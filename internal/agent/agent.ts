@@ -76,6 +76,8 @@ export interface AgentOptions {
   importImages?: string;
   /** How often importImages is scanned for new or changed files. Default 10 s. */
   importRescanMs?: number;
+  /** A pod running sooner than this after its sync began gets one status write (Running). Default 500 ms. */
+  firstStatusDelayMs?: number;
 }
 
 export interface Agent {
@@ -162,6 +164,7 @@ export function createAgent(opts: AgentOptions): Agent {
       }
     },
     credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: log.child({ component: "pull-secrets" }) }).credentials,
+    firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
   });
   const importer = opts.importImages ? createImageImporter({ runtime, path: opts.importImages, log: log.child({ component: "image-import" }) }) : undefined;

@@ -49,6 +49,12 @@ export interface PodWorkerDeps {
   /** Registry credentials for a pod's image (imagePullSecrets). */
   credentials?(pod: Pod, image: string): Promise<RegistryAuth[]>;
   insecureRegistries?: string[];
+  /**
+   * A new pod's first status (its IP, ContainerCreating) is written only if the pod is not
+   * running this long after its sync began: a pod that starts sooner costs one status write, not
+   * two. 0 writes it at once.
+   */
+  firstStatusDelayMs?: number;
 }
 
 export interface PodWorkers {
@@ -163,9 +169,46 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     const podIP = spec.hostNetwork ? deps.hostIP() : state.network!.ip;
     const netnsPath = spec.hostNetwork ? "" : state.network!.netnsPath;
 
-    let containers = await podContainers(uid);
-    // The first pass shows the pod's IP and ContainerCreating before a possibly long pull.
-    if (containers.length === 0) await writeStatus(state, containers, podIP);
+    const containers = await podContainers(uid);
+    // The first pass shows the pod's IP and ContainerCreating before a possibly long pull — unless
+    // the containers run before anyone could see that status (firstStatusDelayMs).
+    let early: { timer?: NodeJS.Timeout; write?: Promise<unknown> } | undefined;
+    if (containers.length === 0) {
+      const delay = deps.firstStatusDelayMs ?? 0;
+      if (delay <= 0) await writeStatus(state, containers, podIP);
+      else {
+        const e: typeof early = {};
+        e.timer = setTimeout(() => {
+          e.write = podContainers(uid)
+            .then((cs) => writeStatus(state, cs, podIP))
+            .catch((err) => log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, err: String(err) }, "status write failed"));
+        }, delay);
+        early = e;
+      }
+    }
+    // Never let the first status land after the final one.
+    const settleEarly = async () => {
+      clearTimeout(early?.timer);
+      await early?.write;
+    };
+    try {
+      return await startPod(state, uid, podIP, netnsPath, containers, settleEarly);
+    } finally {
+      await settleEarly();
+    }
+  }
+
+  /** The pod's containers toward running, then its status; the rest of syncPod. */
+  async function startPod(
+    state: PodState,
+    uid: string,
+    podIP: string,
+    netnsPath: string,
+    containers: ContainerInfo[],
+    beforeStatus: () => Promise<void>,
+  ): Promise<Result> {
+    const pod = state.pod;
+    const spec = pod.spec!;
 
     let ctx: ConfigContext | Error;
     try {
@@ -202,6 +245,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     }
     if (initialized) for (const c of spec.containers) await ensure(c, false);
 
+    await beforeStatus();
     containers = await podContainers(uid);
     deps.probes.sync(pod, podIP, containers);
     const stored = await writeStatus(state, containers, podIP);

@@ -218,6 +218,25 @@ describe("container exits", () => {
 });
 
 describe("status writes", () => {
+  it("writes one status for a pod that runs at once; a slow one shows ContainerCreating first", async () => {
+    h = await startHarness({ firstStatusDelayMs: 300 });
+    const pull = h.runtime.pullImage;
+    h.runtime.pullImage = async (ref, o) => {
+      if (ref.includes("slow")) await new Promise((r) => setTimeout(r, 1500));
+      return pull(ref, o);
+    };
+    await h.createPod("slow", { containers: [{ name: "app", image: "slow:1" }] });
+    const creating = await h.waitForPod("slow", "ContainerCreating", (p) => cstatus(p)?.state?.waiting?.reason === "ContainerCreating", 1400);
+    expect(creating.status!.podIp).not.toBe("");
+    await h.waitForPod("slow", "Running", (p) => p.status?.phase === "Running");
+
+    const before = h.count("PodService/UpdateStatus");
+    await h.createPod("fast");
+    await h.waitForPod("fast", "Running", (p) => p.status?.phase === "Running");
+    await new Promise((r) => setTimeout(r, 500));
+    expect(h.count("PodService/UpdateStatus") - before).toBe(1);
+  });
+
   it("does not rewrite the status when nothing changed", async () => {
     h = await startHarness({ resyncMs: 50 });
     await h.createPod("quiet");
