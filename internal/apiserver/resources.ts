@@ -102,9 +102,11 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
     return !equals(kind.schema, strip(a), strip(b));
   }
 
+  /** Writes obj (which the caller hands over) and returns it as stored, with its new version. */
   async function write(key: string, obj: ApiObject, modRevision: number): Promise<ApiObject> {
     const kv = await store.update(key, encode(kind, obj), modRevision);
-    return decode(kind, kv.value, kv.modRevision);
+    obj.metadata!.resourceVersion = String(kv.modRevision);
+    return obj;
   }
 
   /** Removes an object for good, unless finalizers still hold it. */
@@ -176,7 +178,8 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       for (let attempt = 0; ; attempt++) {
         try {
           const kv = await store.create(objectKey(kind, obj), encode(kind, obj));
-          return decode(kind, kv.value, kv.modRevision);
+          m.resourceVersion = String(kv.modRevision);
+          return obj;
         } catch (err) {
           // A generated name that collides gets a new suffix, like Kubernetes.
           if (generated && err instanceof StoreError && err.code === "AlreadyExists" && attempt < 5) {
@@ -257,7 +260,10 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       requireName(m.namespace, m.name);
       const wanted = parseRv(m.resourceVersion);
       for (;;) {
-        const cur = await read(m.namespace, m.name);
+        // The watch cache's copy when it is the version the writer saw (the usual case): the write
+        // below is conditional on that version, so a stale copy can only fail, never overwrite.
+        const cached = wanted !== undefined ? ctx.caches.get(kind.kind)?.get(keyFor(kind, m.namespace, m.name)) : undefined;
+        const cur = cached?.metadata?.resourceVersion === String(wanted) ? cached! : await read(m.namespace, m.name);
         if (wanted !== undefined && String(wanted) !== cur.metadata!.resourceVersion) throw conflict(label, m.name);
         const next = clone(kind.schema, cur) as ApiObject;
         next.status = obj.status;
@@ -384,7 +390,8 @@ export async function bindPod(
     next.status.conditions = conds;
     try {
       const kv = await store.update(objectKey(ops.kind, next), encode(ops.kind, next), Number(pod.metadata.resourceVersion));
-      return decode(ops.kind, kv.value, kv.modRevision);
+      next.metadata.resourceVersion = String(kv.modRevision);
+      return next;
     } catch (err) {
       if (err instanceof StoreError && err.code === "Conflict") continue;
       throw fromStoreError(err, "Pod", name);
