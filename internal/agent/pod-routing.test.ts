@@ -7,7 +7,7 @@ import { NodeSchema } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { createResourceClient } from "../client/resource-client.ts";
 import { ROUTE_PROTO, type RouteEntry } from "../network/routes.ts";
 import type { RoutingHost } from "./pod-routing.ts";
-import { POD_CIDR, startHarness, waitFor, type Harness } from "./testing.ts";
+import { NODE, POD_CIDR, startHarness, waitFor, type Harness } from "./testing.ts";
 
 /** A node's routing table: eth0 on 10.0.0.0/24, default via 10.0.0.1; applies `ip -batch` lines. */
 function fakeHost() {
@@ -75,5 +75,19 @@ describe("agent pod routing", () => {
     expect(all).toHaveLength(1);
     expect(all[0].count).toBe(1);
     expect(f.skiffRoutes()).toEqual([]);
+  });
+
+  it("warns when its Node holds another pod CIDR than the one its pods use", async () => {
+    const f = fakeHost();
+    h = await startHarness({ podRouting: { clusterCidr: "10.88.0.0/16", network: "skiff", resyncMs: 100, host: f.host } });
+    const self = await h.nodes.get("", NODE);
+    self.spec!.podCidr = "10.88.77.0/24";
+    self.spec!.podCidrs = ["10.88.77.0/24"];
+    await h.nodes.update(self);
+    const events = createResourceClient<Event>(h.transport, "Event");
+    const ev = await waitFor("PodCIDRMismatch event", async () => (await events.list("default")).items.find((e) => e.reason === "PodCIDRMismatch"));
+    expect(ev.involvedObject?.name).toBe(NODE);
+    expect(ev.message).toContain(`pods use ${POD_CIDR}`);
+    expect(ev.message).toContain("10.88.77.0/24");
   });
 });

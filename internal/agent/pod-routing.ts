@@ -67,6 +67,7 @@ export function createPodRouting(
   let reported = new Set<string>();
   let running: Promise<void> | undefined;
   let lastRoutes = "";
+  let warnedMismatch = false;
 
   async function syncOnce(full: boolean): Promise<void> {
     if (full) {
@@ -74,6 +75,15 @@ export function createPodRouting(
         log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not install the pod masquerade rule; retrying at the next resync"),
       );
     }
+    const self = informer.get(opts.nodeName);
+    const stored = self ? peerOf(self).podCidrs : [];
+    const mismatch = stored.length > 0 && !stored.includes(opts.podCidr);
+    if (mismatch && !warnedMismatch) {
+      const message = `this node's pods use ${opts.podCidr} (--pod-cidr) but its Node says ${stored.join(", ")}: other nodes route ${stored.join(", ")} here`;
+      log.warn({ node: opts.nodeName }, message);
+      recorder.event(self!, "Warning", "PodCIDRMismatch", message);
+    }
+    warnedMismatch = mismatch;
     const plan = planRoutes({ self: opts.nodeName, ownPodCidr: opts.podCidr, peers: informer.list().map(peerOf), host: await host.readRoutes() });
     const now = new Set<string>();
     for (const s of plan.skipped) {
