@@ -13,7 +13,7 @@ import { createInformer } from "../client/informer.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import type { Logger } from "../log/log.ts";
 import { ensureMasquerade } from "../network/masquerade.ts";
-import { applyRouteCommands, planRoutes, readHostRoutes, type HostRoutes, type PeerNode } from "../network/routes.ts";
+import { applyRouteCommands, netContains, parseNet, planRoutes, readHostRoutes, type HostRoutes, type PeerNode } from "../network/routes.ts";
 
 export interface PodRoutingOptions {
   /** The cluster's pod network: traffic to it keeps the pod's source IP. */
@@ -61,6 +61,11 @@ export function createPodRouting(
   const resyncMs = opts.resyncMs ?? 10_000;
   const informer = createInformer<Node>(createResourceClient<Node>(opts.transport, "Node"), { log: log.child({ component: "node-informer" }) });
   const recorder = createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: opts.nodeName, log });
+  const cluster = parseNet(opts.clusterCidr);
+  const insideCluster = (cidr: string) => {
+    const n = parseNet(cidr);
+    return !!cluster && !!n && n.prefix >= cluster.prefix && netContains(cluster, n.network);
+  };
   const stopping = new AbortController();
   let timer: ReturnType<typeof setInterval> | undefined;
   /** Skipped nodes already reported, by "node/reason/message". */
@@ -102,6 +107,9 @@ export function createPodRouting(
     const summary = plan.want.map((w) => `${w.dst}>${w.via}`).join(",");
     if (summary !== lastRoutes) {
       log.info({ routes: plan.want.map((w) => ({ podCidr: w.dst, via: w.via, node: w.node })) }, "pod routes to other nodes");
+      // Reachable, but masqueraded: the pods there would see this node's address.
+      const outside = [opts.podCidr, ...plan.want.map((w) => w.dst)].filter((c) => !insideCluster(c));
+      if (outside.length > 0) log.warn({ clusterCidr: opts.clusterCidr, podCidrs: outside }, "pod CIDRs outside --cluster-cidr: traffic between them and other nodes' pods is masqueraded");
       lastRoutes = summary;
     }
   }
