@@ -56,6 +56,7 @@ export const agentCommand = defineCommand({
     "root-dir": { type: "string", description: "Pod directories (volumes, logs) and agent state", default: "/var/lib/skiff" },
     listen: { type: "string", description: "HOST:PORT of the agent's log service", default: "127.0.0.1:10250" },
     "node-ip": { type: "string", description: "The node's InternalIP (default: the --listen host, or the host's first IPv4 when it listens on all)" },
+    "hostname-override": { type: "string", description: "The Hostname address in the Node's status (default: the machine's hostname)" },
     "pod-cidr": { type: "string", description: "This node's pod network (IPv4 CIDR)", default: "10.88.0.0/24" },
     "cluster-cidr": {
       type: "string",
@@ -118,6 +119,7 @@ export const agentCommand = defineCommand({
       podCidr,
       listen: { host, port },
       nodeIP: args["node-ip"] || undefined,
+      hostInfo: args["hostname-override"] ? { hostname: args["hostname-override"] } : undefined,
       insecureRegistries: insecureRegistries(rawArgs),
       importImages: args["import-images"] ? resolve(args["import-images"]) : undefined,
       podRouting,

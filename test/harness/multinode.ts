@@ -220,6 +220,7 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
         "--server", apiURL,
         "--node-name", netns,
         "--node-ip", ip,
+        "--hostname-override", netns,
         "--listen", `${ip}:10250`,
         "--containerd", ctrd.address,
         "--containerd-namespace", containerdNamespace,

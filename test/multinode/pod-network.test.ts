@@ -7,6 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { NodeSchema } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Event } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { masqueradeChain } from "../../internal/network/masquerade.ts";
 import { INDEX_HTML, SERVER_PORT, serverContainer, startMultiNode, waitFor, type MultiNodeCluster } from "../harness/multinode.ts";
 
 let c: MultiNodeCluster;
@@ -41,7 +42,7 @@ describe("multi-node pod networking", () => {
       const node = await c.nodeObjects.get("", n.name);
       expect(node.spec?.podCidr).toBe(n.podCidr);
       expect(node.status?.addresses.find((a) => a.type === "InternalIP")?.address).toBe(n.ip);
-      expect(node.status?.addresses.find((a) => a.type === "Hostname")?.address).not.toBe("");
+      expect(node.status?.addresses.find((a) => a.type === "Hostname")?.address).toBe(n.name);
     }
   });
 
@@ -64,7 +65,7 @@ describe("multi-node pod networking", () => {
     expect(await seenFrom(a, third)).toBe(ipOf(a));
   });
 
-  it("masquerades pod traffic leaving the cluster CIDR to the node's address", async () => {
+  it("masquerades pod traffic leaving the cluster CIDR to the node's address, and repairs that rule", async () => {
     // A server of the test's own on the shared bridge's host address: outside every pod CIDR.
     const seen: string[] = [];
     const server: Server = createServer((req, res) => {
@@ -78,6 +79,13 @@ describe("multi-node pod networking", () => {
         expect(await c.wgetFromPod(p, `http://${c.bridgeIP}:${port}/`)).toBe("host\n");
         expect(seen.at(-1)?.replace(/^::ffff:/, "")).toBe(c.nodes[i].ip);
       }
+      // The rule is repaired when someone flushes it.
+      const a = c.node(1);
+      const chain = masqueradeChain(a.network);
+      expect((await a.exec(["iptables", "-w", "5", "-t", "nat", "-F", chain])).code).toBe(0);
+      await waitFor("masquerade rule repaired", async () => (await a.exec(["iptables", "-w", "5", "-t", "nat", "-S", chain])).stdout.includes("-j MASQUERADE"), 15_000);
+      expect(await c.wgetFromPod(servers[0], `http://${c.bridgeIP}:${port}/`)).toBe("host\n");
+      expect(seen.at(-1)?.replace(/^::ffff:/, "")).toBe(a.ip);
     } finally {
       await new Promise((r) => server.close(r));
     }
