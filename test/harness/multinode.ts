@@ -110,6 +110,8 @@ export interface MultiNodeCluster {
   pods: ResourceClient<Pod>;
   nodeObjects: ResourceClient<Node>;
   node(nameOrIndex: string | number): ClusterNode;
+  /** Brings up one more node (the next index), its agent ready. */
+  addNode(): Promise<ClusterNode>;
   /** A pod running the test image (pull policy Never); bound to `node` unless it is undefined. */
   pod(node: ClusterNode | undefined, name: string, spec?: PodInit): Pod;
   createPod(node: ClusterNode | undefined, name: string, spec?: PodInit): Promise<Pod>;
@@ -291,6 +293,13 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
       nodes,
       pods,
       nodeObjects: cp.client<Node>("Node"),
+      async addNode() {
+        const i = nodes.length + 1;
+        if (i > 15) throw new Error("startMultiNode: at most 15 nodes");
+        const n = await addNode(i);
+        nodes.push(n);
+        return n;
+      },
       node(n) {
         const found = typeof n === "number" ? nodes.find((x) => x.index === n) : nodes.find((x) => x.name === n);
         if (!found) throw new Error(`no node ${n} in this cluster`);

@@ -46,3 +46,18 @@ it("a Deployment's pods land on both nodes and all reach each other with their o
     }
   }
 });
+
+it("a node added later gets routes on every node, and its pods reach the others", async () => {
+  const added = await c.addNode();
+  for (const n of c.nodes) {
+    const want = c.nodes.filter((o) => o !== n).map((o) => o.podCidr).sort();
+    await waitFor(`routes on ${n.name}`, async () => JSON.stringify((await n.routes()).map((r) => r.dst).sort()) === JSON.stringify(want), 15_000);
+  }
+  await c.createPod(added, "late", { containers: [serverContainer()] });
+  const late = await c.waitForRunning("late");
+  const others = (await c.pods.list("default", { labelSelector: "app=web" })).items.filter((p) => p.status?.podIp);
+  for (const p of others) {
+    const seen = (await c.wgetFromPod(late, `http://${p.status!.podIp}:${SERVER_PORT}/cgi-bin/ip`)).trim().replace(/^\[(?:::ffff:)?(.*)\]$/, "$1");
+    expect(seen).toBe(late.status!.podIp);
+  }
+});
