@@ -23,10 +23,22 @@ describe("masqueradeScript", () => {
     );
   });
 
-  it("does not add the jump twice, and replaces a jump for another pod CIDR", () => {
+  it("writes nothing when the rules are as wanted, and repairs a changed chain without adding the jump twice", () => {
+    const good = [
+      jump,
+      `-A ${chain} -d 10.244.1.0/24 -j RETURN`,
+      `-A ${chain} -d 10.244.0.0/16 -j RETURN`,
+      `-A ${chain} -d 224.0.0.0/4 -j RETURN`,
+      `-A ${chain} -j MASQUERADE`,
+    ];
+    expect(masqueradeScript({ chains: new Set([chain]), rules: good }, o)).toBeUndefined();
     const kept = masqueradeScript({ chains: new Set([chain]), rules: [jump] }, o);
+    expect(kept).toContain(`-A ${chain} -j MASQUERADE`);
     expect(kept).not.toContain("-A POSTROUTING");
     expect(kept).not.toContain("-D POSTROUTING");
+  });
+
+  it("replaces a jump for another pod CIDR", () => {
     const old = `-A POSTROUTING -s 10.88.0.0/24 -m comment --comment "skiff-masq: skiff" -j ${chain}`;
     const moved = masqueradeScript({ chains: new Set([chain]), rules: [old, "-A POSTROUTING -s 10.1.0.0/16 -j OTHER"] }, o);
     expect(moved).toContain(`-D POSTROUTING -s 10.88.0.0/24 -m comment --comment "skiff-masq: skiff" -j ${chain}`);

@@ -42,11 +42,13 @@ function jumps(table: NatTable, chain: string): string[] {
   return table.rules.filter((r) => r.startsWith("-A POSTROUTING ") && r.endsWith(` -j ${chain}`));
 }
 
-/** The restore script that makes the rules as wanted, given the current table. */
-export function masqueradeScript(table: NatTable, o: MasqueradeOptions): string {
+/**
+ * The restore script that makes the rules as wanted, given the current table; undefined when
+ * they already are (the periodic repair then writes nothing).
+ */
+export function masqueradeScript(table: NatTable, o: MasqueradeOptions): string | undefined {
   const chain = masqueradeChain(o.network);
-  const lines = [
-    `:${chain} - [0:0]`,
+  const rules = [
     `-A ${chain} -d ${o.podCidr} -j RETURN`,
     `-A ${chain} -d ${o.clusterCidr} -j RETURN`,
     `-A ${chain} -d 224.0.0.0/4 -j RETURN`,
@@ -55,6 +57,9 @@ export function masqueradeScript(table: NatTable, o: MasqueradeOptions): string 
   const existing = jumps(table, chain);
   // A jump for another pod CIDR (the flag changed) goes; the right one is kept, not duplicated.
   const right = existing.find((r) => r.startsWith(`-A POSTROUTING -s ${o.podCidr} `));
+  const current = table.rules.filter((r) => r.startsWith(`-A ${chain} `));
+  if (right && existing.length === 1 && current.join("\n") === rules.join("\n")) return undefined;
+  const lines = [`:${chain} - [0:0]`, ...rules];
   for (const r of existing) if (r !== right) lines.push(`-D ${r.slice(3)}`);
   if (!right) lines.push(jumpRule(o));
   return `*nat\n${lines.join("\n")}\nCOMMIT\n`;
@@ -64,6 +69,7 @@ export function masqueradeScript(table: NatTable, o: MasqueradeOptions): string 
 export async function ensureMasquerade(o: MasqueradeOptions): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     const script = masqueradeScript(await readNatTable(), o);
+    if (!script) return;
     try {
       await runChecked("iptables-restore", ["--noflush", "-w", "5"], { stdin: script });
       return;
