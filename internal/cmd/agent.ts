@@ -5,6 +5,9 @@ import os from "node:os";
 import { join, resolve } from "node:path";
 import { createAgent, type AgentOptions } from "../agent/agent.ts";
 import { createCniNetwork, createHostNetwork, type PodNetwork } from "../agent/network.ts";
+import { ALLOCATED, allocatedPodCidr } from "../agent/pod-cidr.ts";
+import { createResourceClient } from "../client/resource-client.ts";
+import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { createApiTransport } from "../client/transport.ts";
 import { defaultControllerConfig } from "../controller/controller.ts";
 import { formatNet, parseNet } from "../network/routes.ts";
@@ -57,7 +60,11 @@ export const agentCommand = defineCommand({
     listen: { type: "string", description: "HOST:PORT of the agent's log service", default: "127.0.0.1:10250" },
     "node-ip": { type: "string", description: "The node's InternalIP (default: the --listen host, or the host's first IPv4 when it listens on all)" },
     "hostname-override": { type: "string", description: "The Hostname address in the Node's status (default: the machine's hostname)" },
-    "pod-cidr": { type: "string", description: "This node's pod network (IPv4 CIDR)", default: "10.88.0.0/24" },
+    "pod-cidr": {
+      type: "string",
+      description: `This node's pod network (IPv4 CIDR), or "${ALLOCATED}": wait for the one the controller-manager allocates into the Node`,
+      default: "10.88.0.0/24",
+    },
     "cluster-cidr": {
       type: "string",
       description: "The cluster's pod network (every node's pod CIDR): pod traffic to it keeps its source IP, the rest is masqueraded",
@@ -85,7 +92,10 @@ export const agentCommand = defineCommand({
     const nodeName = args["node-name"] || os.hostname().toLowerCase();
     const { host, port } = parseListen(args.listen);
     const rootDir = args["root-dir"];
-    const podCidr = args["pod-cidr"];
+    const transport = createApiTransport(args.server);
+    const podCidr = args["pod-cidr"] === ALLOCATED
+      ? await allocatedPodCidr({ client: createResourceClient<Node>(transport, "Node"), nodeName, log })
+      : args["pod-cidr"];
     let runtime: ContainerRuntime;
     let network: PodNetwork;
     let podRouting: AgentOptions["podRouting"];
@@ -110,7 +120,7 @@ export const agentCommand = defineCommand({
       throw new Error(`--runtime must be containerd or fake, got "${args.runtime}"`);
     }
     const agent = createAgent({
-      transport: createApiTransport(args.server),
+      transport,
       nodeName,
       runtime,
       network,

@@ -60,6 +60,11 @@ export interface MultiNodeOptions {
   scheduler?: boolean;
   /** Run the controller-manager in the test process (no leader election). Default false. */
   controllers?: boolean;
+  /**
+   * Agents take the pod CIDR the controller-manager allocates (`--pod-cidr allocated`) instead of
+   * one the harness picks; turns on `controllers`. Default false.
+   */
+  allocatePodCidrs?: boolean;
   /** Extra flags for every agent (logs: $SKIFF_TEST_AGENT_LOG_LEVEL; kept in $SKIFF_TEST_KEEP_LOGS after stop). */
   agentArgs?: string[];
 }
@@ -69,6 +74,7 @@ export interface ClusterNode {
   name: string;
   /** The node's address on the shared bridge (its InternalIP). */
   ip: string;
+  /** With allocatePodCidrs: known once the agent has started. */
   podCidr: string;
   /** The node's network namespace. */
   netns: string;
@@ -187,7 +193,7 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
       scheduler = createScheduler({ transport: cp.transport, log, backoff: { initialMs: 200, maxMs: 2000 } });
       void scheduler.start(running.signal);
     }
-    if (opts.controllers) {
+    if (opts.controllers || opts.allocatePodCidrs) {
       controllers = createControllerManager({ transport: cp.transport, log, options: { leaderElect: false, config: { clusterCidr } } });
       void controllers.start(running.signal);
     }
@@ -227,7 +233,7 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
         "--containerd", ctrd.address,
         "--containerd-namespace", containerdNamespace,
         "--root-dir", rootDir,
-        "--pod-cidr", `10.233.${block + i}.0/24`,
+        "--pod-cidr", opts.allocatePodCidrs ? "allocated" : `10.233.${block + i}.0/24`,
         "--cluster-cidr", clusterCidr,
         "--cni-network", netns,
         "--cni-bridge", netns,
@@ -240,7 +246,7 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
         index: i,
         name: netns,
         ip,
-        podCidr: `10.233.${block + i}.0/24`,
+        podCidr: opts.allocatePodCidrs ? "" : `10.233.${block + i}.0/24`,
         netns,
         network: netns,
         containerdNamespace,
@@ -252,6 +258,7 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
           if (node.agent) throw new Error(`node ${node.name}: agent already running`);
           node.logPath = join(dir, `${netns}-agent-${++starts}.log`);
           node.agent = await startCliAgent(args(), node.logPath, 60_000, { prefix: ["nsenter", `--net=/var/run/netns/${netns}`] });
+          if (opts.allocatePodCidrs) node.podCidr = (await cp.client<Node>("Node").get("", netns)).spec?.podCidr ?? "";
         },
         async stopAgent() {
           const a = node.agent;
