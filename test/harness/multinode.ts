@@ -128,6 +128,8 @@ export interface MultiNodeCluster {
   execInPod(pod: Pod, cmd: string[]): Promise<RunResult>;
   /** `busybox wget -qO- url` from inside the pod (5 s at most); throws on failure. */
   wgetFromPod(pod: Pod, url: string): Promise<string>;
+  /** The client address `server` (running serverContainer()) saw for a request from `client`. */
+  sourceSeenBy(server: Pod, client: Pod): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -144,6 +146,11 @@ export function serverContainer(name = "app") {
     `exec httpd -f -p ${SERVER_PORT} -h /tmp/w`,
   ].join(" && ");
   return { name, command: ["sh", "-c", script] };
+}
+
+/** "10.0.0.5" from the forms servers print an IPv4 client in: "[::ffff:10.0.0.5]", "::ffff:10.0.0.5". */
+export function bareIPv4(addr: string): string {
+  return addr.replace(/^\[(.*)\]$/, "$1").replace(/^::ffff:/, "");
 }
 
 /** A /24 in 10.232.0.0/16 no host route touches. */
@@ -344,6 +351,10 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
         const r = await c.execInPod(pod, ["timeout", "5", "busybox", "wget", "-qO-", url]);
         if (r.code !== 0) throw new Error(`wget ${url} from pod ${pod.metadata!.name}: exit ${r.code}: ${r.stderr.trim()}`);
         return r.stdout;
+      },
+      async sourceSeenBy(server, client) {
+        const body = await c.wgetFromPod(client, `http://${server.status!.podIp}:${SERVER_PORT}/cgi-bin/ip`);
+        return bareIPv4(body.trim());
       },
       stop: cleanUp,
     };

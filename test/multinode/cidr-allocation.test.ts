@@ -34,6 +34,5 @@ it("nodes get distinct pod CIDRs from the cluster CIDR, pods get addresses in th
   expect(pa.status!.podIp.startsWith(a.podCidr.replace(/0\/24$/, ""))).toBe(true);
   expect(pb.status!.podIp.startsWith(b.podCidr.replace(/0\/24$/, ""))).toBe(true);
   await waitFor("httpd of pb", () => c.wgetFromPod(pb, `http://127.0.0.1:${SERVER_PORT}/`).then(() => true, () => false), 20_000);
-  const seen = (await c.wgetFromPod(pa, `http://${pb.status!.podIp}:${SERVER_PORT}/cgi-bin/ip`)).trim().replace(/^\[(?:::ffff:)?(.*)\]$/, "$1");
-  expect(seen).toBe(pa.status!.podIp);
+  expect(await c.sourceSeenBy(pb, pa)).toBe(pa.status!.podIp);
 });

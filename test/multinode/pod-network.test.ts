@@ -8,7 +8,7 @@ import { NodeSchema } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Event } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { masqueradeChain } from "../../internal/network/masquerade.ts";
-import { INDEX_HTML, SERVER_PORT, serverContainer, startMultiNode, waitFor, type MultiNodeCluster } from "../harness/multinode.ts";
+import { bareIPv4, INDEX_HTML, SERVER_PORT, serverContainer, startMultiNode, waitFor, type MultiNodeCluster } from "../harness/multinode.ts";
 
 let c: MultiNodeCluster;
 /** A server pod per node (index 0 = node 1). */
@@ -28,8 +28,7 @@ afterAll(async () => {
 
 const ipOf = (p: Pod) => p.status!.podIp;
 /** Asks `server` (from inside `client`) which address the request came from. */
-const seenFrom = async (client: Pod, server: Pod) =>
-  (await c.wgetFromPod(client, `http://${ipOf(server)}:${SERVER_PORT}/cgi-bin/ip`)).trim().replace(/^\[(?:::ffff:)?(.*)\]$/, "$1");
+const seenFrom = (client: Pod, server: Pod) => c.sourceSeenBy(server, client);
 
 async function waitForRoute(nodeIndex: number, dst: string, present: boolean, timeoutMs = 15_000) {
   const node = c.node(nodeIndex);
@@ -77,7 +76,7 @@ describe("multi-node pod networking", () => {
       const port = (server.address() as AddressInfo).port;
       for (const [i, p] of servers.entries()) {
         expect(await c.wgetFromPod(p, `http://${c.bridgeIP}:${port}/`)).toBe("host\n");
-        expect(seen.at(-1)?.replace(/^::ffff:/, "")).toBe(c.nodes[i].ip);
+        expect(bareIPv4(seen.at(-1) ?? "")).toBe(c.nodes[i].ip);
       }
       // The rule is repaired when someone flushes it.
       const a = c.node(1);
@@ -85,7 +84,7 @@ describe("multi-node pod networking", () => {
       expect((await a.exec(["iptables", "-w", "5", "-t", "nat", "-F", chain])).code).toBe(0);
       await waitFor("masquerade rule repaired", async () => (await a.exec(["iptables", "-w", "5", "-t", "nat", "-S", chain])).stdout.includes("-j MASQUERADE"), 15_000);
       expect(await c.wgetFromPod(servers[0], `http://${c.bridgeIP}:${port}/`)).toBe("host\n");
-      expect(seen.at(-1)?.replace(/^::ffff:/, "")).toBe(a.ip);
+      expect(bareIPv4(seen.at(-1) ?? "")).toBe(a.ip);
     } finally {
       await new Promise((r) => server.close(r));
     }

@@ -4,8 +4,7 @@
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { DeploymentSchema, type Deployment } from "../../gen/skiff/v1alpha1/deployment_pb.js";
-import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
-import { SERVER_PORT, serverContainer, startMultiNode, waitFor, type MultiNodeCluster } from "../harness/multinode.ts";
+import { serverContainer, startMultiNode, waitFor, type MultiNodeCluster } from "../harness/multinode.ts";
 
 let c: MultiNodeCluster;
 
@@ -36,13 +35,11 @@ it("a Deployment's pods land on both nodes and all reach each other with their o
   }, 90_000);
   expect(new Set(pods.map((p) => p.spec!.nodeName))).toEqual(new Set(c.nodes.map((n) => n.name)));
 
-  const ask = (from: Pod, to: Pod) => c.wgetFromPod(from, `http://${to.status!.podIp}:${SERVER_PORT}/cgi-bin/ip`);
-  for (const p of pods) await waitFor(`httpd of ${p.metadata!.name}`, () => ask(p, p).then(() => true, () => false), 20_000);
+  for (const p of pods) await waitFor(`httpd of ${p.metadata!.name}`, () => c.sourceSeenBy(p, p).then(() => true, () => false), 20_000);
   for (const from of pods) {
     for (const to of pods) {
       if (from === to) continue;
-      const seen = (await ask(from, to)).trim().replace(/^\[(?:::ffff:)?(.*)\]$/, "$1");
-      expect(seen, `${from.metadata!.name} (${from.spec!.nodeName}) → ${to.metadata!.name} (${to.spec!.nodeName})`).toBe(from.status!.podIp);
+      expect(await c.sourceSeenBy(to, from), `${from.metadata!.name} (${from.spec!.nodeName}) → ${to.metadata!.name} (${to.spec!.nodeName})`).toBe(from.status!.podIp);
     }
   }
 });
@@ -57,7 +54,6 @@ it("a node added later gets routes on every node, and its pods reach the others"
   const late = await c.waitForRunning("late");
   const others = (await c.pods.list("default", { labelSelector: "app=web" })).items.filter((p) => p.status?.podIp);
   for (const p of others) {
-    const seen = (await c.wgetFromPod(late, `http://${p.status!.podIp}:${SERVER_PORT}/cgi-bin/ip`)).trim().replace(/^\[(?:::ffff:)?(.*)\]$/, "$1");
-    expect(seen).toBe(late.status!.podIp);
+    expect(await c.sourceSeenBy(p, late)).toBe(late.status!.podIp);
   }
 });
