@@ -12,6 +12,7 @@ const benches: Record<string, { about: string; load: () => Promise<Benchmark> }>
   api: { about: "apiserver create/get/list latency vs raw etcd put, and watch delivery to 1,000 watchers", load: () => import("./api.ts") },
   logger: { about: "the container log writer (CRI format, timestamps): lines/s and RSS, beside the raw sh+cat one", load: () => import("./logger.ts") },
   pods: { about: "pod create → Running on a real node (containerd, CNI, agent) vs ctr run -d", load: () => import("./pods.ts") },
+  multinode: { about: "pod → pod HTTP on one node vs across nodes, and route convergence after Node changes, on netns nodes (root)", load: () => import("./multinode.ts") },
   scale: { about: "5,000 pods (50 Deployments) on 500 hollow nodes: pods/s, binds/s, raw etcd put rate", load: () => import("./scale.ts") },
 };
 

@@ -22,6 +22,7 @@ import { createNodeLease } from "./lease.ts";
 import { createLogsService } from "./logs.ts";
 import type { PodNetwork } from "./network.ts";
 import { createNodeReporter } from "./node.ts";
+import { createPodRouting, type PodRoutingOptions } from "./pod-routing.ts";
 import { createPodWorkers } from "./pod-worker.ts";
 import { createProbeManager } from "./probes.ts";
 import { createPullSecrets } from "./pull-secrets.ts";
@@ -78,6 +79,8 @@ export interface AgentOptions {
   importRescanMs?: number;
   /** A pod running sooner than this after its sync began gets one status write (Running). Default 500 ms. */
   firstStatusDelayMs?: number;
+  /** Routes to other nodes' pods and the pod masquerade rule (pod-routing.ts); needs podCidr. Absent: none (hollow nodes). */
+  podRouting?: PodRoutingOptions;
 }
 
 export interface Agent {
@@ -167,6 +170,9 @@ export function createAgent(opts: AgentOptions): Agent {
     firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
   });
+  const routing = opts.podRouting && opts.podCidr
+    ? createPodRouting({ ...opts.podRouting, transport: opts.transport, nodeName, podCidr: opts.podCidr, log })
+    : undefined;
   const importer = opts.importImages ? createImageImporter({ runtime, path: opts.importImages, log: log.child({ component: "image-import" }) }) : undefined;
 
   informer.onAdd((p) => queue.add(p.metadata!.uid));
@@ -287,6 +293,7 @@ export function createAgent(opts: AgentOptions): Agent {
         }, heartbeatMs),
       );
 
+      await routing?.start();
       informer.start(stopping.signal);
       await informer.waitForSync(stopping.signal);
       const removed = await removeOrphans(
@@ -312,7 +319,7 @@ export function createAgent(opts: AgentOptions): Agent {
       stopping.abort();
       for (const t of timers) clearInterval(t);
       probes.stop();
-      await informer.stop();
+      await Promise.all([informer.stop(), routing?.stop()]);
       // A sync may be waiting out a pod's grace period (up to minutes). The containers already
       // got their SIGTERM and the pod keeps its deletionTimestamp, so the next agent finishes the
       // kill: stopping need not wait for it.

@@ -3,13 +3,19 @@
 import { defineCommand } from "citty";
 import os from "node:os";
 import { join, resolve } from "node:path";
-import { createAgent } from "../agent/agent.ts";
+import { createAgent, type AgentOptions } from "../agent/agent.ts";
 import { createCniNetwork, createHostNetwork, type PodNetwork } from "../agent/network.ts";
+import { ALLOCATED, allocatedPodCidr } from "../agent/pod-cidr.ts";
+import { createResourceClient } from "../client/resource-client.ts";
+import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { createApiTransport } from "../client/transport.ts";
+import { defaultControllerConfig } from "../controller/controller.ts";
+import { formatNet, parseNet } from "../network/routes.ts";
 import { createLogger } from "../log/log.ts";
 import { createFakeRuntime } from "../runtime/fake/fake.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { parseListen } from "./apiserver.ts";
+import { parseDuration } from "./controller-manager.ts";
 import { guarded } from "./guard.ts";
 
 /** The containerd runtime, loaded only when asked for (the fake runtime needs none of it). */
@@ -33,6 +39,15 @@ function insecureRegistries(rawArgs: string[]): string[] {
   return out;
 }
 
+/** An IPv4 CIDR flag, checked (host bits set or a bad prefix is an error naming the flag). */
+function cidrFlag(flag: string, value: string): string {
+  const v = value.trim();
+  const net = v.includes("/") ? parseNet(v) : undefined;
+  if (!net || net.prefix < 8) throw new Error(`--${flag} must be an IPv4 CIDR with a prefix from /8 to /32, like 10.244.0.0/16, got "${value}"`);
+  if (formatNet(net) !== v) throw new Error(`--${flag} ${v} has host bits set (did you mean ${formatNet(net)}?)`);
+  return v;
+}
+
 export const agentCommand = defineCommand({
   meta: { name: "agent", description: "Run the node agent: register this node and run the pods bound to it" },
   args: {
@@ -44,7 +59,18 @@ export const agentCommand = defineCommand({
     "root-dir": { type: "string", description: "Pod directories (volumes, logs) and agent state", default: "/var/lib/skiff" },
     listen: { type: "string", description: "HOST:PORT of the agent's log service", default: "127.0.0.1:10250" },
     "node-ip": { type: "string", description: "The node's InternalIP (default: the --listen host, or the host's first IPv4 when it listens on all)" },
-    "pod-cidr": { type: "string", description: "This node's pod network (IPv4 CIDR)", default: "10.88.0.0/24" },
+    "hostname-override": { type: "string", description: "The Hostname address in the Node's status (default: the machine's hostname)" },
+    "pod-cidr": {
+      type: "string",
+      description: `This node's pod network (IPv4 CIDR), or "${ALLOCATED}": wait for the one the controller-manager allocates into the Node`,
+      default: "10.88.0.0/24",
+    },
+    "cluster-cidr": {
+      type: "string",
+      description: "The cluster's pod network (every node's pod CIDR): pod traffic to it keeps its source IP, the rest is masqueraded",
+      default: defaultControllerConfig.clusterCidr,
+    },
+    "route-resync": { type: "string", description: "How often routes to other nodes' pods and the masquerade rule are checked and repaired", default: "10s" },
     "cni-bin-dir": { type: "string", description: "CNI plugin directory", default: "/usr/lib/cni" },
     "cni-network": { type: "string", description: "CNI network name (also the prefix of pod netns names)", default: "skiff" },
     "cni-bridge": { type: "string", description: "Linux bridge the pods attach to", default: "skiff0" },
@@ -66,26 +92,35 @@ export const agentCommand = defineCommand({
     const nodeName = args["node-name"] || os.hostname().toLowerCase();
     const { host, port } = parseListen(args.listen);
     const rootDir = args["root-dir"];
-    const podCidr = args["pod-cidr"];
+    const transport = createApiTransport(args.server);
+    const podCidr = args["pod-cidr"] === ALLOCATED
+      ? await allocatedPodCidr({ client: createResourceClient<Node>(transport, "Node"), nodeName, log })
+      : args["pod-cidr"];
     let runtime: ContainerRuntime;
     let network: PodNetwork;
+    let podRouting: AgentOptions["podRouting"];
     if (args.runtime === "fake") {
       runtime = createFakeRuntime();
       network = createHostNetwork({ podCidr, stateDir: join(rootDir, "network", "fake") });
     } else if (args.runtime === "containerd") {
+      const clusterCidr = cidrFlag("cluster-cidr", args["cluster-cidr"]);
+      podRouting = { clusterCidr, network: args["cni-network"], resyncMs: parseDuration("route-resync", args["route-resync"]) };
+      if (podRouting.resyncMs! < 100) throw new Error(`--route-resync must be at least 100ms, got "${args["route-resync"]}"`);
       runtime = await containerdRuntime(args.containerd, args["containerd-namespace"]);
       network = createCniNetwork({
         pluginDir: args["cni-bin-dir"],
         confDir: args["cni-conf-dir"] || join(rootDir, "cni", "net.d"),
         stateDir: join(rootDir, "cni"),
-        network: { name: args["cni-network"], bridge: args["cni-bridge"], podCidr },
+        // The agent's own masquerade rule (pod-routing.ts) replaces bridge's: it keeps pod IPs
+        // between nodes.
+        network: { name: args["cni-network"], bridge: args["cni-bridge"], podCidr, ipMasq: false },
         portmap: true,
       });
     } else {
       throw new Error(`--runtime must be containerd or fake, got "${args.runtime}"`);
     }
     const agent = createAgent({
-      transport: createApiTransport(args.server),
+      transport,
       nodeName,
       runtime,
       network,
@@ -94,8 +129,10 @@ export const agentCommand = defineCommand({
       podCidr,
       listen: { host, port },
       nodeIP: args["node-ip"] || undefined,
+      hostInfo: args["hostname-override"] ? { hostname: args["hostname-override"] } : undefined,
       insecureRegistries: insecureRegistries(rawArgs),
       importImages: args["import-images"] ? resolve(args["import-images"]) : undefined,
+      podRouting,
     });
     let stopping = false;
     const stop = async (signal: string) => {

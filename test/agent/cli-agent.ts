@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run, runChecked } from "../../internal/network/exec.ts";
 import { readNatTable, removeNetworkNatRules } from "../../internal/network/iptables.ts";
+import { hasMasquerade, removeMasquerade } from "../../internal/network/masquerade.ts";
 import { deleteNetns, listNetns } from "../../internal/network/netns.ts";
 import { startGuardedProcess, type GuardedProcess } from "../harness/process.ts";
 
@@ -38,7 +39,8 @@ async function defaultNetworkParts(): Promise<string[]> {
   if ((await run("ip", ["link", "show", DEFAULT_BRIDGE])).code === 0) found.push(`bridge ${DEFAULT_BRIDGE}`);
   for (const ns of listNetns()) if (NETNS.test(ns)) found.push(`netns ${ns}`);
   const marker = `name: \\"${DEFAULT_NETWORK}\\" id: \\"`;
-  if ((await readNatTable()).rules.some((r) => r.includes(marker))) found.push(`NAT rules of network "${DEFAULT_NETWORK}"`);
+  const nat = await readNatTable();
+  if (nat.rules.some((r) => r.includes(marker)) || hasMasquerade(nat, DEFAULT_NETWORK)) found.push(`NAT rules of network "${DEFAULT_NETWORK}"`);
   return found;
 }
 
@@ -46,6 +48,7 @@ async function defaultNetworkParts(): Promise<string[]> {
 async function removeDefaultNetwork(): Promise<void> {
   for (const ns of listNetns()) if (NETNS.test(ns)) await deleteNetns(ns);
   await removeNetworkNatRules(DEFAULT_NETWORK);
+  await removeMasquerade(DEFAULT_NETWORK);
   if ((await run("ip", ["link", "show", DEFAULT_BRIDGE])).code === 0) await runChecked("ip", ["link", "delete", DEFAULT_BRIDGE]);
 }
 
@@ -140,17 +143,18 @@ function parseLog(path: string): Record<string, unknown>[] {
 }
 
 /**
- * Starts `skiff agent <args>` and waits until it logs
+ * Starts `skiff agent <args>` (behind `opts.prefix`, a command that execs the rest, e.g. nsenter)
+ * and waits until it logs
  * "agent ready": node registered, pods listed, orphans removed, pod workers running.
  */
-export async function startCliAgent(args: string[], logPath: string, timeoutMs = 60_000): Promise<CliAgent> {
+export async function startCliAgent(args: string[], logPath: string, timeoutMs = 60_000, opts: { prefix?: string[] } = {}): Promise<CliAgent> {
   const ready = () => parseLog(logPath).some((l) => l.msg === "agent ready");
   let guarded: GuardedProcess;
   try {
     guarded = await startGuardedProcess({
       command: "sh",
       // The agent logs to stderr: into the file, appended.
-      args: ["-c", 'exec "$0" "$@" 2>>"$SKIFF_TEST_AGENT_LOG"', process.execPath, SKIFF, "agent", ...args],
+      args: ["-c", 'exec "$0" "$@" 2>>"$SKIFF_TEST_AGENT_LOG"', ...(opts.prefix ?? []), process.execPath, SKIFF, "agent", ...args],
       env: { ...process.env, SKIFF_TEST_AGENT_LOG: logPath, SKIFF_LOG_FORMAT: "json" },
       name: "skiff agent",
       timeoutMs,
