@@ -34,6 +34,11 @@ export interface DirectGrpcOptions {
   /** Called once per call: for unary calls at the end, for streams once the first message went out (or at the end). */
   onDone(service: string, method: string, code: Code | undefined, seconds: number): void;
   onInternalError?(err: unknown): void;
+  /**
+   * The protobuf bytes of an object without its resource version, when known and current: a
+   * response field holding such an object is sent as those bytes plus its resource version.
+   */
+  storedBytes?(obj: object): Uint8Array | undefined;
 }
 
 export interface DirectGrpc {
@@ -58,13 +63,55 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
       const hit = frames.get(msg);
       if (hit) return hit;
     }
-    const bytes = toBinary(output, isMessage(msg, output) ? msg : create(output, msg as any));
+    const bytes = encodeResponse(output, msg);
     const frame = Buffer.allocUnsafe(5 + bytes.length);
     frame[0] = 0;
     frame.writeUInt32BE(bytes.length, 1);
     frame.set(bytes, 5);
     if (cache && typeof msg === "object" && msg !== null) frames.set(msg, frame);
     return frame;
+  }
+
+  function encodeResponse(output: DescMessage, msg: unknown): Uint8Array {
+    if (isMessage(msg, output) || !opts.storedBytes) return toBinary(output, isMessage(msg, output) ? msg : create(output, msg as any));
+    const init = msg as Record<string, unknown>;
+    const parts: Uint8Array[] = [];
+    let rest: Record<string, unknown> | undefined;
+    for (const field of output.fields) {
+      const v = init[field.localName];
+      if (v === undefined) continue;
+      if (field.fieldKind === "message" && typeof v === "object" && v !== null) {
+        const part = reuse(field.number, field.message, v);
+        if (part) {
+          parts.push(part);
+          continue;
+        }
+      } else if (field.fieldKind === "list" && field.listKind === "message" && Array.isArray(v) && v.length > 0) {
+        const items = v.map((x) => reuse(field.number, field.message, x));
+        if (items.every((x) => x !== undefined)) {
+          parts.push(...(items as Uint8Array[]));
+          continue;
+        }
+      }
+      (rest ??= {})[field.localName] = v;
+    }
+    if (parts.length === 0) return toBinary(output, create(output, init as any));
+    if (rest) parts.unshift(toBinary(output, create(output, rest as any)));
+    return Buffer.concat(parts);
+  }
+
+  /** A length-delimited field holding an object's stored bytes followed by its resource version. */
+  function reuse(fieldNumber: number, schema: DescMessage, obj: any): Uint8Array | undefined {
+    const stored = opts.storedBytes!(obj);
+    if (!stored) return undefined;
+    const rv: string = obj.metadata?.resourceVersion ?? "";
+    const suffix = rv === "" ? EMPTY : toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any));
+    const head = [...varint((fieldNumber << 3) | 2), ...varint(stored.length + suffix.length)];
+    const out = Buffer.allocUnsafe(head.length + stored.length + suffix.length);
+    out.set(head, 0);
+    out.set(stored, head.length);
+    out.set(suffix, head.length + stored.length);
+    return out;
   }
 
   function register(service: DescService, impl: Record<string, unknown>): void {
@@ -264,3 +311,14 @@ const CANCELED = new ConnectError("the client cancelled the call", Code.Canceled
 const SHUTDOWN = new ConnectError("server shutting down", Code.Canceled);
 const DEADLINE = new ConnectError("the call's deadline (grpc-timeout) passed", Code.DeadlineExceeded);
 const NEVER = new AbortController().signal;
+const EMPTY = new Uint8Array(0);
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return out;
+}

@@ -18,11 +18,23 @@ export function objectKey(kind: Kind, obj: ApiObject): string {
   return keyFor(kind, obj.metadata?.namespace ?? "", obj.metadata?.name ?? "");
 }
 
+// The bytes an object was last encoded to or decoded from (without its resource version). The
+// direct gRPC path sends them instead of encoding the object again (grpc-direct.ts): objects
+// read from storage or handed back after a write are never changed afterwards, except for the
+// resource version, which responses append (protobuf merges a repeated message field).
+const storedBytes = new WeakMap<object, Uint8Array>();
+
+export function bytesOf(obj: object): Uint8Array | undefined {
+  return storedBytes.get(obj);
+}
+
 export function encode(kind: Kind, obj: ApiObject): Uint8Array {
   const rv = obj.metadata?.resourceVersion ?? "";
   if (obj.metadata) obj.metadata.resourceVersion = "";
   try {
-    return toBinary(kind.schema, obj);
+    const bytes = toBinary(kind.schema, obj);
+    storedBytes.set(obj, bytes);
+    return bytes;
   } finally {
     if (obj.metadata) obj.metadata.resourceVersion = rv;
   }
@@ -31,6 +43,7 @@ export function encode(kind: Kind, obj: ApiObject): Uint8Array {
 export function decode(kind: Kind, value: Uint8Array, revision: number): ApiObject {
   const obj = fromBinary(kind.schema, value) as ApiObject;
   if (obj.metadata) obj.metadata.resourceVersion = String(revision);
+  storedBytes.set(obj, value);
   return obj;
 }
 

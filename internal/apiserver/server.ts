@@ -12,6 +12,7 @@ import { kinds } from "../api/registry.ts";
 import type { Store } from "../storage/store.ts";
 import { createDirectGrpc } from "./grpc-direct.ts";
 import { createApiMetrics } from "./metrics.ts";
+import { bytesOf } from "./objects.ts";
 import { createNamespaceFinalizer } from "./namespaces.ts";
 import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { registerService } from "./service.ts";
@@ -76,6 +77,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     shutdownSignal: shutdown.signal,
     onDone: metrics.observe,
     onInternalError: (err) => log?.error({ err }, "request failed"),
+    storedBytes: bytesOf,
   });
   const connect = connectNodeAdapter({
     routes: (router) => {
