@@ -12,6 +12,7 @@ import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { createInformer } from "../client/informer.ts";
+import { createServiceProxy, type ServiceProxyOptions } from "../network/proxy/index.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createWorkQueue } from "../client/workqueue.ts";
 import type { Logger } from "../log/log.ts";
@@ -76,6 +77,8 @@ export interface AgentOptions {
   importImages?: string;
   /** How often importImages is scanned for new or changed files. Default 10 s. */
   importRescanMs?: number;
+  /** Run the service proxy (nftables rules for Services); absent: no proxy. */
+  proxy?: Omit<ServiceProxyOptions, "transport" | "log" | "podCidr">;
 }
 
 export interface Agent {
@@ -164,6 +167,9 @@ export function createAgent(opts: AgentOptions): Agent {
     credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: log.child({ component: "pull-secrets" }) }).credentials,
     insecureRegistries: opts.insecureRegistries,
   });
+  const proxy = opts.proxy
+    ? createServiceProxy({ ...opts.proxy, transport: opts.transport, podCidr: opts.podCidr, log: log.child({ component: "proxy" }) })
+    : undefined;
   const importer = opts.importImages ? createImageImporter({ runtime, path: opts.importImages, log: log.child({ component: "image-import" }) }) : undefined;
 
   informer.onAdd((p) => queue.add(p.metadata!.uid));
@@ -284,6 +290,7 @@ export function createAgent(opts: AgentOptions): Agent {
         }, heartbeatMs),
       );
 
+      proxy?.start(stopping.signal);
       informer.start(stopping.signal);
       await informer.waitForSync(stopping.signal);
       const removed = await removeOrphans(
@@ -310,6 +317,7 @@ export function createAgent(opts: AgentOptions): Agent {
       for (const t of timers) clearInterval(t);
       probes.stop();
       await informer.stop();
+      await proxy?.stop();
       // A sync may be waiting out a pod's grace period (up to minutes). The containers already
       // got their SIGTERM and the pod keeps its deletionTimestamp, so the next agent finishes the
       // kill: stopping need not wait for it.
