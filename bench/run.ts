@@ -11,6 +11,7 @@ export interface Benchmark {
 const benches: Record<string, { about: string; load: () => Promise<Benchmark> }> = {
   api: { about: "apiserver create/get/list latency vs raw etcd put, and watch delivery to 1,000 watchers", load: () => import("./api.ts") },
   pods: { about: "pod create → Running on a real node (containerd, CNI, agent) vs ctr run -d", load: () => import("./pods.ts") },
+  proxy: { about: "service proxy: HTTP through a ClusterIP vs the pod IP; Endpoints change → nftables rules with 1,000 Services", load: () => import("./proxy.ts") },
   scale: { about: "5,000 pods (50 Deployments) on 500 hollow nodes: pods/s, binds/s, raw etcd put rate", load: () => import("./scale.ts") },
 };
 
