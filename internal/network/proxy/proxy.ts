@@ -4,7 +4,11 @@
 // (repairing rules someone else changed or removed).
 //
 //   informer events ──► requestSync ──(coalesced, ≥ minSyncIntervalMs apart)──► sync:
-//       buildModel ─► buildRuleset ─► same text as last time? done : nft -f ─► conntrack (UDP)
+//       buildModel ─► buildRuleset ─► same as last time? done : nft -f ─► conntrack (UDP)
+//
+// A sync after a change sends only the difference (renderChanges: the chains and map elements
+// of the Services that changed) in one transaction; the first sync, the periodic one and any
+// sync after a failed transaction write the whole table.
 //
 // The table is first written once both informers have synced, so a restarted agent leaves the
 // previous agent's rules in place until it can replace them with complete ones.
@@ -16,7 +20,7 @@ import { createSharedInformerFactory, type InformerLogger } from "../../client/i
 import { parseIPv4 } from "../conflist.ts";
 import { applyRuleset, bridgeNetfilterOn, deleteTable, flushConntrack } from "./kernel.ts";
 import { buildModel, udpFlushes, type ProxyModel } from "./model.ts";
-import { buildRuleset } from "./ruleset.ts";
+import { buildRuleset, renderChanges, type TableState } from "./ruleset.ts";
 
 export const DEFAULT_TABLE = "skiff-proxy";
 
@@ -88,6 +92,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
   let resyncTimer: ReturnType<typeof setInterval> | undefined;
   let lastStart = 0;
   let lastText = "";
+  let lastState: TableState | undefined;
   let lastModel: ProxyModel | undefined;
   let warnedConntrack = false;
   let lastSkipped = "";
@@ -131,7 +136,18 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
       if (skipped !== lastSkipped && skipped !== "[]") log.warn({ skipped: JSON.parse(skipped) }, "service ports not proxied");
       lastSkipped = skipped;
       if (!force && ruleset.text === lastText) return;
-      await applyRuleset(ruleset.text);
+      let whole = force || lastState === undefined;
+      if (!whole) {
+        try {
+          await applyRuleset(renderChanges(lastState!, ruleset.state));
+        } catch (err) {
+          log.warn({ err: err instanceof Error ? err.message.slice(0, 500) : String(err) }, "incremental rule update failed; writing the whole table");
+          whole = true;
+        }
+      }
+      lastState = undefined; // unknown until this write succeeds
+      if (whole) await applyRuleset(ruleset.text);
+      lastState = ruleset.state;
       const durationMs = performance.now() - t0;
       const first = stats.applied === 0;
       lastText = ruleset.text;
@@ -154,7 +170,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
         }
       }
       lastModel = model;
-      const facts = { table, servicePorts: model.ports.length, rules: ruleset.rules, durationMs: Math.round(durationMs * 10) / 10, forced: force };
+      const facts = { table, servicePorts: model.ports.length, rules: ruleset.rules, durationMs: Math.round(durationMs * 10) / 10, whole };
       if (first) {
         log.info(facts, "service proxy rules written");
         firstSync();

@@ -4,7 +4,7 @@ import { EndpointsSchema, type Endpoints } from "../../../gen/skiff/v1alpha1/end
 import { ServiceSchema, type Service } from "../../../gen/skiff/v1alpha1/service_pb.js";
 import { conntrackDeletions } from "./kernel.ts";
 import { buildModel, udpFlushes } from "./model.ts";
-import { buildRuleset } from "./ruleset.ts";
+import { buildRuleset, renderChanges } from "./ruleset.ts";
 
 function svc(name: string, spec: Record<string, unknown>, namespace = "default"): Service {
   return create(ServiceSchema, { metadata: { name, namespace }, spec: spec as any });
@@ -186,5 +186,45 @@ describe("UDP conntrack flushes", () => {
     const before = buildModel(...dns(["10.88.0.5"]));
     expect(conntrackDeletions(udpFlushes(before, buildModel([], [])))).toEqual([["-D", "-p", "udp", "--dst-nat", "10.88.0.5", "--reply-port-src", "5353"]]);
     expect(conntrackDeletions(udpFlushes(buildModel([web], [webEps]), buildModel([], [])))).toEqual([]);
+  });
+});
+
+describe("renderChanges", () => {
+  const np = (ips: string[]) =>
+    buildRuleset(
+      buildModel(
+        [svc("web", { type: "NodePort", clusterIp: "10.96.0.10", ports: [{ name: "http", port: 80, nodePort: 30080 }] })],
+        [eps("web", [{ addresses: ips.map((ip) => ({ ip })), ports: [{ name: "http", port: 8080 }] }])],
+      ),
+      opts,
+    ).state;
+
+  it("is empty when nothing changed", () => {
+    expect(renderChanges(np(["10.88.0.5"]), np(["10.88.0.5"]))).toBe("");
+  });
+
+  it("adds the new backend's chain, rewrites the service chain, then deletes the old backend's chain", () => {
+    expect(renderChanges(np(["10.88.0.5", "10.88.0.6"]), np(["10.88.0.6", "10.88.0.7"])).split("\n")).toEqual([
+      "flush chain ip skiff-proxy svc-default/web/tcp-80",
+      "add chain ip skiff-proxy ep-default/web/tcp-80/10.88.0.7-8080",
+      "add rule ip skiff-proxy svc-default/web/tcp-80 numgen random mod 2 vmap { 0 : goto ep-default/web/tcp-80/10.88.0.6-8080, 1 : goto ep-default/web/tcp-80/10.88.0.7-8080 }",
+      "add rule ip skiff-proxy ep-default/web/tcp-80/10.88.0.7-8080 ip saddr 10.88.0.7 meta mark set meta mark | 0x4000",
+      "add rule ip skiff-proxy ep-default/web/tcp-80/10.88.0.7-8080 meta l4proto tcp dnat to 10.88.0.7:8080",
+      "delete chain ip skiff-proxy ep-default/web/tcp-80/10.88.0.5-8080",
+      "",
+    ]);
+  });
+
+  it("moves a service to the reject maps when its last backend goes, dropping its chains referrers first", () => {
+    expect(renderChanges(np(["10.88.0.5"]), np([])).split("\n")).toEqual([
+      "delete element ip skiff-proxy cluster-ips { 10.96.0.10 . tcp . 80 }",
+      "delete element ip skiff-proxy node-ports { tcp . 30080 }",
+      "add element ip skiff-proxy no-endpoint-cluster-ips { 10.96.0.10 . tcp . 80 : goto reject-no-endpoints }",
+      "add element ip skiff-proxy no-endpoint-node-ports { tcp . 30080 : goto reject-no-endpoints }",
+      "delete chain ip skiff-proxy ext-default/web/tcp-80",
+      "delete chain ip skiff-proxy svc-default/web/tcp-80",
+      "delete chain ip skiff-proxy ep-default/web/tcp-80/10.88.0.5-8080",
+      "",
+    ]);
   });
 });

@@ -30,16 +30,45 @@ export interface RulesetOptions {
   masqueradePodCidr?: string;
 }
 
+/** The table's content in a form two versions of can be compared: maps and chains by name. */
+export interface TableState {
+  table: string;
+  /** Set and map elements by set/map name: key → value ("" for a set). */
+  elements: Record<ElementSet, Map<string, string>>;
+  /** Regular chains (not the hook chains, which never change): name → rules. */
+  chains: Map<string, string[]>;
+}
+
 export interface Ruleset {
-  /** Input for `nft -f -`. */
+  /** Input for `nft -f -` that writes the whole table. */
   text: string;
+  state: TableState;
   /** Rules in chains plus elements of maps and sets: the size of what the kernel holds. */
   rules: number;
   /** Service ports left out (a second Service on the same IP and port, a NodePort taken twice). */
   skipped: Skipped[];
 }
 
+const ELEMENT_SETS = {
+  "node-ips": "set",
+  "cluster-ips": "ipv4_addr . inet_proto . inet_service : verdict",
+  "node-ports": "inet_proto . inet_service : verdict",
+  "no-endpoint-cluster-ips": "ipv4_addr . inet_proto . inet_service : verdict",
+  "no-endpoint-node-ports": "inet_proto . inet_service : verdict",
+} as const;
+type ElementSet = keyof typeof ELEMENT_SETS;
+
 const M = `0x${MASQUERADE_MARK.toString(16)}`;
+
+/** The base chains: hooked into netfilter, the same in every version of the table. */
+const HOOKS: [string, string, string, number, string][] = [
+  ["nat-prerouting", "nat", "prerouting", -100, "jump services"],
+  ["nat-output", "nat", "output", -100, "jump services"],
+  ["nat-postrouting", "nat", "postrouting", 100, `meta mark & ${M} == ${M} meta mark set meta mark ^ ${M} masquerade fully-random`],
+  // After DNAT (-100): what still goes to a service address found no backend.
+  ["filter-prerouting", "filter", "prerouting", -90, "ct state new jump no-endpoints"],
+  ["filter-output", "filter", "output", -90, "ct state new jump no-endpoints"],
+];
 
 /** An nft identifier from Kubernetes names (which already are [a-z0-9.-]; anything else becomes "_"). */
 function ident(...parts: string[]): string {
@@ -58,9 +87,7 @@ function inCidr(ip: string, cidr: string | undefined): boolean {
   return n !== undefined && n >= c.network && n <= c.last + 1;
 }
 
-function elements(items: string[]): string {
-  return items.length === 0 ? "" : `\t\telements = {\n${items.map((e) => `\t\t\t${e},`).join("\n")}\n\t\t}\n`;
-}
+const element = (k: string, v: string) => (v === "" ? k : `${k} : ${v}`);
 
 /** `table ip T {}` then `delete table ip T`: removes the table, or does nothing if there is none. */
 export function deleteTableText(table: string): string {
@@ -69,94 +96,109 @@ export function deleteTableText(table: string): string {
 
 export function buildRuleset(model: ProxyModel, opts: RulesetOptions): Ruleset {
   if (!/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(opts.table)) throw new Error(`invalid nft table name ${JSON.stringify(opts.table)}`);
-  const skipped: Skipped[] = [];
-  const clusterIPs: string[] = [];
-  const nodePorts: string[] = [];
-  const noEndpointIPs: string[] = [];
-  const noEndpointNodePorts: string[] = [];
-  const chains: string[] = [];
-  const takenIPs = new Set<string>();
-  const takenNodePorts = new Set<string>();
-  let rules = 0;
-
-  const chain = (name: string, body: string[]) => {
-    rules += body.length;
-    chains.push(`\tchain ${name} {\n${body.map((l) => `\t\t${l}\n`).join("")}\t}\n`);
-  };
-
   for (const p of opts.nodeAddresses) {
     if (parseIPv4(p) === undefined) throw new Error(`invalid node address ${JSON.stringify(p)}: want IPv4`);
   }
-  for (const p of opts.masqueradePodCidr ? [opts.masqueradePodCidr] : []) parseCidr(p);
+  if (opts.masqueradePodCidr) parseCidr(opts.masqueradePodCidr);
+  const skipped: Skipped[] = [];
+  const el = Object.fromEntries(Object.keys(ELEMENT_SETS).map((k) => [k, new Map<string, string>()])) as TableState["elements"];
+  const chains = new Map<string, string[]>();
+  chains.set("services", ["ip daddr . meta l4proto . th dport vmap @cluster-ips", "ip daddr @node-ips meta l4proto . th dport vmap @node-ports"]);
+  chains.set("no-endpoints", [
+    "ip daddr . meta l4proto . th dport vmap @no-endpoint-cluster-ips",
+    "ip daddr @node-ips meta l4proto . th dport vmap @no-endpoint-node-ports",
+  ]);
+  chains.set("reject-no-endpoints", ["meta l4proto tcp reject with tcp reset", "reject with icmp type port-unreachable"]);
 
   for (const p of model.ports) {
     const who = `${p.namespace}/${p.name}`;
     const ipKey = `${p.clusterIP} . ${p.protocol} . ${p.port}`;
     const npKey = `${p.protocol} . ${p.nodePort}`;
-    const hasIP = p.clusterIP !== "" && !takenIPs.has(ipKey);
-    const hasNodePort = p.nodePort !== 0 && !takenNodePorts.has(npKey);
+    const hasIP = p.clusterIP !== "" && !el["cluster-ips"].has(ipKey) && !el["no-endpoint-cluster-ips"].has(ipKey);
+    const hasNodePort = p.nodePort !== 0 && !el["node-ports"].has(npKey) && !el["no-endpoint-node-ports"].has(npKey);
     if (p.clusterIP !== "" && !hasIP) skipped.push({ service: who, reason: `${p.clusterIP}:${p.port}/${p.protocol} is already another Service's` });
     if (p.nodePort !== 0 && !hasNodePort) skipped.push({ service: who, reason: `nodePort ${p.nodePort}/${p.protocol} is already another Service's` });
     if (!hasIP && !hasNodePort) continue;
-    if (hasIP) takenIPs.add(ipKey);
-    if (hasNodePort) takenNodePorts.add(npKey);
 
     if (p.backends.length === 0) {
-      if (hasIP) noEndpointIPs.push(`${ipKey} : goto reject-no-endpoints`);
-      if (hasNodePort) noEndpointNodePorts.push(`${npKey} : goto reject-no-endpoints`);
+      if (hasIP) el["no-endpoint-cluster-ips"].set(ipKey, "goto reject-no-endpoints");
+      if (hasNodePort) el["no-endpoint-node-ports"].set(npKey, "goto reject-no-endpoints");
       continue;
     }
-    if (hasIP) clusterIPs.push(`${ipKey} : goto ${svcChain(p)}`);
+    if (hasIP) el["cluster-ips"].set(ipKey, `goto ${svcChain(p)}`);
     if (hasNodePort) {
-      nodePorts.push(`${npKey} : goto ${extChain(p)}`);
+      el["node-ports"].set(npKey, `goto ${extChain(p)}`);
       // Masquerade so that a backend on another node answers through this one.
-      chain(extChain(p), [`meta mark set meta mark | ${M}`, `goto ${svcChain(p)}`]);
+      chains.set(extChain(p), [`meta mark set meta mark | ${M}`, `goto ${svcChain(p)}`]);
     }
     const eps = p.backends.map((b) => epChain(p, b));
-    chain(
+    chains.set(
       svcChain(p),
       eps.length === 1 ? [`goto ${eps[0]}`] : [`numgen random mod ${eps.length} vmap { ${eps.map((c, i) => `${i} : goto ${c}`).join(", ")} }`],
     );
     for (const b of p.backends) {
       // Hairpin: a pod reaching itself must not see its own address as the source.
       const from = opts.masqueradePodCidr && inCidr(b.ip, opts.masqueradePodCidr) ? opts.masqueradePodCidr : b.ip;
-      chain(epChain(p, b), [`ip saddr ${from} meta mark set meta mark | ${M}`, `meta l4proto ${p.protocol} dnat to ${b.ip}:${b.port}`]);
+      chains.set(epChain(p, b), [`ip saddr ${from} meta mark set meta mark | ${M}`, `meta l4proto ${p.protocol} dnat to ${b.ip}:${b.port}`]);
     }
   }
+  for (const ip of [...new Set(opts.nodeAddresses)].sort((a, b) => parseIPv4(a)! - parseIPv4(b)!)) el["node-ips"].set(ip, "");
 
-  const nodeIPs = [...new Set(opts.nodeAddresses)].sort((a, b) => parseIPv4(a)! - parseIPv4(b)!);
-  rules += nodeIPs.length + clusterIPs.length + nodePorts.length + noEndpointIPs.length + noEndpointNodePorts.length;
-  const fixed = [
-    `\tset node-ips {\n\t\ttype ipv4_addr\n${elements(nodeIPs)}\t}\n`,
-    `\tmap cluster-ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n${elements(clusterIPs)}\t}\n`,
-    `\tmap node-ports {\n\t\ttype inet_proto . inet_service : verdict\n${elements(nodePorts)}\t}\n`,
-    `\tmap no-endpoint-cluster-ips {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n${elements(noEndpointIPs)}\t}\n`,
-    `\tmap no-endpoint-node-ports {\n\t\ttype inet_proto . inet_service : verdict\n${elements(noEndpointNodePorts)}\t}\n`,
-  ];
-  const hooks: string[] = [];
-  const hook = (name: string, type: string, at: string, priority: number, body: string[]) => {
-    rules += body.length;
-    hooks.push(`\tchain ${name} {\n\t\ttype ${type} hook ${at} priority ${priority}; policy accept;\n${body.map((l) => `\t\t${l}\n`).join("")}\t}\n`);
-  };
-  hook("nat-prerouting", "nat", "prerouting", -100, ["jump services"]);
-  hook("nat-output", "nat", "output", -100, ["jump services"]);
-  hook("nat-postrouting", "nat", "postrouting", 100, [`meta mark & ${M} == ${M} meta mark set meta mark ^ ${M} masquerade fully-random`]);
-  // After DNAT (-100): what still goes to a service address found no backend.
-  hook("filter-prerouting", "filter", "prerouting", -90, ["ct state new jump no-endpoints"]);
-  hook("filter-output", "filter", "output", -90, ["ct state new jump no-endpoints"]);
-  chain("services", ["ip daddr . meta l4proto . th dport vmap @cluster-ips", "ip daddr @node-ips meta l4proto . th dport vmap @node-ports"]);
-  chain("no-endpoints", [
-    "ip daddr . meta l4proto . th dport vmap @no-endpoint-cluster-ips",
-    "ip daddr @node-ips meta l4proto . th dport vmap @no-endpoint-node-ports",
-  ]);
-  chain("reject-no-endpoints", ["meta l4proto tcp reject with tcp reset", "reject with icmp type port-unreachable"]);
+  const state: TableState = { table: opts.table, elements: el, chains };
+  let rules = HOOKS.length;
+  for (const m of Object.values(el)) rules += m.size;
+  for (const body of chains.values()) rules += body.length;
+  return { text: renderTable(state), state, rules, skipped };
+}
 
-  const text =
-    deleteTableText(opts.table) +
-    `table ip ${opts.table} {\n\tcomment "skiff service proxy: written as a whole by the node agent"\n` +
-    fixed.join("") +
-    hooks.join("") +
-    chains.join("") +
-    "}\n";
-  return { text, rules, skipped };
+/** The whole table, replacing whatever table of that name there is, in one transaction. */
+export function renderTable(state: TableState): string {
+  const out = [deleteTableText(state.table), `table ip ${state.table} {\n\tcomment "skiff service proxy: written as a whole by the node agent"\n`];
+  for (const [name, type] of Object.entries(ELEMENT_SETS) as [ElementSet, string][]) {
+    const items = [...state.elements[name]].map(([k, v]) => `\t\t\t${element(k, v)},\n`).join("");
+    const decl = type === "set" ? `set ${name} {\n\t\ttype ipv4_addr\n` : `map ${name} {\n\t\ttype ${type}\n`;
+    out.push(`\t${decl}${items ? `\t\telements = {\n${items}\t\t}\n` : ""}\t}\n`);
+  }
+  for (const [name, type, hook, priority, rule] of HOOKS) {
+    out.push(`\tchain ${name} {\n\t\ttype ${type} hook ${hook} priority ${priority}; policy accept;\n\t\t${rule}\n\t}\n`);
+  }
+  for (const [name, body] of state.chains) out.push(`\tchain ${name} {\n${body.map((l) => `\t\t${l}\n`).join("")}\t}\n`);
+  out.push("}\n");
+  return out.join("");
+}
+
+const sameRules = (a: string[] | undefined, b: string[]) => a !== undefined && a.length === b.length && a.every((l, i) => l === b[i]);
+
+/** Chains referring to others go first when chains are deleted: ext- → svc- → ep-. */
+const deleteOrder = (name: string) => (name.startsWith("ext-") ? 0 : name.startsWith("svc-") ? 1 : 2);
+
+/**
+ * The changes from table `prev` to `next` as one nft transaction ("" when there are none): new
+ * chains, rewritten chains, element changes, then chains nothing refers to any more. Far less
+ * work for the kernel and nft than the whole table when one Service of thousands changed. It
+ * assumes the kernel holds `prev`: if someone changed the table, the transaction fails as a
+ * whole and the caller writes the whole table instead.
+ */
+export function renderChanges(prev: TableState, next: TableState): string {
+  const t = next.table;
+  const out: string[] = [];
+  const rules: string[] = [];
+  for (const [name, body] of next.chains) {
+    const old = prev.chains.get(name);
+    if (sameRules(old, body)) continue;
+    out.push(old === undefined ? `add chain ip ${t} ${name}\n` : `flush chain ip ${t} ${name}\n`);
+    for (const r of body) rules.push(`add rule ip ${t} ${name} ${r}\n`);
+  }
+  out.push(...rules);
+  for (const name of Object.keys(ELEMENT_SETS) as ElementSet[]) {
+    const a = prev.elements[name];
+    const b = next.elements[name];
+    const gone = [...a].filter(([k, v]) => b.get(k) !== v).map(([k]) => k);
+    const added = [...b].filter(([k, v]) => a.get(k) !== v).map(([k, v]) => element(k, v));
+    if (gone.length > 0) out.push(`delete element ip ${t} ${name} { ${gone.join(", ")} }\n`);
+    if (added.length > 0) out.push(`add element ip ${t} ${name} { ${added.join(", ")} }\n`);
+  }
+  const removed = [...prev.chains.keys()].filter((n) => !next.chains.has(n)).sort((a, b) => deleteOrder(a) - deleteOrder(b));
+  for (const name of removed) out.push(`delete chain ip ${t} ${name}\n`);
+  return out.join("");
 }
