@@ -18,11 +18,21 @@ import type { Endpoints } from "../../../gen/skiff/v1alpha1/endpoints_pb.js";
 import type { Service } from "../../../gen/skiff/v1alpha1/service_pb.js";
 import { createSharedInformerFactory, type InformerLogger } from "../../client/informer.ts";
 import { parseIPv4 } from "../conflist.ts";
-import { applyRuleset, bridgeNetfilterOn, deleteTable, flushConntrack } from "./kernel.ts";
-import { buildModel, udpFlushes, type ProxyModel } from "./model.ts";
+import { applyRuleset, bridgeNetfilterOn, deleteTable, flushConntrack, type ConntrackResult } from "./kernel.ts";
+import { buildModel, udpFlushes, type ProxyModel, type UdpFlush } from "./model.ts";
 import { buildRuleset, renderChanges, type TableState } from "./ruleset.ts";
 
 export const DEFAULT_TABLE = "skiff-proxy";
+
+/** What the proxy does to the host (kernel.ts); unit tests record it instead. */
+export interface ProxyKernel {
+  apply(text: string): Promise<void>;
+  deleteTable(name: string): Promise<void>;
+  flushConntrack(f: UdpFlush): Promise<ConntrackResult>;
+  bridgeNetfilterOn(): boolean;
+}
+
+const hostKernel: ProxyKernel = { apply: applyRuleset, deleteTable, flushConntrack, bridgeNetfilterOn };
 
 export interface ServiceProxyOptions {
   transport: Transport;
@@ -41,6 +51,8 @@ export interface ServiceProxyOptions {
   cleanup?: boolean;
   /** Called after every sync that wrote the table (benchmarks, tests). */
   onApplied?: (info: { model: ProxyModel; rules: number; durationMs: number }) => void;
+  /** Default: nft and conntrack on this host. */
+  kernel?: ProxyKernel;
 }
 
 export interface ProxyStats {
@@ -79,6 +91,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
   const minInterval = opts.minSyncIntervalMs ?? 200;
   const resyncMs = opts.resyncMs ?? 30_000;
   const nodeAddresses = opts.nodeAddresses ?? hostAddresses;
+  const kernel = opts.kernel ?? hostKernel;
   const informers = createSharedInformerFactory(opts.transport, { log });
   const services = informers.informerFor<Service>("Service");
   const endpoints = informers.informerFor<Endpoints>("Endpoints");
@@ -130,7 +143,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
       const ruleset = buildRuleset(model, {
         table,
         nodeAddresses: nodeAddresses(),
-        masqueradePodCidr: opts.podCidr && !bridgeNetfilterOn() ? opts.podCidr : undefined,
+        masqueradePodCidr: opts.podCidr && !kernel.bridgeNetfilterOn() ? opts.podCidr : undefined,
       });
       const skipped = JSON.stringify([...model.skipped, ...ruleset.skipped]);
       if (skipped !== lastSkipped && skipped !== "[]") log.warn({ skipped: JSON.parse(skipped) }, "service ports not proxied");
@@ -139,14 +152,14 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
       let whole = force || lastState === undefined;
       if (!whole) {
         try {
-          await applyRuleset(renderChanges(lastState!, ruleset.state));
+          await kernel.apply(renderChanges(lastState!, ruleset.state));
         } catch (err) {
           log.warn({ err: err instanceof Error ? err.message.slice(0, 500) : String(err) }, "incremental rule update failed; writing the whole table");
           whole = true;
         }
       }
       lastState = undefined; // unknown until this write succeeds
-      if (whole) await applyRuleset(ruleset.text);
+      if (whole) await kernel.apply(ruleset.text);
       lastState = ruleset.state;
       const durationMs = performance.now() - t0;
       const first = stats.applied === 0;
@@ -159,7 +172,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
       if (lastModel) {
         const flush = udpFlushes(lastModel, model);
         if (flush.removedBackends.length + flush.newlyServed.length > 0) {
-          const r = await flushConntrack(flush).catch((err: unknown) => {
+          const r = await kernel.flushConntrack(flush).catch((err: unknown) => {
             log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not flush UDP conntrack entries");
             return "done" as const;
           });
@@ -194,7 +207,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
       await informers.stop();
       await running;
       if (opts.cleanup) {
-        await deleteTable(table);
+        await kernel.deleteTable(table);
         log.info({ table }, "service proxy rules removed");
       }
     })();
