@@ -68,6 +68,16 @@ async function getFrom(pod: Pod, url: string, n: number): Promise<string[]> {
   return out.trim().split("\n");
 }
 
+/** The same from this host. */
+async function getFromHost(url: string, n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await run("busybox", ["timeout", "3", "busybox", "wget", "-q", "-O-", url]);
+    out.push(r.code === 0 ? r.stdout.trim() : `FAIL(${r.stderr.trim()})`);
+  }
+  return out;
+}
+
 const tally = (lines: string[]) => lines.reduce<Record<string, number>>((m, l) => ((m[l] = (m[l] ?? 0) + 1), m), {});
 
 function service(name: string, spec: Record<string, unknown>): Service {
@@ -155,6 +165,8 @@ describe("service proxy (nftables) on a real node", () => {
     // Random spread: each gets about 150; fewer than 75 would be ~1e-18 likely.
     expect(counts["web-a"]).toBeGreaterThan(75);
     expect(counts["web-b"]).toBeGreaterThan(75);
+    // The node itself reaches the ClusterIP too (output hook).
+    expect(Object.keys(tally(await getFromHost(`http://${vip(10)}/`, 40))).sort()).toEqual(["web-a", "web-b"]);
   });
 
   it("stops sending to a backend within 2 s of it turning unready, and takes it back when ready", async () => {
@@ -191,12 +203,7 @@ describe("service proxy (nftables) on a real node", () => {
       service("web-np", { type: "NodePort", clusterIp: vip(12), selector: { app: "web" }, ports: [{ port: 80, targetPort: "8080", nodePort }] }),
     );
     await waitForRules("nodePort", (t) => t.includes(`tcp . ${nodePort} : goto ext-default/web-np/`));
-    const fromHost: string[] = [];
-    for (let i = 0; i < 20; i++) {
-      const r = await run("busybox", ["timeout", "3", "busybox", "wget", "-q", "-O-", `http://${nodeIP}:${nodePort}/`]);
-      fromHost.push(r.code === 0 ? r.stdout.trim() : `FAIL(${r.stderr.trim()})`);
-    }
-    expect(Object.keys(tally(fromHost)).sort()).toEqual(["web-a", "web-b"]);
+    expect(Object.keys(tally(await getFromHost(`http://${nodeIP}:${nodePort}/`, 40))).sort()).toEqual(["web-a", "web-b"]);
     expect(Object.keys(tally(await getFrom(client, `http://${nodeIP}:${nodePort}/`, 40))).sort()).toEqual(["web-a", "web-b"]);
   });
 
