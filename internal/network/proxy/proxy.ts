@@ -108,6 +108,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
   let lastState: TableState | undefined;
   let lastModel: ProxyModel | undefined;
   let warnedConntrack = false;
+  let failures = 0;
   let lastSkipped = "";
   const stats: ProxyStats = { applied: 0, rules: 0, lastSyncMs: 0 };
   let firstSync!: () => void;
@@ -168,6 +169,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
       stats.rules = ruleset.rules;
       stats.lastSyncMs = durationMs;
       stats.lastError = undefined;
+      failures = 0;
       // A restarted agent does not know what the last one flushed: only changes it saw itself.
       if (lastModel) {
         const flush = udpFlushes(lastModel, model);
@@ -191,10 +193,12 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
       opts.onApplied?.({ model, rules: ruleset.rules, durationMs });
     } catch (err) {
       stats.lastError = err instanceof Error ? err.message : String(err);
-      log.error({ err: stats.lastError, table }, "service proxy sync failed; retrying in 1 s");
+      // 1 s doubling to 30 s: a host without nft must not fill the log.
+      const retryMs = Math.min(1000 * 2 ** failures++, 30_000);
+      log.error({ err: stats.lastError, table, retryInMs: retryMs }, "service proxy sync failed; retrying");
       dirty = true;
       forced = forced || force;
-      lastStart = Date.now() + 1000 - minInterval;
+      lastStart = Date.now() + retryMs - minInterval;
     }
   }
 
