@@ -12,6 +12,7 @@ import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { createInformer } from "../client/informer.ts";
+import { createServiceProxy, type ServiceProxyOptions } from "../network/proxy/index.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createWorkQueue } from "../client/workqueue.ts";
 import type { Logger } from "../log/log.ts";
@@ -81,6 +82,8 @@ export interface AgentOptions {
   firstStatusDelayMs?: number;
   /** Routes to other nodes' pods and the pod masquerade rule (pod-routing.ts); needs podCidr. Absent: none (hollow nodes). */
   podRouting?: PodRoutingOptions;
+  /** Run the service proxy (nftables rules for Services); absent: no proxy. */
+  proxy?: Omit<ServiceProxyOptions, "transport" | "log" | "podCidr">;
 }
 
 export interface Agent {
@@ -172,6 +175,9 @@ export function createAgent(opts: AgentOptions): Agent {
   });
   const routing = opts.podRouting && opts.podCidr
     ? createPodRouting({ ...opts.podRouting, transport: opts.transport, nodeName, podCidr: opts.podCidr, log })
+    : undefined;
+  const proxy = opts.proxy
+    ? createServiceProxy({ ...opts.proxy, transport: opts.transport, podCidr: opts.podCidr, log: log.child({ component: "proxy" }) })
     : undefined;
   const importer = opts.importImages ? createImageImporter({ runtime, path: opts.importImages, log: log.child({ component: "image-import" }) }) : undefined;
 
@@ -294,6 +300,7 @@ export function createAgent(opts: AgentOptions): Agent {
       );
 
       await routing?.start();
+      proxy?.start(stopping.signal);
       informer.start(stopping.signal);
       await informer.waitForSync(stopping.signal);
       const removed = await removeOrphans(
@@ -320,6 +327,7 @@ export function createAgent(opts: AgentOptions): Agent {
       for (const t of timers) clearInterval(t);
       probes.stop();
       await Promise.all([informer.stop(), routing?.stop()]);
+      await proxy?.stop();
       // A sync may be waiting out a pod's grace period (up to minutes). The containers already
       // got their SIGTERM and the pod keeps its deletionTimestamp, so the next agent finishes the
       // kill: stopping need not wait for it.

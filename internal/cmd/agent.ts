@@ -85,6 +85,12 @@ export const agentCommand = defineCommand({
       description: "An OCI layout tarball, or a directory of *.tar ones, imported at start and re-scanned every 10 s",
       valueHint: "PATH",
     },
+    "proxy-mode": {
+      type: "string",
+      description: "Service proxy: nftables (kernel NAT rules for Services) or none (default nftables; none with --runtime fake)",
+      valueHint: "nftables|none",
+    },
+    cleanup: { type: "boolean", description: "Remove the service proxy's nftables table when the agent stops", default: false },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args, rawArgs }) => {
@@ -119,6 +125,10 @@ export const agentCommand = defineCommand({
     } else {
       throw new Error(`--runtime must be containerd or fake, got "${args.runtime}"`);
     }
+    const proxyMode = args["proxy-mode"] ?? (args.runtime === "fake" ? "none" : "nftables");
+    if (proxyMode !== "nftables" && proxyMode !== "none") throw new Error(`--proxy-mode must be nftables or none, got "${proxyMode}"`);
+    // A hollow node shares the machine with others: it must not program the kernel.
+    if (proxyMode === "nftables" && args.runtime === "fake") throw new Error("--proxy-mode nftables needs --runtime containerd (hollow nodes program no kernel rules)");
     const agent = createAgent({
       transport,
       nodeName,
@@ -133,6 +143,7 @@ export const agentCommand = defineCommand({
       insecureRegistries: insecureRegistries(rawArgs),
       importImages: args["import-images"] ? resolve(args["import-images"]) : undefined,
       podRouting,
+      proxy: proxyMode === "nftables" ? { cleanup: args.cleanup } : undefined,
     });
     let stopping = false;
     const stop = async (signal: string) => {

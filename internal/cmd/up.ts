@@ -78,6 +78,7 @@ export const upCommand = defineCommand({
       rootDir,
       log: log.child({ component: "agent" }),
       podCidr: args["pod-cidr"],
+      proxy: {},
       listen: agentListen,
       importImages: imageDir,
     });

@@ -109,6 +109,8 @@ describe("agent restarts", () => {
         "--root-dir", rootDir,
         "--listen", `127.0.0.1:${await freePort()}`,
         "--pod-cidr", podCidr,
+        // Pods are this test's subject; the proxy would write the host-wide table skiff-proxy.
+        "--proxy-mode", "none",
       ];
     }, 120_000);
 

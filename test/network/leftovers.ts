@@ -1,4 +1,5 @@
-// Names for one network test run, and removal of what a run made: netns, bridge, NAT chains.
+// Names for one network test run, and removal of what a run made: netns, bridge, NAT chains, and
+// the service proxy's nftables table (tests name it after the run).
 //
 // Every name starts with "sk-t" + the owning process id (base 36) + 2 random characters, so
 // concurrent runs never share a name and a later run can tell a crashed run's leftovers (owner
@@ -8,6 +9,7 @@ import { randomInt } from "node:crypto";
 import { runChecked } from "../../internal/network/exec.ts";
 import { readNatTable, removalScript, removeNetworkNatRules } from "../../internal/network/iptables.ts";
 import { deleteNetns, listNetns } from "../../internal/network/netns.ts";
+import { deleteTable, listTables } from "../../internal/network/proxy/kernel.ts";
 
 const PREFIX = "sk-t";
 const TAG = /^sk-t([0-9a-z]+)[0-9a-z]{2}(?:-|$)/;
@@ -43,11 +45,12 @@ async function natNetworks(): Promise<Set<string>> {
   return out;
 }
 
-/** Removes everything of run `name` (its netns `name-*`, its bridge, its NAT chains). Idempotent. */
+/** Removes everything of run `name` (its netns `name-*`, its bridge, its NAT chains, its nft table). Idempotent. */
 export async function removeRun(name: string): Promise<void> {
   for (const ns of listNetns()) if (ns === name || ns.startsWith(`${name}-`)) await deleteNetns(ns);
   if ((await bridges()).includes(name)) await runChecked("ip", ["link", "delete", name, "type", "bridge"]);
   await removeNetworkNatRules(name);
+  if ((await listTables()).includes(name)) await deleteTable(name);
 }
 
 /** Removes what runs whose process is gone left behind. */
@@ -60,6 +63,7 @@ export async function sweepCrashedRuns(): Promise<string[]> {
   for (const ns of listNetns()) add(ns);
   for (const b of await bridges()) add(b);
   for (const n of await natNetworks()) add(n);
+  for (const t of await listTables()) add(t);
   for (const n of names) await removeRun(n);
   return [...names];
 }
@@ -84,6 +88,7 @@ export async function findRun(name: string): Promise<string[]> {
   for (const ns of listNetns()) if (ns === name || ns.startsWith(`${name}-`)) found.push(`netns ${ns}`);
   if ((await bridges()).includes(name)) found.push(`bridge ${name}`);
   if ((await natNetworks()).has(name)) found.push(`nat rules of ${name}`);
+  if ((await listTables()).includes(name)) found.push(`nft table ${name}`);
   return found;
 }
 

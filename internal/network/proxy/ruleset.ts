@@ -1,0 +1,204 @@
+// The one nftables table the proxy owns, written as text for `nft -f`: a pure function of the
+// service ports (model.ts), the node's addresses and a few options. The text deletes the table
+// and creates it again in one transaction, so the kernel switches from the old rules to the new
+// ones at once (no moment without rules) and nothing else on the host is touched.
+//
+// Packet path (names as in the generated text):
+//
+//   prerouting (pods, other hosts) ─┐                       ┌─ ep-…  [mark if hairpin] dnat to ip:port
+//   output (this host)            ──┴─► services ─► svc-… ──┤  numgen random mod N: one of N backends
+//        ip . proto . port  @cluster-ips                   └─ ep-…
+//        node-ips + proto . port  @node-ports ─► ext-… (mark) ─► svc-…
+//   then, still unNATed:  no-endpoints ─► reject (TCP reset / ICMP port unreachable)
+//   postrouting: marked packets are masqueraded (hairpin, NodePort)
+import { parseCidr, parseIPv4 } from "../conflist.ts";
+import type { Backend, ProxyModel, ServicePortRules, Skipped } from "./model.ts";
+
+/** The packet mark bit that asks postrouting to masquerade (the value Kubernetes uses too). */
+export const MASQUERADE_MARK = 0x4000;
+
+export interface RulesetOptions {
+  /** nft table name (family ip). */
+  table: string;
+  /** Addresses NodePorts answer on (IPv4, not loopback). */
+  nodeAddresses: readonly string[];
+  /**
+   * The node's pod CIDR, when traffic from a pod to a backend on the same bridge must be
+   * masqueraded: without br_netfilter (bridge-nf-call-iptables=0) the backend's reply is switched
+   * on the bridge straight to the client pod and never meets conntrack to be un-NATed.
+   */
+  masqueradePodCidr?: string;
+}
+
+/** The table's content in a form two versions of can be compared: maps and chains by name. */
+export interface TableState {
+  table: string;
+  /** Set and map elements by set/map name: key → value ("" for a set). */
+  elements: Record<ElementSet, Map<string, string>>;
+  /** Regular chains (not the hook chains, which never change): name → rules. */
+  chains: Map<string, string[]>;
+}
+
+export interface Ruleset {
+  /** Input for `nft -f -` that writes the whole table. */
+  text: string;
+  state: TableState;
+  /** Rules in chains plus elements of maps and sets: the size of what the kernel holds. */
+  rules: number;
+  /** Service ports left out (a second Service on the same IP and port, a NodePort taken twice). */
+  skipped: Skipped[];
+}
+
+const ELEMENT_SETS = {
+  "node-ips": "set",
+  "cluster-ips": "ipv4_addr . inet_proto . inet_service : verdict",
+  "node-ports": "inet_proto . inet_service : verdict",
+  "no-endpoint-cluster-ips": "ipv4_addr . inet_proto . inet_service : verdict",
+  "no-endpoint-node-ports": "inet_proto . inet_service : verdict",
+} as const;
+type ElementSet = keyof typeof ELEMENT_SETS;
+
+const M = `0x${MASQUERADE_MARK.toString(16)}`;
+
+/** The base chains: hooked into netfilter, the same in every version of the table. */
+const HOOKS: [string, string, string, number, string][] = [
+  ["nat-prerouting", "nat", "prerouting", -100, "jump services"],
+  ["nat-output", "nat", "output", -100, "jump services"],
+  ["nat-postrouting", "nat", "postrouting", 100, `meta mark & ${M} == ${M} meta mark set meta mark ^ ${M} masquerade fully-random`],
+  // After DNAT (-100): what still goes to a service address found no backend.
+  ["filter-prerouting", "filter", "prerouting", -90, "ct state new jump no-endpoints"],
+  ["filter-output", "filter", "output", -90, "ct state new jump no-endpoints"],
+];
+
+/** An nft identifier from Kubernetes names (which already are [a-z0-9.-]; anything else becomes "_"). */
+function ident(...parts: string[]): string {
+  return parts.map((p) => p.replace(/[^A-Za-z0-9_.-]/g, "_")).join("/");
+}
+
+const portTag = (p: ServicePortRules) => `${p.protocol}-${p.port}`;
+const svcChain = (p: ServicePortRules) => `svc-${ident(p.namespace, p.name, portTag(p))}`;
+const extChain = (p: ServicePortRules) => `ext-${ident(p.namespace, p.name, portTag(p))}`;
+const epChain = (p: ServicePortRules, b: Backend) => `ep-${ident(p.namespace, p.name, portTag(p), `${b.ip}-${b.port}`)}`;
+
+function inCidr(ip: string, cidr: string | undefined): boolean {
+  if (!cidr) return false;
+  const c = parseCidr(cidr);
+  const n = parseIPv4(ip);
+  return n !== undefined && n >= c.network && n <= c.last + 1;
+}
+
+const element = (k: string, v: string) => (v === "" ? k : `${k} : ${v}`);
+
+/** `table ip T {}` then `delete table ip T`: removes the table, or does nothing if there is none. */
+export function deleteTableText(table: string): string {
+  return `table ip ${table} {}\ndelete table ip ${table}\n`;
+}
+
+export function buildRuleset(model: ProxyModel, opts: RulesetOptions): Ruleset {
+  if (!/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(opts.table)) throw new Error(`invalid nft table name ${JSON.stringify(opts.table)}`);
+  for (const p of opts.nodeAddresses) {
+    if (parseIPv4(p) === undefined) throw new Error(`invalid node address ${JSON.stringify(p)}: want IPv4`);
+  }
+  if (opts.masqueradePodCidr) parseCidr(opts.masqueradePodCidr);
+  const skipped: Skipped[] = [];
+  const el = Object.fromEntries(Object.keys(ELEMENT_SETS).map((k) => [k, new Map<string, string>()])) as TableState["elements"];
+  const chains = new Map<string, string[]>();
+  chains.set("services", ["ip daddr . meta l4proto . th dport vmap @cluster-ips", "ip daddr @node-ips meta l4proto . th dport vmap @node-ports"]);
+  chains.set("no-endpoints", [
+    "ip daddr . meta l4proto . th dport vmap @no-endpoint-cluster-ips",
+    "ip daddr @node-ips meta l4proto . th dport vmap @no-endpoint-node-ports",
+  ]);
+  chains.set("reject-no-endpoints", ["meta l4proto tcp reject with tcp reset", "reject with icmp type port-unreachable"]);
+
+  for (const p of model.ports) {
+    const who = `${p.namespace}/${p.name}`;
+    const ipKey = `${p.clusterIP} . ${p.protocol} . ${p.port}`;
+    const npKey = `${p.protocol} . ${p.nodePort}`;
+    const hasIP = p.clusterIP !== "" && !el["cluster-ips"].has(ipKey) && !el["no-endpoint-cluster-ips"].has(ipKey);
+    const hasNodePort = p.nodePort !== 0 && !el["node-ports"].has(npKey) && !el["no-endpoint-node-ports"].has(npKey);
+    if (p.clusterIP !== "" && !hasIP) skipped.push({ service: who, reason: `${p.clusterIP}:${p.port}/${p.protocol} is already another Service's` });
+    if (p.nodePort !== 0 && !hasNodePort) skipped.push({ service: who, reason: `nodePort ${p.nodePort}/${p.protocol} is already another Service's` });
+    if (!hasIP && !hasNodePort) continue;
+
+    if (p.backends.length === 0) {
+      if (hasIP) el["no-endpoint-cluster-ips"].set(ipKey, "goto reject-no-endpoints");
+      if (hasNodePort) el["no-endpoint-node-ports"].set(npKey, "goto reject-no-endpoints");
+      continue;
+    }
+    if (hasIP) el["cluster-ips"].set(ipKey, `goto ${svcChain(p)}`);
+    if (hasNodePort) {
+      el["node-ports"].set(npKey, `goto ${extChain(p)}`);
+      // Masquerade so that a backend on another node answers through this one.
+      chains.set(extChain(p), [`meta mark set meta mark | ${M}`, `goto ${svcChain(p)}`]);
+    }
+    const eps = p.backends.map((b) => epChain(p, b));
+    chains.set(
+      svcChain(p),
+      eps.length === 1 ? [`goto ${eps[0]}`] : [`numgen random mod ${eps.length} vmap { ${eps.map((c, i) => `${i} : goto ${c}`).join(", ")} }`],
+    );
+    for (const b of p.backends) {
+      // Hairpin: a pod reaching itself must not see its own address as the source.
+      const from = opts.masqueradePodCidr && inCidr(b.ip, opts.masqueradePodCidr) ? opts.masqueradePodCidr : b.ip;
+      chains.set(epChain(p, b), [`ip saddr ${from} meta mark set meta mark | ${M}`, `meta l4proto ${p.protocol} dnat to ${b.ip}:${b.port}`]);
+    }
+  }
+  for (const ip of [...new Set(opts.nodeAddresses)].sort((a, b) => parseIPv4(a)! - parseIPv4(b)!)) el["node-ips"].set(ip, "");
+
+  const state: TableState = { table: opts.table, elements: el, chains };
+  let rules = HOOKS.length;
+  for (const m of Object.values(el)) rules += m.size;
+  for (const body of chains.values()) rules += body.length;
+  return { text: renderTable(state), state, rules, skipped };
+}
+
+/** The whole table, replacing whatever table of that name there is, in one transaction. */
+export function renderTable(state: TableState): string {
+  const out = [deleteTableText(state.table), `table ip ${state.table} {\n\tcomment "skiff service proxy: written as a whole by the node agent"\n`];
+  for (const [name, type] of Object.entries(ELEMENT_SETS) as [ElementSet, string][]) {
+    const items = [...state.elements[name]].map(([k, v]) => `\t\t\t${element(k, v)},\n`).join("");
+    const decl = type === "set" ? `set ${name} {\n\t\ttype ipv4_addr\n` : `map ${name} {\n\t\ttype ${type}\n`;
+    out.push(`\t${decl}${items ? `\t\telements = {\n${items}\t\t}\n` : ""}\t}\n`);
+  }
+  for (const [name, type, hook, priority, rule] of HOOKS) {
+    out.push(`\tchain ${name} {\n\t\ttype ${type} hook ${hook} priority ${priority}; policy accept;\n\t\t${rule}\n\t}\n`);
+  }
+  for (const [name, body] of state.chains) out.push(`\tchain ${name} {\n${body.map((l) => `\t\t${l}\n`).join("")}\t}\n`);
+  out.push("}\n");
+  return out.join("");
+}
+
+const sameRules = (a: string[] | undefined, b: string[]) => a !== undefined && a.length === b.length && a.every((l, i) => l === b[i]);
+
+/** Chains referring to others go first when chains are deleted: ext- → svc- → ep-. */
+const deleteOrder = (name: string) => (name.startsWith("ext-") ? 0 : name.startsWith("svc-") ? 1 : 2);
+
+/**
+ * The changes from table `prev` to `next` as one nft transaction ("" when there are none): new
+ * chains, rewritten chains, element changes, then chains nothing refers to any more. Far less
+ * work for the kernel and nft than the whole table when one Service of thousands changed. It
+ * assumes the kernel holds `prev`: if someone changed the table, the transaction fails as a
+ * whole and the caller writes the whole table instead.
+ */
+export function renderChanges(prev: TableState, next: TableState): string {
+  const t = next.table;
+  const out: string[] = [];
+  const rules: string[] = [];
+  for (const [name, body] of next.chains) {
+    const old = prev.chains.get(name);
+    if (sameRules(old, body)) continue;
+    out.push(old === undefined ? `add chain ip ${t} ${name}\n` : `flush chain ip ${t} ${name}\n`);
+    for (const r of body) rules.push(`add rule ip ${t} ${name} ${r}\n`);
+  }
+  out.push(...rules);
+  for (const name of Object.keys(ELEMENT_SETS) as ElementSet[]) {
+    const a = prev.elements[name];
+    const b = next.elements[name];
+    const gone = [...a].filter(([k, v]) => b.get(k) !== v).map(([k]) => k);
+    const added = [...b].filter(([k, v]) => a.get(k) !== v).map(([k, v]) => element(k, v));
+    if (gone.length > 0) out.push(`delete element ip ${t} ${name} { ${gone.join(", ")} }\n`);
+    if (added.length > 0) out.push(`add element ip ${t} ${name} { ${added.join(", ")} }\n`);
+  }
+  const removed = [...prev.chains.keys()].filter((n) => !next.chains.has(n)).sort((a, b) => deleteOrder(a) - deleteOrder(b));
+  for (const name of removed) out.push(`delete chain ip ${t} ${name}\n`);
+  return out.join("");
+}
