@@ -1,0 +1,228 @@
+// Services across two real nodes (test/harness/multinode.ts): each node's agent runs the service
+// proxy (nftables table `ip skiff-proxy` in the node's netns), the Endpoints controller runs in
+// the test process, backends sit on both nodes. Traffic goes only to this run's pods, to node
+// addresses on the run's bridge, and to Service addresses in a /24 that every node refuses
+// (an `unreachable` route in the node netns) once no rule sends it to a pod.
+import { create } from "@bufbuild/protobuf";
+import { randomInt } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Endpoints } from "../../gen/skiff/v1alpha1/endpoints_pb.js";
+import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { ServiceSchema, type Service } from "../../gen/skiff/v1alpha1/service_pb.js";
+import { run, runChecked } from "../../internal/network/exec.ts";
+import { DEFAULT_TABLE } from "../../internal/network/proxy/proxy.ts";
+import { condition } from "../agent/cluster.ts";
+import { startMultiNode, waitFor, type ClusterNode, type MultiNodeCluster } from "../harness/multinode.ts";
+
+/** Service addresses of this run: a random /24 inside the apiserver's default range 10.96.0.0/12. */
+const serviceNet = `10.${96 + randomInt(16)}.${randomInt(256)}`;
+const vip = (n: number) => `${serviceNet}.${n}`;
+const nodePort = 30000 + randomInt(2700);
+
+let c: MultiNodeCluster;
+let nodeA: ClusterNode;
+let nodeB: ClusterNode;
+/** Backends: two on each node. */
+const backends: Pod[] = [];
+/** The pod requests come from, on node A. */
+let client: Pod;
+const names = ["web-a1", "web-a2", "web-b1", "web-b2"];
+
+const services = () => c.cp.client<Service>("Service");
+const endpoints = () => c.cp.client<Endpoints>("Endpoints");
+const podNode = (name: string) => (name.startsWith("web-a") ? nodeA : nodeB);
+
+function service(name: string, spec: Record<string, unknown>): Service {
+  return create(ServiceSchema, { metadata: { name, namespace: "default" }, spec: spec as any });
+}
+
+/** httpd on 8080 answering its own name at /, ready while /w/ready.html exists. */
+function backendPod(name: string) {
+  const pod = c.pod(podNode(name), name, {
+    containers: [
+      {
+        name: "app",
+        command: ["sh", "-c", `mkdir -p /w && echo ${name} > /w/index.html && touch /w/ready.html && exec httpd -f -p 8080 -h /w`],
+        readinessProbe: { httpGet: { path: "/ready.html", port: "8080" }, periodSeconds: 1, failureThreshold: 1 } as any,
+      },
+    ],
+  });
+  pod.metadata!.labels = { app: "web", pod: name };
+  return pod;
+}
+
+/** Runs a shell command inside the pod's container (its own filesystem). */
+async function inContainer(pod: Pod, script: string): Promise<void> {
+  const node = c.node(pod.spec!.nodeName);
+  const ids = (await node.runtime.listContainers()).filter((x) => x.podUid === pod.metadata!.uid && x.containerName === "app");
+  if (ids.length === 0) throw new Error(`no container for pod ${pod.metadata!.name}`);
+  const r = await node.runtime.exec(ids.at(-1)!.id, ["sh", "-c", script], 10_000);
+  if (r.exitCode !== 0) throw new Error(`${script} in ${pod.metadata!.name}: exit ${r.exitCode}: ${r.stderr}`);
+}
+
+/**
+ * `n` HTTP GETs sent from the pod's network namespace; one line per request: the answer or
+ * FAIL(<wget's words>). (busybox 1.35's `wget -T` crashes: `timeout` bounds each request.)
+ */
+async function getFrom(pod: Pod, url: string, n: number): Promise<string[]> {
+  const script = `for i in $(seq ${n}); do busybox timeout 3 busybox wget -q -O- ${url} 2>/tmp/err.$$ || echo "FAIL($(cat /tmp/err.$$))"; done; rm -f /tmp/err.$$`;
+  const r = await c.execInPod(pod, ["sh", "-c", script]);
+  return r.stdout.trim().split("\n");
+}
+
+/** The same from the host (outside every node). */
+async function getFromHost(url: string, n: number): Promise<string[]> {
+  const script = `for i in $(seq ${n}); do busybox timeout 3 busybox wget -q -O- ${url} 2>/tmp/err.$$ || echo "FAIL($(cat /tmp/err.$$))"; done; rm -f /tmp/err.$$`;
+  return (await run("sh", ["-c", script])).stdout.trim().split("\n");
+}
+
+const tally = (lines: string[]) => lines.reduce<Record<string, number>>((m, l) => ((m[l] = (m[l] ?? 0) + 1), m), {});
+const answered = (lines: string[]) => Object.keys(tally(lines)).sort();
+
+/** The node's proxy table, "" when it has none. */
+async function table(node: ClusterNode): Promise<string> {
+  const r = await node.exec(["nft", "list", "table", "ip", DEFAULT_TABLE]);
+  return r.code === 0 ? r.stdout : "";
+}
+
+async function waitForRules(node: ClusterNode, what: string, pred: (text: string) => boolean, timeoutMs = 15_000): Promise<string> {
+  return waitFor(`${node.name} rules: ${what}`, async () => {
+    const text = await table(node);
+    return pred(text) ? text : undefined;
+  }, timeoutMs);
+}
+
+async function endpointIPs(name: string): Promise<{ ready: string[]; notReady: string[] }> {
+  const ep = await endpoints()
+    .get("default", name)
+    .catch(() => undefined);
+  const subsets = ep?.subsets ?? [];
+  return {
+    ready: subsets.flatMap((s) => s.addresses.map((a) => a.ip)).sort(),
+    notReady: subsets.flatMap((s) => s.notReadyAddresses.map((a) => a.ip)).sort(),
+  };
+}
+
+const ipOf = (name: string) => backends.find((p) => p.metadata!.name === name)!.status!.podIp;
+const dnatTo = (name: string) => `dnat to ${ipOf(name)}:8080`;
+
+beforeAll(async () => {
+  c = await startMultiNode({ nodes: 2, controllers: true });
+  [nodeA, nodeB] = c.nodes;
+  // A Service address nobody serves stops in the node instead of following its default route
+  // out of the host (gone with the node netns).
+  for (const n of c.nodes) await runChecked("ip", ["-n", n.netns, "route", "add", "unreachable", `${serviceNet}.0/24`]);
+  for (const name of names) await c.pods.create(backendPod(name));
+  await c.createPod(nodeA, "client", { containers: [{ name: "app", command: ["sleep", "3600"] }] });
+  for (const name of names) backends.push(await c.waitForPod(name, "ready", (p) => p.status?.phase === "Running" && condition(p, "Ready") === "True"));
+  client = await c.waitForRunning("client");
+  await services().create(service("web", { clusterIp: vip(10), selector: { app: "web" }, ports: [{ name: "http", port: 80, targetPort: "8080" }] }));
+  await waitFor("4 ready endpoints", async () => (await endpointIPs("web")).ready.length === 4 || undefined, 30_000);
+}, 180_000);
+
+afterAll(async () => {
+  await c?.stop();
+});
+
+describe("Services across two nodes", () => {
+  it("spreads 300 requests from a pod on node A to the ClusterIP over the ready backends of both nodes", async () => {
+    for (const n of c.nodes) await waitForRules(n, "web → 4 pods", (t) => names.every((name) => t.includes(dnatTo(name))));
+    const counts = tally(await getFrom(client, `http://${vip(10)}/`, 300));
+    expect(Object.keys(counts).sort()).toEqual(names);
+    // Random spread: about 75 each; 30 or fewer is ~1e-11 likely for one backend.
+    for (const name of names) expect(counts[name], name).toBeGreaterThan(30);
+  });
+
+  it("stops sending to a backend on node B within 2 s of its Endpoints entry turning not-ready", async () => {
+    const victim = "web-b1";
+    const url = `http://${vip(10)}/`;
+    const flip = Date.now();
+    await inContainer(backends[2], "rm /w/ready.html");
+    // Watch the Endpoints object and both nodes' tables while a pod on node A keeps asking.
+    let epMoved = 0;
+    const gone: Record<string, number> = {};
+    const watching = (async () => {
+      while (!epMoved || Object.keys(gone).length < 2) {
+        if (Date.now() - flip > 15_000) return;
+        if (!epMoved && (await endpointIPs("web")).notReady.includes(ipOf(victim))) epMoved = Date.now();
+        for (const n of c.nodes) if (!gone[n.name] && !(await table(n)).includes(dnatTo(victim))) gone[n.name] = Date.now();
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
+    const batches: { started: number; lines: string[] }[] = [];
+    while (!epMoved || Date.now() - epMoved < 4000) {
+      if (Date.now() - flip > 20_000) break;
+      const started = Date.now();
+      batches.push({ started, lines: await getFrom(client, url, 10) });
+    }
+    await watching;
+    expect(epMoved, "web-b1 in notReadyAddresses").toBeGreaterThan(0);
+    expect(Object.keys(gone).sort()).toEqual([nodeA.name, nodeB.name]);
+    console.log(
+      `web-b1 unready: Endpoints moved ${epMoved - flip} ms after the probe file went; rules gone on ` +
+        c.nodes.map((n) => `${n.name} ${gone[n.name] - epMoved} ms`).join(", ") + " after the Endpoints change",
+    );
+    const late = batches.filter((b) => b.started >= epMoved + 2000).flatMap((b) => b.lines);
+    expect(late.length).toBeGreaterThan(0);
+    expect(answered(late)).toEqual(["web-a1", "web-a2", "web-b2"]);
+    expect(await endpointIPs("web")).toEqual({ ready: [ipOf("web-a1"), ipOf("web-a2"), ipOf("web-b2")].sort(), notReady: [ipOf(victim)] });
+
+    // Ready again: back in the rules of both nodes and answering.
+    await inContainer(backends[2], "touch /w/ready.html");
+    await waitFor("web-b1 ready again", async () => (await endpointIPs("web")).ready.length === 4 || undefined, 10_000);
+    for (const n of c.nodes) await waitForRules(n, "web-b1 back", (t) => t.includes(dnatTo(victim)));
+    expect(answered(await getFrom(client, url, 80))).toEqual(names);
+  });
+
+  it("answers a NodePort on each node's address, from the host and from a pod, with backends of both nodes", async () => {
+    await services().create(
+      service("web-np", { type: "NodePort", clusterIp: vip(11), selector: { app: "web" }, ports: [{ port: 80, targetPort: "8080", nodePort }] }),
+    );
+    for (const n of c.nodes) await waitForRules(n, "nodePort", (t) => t.includes(`tcp . ${nodePort} : goto ext-default/web-np/`) && names.every((name) => t.includes(dnatTo(name))));
+    for (const n of c.nodes) {
+      // 80 requests over 4 backends: one missing by chance is ~4e-10 likely.
+      expect(answered(await getFromHost(`http://${n.ip}:${nodePort}/`, 80)), `host → ${n.name}`).toEqual(names);
+      expect(answered(await getFrom(client, `http://${n.ip}:${nodePort}/`, 80)), `pod on ${nodeA.name} → ${n.name}`).toEqual(names);
+    }
+  });
+
+  it("keeps Service traffic from node A's pod flowing while node B's agent restarts", async () => {
+    // Batches of requests from before the restart begins until a second after the new agent is ready.
+    let restarted = 0;
+    const lines: string[] = [];
+    let first = 0;
+    const asking = (async () => {
+      while (!restarted || Date.now() - restarted < 1000) {
+        first ||= Date.now();
+        lines.push(...(await getFrom(client, `http://${vip(10)}/`, 20)));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const restarting = Date.now();
+    await nodeB.restartAgent();
+    restarted = Date.now();
+    await asking;
+    expect(first).toBeLessThan(restarting); // the requests spanned the whole restart
+    expect(lines.length).toBeGreaterThan(20);
+    expect(lines.filter((l) => l.startsWith("FAIL"))).toEqual([]);
+    // Node B's backends are still served (through node A's rules) after the restart.
+    expect(answered(await getFrom(client, `http://${vip(10)}/`, 80))).toEqual(names);
+  });
+
+  it("a deleted Service stops answering and leaves no rule behind on any node", async () => {
+    for (const n of c.nodes) await waitForRules(n, "both services", (t) => t.includes(`${vip(10)} . tcp . 80`) && t.includes(`tcp . ${nodePort} :`));
+    await services().delete("default", "web");
+    await services().delete("default", "web-np");
+    for (const n of c.nodes) {
+      const text = await waitForRules(n, "services gone", (t) => t !== "" && !t.includes("default/web"));
+      expect(text).not.toContain(serviceNet);
+      expect(text).not.toContain(String(nodePort));
+    }
+    const [line] = await getFrom(client, `http://${vip(10)}/`, 1);
+    expect(line).toMatch(/^FAIL/);
+    for (const n of c.nodes) {
+      const [fromHost] = await getFromHost(`http://${n.ip}:${nodePort}/`, 1);
+      expect(fromHost).toMatch(/^FAIL\(.*refused/i);
+    }
+  });
+});
