@@ -104,6 +104,7 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): Violat
   check(spec.initContainers, "initContainers");
   check(spec.containers, "containers");
   if (spec.nodeName !== "") out.push(...at(`${path}.nodeName`, validateDNS1123Subdomain(spec.nodeName)));
+  out.push(...validateDnsConfig(spec, path));
   out.push(...at(`${path}.nodeSelector`, validateLabels(spec.nodeSelector)));
   return out;
 }
@@ -273,5 +274,22 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, old: ServiceS
     if (p.nodePort !== 0 && !nodePorts && !leftOver) out.push({ field: `${path}.nodePort`, message: `may not be set for type ${type}` });
   });
   out.push(...at("spec.selector", validateLabels(spec.selector)));
+  return out;
+}
+
+/** resolv.conf limits as Kubernetes has them: 3 nameservers, 32 search domains. */
+function validateDnsConfig(spec: PodSpec, path: string): Violation[] {
+  const out: Violation[] = [];
+  const cfg = spec.dnsConfig;
+  if (spec.dnsPolicy === "None" && (cfg?.nameservers.length ?? 0) === 0) {
+    out.push({ field: `${path}.dnsConfig.nameservers`, message: 'required: at least one nameserver when dnsPolicy is "None"' });
+  }
+  if (!cfg) return out;
+  if (cfg.nameservers.length > 3) out.push({ field: `${path}.dnsConfig.nameservers`, message: `at most 3 nameservers, got ${cfg.nameservers.length}` });
+  cfg.nameservers.forEach((ns, i) => {
+    if (!IPV4.test(ns) && !/^[0-9a-fA-F:]+$/.test(ns)) out.push({ field: `${path}.dnsConfig.nameservers[${i}]`, message: `"${ns}" must be an IP address` });
+  });
+  if (cfg.searches.length > 32) out.push({ field: `${path}.dnsConfig.searches`, message: `at most 32 search domains, got ${cfg.searches.length}` });
+  cfg.searches.forEach((d, i) => out.push(...at(`${path}.dnsConfig.searches[${i}]`, validateDNS1123Subdomain(d.replace(/\.$/, "")))));
   return out;
 }

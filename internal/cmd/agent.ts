@@ -3,7 +3,11 @@
 import { defineCommand } from "citty";
 import os from "node:os";
 import { join, resolve } from "node:path";
+import net from "node:net";
 import { createAgent } from "../agent/agent.ts";
+import type { NodeDnsOptions } from "../agent/dns.ts";
+import { parseUpstream } from "../dns/server.ts";
+import { parseClusterDomain } from "../dns/zone.ts";
 import { createCniNetwork, createHostNetwork, type PodNetwork } from "../agent/network.ts";
 import { createApiTransport } from "../client/transport.ts";
 import { createLogger } from "../log/log.ts";
@@ -33,6 +37,16 @@ function insecureRegistries(rawArgs: string[]): string[] {
   return out;
 }
 
+/** --cluster-domain, --cluster-dns and --dns-upstream, checked before anything starts. */
+export function dnsOptions(args: { "cluster-domain"?: string; "cluster-dns"?: string; "dns-upstream"?: string }): NodeDnsOptions {
+  const domain = parseClusterDomain(args["cluster-domain"] || "cluster.local");
+  const clusterDns = args["cluster-dns"] || undefined;
+  if (clusterDns !== undefined && net.isIP(clusterDns) === 0) throw new Error(`--cluster-dns must be an IP address, got "${clusterDns}"`);
+  const upstream = args["dns-upstream"] || undefined;
+  if (upstream !== undefined) parseUpstream(upstream);
+  return { domain, clusterDns, upstream };
+}
+
 export const agentCommand = defineCommand({
   meta: { name: "agent", description: "Run the node agent: register this node and run the pods bound to it" },
   args: {
@@ -59,6 +73,9 @@ export const agentCommand = defineCommand({
       description: "An OCI layout tarball, or a directory of *.tar ones, imported at start and re-scanned every 10 s",
       valueHint: "PATH",
     },
+    "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
+    "cluster-dns": { type: "string", description: "Give pods this DNS server instead of serving cluster DNS on the pod bridge's gateway address", valueHint: "IP" },
+    "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args, rawArgs }) => {
@@ -84,6 +101,7 @@ export const agentCommand = defineCommand({
     } else {
       throw new Error(`--runtime must be containerd or fake, got "${args.runtime}"`);
     }
+    const dns = dnsOptions(args);
     const agent = createAgent({
       transport: createApiTransport(args.server),
       nodeName,
@@ -96,6 +114,7 @@ export const agentCommand = defineCommand({
       nodeIP: args["node-ip"] || undefined,
       insecureRegistries: insecureRegistries(rawArgs),
       importImages: args["import-images"] ? resolve(args["import-images"]) : undefined,
+      dns,
     });
     let stopping = false;
     const stop = async (signal: string) => {
