@@ -193,8 +193,9 @@ export function createServiceAllocator(opts: ServiceAllocatorOptions): ServiceAl
         const ip = pick(cidr, await held(IP_PREFIX), formatIPv4);
         if (!ip) throw new ConnectError(`${what(svc)}: no ClusterIP left in ${cidr.text}`, Code.ResourceExhausted);
         spec.clusterIp = ip;
-      }
-      if (spec.clusterIp !== oldIP) {
+        // Picked, not asked for: if someone takes it first, the transaction fails and we pick again.
+        ops.push({ op: "create", key: ipKey(ip), value: encodeOwner(ownerOf(svc)) });
+      } else if (spec.clusterIp !== oldIP) {
         const op = await claim(svc, ipKey(spec.clusterIp), "spec.clusterIP", spec.clusterIp);
         if (op) ops.push(op);
       }
@@ -221,6 +222,9 @@ export function createServiceAllocator(opts: ServiceAllocatorOptions): ServiceAl
             const port = pick(ports, taken, String);
             if (!port) throw new ConnectError(`${what(svc)}: spec.ports[${i}].nodePort: no port left in ${ports.text}`, Code.ResourceExhausted);
             p.nodePort = Number(port);
+            ops.push({ op: "create", key: portKey(p.nodePort), value: encodeOwner(ownerOf(svc)) });
+            wanted.add(p.nodePort);
+            continue;
           }
         }
         if (!wanted.has(p.nodePort) && !oldPorts.has(p.nodePort)) {
