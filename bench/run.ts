@@ -11,6 +11,7 @@ export interface Benchmark {
 const benches: Record<string, { about: string; load: () => Promise<Benchmark> }> = {
   api: { about: "apiserver create/get/list latency vs raw etcd put, and watch delivery to 1,000 watchers", load: () => import("./api.ts") },
   pods: { about: "pod create → Running on a real node (containerd, CNI, agent) vs ctr run -d", load: () => import("./pods.ts") },
+  dns: { about: "cluster DNS queries/s over UDP and TCP; Service create (with IP/port allocation) vs ConfigMap create", load: () => import("./dns.ts") },
   scale: { about: "5,000 pods (50 Deployments) on 500 hollow nodes: pods/s, binds/s, raw etcd put rate", load: () => import("./scale.ts") },
 };
 

@@ -30,8 +30,9 @@ export interface ResourceContext {
  * create/update may fill fields of the object (allocated values) and throw user errors.
  */
 export interface WriteHooks {
-  create(obj: ApiObject): Promise<TxnOp[]>;
-  update(obj: ApiObject, old: ApiObject): Promise<TxnOp[]>;
+  /** `attempt` counts from 0: retries after a taken value may choose differently. */
+  create(obj: ApiObject, attempt: number): Promise<TxnOp[]>;
+  update(obj: ApiObject, old: ApiObject, attempt: number): Promise<TxnOp[]>;
   /** Writes that go with the object's removal. */
   remove(obj: ApiObject): Promise<TxnOp[]>;
   /**
@@ -215,7 +216,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         if (hooks) {
           // Each attempt starts from what the client asked for, not from the last attempt's picks.
           obj.spec = clone(kind.schema, requested).spec;
-          extra = await hooks.create(obj);
+          extra = await hooks.create(obj, attempt);
           if (dryRun) return obj;
         }
         try {
@@ -283,7 +284,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
           throw new ConnectError(`${label.toLowerCase()} "${m.name}" is being deleted: finalizers may only be removed`, Code.FailedPrecondition);
         }
         validate(obj, cur);
-        const extra = hooks ? await hooks.update(obj, cur) : [];
+        const extra = hooks ? await hooks.update(obj, cur, attempt) : [];
         if (specChanged(obj, cur)) m.generation = cm.generation + 1n;
         m.resourceVersion = cm.resourceVersion;
         if (equals(kind.schema, obj, cur)) return cur; // a no-op update writes nothing

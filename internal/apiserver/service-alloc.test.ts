@@ -77,6 +77,16 @@ describe("ClusterIP", () => {
     await expect(ops.get("default", "one-too-many")).rejects.toThrow(/not found/);
   });
 
+  it("in a large range too, where the first picks skip reading what is held", async () => {
+    setUp("10.96.0.0/12", "30000-32767");
+    const created = await Promise.all(Array.from({ length: 200 }, (_, i) => make(`s${i}`, { type: "NodePort" })));
+    expect(new Set(created.map((s) => s.spec!.clusterIp)).size).toBe(200);
+    expect(new Set(created.map((s) => s.spec!.ports[0].nodePort)).size).toBe(200);
+    // A value that is held is not handed out again, however it is picked.
+    const all = new Set(created.map((s) => s.spec!.clusterIp));
+    for (let i = 0; i < 50; i++) expect(all.has((await make(`more${i}`)).spec!.clusterIp)).toBe(false);
+  });
+
   it("releases the address on delete so another Service can have it", async () => {
     setUp("10.96.0.0/30"); // 2 usable
     const a = await make("a");

@@ -172,12 +172,16 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     throw err;
   }
 
+  let closing: Promise<void> | undefined;
   return {
     host: opts.host,
     port,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await Promise.all([new Promise((r) => tcp.close(r)), new Promise<void>((r) => udp.close(() => r()))]);
+    close() {
+      closing ??= (async () => {
+        for (const s of sockets) s.destroy();
+        await Promise.all([new Promise((r) => tcp.close(r)), new Promise<void>((r) => udp.close(() => r()))]);
+      })();
+      return closing;
     },
   };
 }
