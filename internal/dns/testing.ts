@@ -12,6 +12,8 @@ export interface QueryOptions {
   /** Advertise this EDNS UDP payload size. */
   edns?: number;
   timeoutMs?: number;
+  /** The server's address; default 127.0.0.1. */
+  host?: string;
 }
 
 export function query(port: number, name: string, type: string, opts: QueryOptions = {}): Promise<Reply> {
@@ -22,10 +24,10 @@ export function query(port: number, name: string, type: string, opts: QueryOptio
     questions: [{ type: type as any, name, class: "IN" }],
     additionals: opts.edns ? [{ type: "OPT", name: ".", udpPayloadSize: opts.edns, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [],
   };
-  return opts.tcp ? sendTcp(port, packet.encode(q), opts.timeoutMs) : sendUdp(port, packet.encode(q), opts.timeoutMs);
+  return opts.tcp ? sendTcp(port, packet.encode(q), opts.timeoutMs, opts.host) : sendUdp(port, packet.encode(q), opts.timeoutMs, opts.host);
 }
 
-export function sendUdp(port: number, msg: Buffer, timeoutMs = 3000): Promise<Reply> {
+export function sendUdp(port: number, msg: Buffer, timeoutMs = 3000, host = "127.0.0.1"): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket("udp4");
     const timer = setTimeout(() => {
@@ -37,13 +39,13 @@ export function sendUdp(port: number, msg: Buffer, timeoutMs = 3000): Promise<Re
       sock.close();
       resolve(packet.decode(m) as Reply);
     });
-    sock.send(msg, port, "127.0.0.1");
+    sock.send(msg, port, host);
   });
 }
 
-export function sendTcp(port: number, msg: Buffer, timeoutMs = 3000): Promise<Reply> {
+export function sendTcp(port: number, msg: Buffer, timeoutMs = 3000, host = "127.0.0.1"): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(port, "127.0.0.1");
+    const sock = net.connect(port, host);
     let buf = Buffer.alloc(0);
     const timer = setTimeout(() => {
       sock.destroy();

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Endpoints } from "../../gen/skiff/v1alpha1/endpoints_pb.js";
 import { ServiceSchema, type Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import { createControllerManager, type ControllerManager } from "../../internal/controller/manager.ts";
+import { query } from "../../internal/dns/testing.ts";
 import { parseCidr, formatIPv4 } from "../../internal/network/conflist.ts";
 import { INDEX_HTML, cstatus, startCluster, waitFor, type Cluster } from "./cluster.ts";
 
@@ -105,5 +106,19 @@ describe("cluster DNS from a pod", () => {
     expect(out.outside).toMatch(/REFUSED|NXDOMAIN/);
     expect(out.outside).toContain("rc=1");
     expect(out.fetch).toBe(INDEX_HTML);
+  });
+
+  it("follows Service changes, and answers over TCP too (asked from the host, at the node's DNS address)", async () => {
+    const gateway = formatIPv4(parseCidr(c.podCidr).first);
+    const ask = (name: string, tcp = false) => query(53, name, "A", { host: gateway, tcp });
+    const svcs = c.cp.client<Service>("Service");
+    const late = await svcs.create(service("late", { selector: { app: "late" }, ports: [{ port: 80, targetPort: "80" }] }));
+    await waitFor("late in DNS", async () => (await ask("late.default.svc.cluster.local")).rcode === "NOERROR" || undefined, 10_000);
+    for (const tcp of [false, true]) {
+      const r = await ask("late.default.svc.cluster.local", tcp);
+      expect(r.answers!.map((a: any) => a.data)).toEqual([late.spec!.clusterIp]);
+    }
+    await svcs.delete("default", "late");
+    await waitFor("late gone from DNS", async () => (await ask("late.default.svc.cluster.local")).rcode === "NXDOMAIN" || undefined, 10_000);
   });
 });
