@@ -298,7 +298,8 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
           if (hookConflict(err, requested, objectKey(kind, obj), attempt)) continue;
           if (err instanceof StoreError && err.code === "Conflict" && wanted === undefined) continue;
           // One of the hook's own keys changed under us: read everything again.
-          if (err instanceof StoreError && err.key !== objectKey(kind, obj) && attempt < HOOK_ATTEMPTS) continue;
+          const hookKey = hooks && err instanceof StoreError && err.key !== undefined && err.key !== objectKey(kind, obj);
+          if (hookKey && (err.code === "Conflict" || err.code === "NotFound") && attempt < HOOK_ATTEMPTS) continue;
           throw fromStoreError(err, label, m.name);
         }
       }
