@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PodSchema, type Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { kindValidators } from "../api/validation.ts";
 import { ServiceSchema, type Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import { containerEnv, type ConfigContext } from "./container-config.ts";
 import { resolvConf } from "./pod-files.ts";
@@ -56,6 +57,17 @@ describe("resolv.conf", () => {
     expect(await resolvConf(pod({ dnsPolicy: "Default", dnsConfig }), hostConf, dns)).toBe(
       "nameserver 192.0.2.53\nnameserver 192.0.2.9\nsearch corp.example extra.example\noptions edns0 ndots:2 single-request\n",
     );
+  });
+});
+
+describe("dnsConfig validation", () => {
+  it("wants a nameserver with dnsPolicy None, IP nameservers and DNS-name search domains, naming each field", () => {
+    const v = kindValidators.Pod(pod({ dnsPolicy: "None", dnsConfig: { searches: ["bad_domain"] } }), undefined);
+    expect(v).toContainEqual({ field: "spec.dnsConfig.nameservers", message: 'required: at least one nameserver when dnsPolicy is "None"' });
+    expect(v.some((x) => x.field === "spec.dnsConfig.searches[0]")).toBe(true);
+    const bad = kindValidators.Pod(pod({ dnsConfig: { nameservers: ["dns.example", "1.1.1.1", "8.8.8.8", "9.9.9.9"] } }), undefined);
+    expect(bad.map((x) => x.field)).toEqual(["spec.dnsConfig.nameservers", "spec.dnsConfig.nameservers[0]"]);
+    expect(kindValidators.Pod(pod({ dnsPolicy: "None", dnsConfig: { nameservers: ["192.0.2.9"] } }), undefined)).toEqual([]);
   });
 });
 
