@@ -51,7 +51,7 @@ beforeAll(async () => {
 
   server = await startDnsServer({ zone: createZone("cluster.local", source), host: "127.0.0.1", port: 0 });
   // An "upstream" of our own: authoritative for another domain, on loopback.
-  upstreamServer = await startDnsServer({ zone: createZone("example.test", { service: () => undefined, endpoints: () => undefined }), host: "127.0.0.1", port: 0 });
+  upstreamServer = await startDnsServer({ zone: createZone("example.test", source), host: "127.0.0.1", port: 0 });
   forwarding = await startDnsServer({ zone: createZone("cluster.local", source), host: "127.0.0.1", port: 0, upstream: `127.0.0.1:${upstreamServer.port}` });
   // An upstream that never answers.
   silent = dgram.createSocket("udp4");
@@ -173,6 +173,12 @@ describe("names outside the cluster domain", () => {
     expect(r.rcode).toBe("NOERROR");
     expect(data(r, "SOA")[0].mname).toBe("ns.dns.example.test");
     expect((await query(forwarding.port, "nothing.example.test", "A", { tcp: true })).rcode).toBe("NXDOMAIN");
+    // An upstream answer too big for UDP comes back truncated, and whole over TCP (asked over TCP).
+    const udp = await query(forwarding.port, "big.default.svc.example.test", "A");
+    expect(udp.flag_tc).toBe(true);
+    const tcp = await query(forwarding.port, "big.default.svc.example.test", "A", { tcp: true });
+    expect(tcp.flag_tc).toBe(false);
+    expect(data(tcp)).toHaveLength(60);
     // Cluster names are still answered here, not forwarded.
     expect(data(await query(forwarding.port, "web.default.svc.cluster.local", "A"))).toEqual(["10.96.0.10"]);
   });

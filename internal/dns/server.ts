@@ -59,7 +59,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
   }
 
   /** Our answer to a query, or the upstream's raw reply for names outside the cluster domain. */
-  async function handle(q: DecodedPacket, raw: Buffer): Promise<Packet | Buffer> {
+  async function handle(q: DecodedPacket, raw: Buffer, overUdp: boolean): Promise<Packet | Buffer> {
     if (q.type !== "query") return reply(q, RCODE.FORMERR);
     const opcode = ((q.flags ?? 0) >> 11) & 0xf;
     if (opcode !== 0) return reply(q, RCODE.NOTIMP);
@@ -69,7 +69,8 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     if (!zone.contains(question.name)) {
       if (!upstream) return reply(q, RCODE.REFUSED);
       try {
-        return await forward(raw);
+        // The same transport the client used: a TCP client is one whose UDP answer was truncated.
+        return await (overUdp ? forward(raw) : forwardTcp(raw));
       } catch (err) {
         opts.log?.debug({ name: question.name, err: String(err) }, "upstream did not answer");
         return reply(q, RCODE.SERVFAIL);
@@ -98,6 +99,29 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     });
   }
 
+  function forwardTcp(raw: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect(upstream!.port, upstream!.host);
+      let buf = Buffer.alloc(0);
+      const done = (err?: Error, msg?: Buffer) => {
+        clearTimeout(timer);
+        sock.destroy();
+        if (err) reject(err);
+        else resolve(msg!);
+      };
+      const timer = setTimeout(() => done(new Error(`no answer from ${upstream!.host}:${upstream!.port} in ${upstreamTimeoutMs} ms`)), upstreamTimeoutMs);
+      sock.on("error", (err) => done(err));
+      sock.on("close", () => done(new Error("upstream closed the connection")));
+      sock.on("data", (d) => {
+        buf = Buffer.concat([buf, d]);
+        if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) done(undefined, Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0))));
+      });
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(raw.length);
+      sock.write(Buffer.concat([len, raw]));
+    });
+  }
+
   function udpLimit(q: DecodedPacket): number {
     const opt = (q.additionals ?? []).find((x): x is OptAnswer => x.type === "OPT");
     return opt ? Math.min(Math.max(opt.udpPayloadSize, UDP_DEFAULT), UDP_MAX) : UDP_DEFAULT;
@@ -112,7 +136,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
       if (raw.length < 12) return undefined;
       return packet.encode({ type: "response", id: raw.readUInt16BE(0), flags: RCODE.FORMERR, questions: [], answers: [] });
     }
-    const res = await handle(q, raw);
+    const res = await handle(q, raw, overUdp);
     if (Buffer.isBuffer(res)) return res;
     let out = packet.encode(res);
     if (overUdp && out.length > udpLimit(q)) {
