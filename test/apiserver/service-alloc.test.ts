@@ -2,46 +2,44 @@
 // one in this process, one a `skiff apiserver` process on the same etcd and key prefix.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { spawn, type ChildProcess } from "node:child_process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ServiceSchema, type Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import type { ResourceClient } from "../../internal/client/resource-client.ts";
 import { createResourceClient } from "../../internal/client/resource-client.ts";
 import { createApiTransport } from "../../internal/client/transport.ts";
-import { waitFor } from "../../internal/agent/testing.ts";
 import { namespace } from "../fixtures/objects.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 import { freePort } from "../harness/ports.ts";
+import { startGuardedProcess, type GuardedProcess } from "../harness/process.ts";
 
 // 30 addresses and 20 ports: small enough to fill.
 const CIDR = "10.100.0.0/27";
 const PORTS = "31000-31019";
 
 let cp: ControlPlane;
-let other: ChildProcess | undefined;
+let other: GuardedProcess | undefined;
 let a: ResourceClient<Service>;
 let b: ResourceClient<Service>;
 
 beforeAll(async () => {
   cp = await startControlPlane({ serviceCidr: CIDR, nodePortRange: PORTS });
   const port = await freePort();
-  other = spawn(
-    process.execPath,
-    ["cmd/skiff.ts", "apiserver", "--listen", `127.0.0.1:${port}`, "--etcd-servers", cp.etcd.endpoint, "--etcd-prefix", "/skiff-test",
-      "--service-cluster-ip-range", CIDR, "--service-node-port-range", PORTS],
-    { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, SKIFF_LOG_FORMAT: "json", SKIFF_LOG_LEVEL: "warn" } },
-  );
   const url = `http://127.0.0.1:${port}`;
-  await waitFor("the second apiserver ready", async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200 || undefined, 20_000);
+  // Guarded: it dies with this test process however that ends.
+  other = await startGuardedProcess({
+    command: process.execPath,
+    args: ["cmd/skiff.ts", "apiserver", "--listen", `127.0.0.1:${port}`, "--etcd-servers", cp.etcd.endpoint, "--etcd-prefix", "/skiff-test",
+      "--service-cluster-ip-range", CIDR, "--service-node-port-range", PORTS],
+    env: { ...process.env, SKIFF_LOG_FORMAT: "json", SKIFF_LOG_LEVEL: "warn" },
+    name: "skiff apiserver",
+    ready: async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200,
+    timeoutMs: 20_000,
+  });
   a = cp.client<Service>("Service");
   b = createResourceClient<Service>(createApiTransport(url), "Service");
 });
 afterAll(async () => {
-  if (other && other.exitCode === null) {
-    const exited = new Promise((r) => other!.once("exit", r));
-    other.kill("SIGTERM");
-    await exited;
-  }
+  await other?.stop();
   await cp?.stop();
 });
 
