@@ -152,6 +152,12 @@ describe("cluster names", () => {
     const edns = await query(server.port, "big.default.svc.cluster.local", "A", { edns: 4096 });
     expect(edns.flag_tc).toBe(false);
     expect(data(edns)).toHaveLength(60);
+    // An EDNS query gets an OPT record back with the size we send; a plain one gets none.
+    expect(edns.additionals!.filter((a) => a.type === "OPT").map((a: any) => a.udpPayloadSize)).toEqual([4096]);
+    expect(udp.additionals!.some((a) => a.type === "OPT")).toBe(false);
+    const small = await query(server.port, "big.default.svc.cluster.local", "A", { edns: 1232 });
+    expect(small.flag_tc).toBe(true);
+    expect(small.additionals!.some((a) => a.type === "OPT")).toBe(true);
   });
 
   it("answers several queries on one TCP connection and survives garbage", async () => {

@@ -33,6 +33,9 @@ const TCP_IDLE_MS = 10_000;
 const flagsOf = (q: DecodedPacket) => (q.flags ?? 0) & packet.RECURSION_DESIRED;
 const RCODE: Record<string, number> = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 };
 
+const ednsOf = (q: DecodedPacket) => (q.additionals ?? []).find((x): x is OptAnswer => x.type === "OPT");
+const ourOpt: OptAnswer = { type: "OPT", name: ".", udpPayloadSize: UDP_MAX, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] };
+
 export function parseUpstream(s: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(s.trim());
   const host = m?.[1] ?? m?.[2] ?? "";
@@ -54,7 +57,8 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
       questions: q.questions ?? [],
       answers: body.answers ?? [],
       authorities: body.authorities ?? [],
-      additionals: body.additionals ?? [],
+      // An EDNS query gets an OPT record back, saying how large a UDP answer we send.
+      additionals: [...(body.additionals ?? []), ...(ednsOf(q) ? [ourOpt] : [])],
     };
   }
 
@@ -123,7 +127,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
   }
 
   function udpLimit(q: DecodedPacket): number {
-    const opt = (q.additionals ?? []).find((x): x is OptAnswer => x.type === "OPT");
+    const opt = ednsOf(q);
     return opt ? Math.min(Math.max(opt.udpPayloadSize, UDP_DEFAULT), UDP_MAX) : UDP_DEFAULT;
   }
 
@@ -141,7 +145,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     let out = packet.encode(res);
     if (overUdp && out.length > udpLimit(q)) {
       // Too big for UDP: the question alone with TC set tells the client to ask again over TCP.
-      out = packet.encode({ ...res, flags: (res.flags ?? 0) | packet.TRUNCATED_RESPONSE, answers: [], authorities: [], additionals: [] as Answer[] });
+      out = packet.encode({ ...res, flags: (res.flags ?? 0) | packet.TRUNCATED_RESPONSE, answers: [], authorities: [], additionals: (res.additionals ?? []).filter((a: Answer) => a.type === "OPT") });
     }
     return out;
   }
