@@ -14,6 +14,7 @@ const benches: Record<string, { about: string; load: () => Promise<Benchmark> }>
   pods: { about: "pod create → Running on a real node (containerd, CNI, agent) vs ctr run -d", load: () => import("./pods.ts") },
   multinode: { about: "pod → pod HTTP on one node vs across nodes, and route convergence after Node changes, on netns nodes (root)", load: () => import("./multinode.ts") },
   proxy: { about: "service proxy: HTTP through a ClusterIP vs the pod IP; Endpoints change → nftables rules with 1,000 Services", load: () => import("./proxy.ts") },
+  dns: { about: "cluster DNS queries/s over UDP and TCP; Service create (with IP/port allocation) vs ConfigMap create", load: () => import("./dns.ts") },
   scale: { about: "5,000 pods (50 Deployments) on 500 hollow nodes: pods/s, binds/s, raw etcd put rate", load: () => import("./scale.ts") },
 };
 

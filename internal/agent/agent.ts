@@ -8,16 +8,19 @@
 //          agent adopts them)
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import type { ConfigMap, Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
+import type { Endpoints } from "../../gen/skiff/v1alpha1/endpoints_pb.js";
+import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
-import { createInformer } from "../client/informer.ts";
+import { createInformer, NAMESPACE_INDEX, namespaceIndexFunc } from "../client/informer.ts";
 import { createServiceProxy, type ServiceProxyOptions } from "../network/proxy/index.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createWorkQueue } from "../client/workqueue.ts";
 import type { Logger } from "../log/log.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { hostInfo, type HostInfo } from "./host-info.ts";
+import { createNodeDns, type NodeDnsOptions } from "./dns.ts";
 import { createImageImporter } from "./image-import.ts";
 import { createNodeLease } from "./lease.ts";
 import { createLogsService } from "./logs.ts";
@@ -27,6 +30,7 @@ import { createPodRouting, type PodRoutingOptions } from "./pod-routing.ts";
 import { createPodWorkers } from "./pod-worker.ts";
 import { createProbeManager } from "./probes.ts";
 import { createPullSecrets } from "./pull-secrets.ts";
+import { serviceEnvVars } from "./service-env.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
 import { createStatusManager } from "./status.ts";
 import { removeOrphans } from "./teardown.ts";
@@ -84,6 +88,12 @@ export interface AgentOptions {
   podRouting?: PodRoutingOptions;
   /** Run the service proxy (nftables rules for Services); absent: no proxy. */
   proxy?: Omit<ServiceProxyOptions, "transport" | "log" | "podCidr">;
+  /**
+   * Cluster DNS: served on the pod bridge's gateway address (port 53) unless clusterDns names
+   * another server; pods with dnsPolicy ClusterFirst get it in resolv.conf. Default: served, for
+   * cluster.local, without upstream.
+   */
+  dns?: NodeDnsOptions;
 }
 
 export interface Agent {
@@ -117,6 +127,16 @@ export function createAgent(opts: AgentOptions): Agent {
     log: log.child({ component: "pod-informer" }),
   });
   const lookup = (uid: string) => informer.byIndex("uid", uid)[0];
+  // Services for the pods' environment and, with Endpoints, for the node's DNS.
+  const services = createInformer<Service>(createResourceClient<Service>(opts.transport, "Service"), {
+    indexers: { [NAMESPACE_INDEX]: namespaceIndexFunc },
+    log: log.child({ component: "service-informer" }),
+  });
+  const servesDns = !opts.dns?.clusterDns && network.hostGateway !== undefined;
+  const endpoints = servesDns
+    ? createInformer<Endpoints>(createResourceClient<Endpoints>(opts.transport, "Endpoints"), { log: log.child({ component: "endpoints-informer" }) })
+    : undefined;
+  const dns = createNodeDns({ ...opts.dns, network, services, endpoints, log: log.child({ component: "dns" }) });
   const queue = createWorkQueue<string>({
     name: "pods",
     baseDelayMs: 500,
@@ -147,6 +167,8 @@ export function createAgent(opts: AgentOptions): Agent {
     hostIP: () => hostIP,
     runtimeName: () => runtimeName,
     resolvConfPath: opts.resolvConfPath ?? "/etc/resolv.conf",
+    dns: () => dns.settings(),
+    serviceEnv: (ns) => serviceEnvVars(services.byIndex(NAMESPACE_INDEX, ns)),
     crashLoop: {
       initialMs: opts.crashLoopBackoff?.initialMs ?? 10_000,
       maxMs: opts.crashLoopBackoff?.maxMs ?? 300_000,
@@ -302,7 +324,16 @@ export function createAgent(opts: AgentOptions): Agent {
       await routing?.start();
       proxy?.start(stopping.signal);
       informer.start(stopping.signal);
-      await informer.waitForSync(stopping.signal);
+      services.start(stopping.signal);
+      endpoints?.start(stopping.signal);
+      await Promise.all([informer.waitForSync(stopping.signal), services.waitForSync(stopping.signal), endpoints?.waitForSync(stopping.signal)]);
+      // DNS is up before any pod starts: their first lookups must not fail.
+      try {
+        await dns.start();
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        throw new Error(`cannot serve cluster DNS: ${why} (is another DNS server on port 53 of every address? pass --cluster-dns to use another server)`, { cause: err });
+      }
       const removed = await removeOrphans(
         { runtime, network, rootDir: opts.rootDir, log },
         (uid) => lookup(uid) !== undefined || podWorkers.known(uid),
@@ -326,7 +357,7 @@ export function createAgent(opts: AgentOptions): Agent {
       stopping.abort();
       for (const t of timers) clearInterval(t);
       probes.stop();
-      await Promise.all([informer.stop(), routing?.stop()]);
+      await Promise.all([informer.stop(), routing?.stop(), services.stop(), endpoints?.stop(), dns.stop()]);
       await proxy?.stop();
       // A sync may be waiting out a pod's grace period (up to minutes). The containers already
       // got their SIGTERM and the pod keeps its deletionTimestamp, so the next agent finishes the

@@ -24,6 +24,8 @@ export interface ConfigContext {
   /** The ConfigMaps and Secrets the pod's env refers to, by name (absent = not found). */
   configMaps: Map<string, Record<string, string>>;
   secrets: Map<string, Record<string, string>>;
+  /** Service variables (service-env.ts); anything the container sets itself wins. */
+  serviceEnv?: { name: string; value: string }[];
 }
 
 /** Names of the ConfigMaps and Secrets a container's environment reads. */
@@ -131,7 +133,9 @@ export function containerEnv(pod: Pod, c: Container, ctx: ConfigContext): { name
     if (i >= 0) out[i] = { name, value };
     else out.push({ name, value });
   };
-  // envFrom first: explicit env entries override it, as in Kubernetes.
+  // Service variables first (they can be referred to as $(VAR)), then envFrom, then explicit env
+  // entries, each overriding the ones before, as in Kubernetes.
+  for (const e of ctx.serviceEnv ?? []) set(e.name, e.value);
   for (const f of c.envFrom) {
     const ref = f.configMapRef ?? f.secretRef;
     if (!ref) continue;

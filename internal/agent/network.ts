@@ -8,6 +8,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { ensureBridge } from "../network/bridge.ts";
 import { createCni, type CniOptions, type PortMapping } from "../network/cni.ts";
 import { formatIPv4, parseCidr } from "../network/conflist.ts";
 import { createNetns, deleteNetns, listNetns, netnsPath } from "../network/netns.ts";
@@ -25,6 +26,11 @@ export interface PodNetwork {
   tearDown(podUid: string): Promise<void>;
   /** Uids of every pod this network holds state for (to find what no pod owns any more). */
   list(): Promise<string[]>;
+  /**
+   * Makes sure the pods' gateway address exists on this host and returns it, for node-local
+   * services such as the cluster DNS. Absent when pods have no gateway on the host.
+   */
+  hostGateway?(): Promise<string>;
 }
 
 export interface HostNetworkOptions {
@@ -120,6 +126,12 @@ export function createCniNetwork(opts: CniOptions): PodNetwork {
       const name = podNetnsName(opts.network.name, uid);
       await cni.del(uid, netnsPath(name));
       await deleteNetns(name);
+    },
+    async hostGateway() {
+      const cidr = parseCidr(opts.network.podCidr);
+      const gateway = opts.network.gateway ?? formatIPv4(cidr.first);
+      await ensureBridge(opts.network.bridge ?? "skiff0", gateway, cidr.prefix);
+      return gateway;
     },
     async list() {
       const uids = new Set(cni.list().map((a) => a.podId));

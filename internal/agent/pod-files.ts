@@ -25,11 +25,11 @@ export function podHostname(pod: Pod): string {
   return (pod.spec?.hostname || pod.metadata!.name).slice(0, 63);
 }
 
-export function hostsFile(pod: Pod, podIP: string): string {
+export function hostsFile(pod: Pod, podIP: string, domain = "cluster.local"): string {
   const hostname = podHostname(pod);
   const spec = pod.spec!;
   // With a subdomain the pod is also reachable as <hostname>.<subdomain>.<namespace>.svc.<domain>.
-  const fqdn = spec.subdomain ? `${hostname}.${spec.subdomain}.${pod.metadata!.namespace}.svc.cluster.local\t` : "";
+  const fqdn = spec.subdomain ? `${hostname}.${spec.subdomain}.${pod.metadata!.namespace}.svc.${domain}\t` : "";
   const lines = [
     "# Skiff-managed hosts file.",
     "127.0.0.1\tlocalhost",
@@ -47,26 +47,76 @@ export function hostsFile(pod: Pod, podIP: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-/**
- * The pod's resolv.conf. For now every pod gets a copy of the node's: cluster DNS (ClusterFirst
- * with a nameserver Service and search domains) arrives with the DNS issue and changes only this.
- */
-export async function resolvConf(_pod: Pod, hostResolvConfPath: string): Promise<string> {
-  try {
-    return await readFile(hostResolvConfPath, "utf8");
-  } catch {
-    return "";
+/** Where pods resolve cluster names: the node's DNS address and the cluster domain. */
+export interface PodDnsSettings {
+  nameserver: string;
+  domain: string;
+}
+
+/** Lines of a resolv.conf: nameservers, search domains, options (later options override earlier ones). */
+function formatResolvConf(nameservers: string[], searches: string[], options: Map<string, string | undefined>): string {
+  const lines = nameservers.map((n) => `nameserver ${n}`);
+  if (searches.length) lines.push(`search ${searches.join(" ")}`);
+  if (options.size) lines.push(`options ${[...options].map(([k, v]) => (v === undefined ? k : `${k}:${v}`)).join(" ")}`);
+  return lines.length ? `${lines.join("\n")}\n` : "";
+}
+
+function parseResolvConf(text: string): { nameservers: string[]; searches: string[]; options: Map<string, string | undefined> } {
+  const out = { nameservers: [] as string[], searches: [] as string[], options: new Map<string, string | undefined>() };
+  for (const line of text.split("\n")) {
+    const [key, ...rest] = line.trim().split(/\s+/);
+    if (key === "nameserver" && rest[0]) out.nameservers.push(rest[0]);
+    else if (key === "search" || key === "domain") out.searches = rest;
+    else if (key === "options") {
+      for (const o of rest) {
+        const i = o.indexOf(":");
+        out.options.set(i < 0 ? o : o.slice(0, i), i < 0 ? undefined : o.slice(i + 1));
+      }
+    }
   }
+  return out;
+}
+
+/**
+ * The pod's resolv.conf, by its dnsPolicy (as the kubelet writes it):
+ * - ClusterFirst (default): the cluster DNS, search <ns>.svc.<domain> svc.<domain> <domain>,
+ *   ndots:5; hostNetwork pods fall back to Default (ClusterFirstWithHostNet keeps cluster DNS);
+ * - Default: the node's own resolv.conf;
+ * - None: only spec.dnsConfig.
+ * spec.dnsConfig's nameservers, searches and options are added to any of them. Without cluster DNS
+ * settings (no node DNS), ClusterFirst also means the node's resolv.conf.
+ */
+export async function resolvConf(pod: Pod, hostResolvConfPath: string, dns?: PodDnsSettings): Promise<string> {
+  const spec = pod.spec!;
+  const policy = spec.dnsPolicy || "ClusterFirst";
+  const cluster = dns && (policy === "ClusterFirstWithHostNet" || (policy === "ClusterFirst" && !spec.hostNetwork));
+  let base: ReturnType<typeof parseResolvConf>;
+  if (policy === "None") base = { nameservers: [], searches: [], options: new Map() };
+  else if (cluster) {
+    const ns = pod.metadata!.namespace;
+    base = { nameservers: [dns.nameserver], searches: [`${ns}.svc.${dns.domain}`, `svc.${dns.domain}`, dns.domain], options: new Map([["ndots", "5"]]) };
+  } else {
+    const text = await readFile(hostResolvConfPath, "utf8").catch(() => "");
+    if (!spec.dnsConfig) return text;
+    base = parseResolvConf(text);
+  }
+  const cfg = spec.dnsConfig;
+  if (cfg) {
+    base.nameservers = [...new Set([...base.nameservers, ...cfg.nameservers])];
+    base.searches = [...new Set([...base.searches, ...cfg.searches])];
+    for (const o of cfg.options) base.options.set(o.name, o.value);
+  }
+  return formatResolvConf(base.nameservers, base.searches, base.options);
 }
 
 /** Writes the pod's /etc files and returns their bind mounts. */
-export async function writeEtcFiles(rootDir: string, pod: Pod, podIP: string, hostResolvConfPath: string): Promise<Mount[]> {
+export async function writeEtcFiles(rootDir: string, pod: Pod, podIP: string, hostResolvConfPath: string, dns?: PodDnsSettings): Promise<Mount[]> {
   const dir = podDir(rootDir, pod.metadata!.uid);
   await mkdir(dir, { recursive: true });
   const files: [string, string, string][] = [
-    ["etc-hosts", "/etc/hosts", hostsFile(pod, podIP)],
+    ["etc-hosts", "/etc/hosts", hostsFile(pod, podIP, dns?.domain)],
     ["etc-hostname", "/etc/hostname", `${podHostname(pod)}\n`],
-    ["etc-resolv.conf", "/etc/resolv.conf", await resolvConf(pod, hostResolvConfPath)],
+    ["etc-resolv.conf", "/etc/resolv.conf", await resolvConf(pod, hostResolvConfPath, dns)],
   ];
   const mounts: Mount[] = [];
   for (const [file, containerPath, text] of files) {

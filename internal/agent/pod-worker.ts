@@ -17,7 +17,8 @@ import type { Logger } from "../log/log.ts";
 import type { ContainerInfo, ContainerRuntime, RegistryAuth } from "../runtime/runtime.ts";
 import { envReferences, type ConfigContext } from "./container-config.ts";
 import type { PodNetwork } from "./network.ts";
-import { prepareVolumes, writeEtcFiles } from "./pod-files.ts";
+import { prepareVolumes, writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
+import type { EnvPair } from "./service-env.ts";
 import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
 import type { ProbeManager } from "./probes.ts";
 import { ContainerStartError, startContainer } from "./start-container.ts";
@@ -40,6 +41,10 @@ export interface PodWorkerDeps {
   /** "containerd": container ids are reported as containerd://<id>. */
   runtimeName(): string;
   resolvConfPath: string;
+  /** Cluster DNS for resolv.conf (absent: pods get the node's resolv.conf). */
+  dns?(): PodDnsSettings | undefined;
+  /** Service environment variables for new containers of a namespace (service-env.ts). */
+  serviceEnv?(namespace: string): EnvPair[];
   crashLoop: BackoffPolicy & { resetMs: number };
   imagePull: BackoffPolicy;
   /** Retries after create/start/config errors. */
@@ -213,9 +218,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     let ctx: ConfigContext | Error;
     try {
       const volumes = await prepareVolumes(deps.rootDir, pod);
-      const etcMounts = await writeEtcFiles(deps.rootDir, pod, podIP, deps.resolvConfPath);
+      const etcMounts = await writeEtcFiles(deps.rootDir, pod, podIP, deps.resolvConfPath, deps.dns?.());
       const { configMaps, secrets } = await envSources(pod);
-      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets };
+      const serviceEnv = spec.enableServiceLinks === false ? [] : (deps.serviceEnv?.(pod.metadata!.namespace) ?? []);
+      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets, serviceEnv };
     } catch (err) {
       ctx = err instanceof Error ? err : new Error(String(err));
     }

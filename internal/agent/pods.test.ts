@@ -1,6 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { create } from "@bufbuild/protobuf";
+import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
+import { ServiceSchema, type Service } from "../../gen/skiff/v1alpha1/service_pb.js";
+import { createResourceClient } from "../client/resource-client.ts";
 import type { ContainerConfig } from "../runtime/runtime.ts";
 import { cond, cstatus, startHarness, waitFor, type Harness } from "./testing.ts";
 
@@ -89,6 +93,25 @@ describe("running a pod", () => {
     const p = await h.waitForPod("vol", "Running", (p) => p.status?.phase === "Running");
     const m = configs[0].mounts.find((m) => m.containerPath === "/scratch")!;
     expect(m.hostPath).toBe(join(h.rootDir, "pods", p.metadata!.uid, "volumes", "scratch"));
+  });
+
+  it("gives new containers the variables of the Services in their namespace, unless enableServiceLinks is false", async () => {
+    h = await startHarness();
+    const configs = recordConfigs(h);
+    const svcs = createResourceClient<Service>(h.transport, "Service");
+    const web = await svcs.create(create(ServiceSchema, { metadata: { name: "web-front", namespace: "default" }, spec: { ports: [{ name: "http", port: 80 }] } }));
+    await h.server.ops.get("Namespace")!.create(create(NamespaceSchema, { metadata: { name: "other" } }));
+    await svcs.create(create(ServiceSchema, { metadata: { name: "elsewhere", namespace: "other" }, spec: { ports: [{ port: 81 }] } }));
+    // The agent reads Services from its informer, synced at start: a restart makes sure it has them.
+    await h.restartAgent();
+    await h.createPod("linked");
+    await h.createPod("unlinked", { enableServiceLinks: false });
+    await h.waitForPod("unlinked", "Running", (p) => p.status?.phase === "Running");
+    await h.waitForPod("linked", "Running", (p) => p.status?.phase === "Running");
+    const envOf = (pod: string) => Object.fromEntries(configs.find((c) => c.podName === pod)!.env.map((e) => [e.name, e.value]));
+    expect(envOf("linked")).toMatchObject({ WEB_FRONT_SERVICE_HOST: web.spec!.clusterIp, WEB_FRONT_SERVICE_PORT_HTTP: "80", WEB_FRONT_PORT: `tcp://${web.spec!.clusterIp}:80` });
+    expect(Object.keys(envOf("linked")).filter((k) => k.startsWith("ELSEWHERE_"))).toEqual([]);
+    expect(envOf("unlinked")).toEqual({});
   });
 
   it("takes env from ConfigMaps and Secrets; a missing one is CreateContainerConfigError until it exists", async () => {

@@ -3,6 +3,7 @@
 // Kubernetes-style field path, and all violations are reported at once.
 import type { ObjectMeta } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import type { Container, PodSpec, PodTemplateSpec } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import type { ServiceSpec } from "../../gen/skiff/v1alpha1/service_pb.js";
 import {
   validateAnnotations,
   validateDNS1035Label,
@@ -103,6 +104,7 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): Violat
   check(spec.initContainers, "initContainers");
   check(spec.containers, "containers");
   if (spec.nodeName !== "") out.push(...at(`${path}.nodeName`, validateDNS1123Subdomain(spec.nodeName)));
+  out.push(...validateDnsConfig(spec, path));
   out.push(...at(`${path}.nodeSelector`, validateLabels(spec.nodeSelector)));
   return out;
 }
@@ -177,21 +179,7 @@ export const kindValidators: Record<string, (obj: any, old: any | undefined) => 
     }
     return out;
   },
-  Service: (svc) => {
-    const out = validateMeta(svc.metadata, true, validateDNS1035Label);
-    const ports = svc.spec?.ports ?? [];
-    const names = new Set<string>();
-    ports.forEach((p: { name: string; port: number }, i: number) => {
-      if (ports.length > 1 && p.name === "") out.push({ field: `spec.ports[${i}].name`, message: "required when there is more than one port" });
-      if (p.name !== "") {
-        out.push(...at(`spec.ports[${i}].name`, validateDNS1123Label(p.name)));
-        if (names.has(p.name)) out.push({ field: `spec.ports[${i}].name`, message: `duplicate port name "${p.name}"` });
-        names.add(p.name);
-      }
-    });
-    out.push(...at("spec.selector", validateLabels(svc.spec?.selector ?? {})));
-    return out;
-  },
+  Service: (svc, old) => [...validateMeta(svc.metadata, true, validateDNS1035Label), ...validateServiceSpec(svc.spec, old?.spec)],
   Endpoints: (ep) => validateMeta(ep.metadata, true),
   ConfigMap: (cm) => [...validateMeta(cm.metadata, true), ...validateDataKeys([...Object.keys(cm.data), ...Object.keys(cm.binaryData)], "data")],
   Secret: (s) => [...validateMeta(s.metadata, true), ...validateDataKeys(Object.keys(s.data), "data")],
@@ -225,5 +213,83 @@ function podUpdateViolations(spec: PodSpec, old: PodSpec): Violation[] {
   } else if (strip({ ...spec, nodeName: old.nodeName }) !== strip(old)) {
     out.push({ field: "spec", message: "pod updates may not change fields other than spec.containers[*].image, spec.initContainers[*].image, spec.activeDeadlineSeconds and spec.tolerations" });
   }
+  return out;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/**
+ * What a Service may say, as Kubernetes checks it. Ranges and whether a value is free depend on
+ * the apiserver's configuration and state: the allocator (internal/apiserver) checks those.
+ */
+export function validateServiceSpec(spec: ServiceSpec | undefined, old: ServiceSpec | undefined): Violation[] {
+  if (!spec) return [{ field: "spec", message: "required" }];
+  const out: Violation[] = [];
+  const type = spec.type;
+  const headless = spec.clusterIp === "None";
+  if (type === "ExternalName") {
+    if (spec.externalName === "") out.push({ field: "spec.externalName", message: "required for type ExternalName" });
+    else out.push(...at("spec.externalName", validateDNS1123Subdomain(spec.externalName.replace(/\.$/, ""))));
+    // A clusterIP left over from the type before is dropped (by the allocator), as in Kubernetes.
+    if (spec.clusterIp !== "" && spec.clusterIp !== old?.clusterIp) out.push({ field: "spec.clusterIP", message: "must be empty for type ExternalName" });
+  } else {
+    if (spec.externalName !== "") out.push({ field: "spec.externalName", message: `may only be set for type ExternalName, not ${type}` });
+    if (spec.clusterIp !== "" && !headless && !IPV4.test(spec.clusterIp)) {
+      out.push({ field: "spec.clusterIP", message: `"${spec.clusterIp}" must be a valid IPv4 address, "None" (headless) or empty (allocated)` });
+    }
+    if (headless && type !== "ClusterIP") out.push({ field: "spec.clusterIP", message: `may not be "None" for type ${type}` });
+    if (spec.ports.length === 0 && !headless) out.push({ field: "spec.ports", message: "required: at least one port (or clusterIP: None)" });
+  }
+  if (spec.clusterIps.length > 1) out.push({ field: "spec.clusterIPs", message: "at most one address: this cluster is IPv4 only" });
+  else if (spec.clusterIps.length === 1 && spec.clusterIp !== "" && spec.clusterIps[0] !== spec.clusterIp) {
+    out.push({ field: "spec.clusterIPs[0]", message: `must match spec.clusterIP ("${spec.clusterIp}")` });
+  }
+  // An empty clusterIP on update keeps the stored one; ExternalName has none to keep.
+  if (old && old.clusterIp !== "" && spec.clusterIp !== "" && spec.clusterIp !== old.clusterIp && old.type !== "ExternalName") {
+    out.push({ field: "spec.clusterIP", message: `field is immutable (is "${old.clusterIp}")` });
+  }
+  const nodePorts = type === "NodePort" || type === "LoadBalancer";
+  const names = new Set<string>();
+  const seen = new Set<string>();
+  spec.ports.forEach((p, i) => {
+    const path = `spec.ports[${i}]`;
+    if (spec.ports.length > 1 && p.name === "") out.push({ field: `${path}.name`, message: "required when there is more than one port" });
+    if (p.name !== "") {
+      out.push(...at(`${path}.name`, validateDNS1123Label(p.name)));
+      if (names.has(p.name)) out.push({ field: `${path}.name`, message: `duplicate port name "${p.name}"` });
+      names.add(p.name);
+    }
+    if (p.protocol === "SCTP") out.push({ field: `${path}.protocol`, message: "SCTP is not supported: use TCP or UDP" });
+    const key = `${p.port}/${p.protocol}`;
+    if (seen.has(key)) out.push({ field: path, message: `duplicate port ${key}` });
+    seen.add(key);
+    if (/^\d+$/.test(p.targetPort)) {
+      const n = Number(p.targetPort);
+      if (n < 1 || n > 65535) out.push({ field: `${path}.targetPort`, message: `must be a port number from 1 to 65535 or a port name, got ${p.targetPort}` });
+    } else {
+      out.push(...at(`${path}.targetPort`, validatePortName(p.targetPort)));
+    }
+    // NodePorts left over from a NodePort type before are dropped (by the allocator).
+    const leftOver = old?.ports.some((q) => q.nodePort === p.nodePort);
+    if (p.nodePort !== 0 && !nodePorts && !leftOver) out.push({ field: `${path}.nodePort`, message: `may not be set for type ${type}` });
+  });
+  out.push(...at("spec.selector", validateLabels(spec.selector)));
+  return out;
+}
+
+/** resolv.conf limits as Kubernetes has them: 3 nameservers, 32 search domains. */
+function validateDnsConfig(spec: PodSpec, path: string): Violation[] {
+  const out: Violation[] = [];
+  const cfg = spec.dnsConfig;
+  if (spec.dnsPolicy === "None" && (cfg?.nameservers.length ?? 0) === 0) {
+    out.push({ field: `${path}.dnsConfig.nameservers`, message: 'required: at least one nameserver when dnsPolicy is "None"' });
+  }
+  if (!cfg) return out;
+  if (cfg.nameservers.length > 3) out.push({ field: `${path}.dnsConfig.nameservers`, message: `at most 3 nameservers, got ${cfg.nameservers.length}` });
+  cfg.nameservers.forEach((ns, i) => {
+    if (!IPV4.test(ns) && !/^[0-9a-fA-F:]+$/.test(ns)) out.push({ field: `${path}.dnsConfig.nameservers[${i}]`, message: `"${ns}" must be an IP address` });
+  });
+  if (cfg.searches.length > 32) out.push({ field: `${path}.dnsConfig.searches`, message: `at most 32 search domains, got ${cfg.searches.length}` });
+  cfg.searches.forEach((d, i) => out.push(...at(`${path}.dnsConfig.searches[${i}]`, validateDNS1123Subdomain(d.replace(/\.$/, "")))));
   return out;
 }

@@ -11,7 +11,7 @@ import { ruleViolations } from "../api/protovalidate.ts";
 import { getField, selectableFields, type ApiObject, type Kind } from "../api/registry.ts";
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, validateFieldSelector } from "../api/selector.ts";
 import type { Violation } from "../api/validation.ts";
-import { StoreError, type Store } from "../storage/store.ts";
+import { StoreError, type DeletedKeyValue, type KeyValue, type Store, type TxnOp } from "../storage/store.ts";
 import { conflict, fromStoreError, invalid, notFound } from "./errors.ts";
 import { decode, encode, keyFor, objectKey, parseResourceVersion, prefixFor } from "./objects.ts";
 import type { ObjectFilter, WatchCache } from "./watchcache.ts";
@@ -21,7 +21,29 @@ export interface ResourceContext {
   caches: Map<string, WatchCache>;
   /** Called when a namespace gets its deletion timestamp: its contents must go. */
   onNamespaceTerminating?: (name: string) => void;
+  /** Storage writes that must commit together with the kind's objects (Service allocations). */
+  hooks?: WriteHooks;
 }
+
+/**
+ * Other keys written in the same transaction as an object, so that both commit or neither does.
+ * create/update may fill fields of the object (allocated values) and throw user errors.
+ */
+export interface WriteHooks {
+  /** `attempt` counts from 0: retries after a taken value may choose differently. */
+  create(obj: ApiObject, attempt: number): Promise<TxnOp[]>;
+  update(obj: ApiObject, old: ApiObject, attempt: number): Promise<TxnOp[]>;
+  /** Writes that go with the object's removal. */
+  remove(obj: ApiObject): Promise<TxnOp[]>;
+  /**
+   * The transaction failed because `key` (one of the hook's) already exists: the user's error when
+   * `requested` (the object as the client sent it) asked for that value, else undefined = retry.
+   */
+  taken(requested: ApiObject, key: string): ConnectError | undefined;
+}
+
+/** How often a create or update picks again when its chosen values were taken meanwhile. */
+const HOOK_ATTEMPTS = 20;
 
 export interface ListResult {
   items: ApiObject[];
@@ -49,7 +71,7 @@ export interface ResourceOps {
 const propagationFinalizers: Record<string, string> = { Foreground: "foregroundDeletion", Orphan: "orphan" };
 
 export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps {
-  const { store } = ctx;
+  const { store, hooks } = ctx;
   const label = kind.kind;
 
   function requireObject(obj: ApiObject | undefined): ApiObject {
@@ -103,16 +125,34 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
   }
 
   /** Writes obj (which the caller hands over) and returns it as stored, with its new version. */
-  async function write(key: string, obj: ApiObject, modRevision: number): Promise<ApiObject> {
-    const kv = await store.update(key, encode(kind, obj), modRevision);
+  async function write(key: string, obj: ApiObject, modRevision: number, extra: TxnOp[] = []): Promise<ApiObject> {
+    const kv =
+      extra.length > 0
+        ? ((await store.txn([{ op: "update", key, value: encode(kind, obj), expectedModRevision: modRevision }, ...extra])).results[0] as KeyValue)
+        : await store.update(key, encode(kind, obj), modRevision);
     obj.metadata!.resourceVersion = String(kv.modRevision);
     return obj;
+  }
+
+  /** A hook's key was taken by a concurrent writer: the user's error, or pick again. */
+  function hookConflict(err: unknown, requested: ApiObject, objKey: string, attempt: number): boolean {
+    if (!hooks || !(err instanceof StoreError) || err.code !== "AlreadyExists" || !err.key || err.key === objKey) return false;
+    const userError = hooks.taken(requested, err.key);
+    if (userError) throw userError;
+    if (attempt >= HOOK_ATTEMPTS) throw new ConnectError(`${label.toLowerCase()}: could not allocate after ${attempt} attempts under contention; retry`, Code.Unavailable);
+    return true;
   }
 
   /** Removes an object for good, unless finalizers still hold it. */
   async function finish(obj: ApiObject): Promise<DeleteResult> {
     const rv = Number(obj.metadata!.resourceVersion);
     try {
+      const extra = (await hooks?.remove(obj)) ?? [];
+      if (extra.length > 0) {
+        const { results } = await store.txn([{ op: "delete", key: objectKey(kind, obj), expectedModRevision: rv }, ...extra]);
+        const kv = results[0] as DeletedKeyValue;
+        return { obj: decode(kind, kv.value, kv.deleteRevision), deleted: true };
+      }
       const kv = await store.delete(objectKey(kind, obj), rv);
       return { obj: decode(kind, kv.value, kv.deleteRevision), deleted: true };
     } catch (err) {
@@ -174,13 +214,26 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       kind.defaults?.(obj);
       validate(obj);
       if (kind.namespaced) await checkNamespace(m.namespace);
-      if (dryRun) return obj;
+      if (dryRun && !hooks) return obj;
+      const requested = clone(kind.schema, obj) as ApiObject;
       for (let attempt = 0; ; attempt++) {
+        let extra: TxnOp[] = [];
+        if (hooks) {
+          // Each attempt starts from what the client asked for, not from the last attempt's picks.
+          obj.spec = clone(kind.schema, requested).spec;
+          extra = await hooks.create(obj, attempt);
+          if (dryRun) return obj;
+        }
         try {
+          if (extra.length > 0) {
+            const { results } = await store.txn([{ op: "create", key: objectKey(kind, obj), value: encode(kind, obj) }, ...extra]);
+            return decode(kind, results[0].value, results[0].modRevision);
+          }
           const kv = await store.create(objectKey(kind, obj), encode(kind, obj));
           m.resourceVersion = String(kv.modRevision);
           return obj;
         } catch (err) {
+          if (hookConflict(err, requested, objectKey(kind, obj), attempt)) continue;
           // A generated name that collides gets a new suffix, like Kubernetes.
           if (generated && err instanceof StoreError && err.code === "AlreadyExists" && attempt < 5) {
             m.name = generateName(m.generateName);
@@ -214,8 +267,9 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       if (kind.namespaced && m.namespace === "") m.namespace = "default";
       requireName(m.namespace, m.name);
       const wanted = parseRv(m.resourceVersion);
+      const requested = clone(kind.schema, obj) as ApiObject;
       // Without a resource version the update is unconditional: retry races against other writers.
-      for (;;) {
+      for (let attempt = 0; ; attempt++) {
         const cur = await read(m.namespace, m.name);
         const cm = cur.metadata!;
         if (wanted !== undefined && String(wanted) !== cm.resourceVersion) throw conflict(label, m.name);
@@ -230,22 +284,28 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         m.generation = cm.generation;
         m.generateName = cm.generateName;
         if (kind.hasStatus) obj.status = cur.status;
+        if (hooks) obj.spec = clone(kind.schema, requested).spec;
         kind.defaults?.(obj);
         if (cm.deletionTimestamp && m.finalizers.some((f) => !cm.finalizers.includes(f))) {
           throw new ConnectError(`${label.toLowerCase()} "${m.name}" is being deleted: finalizers may only be removed`, Code.FailedPrecondition);
         }
         validate(obj, cur);
+        const extra = hooks ? await hooks.update(obj, cur, attempt) : [];
         if (specChanged(obj, cur)) m.generation = cm.generation + 1n;
         m.resourceVersion = cm.resourceVersion;
         if (equals(kind.schema, obj, cur)) return cur; // a no-op update writes nothing
         if (dryRun) return obj;
         try {
-          const stored = await write(objectKey(kind, obj), obj, Number(cm.resourceVersion));
+          const stored = await write(objectKey(kind, obj), obj, Number(cm.resourceVersion), extra);
           // The last finalizer removed from an object being deleted lets it go.
           if (mustFinishNow(stored)) return (await finish(stored)).obj;
           return stored;
         } catch (err) {
+          if (hookConflict(err, requested, objectKey(kind, obj), attempt)) continue;
           if (err instanceof StoreError && err.code === "Conflict" && wanted === undefined) continue;
+          // One of the hook's own keys changed under us: read everything again.
+          const hookKey = hooks && err instanceof StoreError && err.key !== undefined && err.key !== objectKey(kind, obj);
+          if (hookKey && (err.code === "Conflict" || err.code === "NotFound") && attempt < HOOK_ATTEMPTS) continue;
           throw fromStoreError(err, label, m.name);
         }
       }

@@ -16,6 +16,7 @@ import { bytesOf } from "./objects.ts";
 import { createNamespaceFinalizer } from "./namespaces.ts";
 import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { registerService } from "./service.ts";
+import { createServiceAllocator } from "./service-alloc.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
 
 export interface ApiServerOptions {
@@ -31,6 +32,12 @@ export interface ApiServerOptions {
   compactionIntervalMs?: number;
   /** Namespaces created at start, like Kubernetes' "default". */
   initialNamespaces?: string[];
+  /** Where Service ClusterIPs come from. Default 10.96.0.0/12. */
+  serviceCidr?: string;
+  /** Where NodePorts come from, "FIRST-LAST". Default 30000-32767. */
+  nodePortRange?: string;
+  /** How often Service allocations are reconciled with Services. Default 3 min; 0 = only at start. */
+  allocationRepairMs?: number;
 }
 
 export interface ApiServer {
@@ -52,13 +59,35 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const caches = new Map<string, WatchCache>();
   const ops = new Map<string, ResourceOps>();
   const finalizer = createNamespaceFinalizer(ops, store, log);
+  const allocator = createServiceAllocator({
+    store,
+    serviceKind: kinds.find((k) => k.kind === "Service")!,
+    serviceCidr: opts.serviceCidr,
+    nodePortRange: opts.nodePortRange,
+  });
   for (const k of kinds) {
     caches.set(k.kind, createWatchCache(k, opts.store, { historySize: opts.watchCacheSize, log }));
   }
   for (const k of kinds) {
-    ops.set(k.kind, createResourceOps(k, { store, caches, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
+    const hooks = k.kind === "Service" ? allocator.hooks : undefined;
+    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
   }
   await Promise.all([...caches.values()].map((c) => c.start()));
+
+  async function repairAllocations(): Promise<void> {
+    const r = await allocator.repair();
+    // Services stored without a ClusterIP (before allocation existed) get one through a normal update.
+    for (const svc of r.needIP) {
+      await ops.get("Service")!.update(svc).catch((err) => log?.warn({ service: `${svc.metadata?.namespace}/${svc.metadata?.name}`, err: String(err) }, "could not allocate a ClusterIP"));
+    }
+    if (r.created.length + r.removed.length + r.needIP.length > 0) {
+      log?.info({ created: r.created, removed: r.removed, allocatedFor: r.needIP.map((s) => `${s.metadata?.namespace}/${s.metadata?.name}`) }, "repaired service allocations");
+    }
+  }
+  await repairAllocations();
+  const repairMs = opts.allocationRepairMs ?? 180_000;
+  const repairTimer = repairMs > 0 ? setInterval(() => void repairAllocations().catch((err) => log?.warn({ err: String(err) }, "service allocation repair failed")), repairMs) : undefined;
+  repairTimer?.unref();
 
   for (const name of opts.initialNamespaces ?? ["default", "skiff-system"]) {
     await ops
@@ -183,6 +212,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     async close() {
       ready = false;
       clearInterval(compactor);
+      clearInterval(repairTimer);
       finalizer.stop();
       // Stop taking connections and tell HTTP/2 clients to go elsewhere (GOAWAY): calls in flight
       // finish, new ones see a clean "unavailable" and retry against the next server.

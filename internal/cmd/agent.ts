@@ -3,7 +3,11 @@
 import { defineCommand } from "citty";
 import os from "node:os";
 import { join, resolve } from "node:path";
+import net from "node:net";
 import { createAgent, type AgentOptions } from "../agent/agent.ts";
+import type { NodeDnsOptions } from "../agent/dns.ts";
+import { parseUpstream } from "../dns/server.ts";
+import { parseClusterDomain } from "../dns/zone.ts";
 import { createCniNetwork, createHostNetwork, type PodNetwork } from "../agent/network.ts";
 import { ALLOCATED, allocatedPodCidr } from "../agent/pod-cidr.ts";
 import { createResourceClient } from "../client/resource-client.ts";
@@ -46,6 +50,16 @@ function cidrFlag(flag: string, value: string): string {
   if (!net || net.prefix < 8) throw new Error(`--${flag} must be an IPv4 CIDR with a prefix from /8 to /32, like 10.244.0.0/16, got "${value}"`);
   if (formatNet(net) !== v) throw new Error(`--${flag} ${v} has host bits set (did you mean ${formatNet(net)}?)`);
   return v;
+}
+
+/** --cluster-domain, --cluster-dns and --dns-upstream, checked before anything starts. */
+export function dnsOptions(args: { "cluster-domain"?: string; "cluster-dns"?: string; "dns-upstream"?: string }): NodeDnsOptions {
+  const domain = parseClusterDomain(args["cluster-domain"] || "cluster.local");
+  const clusterDns = args["cluster-dns"] || undefined;
+  if (clusterDns !== undefined && net.isIP(clusterDns) === 0) throw new Error(`--cluster-dns must be an IP address, got "${clusterDns}"`);
+  const upstream = args["dns-upstream"] || undefined;
+  if (upstream !== undefined) parseUpstream(upstream);
+  return { domain, clusterDns, upstream };
 }
 
 export const agentCommand = defineCommand({
@@ -91,6 +105,9 @@ export const agentCommand = defineCommand({
       valueHint: "nftables|none",
     },
     cleanup: { type: "boolean", description: "Remove the service proxy's nftables table when the agent stops", default: false },
+    "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
+    "cluster-dns": { type: "string", description: "Give pods this DNS server instead of serving cluster DNS on the pod bridge's gateway address", valueHint: "IP" },
+    "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args, rawArgs }) => {
@@ -129,6 +146,7 @@ export const agentCommand = defineCommand({
     if (proxyMode !== "nftables" && proxyMode !== "none") throw new Error(`--proxy-mode must be nftables or none, got "${proxyMode}"`);
     // A hollow node shares the machine with others: it must not program the kernel.
     if (proxyMode === "nftables" && args.runtime === "fake") throw new Error("--proxy-mode nftables needs --runtime containerd (hollow nodes program no kernel rules)");
+    const dns = dnsOptions(args);
     const agent = createAgent({
       transport,
       nodeName,
@@ -144,6 +162,7 @@ export const agentCommand = defineCommand({
       importImages: args["import-images"] ? resolve(args["import-images"]) : undefined,
       podRouting,
       proxy: proxyMode === "nftables" ? { cleanup: args.cleanup } : undefined,
+      dns,
     });
     let stopping = false;
     const stop = async (signal: string) => {

@@ -1,6 +1,7 @@
 // `skiff apiserver`: serves the API on one port, backed by etcd or by the in-memory store.
 import { defineCommand } from "citty";
 import { startApiServer } from "../apiserver/server.ts";
+import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
 import { createLogger } from "../log/log.ts";
 import { guarded } from "./guard.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
@@ -24,11 +25,16 @@ export const apiserverCommand = defineCommand({
     listen: { type: "string", description: "HOST:PORT to serve on", default: "127.0.0.1:6443" },
     "watch-cache-size": { type: "string", description: "Events per kind kept for watch resumes", default: "10000" },
     "compaction-interval": { type: "string", description: "Seconds between storage compactions (0 = never)", default: "300" },
+    "service-cluster-ip-range": { type: "string", description: "IPv4 CIDR Service ClusterIPs are allocated from", default: "10.96.0.0/12" },
+    "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("apiserver", args["log-level"]);
     const { host, port } = parseListen(args.listen);
+    // Bad ranges stop the server before it touches storage.
+    parseServiceCidr(args["service-cluster-ip-range"]);
+    parsePortRange(args["service-node-port-range"]);
     let store: Store;
     if (args.store === "memory") store = createMemoryStore();
     else if (args.store === "etcd") {
@@ -41,6 +47,8 @@ export const apiserverCommand = defineCommand({
       log,
       watchCacheSize: Number(args["watch-cache-size"]),
       compactionIntervalMs: Number(args["compaction-interval"]) * 1000,
+      serviceCidr: args["service-cluster-ip-range"],
+      nodePortRange: args["service-node-port-range"],
     });
     let stopping = false;
     const stop = async (signal: string) => {

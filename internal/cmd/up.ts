@@ -19,6 +19,8 @@ import { configPath, loadConfig, saveConfig } from "../cli/config.ts";
 import { runSkiffctl } from "../cli/main.ts";
 import { createLogger } from "../log/log.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
+import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
+import { dnsOptions } from "./agent.ts";
 import { parseListen } from "./apiserver.ts";
 import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
@@ -35,6 +37,10 @@ export const upCommand = defineCommand({
     "node-name": { type: "string", description: "This node's name (default: the hostname, lowercased)" },
     "pod-cidr": { type: "string", description: "This node's pod network", default: "10.88.0.0/24" },
     "agent-listen": { type: "string", description: "HOST:PORT of the agent's log service", default: "127.0.0.1:10250" },
+    "service-cluster-ip-range": { type: "string", description: "IPv4 CIDR Service ClusterIPs are allocated from", default: "10.96.0.0/12" },
+    "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
+    "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
+    "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
@@ -43,11 +49,22 @@ export const upCommand = defineCommand({
     const etcdPort = Number(args["etcd-port"]);
     if (!Number.isInteger(etcdPort) || etcdPort < 1 || etcdPort > 65534) throw new Error(`--etcd-port must be a port number, got "${args["etcd-port"]}"`);
     const stateDir = resolve(args["state-dir"]);
+    parseServiceCidr(args["service-cluster-ip-range"]);
+    parsePortRange(args["service-node-port-range"]);
+    const dns = dnsOptions(args);
 
     log.info({ stateDir }, "starting etcd");
     const etcd = await startEtcdProcess(stateDir, etcdPort, etcdPort + 1);
     const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff" });
-    const server = await startApiServer({ store, host, port, log: log.child({ component: "apiserver" }), compactionIntervalMs: 300_000 });
+    const server = await startApiServer({
+      store,
+      host,
+      port,
+      log: log.child({ component: "apiserver" }),
+      compactionIntervalMs: 300_000,
+      serviceCidr: args["service-cluster-ip-range"],
+      nodePortRange: args["service-node-port-range"],
+    });
     const transport = createApiTransport(server.url);
     const running = new AbortController();
 
@@ -81,6 +98,7 @@ export const upCommand = defineCommand({
       proxy: {},
       listen: agentListen,
       importImages: imageDir,
+      dns,
     });
     await agent.start();
 

@@ -32,7 +32,7 @@ export { waitFor };
 
 /** What /www/index.html of the test image says. */
 export const INDEX_HTML = "hello from skiff\n";
-/** The node's resolv.conf as the agent is told to copy it into every pod. */
+/** The node's resolv.conf as the agent is told to copy it into pods with dnsPolicy Default. */
 export const HOST_RESOLV_CONF = "nameserver 192.0.2.53\nsearch skiff.test\n";
 
 export type ContainerInit = Partial<Omit<Container, "$typeName">>;

@@ -118,6 +118,8 @@ describe("pods on containerd + CNI", () => {
     ].join("; ");
     await c.createPod("inspect", {
       restartPolicy: "Never",
+      // The node's own resolv.conf (the cluster's is tested in dns.test.ts).
+      dnsPolicy: "Default",
       containers: [{
         name: "app",
         command: ["sh", "-c"],

@@ -154,6 +154,22 @@ export declare type PodSpec = Message<"skiff.v1alpha1.PodSpec"> & {
    * @generated from field: repeated skiff.v1alpha1.LocalObjectReference image_pull_secrets = 20;
    */
   imagePullSecrets: LocalObjectReference[];
+
+  /**
+   * Nameservers, search domains and options added to the pod's resolv.conf (all of it with
+   * dns_policy "None").
+   *
+   * @generated from field: skiff.v1alpha1.PodDNSConfig dns_config = 21;
+   */
+  dnsConfig?: PodDNSConfig | undefined;
+
+  /**
+   * Inject <SVC>_SERVICE_HOST/_PORT and docker-link variables for the Services of the pod's
+   * namespace (default true).
+   *
+   * @generated from field: optional bool enable_service_links = 22;
+   */
+  enableServiceLinks?: boolean | undefined;
 };
 
 /**
@@ -1204,6 +1220,57 @@ export declare type WeightedPodAffinityTerm = Message<"skiff.v1alpha1.WeightedPo
  * Use `create(WeightedPodAffinityTermSchema)` to create a new message.
  */
 export declare const WeightedPodAffinityTermSchema: GenMessage<WeightedPodAffinityTerm>;
+
+/**
+ * PodDNSConfig adds to (or, with dns_policy "None", makes up) the pod's resolv.conf.
+ *
+ * @generated from message skiff.v1alpha1.PodDNSConfig
+ */
+export declare type PodDNSConfig = Message<"skiff.v1alpha1.PodDNSConfig"> & {
+  /**
+   * @generated from field: repeated string nameservers = 1;
+   */
+  nameservers: string[];
+
+  /**
+   * @generated from field: repeated string searches = 2;
+   */
+  searches: string[];
+
+  /**
+   * @generated from field: repeated skiff.v1alpha1.PodDNSConfigOption options = 3;
+   */
+  options: PodDNSConfigOption[];
+};
+
+/**
+ * Describes the message skiff.v1alpha1.PodDNSConfig.
+ * Use `create(PodDNSConfigSchema)` to create a new message.
+ */
+export declare const PodDNSConfigSchema: GenMessage<PodDNSConfig>;
+
+/**
+ * PodDNSConfigOption is one resolv.conf option, such as ndots:2 or single-request.
+ *
+ * @generated from message skiff.v1alpha1.PodDNSConfigOption
+ */
+export declare type PodDNSConfigOption = Message<"skiff.v1alpha1.PodDNSConfigOption"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: optional string value = 2;
+   */
+  value?: string | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.PodDNSConfigOption.
+ * Use `create(PodDNSConfigOptionSchema)` to create a new message.
+ */
+export declare const PodDNSConfigOptionSchema: GenMessage<PodDNSConfigOption>;
 
 /**
  * HostAlias adds entries to the pod's /etc/hosts.
