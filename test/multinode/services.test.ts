@@ -1,8 +1,9 @@
 // Services across two real nodes (test/harness/multinode.ts): each node's agent runs the service
 // proxy (nftables table `ip skiff-proxy` in the node's netns), the Endpoints controller runs in
 // the test process, backends sit on both nodes. Traffic goes only to this run's pods, to node
-// addresses on the run's bridge, and to Service addresses in a /24 that every node refuses
-// (an `unreachable` route in the node netns) once no rule sends it to a pod.
+// addresses on the run's bridge, and to Service addresses, which every node refuses (an
+// `unreachable` route for the Service range in the node netns) when no rule sends them to a pod.
+// Names resolve through the cluster DNS each agent serves on its pod bridge's gateway.
 import { create } from "@bufbuild/protobuf";
 import { randomInt } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,21 +12,25 @@ import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { ServiceSchema, type Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import { run, runChecked } from "../../internal/network/exec.ts";
 import { DEFAULT_TABLE } from "../../internal/network/proxy/proxy.ts";
+import { DEFAULT_SERVICE_CIDR } from "../../internal/apiserver/service-alloc.ts";
+import { formatIPv4, parseCidr } from "../../internal/network/conflist.ts";
 import { condition } from "../agent/cluster.ts";
 import { startMultiNode, waitFor, type ClusterNode, type MultiNodeCluster } from "../harness/multinode.ts";
 
-/** Service addresses of this run: a random /24 inside the apiserver's default range 10.96.0.0/12. */
-const serviceNet = `10.${96 + randomInt(16)}.${randomInt(256)}`;
-const vip = (n: number) => `${serviceNet}.${n}`;
-const nodePort = 30000 + randomInt(2700);
+/** The ClusterIP of Service "web": random inside the apiserver's default range 10.96.0.0/12. */
+const webIP = `10.${96 + randomInt(16)}.${randomInt(256)}.${1 + randomInt(254)}`;
+/** Service "web-np" gets its ClusterIP and nodePort from the apiserver. */
+let npIP = "";
+let nodePort = 0;
 
 let c: MultiNodeCluster;
 let nodeA: ClusterNode;
 let nodeB: ClusterNode;
 /** Backends: two on each node. */
 const backends: Pod[] = [];
-/** The pod requests come from, on node A. */
+/** The pod requests come from, on node A; another on node B (DNS). */
 let client: Pod;
+let clientB: Pod;
 const names = ["web-a1", "web-a2", "web-b1", "web-b2"];
 
 const services = () => c.cp.client<Service>("Service");
@@ -51,13 +56,20 @@ function backendPod(name: string) {
   return pod;
 }
 
-/** Runs a shell command inside the pod's container (its own filesystem). */
-async function inContainer(pod: Pod, script: string): Promise<void> {
+/** Runs a shell command inside the pod's container (its own filesystem and resolv.conf); its stdout. */
+async function inContainer(pod: Pod, script: string, timeoutMs = 10_000): Promise<string> {
   const node = c.node(pod.spec!.nodeName);
   const ids = (await node.runtime.listContainers()).filter((x) => x.podUid === pod.metadata!.uid && x.containerName === "app");
   if (ids.length === 0) throw new Error(`no container for pod ${pod.metadata!.name}`);
-  const r = await node.runtime.exec(ids.at(-1)!.id, ["sh", "-c", script], 10_000);
+  const r = await node.runtime.exec(ids.at(-1)!.id, ["sh", "-c", script], timeoutMs);
   if (r.exitCode !== 0) throw new Error(`${script} in ${pod.metadata!.name}: exit ${r.exitCode}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** `n` GETs of `url` from inside the container: names resolve through the pod's resolv.conf. */
+async function getInContainer(pod: Pod, url: string, n: number): Promise<string[]> {
+  const out = await inContainer(pod, `for i in $(seq ${n}); do busybox timeout 3 wget -q -O- ${url} 2>/tmp/err || echo "FAIL($(cat /tmp/err))"; done`, 120_000);
+  return out.trim().split("\n");
 }
 
 /**
@@ -111,12 +123,14 @@ beforeAll(async () => {
   [nodeA, nodeB] = c.nodes;
   // A Service address nobody serves stops in the node instead of following its default route
   // out of the host (gone with the node netns).
-  for (const n of c.nodes) await runChecked("ip", ["-n", n.netns, "route", "add", "unreachable", `${serviceNet}.0/24`]);
+  for (const n of c.nodes) await runChecked("ip", ["-n", n.netns, "route", "add", "unreachable", DEFAULT_SERVICE_CIDR]);
   for (const name of names) await c.pods.create(backendPod(name));
   await c.createPod(nodeA, "client", { containers: [{ name: "app", command: ["sleep", "3600"] }] });
+  await c.createPod(nodeB, "client-b", { containers: [{ name: "app", command: ["sleep", "3600"] }] });
   for (const name of names) backends.push(await c.waitForPod(name, "ready", (p) => p.status?.phase === "Running" && condition(p, "Ready") === "True"));
   client = await c.waitForRunning("client");
-  await services().create(service("web", { clusterIp: vip(10), selector: { app: "web" }, ports: [{ name: "http", port: 80, targetPort: "8080" }] }));
+  clientB = await c.waitForRunning("client-b");
+  await services().create(service("web", { clusterIp: webIP, selector: { app: "web" }, ports: [{ name: "http", port: 80, targetPort: "8080" }] }));
   await waitFor("4 ready endpoints", async () => (await endpointIPs("web")).ready.length === 4 || undefined, 30_000);
 }, 180_000);
 
@@ -127,15 +141,38 @@ afterAll(async () => {
 describe("Services across two nodes", () => {
   it("spreads 300 requests from a pod on node A to the ClusterIP over the ready backends of both nodes", async () => {
     for (const n of c.nodes) await waitForRules(n, "web → 4 pods", (t) => names.every((name) => t.includes(dnatTo(name))));
-    const counts = tally(await getFrom(client, `http://${vip(10)}/`, 300));
+    const counts = tally(await getFrom(client, `http://${webIP}/`, 300));
     expect(Object.keys(counts).sort()).toEqual(names);
     // Random spread: about 75 each; 30 or fewer is ~1e-11 likely for one backend.
     for (const name of names) expect(counts[name], name).toBeGreaterThan(30);
   });
 
+  it("resolves the Service by full and short name on both nodes and spreads requests by name over both nodes' backends", async () => {
+    const webAnswer = new RegExp(`Name:\\s+web\\.default\\.svc\\.cluster\\.local\\nAddress: ${webIP.replaceAll(".", "\\.")}`);
+    for (const pod of [client, clientB]) {
+      const node = c.node(pod.spec!.nodeName);
+      const gateway = formatIPv4(parseCidr(node.podCidr).first);
+      const full = await inContainer(pod, "nslookup web.default.svc.cluster.local");
+      expect(full, node.name).toContain(`Server:\t\t${gateway}`); // the node's own DNS
+      expect(full, node.name).toMatch(webAnswer);
+      // busybox nslookup asks every search domain and exits 1 for the ones that do not exist
+      // (web.cluster.local): the first, web.default.svc.cluster.local, must answer.
+      const short = await inContainer(pod, "nslookup web || true");
+      expect(short, node.name).toMatch(webAnswer);
+    }
+    const lines = [
+      ...(await getInContainer(client, "http://web.default.svc.cluster.local/", 150)),
+      ...(await getInContainer(client, "http://web/", 150)),
+    ];
+    const counts = tally(lines);
+    expect(Object.keys(counts).sort()).toEqual(names);
+    for (const name of names) expect(counts[name], name).toBeGreaterThan(30);
+    expect(answered(await getInContainer(clientB, "http://web/", 80))).toEqual(names);
+  });
+
   it("stops sending to a backend on node B within 2 s of its Endpoints entry turning not-ready", async () => {
     const victim = "web-b1";
-    const url = `http://${vip(10)}/`;
+    const url = `http://${webIP}/`;
     const flip = Date.now();
     await inContainer(backends[2], "rm /w/ready.html");
     // Watch the Endpoints object and both nodes' tables while a pod on node A keeps asking.
@@ -144,9 +181,11 @@ describe("Services across two nodes", () => {
     const watching = (async () => {
       while (!epMoved || Object.keys(gone).length < 2) {
         if (Date.now() - flip > 15_000) return;
-        if (!epMoved && (await endpointIPs("web")).notReady.includes(ipOf(victim))) epMoved = Date.now();
-        for (const n of c.nodes) if (!gone[n.name] && !(await table(n)).includes(dnatTo(victim))) gone[n.name] = Date.now();
-        await new Promise((r) => setTimeout(r, 25));
+        const [ep, ...tables] = await Promise.all([endpointIPs("web"), ...c.nodes.map(table)]);
+        const now = Date.now();
+        if (!epMoved && ep.notReady.includes(ipOf(victim))) epMoved = now;
+        for (const [i, n] of c.nodes.entries()) if (!gone[n.name] && !tables[i].includes(dnatTo(victim))) gone[n.name] = now;
+        await new Promise((r) => setTimeout(r, 20));
       }
     })();
     const batches: { started: number; lines: string[] }[] = [];
@@ -158,9 +197,14 @@ describe("Services across two nodes", () => {
     await watching;
     expect(epMoved, "web-b1 in notReadyAddresses").toBeGreaterThan(0);
     expect(Object.keys(gone).sort()).toEqual([nodeA.name, nodeB.name]);
+    const answeredBy = batches.filter((b) => b.lines.includes(victim)).map((b) => b.started - epMoved);
+    const lastAnswer = answeredBy.length ? `${Math.max(...answeredBy)} ms` : "(none after the flip)";
+    // Polled every ~20 ms plus the time of a round: a rule seen gone before the Endpoints change
+    // (a negative figure) means both happened within one round.
     console.log(
       `web-b1 unready: Endpoints moved ${epMoved - flip} ms after the probe file went; rules gone on ` +
-        c.nodes.map((n) => `${n.name} ${gone[n.name] - epMoved} ms`).join(", ") + " after the Endpoints change",
+        c.nodes.map((n) => `${n.name} ${gone[n.name] - epMoved} ms`).join(", ") +
+        ` after the Endpoints change; its last answer came to a batch of requests started ${lastAnswer} after it`,
     );
     const late = batches.filter((b) => b.started >= epMoved + 2000).flatMap((b) => b.lines);
     expect(late.length).toBeGreaterThan(0);
@@ -175,9 +219,11 @@ describe("Services across two nodes", () => {
   });
 
   it("answers a NodePort on each node's address, from the host and from a pod, with backends of both nodes", async () => {
-    await services().create(
-      service("web-np", { type: "NodePort", clusterIp: vip(11), selector: { app: "web" }, ports: [{ port: 80, targetPort: "8080", nodePort }] }),
-    );
+    const np = await services().create(service("web-np", { type: "NodePort", selector: { app: "web" }, ports: [{ port: 80, targetPort: "8080" }] }));
+    npIP = np.spec!.clusterIp;
+    nodePort = np.spec!.ports[0].nodePort;
+    expect(nodePort).toBeGreaterThanOrEqual(30000);
+    expect(nodePort).toBeLessThanOrEqual(32767);
     for (const n of c.nodes) await waitForRules(n, "nodePort", (t) => t.includes(`tcp . ${nodePort} : goto ext-default/web-np/`) && names.every((name) => t.includes(dnatTo(name))));
     for (const n of c.nodes) {
       // 80 requests over 4 backends: one missing by chance is ~4e-10 likely.
@@ -194,7 +240,7 @@ describe("Services across two nodes", () => {
     const asking = (async () => {
       while (!restarted || Date.now() - restarted < 1000) {
         first ||= Date.now();
-        lines.push(...(await getFrom(client, `http://${vip(10)}/`, 20)));
+        lines.push(...(await getFrom(client, `http://${webIP}/`, 20)));
       }
     })();
     await new Promise((r) => setTimeout(r, 300));
@@ -206,19 +252,20 @@ describe("Services across two nodes", () => {
     expect(lines.length).toBeGreaterThan(20);
     expect(lines.filter((l) => l.startsWith("FAIL"))).toEqual([]);
     // Node B's backends are still served (through node A's rules) after the restart.
-    expect(answered(await getFrom(client, `http://${vip(10)}/`, 80))).toEqual(names);
+    expect(answered(await getFrom(client, `http://${webIP}/`, 80))).toEqual(names);
   });
 
   it("a deleted Service stops answering and leaves no rule behind on any node", async () => {
-    for (const n of c.nodes) await waitForRules(n, "both services", (t) => t.includes(`${vip(10)} . tcp . 80`) && t.includes(`tcp . ${nodePort} :`));
+    for (const n of c.nodes) await waitForRules(n, "both services", (t) => t.includes(`${webIP} . tcp . 80`) && t.includes(`tcp . ${nodePort} :`));
     await services().delete("default", "web");
     await services().delete("default", "web-np");
     for (const n of c.nodes) {
       const text = await waitForRules(n, "services gone", (t) => t !== "" && !t.includes("default/web"));
-      expect(text).not.toContain(serviceNet);
+      expect(text).not.toContain(webIP);
+      expect(text).not.toContain(npIP);
       expect(text).not.toContain(String(nodePort));
     }
-    const [line] = await getFrom(client, `http://${vip(10)}/`, 1);
+    const [line] = await getFrom(client, `http://${webIP}/`, 1);
     expect(line).toMatch(/^FAIL/);
     for (const n of c.nodes) {
       const [fromHost] = await getFromHost(`http://${n.ip}:${nodePort}/`, 1);
