@@ -232,27 +232,36 @@ describe("Services across two nodes", () => {
     }
   });
 
-  it("keeps Service traffic from node A's pod flowing while node B's agent restarts", async () => {
-    // Batches of requests from before the restart begins until a second after the new agent is ready.
+  it("keeps Service traffic from pods on both nodes flowing while node B's agent restarts", async () => {
+    // Batches of requests from a pod on each node, and a watch on the Endpoints, from before the
+    // restart begins until a second after the new agent is ready.
     let restarted = 0;
-    const lines: string[] = [];
-    let first = 0;
-    const asking = (async () => {
-      while (!restarted || Date.now() - restarted < 1000) {
-        first ||= Date.now();
-        lines.push(...(await getFrom(client, `http://${webIP}/`, 20)));
+    const going = () => !restarted || Date.now() - restarted < 1000;
+    const lines = new Map<Pod, string[]>([[client, []], [clientB, []]]);
+    const first = Date.now();
+    const asking = [...lines].map(async ([pod, out]) => {
+      while (going()) out.push(...(await getFrom(pod, `http://${webIP}/`, 20)));
+    });
+    const readyCounts = new Set<number>();
+    const watching = (async () => {
+      while (going()) {
+        readyCounts.add((await endpointIPs("web")).ready.length);
+        await new Promise((r) => setTimeout(r, 50));
       }
     })();
     await new Promise((r) => setTimeout(r, 300));
     const restarting = Date.now();
     await nodeB.restartAgent();
     restarted = Date.now();
-    await asking;
+    await Promise.all([...asking, watching]);
     expect(first).toBeLessThan(restarting); // the requests spanned the whole restart
-    expect(lines.length).toBeGreaterThan(20);
-    expect(lines.filter((l) => l.startsWith("FAIL"))).toEqual([]);
-    // Node B's backends are still served (through node A's rules) after the restart.
-    expect(answered(await getFrom(client, `http://${webIP}/`, 80))).toEqual(names);
+    for (const [pod, out] of lines) {
+      expect(out.length, pod.metadata!.name).toBeGreaterThan(20);
+      expect(out.filter((l) => l.startsWith("FAIL")), pod.metadata!.name).toEqual([]);
+    }
+    // The new agent adopts node B's pods without flapping their readiness.
+    expect([...readyCounts]).toEqual([4]);
+    for (const pod of [client, clientB]) expect(answered(await getFrom(pod, `http://${webIP}/`, 80)), pod.metadata!.name).toEqual(names);
   });
 
   it("a deleted Service stops answering and leaves no rule behind on any node", async () => {
