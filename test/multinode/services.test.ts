@@ -72,20 +72,22 @@ async function getInContainer(pod: Pod, url: string, n: number): Promise<string[
   return out.trim().split("\n");
 }
 
+/** A host shell loop of `n` GETs; a failure prints FAIL(<wget's words>) and when it started. */
+const getLoop = (url: string, n: number) =>
+  `for i in $(seq ${n}); do s=$(date +%T.%N); busybox timeout 3 busybox wget -q -O- ${url} 2>/tmp/err.$$ || echo "FAIL($(cat /tmp/err.$$)) started $s"; done; rm -f /tmp/err.$$`;
+
 /**
  * `n` HTTP GETs sent from the pod's network namespace; one line per request: the answer or
  * FAIL(<wget's words>). (busybox 1.35's `wget -T` crashes: `timeout` bounds each request.)
  */
 async function getFrom(pod: Pod, url: string, n: number): Promise<string[]> {
-  const script = `for i in $(seq ${n}); do busybox timeout 3 busybox wget -q -O- ${url} 2>/tmp/err.$$ || echo "FAIL($(cat /tmp/err.$$))"; done; rm -f /tmp/err.$$`;
-  const r = await c.execInPod(pod, ["sh", "-c", script]);
+  const r = await c.execInPod(pod, ["sh", "-c", getLoop(url, n)]);
   return r.stdout.trim().split("\n");
 }
 
 /** The same from the host (outside every node). */
 async function getFromHost(url: string, n: number): Promise<string[]> {
-  const script = `for i in $(seq ${n}); do busybox timeout 3 busybox wget -q -O- ${url} 2>/tmp/err.$$ || echo "FAIL($(cat /tmp/err.$$))"; done; rm -f /tmp/err.$$`;
-  return (await run("sh", ["-c", script])).stdout.trim().split("\n");
+  return (await run("sh", ["-c", getLoop(url, n)])).stdout.trim().split("\n");
 }
 
 const tally = (lines: string[]) => lines.reduce<Record<string, number>>((m, l) => ((m[l] = (m[l] ?? 0) + 1), m), {});
