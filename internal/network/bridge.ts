@@ -6,10 +6,11 @@ import { runChecked } from "./exec.ts";
 
 interface IpAddr {
   ifname: string;
+  address?: string;
   addr_info?: { family: string; local: string; prefixlen: number }[];
 }
 
-/** Makes sure bridge `name` exists, is up and holds `address`/`prefix`. Idempotent. */
+/** Makes sure bridge `name` exists, is up, holds `address`/`prefix` and keeps its MAC address. Idempotent. */
 export async function ensureBridge(name: string, address: string, prefix: number): Promise<void> {
   const show = async () => {
     const r = await runChecked("ip", ["-j", "addr", "show"]);
@@ -33,5 +34,11 @@ export async function ensureBridge(name: string, address: string, prefix: number
       if (!(await show())?.addr_info?.some((a) => a.family === "inet" && a.local === address)) throw err;
     }
   }
+  // A bridge whose address was never set takes the lowest address of its ports, so it changes
+  // as pods come and go; the CNI plugin's CHECK then fails for the pods attached before (their
+  // ADD result recorded the old one) and an agent restart would re-attach them with new pod IPs.
+  // Setting the address it has now (once, idempotent) keeps it for good.
+  const mac = (await show())?.address;
+  if (mac) await runChecked("ip", ["link", "set", "dev", name, "address", mac]);
   await runChecked("ip", ["link", "set", name, "up"]);
 }

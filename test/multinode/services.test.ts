@@ -261,8 +261,10 @@ describe("Services across two nodes", () => {
       expect(out.length, pod.metadata!.name).toBeGreaterThan(20);
       expect(out.filter((l) => l.startsWith("FAIL")), pod.metadata!.name).toEqual([]);
     }
-    // The new agent adopts node B's pods without flapping their readiness.
+    // The new agent adopts node B's pods without flapping their readiness or re-attaching their
+    // network (which would give them new addresses and hang requests to the old ones).
     expect([...readyCounts]).toEqual([4]);
+    expect((await endpointIPs("web")).ready).toEqual(names.map(ipOf).sort());
     for (const pod of [client, clientB]) expect(answered(await getFrom(pod, `http://${webIP}/`, 80)), pod.metadata!.name).toEqual(names);
   });
 

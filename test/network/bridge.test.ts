@@ -69,4 +69,15 @@ describe("the node bridge before any pod", () => {
     const r = await run("ip", ["netns", "exec", pod(), "busybox", "nslookup", "web.default.svc.cluster.local", gateway]);
     expect(r.stdout).toMatch(/Address: 10\.96\.7\.7$/m);
   });
+
+  it("keeps its MAC address when a port with a lower one joins, so the pods attached before still pass CNI CHECK", async () => {
+    const mac = async () => (JSON.parse((await runChecked("ip", ["-j", "link", "show", "dev", name])).stdout) as { address: string }[])[0].address;
+    const before = await mac();
+    // The lowest possible address on a new port (its peer in the pod's netns: gone with it).
+    await runChecked("ip", ["link", "add", `${name}x`, "address", "00:00:00:00:00:01", "type", "veth", "peer", "name", "extra", "netns", pod()]);
+    await runChecked("ip", ["link", "set", `${name}x`, "master", name, "up"]);
+    expect(await mac()).toBe(before);
+    // What an agent restart runs before it would tear the pod's network down and build it anew.
+    await cni!.check("pod", netnsPath(pod()));
+  });
 });
