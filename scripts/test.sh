@@ -27,6 +27,8 @@ vitest run --reporter=default --reporter=json --outputFile.json=.state/vitest.js
 node -e '
   const r = JSON.parse(require("fs").readFileSync(".state/vitest.json", "utf8"));
   console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+  // A file whose set-up failed reports its tests as skipped: name it, so nothing hides there.
+  for (const f of r.testResults) if (f.status === "failed" && f.message) console.log(`failed file ${f.name.replace(process.cwd() + "/", "")}: ${f.message.split("\n")[0]}`);
   if (r.numTotalTests === 0) { console.error("no tests ran"); process.exit(1); }
 ' || status=1
 exit "$status"

@@ -25,6 +25,11 @@ export const schedulerCommand = defineCommand({
     identity: { type: "string", description: "This candidate's name in the Lease (default: <hostname>_<random>)" },
     "scheduler-name": { type: "string", description: "Schedule pods whose spec.schedulerName is this", default: "default-scheduler" },
     "bind-concurrency": { type: "string", description: "Binds in flight at once", default: "32" },
+    "percentage-of-nodes-to-score": {
+      type: "string",
+      description: "Stop looking for feasible nodes once this % of them (at least 100) passed; 0 = adaptive like kube-scheduler (50% falling to 5% on big clusters), 100 = all",
+      default: "0",
+    },
     "backoff-initial": { type: "string", description: "First retry delay (ms) of a pod that did not fit", default: "1000" },
     "backoff-max": { type: "string", description: "Largest retry delay (ms)", default: "10000" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
@@ -35,7 +40,12 @@ export const schedulerCommand = defineCommand({
     const bindConcurrency = Number(args["bind-concurrency"]);
     if (!Number.isInteger(bindConcurrency) || bindConcurrency < 1) throw new Error(`--bind-concurrency must be a positive integer, got "${args["bind-concurrency"]}"`);
     const backoff = { initialMs: positiveMs("backoff-initial", args["backoff-initial"]), maxMs: positiveMs("backoff-max", args["backoff-max"]) };
-    const make = () => createScheduler({ transport, log, schedulerName: args["scheduler-name"], bindConcurrency, backoff });
+    const percentage = Number(args["percentage-of-nodes-to-score"]);
+    if (!Number.isInteger(percentage) || percentage < 0 || percentage > 100) {
+      throw new Error(`--percentage-of-nodes-to-score must be an integer from 0 to 100, got "${args["percentage-of-nodes-to-score"]}"`);
+    }
+    const make = () =>
+      createScheduler({ transport, log, schedulerName: args["scheduler-name"], bindConcurrency, backoff, percentageOfNodesToScore: percentage });
 
     const shutdown = new AbortController();
     let exitCode = 0;

@@ -50,6 +50,8 @@ export interface SchedulerOptions {
   scorers?: readonly ScorePlugin[];
   /** Tie-breaking randomness. Default Math.random. */
   rng?: () => number;
+  /** kube-scheduler's percentageOfNodesToScore (schedule.ts): 0 = adaptive (default), 100 = every node. */
+  percentageOfNodesToScore?: number;
 }
 
 export interface SchedulerStats {
@@ -176,6 +178,8 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     }
   }
 
+  let nextStartIndex = 0;
+
   async function scheduleOne(entry: QueuedPod): Promise<void> {
     const pod = pods.get(entry.key);
     if (!pod || uidOf(pod) !== entry.uid || !needsScheduling(pod) || cache.isAssumed(entry.uid)) {
@@ -184,8 +188,17 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     }
     counters.attempts++;
     const info = podInfoOf(pod);
-    const result = schedule(info, cache.snapshot(), { filters: opts.filters, scorers: opts.scorers, rng: opts.rng });
+    const snapshot = cache.snapshot();
+    const result = schedule(info, snapshot, {
+      filters: opts.filters,
+      scorers: opts.scorers,
+      rng: opts.rng,
+      percentageOfNodesToScore: opts.percentageOfNodesToScore,
+      startIndex: nextStartIndex,
+    });
     if (isScheduled(result)) {
+      // The next pod starts where this one's search stopped, so every node gets looked at.
+      nextStartIndex = (nextStartIndex + result.examined) % Math.max(1, snapshot.nodes.length);
       cache.assume(info, result.node);
       await binds.run(() => bind(pod, result.node, entry));
       return;

@@ -83,6 +83,8 @@ export interface ClusterOptions {
   agent?: Partial<AgentOptions>;
   /** False: the agent is created but not started (restartAgent starts it), e.g. to bind pods first. */
   startAgent?: boolean;
+  /** Options of the apiserver (e.g. its Service CIDR). */
+  controlPlane?: Parameters<typeof startControlPlane>[0];
 }
 
 /** The container's status by name (app containers first, then init containers). */
@@ -108,7 +110,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const networkName = runName();
   const nodeName = `node-${networkName}`;
   const podCidr = await freePodCidr();
-  const [cp, ctrd] = await Promise.all([startControlPlane(), startContainerd()]);
+  const [cp, ctrd] = await Promise.all([startControlPlane(opts.controlPlane), startContainerd()]);
   const dir = makeTempDir("skiff-agent-e2e-");
   const resolvConfPath = join(dir, "host-resolv.conf");
   writeFileSync(resolvConfPath, HOST_RESOLV_CONF);

@@ -2,7 +2,7 @@ import { clone, create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { ConditionSchema } from "../../../gen/skiff/v1alpha1/meta_pb.js";
+import { ConditionSchema, type Condition } from "../../../gen/skiff/v1alpha1/meta_pb.js";
 import { PodSchema, type Pod } from "../../../gen/skiff/v1alpha1/pod_pb.js";
 import { PodService } from "../../../gen/skiff/v1alpha1/pod_service_pb.js";
 import { ReplicaSetSchema, type ReplicaSet } from "../../../gen/skiff/v1alpha1/replica_set_pb.js";
@@ -100,11 +100,18 @@ describe("ReplicaSet controller (apiserver on the memory store)", () => {
   it("creates in slow-start batches and reports ReplicaFailure until creates succeed again", async () => {
     const h = await setup();
     h.transport.failWhen(POD_CREATE, (n) => n === 4);
+    // The condition may be set and cleared again between two polls: record every status on a watch.
+    const watching = new AbortController();
+    cleanups.push(() => watching.abort());
+    const conditions: Condition[] = [];
+    void (async () => {
+      for await (const ev of h.rss.watch("default", { fieldSelector: "metadata.name=batch", signal: watching.signal })) {
+        conditions.push(...(ev.object.status?.conditions ?? []).filter((c) => c.type === "ReplicaFailure"));
+      }
+    })().catch(() => undefined);
+    await sleep(100); // the watch is established
     await h.rss.create(replicaSet("batch", 10));
-    const failed = await waitFor(async () => {
-      const cur = await h.rss.get("default", "batch");
-      return cur.status?.conditions.find((c) => c.type === "ReplicaFailure");
-    }, "ReplicaFailure");
+    const failed = await waitFor(async () => conditions.find((c) => c.status === "True"), "ReplicaFailure");
     expect(failed).toMatchObject({ status: "True", reason: "FailedCreate" });
     expect(failed.message).toMatch(/injected failure/);
     // First sync: batches of 1, 2, then 4 of which one failed; the other 3 of that batch exist.

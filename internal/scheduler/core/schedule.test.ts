@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { buildSnapshot } from "./framework.ts";
-import { formatFitError, schedule, type Scheduled, type Unschedulable } from "./schedule.ts";
+import { feasibleNodesToFind, formatFitError, schedule, type Scheduled, type Unschedulable } from "./schedule.ts";
 import { makeNode, makePod, seededRng } from "./testing.ts";
 
 describe("schedule", () => {
@@ -35,7 +35,35 @@ describe("schedule", () => {
 
   it("returns the only feasible node without scoring", () => {
     const snap = buildSnapshot([makeNode("a", { unschedulable: true }), makeNode("b")]);
-    expect(schedule(makePod("p"), snap)).toEqual({ node: "b", score: 0, feasible: 1 });
+    expect(schedule(makePod("p"), snap)).toEqual({ node: "b", score: 0, feasible: 1, examined: 2 });
+  });
+
+  it("looks at enough nodes, not all, on a big cluster (percentageOfNodesToScore), starting where asked", () => {
+    expect(feasibleNodesToFind(50)).toBe(50);
+    expect(feasibleNodesToFind(500)).toBe(230); // 50% - 500/125 = 46%
+    expect(feasibleNodesToFind(5000)).toBe(500); // 10%
+    expect(feasibleNodesToFind(100_000)).toBe(5000); // never below 5%
+    expect(feasibleNodesToFind(500, 100)).toBe(500);
+    expect(feasibleNodesToFind(150, 10)).toBe(100); // at least 100
+
+    const snap = buildSnapshot(Array.from({ length: 500 }, (_, i) => makeNode(`n${String(i).padStart(3, "0")}`)));
+    const r = schedule(makePod("p"), snap, { startIndex: 400 }) as Scheduled;
+    expect(r.feasible).toBe(230);
+    expect(r.examined).toBe(230);
+    // From n400 on, wrapping around: n400 … n499, n000 … n129.
+    const idx = Number(r.node.slice(1));
+    expect(idx >= 400 || idx < 130).toBe(true);
+    expect((schedule(makePod("p"), snap, { percentageOfNodesToScore: 100 }) as Scheduled).feasible).toBe(500);
+  });
+
+  it("still looks at every node before calling a pod unschedulable", () => {
+    const snap = buildSnapshot([
+      ...Array.from({ length: 300 }, (_, i) => makeNode(`small${i}`, { cpu: "1" })),
+      makeNode("big", { cpu: "8" }),
+    ]);
+    expect((schedule(makePod("p", { cpu: "4" }), snap, { startIndex: 7 }) as Scheduled).node).toBe("big");
+    const r = schedule(makePod("p", { cpu: "16" }), snap) as Unschedulable;
+    expect(r.message).toBe("0/301 nodes are available: 301 Insufficient cpu.");
   });
 
   it("weights scores: a strong PreferNoSchedule preference beats a small resource difference", () => {

@@ -18,6 +18,15 @@ export interface ScheduleOptions {
   scorers?: readonly ScorePlugin[];
   /** Uniform in [0, 1); breaks ties between equally good nodes. Default Math.random. */
   rng?: () => number;
+  /**
+   * Stop filtering once this share of the nodes (at least 100) passed, like kube-scheduler's
+   * percentageOfNodesToScore: 0 (default) is its adaptive value, 50% falling by 1 per 125 nodes
+   * down to 5%; 100 always looks at every node. Decisions stay good (the best of hundreds) and
+   * cost less on big clusters.
+   */
+  percentageOfNodesToScore?: number;
+  /** Where in the node list filtering starts; the caller rotates it so that every node gets its turn. */
+  startIndex?: number;
 }
 
 export interface Scheduled {
@@ -26,6 +35,8 @@ export interface Scheduled {
   score: number;
   /** How many nodes passed the filters. */
   feasible: number;
+  /** How many nodes were looked at (the next decision starts after them). */
+  examined: number;
 }
 
 export interface Unschedulable {
@@ -60,8 +71,23 @@ export interface FilterResult {
   total: number;
 }
 
+const MIN_FEASIBLE_TO_FIND = 100;
+
+/** How many feasible nodes are enough, out of n (kube-scheduler's numFeasibleNodesToFind). */
+export function feasibleNodesToFind(n: number, percentage = 0): number {
+  if (n <= MIN_FEASIBLE_TO_FIND || percentage >= 100) return n;
+  const pct = percentage > 0 ? percentage : Math.max(5, 50 - Math.floor(n / 125));
+  return Math.max(MIN_FEASIBLE_TO_FIND, Math.floor((n * pct) / 100));
+}
+
 /** The filter phase alone: which nodes can take the pod, and why the others cannot. */
-export function filterNodes(pod: Pod | PodInfo, snapshot: Snapshot, plugins: readonly FilterPlugin[] = defaultFilters): FilterResult {
+export function filterNodes(
+  pod: Pod | PodInfo,
+  snapshot: Snapshot,
+  plugins: readonly FilterPlugin[] = defaultFilters,
+  enough = Infinity,
+  startIndex = 0,
+): FilterResult {
   if (!("requests" in pod)) pod = podInfoOf(pod);
   const filters: NodeFilter[] = [];
   for (const p of plugins) {
@@ -71,7 +97,10 @@ export function filterNodes(pod: Pod | PodInfo, snapshot: Snapshot, plugins: rea
   const feasible: NodeInfo[] = [];
   const reasons: Record<string, string[]> = {};
   let total = 0;
-  for (const node of snapshot.nodes) {
+  const all = snapshot.nodes;
+  const start = all.length > 0 ? startIndex % all.length : 0;
+  for (let k = 0; k < all.length && feasible.length < enough; k++) {
+    const node = all[(start + k) % all.length];
     if (!node.node) continue;
     total++;
     let rejected: string[] | undefined;
@@ -104,9 +133,11 @@ function scoreNodes(pod: PodInfo, snapshot: Snapshot, nodes: readonly NodeInfo[]
 
 export function schedule(pod: Pod | PodInfo, snapshot: Snapshot, opts: ScheduleOptions = {}): ScheduleResult {
   const info = "requests" in pod ? pod : podInfoOf(pod);
-  const { feasible, reasons, total } = filterNodes(info, snapshot, opts.filters ?? defaultFilters);
+  const enough = feasibleNodesToFind(snapshot.nodes.length, opts.percentageOfNodesToScore);
+  const { feasible, reasons, total } = filterNodes(info, snapshot, opts.filters ?? defaultFilters, enough, opts.startIndex);
   if (feasible.length === 0) return { reasons, message: formatFitError(total, reasons) };
-  if (feasible.length === 1) return { node: feasible[0].name, score: 0, feasible: 1 };
+  const examined = feasible.length + Object.keys(reasons).length;
+  if (feasible.length === 1) return { node: feasible[0].name, score: 0, feasible: 1, examined };
 
   const scores = scoreNodes(info, snapshot, feasible, opts.scorers ?? defaultScorers);
   const rng = opts.rng ?? Math.random;
@@ -122,5 +153,5 @@ export function schedule(pod: Pod | PodInfo, snapshot: Snapshot, opts: ScheduleO
       if (rng() * ties < 1) best = i;
     }
   }
-  return { node: feasible[best].name, score: scores[best], feasible: feasible.length };
+  return { node: feasible[best].name, score: scores[best], feasible: feasible.length, examined };
 }
