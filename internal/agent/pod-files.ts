@@ -77,6 +77,16 @@ function parseResolvConf(text: string): { nameservers: string[]; searches: strin
   return out;
 }
 
+// The node's resolv.conf, read at most every few seconds (every pod sync needs it).
+const hostResolv = new Map<string, { text: Promise<string>; at: number }>();
+function hostResolvConf(path: string): Promise<string> {
+  const hit = hostResolv.get(path);
+  if (hit && Date.now() - hit.at < 5000) return hit.text;
+  const text = readFile(path, "utf8").catch(() => "");
+  hostResolv.set(path, { text, at: Date.now() });
+  return text;
+}
+
 /**
  * The pod's resolv.conf, by its dnsPolicy (as the kubelet writes it):
  * - ClusterFirst (default): the cluster DNS, search <ns>.svc.<domain> svc.<domain> <domain>,
@@ -96,7 +106,7 @@ export async function resolvConf(pod: Pod, hostResolvConfPath: string, dns?: Pod
     const ns = pod.metadata!.namespace;
     base = { nameservers: [dns.nameserver], searches: [`${ns}.svc.${dns.domain}`, `svc.${dns.domain}`, dns.domain], options: new Map([["ndots", "5"]]) };
   } else {
-    const text = await readFile(hostResolvConfPath, "utf8").catch(() => "");
+    const text = await hostResolvConf(hostResolvConfPath);
     if (!spec.dnsConfig) return text;
     base = parseResolvConf(text);
   }
@@ -112,7 +122,9 @@ export async function resolvConf(pod: Pod, hostResolvConfPath: string, dns?: Pod
 /** Writes the pod's /etc files and returns their bind mounts. */
 export async function writeEtcFiles(rootDir: string, pod: Pod, podIP: string, hostResolvConfPath: string, dns?: PodDnsSettings): Promise<Mount[]> {
   const dir = podDir(rootDir, pod.metadata!.uid);
-  await mkdir(dir, { recursive: true });
+  // A directory this call created holds no files yet: nothing to compare with.
+  const fresh = !knownDirs.has(dir) && (await mkdir(dir, { recursive: true })) !== undefined;
+  knownDirs.add(dir);
   const files: [string, string, string][] = [
     ["etc-hosts", "/etc/hosts", hostsFile(pod, podIP, dns?.domain)],
     ["etc-hostname", "/etc/hostname", `${podHostname(pod)}\n`],
@@ -121,15 +133,23 @@ export async function writeEtcFiles(rootDir: string, pod: Pod, podIP: string, ho
   const mounts: Mount[] = [];
   for (const [file, containerPath, text] of files) {
     const path = join(dir, file);
-    await writeIfChanged(path, text);
+    await writeIfChanged(path, text, fresh);
     mounts.push({ hostPath: path, containerPath, readOnly: false });
   }
   return mounts;
 }
 
-async function writeIfChanged(path: string, text: string): Promise<void> {
-  const old = await readFile(path, "utf8").catch(() => undefined);
+// What this process last wrote to each pod file, and the pod directories it made or found, so
+// that a sync changing nothing touches no disk (a node resyncs every pod every period).
+const lastWritten = new Map<string, string>();
+const ETC_FILES = ["etc-hosts", "etc-hostname", "etc-resolv.conf"];
+const knownDirs = new Set<string>();
+
+async function writeIfChanged(path: string, text: string, fresh: boolean): Promise<void> {
+  if (lastWritten.get(path) === text) return;
+  const old = fresh ? undefined : await readFile(path, "utf8").catch(() => undefined);
   if (old !== text) await writeFile(path, text, { mode: 0o644 });
+  lastWritten.set(path, text);
 }
 
 export class VolumeError extends Error {
@@ -159,5 +179,8 @@ export async function prepareVolumes(rootDir: string, pod: Pod): Promise<Map<str
 }
 
 export async function removePodDir(rootDir: string, uid: string): Promise<void> {
-  await rm(podDir(rootDir, uid), { recursive: true, force: true });
+  const dir = podDir(rootDir, uid);
+  knownDirs.delete(dir);
+  for (const file of ETC_FILES) lastWritten.delete(join(dir, file));
+  await rm(dir, { recursive: true, force: true });
 }
