@@ -105,7 +105,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     const stored = opts.storedBytes!(obj);
     if (!stored) return undefined;
     const rv: string = obj.metadata?.resourceVersion ?? "";
-    const suffix = rv === "" ? EMPTY : toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any));
+    const suffix = rv === "" ? EMPTY : versionSuffix(schema, rv);
     const head = [...varint((fieldNumber << 3) | 2), ...varint(stored.length + suffix.length)];
     const out = Buffer.allocUnsafe(head.length + stored.length + suffix.length);
     out.set(head, 0);
@@ -247,6 +247,23 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
   }
 
   return { register, serve };
+}
+
+// The encoding of { metadata: { resourceVersion: rv } } for a kind: two nested length-delimited
+// fields, built by hand (this runs for every object in every response).
+const versionFields = new WeakMap<DescMessage, [number, number] | null>();
+function versionSuffix(schema: DescMessage, rv: string): Uint8Array {
+  let nums = versionFields.get(schema);
+  if (nums === undefined) {
+    const meta = schema.fields.find((f) => f.localName === "metadata");
+    const rvField = meta?.fieldKind === "message" ? meta.message.fields.find((f) => f.localName === "resourceVersion") : undefined;
+    nums = meta && rvField ? [meta.number, rvField.number] : null;
+    versionFields.set(schema, nums);
+  }
+  if (!nums) return toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any));
+  const text = Buffer.from(rv, "utf8");
+  const inner = [...varint((nums[1] << 3) | 2), ...varint(text.length), ...text];
+  return Uint8Array.from([...varint((nums[0] << 3) | 2), ...varint(inner.length), ...inner]);
 }
 
 function decodeRequest(input: DescMessage, body: Buffer): unknown {

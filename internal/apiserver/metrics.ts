@@ -45,9 +45,18 @@ export function createApiMetrics(): ApiMetrics {
 
   const codeLabel = (code: Code | undefined) =>
     code === undefined ? "ok" : Code[code].replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase());
+  // prom-client hashes a label object on every call: keep the children per label set instead.
+  const counters = new Map<string, ReturnType<Counter["labels"]>>();
+  const timers = new Map<string, ReturnType<Histogram["labels"]>>();
   function observe(service: string, method: string, code: Code | undefined, seconds: number): void {
-    requests.inc({ service, method, code: codeLabel(code) });
-    latency.observe({ service, method }, seconds);
+    const key = `${service}/${method}`;
+    const ckey = `${key}/${code ?? ""}`;
+    let c = counters.get(ckey);
+    if (!c) counters.set(ckey, (c = requests.labels({ service, method, code: codeLabel(code) })));
+    c.inc();
+    let h = timers.get(key);
+    if (!h) timers.set(key, (h = latency.labels({ service, method })));
+    h.observe(seconds);
   }
 
   const interceptor: Interceptor = (next) => async (req) => {
