@@ -67,6 +67,15 @@ export interface ResourceOps {
   filter(namespace: string, labelSelector: string, fieldSelector: string): ObjectFilter;
 }
 
+const handedOver = new WeakSet<object>();
+
+/** Lets create/update/updateStatus change `obj` in place instead of copying it: the caller (the
+ * service, with an object it just decoded from a request) never uses it again. */
+export function handOver<T extends object | undefined>(obj: T): T {
+  if (obj) handedOver.add(obj);
+  return obj;
+}
+
 // Kubernetes marks these to hand deletion of dependents to the garbage collector.
 const propagationFinalizers: Record<string, string> = { Foreground: "foregroundDeletion", Orphan: "orphan" };
 
@@ -76,7 +85,8 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
 
   function requireObject(obj: ApiObject | undefined): ApiObject {
     if (!obj) throw new ConnectError(`${kind.field}: required`, Code.InvalidArgument);
-    return clone(kind.schema, obj) as ApiObject;
+    // The operations change the object they are given: a copy, unless it was handed over.
+    return handedOver.has(obj) ? obj : (clone(kind.schema, obj) as ApiObject);
   }
 
   function requireName(namespace: string, name: string): void {

@@ -7,7 +7,7 @@ import type { ApiObject } from "../api/registry.ts";
 import type { Store } from "../storage/store.ts";
 import { invalid } from "./errors.ts";
 import { parseResourceVersion } from "./objects.ts";
-import { bindPod, type ResourceOps } from "./resources.ts";
+import { bindPod, handOver, type ResourceOps } from "./resources.ts";
 import type { WatchCache } from "./watchcache.ts";
 
 export interface ServiceOptions {
@@ -42,7 +42,7 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
 
   const impl: Record<string, unknown> = {
     async create(req: any) {
-      return { [f]: await ops.create(req[f], req.dryRun) };
+      return { [f]: await ops.create(handOver(req[f]), req.dryRun) };
     },
     async get(req: any) {
       return { [f]: await ops.get(req.namespace ?? "", req.name) };
@@ -51,7 +51,7 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
       return ops.list(req.namespace ?? "", req.labelSelector, req.fieldSelector);
     },
     async update(req: any) {
-      return { [f]: await ops.update(req[f], req.dryRun) };
+      return { [f]: await ops.update(handOver(req[f]), req.dryRun) };
     },
     async delete(req: any) {
       const { obj, deleted } = await ops.delete(req.namespace ?? "", req.name, req.options);
@@ -103,7 +103,7 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
     },
   };
   if (kind.hasStatus) {
-    impl.updateStatus = async (req: any) => ({ [f]: await ops.updateStatus(req[f]) });
+    impl.updateStatus = async (req: any) => ({ [f]: await ops.updateStatus(handOver(req[f])) });
   }
   if (kind.kind === "Pod") {
     impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
