@@ -3,7 +3,9 @@
 //   volumes/<name>/                            emptyDir volumes
 //   logs/<container>/<attempt>.log             each container instance's stdout+stderr
 // Removing the pod directory removes all of it.
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import * as fs from "node:fs";
+import { rm } from "node:fs/promises";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Mount } from "../runtime/runtime.ts";
@@ -138,6 +140,12 @@ export async function writeEtcFiles(rootDir: string, pod: Pod, podIP: string, ho
   }
   return mounts;
 }
+
+// The callback forms of fs, promisified: fs/promises' FileHandle-based writeFile costs twice the
+// CPU per file (measured: 0.36 vs 0.16 ms for a pod directory and its three files).
+const mkdir = promisify(fs.mkdir);
+const readFile = promisify(fs.readFile);
+const writeFile = promisify(fs.writeFile);
 
 // What this process last wrote to each pod file, and the pod directories it made or found, so
 // that a sync changing nothing touches no disk (a node resyncs every pod every period).

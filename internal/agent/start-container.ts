@@ -5,7 +5,8 @@
 // CreateContainerError, RunContainerError) and whose message is the runtime's or registry's own
 // words.
 import { ConnectError } from "@connectrpc/connect";
-import { mkdir } from "node:fs/promises";
+import * as fs from "node:fs";
+import { promisify } from "node:util";
 import { dirname } from "node:path";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { defaultPullPolicy } from "../api/defaults.ts";
@@ -80,6 +81,9 @@ export async function ensureImage(deps: StartDeps, pod: Pod, c: Container, rec: 
     throw new ContainerStartError("ErrImagePull", message, b.until);
   }
 }
+
+// The callback form: cheaper in CPU than fs/promises (see pod-files.ts).
+const mkdir = promisify(fs.mkdir);
 
 /** Creates and starts one instance of the container; returns its id. */
 export async function startContainer(deps: StartDeps, pod: Pod, c: Container, attempt: number, rec: ContainerRecord, ctx: ConfigContext): Promise<string> {
