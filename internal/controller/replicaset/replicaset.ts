@@ -42,6 +42,14 @@ export interface ReplicaSetController extends Controller {
 }
 
 const NS_INDEX = "replicaset:namespace";
+// Pods by controller: "uid:<controller uid>", or "orphan:<namespace>" for pods without one, so a
+// sync looks at its own pods and the orphans it may adopt, not every pod of the namespace
+// (Kubernetes' controller-UID index).
+const CONTROLLER_INDEX = "replicaset:controller";
+const controllerIndexValue = (p: Pod) => {
+  const ref = controllerRefOf(p);
+  return [ref ? `uid:${ref.uid}` : `orphan:${p.metadata?.namespace ?? ""}`];
+};
 
 /** Adds an index unless this informer already has one by that name (a factory reused in tests). */
 function ensureIndex<T extends Pod | ReplicaSet>(inf: Informer<T>, name: string, fn: (o: T) => string[]): void {
@@ -83,7 +91,7 @@ export function createReplicaSetController(ctx: ControllerContext, opts: Replica
   const podInformer = ctx.informers.informerFor<Pod>("Pod");
   const byNamespace = (o: Pod | ReplicaSet) => [o.metadata?.namespace ?? ""];
   ensureIndex(rsInformer, NS_INDEX, byNamespace);
-  ensureIndex(podInformer, NS_INDEX, byNamespace);
+  ensureIndex(podInformer, CONTROLLER_INDEX, controllerIndexValue);
   const pods = createResourceClient<Pod>(ctx.transport, "Pod");
   const replicaSets = createResourceClient<ReplicaSet>(ctx.transport, "ReplicaSet");
 
@@ -315,7 +323,11 @@ export function createReplicaSetController(ctx: ControllerContext, opts: Replica
       return;
     }
     const needsSync = expectations.satisfied(key);
-    const active = podInformer.byIndex(NS_INDEX, namespace).filter(isPodActive);
+    const candidates = [
+      ...podInformer.byIndex(CONTROLLER_INDEX, `uid:${rs.metadata!.uid}`),
+      ...podInformer.byIndex(CONTROLLER_INDEX, `orphan:${namespace}`),
+    ];
+    const active = candidates.filter(isPodActive);
     const owned = await claimPods(rs, selector, active);
 
     let failure: ManageFailure | undefined;
