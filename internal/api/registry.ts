@@ -28,7 +28,7 @@ import { EventSchema, LeaseSchema } from "../../gen/skiff/v1alpha1/coordination_
 import { LeaseService } from "../../gen/skiff/v1alpha1/lease_service_pb.js";
 import { EventService } from "../../gen/skiff/v1alpha1/event_service_pb.js";
 import { kindDefaults } from "./defaults.ts";
-import { kindValidators, type Violation } from "./validation.ts";
+import { kindValidators, statusValidators, type Violation } from "./validation.ts";
 
 /** Every stored object: a message with metadata, and usually spec and status. */
 export type ApiObject = Message & { metadata?: ObjectMeta; spec?: unknown; status?: unknown };
@@ -66,9 +66,11 @@ export interface Kind {
   defaults?: (obj: any) => void;
   /** Semantic checks beyond the .proto rules; `old` is set on update. */
   validate?: (obj: any, old: any | undefined) => Violation[];
+  /** The semantic checks of the status alone (UpdateStatus changes nothing else). */
+  validateStatus?: (obj: any) => Violation[];
 }
 
-type KindInit = Omit<Kind, "fields" | "defaults" | "validate" | "singular" | "shortNames"> & {
+type KindInit = Omit<Kind, "fields" | "defaults" | "validate" | "validateStatus" | "singular" | "shortNames"> & {
   shortNames?: string[];
   fields?: Record<string, FieldGetter>;
 };
@@ -81,6 +83,7 @@ function kind(k: KindInit): Kind {
     fields: k.fields ?? {},
     defaults: kindDefaults[k.kind],
     validate: kindValidators[k.kind],
+    validateStatus: statusValidators[k.kind],
   };
 }
 

@@ -136,6 +136,14 @@ function validateTemplate(
 
 const intOrPercent = /^(\d+|\d+%)$/;
 
+/** The semantic rules about a kind's status alone: all an UpdateStatus can change. */
+export const statusValidators: Record<string, (obj: any) => Violation[]> = {
+  Node: (n) => [
+    ...validateResourceList(n.status?.capacity ?? {}, "status.capacity"),
+    ...validateResourceList(n.status?.allocatable ?? {}, "status.allocatable"),
+  ],
+};
+
 /** Why each kind's fields may or may not change on update is Kubernetes' own rule set. */
 export const kindValidators: Record<string, (obj: any, old: any | undefined) => Violation[]> = {
   Namespace: (ns) => validateMeta(ns.metadata, false, validateDNS1123Label),
@@ -144,8 +152,7 @@ export const kindValidators: Record<string, (obj: any, old: any | undefined) => 
     (n.spec?.taints ?? []).forEach((t: { key: string }, i: number) =>
       out.push(...at(`spec.taints[${i}].key`, validateQualifiedName(t.key))),
     );
-    out.push(...validateResourceList(n.status?.capacity ?? {}, "status.capacity"));
-    out.push(...validateResourceList(n.status?.allocatable ?? {}, "status.allocatable"));
+    out.push(...statusValidators.Node(n));
     return out;
   },
   Pod: (pod, old) => {

@@ -96,6 +96,18 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
     if (v.length) throw invalid(`request for ${label}`, v);
   }
 
+  // UpdateStatus changes the status only; the rest was checked when it was written.
+  const statusField = kind.schema.fields.find((f) => f.localName === "status");
+  function validateStatus(obj: ApiObject): void {
+    const status = (obj as any).status;
+    const rules =
+      statusField?.fieldKind === "message" && status
+        ? ruleViolations(statusField.message, status).map((v) => ({ ...v, field: v.field ? `status.${v.field}` : "status" }))
+        : [];
+    const v = [...rules, ...(kind.validateStatus?.(obj) ?? [])];
+    if (v.length) throw invalid(`${label} "${obj.metadata?.name ?? ""}"`, v);
+  }
+
   function validate(obj: ApiObject, old?: ApiObject): void {
     const v = [...ruleViolations(kind.schema, obj), ...(kind.validate?.(obj, old) ?? [])];
     if (v.length) throw invalid(`${label} "${obj.metadata?.name || obj.metadata?.generateName || ""}"`, v);
@@ -337,7 +349,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         if (wanted !== undefined && String(wanted) !== cur.metadata!.resourceVersion) throw conflict(label, m.name);
         const next = clone(kind.schema, cur) as ApiObject;
         next.status = obj.status;
-        validate(next, cur);
+        validateStatus(next);
         if (equals(kind.schema, next, cur)) return cur;
         try {
           return await write(objectKey(kind, next), next, Number(cur.metadata!.resourceVersion));

@@ -114,6 +114,23 @@ describe("semantics", () => {
     expect(u.data.a).toBe("2");
   });
 
+  it("UpdateStatus checks the status: a bad one is InvalidArgument with status.* paths, and nothing changes", async () => {
+    const pods = cp.client("Pod");
+    const p = await pods.create(pod("bad-status"));
+    p.status!.phase = "Sleeping";
+    const err = ConnectError.from(await pods.updateStatus(p).catch((e) => e));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toMatch(/status\.phase: /);
+    expect((await pods.get("default", "bad-status")).metadata!.resourceVersion).toBe(p.metadata!.resourceVersion);
+    const nodes = cp.client("Node");
+    const { NodeSchema, NodeStatusSchema } = await import("../../gen/skiff/v1alpha1/node_pb.js");
+    const n: any = await nodes.create(create(NodeSchema, samples.Node.make("bad-capacity")));
+    n.status = create(NodeStatusSchema, { capacity: { cpu: "lots" } });
+    const err2 = ConnectError.from(await nodes.updateStatus(n).catch((e) => e));
+    expect(err2.code).toBe(Code.InvalidArgument);
+    expect(err2.rawMessage).toMatch(/status\.capacity/);
+  });
+
   it("objects need an existing namespace; deleting a namespace deletes its contents", async () => {
     const pods = cp.client("Pod");
     expect(await codeOf(pods.create(pod("p", { namespace: "team-a" })))).toBe(Code.NotFound);
