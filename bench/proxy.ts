@@ -153,7 +153,8 @@ export async function run(argv: string[]): Promise<void> {
     server.once("exit", (code) => reject(new Error(`backend server exited ${code}`)));
   });
 
-  const cp = await startBenchControlPlane({ inProcess: false });
+  // Its Service addresses are asked for explicitly from 10.234.0.0/16: the apiserver allocates from there.
+  const cp = await startBenchControlPlane({ inProcess: false, serviceCidr: "10.234.0.0/16" });
   ours.add(cp.serverPid);
   const transport = createApiTransport(cp.url);
   const svcs = createResourceClient<Service>(transport, "Service");

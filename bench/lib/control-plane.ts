@@ -31,6 +31,8 @@ export interface ControlPlaneOptions {
   inProcess: boolean;
   /** Write a V8 CPU profile of the apiserver child into this directory (child mode only). */
   cpuProfDir?: string;
+  /** The apiserver's --service-cluster-ip-range (default its own). */
+  serviceCidr?: string;
 }
 
 export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise<BenchControlPlane> {
@@ -46,7 +48,7 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
       why = "cmd/skiff.ts not found";
     } else {
       try {
-        const child = await startChild(etcd.endpoint, opts.cpuProfDir);
+        const child = await startChild(etcd.endpoint, opts.cpuProfDir, opts.serviceCidr);
         return { etcd, etcdVersion, ...child, mode: "child process", modeNote: "node cmd/skiff.ts apiserver; client and server on separate event loops" };
       } catch (err) {
         why = `starting cmd/skiff.ts apiserver failed: ${String(err).split("\n")[0]}`;
@@ -54,7 +56,7 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
     }
   }
   const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: ETCD_PREFIX });
-  const server = await startApiServer({ store, host: LOOPBACK, port: 0 });
+  const server = await startApiServer({ store, host: LOOPBACK, port: 0, serviceCidr: opts.serviceCidr });
   let stopping: Promise<void> | undefined;
   const stopServer = () =>
     (stopping ??= (async () => {
@@ -73,13 +75,16 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
   };
 }
 
-async function startChild(etcdEndpoint: string, cpuProfDir: string | undefined): Promise<{ url: string; serverPid: number; stopServer(): Promise<void> }> {
+async function startChild(etcdEndpoint: string, cpuProfDir: string | undefined, serviceCidr?: string): Promise<{ url: string; serverPid: number; stopServer(): Promise<void> }> {
   let lastErr: unknown;
   // A free port can be taken between picking and binding it: retry with another.
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const daemon = startSkiff(
-      ["apiserver", "--etcd-servers", etcdEndpoint, "--etcd-prefix", ETCD_PREFIX, "--listen", `${LOOPBACK}:${port}`, "--log-level", "warn"],
+      [
+        "apiserver", "--etcd-servers", etcdEndpoint, "--etcd-prefix", ETCD_PREFIX, "--listen", `${LOOPBACK}:${port}`, "--log-level", "warn",
+        ...(serviceCidr ? ["--service-cluster-ip-range", serviceCidr] : []),
+      ],
       { nodeArgs: cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : [] },
     );
     const url = `http://${LOOPBACK}:${port}`;
