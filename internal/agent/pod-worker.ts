@@ -75,6 +75,10 @@ export interface PodWorkers {
   imagesChanged(): void;
 }
 
+/** How long a container listed without its state keeps its last status (see startPod). */
+export const UNREADABLE_GRACE_MS = 30_000;
+const UNREADABLE_RETRY_MS = 500;
+
 /** Go-style durations, as Kubernetes prints them: "10s", "1m20s", "5m0s", "250ms". */
 export function formatDelay(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
@@ -253,6 +257,18 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
     await beforeStatus();
     containers = await podContainers(uid);
+    // containerd leaves a task out of its list when the task's shim does not answer in time (a
+    // loaded machine): a started container comes without a state though it most likely still
+    // runs. Reporting it so would flip a serving pod to Pending and unready (and restart its
+    // probes); keep the last status and the probes instead, and look again soon, unless it lasts.
+    if (!containers.some((c) => c.state === "unknown" && c.startedAt !== undefined)) state.unreadableSince = undefined;
+    else {
+      state.unreadableSince ??= Date.now();
+      if (Date.now() - state.unreadableSince < UNREADABLE_GRACE_MS) {
+        const again = Date.now() + UNREADABLE_RETRY_MS;
+        return { requeueAfterMs: Math.max(0, Math.min(again, retryAt ?? again) - Date.now()) };
+      }
+    }
     deps.probes.sync(pod, podIP, containers);
     const stored = await writeStatus(state, containers, podIP);
     if (stored && isTerminal(stored)) {

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { ServiceSchema, type Service } from "../../gen/skiff/v1alpha1/service_pb.js";
+import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { createResourceClient } from "../client/resource-client.ts";
 import type { ContainerConfig } from "../runtime/runtime.ts";
 import { cond, cstatus, startHarness, waitFor, type Harness } from "./testing.ts";
@@ -271,6 +272,40 @@ describe("status writes", () => {
     await new Promise((r) => setTimeout(r, 800));
     expect(h.count("PodService/UpdateStatus")).toBe(writes);
     expect((await h.getPod("quiet")).metadata!.resourceVersion).toBe(rv);
+  });
+
+  it("a running container whose state the runtime cannot read for a while stays Running and Ready", async () => {
+    // containerd's task list leaves out a task whose shim does not answer in time (a loaded
+    // machine): the container is listed without a state ("unknown") though it still runs.
+    h = await startHarness({ resyncMs: 50 });
+    await h.createPod("steady", { containers: [{ name: "app", readinessProbe: { exec: { command: ["true"] }, periodSeconds: 1 } as any }] });
+    const serving = (p: Pod) => p.status?.phase === "Running" && cond(p, "Ready") === "True";
+    const ready = await h.waitForPod("steady", "Running and Ready", serving);
+    const [c] = await h.containersOf(ready);
+    const seen: string[] = [];
+    const stop = new AbortController();
+    const watching = (async () => {
+      for await (const ev of h!.pods.watch("default", { resourceVersion: ready.metadata!.resourceVersion, signal: stop.signal })) {
+        if (ev.type !== "BOOKMARK") seen.push(`${ev.object.status?.phase}/${cond(ev.object, "Ready")}`);
+      }
+    })().catch((err) => {
+      if (!stop.signal.aborted) throw err;
+    });
+    const list = h.runtime.listContainers;
+    let unreadable = true;
+    h.runtime.listContainers = async () => (await list()).map((x) => (unreadable && x.id === c.id ? { ...x, state: "unknown" as const, pid: undefined } : x));
+    await new Promise((r) => setTimeout(r, 600)); // a dozen resyncs and probe periods
+    unreadable = false;
+    // Something written afterwards shows on the watch: the pod's own label change.
+    const cur = await h.getPod("steady");
+    cur.metadata!.labels.checked = "yes";
+    await h.pods.update(cur);
+    await waitFor("the label change on the watch", () => seen.length > 0);
+    await new Promise((r) => setTimeout(r, 300));
+    stop.abort();
+    await watching;
+    expect(seen.filter((s) => s !== "Running/True")).toEqual([]);
+    expect(serving(await h.getPod("steady"))).toBe(true);
   });
 
   it("keeps lastTransitionTime of conditions that did not flip", async () => {

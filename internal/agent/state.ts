@@ -53,6 +53,8 @@ export interface PodState {
   setupError?: string;
   /** The pod finished and its network was released. */
   networkReleased?: boolean;
+  /** Since when (epoch ms) the runtime has listed a container of the pod without its state. */
+  unreadableSince?: number;
 }
 
 export function newPodState(pod: Pod): PodState {

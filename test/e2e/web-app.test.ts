@@ -69,7 +69,15 @@ function readinessWatcher() {
   let live = false;
   let min = Infinity;
   let events = 0;
+  // The last events, and those that led to the minimum: a failure says which pod stopped serving and how.
+  const trail: string[] = [];
+  let atMin: string[] = [];
   const count = () => [...pods.values()].filter(serving).length;
+  const show = (type: string, p: Pod) => {
+    const ready = p.status?.conditions.find((c) => c.type === "Ready");
+    const state = p.metadata?.deletionTimestamp ? "deleting" : `${p.status?.phase} Ready=${ready?.status ?? "-"}${ready?.reason ? ` (${ready.reason})` : ""}`;
+    return `${type} ${p.metadata!.name} rv ${p.metadata!.resourceVersion}: ${state}`;
+  };
   let markLive = () => {};
   const isLive = new Promise<void>((resolve) => (markLive = resolve));
   const done = (async () => {
@@ -86,7 +94,11 @@ function readinessWatcher() {
       else pods.set(ev.object.metadata!.name, ev.object);
       if (live) {
         events++;
-        min = Math.min(min, count());
+        const n = count();
+        trail.push(`${show(ev.type, ev.object)} → ${n} serving`);
+        if (trail.length > 12) trail.shift();
+        if (n < min) atMin = [...trail];
+        min = Math.min(min, n);
       }
     }
   })().catch((err) => {
@@ -94,10 +106,11 @@ function readinessWatcher() {
   });
   return {
     live: isLive,
-    async stop(): Promise<{ min: number; events: number }> {
+    /** The fewest pods serving, the number of events, and the events up to that minimum (a message). */
+    async stop(): Promise<{ min: number; events: number; why: string }> {
       stop.abort();
       await done;
-      return { min, events };
+      return { min, events, why: `events up to the fewest serving:\n${atMin.join("\n")}` };
     },
   };
 }
@@ -201,7 +214,7 @@ describe.sequential("the example web app on a real node", () => {
     await e.ok("rollout", "status", "deploy/web", "--timeout", "120s");
     let seen = await watcher.stop();
     expect(seen.events).toBeGreaterThan(0);
-    expect(seen.min).toBeGreaterThanOrEqual(4 - maxUnavailable);
+    expect(seen.min, seen.why).toBeGreaterThanOrEqual(4 - maxUnavailable);
 
     const sets = await replicaSets();
     expect(sets).toHaveLength(2);
@@ -217,7 +230,7 @@ describe.sequential("the example web app on a real node", () => {
     expect(await e.ok("rollout", "undo", "deploy/web")).toContain("rolled back");
     await e.ok("rollout", "status", "deploy/web", "--timeout", "120s");
     seen = await watcher.stop();
-    expect(seen.min).toBeGreaterThanOrEqual(4 - maxUnavailable);
+    expect(seen.min, seen.why).toBeGreaterThanOrEqual(4 - maxUnavailable);
 
     // The v1 ReplicaSet is scaled up again; v2's is scaled down.
     const back = await replicaSets();

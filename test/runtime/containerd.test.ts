@@ -175,6 +175,26 @@ describe("containerd runtime: containers", () => {
     await rt.removeContainer(id); // idempotent
   });
 
+  it("lists a running container as running when containerd's task list leaves its task out", async () => {
+    const id = await rt.createContainer(config("listed", { command: ["sh", "-c", "sleep 30"] }));
+    await rt.startContainer(id);
+    // What Tasks/List answers when the task's shim did not answer its state query within 2 s.
+    const list = rt.client.tasks.list;
+    rt.client.tasks.list = async (req, opts) => {
+      const res = await list(req, opts);
+      res.tasks = res.tasks.filter((t) => (t.containerId || t.id) !== id);
+      return res;
+    };
+    try {
+      const listed = (await rt.listContainers()).find((c) => c.id === id);
+      expect(listed).toMatchObject({ state: "running", containerName: "listed" });
+      expect(listed?.pid).toBeGreaterThan(0);
+    } finally {
+      rt.client.tasks.list = list;
+      await rt.removeContainer(id);
+    }
+  });
+
   it("honours SIGTERM with a trap, and SIGKILLs after the timeout", async () => {
     const polite = await rt.createContainer(
       config("polite", { command: ["sh", "-c", "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done"] }),

@@ -49,12 +49,15 @@ export interface TestTransport extends Transport {
   /** Holds every message of the streams of `method` until resume(). */
   pause(method: MethodName): void;
   resume(method: MethodName): void;
+  /** Holds each message of the streams of `method` for `ms()` ms first (order kept), until undefined. */
+  delay(method: MethodName, ms: (() => number) | undefined): void;
 }
 
 export function testTransport(inner: Transport): TestTransport {
   const counts = new Map<string, number>();
   const failing = new Map<string, (n: number) => boolean>();
   const paused = new Map<string, { promise: Promise<void>; release: () => void }>();
+  const delays = new Map<string, () => number>();
   const nameOf = (m: { parent: { typeName: string }; name: string }) => `${m.parent.typeName}/${m.name}`;
   const count = (name: string) => {
     const n = (counts.get(name) ?? 0) + 1;
@@ -65,6 +68,8 @@ export function testTransport(inner: Transport): TestTransport {
     const aborted = new Promise<void>((r) => signal?.addEventListener("abort", () => r(), { once: true }));
     for await (const m of messages) {
       for (let gate = paused.get(name); gate && !signal?.aborted; gate = paused.get(name)) await Promise.race([gate.promise, aborted]);
+      const ms = delays.get(name)?.();
+      if (ms) await Promise.race([sleep(ms), aborted]);
       if (signal?.aborted) return;
       yield m;
     }
@@ -95,6 +100,10 @@ export function testTransport(inner: Transport): TestTransport {
       const g = paused.get(m);
       paused.delete(m);
       g?.release();
+    },
+    delay(m, ms) {
+      if (ms) delays.set(m, ms);
+      else delays.delete(m);
     },
   };
 }

@@ -6,7 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ContainerInfo, ContainerRuntime, ImageInfo, PullOptions } from "../runtime.ts";
 import { pullToSink } from "../registry/pull.ts";
 import { createContainerdClient, type ContainerdClient, type ContainerdClientOptions, type Services } from "./client.ts";
-import { containerInfo, createContainer, removeContainer, specOf } from "./containers.ts";
+import { containerInfo, createContainer, LABELS, removeContainer, specOf } from "./containers.ts";
 import { createContentStore } from "./content.ts";
 import { orUndefined } from "./errors.ts";
 import { cgroupOomKills, createOomTracker, subscribeTaskEvents } from "./events.ts";
@@ -153,6 +153,16 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
       const [{ containers }, { tasks }] = await Promise.all([client.containers.list({}), client.tasks.list({})]);
       // Tasks/List fills a process's `id` (the container id for an init process), not container_id.
       const byId = new Map(tasks.map((t) => [t.containerId || t.id, t]));
+      // Tasks/List leaves out a task whose shim does not answer its state query in time (2 s; a
+      // loaded machine). A started container without a listed task is asked about on its own
+      // before it is reported without a state.
+      const missing = containers.filter((c) => !byId.has(c.id) && c.labels[LABELS.startedAt]);
+      await Promise.all(
+        missing.map(async (c) => {
+          const task = (await client.tasks.get({ containerId: c.id }).catch(() => undefined))?.process;
+          if (task) byId.set(c.id, task);
+        }),
+      );
       return containers.map((c) => containerInfo(c, byId.get(c.id), oomKilled(c, byId.get(c.id))));
     },
 
