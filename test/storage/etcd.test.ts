@@ -55,6 +55,22 @@ describe("etcd store specifics", () => {
     }
   });
 
+  it("lists a response far larger than one HTTP/2 frame intact", async () => {
+    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/big" });
+    try {
+      // 300 distinct 4 KiB values: about 1.2 MB in one Range response, some hundred DATA frames.
+      const value = (i: number) => new Uint8Array(4096).map((_, j) => (i * 31 + j) % 251);
+      for (let i = 0; i < 300; i += 100) {
+        await store.txn(Array.from({ length: 100 }, (_, k) => ({ op: "create" as const, key: `/k${String(i + k).padStart(3, "0")}`, value: value(i + k) })));
+      }
+      const { items } = await store.list("/");
+      expect(items.map((kv) => kv.key)).toEqual(Array.from({ length: 300 }, (_, i) => `/k${String(i).padStart(3, "0")}`));
+      items.forEach((kv, i) => expect(kv.value).toEqual(value(i)));
+    } finally {
+      await store.close();
+    }
+  });
+
   it("keeps each store's keys under its prefix", async () => {
     const a = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/iso/a" });
     const bStore = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/iso/b" });
