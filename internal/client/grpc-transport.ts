@@ -162,7 +162,11 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     let trailersOnly: IncomingHttpHeaders | undefined;
     let trailers: IncomingHttpHeaders | undefined;
     let failure: ConnectError | undefined;
-    let pending: Buffer | undefined;
+    // The bytes of an incomplete message. A message spread over many DATA frames (a large list)
+    // is joined once, when complete: joining on every frame would copy it over and over.
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let frameBytes = 0; // prefix + message of the incomplete message, once its prefix is in
     st.on("response", (rh) => {
       const status = Number(rh[":status"]);
       if (status !== 200) {
@@ -177,8 +181,16 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     });
     st.on("data", (chunk: Buffer) => {
       if (finished || failure) return;
-      let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
-      pending = undefined;
+      let buf = chunk;
+      if (pendingBytes > 0) {
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes < Math.max(5, frameBytes)) return;
+        buf = Buffer.concat(pending, pendingBytes);
+        pending = [];
+        pendingBytes = 0;
+        frameBytes = 0;
+      }
       while (buf.length >= 5) {
         const len = buf.readUInt32BE(1);
         if (len > readMaxBytes) {
@@ -186,7 +198,10 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           st.close(http2.constants.NGHTTP2_CANCEL);
           return;
         }
-        if (buf.length < 5 + len) break;
+        if (buf.length < 5 + len) {
+          frameBytes = 5 + len;
+          break;
+        }
         if (buf[0] & 1) {
           failure = new ConnectError("protocol error: compressed response message that was not asked for", Code.Internal);
           st.close(http2.constants.NGHTTP2_CANCEL);
@@ -195,7 +210,10 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         sink.message(buf.subarray(5, 5 + len));
         buf = buf.subarray(5 + len);
       }
-      if (buf.length > 0) pending = buf;
+      if (buf.length > 0) {
+        pending.push(buf);
+        pendingBytes = buf.length;
+      }
     });
     st.on("trailers", (t) => {
       trailers = t;
@@ -218,7 +236,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       if (st.rstCode !== undefined && st.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
         return finish(new ConnectError(`the call was reset (HTTP/2 code ${st.rstCode})`, st.rstCode === http2.constants.NGHTTP2_CANCEL ? Code.Canceled : Code.Unavailable));
       }
-      if (pending) return finish(new ConnectError("protocol error: the response ended inside a message", Code.Internal));
+      if (pendingBytes > 0) return finish(new ConnectError("protocol error: the response ended inside a message", Code.Internal));
       finish(new ConnectError("protocol error: the response ended without a gRPC status", Code.Unavailable));
     });
     st.end(body);

@@ -1,5 +1,8 @@
-// Mapping etcd3 (npm) / gRPC failures onto StoreError codes.
+// Mapping etcd failures onto StoreError codes: ConnectErrors from the KV calls (etcd's gRPC status
+// and message, e.g. OUT_OF_RANGE "etcdserver: mvcc: required revision has been compacted") and
+// etcd3 (npm) errors from the watch.
 
+import { Code, ConnectError } from "@connectrpc/connect";
 import { ClientClosedError, isRecoverableError } from "etcd3";
 import { StoreError } from "./store.ts";
 
@@ -21,6 +24,7 @@ export function isFutureRevisionError(err: unknown): boolean {
 export function isUnavailableError(err: unknown): boolean {
   if (err instanceof StoreError) return err.code === "Unavailable";
   if (!(err instanceof Error)) return false;
+  if (err instanceof ConnectError && (err.code === Code.Unavailable || err.code === Code.DeadlineExceeded)) return true;
   return isRecoverableError(err) || err instanceof ClientClosedError || TRANSIENT.test(err.message);
 }
 

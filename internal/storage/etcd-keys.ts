@@ -12,7 +12,7 @@ export function prefixRange(prefix: Buffer): { key: Buffer; range_end: Buffer } 
   return { key: prefix.length ? prefix : Buffer.from([0]), range_end: Buffer.from([0]) };
 }
 
-/** A Uint8Array view of a Buffer (same bytes, plain type, so deep equality matches memory). */
-export function bytes(b: Buffer | undefined): Uint8Array {
+/** A plain Uint8Array view of a Buffer's bytes (same bytes, plain type, so deep equality matches memory). */
+export function bytes(b: Uint8Array | undefined): Uint8Array {
   return b ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : new Uint8Array(0);
 }

@@ -1,8 +1,26 @@
-// Store on etcd v3 through the `etcd3` npm package. We use its raw KV client (range/txn/compact
-// requests as etcd defines them) rather than its builders, so that every request states its
-// revision semantics explicitly; the watch side lives in etcd-watch.ts.
+// Store on etcd v3. Unary KV calls (range/txn/compact) go through Skiff's lean gRPC transport
+// (internal/client/grpc-transport.ts) with our own wire-compatible copy of etcd's KV service
+// (proto/etcd): in the scale benchmark the etcd3 package's and grpc-js's per-call machinery cost
+// the apiserver more CPU than its own work. Every request states its revision semantics
+// explicitly. The watch needs bidi streaming, which that transport does not do: it stays on the
+// `etcd3` npm package (etcd-watch.ts).
 
-import { Etcd3, type ICompare, type IKeyValue, type IOptions, type IRequestOp } from "etcd3";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { Etcd3, type IOptions } from "etcd3";
+import {
+  Compare_CompareResult,
+  Compare_CompareTarget,
+  CompareSchema,
+  KV,
+  RangeRequestSchema,
+  RequestOpSchema,
+  type Compare,
+  type RangeResponse,
+  type RequestOp,
+} from "../../gen/etcd/api/etcdserverpb/rpc_pb.js";
+import type { KeyValue as EtcdKeyValue } from "../../gen/etcd/api/mvccpb/kv_pb.js";
+import { createGrpcTransport, type GrpcTransport } from "../client/grpc-transport.ts";
 import { isCompactedError, isFutureRevisionError, mapEtcdError } from "./etcd-errors.ts";
 import { bytes, prefixRange } from "./etcd-keys.ts";
 import { createEtcdWatchFactory } from "./etcd-watch.ts";
@@ -27,19 +45,30 @@ export interface EtcdStoreOptions {
   requestTimeoutMs?: number;
 }
 
-// etcd3's default fault handling retries failed calls up to 3 times and opens a 5s circuit
-// breaker after 3 failures. Retrying a txn whose reply was lost can turn a success into
-// AlreadyExists/Conflict, and the breaker keeps /readyz red after etcd is back, so both are
-// off: a failed call surfaces as Unavailable and the caller decides.
+// etcd3 (now only the watch) retries failed calls up to 3 times by default and opens a 5s
+// circuit breaker after 3 failures; the breaker would keep a watch from resuming after etcd is
+// back, so both are off. The KV calls are never retried either: retrying a txn whose reply was
+// lost can turn a success into AlreadyExists/Conflict.
 const noRetry = { execute: async (fn: (ctx: { signal: AbortSignal }) => unknown) => fn({ signal: new AbortController().signal }) };
 type FaultHandling = NonNullable<IOptions["faultHandling"]>;
 
+type KVClient = Client<typeof KV>;
+
 export function createEtcdStore(opts: EtcdStoreOptions): Store {
+  if (opts.endpoints.length === 0) throw new RangeError("etcd store: no endpoints given");
   const timeoutMs = opts.requestTimeoutMs ?? 10_000;
   const root = Buffer.from(opts.prefix ?? "", "utf8");
-  const client = new Etcd3({
+  // The key every revision-only read asks about (a range needs a non-empty key).
+  const rootKey = root.length ? root : Buffer.from([0]);
+  // One HTTP/2 connection per endpoint, opened on first use.
+  const members = opts.endpoints.map((url) => {
+    const transport: GrpcTransport = createGrpcTransport({ baseUrl: url });
+    return { url, transport, kv: createClient(KV, transport) };
+  });
+  // Calls go to one member until it fails with UNAVAILABLE, then to the next.
+  let current = 0;
+  const watchClient = new Etcd3({
     hosts: opts.endpoints,
-    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
     faultHandling: {
       host: () => noRetry as unknown as ReturnType<NonNullable<FaultHandling["host"]>>,
       global: noRetry as unknown as FaultHandling["global"],
@@ -47,13 +76,35 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   });
   let closed = false;
 
+  /**
+   * One KV call with its own deadline. A member that is unavailable hands over to the next one:
+   * for this very call only if it is a read (`idempotent`), since a txn whose reply was lost may
+   * have been applied; for a write the caller gets Unavailable and later calls go to the next.
+   */
+  async function kvCall<T>(fn: (kv: KVClient, callOpts: { timeoutMs: number }) => Promise<T>, idempotent: boolean, ms = timeoutMs): Promise<T> {
+    const tries = idempotent ? members.length : 1;
+    for (let i = 0; ; i++) {
+      const at = current;
+      try {
+        return await fn(members[at].kv, { timeoutMs: ms });
+      } catch (err) {
+        if (!(err instanceof ConnectError && err.code === Code.Unavailable) || closed) throw err;
+        if (current === at) current = (at + 1) % members.length;
+        if (i + 1 >= tries) throw err;
+      }
+    }
+  }
+
+  const range = (req: MessageInitShape<typeof RangeRequestSchema>, ms?: number): Promise<RangeResponse> => kvCall((kv, o) => kv.range(req, o), true, ms);
+
   const keyBytes = (key: string) => Buffer.concat([root, Buffer.from(key, "utf8")]);
-  const toKeyValue = (kv: IKeyValue): KeyValue => ({
-    key: kv.key.subarray(root.length).toString("utf8"),
+  const toKeyValue = (kv: EtcdKeyValue): KeyValue => ({
+    key: Buffer.from(kv.key.buffer, kv.key.byteOffset + root.length, kv.key.byteLength - root.length).toString("utf8"),
     value: bytes(kv.value),
-    createRevision: Number(kv.create_revision),
-    modRevision: Number(kv.mod_revision),
+    createRevision: Number(kv.createRevision),
+    modRevision: Number(kv.modRevision),
   });
+  const revisionOf = (res: { header?: { revision: bigint } }) => Number(res.header?.revision ?? 0);
 
   async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     if (closed) throw new StoreError("Unavailable", `${what}: etcd store is closed`);
@@ -65,23 +116,23 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   }
 
   async function currentRevision(): Promise<number> {
-    return call("currentRevision", async () => {
-      const res = await client.kv.range({ key: root.length ? root : Buffer.from([0]), count_only: true });
-      return Number(res.header.revision);
-    });
+    return call("currentRevision", async () => revisionOf(await range({ key: rootKey, countOnly: true })));
   }
 
-  function compareFor(op: TxnOp, key: Buffer): ICompare {
-    if (op.op === "create") return { key, target: "Create", result: "Equal", create_revision: 0 };
+  function compareFor(op: TxnOp, key: Buffer): Compare {
+    const { Equal, Greater } = Compare_CompareResult;
+    const { Create, Mod } = Compare_CompareTarget;
+    if (op.op === "create") return create(CompareSchema, { key, target: Create, result: Equal, targetUnion: { case: "createRevision", value: 0n } });
     if (op.expectedModRevision !== undefined) {
-      return { key, target: "Mod", result: "Equal", mod_revision: op.expectedModRevision };
+      return create(CompareSchema, { key, target: Mod, result: Equal, targetUnion: { case: "modRevision", value: BigInt(op.expectedModRevision) } });
     }
-    return { key, target: "Create", result: "Greater", create_revision: 0 }; // delete: must exist
+    // delete: must exist
+    return create(CompareSchema, { key, target: Create, result: Greater, targetUnion: { case: "createRevision", value: 0n } });
   }
 
-  function requestFor(op: TxnOp, key: Buffer): IRequestOp {
-    if (op.op === "delete") return { request_delete_range: { key, prev_kv: true } };
-    return { request_put: { key, value: Buffer.from(op.value.buffer, op.value.byteOffset, op.value.byteLength), prev_kv: op.op === "update" } };
+  function requestFor(op: TxnOp, key: Buffer): RequestOp {
+    if (op.op === "delete") return create(RequestOpSchema, { request: { case: "requestDeleteRange", value: { key, prevKv: true } } });
+    return create(RequestOpSchema, { request: { case: "requestPut", value: { key, value: op.value, prevKv: op.op === "update" } } });
   }
 
   async function txn(ops: TxnOp[]): Promise<TxnResult> {
@@ -90,17 +141,25 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
     const keys = ops.map((op) => keyBytes(op.key));
     const what = ops.length === 1 ? `${ops[0].op} ${ops[0].key}` : `txn of ${ops.length} ops`;
     const res = await call(what, () =>
-      client.kv.txn({
-        compare: ops.map((op, i) => compareFor(op, keys[i])),
-        success: ops.map((op, i) => requestFor(op, keys[i])),
-        // On failure read every key back, to report which precondition failed and why.
-        failure: keys.map((key) => ({ request_range: { key } })),
-      }),
+      kvCall(
+        (kv, o) =>
+          kv.txn(
+            {
+              compare: ops.map((op, i) => compareFor(op, keys[i])),
+              success: ops.map((op, i) => requestFor(op, keys[i])),
+              // On failure read every key back, to report which precondition failed and why.
+              failure: keys.map((key) => create(RequestOpSchema, { request: { case: "requestRange", value: { key } } })),
+            },
+            o,
+          ),
+        false,
+      ),
     );
-    const revision = Number(res.header.revision);
+    const revision = revisionOf(res);
     if (!res.succeeded) {
       for (let i = 0; i < ops.length; i++) {
-        const kv = res.responses[i].response_range.kvs[0];
+        const r = res.responses[i]?.response;
+        const kv = r?.case === "responseRange" ? r.value.kvs[0] : undefined;
         const err = preconditionError(ops[i], kv ? toKeyValue(kv) : undefined);
         if (err) throw err;
       }
@@ -109,15 +168,17 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       throw new StoreError("Conflict", `${what}: precondition failed`, { key: ops[0].key });
     }
     const results = ops.map((op, i): KeyValue | DeletedKeyValue => {
-      const r = res.responses[i];
+      const r = res.responses[i]?.response;
       if (op.op === "delete") {
-        return { ...toKeyValue(r.response_delete_range.prev_kvs[0]), deleteRevision: revision };
+        const prev = r?.case === "responseDeleteRange" ? r.value.prevKvs[0] : undefined;
+        if (!prev) throw new StoreError("Unavailable", `${what}: etcd answered a delete without the deleted value`);
+        return { ...toKeyValue(prev), deleteRevision: revision };
       }
-      const prev = r.response_put?.prev_kv;
+      const prev = r?.case === "responsePut" ? r.value.prevKv : undefined;
       return {
         key: op.key,
         value: op.value.slice(), // like memory: later changes to the caller's buffer don't show
-        createRevision: prev ? Number(prev.create_revision) : revision,
+        createRevision: prev ? Number(prev.createRevision) : revision,
         modRevision: revision,
       };
     });
@@ -125,14 +186,14 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   }
 
   const watches = createEtcdWatchFactory({
-    client,
+    client: watchClient,
     root,
     keyOf: (k) => k.subarray(root.length).toString("utf8"),
     currentRevision,
     // Can etcd still serve reads at `revision`? (Tells a compaction from other watch failures.)
     async probe(revision) {
       try {
-        await client.kv.range({ key: root.length ? root : Buffer.from([0]), count_only: true, revision }, { deadline: Date.now() + timeoutMs });
+        await range({ key: rootKey, countOnly: true, revision: BigInt(revision) });
         return "ok";
       } catch (err) {
         if (isCompactedError(err)) return "compacted";
@@ -146,22 +207,23 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   return {
     async get(key) {
       return call(`get ${key}`, async () => {
-        const res = await client.kv.range({ key: keyBytes(key) });
+        const res = await range({ key: keyBytes(key) });
         return res.kvs.length ? toKeyValue(res.kvs[0]) : undefined;
       });
     },
     async list(prefix, listOpts) {
       const at = listOpts?.revision ?? 0;
       return call(`list ${prefix}${at ? ` at ${at}` : ""}`, async () => {
-        const res = await client.kv.range({ ...prefixRange(keyBytes(prefix)), revision: at });
+        const { key, range_end } = prefixRange(keyBytes(prefix));
+        const res = await range({ key, rangeEnd: range_end, revision: BigInt(at) });
         // Range sorts by key by default; header.revision is the store's current revision, not `at`.
-        return { items: res.kvs.map(toKeyValue), revision: at || Number(res.header.revision) };
+        return { items: res.kvs.map(toKeyValue), revision: at || revisionOf(res) };
       });
     },
     async count(prefix) {
       return call(`count ${prefix}`, async () => {
-        const res = await client.kv.range({ ...prefixRange(keyBytes(prefix)), count_only: true });
-        return Number(res.count);
+        const { key, range_end } = prefixRange(keyBytes(prefix));
+        return Number((await range({ key, rangeEnd: range_end, countOnly: true })).count);
       });
     },
     async create(key, value) {
@@ -179,7 +241,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
     async compact(revision) {
       assertRevision("revision", revision, 1);
       try {
-        await call(`compact ${revision}`, () => client.kv.compact({ revision }));
+        await call(`compact ${revision}`, () => kvCall((kv, o) => kv.compact({ revision: BigInt(revision) }, o), false));
       } catch (err) {
         // Compacting at or below the current compaction point is a no-op, as in memory.
         if (!(err instanceof StoreError && err.code === "Compacted")) throw err;
@@ -189,7 +251,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       if (closed) return false;
       try {
         // A linearizable read: true only when etcd has a leader and can serve us.
-        await client.kv.range({ key: root.length ? root : Buffer.from([0]), count_only: true }, { deadline: Date.now() + 2000 });
+        await range({ key: rootKey, countOnly: true }, 2000);
         return true;
       } catch {
         return false;
@@ -199,7 +261,8 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       if (closed) return;
       closed = true;
       await watches.closeAll();
-      client.close();
+      watchClient.close();
+      for (const m of members) m.transport.close();
     },
   };
 }

@@ -1,12 +1,14 @@
 // The shared Store conformance suite on a real etcd, plus what only etcd can show: watches are
 // multiplexed and released on abort (read from etcd's own metrics), and losing etcd mid-watch.
 
+import { createServer, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { b, describeStoreConformance, expectStoreError, str } from "../../internal/storage/conformance.ts";
 import { startWatch } from "../../internal/storage/conformance-watch.ts";
 import { createEtcdStore } from "../../internal/storage/etcd.ts";
 import { StoreError } from "../../internal/storage/store.ts";
 import { startEtcd, type EtcdServer } from "../harness/etcd.ts";
+import { freePort, LOOPBACK } from "../harness/ports.ts";
 import { startTcpProxy } from "./tcp-proxy.ts";
 
 let etcd: EtcdServer;
@@ -48,6 +50,22 @@ describe("etcd store specifics", () => {
       await vi.waitFor(async () => expect(await metric(etcd.metricsUrl, "etcd_debugging_mvcc_watcher_total")).toBe(watchers0), {
         timeout: 5000,
       });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("lists a response far larger than one HTTP/2 frame intact", async () => {
+    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/big" });
+    try {
+      // 300 distinct 4 KiB values: about 1.2 MB in one Range response, some hundred DATA frames.
+      const value = (i: number) => new Uint8Array(4096).map((_, j) => (i * 31 + j) % 251);
+      for (let i = 0; i < 300; i += 100) {
+        await store.txn(Array.from({ length: 100 }, (_, k) => ({ op: "create" as const, key: `/k${String(i + k).padStart(3, "0")}`, value: value(i + k) })));
+      }
+      const { items } = await store.list("/");
+      expect(items.map((kv) => kv.key)).toEqual(Array.from({ length: 300 }, (_, i) => `/k${String(i).padStart(3, "0")}`));
+      items.forEach((kv, i) => expect(kv.value).toEqual(value(i)));
     } finally {
       await store.close();
     }
@@ -96,6 +114,46 @@ describe("etcd connection trouble", () => {
   let own: EtcdServer | undefined;
   afterAll(async () => {
     await own?.stop();
+  });
+
+  it("with several endpoints, moves past one that is down: reads at once, a write from the next call on", async () => {
+    const dead = `http://${LOOPBACK}:${await freePort()}`; // nothing listens there
+    const store = createEtcdStore({ endpoints: [dead, etcd.endpoint], prefix: "/failover" });
+    const direct = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/failover" });
+    const reader = createEtcdStore({ endpoints: [dead, etcd.endpoint], prefix: "/failover" });
+    try {
+      // A write is never sent twice (its reply may have been lost): this one fails...
+      await expectStoreError(store.create("/a", b("1")), "Unavailable");
+      expect(await direct.get("/a")).toBeUndefined();
+      // ...and the next call goes to the endpoint that answers.
+      const created = await store.create("/a", b("1"));
+      expect(str((await direct.get("/a"))!.value)).toBe("1");
+      // A read may be repeated, so it moves on within the same call.
+      expect(await reader.get("/a")).toEqual(created);
+      expect(await reader.ready()).toBe(true);
+    } finally {
+      await Promise.all([store.close(), direct.close(), reader.close()]);
+    }
+  });
+
+  it("gives up on a call after requestTimeoutMs when etcd accepts the connection but never answers", async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((s) => {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, LOOPBACK, resolve));
+    const port = (silent.address() as { port: number }).port;
+    const store = createEtcdStore({ endpoints: [`http://${LOOPBACK}:${port}`], prefix: "/silent", requestTimeoutMs: 300 });
+    try {
+      await expectStoreError(store.get("/a"), "Unavailable");
+      await expectStoreError(store.create("/a", b("")), "Unavailable");
+    } finally {
+      await store.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   it("ends a running watch with Unavailable, fails calls with Unavailable, and is not ready", async () => {
