@@ -132,7 +132,7 @@ export function printScaleReport(r: ScaleReport): void {
       ["from → to", "pods", "p50", "p99", "max"],
       [
         lat("created → bound (scheduler queue + decision + Bind)", (s) => (s.bound !== undefined ? s.bound - s.added : undefined)),
-        lat("bound → Running (agent watch + sync + 2 status writes)", (s) => (s.bound !== undefined && s.running !== undefined ? s.running - s.bound : undefined)),
+        lat("bound → Running (agent watch + sync + its status write)", (s) => (s.bound !== undefined && s.running !== undefined ? s.running - s.bound : undefined)),
         lat("created → Running", (s) => (s.running !== undefined ? s.running - s.added : undefined)),
         lat("first create call → pod created", (s) => s.added - r.t0),
       ],
