@@ -14,6 +14,7 @@ import { StoreError, type Store, type TxnOp } from "../storage/store.ts";
 import { invalid } from "./errors.ts";
 import { decode, prefixFor } from "./objects.ts";
 import type { WriteHooks } from "./resources.ts";
+import { formatIPv4, parseIPv4 } from "../util/ipv4.ts";
 
 export const DEFAULT_SERVICE_CIDR = "10.96.0.0/12";
 export const DEFAULT_NODE_PORT_RANGE = "30000-32767";
@@ -31,17 +32,6 @@ export interface Range {
   text: string;
 }
 
-export function parseIPv4(s: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
-}
-
-export function formatIPv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
-}
 
 /** The usable addresses of an IPv4 CIDR: without its network and broadcast addresses. */
 export function parseServiceCidr(s: string): Range {

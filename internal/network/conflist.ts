@@ -1,5 +1,8 @@
 // The node's CNI network configuration list: `bridge` (with `host-local` IPAM over the node's pod
 // CIDR) followed by `portmap` for hostPorts. Pure: builds and validates the JSON.
+import { formatIPv4, parseIPv4 } from "../util/ipv4.ts";
+
+export { formatIPv4, parseIPv4 };
 
 /** The CNI spec version we speak; Debian's plugins (v1.1.1) accept 0.1.0 … 1.0.0. */
 export const CNI_VERSION = "1.0.0";
@@ -41,17 +44,6 @@ export interface BuildConflistOptions {
 const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const IFNAME = /^[^\s/:]{1,15}$/;
 
-export function parseIPv4(s: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
-}
-
-export function formatIPv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
-}
 
 export interface Cidr {
   network: number;
