@@ -116,14 +116,14 @@ describe("ClusterIP", () => {
   });
 
   it("leaks nothing when the create fails after choosing", async () => {
-    await make("a");
+    await make("a", { clusterIp: "10.96.0.8" }); // not at random: it could be the one asked for below
     // Same name again: the object write fails, and with it the claim on the requested address.
     expect((await failure(make("a", { clusterIp: "10.96.0.9" }))).code).toBe(Code.AlreadyExists);
     expect((await make("b", { clusterIp: "10.96.0.9" })).spec!.clusterIp).toBe("10.96.0.9");
   });
 
   it("keeps the address on updates that leave clusterIP out, and refuses to change it", async () => {
-    const a = await make("a");
+    const a = await make("a", { clusterIp: "10.96.0.100" }); // not at random: it could be the one changed to below
     const edited = svc("a", { ports: [{ port: 81, targetPort: "81" }] });
     edited.metadata!.resourceVersion = a.metadata!.resourceVersion;
     const updated = (await ops.update(edited)) as Service;
