@@ -14,7 +14,7 @@ import { StoreError, type Store, type TxnOp } from "../storage/store.ts";
 import { invalid } from "./errors.ts";
 import { decode, prefixFor } from "./objects.ts";
 import type { WriteHooks } from "./resources.ts";
-import { formatIPv4, parseIPv4 } from "../util/ipv4.ts";
+import { formatIPv4, parseIPv4, parseIPv4Cidr } from "../util/ipv4.ts";
 
 export const DEFAULT_SERVICE_CIDR = "10.96.0.0/12";
 export const DEFAULT_NODE_PORT_RANGE = "30000-32767";
@@ -35,15 +35,15 @@ export interface Range {
 
 /** The usable addresses of an IPv4 CIDR: without its network and broadcast addresses. */
 export function parseServiceCidr(s: string): Range {
-  const [addr, len, extra] = s.split("/");
-  const ip = parseIPv4(addr ?? "");
-  const prefix = Number(len);
-  if (ip === undefined || extra !== undefined || !/^\d+$/.test(len ?? "") || prefix < 8 || prefix > 30) {
-    throw new Error(`--service-cluster-ip-range must be an IPv4 CIDR from /8 to /30, e.g. ${DEFAULT_SERVICE_CIDR}, got "${s}"`);
+  const c = parseIPv4Cidr(s);
+  if ("error" in c) {
+    throw new Error(
+      c.error === "format"
+        ? `--service-cluster-ip-range must be an IPv4 CIDR from /8 to /30, e.g. ${DEFAULT_SERVICE_CIDR}, got "${s}"`
+        : `--service-cluster-ip-range ${s} has host bits set (did you mean ${c.meant}?)`,
+    );
   }
-  const mask = (0xffffffff << (32 - prefix)) >>> 0;
-  if (((ip & mask) >>> 0) !== ip) throw new Error(`--service-cluster-ip-range ${s} has host bits set (did you mean ${formatIPv4((ip & mask) >>> 0)}/${prefix}?)`);
-  return { first: ip + 1, last: ((ip | ~mask) >>> 0) - 1, text: s };
+  return { first: c.first, last: c.last, text: s };
 }
 
 export function parsePortRange(s: string): Range {

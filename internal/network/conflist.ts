@@ -1,6 +1,6 @@
 // The node's CNI network configuration list: `bridge` (with `host-local` IPAM over the node's pod
 // CIDR) followed by `portmap` for hostPorts. Pure: builds and validates the JSON.
-import { formatIPv4, parseIPv4 } from "../util/ipv4.ts";
+import { formatIPv4, parseIPv4, parseIPv4Cidr, type Ipv4Cidr } from "../util/ipv4.ts";
 
 export { formatIPv4, parseIPv4 };
 
@@ -45,26 +45,18 @@ const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const IFNAME = /^[^\s/:]{1,15}$/;
 
 
-export interface Cidr {
-  network: number;
-  prefix: number;
-  /** First and last usable host addresses. */
-  first: number;
-  last: number;
-}
+export type Cidr = Ipv4Cidr;
 
 export function parseCidr(s: string): Cidr {
-  const [addr, len, extra] = s.split("/");
-  const ip = parseIPv4(addr ?? "");
-  const prefix = Number(len);
-  if (ip === undefined || extra !== undefined || !/^\d+$/.test(len ?? "") || prefix < 8 || prefix > 30) {
-    throw new Error(`invalid pod CIDR ${JSON.stringify(s)}: want an IPv4 CIDR with a prefix from /8 to /30, e.g. 10.88.0.0/24`);
+  const c = parseIPv4Cidr(s);
+  if ("error" in c) {
+    throw new Error(
+      c.error === "format"
+        ? `invalid pod CIDR ${JSON.stringify(s)}: want an IPv4 CIDR with a prefix from /8 to /30, e.g. 10.88.0.0/24`
+        : `invalid pod CIDR ${s}: host bits set (did you mean ${c.meant}?)`,
+    );
   }
-  const mask = (0xffffffff << (32 - prefix)) >>> 0;
-  const network = (ip & mask) >>> 0;
-  if (network !== ip) throw new Error(`invalid pod CIDR ${s}: host bits set (did you mean ${formatIPv4(network)}/${prefix}?)`);
-  const broadcast = (network | ~mask) >>> 0;
-  return { network, prefix, first: network + 1, last: broadcast - 1 };
+  return c;
 }
 
 export function buildConflist(opts: BuildConflistOptions): NetworkConfigList {
