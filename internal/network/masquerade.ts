@@ -66,25 +66,20 @@ export function masqueradeScript(table: NatTable, o: MasqueradeOptions): string 
 }
 
 /** Installs or repairs the network's masquerade rule. */
-export async function ensureMasquerade(o: MasqueradeOptions): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    const script = masqueradeScript(await readNatTable(), o);
-    if (!script) return;
-    try {
-      await runChecked("iptables-restore", ["--noflush", "-w", "5"], { stdin: script });
-      return;
-    } catch (err) {
-      // A rule we planned to delete went away in between: plan again.
-      if (attempt >= 3) throw err;
-    }
-  }
+export function ensureMasquerade(o: MasqueradeOptions): Promise<void> {
+  return applyPlanned((nat) => masqueradeScript(nat, o));
 }
 
 /** Removes the network's masquerade chain and the jump to it; idempotent. */
-export async function removeMasquerade(network: string): Promise<void> {
-  const chain = masqueradeChain(network);
+export function removeMasquerade(network: string): Promise<void> {
+  return applyPlanned((nat) => removalScript(nat, new Set([masqueradeChain(network)])));
+}
+
+/** Reads the NAT table, plans a batch from it and applies it; a batch that no longer fits (a rule
+ * it deletes went away in between) is planned again, up to three times. */
+async function applyPlanned(plan: (nat: NatTable) => string | undefined): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    const script = removalScript(await readNatTable(), new Set([chain]));
+    const script = plan(await readNatTable());
     if (!script) return;
     try {
       await runChecked("iptables-restore", ["--noflush", "-w", "5"], { stdin: script });
