@@ -13,7 +13,7 @@ import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
-import { createInformer, NAMESPACE_INDEX, namespaceIndexFunc } from "../client/informer.ts";
+import { createInformer, createSharedInformerFactory, NAMESPACE_INDEX, namespaceIndexFunc } from "../client/informer.ts";
 import { createServiceProxy, type ServiceProxyOptions } from "../network/proxy/index.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createWorkQueue } from "../client/workqueue.ts";
@@ -127,15 +127,13 @@ export function createAgent(opts: AgentOptions): Agent {
     log: log.child({ component: "pod-informer" }),
   });
   const lookup = (uid: string) => informer.byIndex("uid", uid)[0];
-  // Services for the pods' environment and, with Endpoints, for the node's DNS.
-  const services = createInformer<Service>(createResourceClient<Service>(opts.transport, "Service"), {
-    indexers: { [NAMESPACE_INDEX]: namespaceIndexFunc },
-    log: log.child({ component: "service-informer" }),
-  });
+  // Services for the pods' environment and, with Endpoints, for the node's DNS and the service
+  // proxy: one factory, so the node keeps one watch per kind.
+  const serviceInformers = createSharedInformerFactory(opts.transport, { log: log.child({ component: "service-informers" }) });
+  const services = serviceInformers.informerFor<Service>("Service");
+  services.addIndexers({ [NAMESPACE_INDEX]: namespaceIndexFunc });
   const servesDns = !opts.dns?.clusterDns && network.hostGateway !== undefined;
-  const endpoints = servesDns
-    ? createInformer<Endpoints>(createResourceClient<Endpoints>(opts.transport, "Endpoints"), { log: log.child({ component: "endpoints-informer" }) })
-    : undefined;
+  const endpoints = servesDns ? serviceInformers.informerFor<Endpoints>("Endpoints") : undefined;
   const dns = createNodeDns({ ...opts.dns, network, services, endpoints, log: log.child({ component: "dns" }) });
   const queue = createWorkQueue<string>({
     name: "pods",
@@ -199,7 +197,7 @@ export function createAgent(opts: AgentOptions): Agent {
     ? createPodRouting({ ...opts.podRouting, transport: opts.transport, nodeName, podCidr: opts.podCidr, log })
     : undefined;
   const proxy = opts.proxy
-    ? createServiceProxy({ ...opts.proxy, transport: opts.transport, podCidr: opts.podCidr, log: log.child({ component: "proxy" }) })
+    ? createServiceProxy({ ...opts.proxy, transport: opts.transport, informers: serviceInformers, podCidr: opts.podCidr, log: log.child({ component: "proxy" }) })
     : undefined;
   const importer = opts.importImages ? createImageImporter({ runtime, path: opts.importImages, log: log.child({ component: "image-import" }) }) : undefined;
 
@@ -324,9 +322,8 @@ export function createAgent(opts: AgentOptions): Agent {
       await routing?.start();
       proxy?.start(stopping.signal);
       informer.start(stopping.signal);
-      services.start(stopping.signal);
-      endpoints?.start(stopping.signal);
-      await Promise.all([informer.waitForSync(stopping.signal), services.waitForSync(stopping.signal), endpoints?.waitForSync(stopping.signal)]);
+      serviceInformers.start(stopping.signal);
+      await Promise.all([informer.waitForSync(stopping.signal), serviceInformers.waitForSync(stopping.signal)]);
       // DNS is up before any pod starts: their first lookups must not fail.
       try {
         await dns.start();
@@ -357,8 +354,9 @@ export function createAgent(opts: AgentOptions): Agent {
       stopping.abort();
       for (const t of timers) clearInterval(t);
       probes.stop();
-      await Promise.all([informer.stop(), routing?.stop(), services.stop(), endpoints?.stop(), dns.stop()]);
+      await Promise.all([informer.stop(), routing?.stop(), dns.stop()]);
       await proxy?.stop();
+      await serviceInformers.stop();
       // A sync may be waiting out a pod's grace period (up to minutes). The containers already
       // got their SIGTERM and the pod keeps its deletionTimestamp, so the next agent finishes the
       // kill: stopping need not wait for it.

@@ -16,7 +16,7 @@ import type { Transport } from "@connectrpc/connect";
 import os from "node:os";
 import type { Endpoints } from "../../../gen/skiff/v1alpha1/endpoints_pb.js";
 import type { Service } from "../../../gen/skiff/v1alpha1/service_pb.js";
-import { createSharedInformerFactory, type InformerLogger } from "../../client/informer.ts";
+import { createSharedInformerFactory, type InformerLogger, type SharedInformerFactory } from "../../client/informer.ts";
 import { parseIPv4 } from "../conflist.ts";
 import { applyRuleset, bridgeNetfilterOn, deleteTable, flushConntrack, type ConntrackResult } from "./kernel.ts";
 import { buildModel, udpFlushes, type ProxyModel, type UdpFlush } from "./model.ts";
@@ -37,6 +37,11 @@ const hostKernel: ProxyKernel = { apply: applyRuleset, deleteTable, flushConntra
 export interface ServiceProxyOptions {
   transport: Transport;
   log: InformerLogger;
+  /**
+   * Service and Endpoints informers from a factory the caller starts and stops (the node agent
+   * shares its own, so a node keeps one watch per kind). Default: a factory of the proxy's own.
+   */
+  informers?: SharedInformerFactory;
   /** The nft table (family ip) this proxy owns. Default "skiff-proxy". */
   table?: string;
   /** The node's pod CIDR: masqueraded towards local backends when br_netfilter is off. */
@@ -92,7 +97,8 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
   const resyncMs = opts.resyncMs ?? 30_000;
   const nodeAddresses = opts.nodeAddresses ?? hostAddresses;
   const kernel = opts.kernel ?? hostKernel;
-  const informers = createSharedInformerFactory(opts.transport, { log });
+  const ownsInformers = opts.informers === undefined;
+  const informers = opts.informers ?? createSharedInformerFactory(opts.transport, { log });
   const services = informers.informerFor<Service>("Service");
   const endpoints = informers.informerFor<Endpoints>("Endpoints");
   const stopping = new AbortController();
@@ -208,7 +214,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
       stopping.abort();
       clearTimeout(timer);
       clearInterval(resyncTimer);
-      await informers.stop();
+      if (ownsInformers) await informers.stop();
       await running;
       if (opts.cleanup) {
         await kernel.deleteTable(table);
@@ -227,7 +233,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
   return {
     start(signal) {
       signal?.addEventListener("abort", () => void stop().catch(() => undefined), { once: true });
-      informers.start(stopping.signal);
+      if (ownsInformers) informers.start(stopping.signal);
       informers
         .waitForSync(stopping.signal)
         .then(() => {
