@@ -138,6 +138,7 @@ export const agentCommand = defineCommand({
         // between nodes.
         network: { name: args["cni-network"], bridge: args["cni-bridge"], podCidr, ipMasq: false },
         portmap: true,
+        onReattach: (podId, reason) => log.warn({ podUid: podId, reason }, "pod network no longer as set up (CNI CHECK failed); attaching it again"),
       });
     } else {
       throw new Error(`--runtime must be containerd or fake, got "${args.runtime}"`);

@@ -91,6 +91,7 @@ export const upCommand = defineCommand({
         stateDir: join(rootDir, "cni"),
         network: { name: "skiff", bridge: "skiff0", podCidr: args["pod-cidr"] },
         portmap: true,
+        onReattach: (podId, reason) => log.warn({ podUid: podId, reason }, "pod network no longer as set up (CNI CHECK failed); attaching it again"),
       }),
       rootDir,
       log: log.child({ component: "agent" }),

@@ -44,6 +44,8 @@ export interface CniOptions {
    * chain when the netns is already gone). Default: removePodNatRules (iptables).
    */
   natCleanup?: (network: string, podId: string) => Promise<void>;
+  /** Told why an attachment found in the cache failed CHECK and is made again (new IP). */
+  onReattach?: (podId: string, reason: string) => void;
 }
 
 export interface AddOptions {
@@ -208,8 +210,9 @@ export function createCni(opts: CniOptions): Cni {
         try {
           await doCheck(podId, netnsPath);
           return attachmentFromResult(podId, cached.result);
-        } catch {
+        } catch (err) {
           // not (or no longer) as ADD left it, or in another netns: start over
+          opts.onReattach?.(podId, err instanceof Error ? err.message : String(err));
         }
       }
       await doDel(podId, netnsPath);

@@ -46,6 +46,9 @@ async function fetchEventually(url: string, inNetns?: string): Promise<string> {
   throw new Error(`no answer from ${url}${inNetns ? ` in netns ${inNetns}` : ""}: ${last}`);
 }
 
+/** What the cni reported as attachments it had to make again (onReattach). */
+const reattached: { podId: string; reason: string }[] = [];
+
 async function ipIn(netns: string, ifName = "eth0"): Promise<string | undefined> {
   const r = await run("ip", ["-n", netns, "-j", "-4", "addr", "show", "dev", ifName], { env: { PATH: sbinPath() } });
   if (r.code !== 0) return undefined;
@@ -94,6 +97,7 @@ beforeAll(async () => {
     stateDir: join(dir, "state"),
     network: { name, bridge: name, podCidr: cidr },
     portmap: true,
+    onReattach: (podId, reason) => reattached.push({ podId, reason }),
   });
   await createNetns(ns.a);
   await createNetns(ns.b);
@@ -195,6 +199,19 @@ describe("CNI bridge + host-local + portmap", () => {
     await cni.del("pod-unknown", netnsPath(`${name}-nope`));
     await cni.del("pod-unknown", "");
     await cni.del("pod-a", netnsPath(ns.a));
+    await cni.del("pod-a", netnsPath(ns.a));
+  });
+
+  it("ADD of an attachment that no longer passes CHECK makes it again and says why", async () => {
+    const first = await cni.add("pod-a", netnsPath(ns.a));
+    expect(reattached).toEqual([]);
+    const flushed = await run("ip", ["-n", ns.a, "addr", "flush", "dev", "eth0"]);
+    expect(flushed.code).toBe(0);
+    const again = await cni.add("pod-a", netnsPath(ns.a));
+    expect(reattached.map((r) => r.podId)).toEqual(["pod-a"]);
+    expect(reattached[0].reason).not.toBe("");
+    expect(await ipIn(ns.a)).toBe(again.ip);
+    expect(inCidr(first.ip) && inCidr(again.ip)).toBe(true);
     await cni.del("pod-a", netnsPath(ns.a));
   });
 
