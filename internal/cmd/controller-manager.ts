@@ -13,6 +13,13 @@ import { guarded } from "./guard.ts";
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Go-style durations: "40s", "5m", "1h30m", "500ms", "0". Returns milliseconds. */
+/** A true|false flag, as Kubernetes' daemons take them (`--leader-elect=false`). */
+export function parseBool(flag: string, value: string): boolean {
+  const v = value.trim().toLowerCase() || "true";
+  if (v !== "true" && v !== "false") throw new Error(`--${flag} must be true or false, got "${value}"`);
+  return v === "true";
+}
+
 export function parseDuration(flag: string, value: string): number {
   const v = value.trim();
   if (v === "0") return 0;
@@ -65,8 +72,6 @@ export const controllerManagerCommand = defineCommand({
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("controller-manager", args["log-level"]);
-    const le = args["leader-elect"].trim().toLowerCase() || "true";
-    if (le !== "true" && le !== "false") throw new Error(`--leader-elect must be true or false, got "${args["leader-elect"]}"`);
     const config: ControllerConfig = {
       concurrentSyncs: parseCount("concurrent-syncs", args["concurrent-syncs"], 1, 100),
       nodeMonitorPeriodMs: parseDuration("node-monitor-period", args["node-monitor-period"]),
@@ -79,7 +84,7 @@ export const controllerManagerCommand = defineCommand({
     };
     const options: ControllerManagerOptions = {
       controllers: args.controllers.split(","),
-      leaderElect: le === "true",
+      leaderElect: parseBool("leader-elect", args["leader-elect"]),
       leaseName: args["lease-name"],
       identity: args.identity || `${os.hostname()}_${process.pid}`,
       leaseDurationMs: parseDuration("leader-elect-lease-duration", args["leader-elect-lease-duration"]),

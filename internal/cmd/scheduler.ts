@@ -7,6 +7,7 @@ import { runLeaderElection } from "../client/leaderelection.ts";
 import { createApiTransport } from "../client/transport.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { createScheduler } from "../scheduler/scheduler.ts";
+import { parseBool } from "./controller-manager.ts";
 import { guarded } from "./guard.ts";
 
 function positiveMs(flag: string, value: string): number {
@@ -19,7 +20,7 @@ export const schedulerCommand = defineCommand({
   meta: { name: "scheduler", description: "Run the scheduler: assign pending pods to nodes" },
   args: {
     server: { type: "string", description: "The apiserver URL", default: "http://127.0.0.1:6443" },
-    "leader-elect": { type: "boolean", description: "Schedule only while holding the Lease (run several for availability)", default: true },
+    "leader-elect": { type: "string", description: "Schedule only while holding the Lease, true or false (run several for availability)", default: "true" },
     "lease-name": { type: "string", description: "The Lease used for leader election", default: "skiff-scheduler" },
     "lease-namespace": { type: "string", description: "The Lease's namespace", default: "skiff-system" },
     identity: { type: "string", description: "This candidate's name in the Lease (default: <hostname>_<random>)" },
@@ -52,7 +53,7 @@ export const schedulerCommand = defineCommand({
     process.on("SIGTERM", () => shutdown.abort());
     process.on("SIGINT", () => shutdown.abort());
 
-    if (!args["leader-elect"]) {
+    if (!parseBool("leader-elect", args["leader-elect"])) {
       const scheduler = make();
       await scheduler.start(shutdown.signal);
       await untilAborted(shutdown.signal);

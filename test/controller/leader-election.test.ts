@@ -8,7 +8,7 @@ import type { ReplicaSet } from "../../gen/skiff/v1alpha1/replica_set_pb.js";
 import { createResourceClient } from "../../internal/client/resource-client.ts";
 import { createApiTransport } from "../../internal/client/transport.ts";
 import { createControllerManager, fencedTransport, selectControllers, type ControllerManager } from "../../internal/controller/manager.ts";
-import { parseDuration } from "../../internal/cmd/controller-manager.ts";
+import { parseBool, parseDuration } from "../../internal/cmd/controller-manager.ts";
 import { isPodActive } from "../../internal/controller/replicaset/pods.ts";
 import { auditReplicaSets, quietLog, replicaSet, sleep, waitFor } from "../../internal/controller/replicaset/testing.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -154,6 +154,13 @@ describe("controller-manager pieces", () => {
     expect(selectControllers(["gc", "replicaset"], known)).toEqual(["replicaset", "gc"]);
     expect(selectControllers([""], known)).toEqual([]);
     expect(() => selectControllers(["nope"], known)).toThrow(/unknown controller "nope"/);
+  });
+
+  it("takes true|false flags like Kubernetes' daemons (--leader-elect=false)", () => {
+    expect(parseBool("leader-elect", "false")).toBe(false);
+    expect(parseBool("leader-elect", "True")).toBe(true);
+    expect(parseBool("leader-elect", "")).toBe(true);
+    expect(() => parseBool("leader-elect", "no")).toThrow(/--leader-elect must be true or false, got "no"/);
   });
 
   it("parses Go-style durations", () => {
