@@ -120,17 +120,20 @@ describe("runLeaderElection", () => {
   it("hands over fast when the leader shuts down (the lease is released)", async () => {
     const s = await server();
     const ref = referee();
-    const a = candidate(s.url, "a", ref);
+    // A long lease, so that "fast" (a few retry periods) and "waited the lease out" stay far
+    // apart even on a loaded machine.
+    const long = { leaseDurationMs: 3 * LEASE_MS, renewDeadlineMs: 2 * LEASE_MS };
+    const a = candidate(s.url, "a", ref, long);
     await until(() => a.state.leading, 5000, "a to lead");
-    const b = candidate(s.url, "b", ref);
+    const b = candidate(s.url, "b", ref, long);
     await sleep(RETRY_MS * 3);
     expect(b.state.leading).toBe(false);
     const t0 = performance.now();
     await a.stop();
     expect(a.state.stoppedCalls).toBe(1);
-    await until(() => b.state.leading, LEASE_MS, "b to take over");
+    await until(() => b.state.leading, long.leaseDurationMs, "b to take over");
     // Released: no need to wait out the lease duration.
-    expect(performance.now() - t0).toBeLessThan(LEASE_MS);
+    expect(performance.now() - t0).toBeLessThan(long.leaseDurationMs);
     const lease = await readLease(s.url);
     expect(lease.spec?.holderIdentity).toBe("b");
     expect(lease.spec?.leaseTransitions).toBe(1);
