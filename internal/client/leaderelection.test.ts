@@ -1,3 +1,4 @@
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import { startApiServer, type ApiServer } from "../apiserver/server.ts";
@@ -137,6 +138,39 @@ describe("runLeaderElection", () => {
     const lease = await readLease(s.url);
     expect(lease.spec?.holderIdentity).toBe("b");
     expect(lease.spec?.leaseTransitions).toBe(1);
+    expect(ref.overlaps).toEqual([]);
+  });
+
+  it("hands over fast on shutdown even when a renewal was written but its answer was cut off", async () => {
+    const s = await server();
+    const ref = referee();
+    const long = { leaseDurationMs: 3 * LEASE_MS, renewDeadlineMs: 2 * LEASE_MS };
+    // a's renewals reach the server and are written, but once `late.on`, their answers arrive only
+    // after a has begun shutting down (the shutdown aborts the call): a's last known version is stale.
+    const late = { on: false, held: 0 };
+    const inner = createApiTransport(s.url);
+    const transport: Transport = {
+      async unary(method, signal, timeoutMs, header, input, values) {
+        const res = await inner.unary(method, undefined, timeoutMs, header, input, values);
+        if (late.on && method.name === "Update" && signal) {
+          late.held++;
+          await new Promise((r) => (signal.aborted ? r(undefined) : signal.addEventListener("abort", r, { once: true })));
+          throw new ConnectError("answer lost", Code.Canceled);
+        }
+        return res;
+      },
+      stream: (...args) => inner.stream(...args),
+    };
+    const a = candidate(s.url, "a", ref, { ...long, transport });
+    await until(() => a.state.leading, 5000, "a to lead");
+    const b = candidate(s.url, "b", ref, long);
+    late.on = true;
+    await until(() => late.held > 0, 5000, "a renewal whose answer is held back");
+    const t0 = performance.now();
+    await a.stop();
+    await until(() => b.state.leading, long.leaseDurationMs, "b to take over");
+    expect(performance.now() - t0).toBeLessThan(long.leaseDurationMs);
+    expect((await readLease(s.url)).spec?.holderIdentity).toBe("b");
     expect(ref.overlaps).toEqual([]);
   });
 

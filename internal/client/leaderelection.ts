@@ -221,26 +221,42 @@ export async function runLeaderElection(opts: LeaderElectionOptions, signal: Abo
     }
   }
 
-  /** Gives the lease up (holder "", expired), only if we still hold it at the version we know. */
+  /**
+   * Gives the lease up (holder "", expired) if we still hold it. It reads the lease first: a
+   * renewal aborted by the shutdown may still have been written, so the version we last saw can be
+   * stale, and a write at it would fail and leave the standby waiting out the whole lease. A
+   * conflict (a late renewal of ours landing in between) is read and tried again.
+   */
   async function release(): Promise<void> {
-    const lease = observed?.lease;
-    if (!lease || lease.spec?.holderIdentity !== opts.identity) return;
-    const past = Date.now() - leaseDurationMs - 1000;
-    const next = create(LeaseSchema, {
-      metadata: lease.metadata,
-      spec: {
-        holderIdentity: "",
-        leaseDurationSeconds: 1,
-        acquireTime: lease.spec?.acquireTime,
-        renewTime: timestampFromMs(past),
-        leaseTransitions: lease.spec?.leaseTransitions ?? 0,
-      },
-    });
-    try {
-      await leases.update(next, { timeoutMs: Math.max(1000, retryPeriodMs) });
-      log?.info(ctx, "leader election: released the lease");
-    } catch (err) {
-      log?.warn({ ...ctx, err: String(err) }, "leader election: releasing the lease failed; it will expire");
+    const call = { timeoutMs: Math.max(1000, retryPeriodMs) };
+    for (let attempt = 1; ; attempt++) {
+      let lease: Lease;
+      try {
+        lease = await leases.get(namespace, opts.leaseName, call);
+      } catch (err) {
+        log?.warn({ ...ctx, err: String(err) }, "leader election: could not read the lease to release it; it will expire");
+        return;
+      }
+      if (lease.spec?.holderIdentity !== opts.identity) return; // someone else's now: nothing to give up
+      const next = create(LeaseSchema, {
+        metadata: lease.metadata, // conditional on the version just read
+        spec: {
+          holderIdentity: "",
+          leaseDurationSeconds: 1,
+          acquireTime: lease.spec?.acquireTime,
+          renewTime: timestampFromMs(Date.now() - leaseDurationMs - 1000),
+          leaseTransitions: lease.spec?.leaseTransitions ?? 0,
+        },
+      });
+      try {
+        await leases.update(next, call);
+        log?.info(ctx, "leader election: released the lease");
+        return;
+      } catch (err) {
+        if (ConnectError.from(err).code === Code.Aborted && attempt < 3) continue;
+        log?.warn({ ...ctx, err: String(err) }, "leader election: releasing the lease failed; it will expire");
+        return;
+      }
     }
   }
 
