@@ -52,7 +52,9 @@ export async function useOrStartContainerd(address: string | undefined, stateDir
   const own = join(dir, "containerd.sock");
   writeFileSync(join(dir, "config.toml"), config(dir, own));
   const script = 'exec 3<&0; "$0" "$@" </dev/null 3<&- & pid=$!; (read _ <&3; kill -TERM $pid 2>/dev/null) & wait $pid';
-  const child = spawn("sh", ["-c", script, "containerd", "--config", join(dir, "config.toml")], { stdio: ["pipe", "ignore", "pipe"] });
+  const child = spawn("sh", ["-c", script, "containerd", "--config", join(dir, "config.toml")], { stdio: ["pipe", "ignore", "pipe"], detached: true });
+  // detached: its own process group, so Ctrl-C in our terminal does not stop it before we have
+  // shut down cleanly (controllers release their leases through the apiserver, which needs it).
   let log = "";
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (log = (log + d).slice(-4000)));
   child.on("error", () => {});

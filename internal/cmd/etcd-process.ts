@@ -28,7 +28,9 @@ export async function startEtcdProcess(stateDir: string, clientPort: number, pee
   // The shell holds the pipe: when this process ends (even by SIGKILL), read returns and etcd gets SIGTERM.
   // (Background jobs of a non-interactive shell get /dev/null as stdin, hence fd 3.)
   const script = 'exec 3<&0; "$0" "$@" </dev/null 3<&- & pid=$!; (read _ <&3; kill -TERM $pid 2>/dev/null) & wait $pid';
-  const child = spawn("sh", ["-c", script, process.env.SKIFF_ETCD_BIN ?? "etcd", ...args], { stdio: ["pipe", "ignore", "pipe"] });
+  const child = spawn("sh", ["-c", script, process.env.SKIFF_ETCD_BIN ?? "etcd", ...args], { stdio: ["pipe", "ignore", "pipe"], detached: true });
+  // detached: its own process group, so Ctrl-C in our terminal does not stop it before we have
+  // shut down cleanly (controllers release their leases through the apiserver, which needs it).
   let log = "";
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (log = (log + d).slice(-4000)));
   child.on("error", () => {});
