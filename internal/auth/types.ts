@@ -34,6 +34,8 @@ export interface RequestAttributes {
   namespace: string;
   /** "" for list, watch and create without a name. */
   name: string;
+  /** Set (and resource "") for requests that are not about a resource, e.g. "/metrics". */
+  nonResourcePath?: string;
 }
 
 /** An authorizer's answer. `reason` goes into logs and (for denials) into the error message. */

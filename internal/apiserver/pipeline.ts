@@ -1,0 +1,184 @@
+// The one request pipeline every call goes through, whichever way it came in (Connect, gRPC and
+// gRPC-Web through connect, or plain gRPC through the direct path):
+//
+//   begin(peer, headers)  — authenticate (client certificate | bearer token), then impersonate
+//                           (impersonate-user / impersonate-group): called by connect's
+//                           contextValues and by the direct path for each call
+//   guard(kind, impl)     — wraps every handler of a kind: authorize the call (attributes built
+//                           from the kind registry), put the user in the context, run the handler
+//
+// Handlers are only ever registered wrapped (server.ts registers guard(impl) with both paths),
+// so no path can reach one without a caller and a decision.
+import { Code, ConnectError, createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import type { Kind } from "../api/registry.ts";
+import type { Authenticator, Peer } from "../auth/authn/authenticator.ts";
+import { AUTHENTICATED_GROUP } from "../auth/authn/authenticator.ts";
+import { userKey, type Authorizer, type RequestAttributes, type UserInfo, type Verb } from "../auth/types.ts";
+
+/** The caller as begin() found it: the user, a pending token check, or why it was refused. */
+type Caller = UserInfo | Promise<UserInfo> | ConnectError;
+const callerKey = createContextKey<Caller | undefined>(undefined, { description: "the call's caller, before authorization" });
+
+/** Request headers as either path has them. */
+export type HeaderLookup = (name: string) => string | undefined;
+
+/**
+ * What each service method is, for authorization. A method missing here stops the apiserver at
+ * start (so a new RPC cannot go unguarded): add its row.
+ */
+export const METHOD_ATTRIBUTES: Record<string, { verb: Verb; subresource: string; target: "name" | "object" | "namespace" }> = {
+  get: { verb: "get", subresource: "", target: "name" },
+  list: { verb: "list", subresource: "", target: "namespace" },
+  watch: { verb: "watch", subresource: "", target: "namespace" },
+  create: { verb: "create", subresource: "", target: "object" },
+  update: { verb: "update", subresource: "", target: "object" },
+  updateStatus: { verb: "update", subresource: "status", target: "object" },
+  delete: { verb: "delete", subresource: "", target: "name" },
+  bind: { verb: "create", subresource: "binding", target: "name" },
+};
+
+export interface RequestPipelineOptions {
+  authenticator: Authenticator;
+  authorizer: Authorizer;
+  log?: Logger;
+}
+
+export interface RequestPipeline {
+  /** Who is calling: the context values a call's handler receives. */
+  begin(peer: Peer, header: HeaderLookup): ContextValues;
+  /** A kind's handlers, each authorizing its call before it runs. */
+  guard(kind: Kind, impl: Record<string, unknown>): Record<string, unknown>;
+  /** For plain HTTP endpoints (/metrics): the caller, if allowed `verb` on the non-resource path. */
+  authorizePath(peer: Peer, header: HeaderLookup, verb: Verb, path: string): Promise<UserInfo>;
+}
+
+export function createRequestPipeline(opts: RequestPipelineOptions): RequestPipeline {
+  const { authenticator, authorizer, log } = opts;
+
+  function refused(err: ConnectError, detail: Record<string, unknown>): ConnectError {
+    log?.warn({ code: Code[err.code], reason: err.rawMessage, ...detail }, "request refused");
+    return err;
+  }
+
+  function identify(peer: Peer, header: HeaderLookup): UserInfo | Promise<UserInfo> {
+    const real = authenticator.authenticate(peer, header("authorization"));
+    const asUser = header("impersonate-user");
+    const asGroups = header("impersonate-group");
+    if (asUser === undefined && asGroups === undefined) return real;
+    return real instanceof Promise ? real.then((u) => impersonate(u, asUser, asGroups)) : impersonate(real, asUser, asGroups);
+  }
+
+  function impersonate(real: UserInfo, asUser: string | undefined, asGroups: string | undefined): UserInfo {
+    if (!asUser) throw new ConnectError("impersonate-group needs impersonate-user (skiffctl: --as-group needs --as)", Code.InvalidArgument);
+    const groups = (asGroups ?? "").split(",").map((g) => g.trim()).filter(Boolean);
+    const check = (resource: string, name: string) => {
+      const d = authorizer.authorize({ user: real, verb: "impersonate", apiGroup: "", resource, subresource: "", namespace: "", name });
+      if (d.decision !== "allow") throw new ConnectError(`user "${real.name}" cannot impersonate ${resource === "users" ? "user" : "group"} "${name}"${d.reason ? `: ${d.reason}` : ""}`, Code.PermissionDenied);
+    };
+    check("users", asUser);
+    for (const g of groups) check("groups", g);
+    return { name: asUser, groups: groups.includes(AUTHENTICATED_GROUP) ? groups : [...groups, AUTHENTICATED_GROUP], authenticatedBy: real.authenticatedBy };
+  }
+
+  function begin(peer: Peer, header: HeaderLookup): ContextValues {
+    const values = createContextValues();
+    let caller: Caller;
+    try {
+      caller = identify(peer, header);
+      // A call that never reaches its handler (a malformed request) must not leave an unhandled rejection.
+      if (caller instanceof Promise) caller.catch(() => {});
+    } catch (err) {
+      caller = ConnectError.from(err);
+    }
+    values.set(callerKey, caller);
+    return values;
+  }
+
+  function guard(kind: Kind, impl: Record<string, unknown>): Record<string, unknown> {
+    const apiGroup = kind.apiVersion.includes("/") ? kind.apiVersion.split("/")[0] : "";
+    const out: Record<string, unknown> = {};
+    for (const [method, handler] of Object.entries(impl)) {
+      if (typeof handler !== "function") continue;
+      const a = METHOD_ATTRIBUTES[method];
+      if (!a) throw new Error(`${kind.service.typeName}.${method}: no authorization attributes; add the method to METHOD_ATTRIBUTES (internal/apiserver/pipeline.ts)`);
+      const where = (req: any): [string, string] => {
+        const obj = a.target === "object" ? req?.[kind.field]?.metadata : undefined;
+        const ns = kind.namespaced ? String((obj ? obj.namespace : req?.namespace) ?? "") : "";
+        const name = a.target === "name" ? String(req?.name ?? "") : a.target === "object" && method !== "create" ? String(obj?.name ?? "") : "";
+        return [ns, name];
+      };
+      const authorize = (user: UserInfo, req: unknown, ctx: { values: ContextValues }): void => {
+        const [namespace, name] = where(req);
+        const attrs: RequestAttributes = { user, verb: a.verb, apiGroup, resource: kind.plural, subresource: a.subresource, namespace, name };
+        const d = authorizer.authorize(attrs);
+        if (d.decision !== "allow") {
+          const resource = a.subresource ? `${kind.plural}/${a.subresource}` : kind.plural;
+          const scope = namespace ? ` in namespace "${namespace}"` : kind.namespaced ? " in all namespaces" : "";
+          const msg = `user "${user.name}" cannot ${a.verb} resource "${resource}"${scope}${d.reason ? `: ${d.reason}` : ""}`;
+          throw refused(new ConnectError(msg, Code.PermissionDenied), { user: user.name, groups: user.groups, verb: a.verb, resource, namespace, name });
+        }
+        ctx.values.set(userKey, user);
+      };
+      /** The caller, authorized: a value when known now, else a promise. */
+      const admit = (req: unknown, ctx: { values: ContextValues }): void | Promise<void> => {
+        const caller = ctx.values.get(callerKey);
+        if (caller === undefined) throw new ConnectError("internal error: the call did not pass authentication", Code.Internal);
+        if (caller instanceof ConnectError) throw refused(caller, { verb: a.verb, resource: kind.plural });
+        if (caller instanceof Promise) {
+          return caller.then(
+            (u) => authorize(u, req, ctx),
+            (err) => {
+              throw refused(ConnectError.from(err), { verb: a.verb, resource: kind.plural });
+            },
+          );
+        }
+        authorize(caller, req, ctx);
+      };
+      const run = handler as (req: unknown, ctx: any) => any;
+      if (method === "watch") {
+        out[method] = (req: unknown, ctx: any) => guardedStream(() => admit(req, ctx), () => run(req, ctx));
+      } else {
+        out[method] = (req: unknown, ctx: any) => {
+          const admitted = admit(req, ctx);
+          return admitted instanceof Promise ? admitted.then(() => run(req, ctx)) : run(req, ctx);
+        };
+      }
+    }
+    return out;
+  }
+
+  async function authorizePath(peer: Peer, header: HeaderLookup, verb: Verb, path: string): Promise<UserInfo> {
+    let user: UserInfo;
+    try {
+      user = await identify(peer, header);
+    } catch (err) {
+      throw refused(ConnectError.from(err), { verb, path });
+    }
+    const d = authorizer.authorize({ user, verb, apiGroup: "", resource: "", subresource: "", namespace: "", name: "", nonResourcePath: path });
+    if (d.decision !== "allow") {
+      throw refused(new ConnectError(`user "${user.name}" cannot ${verb} path "${path}"${d.reason ? `: ${d.reason}` : ""}`, Code.PermissionDenied), { user: user.name, verb, path });
+    }
+    return user;
+  }
+
+  return { begin, guard, authorizePath };
+}
+
+/** A server stream that authorizes on its first read, then hands over to the handler's own iterator. */
+function guardedStream(admit: () => void | Promise<void>, open: () => AsyncIterable<unknown>): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator]() {
+      let inner: AsyncIterator<unknown> | undefined;
+      const start = async () => {
+        await admit();
+        inner = open()[Symbol.asyncIterator]();
+        return inner.next();
+      };
+      return {
+        next: () => (inner ? inner.next() : start()),
+        return: (v?: unknown) => (inner?.return ? inner.return(v) : Promise.resolve({ done: true as const, value: v })),
+      };
+    },
+  };
+}
