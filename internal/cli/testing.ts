@@ -12,6 +12,7 @@ import { createResourceClient, type ResourceClient } from "../client/resource-cl
 import { createApiTransport } from "../client/transport.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import { runSkiffctl } from "./main.ts";
+import { adminCredentials, testPki } from "../pki/testing.ts";
 
 export interface CliRun {
   code: number;
@@ -73,8 +74,8 @@ function outputTracker() {
 }
 
 export async function startCliTestApi(): Promise<CliTestApi> {
-  const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200 });
-  const transport = createApiTransport(server.url);
+  const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+  const transport = createApiTransport(server.url, adminCredentials());
   const dir = mkdtempSync(join(tmpdir(), "skiffctl-unit-"));
   const env = { SKIFF_SERVER: server.url, SKIFF_CONFIG: join(dir, "config.yaml") };
   const start = (args: string[]): RunningCli => {

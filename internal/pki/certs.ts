@@ -5,7 +5,13 @@ import * as x509 from "@peculiar/x509";
 import { createPrivateKey, generateKeyPairSync, KeyObject, webcrypto, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+type Key = webcrypto.CryptoKey;
+// @peculiar/x509 declares its parameters with the DOM's key types; Node's are the same objects.
+type X509CertificateCreateSelfSignedKeys = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]["keys"];
+type X509SigningKey = Extract<Parameters<typeof x509.X509CertificateGenerator.create>[0], { signingKey: unknown }>["signingKey"];
+type X509Key = Parameters<typeof x509.SubjectKeyIdentifierExtension.create>[0];
 
 const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const DAY_MS = 86_400_000;
@@ -40,15 +46,15 @@ export async function createCa(commonName: string, years = 10): Promise<CertKeyP
     name: [{ CN: [commonName] }],
     notBefore,
     notAfter: new Date(notBefore.getTime() + years * 365 * DAY_MS),
-    keys: keys as CryptoKeyPair,
+    keys: keys as unknown as X509CertificateCreateSelfSignedKeys,
     signingAlgorithm: ALG,
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as CryptoKey),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as unknown as X509Key),
     ],
   });
-  return { cert: cert.toString("pem"), key: exportKey(keys.privateKey as CryptoKey) };
+  return { cert: cert.toString("pem"), key: exportKey(keys.privateKey as Key) };
 }
 
 /** A leaf certificate signed by `ca`. */
@@ -78,12 +84,12 @@ export async function issueCert(ca: CertKeyPair, spec: CertSpec): Promise<CertKe
     issuer: caCert.subject,
     notBefore,
     notAfter: spec.notAfter ?? new Date(notBefore.getTime() + 365 * DAY_MS),
-    publicKey: keys.publicKey as CryptoKey,
-    signingKey: caKey,
+    publicKey: keys.publicKey as unknown as X509Key,
+    signingKey: caKey as unknown as X509SigningKey,
     signingAlgorithm: ALG,
     extensions,
   });
-  return { cert: cert.toString("pem"), key: exportKey(keys.privateKey as CryptoKey) };
+  return { cert: cert.toString("pem"), key: exportKey(keys.privateKey as Key) };
 }
 
 /** An ECDSA P-256 key pair as PEM (PKCS#8 private, SPKI public): the ServiceAccount token signing key. */
@@ -109,13 +115,13 @@ export function signedBy(certPem: string, caPem: string): boolean {
   }
 }
 
-function exportKey(k: CryptoKey): string {
+function exportKey(k: Key): string {
   return KeyObject.from(k).export({ type: "pkcs8", format: "pem" }) as string;
 }
 
-async function importKey(pem: string): Promise<CryptoKey> {
+async function importKey(pem: string): Promise<Key> {
   const der = new Uint8Array(createPrivateKey(pem).export({ type: "pkcs8", format: "der" }));
-  return webcrypto.subtle.importKey("pkcs8", der, ALG, false, ["sign"]) as Promise<CryptoKey>;
+  return webcrypto.subtle.importKey("pkcs8", der, ALG, false, ["sign"]);
 }
 
 function serial(): string {

@@ -14,6 +14,8 @@ export interface TestPki extends ClusterPki {
   credentials(pair: CertKeyPair): ApiCredentials;
   /** The admin's credentials (system:masters). */
   adminCredentials: ApiCredentials;
+  /** The admin's TLS options for connect-node's transports (`nodeOptions`). */
+  adminNodeOptions: { ca: string; cert: string; key: string };
   /** A client certificate from the cluster CA for any user and groups, e.g. an expired one. */
   issueClient(user: string, groups?: string[], validity?: { notBefore?: Date; notAfter?: Date }): Promise<CertKeyPair>;
   /** A node's certificate (`system:node:<name>` in `system:nodes`), made on first use. */
@@ -21,9 +23,21 @@ export interface TestPki extends ClusterPki {
 }
 
 let cached: Promise<TestPki> | undefined;
+let loaded: TestPki | undefined;
 
 export function testPki(): Promise<TestPki> {
-  return (cached ??= makeTestPki());
+  return (cached ??= makeTestPki().then((p) => (loaded = p)));
+}
+
+/** The test PKI once testPki() has made it (every test harness awaits it before starting an apiserver). */
+export function loadedTestPki(): TestPki {
+  if (!loaded) throw new Error("the test PKI is not made yet: await testPki() first");
+  return loaded;
+}
+
+/** The admin's credentials of the test PKI (after testPki()). */
+export function adminCredentials(): ApiCredentials {
+  return loadedTestPki().adminCredentials;
 }
 
 async function makeTestPki(): Promise<TestPki> {
@@ -37,6 +51,7 @@ async function makeTestPki(): Promise<TestPki> {
     serving: { cert: pki.apiserver.cert, key: pki.apiserver.key, clientCa: pki.ca.cert },
     credentials,
     adminCredentials: credentials(pki.admin),
+    adminNodeOptions: { ca: pki.ca.cert, cert: pki.admin.cert, key: pki.admin.key },
     issueClient: (user, groups = [], validity = {}) => issueCert(pki.ca, { commonName: user, organizations: groups, usage: "client", ...validity }),
     nodeCredentials(name) {
       let c = nodes.get(name);
