@@ -36,7 +36,7 @@ export function configCommand(session: Session) {
         setup: strictFlags,
         args: { ...serverArg },
         async run({ args }) {
-          const { server, source } = await resolveServer(args.server || session.rootServer, io.env);
+          const { server, source } = await resolveServer(args.server || session.rootFlags?.server, io.env);
           const why = { flag: "--server", env: "$SKIFF_SERVER", config: configPath(io.env), default: "default" }[source];
           io.out(`${server}\n`);
           io.err(`(from ${why})\n`);

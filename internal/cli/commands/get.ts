@@ -138,7 +138,7 @@ export function getCommand(session: Session) {
         selector: args.selector,
         fieldSelector: args["field-selector"],
       };
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       if (args.watch) {
         if (targets.length !== 1) throw new CliError("watch (-w) works on one kind at a time");
         return watchTarget(session, api, targets[0], gargs, out);
