@@ -48,6 +48,7 @@ export const apiserverCommand = defineCommand({
     // Bad ranges stop the server before it touches storage.
     parseServiceCidr(args["service-cluster-ip-range"]);
     parsePortRange(args["service-node-port-range"]);
+    if (args.store !== "etcd" && args.store !== "memory") throw new Error(`--store must be etcd or memory, got "${args.store}"`);
     const { tls, etcdTls } = await apiserverTls(args);
     const tokenAuthenticators = args["token-auth-file"] ? [createTokenFileAuthenticator(args["token-auth-file"])] : [];
     let store: Store;

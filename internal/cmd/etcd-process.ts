@@ -8,6 +8,8 @@ import { join } from "node:path";
 
 export interface EtcdProcess {
   endpoint: string;
+  /** etcd's /health on its plain loopback metrics port. */
+  healthUrl: string;
   stop(): Promise<void>;
 }
 
@@ -67,6 +69,7 @@ export async function startEtcdProcess(stateDir: string, clientPort: number, pee
   }
   return {
     endpoint,
+    healthUrl: `${metrics}/health`,
     async stop() {
       child.stdin!.end();
       const hard = setTimeout(() => child.kill("SIGKILL"), 10_000);
