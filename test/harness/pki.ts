@@ -1,5 +1,8 @@
 // The PKI of a test run, made like `skiff up` makes it (see internal/pki/testing.ts).
+import { mkdirSync, writeFileSync } from "node:fs";
 import https from "node:https";
+import { join } from "node:path";
+import { issueCert } from "../../internal/pki/certs.ts";
 import type { TestPki } from "../../internal/pki/testing.ts";
 
 export { foreignCa, testPki, type TestPki } from "../../internal/pki/testing.ts";
@@ -42,3 +45,27 @@ export function requestTls(url: string, o: TlsRequest): Promise<{ status: number
 
 /** requestTls as a GET. */
 export const getTls = (url: string, o: TlsRequest) => requestTls(url, { ...o, method: "GET" });
+
+/**
+ * Flags that make a component command (`skiff scheduler|controller-manager|agent`) connect as
+ * `pair`'s identity; the files are written under `dir` as <name>.crt / <name>.key.
+ */
+export function clientCertArgs(pki: TestPki, pair: { cert: string; key: string }, dir: string, name: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  writeFileSync(cert, pair.cert, { mode: 0o644 });
+  writeFileSync(key, pair.key, { mode: 0o600 });
+  return ["--certificate-authority", pki.files("ca").cert, "--client-certificate", cert, "--client-key", key];
+}
+
+/** The same for an identity the test PKI already has on disk ("scheduler", "controller-manager", "admin"). */
+export function pkiFileArgs(pki: TestPki, name: string): string[] {
+  return ["--certificate-authority", pki.files("ca").cert, "--client-certificate", pki.files(name).cert, "--client-key", pki.files(name).key];
+}
+
+/** A serving certificate for the apiserver on other addresses than loopback (a test bridge). */
+export async function servingTlsFor(pki: TestPki, addresses: string[]): Promise<{ cert: string; key: string; clientCa: string }> {
+  const pair = await issueCert(pki.ca, { commonName: "skiff-apiserver", sans: [...addresses, "127.0.0.1", "localhost"], usage: "server" });
+  return { ...pair, clientCa: pki.ca.cert };
+}
