@@ -97,10 +97,10 @@ export async function run(argv: string[]): Promise<void> {
   console.log(`apiserver: ${cp.mode}: ${cp.modeNote}`);
   if (v["cpu-prof"] && cp.mode === "child process") console.log(`           its CPU profile goes to ${v["cpu-prof"]} when it exits`);
 
-  const transport: Transport = createApiTransport(cp.url);
+  const transport: Transport = createApiTransport(cp.url, cp.credentials);
   const cms = createResourceClient<ConfigMap>(transport, "ConfigMap");
   const namespaces = createResourceClient(transport, "Namespace");
-  const etcd = new Etcd3({ hosts: [cp.etcd.endpoint] });
+  const etcd = new Etcd3({ hosts: [cp.etcd.endpoint], credentials: { rootCertificate: Buffer.from(cp.etcd.tls.ca), certChain: Buffer.from(cp.etcd.tls.cert), privateKey: Buffer.from(cp.etcd.tls.key) } });
   onCleanup(() => etcd.close());
   for (const ns of ["bench", "bench-list", "bench-watch"]) await namespaces.create(namespace(ns));
 
@@ -190,6 +190,7 @@ export async function run(argv: string[]): Promise<void> {
     let mark: Awaited<ReturnType<typeof probeStart>> | undefined;
     watch = await watchDelivery({
       url: cp.url,
+      credentials: cp.credentials,
       namespace: "bench-watch",
       watchers,
       connections: watchConns,
