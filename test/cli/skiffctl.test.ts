@@ -201,9 +201,9 @@ describe("skiffctl against a real apiserver", () => {
   });
 
   it("fails clearly with exit code 1", async () => {
-    const down = await skiffctl(["get", "pods"], { env: { SKIFF_SERVER: `http://127.0.0.1:${await freePort()}` } });
+    const down = await skiffctl(["get", "pods"], { env: { SKIFF_SERVER: `https://127.0.0.1:${await freePort()}` } });
     expect(down.code).toBe(1);
-    expect(down.err).toMatch(/^Error: cannot reach the apiserver at http:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED .*\n$/);
+    expect(down.err).toMatch(/^Error: cannot reach the apiserver at https:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED .*\n$/);
 
     const unknown = await skiffctl(["get", "widgets"]);
     expect(unknown.code).toBe(1);

@@ -35,8 +35,10 @@ export function createTokenFileAuthenticator(path: string): TokenAuthenticator {
   return { authenticate: (token) => tokens.get(token) };
 }
 
+/** Tokens given in code (tests, embedding): like a token file's. */
 export function createStaticTokenAuthenticator(tokens: Map<string, UserInfo>): TokenAuthenticator {
-  return { authenticate: (token) => tokens.get(token) };
+  const withSource = new Map([...tokens].map(([t, u]) => [t, { authenticatedBy: "token-file" as const, ...u }]));
+  return { authenticate: (token) => withSource.get(token) };
 }
 
 /** One CSV record: fields separated by commas, a field in double quotes may hold commas ("" is a quote). */
