@@ -1,7 +1,7 @@
 // Turns the generic resource operations into one Connect service per kind. Requests and responses
 // differ per kind only in the name of the field that carries the object (kind.field).
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import type { ApiObject } from "../api/registry.ts";
 import type { Store } from "../storage/store.ts";
@@ -108,11 +108,5 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   if (kind.kind === "Pod") {
     impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
   }
-  return impl;
-}
-
-export function registerService(router: ConnectRouter, ops: ResourceOps, cache: WatchCache, store: Store, opts: ServiceOptions): Record<string, unknown> {
-  const impl = serviceImpl(ops, cache, store, opts);
-  router.service(ops.kind.service, impl as any);
   return impl;
 }
