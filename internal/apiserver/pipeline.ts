@@ -140,7 +140,12 @@ export function createRequestPipeline(opts: RequestPipelineOptions): RequestPipe
         out[method] = (req: unknown, ctx: any) => guardedStream(() => admit(req, ctx), () => run(req, ctx));
       } else {
         out[method] = (req: unknown, ctx: any) => {
-          const admitted = admit(req, ctx);
+          let admitted: void | Promise<void>;
+          try {
+            admitted = admit(req, ctx);
+          } catch (err) {
+            return Promise.reject(err); // a refusal is a rejected call like any other failure, never a throw
+          }
           return admitted instanceof Promise ? admitted.then(() => run(req, ctx)) : run(req, ctx);
         };
       }
