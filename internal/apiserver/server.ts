@@ -18,6 +18,10 @@ import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { registerService } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
+import { AuthorizationService } from "../../gen/skiff/v1alpha1/authorization_service_pb.js";
+import { createClusterAuthorization, type ClusterAuthorization } from "../auth/cluster.ts";
+import { bootstrapPolicy } from "../auth/rbac/bootstrap.ts";
+import { createAuthorizationService } from "../auth/review/service.ts";
 
 export interface ApiServerOptions {
   store: Store;
@@ -45,6 +49,8 @@ export interface ApiServer {
   port: number;
   ops: Map<string, ResourceOps>;
   caches: Map<string, WatchCache>;
+  /** Node authorizer + RBAC from the watch caches, and the revoker of watches that lost access. */
+  authorization: ClusterAuthorization;
   /** Compacts storage and the watch caches up to a revision (default: the current one). */
   compact(revision?: number): Promise<number>;
   close(): Promise<void>;
@@ -98,6 +104,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       });
   }
   await finalizer.resume();
+  // Authorization answers from the watch caches; the default policy exists before anyone asks.
+  const authorization = createClusterAuthorization(caches);
+  await bootstrapPolicy(ops, log);
 
   const shutdown = new AbortController();
   const readMaxBytes = 16 * 1024 * 1024;
@@ -117,6 +126,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         });
         direct.register(k.service, impl);
       }
+      const review = createAuthorizationService(authorization.authorizer);
+      router.service(AuthorizationService, review as any);
+      direct.register(AuthorizationService, review);
     },
     interceptors: [metrics.interceptor],
     shutdownSignal: shutdown.signal,
@@ -208,12 +220,14 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     port,
     ops,
     caches,
+    authorization,
     compact,
     async close() {
       ready = false;
       clearInterval(compactor);
       clearInterval(repairTimer);
       finalizer.stop();
+      authorization.close();
       // Stop taking connections and tell HTTP/2 clients to go elsewhere (GOAWAY): calls in flight
       // finish, new ones see a clean "unavailable" and retry against the next server.
       const closed = new Promise<void>((r) => server.close(() => r()));
