@@ -20,7 +20,7 @@ import { createServiceAllocator } from "./service-alloc.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
 import { AuthorizationService } from "../../gen/skiff/v1alpha1/authorization_service_pb.js";
 import { createClusterAuthorization, type ClusterAuthorization } from "../auth/cluster.ts";
-import { bootstrapPolicy } from "../auth/rbac/bootstrap.ts";
+import { bootstrapPolicy, policyVisible } from "../auth/rbac/bootstrap.ts";
 import { createAuthorizationService } from "../auth/review/service.ts";
 
 export interface ApiServerOptions {
@@ -106,7 +106,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   await finalizer.resume();
   // Authorization answers from the watch caches; the default policy exists before anyone asks.
   const authorization = createClusterAuthorization(caches);
-  await bootstrapPolicy(ops, log);
+  await policyVisible(await bootstrapPolicy(ops, log), caches);
 
   const shutdown = new AbortController();
   const readMaxBytes = 16 * 1024 * 1024;

@@ -12,11 +12,13 @@ import { AUTOUPDATE_ANNOTATION, defaultClusterRoleBindings, defaultClusterRoles 
 export interface BootstrapResult {
   created: string[];
   updated: string[];
+  /** The newest revision written per kind ("ClusterRole"), for waiting until the caches have it. */
+  written: Record<string, number>;
 }
 
 /** Makes the default ClusterRoles and ClusterRoleBindings exist and be complete. Idempotent. */
 export async function bootstrapPolicy(ops: Map<string, ResourceOps>, log?: Logger): Promise<BootstrapResult> {
-  const result: BootstrapResult = { created: [], updated: [] };
+  const result: BootstrapResult = { created: [], updated: [], written: {} };
   const roleOps = ops.get("ClusterRole")!;
   const bindingOps = ops.get("ClusterRoleBinding")!;
   for (const want of defaultClusterRoles()) {
@@ -40,7 +42,7 @@ export async function bootstrapPolicy(ops: Map<string, ResourceOps>, log?: Logge
       return missing.length > 0;
     });
   }
-  if (result.created.length + result.updated.length > 0) log?.info(result, "reconciled the default RBAC policy");
+  if (result.created.length + result.updated.length > 0) log?.info({ created: result.created, updated: result.updated }, "reconciled the default RBAC policy");
   return result;
 }
 
@@ -54,7 +56,7 @@ async function reconcile(ops: ResourceOps, want: ApiObject, result: BootstrapRes
     } catch (err) {
       if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
       try {
-        await ops.create(want);
+        note(result, ops, await ops.create(want));
         result.created.push(label);
         return;
       } catch (e) {
@@ -65,7 +67,7 @@ async function reconcile(ops: ResourceOps, want: ApiObject, result: BootstrapRes
     if (cur.metadata?.annotations[AUTOUPDATE_ANNOTATION] === "false") return;
     if (!merge(cur, want)) return;
     try {
-      await ops.update(cur);
+      note(result, ops, await ops.update(cur));
       result.updated.push(label);
       return;
     } catch (e) {
@@ -74,4 +76,17 @@ async function reconcile(ops: ResourceOps, want: ApiObject, result: BootstrapRes
     }
   }
   throw new ConnectError(`could not reconcile ${label}: it kept changing`, Code.Aborted);
+}
+
+function note(result: BootstrapResult, ops: ResourceOps, stored: ApiObject): void {
+  const k = ops.kind.kind;
+  result.written[k] = Math.max(result.written[k] ?? 0, Number(stored.metadata?.resourceVersion ?? 0));
+}
+
+/** Resolves once each watch cache has seen what bootstrapPolicy wrote: the authorizer reads the caches. */
+export async function policyVisible(result: BootstrapResult, caches: Map<string, { revision(): number }>): Promise<void> {
+  for (const [kind, revision] of Object.entries(result.written)) {
+    const cache = caches.get(kind);
+    while (cache && cache.revision() < revision) await new Promise((r) => setTimeout(r, 5));
+  }
 }
