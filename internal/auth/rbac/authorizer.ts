@@ -14,7 +14,7 @@ import type { ClusterRoleBinding, PolicyRule, RoleBinding, Subject } from "../..
 import type { ApiObject } from "../../api/registry.ts";
 import { keyFor } from "../../apiserver/objects.ts";
 import type { WatchCache } from "../../apiserver/watchcache.ts";
-import type { Authorizer, Decision, PolicySource, RequestAttributes } from "../types.ts";
+import type { Authorizer, Decision, PolicySource, RequestAttributes, UserInfo } from "../types.ts";
 import { forbiddenReason, ruleAllows } from "./rules.ts";
 
 /** Members of this group may do anything, bindings or not (Kubernetes hard-wires it the same way). */
@@ -25,6 +25,11 @@ export const RBAC_KINDS = ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBin
 export type RbacCaches = Pick<Map<string, Pick<WatchCache, "kind" | "get" | "list" | "onChange">>, "get">;
 
 export interface RbacAuthorizer extends Authorizer, PolicySource {
+  /**
+   * Every rule that applies to the user in `namespace` ("" = cluster-wide rules only), or
+   * undefined for members of system:masters (everything): for the escalation check.
+   */
+  rulesFor(user: UserInfo, namespace: string): PolicyRule[] | undefined;
   /** Stops following the caches. */
   close(): void;
 }
@@ -170,6 +175,15 @@ export function createRbacAuthorizer(caches: RbacCaches): RbacAuthorizer {
         }
       }
       return { decision: "no-opinion", reason: forbiddenReason(a) };
+    },
+    rulesFor(user, namespace) {
+      if (user.groups.includes(SUPERUSER_GROUP)) return undefined;
+      const subjects = [`u:${user.name}`, ...user.groups.map((g) => `g:${g}`)];
+      const out: PolicyRule[] = [];
+      for (const s of subjects) for (const b of clusterIndex.get(s)) out.push(...rulesOf(b, ""));
+      const idx = namespace === "" ? undefined : nsIndexes.get(namespace);
+      if (idx) for (const s of subjects) for (const b of idx.get(s)) out.push(...rulesOf(b, namespace));
+      return out;
     },
     onPolicyChange(listener) {
       listeners.add(listener);
