@@ -89,7 +89,8 @@ describe("RBAC manifests", () => {
     expect(rb.subjects[1]).toMatchObject({ kind: "ServiceAccount", name: "build-bot", namespace: "default", apiGroup: "" });
     const yaml = await api.run(["get", "clusterrole", "pod-and-metrics-reader", "-o", "yaml"]);
     expect(yaml.out).toContain("nonResourceURLs:");
-    expect((await api.run(["get", "rolebindings"])).out).toMatch(/read-pods/);
+    expect((await api.run(["get", "rolebindings"])).out).toMatch(/^NAME +ROLE +AGE\nread-pods +ClusterRole\/pod-and-metrics-reader +\d+s\n$/);
+    expect((await api.run(["get", "clusterrolebinding", "read-pods-global", "-o", "wide"])).out).toMatch(/USERS\s+GROUPS\s+SERVICEACCOUNTS\n.*\s+manager\s*\n$/);
   });
 
   it("are refused with every bad field named", async () => {
