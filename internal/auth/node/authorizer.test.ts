@@ -72,6 +72,10 @@ describe("node authorizer", () => {
     expect(ok(attrs(n1, "delete", "pods", { namespace: "a", name: "web" }))).toBe(true);
     expect(ok(attrs(n1, "update", "pods", { namespace: "a", name: "web" }))).toBe(false);
     expect(ok(attrs(n1, "create", "pods", { namespace: "a" }))).toBe(false);
+    // A pod that no longer exists: through to NOT_FOUND, which tells the agent it is gone.
+    expect(ok(attrs(n1, "delete", "pods", { namespace: "a", name: "gone" }))).toBe(true);
+    expect(ok(attrs(n1, "update", "pods", { namespace: "a", name: "gone", subresource: "status" }))).toBe(true);
+    expect(ok(attrs(n1, "update", "pods", { namespace: "a", name: "gone" }))).toBe(false);
   });
 
   it("lets a node write its own Node and Lease only; RBAC's system:node role gives the shared reads", () => {

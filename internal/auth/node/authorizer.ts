@@ -57,6 +57,9 @@ export function createNodeAuthorizer(graph: NodeGraph): NodeAuthorizer {
     const bound = a.name !== "" && graph.nodeOfPod(a.namespace, a.name) === node;
     const verbs: Record<string, string[]> = { "": ["get", "delete"], status: ["get", "update", "patch"] };
     if (bound && verbs[a.subresource]?.includes(a.verb)) return allow(`pod ${a.namespace}/${a.name} is bound to "${node}"`);
+    // A pod that is gone: let the request through to its NOT_FOUND, which tells an agent to stop
+    // (confirming a deletion, writing a last status), as it does without authorization.
+    if (a.name !== "" && verbs[a.subresource]?.includes(a.verb) && !graph.podExists(a.namespace, a.name)) return allow(`pod ${a.namespace}/${a.name} does not exist`);
     return deny(a, bound ? `a node may not ${a.verb} ${a.subresource || "pods"} of its pods` : `pod ${a.namespace}/${a.name || "*"} is not bound to node "${node}"`);
   }
 

@@ -7,6 +7,7 @@
 // already read what the pod uses.
 import type { Pod } from "../../../gen/skiff/v1alpha1/pod_pb.js";
 import type { ApiObject } from "../../api/registry.ts";
+import { keyFor } from "../../apiserver/objects.ts";
 import type { WatchCache } from "../../apiserver/watchcache.ts";
 
 /** "secrets/<ns>/<name>": the resource, namespace and name of an object a pod uses. */
@@ -47,6 +48,8 @@ export interface NodeGraph {
   uses(node: string, ref: RefKey): boolean;
   /** The node a pod ("ns/name") is bound to, or undefined. */
   nodeOfPod(namespace: string, name: string): string | undefined;
+  /** Whether the pod exists at all (bound or not). */
+  podExists(namespace: string, name: string): boolean;
   onChange(listener: () => void): () => void;
   close(): void;
 }
@@ -56,7 +59,7 @@ interface PodEntry {
   refs: RefKey[];
 }
 
-export function createNodeGraph(pods: Pick<WatchCache, "list" | "onChange">): NodeGraph {
+export function createNodeGraph(pods: Pick<WatchCache, "kind" | "get" | "list" | "onChange">): NodeGraph {
   const entries = new Map<string, PodEntry>();
   // node → ref → how many of its pods use it
   const refsByNode = new Map<string, Map<RefKey, number>>();
@@ -107,6 +110,7 @@ export function createNodeGraph(pods: Pick<WatchCache, "list" | "onChange">): No
   return {
     uses: (node, ref) => (refsByNode.get(node)?.get(ref) ?? 0) > 0,
     nodeOfPod: (namespace, name) => entries.get(`${namespace}/${name}`)?.node,
+    podExists: (namespace, name) => pods.get(keyFor(pods.kind, namespace, name)) !== undefined,
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
