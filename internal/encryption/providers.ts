@@ -23,8 +23,13 @@ export const IDENTITY: KeyLabel = "identity";
 /** A stored object this apiserver cannot read with its config: served as FAILED_PRECONDITION, never as garbage. */
 export class UndecryptableError extends ConnectError {
   constructor(message: string) {
+    // name stays "ConnectError": connect recognises its errors by it.
     super(message, Code.FailedPrecondition);
-    this.name = "UndecryptableError";
+  }
+
+  // ConnectError's own check would say yes for every ConnectError.
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return typeof v === "object" && v !== null && Object.prototype.isPrototypeOf.call(UndecryptableError.prototype, v);
   }
 }
 
