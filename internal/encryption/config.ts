@@ -153,9 +153,11 @@ export function writeEncryptionConfig(path: string, cfg: EncryptionConfig): void
 }
 
 function newKey(used: string[]): { name: string; secret: Uint8Array } {
+  // When it was made (for people reading the file), and random: two clusters' keys never share a name.
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "z").toLowerCase();
-  let name = `key-${stamp}`;
-  for (let n = 2; used.includes(name); n++) name = `key-${stamp}-${n}`;
+  let name: string;
+  do name = `key-${stamp}-${randomBytes(3).toString("hex")}`;
+  while (used.includes(name));
   return { name, secret: new Uint8Array(randomBytes(32)) };
 }
 
