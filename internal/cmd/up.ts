@@ -4,7 +4,7 @@
 // `skiff` command). It writes skiffctl's config and can apply manifests. Running it again finds
 // the same cluster state, and the agent adopts the containers that kept running.
 import { defineCommand } from "citty";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { createAgent } from "../agent/agent.ts";
@@ -17,7 +17,7 @@ import { createContainerdRuntime } from "../runtime/containerd/index.ts";
 import { createScheduler } from "../scheduler/scheduler.ts";
 import { configPath, loadConfig, saveConfig } from "../cli/config.ts";
 import { runSkiffctl } from "../cli/main.ts";
-import { generateEncryptionConfig, writeEncryptionConfig } from "../encryption/config.ts";
+import { ensureEncryptionConfig } from "../encryption/config.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
@@ -30,9 +30,7 @@ import { guarded } from "./guard.ts";
 /** Secrets are encrypted from the first start: a config with a fresh key, readable by its owner only. */
 function defaultEncryptionConfig(stateDir: string, log: Logger): string {
   const path = join(stateDir, "encryption-config.yaml");
-  if (!existsSync(path)) {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    writeEncryptionConfig(path, generateEncryptionConfig());
+  if (ensureEncryptionConfig(path)) {
     log.info({ path }, "generated an encryption config: Secrets are encrypted at rest with a new key");
   }
   return path;

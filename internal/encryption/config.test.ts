@@ -1,6 +1,9 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { kinds } from "../api/registry.ts";
-import { addWriteKey, formatEncryptionConfig, generateEncryptionConfig, parseEncryptionConfig, retireOtherKeys } from "./config.ts";
+import { addWriteKey, ensureEncryptionConfig, formatEncryptionConfig, readEncryptionConfig, generateEncryptionConfig, parseEncryptionConfig, retireOtherKeys } from "./config.ts";
 import { resolveEncryptionConfig } from "./state.ts";
 
 const secret32 = Buffer.alloc(32, 7).toString("base64");
@@ -79,5 +82,20 @@ resources:
     const plain = parseEncryptionConfig(valid.replace(/- aesgcm:[\s\S]*?- identity/, "- identity"));
     const enabled = addWriteKey(plain).config.resources[0].providers;
     expect(enabled.map((p) => Object.keys(p)[0])).toEqual(["aesgcm", "identity"]);
+  });
+
+  it("skiff up's config: generated once, readable by its owner only, then left as it is", () => {
+    const dir = mkdtempSync(join(tmpdir(), "skiff-enc-"));
+    try {
+      const path = join(dir, "state", "encryption-config.yaml");
+      expect(ensureEncryptionConfig(path)).toBe(true);
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      const first = readFileSync(path, "utf8");
+      expect(readEncryptionConfig(path).resources[0].resources).toEqual(["secrets"]);
+      expect(ensureEncryptionConfig(path)).toBe(false);
+      expect(readFileSync(path, "utf8")).toBe(first);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,7 +2,8 @@
 // encrypted at rest, by which providers. Parsing refuses anything it would not act on, with the
 // path of the offending field; the file is also generated (`skiff up`) and edited (key rotation).
 import { randomBytes } from "node:crypto";
-import { chmodSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import YAML from "yaml";
 import type { ProviderConfig } from "./providers.ts";
 
@@ -103,6 +104,14 @@ export function readEncryptionConfig(path: string): EncryptionConfig {
 /** A fresh config: Secrets under a new random AES-256 key, with plaintext still readable. */
 export function generateEncryptionConfig(): EncryptionConfig {
   return { resources: [{ resources: ["secrets"], providers: [{ aesgcm: { keys: [newKey([])] } }, { identity: {} }] }] };
+}
+
+/** Writes a generated config (0600) unless the file exists; true when it did. */
+export function ensureEncryptionConfig(path: string): boolean {
+  if (existsSync(path)) return false;
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeEncryptionConfig(path, generateEncryptionConfig());
+  return true;
 }
 
 /** Rotation, step 1: every entry gets a new key that writes; the old ones still read. Returns its name. */

@@ -89,6 +89,37 @@ describe("encryption admin", () => {
     expect(text((await store.get("/registry/secrets/a/enc"))!.value)).toBe("encrypted-value");
   });
 
+  it("a rewrite that conflicts with a writer re-reads and stores the newer value under the write key", async () => {
+    const cfg = generateEncryptionConfig();
+    const { raw, store, configPath } = setup(cfg);
+    const oldKey = resolveEncryptionConfig(cfg, kinds)[0].transformer;
+    const key = "/registry/secrets/a/raced";
+    await store.create(key, bytes("first"));
+    const { config: added, keyName } = addWriteKey(cfg);
+    writeEncryptionConfig(configPath, added);
+    // An apiserver still on the old config writes between the rewrite's read and its write.
+    let raced = false;
+    const racing: typeof raw = {
+      ...raw,
+      list: raw.list.bind(raw),
+      get: raw.get.bind(raw),
+      async update(k, value, rev) {
+        if (!raced) {
+          raced = true;
+          await raw.update(k, oldKey.toStorage(bytes("second"), k), rev);
+        }
+        return raw.update(k, value, rev);
+      },
+    };
+    const state = createEncryptionState(resolveEncryptionConfig(cfg, kinds));
+    const admin = createEncryptionAdmin({ raw: racing, state, configPath, kinds });
+    await admin.reload();
+    expect(await admin.rewrite()).toBe(1);
+    const stored = (await raw.get(key))!;
+    expect(keyLabelOf(stored.value)).toBe(`aesgcm:${keyName}`);
+    expect(text((await createEncryptingStore(raw, state).get(key))!.value)).toBe("second");
+  });
+
   it("a reload of a bad file keeps the config in use and says why", async () => {
     const { admin, configPath } = setup();
     const { writeFileSync } = await import("node:fs");
