@@ -60,7 +60,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const log = opts.log;
   const metrics = createApiMetrics();
   // Everything above this store sees plaintext; encrypted resources are ciphertext in opts.store.
-  const encryption = createEncryption(opts.store, opts.encryptionProviderConfig, kinds);
+  const encryption = createEncryption(opts.store, opts.encryptionProviderConfig, kinds, log);
   const store = metrics.instrument(encryption.store);
   const caches = new Map<string, WatchCache>();
   const ops = new Map<string, ResourceOps>();

@@ -4,6 +4,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { EncryptionResourceStatusSchema, type EncryptionResourceStatus } from "../../gen/skiff/v1alpha1/encryption_service_pb.js";
+import type { Logger } from "pino";
 import type { Kind } from "../api/registry.ts";
 import { isStoreError, type KeyValue, type Store } from "../storage/store.ts";
 import { EncryptionConfigError, readEncryptionConfig } from "./config.ts";
@@ -24,6 +25,7 @@ export interface EncryptionAdminOptions {
   state: EncryptionState;
   configPath: string;
   kinds: readonly Kind[];
+  log?: Logger;
 }
 
 // A rewrite that keeps losing to other writers gives up rather than spinning.
@@ -81,6 +83,7 @@ export function createEncryptionAdmin(opts: EncryptionAdminOptions): EncryptionA
       );
     }
     state.use(next);
+    opts.log?.info({ writeKeys: Object.fromEntries(next.map((r) => [r.transformer.resource, r.transformer.writeKey])) }, "encryption config reloaded");
     return status();
   }
 
@@ -108,6 +111,7 @@ export function createEncryptionAdmin(opts: EncryptionAdminOptions): EncryptionA
       const { items } = await raw.list(r.prefix);
       for (const kv of items) if (await rewriteOne(r, kv)) n++;
     }
+    opts.log?.info({ rewritten: n }, "stored encrypted resources again under their write keys");
     return n;
   }
 

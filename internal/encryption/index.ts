@@ -1,5 +1,6 @@
 // Encryption at rest for the apiserver: the storage it uses, and the EncryptionService handlers.
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
 import type { Kind } from "../api/registry.ts";
 import type { Store } from "../storage/store.ts";
 import { createEncryptionAdmin, type EncryptionAdmin } from "./admin.ts";
@@ -18,7 +19,7 @@ export interface Encryption {
 }
 
 /** Reads the config (a bad one throws, naming the problem) and wraps the store. No path: nothing is encrypted. */
-export function createEncryption(raw: Store, configPath: string | undefined, kinds: readonly Kind[]): Encryption {
+export function createEncryption(raw: Store, configPath: string | undefined, kinds: readonly Kind[], log?: Logger): Encryption {
   if (!configPath) {
     const off = async () => {
       throw new ConnectError("this apiserver runs without --encryption-provider-config: nothing is encrypted at rest", Code.FailedPrecondition);
@@ -26,7 +27,8 @@ export function createEncryption(raw: Store, configPath: string | undefined, kin
     return { store: raw, handlers: { getEncryptionStatus: off, reloadEncryptionConfig: off, rewriteEncryptedResources: off } };
   }
   const state = createEncryptionState(resolveEncryptionConfig(readEncryptionConfig(configPath), kinds));
-  const admin = createEncryptionAdmin({ raw, state, configPath, kinds });
+  log?.info({ writeKeys: Object.fromEntries(state.resources().map((r) => [r.transformer.resource, r.transformer.writeKey])) }, "encryption at rest");
+  const admin = createEncryptionAdmin({ raw, state, configPath, kinds, log });
   return {
     store: createEncryptingStore(raw, state),
     admin,
