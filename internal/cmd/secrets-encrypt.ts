@@ -77,7 +77,7 @@ export async function rotateKeys(client: EncryptionClient, file: string, say: (l
 }
 
 export const secretsEncryptCommand = defineCommand({
-  meta: { name: "secrets-encrypt", description: "Encryption at rest: status, reload, key rotation" },
+  meta: { name: "secrets-encrypt", description: "Encryption at rest: status, reload, rewrite, key rotation" },
   subCommands: {
     status: defineCommand({
       meta: { name: "status", description: "Which key each encrypted resource writes with, and how many stored objects each key holds" },
@@ -93,6 +93,16 @@ export const secretsEncryptCommand = defineCommand({
       run: guarded(async ({ args }) => {
         const client = createClient(EncryptionService, createApiTransport(args.server));
         console.log(formatStatus((await client.reloadEncryptionConfig({})).resources));
+      }),
+    }),
+    rewrite: defineCommand({
+      meta: { name: "rewrite", description: "Store every object of every encrypted resource again under its write key" },
+      args: { server },
+      run: guarded(async ({ args }) => {
+        const client = createClient(EncryptionService, createApiTransport(args.server));
+        const { rewritten, resources } = await client.rewriteEncryptedResources({});
+        console.log(`rewrote ${rewritten} objects`);
+        console.log(formatStatus(resources));
       }),
     }),
     "rotate-keys": defineCommand({

@@ -46,6 +46,8 @@ describe("skiff secrets-encrypt", () => {
     expect(rotated.stdout).toContain(`secrets   aesgcm:${newKey}  aesgcm:${newKey}=1`);
     expect(readFileSync(config, "utf8")).not.toContain(oldKey);
     expect(Buffer.from((await secrets.get("default", "s")).data.k).toString()).toBe("v");
+    const again = await skiff("secrets-encrypt", "rewrite", "--server", url);
+    expect(again.stdout).toMatch(/^rewrote 0 objects\n/);
   }, 60_000);
 
   it("a bad config stops the apiserver at start with one line naming the problem", async () => {
