@@ -163,6 +163,28 @@ describe("Secrets encrypted at rest", () => {
     expect(err2.rawMessage).toBe(
       `secrets "default/guarded" is stored under aesgcm:${keyName}, which this apiserver's --encryption-provider-config does not have: add that key to the config (and reload) to read it`,
     );
+
+    // Given the key (file edited, reloaded; no restart) it reads them, and its watches recover.
+    const withKey = readEncryptionConfig(otherConfig);
+    const ours = readEncryptionConfig(configPath).resources[0].providers[0];
+    const theirs = withKey.resources[0].providers[0];
+    if (!("aesgcm" in ours && "aesgcm" in theirs)) throw new Error("generated configs start with aesgcm");
+    theirs.aesgcm.keys.push(...ours.aesgcm.keys);
+    writeEncryptionConfig(otherConfig, withKey);
+    await createClient(EncryptionService, createApiTransport(other.server.url)).reloadEncryptionConfig({});
+    expect(dataOf(await other.secrets.get("default", "guarded"))).toEqual({ password: "never-as-garbage" });
+    await expect
+      .poll(async () => {
+        const abort = new AbortController();
+        try {
+          for await (const ev of other.secrets.watch("default", { signal: abort.signal })) return ev.type;
+        } catch (err) {
+          return String(err);
+        } finally {
+          abort.abort();
+        }
+      }, { timeout: 20_000, interval: 200 })
+      .toBe("ADDED");
   }, 60_000);
 
   it("refuses to start on a bad or missing config, naming the problem", async () => {
