@@ -37,7 +37,7 @@ export function createEncryptingStore(inner: Store, state: EncryptionState): Sto
     },
     async list(prefix, opts) {
       const r = await inner.list(prefix, opts);
-      return state.overlaps(prefix) ? { items: r.items.map(read), revision: r.revision } : r;
+      return state.overlaps(prefix) ? { ...r, items: r.items.map(read) } : r;
     },
     count: (prefix) => inner.count(prefix),
     async create(key, value) {
@@ -54,7 +54,7 @@ export function createEncryptingStore(inner: Store, state: EncryptionState): Sto
       const stored = ops.map((op): TxnOp => (op.op === "delete" ? op : { ...op, value: write(op.key, op.value) }));
       const r = await guard(inner.txn(stored));
       return {
-        revision: r.revision,
+        ...r,
         results: r.results.map((kv, i) => {
           const op = ops[i];
           return op.op === "delete" ? { ...read(kv), deleteRevision: (kv as { deleteRevision: number }).deleteRevision } : { ...kv, value: op.value };
