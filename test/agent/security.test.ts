@@ -1,6 +1,8 @@
 // securityContext on real containerd + runc (cluster.ts), seen from inside the container as a user
 // would check it (`id`, /proc/self/status, touching the rootfs, a blocked system call), and Pod
 // Security admission refusing what a namespace's level forbids.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
@@ -79,6 +81,30 @@ describe("securityContext on containerd", () => {
     expect(unconfined).toMatch(/unshare=0/);
   });
 
+  it("a Localhost profile from the node's seccomp profile root is applied; a missing one is CreateContainerError", async () => {
+    // Allows everything but mkdir/mkdirat, which fail with EACCES (13).
+    mkdirSync(join(c.rootDir, "seccomp", "profiles"), { recursive: true });
+    writeFileSync(join(c.rootDir, "seccomp", "profiles", "no-mkdir.json"), JSON.stringify({
+      defaultAction: "SCMP_ACT_ALLOW",
+      syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 13 }],
+    }));
+    const localhost = (file: string) => ({ securityContext: { seccompProfile: { type: "Localhost", localhostProfile: file } } as any });
+    const out = await output("seccomp-localhost", "mkdir /tmp/x 2>&1; echo mkdir=$?; touch /tmp/y && echo touched", localhost("profiles/no-mkdir.json"));
+    expect(out).toMatch(/Permission denied\nmkdir=1\ntouched/);
+
+    const versions = await watchPod(c, "seccomp-missing", () => c.createPod("seccomp-missing", { containers: [{ name: "app", ...localhost("profiles/absent.json") }] }), (v) =>
+      v.some((p) => cstatus(p)?.state?.waiting?.reason === "CreateContainerError"),
+    );
+    const waiting = versions.map((p) => cstatus(p)?.state?.waiting).find((w) => w?.reason === "CreateContainerError");
+    expect(waiting?.message).toMatch(/cannot load seccomp profile .*absent\.json.*ENOENT/);
+  });
+
+  it("hostPID shares the node's process table; a pod without it sees only its own", async () => {
+    const script = `test -d /proc/${process.pid} && echo sees-node || echo own-pids`;
+    expect(await output("host-pid", script, {}, { hostPid: true })).toBe("sees-node\n");
+    expect(await output("own-pid", script)).toBe("own-pids\n");
+  });
+
   it("runAsNonRoot with an image that runs as root is refused with CreateContainerConfigError", async () => {
     const versions = await watchPod(c, "nonroot", () => c.createPod("nonroot", { containers: [{ name: "app", securityContext: { runAsNonRoot: true } as any }] }), (v) =>
       v.some((p) => cstatus(p)?.state?.waiting?.reason === "CreateContainerConfigError"),
@@ -135,6 +161,17 @@ describe("Pod Security admission", () => {
     });
     const p = await waitForIn(ns, "good", (x) => x.status?.phase === "Succeeded" || x.status?.phase === "Failed");
     expect([p.status?.phase, cstatus(p)?.state?.terminated?.exitCode]).toEqual(["Succeeded", 0]);
+  });
+});
+
+describe("agent --seccomp-default", () => {
+  it("gives a container that names no profile RuntimeDefault instead of Unconfined", async () => {
+    const script = "grep Seccomp: /proc/self/status; /bin/busybox unshare -U true 2>&1; echo unshare=$?";
+    const before = await output("no-profile-before", script);
+    expect(before).toMatch(/Seccomp:\s*0\n(.*\n)?unshare=0/);
+    await c.restartAgent({ seccompDefault: true });
+    const after = await output("no-profile-after", script);
+    expect(after).toMatch(/Seccomp:\s*2\n.*Operation not permitted\nunshare=1/);
   });
 });
 
