@@ -149,6 +149,13 @@ describe("Pod Security admission", () => {
     await expect(c.pods.get(ns, "bad")).rejects.toThrow(/not found/);
   });
 
+  it("refuses a namespace whose pod-security label names no level", async () => {
+    const bad = create(NamespaceSchema, { metadata: { name: "typo-ns", labels: { "pod-security.kubernetes.io/enforce": "restrictd" } } });
+    const err = await c.cp.client<Namespace>("Namespace").create(bad).then(() => undefined, (e) => ConnectError.from(e));
+    expect(err?.code).toBe(Code.InvalidArgument);
+    expect(err?.rawMessage).toContain('metadata.labels[pod-security.kubernetes.io/enforce]: "restrictd" must be one of privileged, baseline, restricted');
+  });
+
   it("admits a compliant pod, which runs as uid 1000 with no_new_privs and the seccomp filter", async () => {
     await inNamespace("good", {
       restartPolicy: "Never",
