@@ -9,6 +9,7 @@ import { create } from "@bufbuild/protobuf";
 import { NamespaceSchema, type Namespace } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { DEFAULT_CAPABILITIES } from "../../internal/runtime/containerd/spec.ts";
 import { capabilitiesOfMask, runtimeCapabilities } from "../../internal/runtime/containerd/security-spec.ts";
+import { buildBusyboxImage } from "../harness/images.ts";
 import { cstatus, startCluster, watchPod, type Cluster, type ContainerInit, type PodInit } from "./cluster.ts";
 
 let c: Cluster;
@@ -103,6 +104,20 @@ describe("securityContext on containerd", () => {
     const script = `test -d /proc/${process.pid} && echo sees-node || echo own-pids`;
     expect(await output("host-pid", script, {}, { hostPid: true })).toBe("sees-node\n");
     expect(await output("own-pid", script)).toBe("own-pids\n");
+  });
+
+  it("an image's USER name runs as its uid from the image's /etc/passwd; runAsNonRoot refuses a name, as Kubernetes does", async () => {
+    const image = await buildBusyboxImage(join(c.dir, "image-nobody"), { name: "skiff.test/nobody", tag: "v1", user: "nobody" });
+    await c.runtime.importImage(image.tarPath);
+    const named = { image: image.ref, imagePullPolicy: "Never" };
+    expect(await output("named-user", "id -u; id -g", named)).toBe("65534\n65534\n");
+    expect(await output("named-user-override", "id -u; id -g", { ...named, securityContext: { runAsUser: 0n } as any })).toBe("0\n0\n");
+
+    const versions = await watchPod(c, "named-nonroot", () => c.createPod("named-nonroot", { containers: [{ name: "app", ...named, securityContext: { runAsNonRoot: true } as any }] }), (v) =>
+      v.some((p) => cstatus(p)?.state?.waiting?.reason === "CreateContainerConfigError"),
+    );
+    const waiting = versions.map((p) => cstatus(p)?.state?.waiting).find((w) => w?.reason === "CreateContainerConfigError");
+    expect(waiting?.message).toMatch(/image has non-numeric user \(nobody\), cannot verify user is non-root/);
   });
 
   it("runAsNonRoot with an image that runs as root is refused with CreateContainerConfigError", async () => {
