@@ -1,7 +1,7 @@
 // securityContext on real containerd + runc (cluster.ts), seen from inside the container as a user
 // would check it (`id`, /proc/self/status, touching the rootfs, a blocked system call), and Pod
 // Security admission refusing what a namespace's level forbids.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -100,10 +100,14 @@ describe("securityContext on containerd", () => {
     expect(waiting?.message).toMatch(/cannot load seccomp profile .*absent\.json.*ENOENT/);
   });
 
-  it("hostPID shares the node's process table; a pod without it sees only its own", async () => {
-    const script = `test -d /proc/${process.pid} && echo sees-node || echo own-pids`;
-    expect(await output("host-pid", script, {}, { hostPid: true })).toBe("sees-node\n");
-    expect(await output("own-pid", script)).toBe("own-pids\n");
+  it("hostPID shares the node's process table and hostIPC its IPC namespace; a pod without them has its own", async () => {
+    const script = `test -d /proc/${process.pid} && echo sees-node || echo own-pids; /bin/busybox readlink /proc/self/ns/ipc`;
+    const nodeIpc = readlinkSync("/proc/self/ns/ipc");
+    expect(await output("host-pid", script, {}, { hostPid: true })).toMatch(/^sees-node\nipc:\[\d+\]\n$/);
+    expect(await output("host-ipc", script, {}, { hostIpc: true })).toBe(`own-pids\n${nodeIpc}\n`);
+    const own = await output("own-ns", script);
+    expect(own).toMatch(/^own-pids\nipc:\[\d+\]\n$/);
+    expect(own).not.toContain(nodeIpc);
   });
 
   it("an image's USER name runs as its uid from the image's /etc/passwd; runAsNonRoot refuses a name, as Kubernetes does", async () => {
