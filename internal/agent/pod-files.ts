@@ -175,9 +175,10 @@ export async function prepareVolumes(rootDir: string, pod: Pod): Promise<Map<str
   for (const v of pod.spec?.volumes ?? []) {
     if (v.emptyDir) {
       const dir = volumeDir(rootDir, pod.metadata!.uid, v.name);
-      await mkdir(dir, { recursive: true, mode: 0o777 });
+      const made = await mkdir(dir, { recursive: true, mode: 0o777 });
       const fsGroup = pod.spec?.securityContext?.fsGroup;
-      if (fsGroup !== undefined) {
+      // Once, when made: later syncs leave what the containers did to it alone.
+      if (fsGroup !== undefined && made !== undefined) {
         // Kubernetes' fsGroup ownership: the group owns it, and setgid hands the group on to what is made inside.
         await chown(dir, 0, Number(fsGroup));
         await chmod(dir, 0o2777);
