@@ -26,11 +26,13 @@ import { bytes, prefixRange } from "./etcd-keys.ts";
 import { createEtcdWatchFactory } from "./etcd-watch.ts";
 import {
   assertDistinctKeys,
+  assertListOptions,
   assertRevision,
   preconditionError,
   StoreError,
   type DeletedKeyValue,
   type KeyValue,
+  type ListResult,
   type Store,
   type TxnOp,
   type TxnResult,
@@ -53,6 +55,13 @@ const noRetry = { execute: async (fn: (ctx: { signal: AbortSignal }) => unknown)
 type FaultHandling = NonNullable<IOptions["faultHandling"]>;
 
 type KVClient = Client<typeof KV>;
+
+// Paged reads of a whole range: the first page is small enough for values of etcd's largest
+// request size (1.5 MiB), later pages hold about PAGE_BYTES.
+const FIRST_PAGE_ITEMS = 32;
+const MAX_PAGE_ITEMS = 10_000;
+const PAGE_BYTES = 16 * 1024 * 1024;
+const ZERO = Buffer.from([0]);
 
 export function createEtcdStore(opts: EtcdStoreOptions): Store {
   if (opts.endpoints.length === 0) throw new RangeError("etcd store: no endpoints given");
@@ -185,6 +194,38 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
     return { revision, results };
   }
 
+  /**
+   * Every key in [key, rangeEnd) at one revision, read in pages: one response holding a whole kind
+   * could exceed the transport's message limit (64 MiB). Pages are sized from the largest value
+   * seen so far to about PAGE_BYTES; a page that is too large all the same is asked again smaller.
+   */
+  async function readAllPages(key: Buffer, rangeEnd: Buffer, at: number): Promise<ListResult> {
+    const items: KeyValue[] = [];
+    let revision = at;
+    let limit = FIRST_PAGE_ITEMS;
+    let largest = 0;
+    for (;;) {
+      let res: RangeResponse;
+      try {
+        res = await range({ key, rangeEnd, revision: BigInt(revision), limit: BigInt(limit) });
+      } catch (err) {
+        if (err instanceof ConnectError && err.code === Code.ResourceExhausted && limit > 1) {
+          limit = Math.max(1, Math.floor(limit / 4));
+          continue;
+        }
+        throw err;
+      }
+      revision ||= revisionOf(res);
+      for (const kv of res.kvs) {
+        items.push(toKeyValue(kv));
+        largest = Math.max(largest, kv.key.byteLength + kv.value.byteLength);
+      }
+      if (!res.more || res.kvs.length === 0) return { items, revision, remaining: 0 };
+      key = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
+      limit = Math.min(MAX_PAGE_ITEMS, Math.max(1, Math.floor(PAGE_BYTES / Math.max(1, largest))));
+    }
+  }
+
   const watches = createEtcdWatchFactory({
     client: watchClient,
     root,
@@ -212,12 +253,17 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       });
     },
     async list(prefix, listOpts) {
+      assertListOptions(prefix, listOpts);
       const at = listOpts?.revision ?? 0;
       return call(`list ${prefix}${at ? ` at ${at}` : ""}`, async () => {
-        const { key, range_end } = prefixRange(keyBytes(prefix));
-        const res = await range({ key, rangeEnd: range_end, revision: BigInt(at) });
-        // Range sorts by key by default; header.revision is the store's current revision, not `at`.
-        return { items: res.kvs.map(toKeyValue), revision: at || revisionOf(res) };
+        const { key: prefixKey, range_end } = prefixRange(keyBytes(prefix));
+        const key = listOpts?.startKey === undefined ? prefixKey : keyBytes(listOpts.startKey);
+        if (listOpts?.limit) {
+          const res = await range({ key, rangeEnd: range_end, revision: BigInt(at), limit: BigInt(listOpts.limit) });
+          // header.revision is the store's current revision, not `at`; count covers the whole range.
+          return { items: res.kvs.map(toKeyValue), revision: at || revisionOf(res), remaining: Number(res.count) - res.kvs.length };
+        }
+        return readAllPages(key, range_end, at);
       });
     },
     async count(prefix) {

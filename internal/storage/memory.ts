@@ -8,6 +8,7 @@
 
 import {
   assertDistinctKeys,
+  assertListOptions,
   assertRevision,
   preconditionError,
   StoreError,
@@ -192,20 +193,22 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
     return { revision: rev, results };
   }
 
-  function listAt(prefix: string, at: number): KeyValue[] {
+  /** The keys under prefix from startKey on (sorted), at revision `at`. */
+  function listAt(prefix: string, at: number, startKey = prefix): KeyValue[] {
     if (at > revision) throw new RangeError(`revision ${at} is in the future (current ${revision})`);
     if (at < compactRevision) {
       throw new StoreError("Compacted", `revision ${at} has been compacted (oldest ${compactRevision})`, {
         compactRevision,
       });
     }
-    const [lo, hi] = prefixRange(prefix);
-    if (at === revision) return sortedKeys.slice(lo, hi).map((k) => live.get(k) as KeyValue);
+    const [first, hi] = prefixRange(prefix);
+    const lo = Math.max(first, lowerBound(startKey));
+    if (at === revision) return sortedKeys.slice(lo, Math.max(lo, hi)).map((k) => live.get(k) as KeyValue);
     // Undo the newer events, newest first: what remains set last is the state at `at`.
     const past = new Map<string, KeyValue | undefined>();
     for (let i = history.length - 1; i >= head && history[i].event.modRevision > at; i--) {
       const { event, prev } = history[i];
-      if (event.key.startsWith(prefix)) past.set(event.key, prev);
+      if (event.key.startsWith(prefix) && event.key >= startKey) past.set(event.key, prev);
     }
     const items: KeyValue[] = [];
     for (let i = lo; i < hi; i++) if (!past.has(sortedKeys[i])) items.push(live.get(sortedKeys[i]) as KeyValue);
@@ -277,8 +280,11 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
     },
     async list(prefix, listOpts) {
       checkOpen();
+      assertListOptions(prefix, listOpts);
       const at = listOpts?.revision || revision;
-      return { items: listAt(prefix, at), revision: at };
+      const all = listAt(prefix, at, listOpts?.startKey);
+      const limit = listOpts?.limit || all.length;
+      return { items: all.slice(0, limit), revision: at, remaining: Math.max(0, all.length - limit) };
     },
     async count(prefix) {
       checkOpen();
