@@ -27,10 +27,13 @@ export interface ListResult {
 }
 
 /**
- * How many storage reads one page may take when selectors filter out most of what is read: the
- * page then ends short, with a continue token, instead of scanning the whole kind in one request.
+ * Bounds on the work of one page when selectors filter out most of what is read: the page then
+ * ends short, with a continue token, instead of scanning a whole kind in one request. Reads grow
+ * (doubling from `limit`) while they find too little, as Kubernetes' do.
  */
 const MAX_READS_PER_PAGE = 8;
+const MAX_SCAN_BYTES = 32 * 1024 * 1024;
+const MAX_READ_ITEMS = 10_000;
 
 export function checkPageRequest(limit: bigint | number | undefined): number {
   const n = Number(limit ?? 0);
@@ -69,8 +72,10 @@ export async function listObjects(
     return { items, resourceVersion: String(all.revision) };
   }
 
-  for (let reads = 0; ; reads++) {
-    const res = await read(limit);
+  let readSize = limit;
+  let scannedBytes = 0;
+  for (let reads = 1; ; reads++) {
+    const res = await read(readSize);
     revision = res.revision;
     for (let i = 0; i < res.items.length; i++) {
       const kv = res.items[i];
@@ -81,8 +86,12 @@ export async function listObjects(
     }
     if (res.remaining === 0 || res.items.length === 0) return { items, resourceVersion: String(revision) };
     const last = res.items[res.items.length - 1].key;
-    if (reads + 1 >= MAX_READS_PER_PAGE) return pageResult(items, revision, prefix, last, res.remaining, hasSelectors);
+    for (const kv of res.items) scannedBytes += kv.value.byteLength;
+    if (reads >= MAX_READS_PER_PAGE || scannedBytes >= MAX_SCAN_BYTES) {
+      return pageResult(items, revision, prefix, last, res.remaining, hasSelectors);
+    }
     startKey = keyAfter(last);
+    readSize = Math.max(limit, Math.min(readSize * 2, MAX_READ_ITEMS));
   }
 }
 
