@@ -145,6 +145,26 @@ describe("continue tokens and selectors", () => {
     expect(got).toEqual(Array.from({ length: 10 }, (_, i) => `s-${String(i * 3).padStart(2, "0")}`));
   });
 
+  it("speaks Kubernetes' names in JSON over Connect: limit, continue, remainingItemCount", async () => {
+    const list = async (body: object) => {
+      const res = await fetch(`${cp.server.url}/skiff.v1alpha1.ConfigMapService/List`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, any> };
+    };
+    const first = await list({ namespace: "small", limit: 20 });
+    expect(first.status).toBe(200);
+    expect(first.body.items).toHaveLength(20);
+    expect(first.body.remainingItemCount).toBe("10");
+    const second = await list({ namespace: "small", limit: "20", continue: first.body.continue });
+    expect(second.body.items.map((o: any) => o.metadata.name)).toEqual(Array.from({ length: 10 }, (_, i) => `s-${20 + i}`));
+    expect(second.body.continue).toBeUndefined();
+    const bad = await list({ namespace: "small", limit: 20, continue: "garbage" });
+    expect(bad).toMatchObject({ status: 400, body: { code: "invalid_argument" } });
+  });
+
   it("refuses a tampered or foreign token, and a negative limit, with INVALID_ARGUMENT", async () => {
     const { continue: token, resourceVersion } = await cms.list("small", { limit: 5 });
     const doc = JSON.parse(Buffer.from(token!, "base64url").toString());
