@@ -45,6 +45,8 @@ export interface EtcdStoreOptions {
   prefix?: string;
   /** Deadline for each unary request. Default 10s. */
   requestTimeoutMs?: number;
+  /** Larger responses are refused by the client; whole-range reads ask again in smaller pages. Default 64 MiB. */
+  maxResponseBytes?: number;
 }
 
 // etcd3 (now only the watch) retries failed calls up to 3 times by default and opens a 5s
@@ -71,7 +73,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   const rootKey = root.length ? root : Buffer.from([0]);
   // One HTTP/2 connection per endpoint, opened on first use.
   const members = opts.endpoints.map((url) => {
-    const transport: GrpcTransport = createGrpcTransport({ baseUrl: url });
+    const transport: GrpcTransport = createGrpcTransport({ baseUrl: url, readMaxBytes: opts.maxResponseBytes });
     return { url, transport, kv: createClient(KV, transport) };
   });
   // Calls go to one member until it fails with UNAVAILABLE, then to the next.
