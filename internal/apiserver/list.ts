@@ -27,12 +27,13 @@ export interface ListResult {
 }
 
 /**
- * Bounds on the work of one page when selectors filter out most of what is read: the page then
- * ends short, with a continue token, instead of scanning a whole kind in one request. Reads grow
- * (doubling from `limit`) while they find too little, as Kubernetes' do.
+ * Bounds on one page. Its objects stop at about PAGE_BYTES, so that a page of large objects still
+ * fits the 64 MiB message limit of Skiff's client transport. And when selectors filter out most of what is read, reads grow (doubling from `limit`,
+ * as Kubernetes' do) but stop after MAX_READS_PER_PAGE reads or PAGE_BYTES read: the page then
+ * ends short, with a continue token, instead of scanning a whole kind in one request.
  */
+const PAGE_BYTES = 32 * 1024 * 1024;
 const MAX_READS_PER_PAGE = 8;
-const MAX_SCAN_BYTES = 32 * 1024 * 1024;
 const MAX_READ_ITEMS = 10_000;
 
 export function checkPageRequest(limit: bigint | number | undefined): number {
@@ -74,20 +75,21 @@ export async function listObjects(
 
   let readSize = limit;
   let scannedBytes = 0;
+  let pageBytes = 0;
   for (let reads = 1; ; reads++) {
     const res = await read(readSize);
     revision = res.revision;
     for (let i = 0; i < res.items.length; i++) {
       const kv = res.items[i];
-      collect(kind, kv, filter, items);
-      if (items.length < limit) continue;
+      if (collect(kind, kv, filter, items)) pageBytes += kv.value.byteLength;
+      if (items.length < limit && pageBytes < PAGE_BYTES) continue;
       const left = res.items.length - 1 - i + res.remaining;
       return pageResult(items, revision, prefix, kv.key, left, hasSelectors);
     }
     if (res.remaining === 0 || res.items.length === 0) return { items, resourceVersion: String(revision) };
     const last = res.items[res.items.length - 1].key;
     for (const kv of res.items) scannedBytes += kv.value.byteLength;
-    if (reads >= MAX_READS_PER_PAGE || scannedBytes >= MAX_SCAN_BYTES) {
+    if (reads >= MAX_READS_PER_PAGE || scannedBytes >= PAGE_BYTES) {
       return pageResult(items, revision, prefix, last, res.remaining, hasSelectors);
     }
     startKey = keyAfter(last);
@@ -95,9 +97,12 @@ export async function listObjects(
   }
 }
 
-function collect(kind: Kind, kv: KeyValue, filter: ObjectFilter, out: ApiObject[]): void {
+/** Adds the object to `out` if it passes the filter; says whether it did. */
+function collect(kind: Kind, kv: KeyValue, filter: ObjectFilter, out: ApiObject[]): boolean {
   const obj = decode(kind, kv.value, kv.modRevision);
-  if (filter(obj)) out.push(obj);
+  if (!filter(obj)) return false;
+  out.push(obj);
+  return true;
 }
 
 function pageResult(items: ApiObject[], revision: number, prefix: string, lastKey: string, left: number, hasSelectors: boolean): ListResult {

@@ -197,32 +197,37 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   }
 
   /**
-   * Every key in [key, rangeEnd) at one revision, read in pages: one response holding a whole kind
-   * could exceed the transport's message limit (64 MiB). Pages are sized from the largest value
-   * seen so far to about PAGE_BYTES; a page that is too large all the same is asked again smaller.
+   * The keys in [key, rangeEnd) at one revision (at most maxItems, 0 = all), read in pages: one
+   * response holding a whole kind could exceed the transport's message limit (64 MiB). Pages are
+   * sized from the largest value seen so far to about PAGE_BYTES; a page that is too large all
+   * the same is asked again smaller.
    */
-  async function readAllPages(key: Buffer, rangeEnd: Buffer, at: number): Promise<ListResult> {
+  async function readPages(key: Buffer, rangeEnd: Buffer, at: number, maxItems: number): Promise<ListResult> {
     const items: KeyValue[] = [];
     let revision = at;
     let limit = FIRST_PAGE_ITEMS;
     let largest = 0;
     for (;;) {
+      const want = maxItems > 0 ? Math.min(limit, maxItems - items.length) : limit;
       let res: RangeResponse;
       try {
-        res = await range({ key, rangeEnd, revision: BigInt(revision), limit: BigInt(limit) });
+        res = await range({ key, rangeEnd, revision: BigInt(revision), limit: BigInt(want) });
       } catch (err) {
-        if (err instanceof ConnectError && err.code === Code.ResourceExhausted && limit > 1) {
-          limit = Math.max(1, Math.floor(limit / 4));
+        if (err instanceof ConnectError && err.code === Code.ResourceExhausted && want > 1) {
+          limit = Math.max(1, Math.floor(want / 4));
           continue;
         }
         throw err;
       }
+      // header.revision is the store's current revision: the first page's is the list's.
       revision ||= revisionOf(res);
       for (const kv of res.kvs) {
         items.push(toKeyValue(kv));
         largest = Math.max(largest, kv.key.byteLength + kv.value.byteLength);
       }
-      if (!res.more || res.kvs.length === 0) return { items, revision, remaining: 0 };
+      // count is every key from this page's start to rangeEnd.
+      const remaining = Number(res.count) - res.kvs.length;
+      if (!res.more || res.kvs.length === 0 || items.length === maxItems) return { items, revision, remaining };
       key = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
       limit = Math.min(MAX_PAGE_ITEMS, Math.max(1, Math.floor(PAGE_BYTES / Math.max(1, largest))));
     }
@@ -260,12 +265,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       return call(`list ${prefix}${at ? ` at ${at}` : ""}`, async () => {
         const { key: prefixKey, range_end } = prefixRange(keyBytes(prefix));
         const key = listOpts?.startKey === undefined ? prefixKey : keyBytes(listOpts.startKey);
-        if (listOpts?.limit) {
-          const res = await range({ key, rangeEnd: range_end, revision: BigInt(at), limit: BigInt(listOpts.limit) });
-          // header.revision is the store's current revision, not `at`; count covers the whole range.
-          return { items: res.kvs.map(toKeyValue), revision: at || revisionOf(res), remaining: Number(res.count) - res.kvs.length };
-        }
-        return readAllPages(key, range_end, at);
+        return readPages(key, range_end, at, listOpts?.limit ?? 0);
       });
     },
     async count(prefix) {

@@ -73,7 +73,7 @@ export interface ListOptions {
   revision?: number;
   /** Start at this key (inclusive) rather than at the prefix: the next page of a paged read. */
   startKey?: string;
-  /** At most this many items (0 / absent = every item; etcd then reads in pages of its own). */
+  /** At most this many items (0 / absent = every item). etcd reads in pages of its own either way. */
   limit?: number;
 }
 

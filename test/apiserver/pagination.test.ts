@@ -76,6 +76,16 @@ describe("a kind larger than one message", () => {
     await cms.update(restored);
   });
 
+  it("ends a page at 32 MiB of objects, whatever the limit, so that every page fits a client's message limit", async () => {
+    const page = await cms.list(NS, { limit: COUNT });
+    // 100 KB objects: 32 MiB is 336 of them.
+    expect(page.items.length).toBeGreaterThan(300);
+    expect(page.items.length).toBeLessThan(350);
+    expect(page.remainingItemCount).toBe(COUNT - page.items.length);
+    const rest = await cms.list(NS, { limit: COUNT, continue: page.continue });
+    expect(names([...page.items, ...rest.items])).toEqual(allNames.slice(0, page.items.length + rest.items.length));
+  });
+
   it("arrives whole through the client's pager (pages of 500 by default)", async () => {
     const all = await listAllPages(cms, NS);
     expect(names(all.items)).toEqual(allNames);

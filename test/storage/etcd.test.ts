@@ -55,7 +55,7 @@ describe("etcd store specifics", () => {
     }
   });
 
-  it("reads a range too large for one response in pages, asking again smaller when a page is too large", async () => {
+  it("reads a range (or a limited page) too large for one response in pages, asking again smaller when one is too large", async () => {
     // Responses over 1 MiB are refused: the first page (32 values of 200 KB) is, the smaller ones are not.
     const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/paged", maxResponseBytes: 1024 * 1024 });
     try {
@@ -65,6 +65,10 @@ describe("etcd store specifics", () => {
       expect(all.items.map((kv) => kv.key)).toEqual(keys);
       expect(all.items.every((kv) => kv.value.byteLength === 200_000)).toBe(true);
       expect(all.remaining).toBe(0);
+      // So does one page with a limit: it comes whole, in several responses.
+      const page = await store.list("/p/", { limit: 30, startKey: "/p/05" });
+      expect(page.items.map((kv) => kv.key)).toEqual(keys.slice(5, 35));
+      expect(page).toMatchObject({ revision: all.revision, remaining: 5 });
       expect(await store.ready()).toBe(true);
     } finally {
       await store.close();

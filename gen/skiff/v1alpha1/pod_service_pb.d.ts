@@ -125,8 +125,8 @@ export declare type PodServiceListRequest = Message<"skiff.v1alpha1.PodServiceLi
 
   /**
    * At most this many items in the response (0 = all). A client that gets a `continue` back asks
-   * again with it for the next page; a page may hold fewer items than the limit when selectors
-   * filter some out, and still carry a `continue`.
+   * again with it for the next page; a page may hold fewer items than the limit (when selectors
+   * filter some out, or its objects reach 32 MiB) and still carry a `continue`.
    *
    * @generated from field: int64 limit = 4;
    */
