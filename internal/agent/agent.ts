@@ -6,6 +6,7 @@
 //          a periodic resync · their own requeueAfter (back-offs)
 //   stop:  timers, informer, workers and the log server stop; containers keep running (the next
 //          agent adopts them)
+import { join } from "node:path";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import type { ConfigMap, Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
 import type { Endpoints } from "../../gen/skiff/v1alpha1/endpoints_pb.js";
@@ -78,6 +79,10 @@ export interface AgentOptions {
   logPollMs?: number;
   /** Registries (host:port) pulled from over plain HTTP; loopback ones always are. */
   insecureRegistries?: string[];
+  /** Containers without a seccomp profile get RuntimeDefault instead of Unconfined (kubelet's --seccomp-default). */
+  seccompDefault?: boolean;
+  /** Where pods' Localhost seccomp profiles are read from. Default <rootDir>/seccomp. */
+  seccompProfileRoot?: string;
   /** An OCI layout tarball, or a directory of `*.tar` ones, imported at start and on change. */
   importImages?: string;
   /** How often importImages is scanned for new or changed files. Default 10 s. */
@@ -192,6 +197,7 @@ export function createAgent(opts: AgentOptions): Agent {
     credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: log.child({ component: "pull-secrets" }) }).credentials,
     firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
+    security: { seccompDefault: opts.seccompDefault ?? false, seccompProfileRoot: opts.seccompProfileRoot ?? join(opts.rootDir, "seccomp") },
   });
   const routing = opts.podRouting && opts.podCidr
     ? createPodRouting({ ...opts.podRouting, transport: opts.transport, nodeName, podCidr: opts.podCidr, log })

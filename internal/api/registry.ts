@@ -27,6 +27,7 @@ import { PersistentVolumeClaimService } from "../../gen/skiff/v1alpha1/persisten
 import { EventSchema, LeaseSchema } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import { LeaseService } from "../../gen/skiff/v1alpha1/lease_service_pb.js";
 import { EventService } from "../../gen/skiff/v1alpha1/event_service_pb.js";
+import { admissionHooks } from "../auth/admission/index.ts";
 import { kindDefaults } from "./defaults.ts";
 import { kindValidators, statusValidators, type Violation } from "./validation.ts";
 import { ClusterRoleBindingSchema, ClusterRoleSchema, RoleBindingSchema, RoleSchema } from "../../gen/skiff/v1alpha1/rbac_pb.js";
@@ -38,6 +39,18 @@ import { rbacDefaults, rbacValidators } from "./rbac.ts";
 
 /** Every stored object: a message with metadata, and usually spec and status. */
 export type ApiObject = Message & { metadata?: ObjectMeta; spec?: unknown; status?: unknown };
+
+/** What an admission hook may read: other objects, from the apiserver's watch caches. */
+export interface AdmissionContext {
+  /** The Namespace object, or undefined when there is none. */
+  namespace(name: string): Promise<ApiObject | undefined>;
+}
+
+/**
+ * Admission after validation, before storage, on create (`old` undefined) and update: throws a
+ * ConnectError to refuse (PermissionDenied for a policy, InvalidArgument for bad input).
+ */
+export type AdmitHook = (obj: any, old: any | undefined, ctx: AdmissionContext) => void | Promise<void>;
 
 /** Reads one field for field selectors ("spec.nodeName") from an object. */
 export type FieldGetter = (obj: any) => string | undefined;
@@ -74,9 +87,11 @@ export interface Kind {
   validate?: (obj: any, old: any | undefined) => Violation[];
   /** The semantic checks of the status alone (UpdateStatus changes nothing else). */
   validateStatus?: (obj: any) => Violation[];
+  /** Policy on create and update (Pod Security), after validation. */
+  admit?: AdmitHook;
 }
 
-type KindInit = Omit<Kind, "fields" | "defaults" | "validate" | "validateStatus" | "singular" | "shortNames"> & {
+type KindInit = Omit<Kind, "fields" | "defaults" | "validate" | "validateStatus" | "admit" | "singular" | "shortNames"> & {
   shortNames?: string[];
   fields?: Record<string, FieldGetter>;
 };
@@ -90,6 +105,7 @@ function kind(k: KindInit): Kind {
     defaults: kindDefaults[k.kind] ?? rbacDefaults[k.kind],
     validate: kindValidators[k.kind] ?? rbacValidators[k.kind],
     validateStatus: statusValidators[k.kind],
+    admit: admissionHooks[k.kind],
   };
 }
 
