@@ -93,6 +93,19 @@ describe("node authorizer", () => {
     expect(ok(attrs(n1, "list", "deployments", { apiGroup: "apps" }))).toBe(false);
   });
 
+  it("allows only: what an operator grants nodes through RBAC on purpose adds to it", async () => {
+    const n4 = user("system:node:n4", "system:nodes");
+    const listAll = attrs(n4, "list", "pods", { namespace: "a" });
+    expect(ok(listAll)).toBe(false);
+    await api.put("RoleBinding", {
+      metadata: { name: "n4-view", namespace: "a" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+      subjects: [{ kind: "User", apiGroup: "rbac.authorization.k8s.io", name: "system:node:n4" }],
+    });
+    expect(ok(listAll)).toBe(true);
+    expect(ok(attrs(n4, "get", "secrets", { namespace: "a", name: "web-tls" }))).toBe(false);
+  });
+
   it("does not apply to users that only look like nodes", () => {
     // Not in system:nodes: RBAC alone decides, and grants nothing.
     expect(ok(attrs(user("system:node:n1"), "get", "secrets", { namespace: "a", name: "web-tls" }))).toBe(false);
