@@ -112,7 +112,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   await finalizer.resume();
   // Authorization answers from the watch caches; the default policy exists before anyone asks.
   const authorization = createClusterAuthorization(caches);
-  await policyVisible(await bootstrapPolicy(ops, log), caches);
+  await policyVisible(await bootstrapPolicy(ops, log), caches, log);
 
   const shutdown = new AbortController();
   const readMaxBytes = 16 * 1024 * 1024;

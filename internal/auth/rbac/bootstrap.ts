@@ -83,10 +83,18 @@ function note(result: BootstrapResult, ops: ResourceOps, stored: ApiObject): voi
   result.written[k] = Math.max(result.written[k] ?? 0, Number(stored.metadata?.resourceVersion ?? 0));
 }
 
-/** Resolves once each watch cache has seen what bootstrapPolicy wrote: the authorizer reads the caches. */
-export async function policyVisible(result: BootstrapResult, caches: Map<string, { revision(): number }>): Promise<void> {
+/**
+ * Resolves once each watch cache has seen what bootstrapPolicy wrote (the authorizer reads the
+ * caches), or after timeoutMs with a warning: a cache that lags that much is a storage problem
+ * the apiserver reports elsewhere, and starting beats hanging.
+ */
+export async function policyVisible(result: BootstrapResult, caches: Map<string, { revision(): number }>, log?: Logger, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (const [kind, revision] of Object.entries(result.written)) {
     const cache = caches.get(kind);
-    while (cache && cache.revision() < revision) await new Promise((r) => setTimeout(r, 5));
+    while (cache && cache.revision() < revision) {
+      if (Date.now() > deadline) return void log?.warn({ kind, revision, cached: cache.revision() }, "the default RBAC policy is not in the watch cache yet; starting anyway");
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 }
