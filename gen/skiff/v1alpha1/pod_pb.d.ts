@@ -170,6 +170,14 @@ export declare type PodSpec = Message<"skiff.v1alpha1.PodSpec"> & {
    * @generated from field: optional bool enable_service_links = 22;
    */
   enableServiceLinks?: boolean | undefined;
+
+  /**
+   * Mount the ServiceAccount's token, the cluster CA and the namespace at
+   * /var/run/secrets/kubernetes.io/serviceaccount (default: the ServiceAccount's setting, else true).
+   *
+   * @generated from field: optional bool automount_service_account_token = 23;
+   */
+  automountServiceAccountToken?: boolean | undefined;
 };
 
 /**
