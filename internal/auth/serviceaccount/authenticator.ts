@@ -63,8 +63,12 @@ export function createServiceAccountAuthenticator(opts: AuthenticatorOptions): S
 
   async function checkSignature(token: string): Promise<Verified | string> {
     let payload: JWTPayload | undefined;
-    let lastError = "";
-    const header = JSON.parse(Buffer.from(token.split(".")[0], "base64url").toString("utf8")) as { kid?: string };
+    let header: { kid?: string };
+    try {
+      header = JSON.parse(Buffer.from(token.split(".")[0], "base64url").toString("utf8")) as { kid?: string };
+    } catch {
+      return "malformed token header";
+    }
     // The key the token names first; a token without a known kid is tried against every key.
     const byKid = opts.keys.filter((k) => k.keyId === header.kid);
     for (const key of byKid.length > 0 ? byKid : opts.keys) {
@@ -78,10 +82,9 @@ export function createServiceAccountAuthenticator(opts: AuthenticatorOptions): S
         }));
         break;
       } catch (err) {
-        lastError = (err as Error).message;
         const code = (err as { code?: string }).code;
         // Only a bad signature is worth trying the next key for.
-        if (code !== "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") return describe(code, lastError);
+        if (code !== "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") return describe(code, (err as Error).message);
       }
     }
     if (!payload) return "signature does not verify with any trusted key";
