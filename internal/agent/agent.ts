@@ -30,7 +30,7 @@ import { createPodRouting, type PodRoutingOptions } from "./pod-routing.ts";
 import { createPodWorkers } from "./pod-worker.ts";
 import { createProbeManager } from "./probes.ts";
 import { createPullSecrets } from "./pull-secrets.ts";
-import { serviceEnvVars } from "./service-env.ts";
+import { serviceEnvVars, servicesForPod } from "./service-env.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
 import { createStatusManager } from "./status.ts";
 import { removeOrphans } from "./teardown.ts";
@@ -166,7 +166,7 @@ export function createAgent(opts: AgentOptions): Agent {
     runtimeName: () => runtimeName,
     resolvConfPath: opts.resolvConfPath ?? "/etc/resolv.conf",
     dns: () => dns.settings(),
-    serviceEnv: (ns) => serviceEnvVars(services.byIndex(NAMESPACE_INDEX, ns)),
+    serviceEnv: (ns, links) => serviceEnvVars(servicesForPod(ns, services.byIndex(NAMESPACE_INDEX, ns), services.get("default/kubernetes"), links)),
     crashLoop: {
       initialMs: opts.crashLoopBackoff?.initialMs ?? 10_000,
       maxMs: opts.crashLoopBackoff?.maxMs ?? 300_000,

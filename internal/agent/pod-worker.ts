@@ -44,7 +44,7 @@ export interface PodWorkerDeps {
   /** Cluster DNS for resolv.conf (absent: pods get the node's resolv.conf). */
   dns?(): PodDnsSettings | undefined;
   /** Service environment variables for new containers of a namespace (service-env.ts). */
-  serviceEnv?(namespace: string): EnvPair[];
+  serviceEnv?(namespace: string, serviceLinks: boolean): EnvPair[];
   crashLoop: BackoffPolicy & { resetMs: number };
   imagePull: BackoffPolicy;
   /** Retries after create/start/config errors. */
@@ -224,7 +224,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       const volumes = await prepareVolumes(deps.rootDir, pod);
       const etcMounts = await writeEtcFiles(deps.rootDir, pod, podIP, deps.resolvConfPath, deps.dns?.());
       const { configMaps, secrets } = await envSources(pod);
-      const serviceEnv = spec.enableServiceLinks === false ? [] : (deps.serviceEnv?.(pod.metadata!.namespace) ?? []);
+      const serviceEnv = deps.serviceEnv?.(pod.metadata!.namespace, spec.enableServiceLinks !== false) ?? [];
       ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets, serviceEnv };
     } catch (err) {
       ctx = err instanceof Error ? err : new Error(String(err));
