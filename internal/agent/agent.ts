@@ -6,7 +6,9 @@
 //          a periodic resync · their own requeueAfter (back-offs)
 //   stop:  timers, informer, workers and the log server stop; containers keep running (the next
 //          agent adopts them)
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { ServiceAccountService } from "../../gen/skiff/v1alpha1/service_account_service_pb.js";
 import type { ConfigMap, Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
 import type { Endpoints } from "../../gen/skiff/v1alpha1/endpoints_pb.js";
 import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
@@ -32,6 +34,7 @@ import { createProbeManager } from "./probes.ts";
 import { createPullSecrets } from "./pull-secrets.ts";
 import { serviceEnvVars, servicesForPod } from "./service-env.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
+import { createTokenProjector } from "./serviceaccount-token.ts";
 import { createStatusManager } from "./status.ts";
 import { removeOrphans } from "./teardown.ts";
 import { sleep } from "../util/sleep.ts";
@@ -94,6 +97,8 @@ export interface AgentOptions {
    * cluster.local, without upstream.
    */
   dns?: NodeDnsOptions;
+  /** PEM of the cluster CA, given to pods as ca.crt beside their ServiceAccount token. */
+  clusterCa?: string;
 }
 
 export interface Agent {
@@ -115,6 +120,7 @@ export function createAgent(opts: AgentOptions): Agent {
   const podsClient = createResourceClient<Pod>(opts.transport, "Pod");
   const configMapsClient = createResourceClient<ConfigMap>(opts.transport, "ConfigMap");
   const secretsClient = createResourceClient<Secret>(opts.transport, "Secret");
+  const serviceAccounts = createClient(ServiceAccountService, opts.transport);
   const stopping = new AbortController();
   const timers: ReturnType<typeof setInterval>[] = [];
   let server: AgentServer | undefined;
@@ -190,6 +196,20 @@ export function createAgent(opts: AgentOptions): Agent {
       }
     },
     credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: log.child({ component: "pull-secrets" }) }).credentials,
+    tokens: createTokenProjector({
+      rootDir: opts.rootDir,
+      clusterCa: opts.clusterCa,
+      async requestToken(pod, expirationSeconds) {
+        const m = pod.metadata!;
+        const res = await serviceAccounts.createToken({
+          namespace: m.namespace,
+          name: pod.spec?.serviceAccountName || "default",
+          expirationSeconds: BigInt(expirationSeconds),
+          boundObjectRef: { kind: "Pod", apiVersion: "v1", name: m.name, uid: m.uid },
+        });
+        return { token: res.token, expiresAt: timestampDate(res.expirationTimestamp!) };
+      },
+    }),
     firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
   });
