@@ -43,4 +43,10 @@ describe("skiffctl create token", () => {
     const noName = await api.run(["create", "token"]);
     expect(noName.err).toContain("give exactly one ServiceAccount name");
   });
+
+  it("lists ServiceAccounts like kubectl (get sa)", async () => {
+    const r = await api.run(["get", "sa", "-n", "ci"]);
+    expect(r.out.split("\n")[0].split(/\s+/)).toEqual(["NAME", "SECRETS", "AGE"]);
+    expect(r.out).toMatch(/^build-bot\s+0\s+\S+$/m);
+  });
 });
