@@ -25,6 +25,7 @@ import { parseListen } from "./apiserver.ts";
 import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
 import { guarded } from "./guard.ts";
+import { ensureSigningKeyFile, serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
 
 export const upCommand = defineCommand({
   meta: { name: "up", description: "Start a one-machine Skiff cluster (etcd, control plane, node agent) in the foreground" },
@@ -41,6 +42,7 @@ export const upCommand = defineCommand({
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
     "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
     "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
+    ...serviceAccountArgs,
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
@@ -64,6 +66,8 @@ export const upCommand = defineCommand({
       compactionIntervalMs: 300_000,
       serviceCidr: args["service-cluster-ip-range"],
       nodePortRange: args["service-node-port-range"],
+      // Tokens outlive a restart: the signing key is kept with the cluster's state.
+      ...serviceAccountOptions(args, ensureSigningKeyFile(join(stateDir, "pki"))),
     });
     const transport = createApiTransport(server.url);
     const running = new AbortController();

@@ -25,8 +25,17 @@ function requireP256(key: KeyObject, what: string): void {
   }
 }
 
+/** Node's crypto errors name no file: say which key and what was expected. */
+function parse<T>(what: string, expected: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw new Error(`${what}: not ${expected} (${(err as Error).message})`, { cause: err });
+  }
+}
+
 export function signingKeyFromPem(pem: string, what = "service account signing key"): SigningKey {
-  const privateKey = createPrivateKey(pem);
+  const privateKey = parse(what, "a PEM private key", () => createPrivateKey(pem));
   requireP256(privateKey, what);
   const publicKey = createPublicKey(privateKey);
   return { privateKey, publicKey, keyId: keyIdOf(publicKey) };
@@ -37,7 +46,7 @@ export function verifyKeysFromPem(pem: string, what = "service account key file"
   const blocks = pem.match(/-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g) ?? [];
   if (blocks.length === 0) throw new Error(`${what}: no PEM key found`);
   return blocks.map((b) => {
-    const publicKey = createPublicKey(b);
+    const publicKey = parse(what, "a PEM public key", () => createPublicKey(b));
     requireP256(publicKey, what);
     return { publicKey, keyId: keyIdOf(publicKey) };
   });
