@@ -1,6 +1,9 @@
 // skiffctl create token: a ServiceAccount token from the apiserver, printed for a job to use.
 import { create } from "@bufbuild/protobuf";
 import { decodeJwt } from "jose";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { ServiceAccountSchema } from "../../gen/skiff/v1alpha1/service_account_pb.js";
@@ -42,6 +45,24 @@ describe("skiffctl create token", () => {
     expect(missing.err).toBe('Error: serviceaccount "nobody" not found in namespace "ci"\n');
     const noName = await api.run(["create", "token"]);
     expect(noName.err).toContain("give exactly one ServiceAccount name");
+  });
+
+  it("applies Kubernetes ServiceAccount manifests and pods that use them", async () => {
+    const manifest = [
+      "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: deployer, namespace: ci}\nautomountServiceAccountToken: false\nimagePullSecrets: [{name: regcred}]",
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: job, namespace: ci}\nspec:\n  serviceAccountName: deployer\n  containers: [{name: app, image: busybox}]",
+    ].join("\n---\n");
+    const dir = await mkdtemp(join(tmpdir(), "skiff-cli-sa-"));
+    try {
+      await writeFile(join(dir, "sa.yaml"), manifest);
+      const r = await api.run(["apply", "-f", join(dir, "sa.yaml")]);
+      expect(r.err).toBe("");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const pod = await api.client("Pod").get("ci", "job");
+    expect(pod.spec.automountServiceAccountToken).toBe(false);
+    expect(pod.spec.imagePullSecrets.map((s: { name: string }) => s.name)).toEqual(["regcred"]);
   });
 
   it("lists ServiceAccounts like kubectl (get sa)", async () => {
