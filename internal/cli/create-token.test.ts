@@ -57,6 +57,10 @@ describe("skiffctl create token", () => {
       await writeFile(join(dir, "sa.yaml"), manifest);
       const r = await api.run(["apply", "-f", join(dir, "sa.yaml")]);
       expect(r.err).toBe("");
+      // Applied again: what the admission filled in is no change of the manifest.
+      const again = await api.run(["apply", "-f", join(dir, "sa.yaml")]);
+      expect(again.err).toBe("");
+      expect(again.out).toContain("pod/job unchanged");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
