@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { PodSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { createTokenProjector, SERVICE_ACCOUNT_MOUNT_PATH } from "./serviceaccount-token.ts";
+import { createTokenIssuer, generateSigningKeyPem, signingKeyFromPem } from "../auth/serviceaccount/index.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -61,6 +62,35 @@ describe("ServiceAccount token projection", () => {
     projector.forget("uid-1");
     await projector.ensure(pod());
     expect(issued).toHaveLength(3);
+  });
+
+  it("keeps a fresh token found on disk after an agent restart, and replaces one past 80 % of its life", async () => {
+    const { rootDir } = setUp();
+    let clock = Date.parse("2026-01-01T00:00:00Z");
+    const issued: string[] = [];
+    const jwt = async (iatMs: number) => {
+      const key = signingKeyFromPem(generateSigningKeyPem().privateKey);
+      return createTokenIssuer({ key, now: () => iatMs }).issue({ namespace: "shop", serviceAccount: { name: "default", uid: "sa" }, audiences: ["a"], expirationSeconds: 3600 });
+    };
+    const restarted = () =>
+      createTokenProjector({
+        rootDir,
+        now: () => clock,
+        async requestToken() {
+          const t = await jwt(clock);
+          issued.push(t.token);
+          return t;
+        },
+      });
+    const dir = (await restarted().ensure(pod()))!.hostPath;
+    expect(issued).toHaveLength(1);
+    clock += 0.5 * 3600_000;
+    await restarted().ensure(pod());
+    expect(issued).toHaveLength(1);
+    clock += 0.31 * 3600_000;
+    await restarted().ensure(pod());
+    expect(issued).toHaveLength(2);
+    expect(readFileSync(join(dir, "token"), "utf8")).toBe(issued[1]);
   });
 
   it("mounts nothing and asks for no token with automountServiceAccountToken: false", async () => {

@@ -8,6 +8,8 @@
 //   namespace  the pod's namespace
 //
 // Written with the atomic writer (atomic-dir.ts) under <pod dir>/volumes/kube-api-access.
+import { decodeJwt } from "jose";
+import { readFile } from "node:fs/promises";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Mount } from "../runtime/runtime.ts";
 import { writeAtomicDir } from "./atomic-dir.ts";
@@ -43,6 +45,17 @@ export function automountsToken(pod: Pod): boolean {
   return pod.spec?.automountServiceAccountToken !== false;
 }
 
+/** When the token already written must be replaced, from its own iat/exp; undefined if none. */
+async function dueOfWritten(path: string): Promise<number | undefined> {
+  try {
+    const { iat, exp } = decodeJwt(await readFile(path, "utf8"));
+    if (iat === undefined || exp === undefined) return undefined;
+    return (iat + (exp - iat) * REFRESH_AT) * 1000;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createTokenProjector(opts: TokenProjectorOptions): TokenProjector {
   const now = opts.now ?? Date.now;
   /** When each pod's token must be replaced (ms since the epoch). */
@@ -53,7 +66,10 @@ export function createTokenProjector(opts: TokenProjectorOptions): TokenProjecto
       const uid = pod.metadata!.uid;
       const dir = join(podDir(opts.rootDir, uid), "volumes", "kube-api-access");
       const mount = { hostPath: dir, containerPath: SERVICE_ACCOUNT_MOUNT_PATH, readOnly: true };
-      const due = refreshAt.get(uid);
+      // After an agent restart the token on disk is kept while it is fresh enough: a restart must
+      // not make every pod of the node ask for a new one at once.
+      const due = refreshAt.get(uid) ?? (await dueOfWritten(join(dir, "token")));
+      if (due !== undefined) refreshAt.set(uid, due);
       if (due !== undefined && now() < due) return mount;
       const issuedAt = now();
       const { token, expiresAt } = await opts.requestToken(pod, TOKEN_EXPIRATION_SECONDS);
