@@ -95,7 +95,7 @@ describe("service account tokens", () => {
     const w = world();
     const a = authn(w.lookup);
     const { token: t } = await token({ pod: true });
-    expect(await a.authenticate(t)).toBeDefined();
+    expect((await a.authenticate(t))?.extra).toEqual({ "authentication.kubernetes.io/pod-name": ["runner"], "authentication.kubernetes.io/pod-uid": ["pod-uid-1"] });
     w.pods.delete("ci/runner");
     expect(await a.verify(t)).toEqual({ ok: false, reason: "pod ci/runner the token is bound to no longer exists" });
   });

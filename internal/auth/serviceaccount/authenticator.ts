@@ -14,6 +14,10 @@ import { DEFAULT_ISSUER, SERVICE_ACCOUNT_PREFIX, serviceAccountGroups, type Kube
 
 type MaybePromise<T> = T | Promise<T>;
 
+/** UserInfo.extra keys of a pod-bound token, as Kubernetes names them. */
+export const POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name";
+export const POD_UID_EXTRA = "authentication.kubernetes.io/pod-uid";
+
 /** Where the authenticator reads the objects a token names: uid if it exists, undefined if gone. */
 export interface TokenObjectLookup {
   serviceAccountUid(namespace: string, name: string): MaybePromise<string | undefined>;
@@ -112,6 +116,7 @@ export function createServiceAccountAuthenticator(opts: AuthenticatorOptions): S
       uid: sa.uid,
       authenticatedBy: "serviceaccount",
     };
+    if (claims.pod) user.extra = { [POD_NAME_EXTRA]: [claims.pod.name], [POD_UID_EXTRA]: [claims.pod.uid] };
     const ok: VerifyResult = { ok: true, user, expiresAt: new Date(v.exp) };
     const podStep = (): MaybePromise<VerifyResult> => {
       if (!claims.pod) return ok;
