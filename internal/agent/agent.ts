@@ -6,6 +6,7 @@
 //          a periodic resync · their own requeueAfter (back-offs)
 //   stop:  timers, informer, workers and the log server stop; containers keep running (the next
 //          agent adopts them)
+import { join } from "node:path";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ServiceAccountService } from "../../gen/skiff/v1alpha1/service_account_service_pb.js";
@@ -81,6 +82,10 @@ export interface AgentOptions {
   logPollMs?: number;
   /** Registries (host:port) pulled from over plain HTTP; loopback ones always are. */
   insecureRegistries?: string[];
+  /** Containers without a seccomp profile get RuntimeDefault instead of Unconfined (kubelet's --seccomp-default). */
+  seccompDefault?: boolean;
+  /** Where pods' Localhost seccomp profiles are read from. Default <rootDir>/seccomp. */
+  seccompProfileRoot?: string;
   /** An OCI layout tarball, or a directory of `*.tar` ones, imported at start and on change. */
   importImages?: string;
   /** How often importImages is scanned for new or changed files. Default 10 s. */
@@ -212,6 +217,7 @@ export function createAgent(opts: AgentOptions): Agent {
     }),
     firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
+    security: { seccompDefault: opts.seccompDefault ?? false, seccompProfileRoot: opts.seccompProfileRoot ?? join(opts.rootDir, "seccomp") },
   });
   const routing = opts.podRouting && opts.podCidr
     ? createPodRouting({ ...opts.podRouting, transport: opts.transport, nodeName, podCidr: opts.podCidr, log })

@@ -16,6 +16,7 @@ import type { ResourceClient } from "../client/resource-client.ts";
 import type { Logger } from "../log/log.ts";
 import type { ContainerInfo, ContainerRuntime, RegistryAuth } from "../runtime/runtime.ts";
 import { envReferences, type ConfigContext } from "./container-config.ts";
+import type { SecurityOptions } from "./security.ts";
 import type { PodNetwork } from "./network.ts";
 import { prepareVolumes, writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
 import type { EnvPair } from "./service-env.ts";
@@ -57,6 +58,8 @@ export interface PodWorkerDeps {
   /** Registry credentials for a pod's image (imagePullSecrets). */
   credentials?(pod: Pod, image: string): Promise<RegistryAuth[]>;
   insecureRegistries?: string[];
+  /** seccomp defaults for containers (--seccomp-default, --seccomp-profile-root). */
+  security?: SecurityOptions;
   /**
    * A new pod's first status (its IP, ContainerCreating) is written only if the pod is not
    * running this long after its sync began: a pod that starts sooner costs one status write, not
@@ -231,7 +234,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       if (tokenMount) etcMounts.push(tokenMount);
       const { configMaps, secrets } = await envSources(pod);
       const serviceEnv = deps.serviceEnv?.(pod.metadata!.namespace, spec.enableServiceLinks !== false) ?? [];
-      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets, serviceEnv };
+      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets, serviceEnv, security: deps.security };
     } catch (err) {
       ctx = err instanceof Error ? err : new Error(String(err));
     }

@@ -16,6 +16,7 @@ import {
   type FieldViolation,
 } from "./names.ts";
 import { compareQuantity, validateResourceList } from "./quantity.ts";
+import { validatePodSecurity } from "./security-context.ts";
 import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
 
 export type Violation = FieldViolation;
@@ -105,6 +106,7 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): Violat
   check(spec.containers, "containers");
   if (spec.nodeName !== "") out.push(...at(`${path}.nodeName`, validateDNS1123Subdomain(spec.nodeName)));
   out.push(...validateDnsConfig(spec, path));
+  out.push(...validatePodSecurity(spec, path));
   out.push(...at(`${path}.nodeSelector`, validateLabels(spec.nodeSelector)));
   return out;
 }

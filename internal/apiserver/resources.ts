@@ -121,17 +121,23 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
     return decode(kind, kv.value, kv.modRevision);
   }
 
+  /** A Namespace from the watch cache, else from storage. */
+  async function readNamespace(ns: string): Promise<ApiObject | undefined> {
+    const nsKind = ctx.caches.get("Namespace")?.kind;
+    if (!nsKind) return undefined;
+    const key = keyFor(nsKind, "", ns);
+    const cached = ctx.caches.get("Namespace")?.get(key);
+    if (cached) return cached;
+    const kv = await store.get(key);
+    return kv ? decode(nsKind, kv.value, kv.modRevision) : undefined;
+  }
+  const admission = { namespace: readNamespace };
+
   /** The namespace must exist and accept new objects. */
   async function checkNamespace(ns: string): Promise<void> {
-    const nsKind = ctx.caches.get("Namespace")?.kind;
-    if (!nsKind) return;
-    const key = keyFor(nsKind, "", ns);
-    let obj = ctx.caches.get("Namespace")?.get(key);
-    if (!obj) {
-      const kv = await store.get(key);
-      if (!kv) throw new ConnectError(`namespace "${ns}" not found: create it first`, Code.NotFound);
-      obj = decode(nsKind, kv.value, kv.modRevision);
-    }
+    if (!ctx.caches.get("Namespace")) return;
+    const obj = await readNamespace(ns);
+    if (!obj) throw new ConnectError(`namespace "${ns}" not found: create it first`, Code.NotFound);
     if (obj.metadata?.deletionTimestamp) {
       throw new ConnectError(`namespace "${ns}" is being deleted: no new objects may be created in it`, Code.FailedPrecondition);
     }
@@ -239,6 +245,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       validate(obj);
       if (kind.namespaced) await checkNamespace(m.namespace);
       await ctx.admit?.(obj);
+      await kind.admit?.(obj, undefined, admission);
       if (dryRun && !hooks) return obj;
       const requested = clone(kind.schema, obj) as ApiObject;
       for (let attempt = 0; ; attempt++) {
@@ -315,6 +322,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
           throw new ConnectError(`${label.toLowerCase()} "${m.name}" is being deleted: finalizers may only be removed`, Code.FailedPrecondition);
         }
         validate(obj, cur);
+        await kind.admit?.(obj, cur, admission);
         const extra = hooks ? await hooks.update(obj, cur, attempt) : [];
         if (specChanged(obj, cur)) m.generation = cm.generation + 1n;
         m.resourceVersion = cm.resourceVersion;

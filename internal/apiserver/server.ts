@@ -7,8 +7,10 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Logger } from "pino";
+import { EncryptionService } from "../../gen/skiff/v1alpha1/encryption_service_pb.js";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { kinds } from "../api/registry.ts";
+import { createEncryption } from "../encryption/index.ts";
 import type { Store } from "../storage/store.ts";
 import { createDirectGrpc } from "./grpc-direct.ts";
 import { createApiMetrics } from "./metrics.ts";
@@ -52,6 +54,8 @@ export interface ApiServerOptions {
   apiAudiences?: string[];
   /** Where pods reach this apiserver (the `kubernetes` Service's Endpoints). Default: see advertise.ts. */
   advertiseAddress?: string;
+  /** Kubernetes' EncryptionConfiguration file: which resources are encrypted at rest, and how. */
+  encryptionProviderConfig?: string;
 }
 
 export interface ApiServer {
@@ -71,7 +75,9 @@ const HTTP2_PREFACE = "PRI * HTTP/2.0";
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const log = opts.log;
   const metrics = createApiMetrics();
-  const store = metrics.instrument(opts.store);
+  // Everything above this store sees plaintext; encrypted resources are ciphertext in opts.store.
+  const encryption = createEncryption(opts.store, opts.encryptionProviderConfig, kinds, log);
+  const store = metrics.instrument(encryption.store);
   const caches = new Map<string, WatchCache>();
   const ops = new Map<string, ResourceOps>();
   const finalizer = createNamespaceFinalizer(ops, store, log);
@@ -82,7 +88,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     nodePortRange: opts.nodePortRange,
   });
   for (const k of kinds) {
-    caches.set(k.kind, createWatchCache(k, opts.store, { historySize: opts.watchCacheSize, log }));
+    caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, log }));
   }
   if (!opts.serviceAccountSigningKey) log?.warn("no service account signing key given: tokens issued now stop working when this apiserver restarts");
   const serviceAccounts = createServiceAccounts({
@@ -145,6 +151,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         });
         direct.register(k.service, impl);
       }
+      router.service(EncryptionService, encryption.handlers as any);
+      direct.register(EncryptionService, encryption.handlers);
     },
     interceptors: [metrics.interceptor],
     shutdownSignal: shutdown.signal,

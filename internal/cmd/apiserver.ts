@@ -29,6 +29,7 @@ export const apiserverCommand = defineCommand({
     "service-cluster-ip-range": { type: "string", description: "IPv4 CIDR Service ClusterIPs are allocated from", default: "10.96.0.0/12" },
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
     ...serviceAccountArgs,
+    "encryption-provider-config": { type: "string", description: "EncryptionConfiguration file: resources encrypted at rest (Secrets), with their keys", valueHint: "FILE" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
@@ -53,6 +54,7 @@ export const apiserverCommand = defineCommand({
       serviceCidr: args["service-cluster-ip-range"],
       nodePortRange: args["service-node-port-range"],
       ...saOptions,
+      encryptionProviderConfig: args["encryption-provider-config"],
     });
     let stopping = false;
     const stop = async (signal: string) => {
