@@ -142,7 +142,9 @@ export function createServiceAccounts(opts: ServiceAccountOptions & { ops: Map<s
     if (!spec) return;
     const ns = pod.metadata!.namespace;
     if (spec.serviceAccountName === "") spec.serviceAccountName = DEFAULT_SERVICE_ACCOUNT;
-    let sa = await read<ServiceAccount>(saOps(), ns, spec.serviceAccountName);
+    // The watch cache's copy saves a storage read per pod; a miss (it may lag a create) reads storage.
+    const cached = opts.caches.get("ServiceAccount")?.get(keyFor(saOps().kind, ns, spec.serviceAccountName)) as ServiceAccount | undefined;
+    let sa = cached ?? (await read<ServiceAccount>(saOps(), ns, spec.serviceAccountName));
     if (!sa && spec.serviceAccountName === DEFAULT_SERVICE_ACCOUNT) sa = await ensureDefault(ns);
     if (!sa) {
       throw new ConnectError(
