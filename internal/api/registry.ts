@@ -27,6 +27,9 @@ import { PersistentVolumeClaimService } from "../../gen/skiff/v1alpha1/persisten
 import { EventSchema, LeaseSchema } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import { LeaseService } from "../../gen/skiff/v1alpha1/lease_service_pb.js";
 import { EventService } from "../../gen/skiff/v1alpha1/event_service_pb.js";
+import { ServiceAccountSchema } from "../../gen/skiff/v1alpha1/service_account_pb.js";
+import { ServiceAccountService } from "../../gen/skiff/v1alpha1/service_account_service_pb.js";
+import type { Verb } from "../auth/types.ts";
 import { admissionHooks } from "../auth/admission/index.ts";
 import { kindDefaults } from "./defaults.ts";
 import { kindValidators, statusValidators, type Violation } from "./validation.ts";
@@ -87,6 +90,11 @@ export interface Kind {
   validate?: (obj: any, old: any | undefined) => Violation[];
   /** The semantic checks of the status alone (UpdateStatus changes nothing else). */
   validateStatus?: (obj: any) => Violation[];
+  /**
+   * RPCs of the kind's service beyond the generic ones, as authorization sees them (by the RPC's
+   * local name): ServiceAccountService.CreateToken is `create` on `serviceaccounts/token`.
+   */
+  subresourceRpcs?: Record<string, { verb: Verb; subresource: string }>;
   /** Policy on create and update (Pod Security), after validation. */
   admit?: AdmitHook;
 }
@@ -170,6 +178,11 @@ export const kinds: readonly Kind[] = [
   kind({
     kind: "Lease", plural: "leases", apiVersion: "coordination.k8s.io/v1", namespaced: true, hasStatus: false,
     schema: LeaseSchema, service: LeaseService, field: "lease",
+  }),
+  kind({
+    kind: "ServiceAccount", plural: "serviceaccounts", shortNames: ["sa"], apiVersion: "v1", namespaced: true,
+    hasStatus: false, schema: ServiceAccountSchema, service: ServiceAccountService, field: "serviceAccount",
+    subresourceRpcs: { createToken: { verb: "create", subresource: "token" } },
   }),
   kind({
     kind: "Event", plural: "events", shortNames: ["ev"], apiVersion: "v1", namespaced: true, hasStatus: false,

@@ -24,6 +24,8 @@ export interface ResourceContext {
   onNamespaceTerminating?: (name: string) => void;
   /** Storage writes that must commit together with the kind's objects (Service allocations). */
   hooks?: WriteHooks;
+  /** Admission of a new object after defaulting: may change it, or refuse it with a ConnectError. */
+  admit?: (obj: ApiObject) => Promise<void>;
 }
 
 /**
@@ -241,6 +243,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       kind.defaults?.(obj);
       validate(obj);
       if (kind.namespaced) await checkNamespace(m.namespace);
+      await ctx.admit?.(obj);
       await kind.admit?.(obj, undefined, admission);
       if (dryRun && !hooks) return obj;
       const requested = clone(kind.schema, obj) as ApiObject;

@@ -24,6 +24,10 @@ import { AuthorizationService } from "../../gen/skiff/v1alpha1/authorization_ser
 import { createClusterAuthorization, type ClusterAuthorization } from "../auth/cluster.ts";
 import { bootstrapPolicy, policyVisible } from "../auth/rbac/bootstrap.ts";
 import { createAuthorizationService } from "../auth/review/service.ts";
+import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem, type ServiceAccountAuthenticator } from "../auth/serviceaccount/index.ts";
+import { advertisedAddress } from "./advertise.ts";
+import { reconcileKubernetesService } from "./kubernetes-service.ts";
+import { createServiceAccounts } from "./serviceaccounts.ts";
 
 export interface ApiServerOptions {
   store: Store;
@@ -44,6 +48,16 @@ export interface ApiServerOptions {
   nodePortRange?: string;
   /** How often Service allocations are reconciled with Services. Default 3 min; 0 = only at start. */
   allocationRepairMs?: number;
+  /** ServiceAccount tokens: the signing key (PEM; absent: a key made for this process only). */
+  serviceAccountSigningKey?: string;
+  /** More public keys (PEM) whose tokens are accepted, e.g. the previous signing key. */
+  serviceAccountPublicKeys?: string;
+  /** The tokens' issuer ("iss"); default https://kubernetes.default.svc. */
+  serviceAccountIssuer?: string;
+  /** Audiences accepted in tokens; default [issuer]. */
+  apiAudiences?: string[];
+  /** Where pods reach this apiserver (the `kubernetes` Service's Endpoints). Default: see advertise.ts. */
+  advertiseAddress?: string;
   /** Kubernetes' EncryptionConfiguration file: which resources are encrypted at rest, and how. */
   encryptionProviderConfig?: string;
 }
@@ -55,6 +69,8 @@ export interface ApiServer {
   caches: Map<string, WatchCache>;
   /** Node authorizer + RBAC from the watch caches, and the revoker of watches that lost access. */
   authorization: ClusterAuthorization;
+  /** ServiceAccount tokens as bearer credentials: the request pipeline's TokenAuthenticator. */
+  serviceAccountAuthenticator: ServiceAccountAuthenticator;
   /** Compacts storage and the watch caches up to a revision (default: the current one). */
   compact(revision?: number): Promise<number>;
   close(): Promise<void>;
@@ -80,9 +96,20 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   for (const k of kinds) {
     caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, log }));
   }
+  if (!opts.serviceAccountSigningKey) log?.warn("no service account signing key given: tokens issued now stop working when this apiserver restarts");
+  const serviceAccounts = createServiceAccounts({
+    ops,
+    caches,
+    log,
+    signingKey: signingKeyFromPem(opts.serviceAccountSigningKey ?? generateSigningKeyPem().privateKey),
+    verifyKeys: opts.serviceAccountPublicKeys ? verifyKeysFromPem(opts.serviceAccountPublicKeys) : [],
+    issuer: opts.serviceAccountIssuer,
+    audiences: opts.apiAudiences,
+  });
   for (const k of kinds) {
     const hooks = k.kind === "Service" ? allocator.hooks : undefined;
-    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
+    const admit = k.kind === "Pod" ? serviceAccounts.admitPod : undefined;
+    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, admit, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
   }
   await Promise.all([...caches.values()].map((c) => c.start()));
 
@@ -129,6 +156,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         const impl = registerService(router, ops.get(k.kind)!, caches.get(k.kind)!, store, {
           heartbeatMs: opts.heartbeatMs ?? 30_000,
           onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
+          extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : undefined,
         });
         direct.register(k.service, impl);
       }
@@ -201,6 +229,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const host = opts.host ?? "127.0.0.1";
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   log?.info({ url }, "apiserver listening");
+  await reconcileKubernetesService({ ops, serviceCidr: opts.serviceCidr, advertiseAddress: opts.advertiseAddress ?? advertisedAddress(host, log), port, log }).catch((err) =>
+    log?.warn({ err: String(err) }, "could not reconcile the kubernetes service"),
+  );
 
   async function compact(revision?: number): Promise<number> {
     const rev = revision ?? (await opts.store.currentRevision());
@@ -229,6 +260,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     ops,
     caches,
     authorization,
+    serviceAccountAuthenticator: serviceAccounts.authenticator,
     compact,
     async close() {
       ready = false;

@@ -15,6 +15,8 @@ export interface ServiceOptions {
   /** How often an idle watch gets a BOOKMARK, so clients and proxies see the stream alive. */
   heartbeatMs: number;
   onWatch?: (kind: string, delta: 1 | -1) => void;
+  /** Handlers of the kind's RPCs beyond the generic ones (ServiceAccountService.CreateToken). */
+  extraRpcs?: Record<string, unknown>;
 }
 
 const eventTypes = {
@@ -109,6 +111,7 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   if (kind.hasStatus) {
     impl.updateStatus = async (req: any) => ({ [f]: await ops.updateStatus(handOver(req[f])) });
   }
+  Object.assign(impl, opts.extraRpcs);
   if (kind.kind === "Pod") {
     impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
   }

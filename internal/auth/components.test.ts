@@ -41,10 +41,12 @@ const VERBS: Record<string, [Verb, string]> = {
 function attributesOf(method: DescMethod, req: any, u: UserInfo): { a: RequestAttributes; kind: string; obj?: ApiObject } {
   const kind = kinds.find((k) => k.service.typeName === method.parent.typeName);
   if (!kind) throw new Error(`not a kind's service: ${method.parent.typeName}`);
-  const [verb, subresource] = VERBS[method.name];
+  const extra = kind.subresourceRpcs?.[method.localName];
+  const [verb, subresource] = extra ? [extra.verb, extra.subresource] : VERBS[method.name];
   const obj: ApiObject | undefined = req[kind.field];
   const ns = kind.namespaced ? (obj?.metadata?.namespace ?? req.namespace ?? "") || (verb === "list" || verb === "watch" ? "" : "default") : "";
   const name = verb === "create" && subresource === "" ? "" : (obj?.metadata?.name ?? req.name ?? "");
+  if (!VERBS[method.name] && !extra) throw new Error(`no attributes for ${method.parent.typeName}/${method.name}`);
   const a = { user: u, verb, apiGroup: groupOf(kind.apiVersion), resource: kind.plural, subresource, namespace: ns, name, fieldSelector: req.fieldSelector, labelSelector: req.labelSelector };
   return { a, kind: kind.kind, obj };
 }

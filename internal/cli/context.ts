@@ -26,7 +26,7 @@ export interface Session {
 
 export interface Api {
   server: string;
-  /** For services that are not a kind's (AuthorizationService). */
+  /** For calls beyond the generic ones (ServiceAccountService.CreateToken, AuthorizationService). */
   transport: Transport;
   client(kind: Kind): ResourceClient;
 }

@@ -44,6 +44,7 @@ const editRules = (): PolicyRule[] => [
   rule(WRITE, ["apps"], workloadsApps),
   rule(WRITE, ["coordination.k8s.io"], ["leases"]),
   rule(["impersonate"], [""], ["serviceaccounts"]),
+  rule(["create"], [""], ["serviceaccounts/token"]),
 ];
 const adminRules = (): PolicyRule[] => [
   ...editRules(),
@@ -74,11 +75,12 @@ const schedulerRules = (): PolicyRule[] => [
 
 // internal/controller/*: the garbage collector watches every kind and updates (owner references,
 // finalizers) or deletes any object; replicaset creates pods, deployment creates replicasets,
-// endpoints creates Endpoints; statuses of replicasets, deployments, nodes and pods (node
-// lifecycle); events; leader election. No subresource beyond status (no logs, no binding).
+// endpoints creates Endpoints, serviceaccount a "default" ServiceAccount per namespace; statuses
+// of replicasets, deployments, nodes and pods (node lifecycle); events; leader election. No
+// subresource beyond status (no logs, no binding, no tokens).
 const controllerManagerRules = (): PolicyRule[] => [
   ...registryRules(["get", "list", "watch", "update", "delete"]),
-  rule(["create"], [""], ["pods", "endpoints"]),
+  rule(["create"], [""], ["pods", "endpoints", "serviceaccounts"]),
   rule(["update"], [""], ["pods/status", "nodes/status"]),
   rule(["create"], ["apps"], ["replicasets"]),
   rule(["update"], ["apps"], ["replicasets/status", "deployments/status"]),
