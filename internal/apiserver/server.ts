@@ -20,6 +20,10 @@ import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { registerService } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
+import { AuthorizationService } from "../../gen/skiff/v1alpha1/authorization_service_pb.js";
+import { createClusterAuthorization, type ClusterAuthorization } from "../auth/cluster.ts";
+import { bootstrapPolicy, policyVisible } from "../auth/rbac/bootstrap.ts";
+import { createAuthorizationService } from "../auth/review/service.ts";
 import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem, type ServiceAccountAuthenticator } from "../auth/serviceaccount/index.ts";
 import { advertisedAddress } from "./advertise.ts";
 import { reconcileKubernetesService } from "./kubernetes-service.ts";
@@ -63,6 +67,8 @@ export interface ApiServer {
   port: number;
   ops: Map<string, ResourceOps>;
   caches: Map<string, WatchCache>;
+  /** Node authorizer + RBAC from the watch caches, and the revoker of watches that lost access. */
+  authorization: ClusterAuthorization;
   /** ServiceAccount tokens as bearer credentials: the request pipeline's TokenAuthenticator. */
   serviceAccountAuthenticator: ServiceAccountAuthenticator;
   /** Compacts storage and the watch caches up to a revision (default: the current one). */
@@ -131,6 +137,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       });
   }
   await finalizer.resume();
+  // Authorization answers from the watch caches; the default policy exists before anyone asks.
+  const authorization = createClusterAuthorization(caches);
+  await policyVisible(await bootstrapPolicy(ops, log), caches, log);
 
   const shutdown = new AbortController();
   const readMaxBytes = 16 * 1024 * 1024;
@@ -153,6 +162,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       }
       router.service(EncryptionService, encryption.handlers as any);
       direct.register(EncryptionService, encryption.handlers);
+      const review = createAuthorizationService(authorization.authorizer);
+      router.service(AuthorizationService, review as any);
+      direct.register(AuthorizationService, review);
     },
     interceptors: [metrics.interceptor],
     shutdownSignal: shutdown.signal,
@@ -247,6 +259,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     port,
     ops,
     caches,
+    authorization,
     serviceAccountAuthenticator: serviceAccounts.authenticator,
     compact,
     async close() {
@@ -254,6 +267,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       clearInterval(compactor);
       clearInterval(repairTimer);
       finalizer.stop();
+      authorization.close();
       // Stop taking connections and tell HTTP/2 clients to go elsewhere (GOAWAY): calls in flight
       // finish, new ones see a clean "unavailable" and retry against the next server.
       const closed = new Promise<void>((r) => server.close(() => r()));
