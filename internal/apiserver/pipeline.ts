@@ -160,7 +160,7 @@ export function createRequestPipeline(opts: RequestPipelineOptions): RequestPipe
     } catch (err) {
       throw refused(ConnectError.from(err), { verb, path });
     }
-    const d = authorizer.authorize({ user, verb, apiGroup: "", resource: "", subresource: "", namespace: "", name: "", nonResourcePath: path });
+    const d = authorizer.authorize({ user, verb, apiGroup: "", resource: "", subresource: "", namespace: "", name: "", path });
     if (d.decision !== "allow") {
       throw refused(new ConnectError(`user "${user.name}" cannot ${verb} path "${path}"${d.reason ? `: ${d.reason}` : ""}`, Code.PermissionDenied), { user: user.name, verb, path });
     }

@@ -5,6 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ApiObject, Kind } from "../api/registry.ts";
+import { UndecryptableError } from "../encryption/providers.ts";
 import { StoreError, type Store, type WatchEvent } from "../storage/store.ts";
 import { decode, prefixFor } from "./objects.ts";
 
@@ -48,6 +49,14 @@ export interface WatchCache {
   stop(): void;
   revision(): number;
   get(key: string): ApiObject | undefined;
+  /** Every object the cache holds now. */
+  list(): ApiObject[];
+  /**
+   * Calls `listener` synchronously with every event as the cache applies it, and with undefined
+   * after a relist (anything may have changed): indexes kept beside the cache (authorizers) stay
+   * exactly as current as the cache. Returns the unsubscribe function.
+   */
+  onChange(listener: (ev: CacheEvent | undefined) => void): () => void;
   /** Every event after revision `from` that passes the filter; OUT_OF_RANGE if history lost some. */
   watch(from: number, filter: ObjectFilter): CacheWatcher;
   /** Drops history at or below a revision (after storage compaction). */
@@ -84,6 +93,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
   let historyStart = 0;
   let rev = 0;
   const watchers = new Set<Watcher>();
+  const listeners = new Set<(ev: CacheEvent | undefined) => void>();
   // Watchers whose filter needs one value of kind.watchIndex, by that value; the rest see every event.
   const indexGetter = kind.watchIndex ? kind.fields[kind.watchIndex] : undefined;
   const byIndex = new Map<string, Set<Watcher>>();
@@ -105,6 +115,9 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
   }
   const abort = new AbortController();
   let started: Promise<void> | undefined;
+  // Set while stored objects cannot be decrypted (a key missing from the encryption config):
+  // watches fail with it instead of showing a partial state, until a relist succeeds.
+  let undecryptable: UndecryptableError | undefined;
 
   function cut(w: Watcher, err: ConnectError): void {
     w.error = err;
@@ -157,6 +170,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       historyStart = history[dropped - 1].revision;
       history = history.slice(dropped);
     }
+    for (const l of listeners) l(ev);
     for (const w of unindexed) deliver(w, ev);
     if (byIndex.size === 0) return;
     // Only the watchers of the object's value, and of its old value (to them it may be gone).
@@ -189,8 +203,10 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     history = [];
     historyStart = revision;
     rev = revision;
+    undecryptable = undefined;
     // Events between the old state and this list are unknown: every open watch must relist.
     for (const w of [...watchers]) cut(w, tooOld(w.seen));
+    for (const l of listeners) l(undefined);
   }
 
   async function loop(firstList: () => void): Promise<void> {
@@ -211,6 +227,13 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       } catch (err) {
         if (abort.signal.aborted) return;
         if (err instanceof StoreError && err.code === "Compacted") needList = true;
+        if (err instanceof UndecryptableError) {
+          // The server still starts and serves everything else; this kind's watches get the error.
+          needList = true;
+          undecryptable = err;
+          for (const w of [...watchers]) cut(w, err);
+          firstList();
+        }
         opts.log?.warn({ kind: kind.kind, err: String(err) }, "storage watch ended; re-watching");
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 5000);
@@ -239,6 +262,11 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     },
     revision: () => rev,
     get: (key) => objects.get(key),
+    list: () => [...objects.values()],
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     compact(revision) {
       if (revision <= historyStart) return;
       history = history.filter((e) => e.revision > revision);
@@ -247,6 +275,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     watcherCount: () => watchers.size,
     watch(from, filter) {
       const w: Watcher = { filter, from, seen: from, buffer: [], wake: undefined, error: undefined };
+      if (undecryptable) throw undecryptable;
       if (from < historyStart) {
         throw tooOld(from);
       } else {

@@ -1,6 +1,7 @@
 // `skiff apiserver`: serves the API on one port, backed by etcd or by the in-memory store.
 import { defineCommand } from "citty";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { createTokenFileAuthenticator } from "../auth/authn/token-file.ts";
 import { startApiServer, type ServerTls } from "../apiserver/server.ts";
 import { ensurePki } from "../pki/pki.ts";
@@ -8,6 +9,7 @@ import type { EtcdTls } from "../storage/etcd.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
 import { createLogger } from "../log/log.ts";
 import { guarded } from "./guard.ts";
+import { serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import type { Store } from "../storage/store.ts";
@@ -40,6 +42,8 @@ export const apiserverCommand = defineCommand({
     "compaction-interval": { type: "string", description: "Seconds between storage compactions (0 = never)", default: "300" },
     "service-cluster-ip-range": { type: "string", description: "IPv4 CIDR Service ClusterIPs are allocated from", default: "10.96.0.0/12" },
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
+    ...serviceAccountArgs,
+    "encryption-provider-config": { type: "string", description: "EncryptionConfiguration file: resources encrypted at rest (Secrets), with their keys", valueHint: "FILE" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
@@ -50,6 +54,8 @@ export const apiserverCommand = defineCommand({
     parsePortRange(args["service-node-port-range"]);
     if (args.store !== "etcd" && args.store !== "memory") throw new Error(`--store must be etcd or memory, got "${args.store}"`);
     const { tls, etcdTls } = await apiserverTls(args);
+    // With --pki-dir the PKI's sa.key signs ServiceAccount tokens unless a key file is given.
+    const saOptions = serviceAccountOptions(args, args["pki-dir"] ? join(args["pki-dir"], "sa.key") : undefined);
     const tokenAuthenticators = args["token-auth-file"] ? [createTokenFileAuthenticator(args["token-auth-file"])] : [];
     let store: Store;
     if (args.store === "memory") store = createMemoryStore();
@@ -69,6 +75,8 @@ export const apiserverCommand = defineCommand({
       compactionIntervalMs: Number(args["compaction-interval"]) * 1000,
       serviceCidr: args["service-cluster-ip-range"],
       nodePortRange: args["service-node-port-range"],
+      ...saOptions,
+      encryptionProviderConfig: args["encryption-provider-config"],
     });
     let stopping = false;
     const stop = async (signal: string) => {
