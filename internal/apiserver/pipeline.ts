@@ -14,6 +14,8 @@ import type { Logger } from "pino";
 import type { Kind } from "../api/registry.ts";
 import type { Authenticator, Peer } from "../auth/authn/authenticator.ts";
 import { AUTHENTICATED_GROUP } from "../auth/authn/authenticator.ts";
+import { forbiddenMessage } from "../auth/rbac/rules.ts";
+import { revocable, type AccessRevoker } from "../auth/revocation.ts";
 import { userKey, type Authorizer, type RequestAttributes, type UserInfo, type Verb } from "../auth/types.ts";
 
 /** The caller as begin() found it: the user, a pending token check, or why it was refused. */
@@ -38,23 +40,33 @@ export const METHOD_ATTRIBUTES: Record<string, { verb: Verb; subresource: string
   bind: { verb: "create", subresource: "binding", target: "name" },
 };
 
+/** What a call is, for authorization, from its request (everything but the user). */
+export type Target = (req: any) => Omit<RequestAttributes, "user">;
+
+/** Server-streaming methods: authorized on their first read, and ended when access is revoked. */
+const STREAMING_METHODS = new Set(["watch"]);
+
 export interface RequestPipelineOptions {
   authenticator: Authenticator;
   authorizer: Authorizer;
+  /** Ends open streams whose caller lost access (absent: streams are authorized once, at start). */
+  revoker?: AccessRevoker;
   log?: Logger;
 }
 
 export interface RequestPipeline {
   /** Who is calling: the context values a call's handler receives. */
   begin(peer: Peer, header: HeaderLookup): ContextValues;
-  /** A kind's handlers, each authorizing its call before it runs. */
+  /** A kind's handlers, each authorizing its call before it runs (attributes from the kind registry). */
   guard(kind: Kind, impl: Record<string, unknown>): Record<string, unknown>;
+  /** Another service's handlers (access reviews, encryption), authorized by `targets`; a method without one stops the start. */
+  guardService(service: string, impl: Record<string, unknown>, targets: Record<string, Target>): Record<string, unknown>;
   /** For plain HTTP endpoints (/metrics): the caller, if allowed `verb` on the non-resource path. */
   authorizePath(peer: Peer, header: HeaderLookup, verb: Verb, path: string): Promise<UserInfo>;
 }
 
 export function createRequestPipeline(opts: RequestPipelineOptions): RequestPipeline {
-  const { authenticator, authorizer, log } = opts;
+  const { authenticator, authorizer, revoker, log } = opts;
 
   function refused(err: ConnectError, detail: Record<string, unknown>): ConnectError {
     log?.warn({ code: Code[err.code], reason: err.rawMessage, ...detail }, "request refused");
@@ -95,52 +107,75 @@ export function createRequestPipeline(opts: RequestPipelineOptions): RequestPipe
     return values;
   }
 
-  function guard(kind: Kind, impl: Record<string, unknown>): Record<string, unknown> {
+  /** The kind registry's view of a kind's methods: generic rows, then the kind's own RPCs. */
+  function kindTargets(kind: Kind, impl: Record<string, unknown>): Record<string, Target> {
     const apiGroup = kind.apiVersion.includes("/") ? kind.apiVersion.split("/")[0] : "";
+    const out: Record<string, Target> = {};
+    for (const method of Object.keys(impl)) {
+      const a = METHOD_ATTRIBUTES[method] ?? (kind.subresourceRpcs?.[method] && { ...kind.subresourceRpcs[method], target: "name" as const });
+      if (!a) throw new Error(`${kind.service.typeName}.${method}: no authorization attributes; add the method to METHOD_ATTRIBUTES (internal/apiserver/pipeline.ts) or to the kind's subresourceRpcs`);
+      out[method] = (req: any) => {
+        const obj = a.target === "object" ? req?.[kind.field]?.metadata : undefined;
+        let namespace = kind.namespaced ? String((obj ? obj.namespace : req?.namespace) ?? "") : "";
+        const name = a.target === "name" ? String(req?.name ?? "") : a.target === "object" && method !== "create" ? String(obj?.name ?? "") : "";
+        // A Namespace is its own namespace (RBAC's RoleBindings in it apply), as in Kubernetes.
+        if (kind.kind === "Namespace") namespace = a.target === "object" ? String(obj?.name ?? "") : name;
+        const attrs: Omit<RequestAttributes, "user"> = { verb: a.verb, apiGroup, resource: kind.plural, subresource: a.subresource, namespace, name };
+        // The node authorizer lets an agent list and watch only its own pods (spec.nodeName=<node>).
+        if (a.target === "namespace") {
+          if (req?.fieldSelector) attrs.fieldSelector = String(req.fieldSelector);
+          if (req?.labelSelector) attrs.labelSelector = String(req.labelSelector);
+        }
+        return attrs;
+      };
+    }
+    return out;
+  }
+
+  function guard(kind: Kind, impl: Record<string, unknown>): Record<string, unknown> {
+    return guardService(kind.service.typeName, impl, kindTargets(kind, impl));
+  }
+
+  function guardService(service: string, impl: Record<string, unknown>, targets: Record<string, Target>): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [method, handler] of Object.entries(impl)) {
       if (typeof handler !== "function") continue;
-      const a = METHOD_ATTRIBUTES[method];
-      if (!a) throw new Error(`${kind.service.typeName}.${method}: no authorization attributes; add the method to METHOD_ATTRIBUTES (internal/apiserver/pipeline.ts)`);
-      const where = (req: any): [string, string] => {
-        const obj = a.target === "object" ? req?.[kind.field]?.metadata : undefined;
-        const ns = kind.namespaced ? String((obj ? obj.namespace : req?.namespace) ?? "") : "";
-        const name = a.target === "name" ? String(req?.name ?? "") : a.target === "object" && method !== "create" ? String(obj?.name ?? "") : "";
-        return [ns, name];
-      };
-      const authorize = (user: UserInfo, req: unknown, ctx: { values: ContextValues }): void => {
-        const [namespace, name] = where(req);
-        const attrs: RequestAttributes = { user, verb: a.verb, apiGroup, resource: kind.plural, subresource: a.subresource, namespace, name };
+      const target = targets[method];
+      if (!target) throw new Error(`${service}.${method}: no authorization attributes`);
+      const authorize = (user: UserInfo, req: unknown, ctx: { values: ContextValues }): RequestAttributes => {
+        const attrs: RequestAttributes = { user, ...target(req) };
         const d = authorizer.authorize(attrs);
         if (d.decision !== "allow") {
-          const resource = a.subresource ? `${kind.plural}/${a.subresource}` : kind.plural;
-          const scope = namespace ? ` in namespace "${namespace}"` : kind.namespaced ? " in all namespaces" : "";
-          const msg = `user "${user.name}" cannot ${a.verb} resource "${resource}"${scope}${d.reason ? `: ${d.reason}` : ""}`;
-          throw refused(new ConnectError(msg, Code.PermissionDenied), { user: user.name, groups: user.groups, verb: a.verb, resource, namespace, name });
+          const { verb, resource, subresource, namespace, name } = attrs;
+          throw refused(new ConnectError(forbiddenMessage(attrs, d.reason || undefined), Code.PermissionDenied), { user: user.name, groups: user.groups, verb, resource, subresource, namespace, name });
         }
         ctx.values.set(userKey, user);
+        return attrs;
       };
-      /** The caller, authorized: a value when known now, else a promise. */
-      const admit = (req: unknown, ctx: { values: ContextValues }): void | Promise<void> => {
+      /** The caller, authorized: the attributes when known now, else a promise of them. */
+      const admit = (req: unknown, ctx: { values: ContextValues }): RequestAttributes | Promise<RequestAttributes> => {
         const caller = ctx.values.get(callerKey);
+        const what = () => ({ service, method });
         if (caller === undefined) throw new ConnectError("internal error: the call did not pass authentication", Code.Internal);
-        if (caller instanceof ConnectError) throw refused(caller, { verb: a.verb, resource: kind.plural });
+        if (caller instanceof ConnectError) throw refused(caller, what());
         if (caller instanceof Promise) {
           return caller.then(
             (u) => authorize(u, req, ctx),
             (err) => {
-              throw refused(ConnectError.from(err), { verb: a.verb, resource: kind.plural });
+              throw refused(ConnectError.from(err), what());
             },
           );
         }
-        authorize(caller, req, ctx);
+        return authorize(caller, req, ctx);
       };
       const run = handler as (req: unknown, ctx: any) => any;
-      if (method === "watch") {
-        out[method] = (req: unknown, ctx: any) => guardedStream(() => admit(req, ctx), () => run(req, ctx));
+      if (STREAMING_METHODS.has(method)) {
+        // A stream ends (PERMISSION_DENIED) soon after its caller loses access.
+        const wrap = (attrs: RequestAttributes, req: unknown, ctx: any) => (revoker ? revocable(revoker, attrs, run(req, ctx) as AsyncIterable<unknown>) : run(req, ctx));
+        out[method] = (req: unknown, ctx: any) => guardedStream(() => admit(req, ctx), (attrs) => wrap(attrs, req, ctx));
       } else {
         out[method] = (req: unknown, ctx: any) => {
-          let admitted: void | Promise<void>;
+          let admitted: RequestAttributes | Promise<RequestAttributes>;
           try {
             admitted = admit(req, ctx);
           } catch (err) {
@@ -160,24 +195,24 @@ export function createRequestPipeline(opts: RequestPipelineOptions): RequestPipe
     } catch (err) {
       throw refused(ConnectError.from(err), { verb, path });
     }
-    const d = authorizer.authorize({ user, verb, apiGroup: "", resource: "", subresource: "", namespace: "", name: "", path });
+    const attrs: RequestAttributes = { user, verb, apiGroup: "", resource: "", subresource: "", namespace: "", name: "", path };
+    const d = authorizer.authorize(attrs);
     if (d.decision !== "allow") {
-      throw refused(new ConnectError(`user "${user.name}" cannot ${verb} path "${path}"${d.reason ? `: ${d.reason}` : ""}`, Code.PermissionDenied), { user: user.name, verb, path });
+      throw refused(new ConnectError(forbiddenMessage(attrs, d.reason || undefined), Code.PermissionDenied), { user: user.name, verb, path });
     }
     return user;
   }
 
-  return { begin, guard, authorizePath };
+  return { begin, guard, guardService, authorizePath };
 }
 
 /** A server stream that authorizes on its first read, then hands over to the handler's own iterator. */
-function guardedStream(admit: () => void | Promise<void>, open: () => AsyncIterable<unknown>): AsyncIterable<unknown> {
+function guardedStream(admit: () => RequestAttributes | Promise<RequestAttributes>, open: (attrs: RequestAttributes) => AsyncIterable<unknown>): AsyncIterable<unknown> {
   return {
     [Symbol.asyncIterator]() {
       let inner: AsyncIterator<unknown> | undefined;
       const start = async () => {
-        await admit();
-        inner = open()[Symbol.asyncIterator]();
+        inner = open(await admit())[Symbol.asyncIterator]();
         return inner.next();
       };
       return {

@@ -15,7 +15,6 @@ import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { kinds } from "../api/registry.ts";
 import { createAuthenticator, type Peer } from "../auth/authn/authenticator.ts";
 import type { TokenAuthenticator } from "../auth/authn/token.ts";
-import { allowAuthenticated } from "../auth/authz/allow-authenticated.ts";
 import type { Authorizer } from "../auth/types.ts";
 import { createEncryption } from "../encryption/index.ts";
 import type { Store } from "../storage/store.ts";
@@ -24,14 +23,14 @@ import { createApiMetrics } from "./metrics.ts";
 import { bytesOf } from "./objects.ts";
 import { createNamespaceFinalizer } from "./namespaces.ts";
 import { createResourceOps, type ResourceOps } from "./resources.ts";
-import { createRequestPipeline, type HeaderLookup } from "./pipeline.ts";
+import { createRequestPipeline, type HeaderLookup, type Target } from "./pipeline.ts";
 import { serviceImpl } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
 import { AuthorizationService } from "../../gen/skiff/v1alpha1/authorization_service_pb.js";
 import { createClusterAuthorization, type ClusterAuthorization } from "../auth/cluster.ts";
 import { bootstrapPolicy, policyVisible } from "../auth/rbac/bootstrap.ts";
-import { createAuthorizationService } from "../auth/review/service.ts";
+import { createAuthorizationService, reviewAttributes } from "../auth/review/service.ts";
 import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem, type ServiceAccountAuthenticator } from "../auth/serviceaccount/index.ts";
 import { advertisedAddress } from "./advertise.ts";
 import { reconcileKubernetesService } from "./kubernetes-service.ts";
@@ -51,7 +50,7 @@ export interface ApiServerOptions {
   tls: ServerTls;
   /** Bearer token authenticators, asked in order (static token file, ServiceAccount tokens). */
   tokenAuthenticators?: TokenAuthenticator[];
-  /** Decides every call. Default: every authenticated user may do everything (allowAuthenticated). */
+  /** Decides every call. Default: the cluster's node authorizer + RBAC (`authorization` below). */
   authorizer?: Authorizer;
   host?: string;
   /** 0 picks a free port. */
@@ -101,11 +100,6 @@ export interface ApiServer {
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const log = opts.log;
   if (!opts.tls?.cert || !opts.tls.key || !opts.tls.clientCa) throw new Error("the apiserver needs TLS: a serving certificate, its key and the client CA (see ensurePki in internal/pki)");
-  const pipeline = createRequestPipeline({
-    authenticator: createAuthenticator({ tokens: opts.tokenAuthenticators }),
-    authorizer: opts.authorizer ?? allowAuthenticated(),
-    log,
-  });
   const metrics = createApiMetrics();
   // Everything above this store sees plaintext; encrypted resources are ciphertext in opts.store.
   const encryption = createEncryption(opts.store, opts.encryptionProviderConfig, kinds, log);
@@ -135,7 +129,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   for (const k of kinds) {
     const hooks = k.kind === "Service" ? allocator.hooks : undefined;
     const admit = k.kind === "Pod" ? serviceAccounts.admitPod : undefined;
-    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, admit, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
+    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, admit, admitWrite: (req) => authorization.admit(req), onNamespaceTerminating: (n) => finalizer.terminate(n) }));
   }
   await Promise.all([...caches.values()].map((c) => c.start()));
 
@@ -166,6 +160,13 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   // Authorization answers from the watch caches; the default policy exists before anyone asks.
   const authorization = createClusterAuthorization(caches);
   await policyVisible(await bootstrapPolicy(ops, log), caches, log);
+  const pipeline = createRequestPipeline({
+    authenticator: createAuthenticator({ tokens: [...(opts.tokenAuthenticators ?? []), serviceAccounts.authenticator] }),
+    authorizer: opts.authorizer ?? authorization.authorizer,
+    // A replaced authorizer (unit tests) has no policy changes to follow.
+    revoker: opts.authorizer ? undefined : authorization.revoker,
+    log,
+  });
 
   const shutdown = new AbortController();
   const readMaxBytes = 16 * 1024 * 1024;
@@ -192,9 +193,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         router.service(k.service, impl as any);
         direct.register(k.service, impl);
       }
-      router.service(EncryptionService, encryption.handlers as any);
-      direct.register(EncryptionService, encryption.handlers);
-      const review = createAuthorizationService(authorization.authorizer);
+      const encryptionImpl = pipeline.guardService(EncryptionService.typeName, encryption.handlers, encryptionTargets);
+      router.service(EncryptionService, encryptionImpl as any);
+      direct.register(EncryptionService, encryptionImpl);
+      const review = pipeline.guardService(AuthorizationService.typeName, createAuthorizationService(authorization.authorizer), reviewTargets);
       router.service(AuthorizationService, review as any);
       direct.register(AuthorizationService, review);
     },
@@ -326,6 +328,19 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     },
   };
 }
+
+/** EncryptionService as RBAC sees it: reading the status is `get`, reload and rewrite are `update`. */
+const encryptionConfigs = { apiGroup: "apiserver.config.k8s.io", resource: "encryptionconfigurations", subresource: "", namespace: "", name: "" };
+const encryptionTargets: Record<string, Target> = {
+  getEncryptionStatus: () => ({ ...encryptionConfigs, verb: "get" }),
+  reloadEncryptionConfig: () => ({ ...encryptionConfigs, verb: "update" }),
+  rewriteEncryptedResources: () => ({ ...encryptionConfigs, verb: "update" }),
+};
+
+/** AuthorizationService's calls, as the review service names them (CreateSelfSubjectAccessReview → createSelfSubjectAccessReview). */
+const reviewTargets: Record<string, Target> = Object.fromEntries(
+  Object.entries(reviewAttributes).map(([rpc, a]) => [rpc[0].toLowerCase() + rpc.slice(1), () => ({ ...a, subresource: "", namespace: "", name: "" })]),
+);
 
 /** The connection of an HTTP/2 call: the certificate's identity is cached on the session. */
 function sessionPeer(session: http2.ServerHttp2Session): Peer {

@@ -8,6 +8,7 @@ import type { Store } from "../storage/store.ts";
 import { invalid } from "./errors.ts";
 import { checkPageRequest } from "./list.ts";
 import { parseResourceVersion } from "./objects.ts";
+import { userKey } from "../auth/types.ts";
 import { bindPod, handOver, type ResourceOps } from "./resources.ts";
 import type { WatchCache } from "./watchcache.ts";
 
@@ -44,8 +45,8 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   });
 
   const impl: Record<string, unknown> = {
-    async create(req: any) {
-      return { [f]: await ops.create(handOver(req[f]), req.dryRun) };
+    async create(req: any, ctx: HandlerContext) {
+      return { [f]: await ops.create(handOver(req[f]), req.dryRun, ctx.values.get(userKey)) };
     },
     async get(req: any) {
       return { [f]: await ops.get(req.namespace ?? "", req.name) };
@@ -56,8 +57,8 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
       const remaining = res.remainingItemCount;
       return { ...res, remainingItemCount: remaining === undefined ? undefined : BigInt(remaining) };
     },
-    async update(req: any) {
-      return { [f]: await ops.update(handOver(req[f]), req.dryRun) };
+    async update(req: any, ctx: HandlerContext) {
+      return { [f]: await ops.update(handOver(req[f]), req.dryRun, ctx.values.get(userKey)) };
     },
     async delete(req: any) {
       const { obj, deleted } = await ops.delete(req.namespace ?? "", req.name, req.options);
@@ -109,7 +110,7 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
     },
   };
   if (kind.hasStatus) {
-    impl.updateStatus = async (req: any) => ({ [f]: await ops.updateStatus(handOver(req[f])) });
+    impl.updateStatus = async (req: any, ctx: HandlerContext) => ({ [f]: await ops.updateStatus(handOver(req[f]), ctx.values.get(userKey)) });
   }
   Object.assign(impl, opts.extraRpcs);
   if (kind.kind === "Pod") {
