@@ -117,7 +117,7 @@ export const agentCommand = defineCommand({
     const nodeName = args["node-name"] || os.hostname().toLowerCase();
     const { host, port } = parseListen(args.listen);
     const rootDir = args["root-dir"];
-    const { transport } = await componentTransport(args);
+    const { transport, ca } = await componentTransport(args);
     const podCidr = args["pod-cidr"] === ALLOCATED
       ? await allocatedPodCidr({ client: createResourceClient<Node>(transport, "Node"), nodeName, log })
       : args["pod-cidr"];
@@ -152,6 +152,8 @@ export const agentCommand = defineCommand({
     const dns = dnsOptions(args);
     const agent = createAgent({
       transport,
+      // Pods' projected ServiceAccount volume gets the CA that signs the apiserver's certificate.
+      clusterCa: ca,
       nodeName,
       runtime,
       network,

@@ -21,8 +21,8 @@ export async function componentTransport(args: {
   "client-certificate"?: string;
   "client-key"?: string;
   token?: string;
-}): Promise<{ server: string; transport: Transport }> {
+}): Promise<{ server: string; transport: Transport; /** The CA (PEM) the apiserver's certificate is checked against. */ ca: string }> {
   // Without --kubeconfig only the flags count: point the config lookup at nothing.
   const c = await resolveConnection({ ...args, kubeconfig: args.kubeconfig || "/dev/null" }, {});
-  return { server: c.server, transport: createApiTransport(c.server, c.credentials) };
+  return { server: c.server, transport: createApiTransport(c.server, c.credentials), ca: String(c.credentials.ca) };
 }

@@ -124,6 +124,7 @@ export const upCommand = defineCommand({
     const agentListen = parseListen(args["agent-listen"]);
     const agent = createAgent({
       transport: as(pki.nodes[nodeName]),
+      clusterCa: pki.ca.cert,
       nodeName,
       runtime,
       network: createCniNetwork({

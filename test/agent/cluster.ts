@@ -128,6 +128,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const agentOptions: AgentOptions = {
     // The agent as its node, like `skiff up` runs it.
     transport: createApiTransport(cp.server.url, await cp.pki.nodeCredentials(nodeName)),
+    clusterCa: cp.pki.ca.cert,
     nodeName,
     runtime,
     network,

@@ -171,6 +171,8 @@ export async function startE2ECluster(): Promise<E2ECluster> {
       const root = join(dir, `node-${name}`);
       const agent = createAgent({
         ...n.agentOptions,
+        // Each node under its own identity: the node authorizer lets it write only its own Node and pods.
+        transport: createApiTransport(n.cp.server.url, await n.cp.pki.nodeCredentials(name)),
         nodeName: name,
         runtime: createFakeRuntime(),
         // Fake IPs from TEST-NET-2: never routed, never the real node's.
