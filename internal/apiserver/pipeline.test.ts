@@ -47,12 +47,12 @@ describe("the request pipeline", () => {
     const cms = pipeline.guard(kind("ConfigMap"), { get: async (_r: unknown, c: any) => (ran++, c.values.get(userKey)?.name) }) as Record<string, (r: unknown, c: unknown) => Promise<string>>;
     expect(await cms.get({ namespace: "a", name: "x" }, { values: pipeline.begin(peer("alice"), noHeaders) })).toBe("alice");
     const err = await cms.get({ namespace: "a", name: "x" }, { values: pipeline.begin(peer("mallory"), noHeaders) }).catch((e) => ConnectError.from(e));
-    expect([(err as ConnectError).code, (err as ConnectError).rawMessage]).toEqual([Code.PermissionDenied, 'user "mallory" cannot get resource "configmaps" in namespace "a"']);
+    expect([(err as ConnectError).code, (err as ConnectError).rawMessage]).toEqual([Code.PermissionDenied, 'configmaps "x" is forbidden: User "mallory" cannot get resource "configmaps" in API group "" in the namespace "a"']);
     expect(ran).toBe(1);
   });
 
   it("refuses to guard a method it has no attributes for, so a new RPC cannot go unguarded", () => {
     const { pipeline } = setup();
-    expect(() => pipeline.guard(kind("Pod"), { exec: async () => "" })).toThrow("skiff.v1alpha1.PodService.exec: no authorization attributes; add the method to METHOD_ATTRIBUTES");
+    expect(() => pipeline.guard(kind("Pod"), { exec: async () => "" })).toThrow("skiff.v1alpha1.PodService.exec: no authorization attributes; add the method to METHOD_ATTRIBUTES (internal/apiserver/pipeline.ts) or to the kind's subresourceRpcs");
   });
 });

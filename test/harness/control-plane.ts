@@ -29,7 +29,9 @@ export async function startControlPlane(opts: Partial<ApiServerOptions> = {}): P
   const pki = await testPki();
   const etcd = await startEtcd();
   const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff-test", tls: etcd.tls });
-  let server = await startApiServer({ heartbeatMs: 1000, tls: pki.serving, ...opts, store, port: 0 });
+  // ServiceAccount tokens are signed with the PKI's sa.key, as `skiff up` does.
+  const base = { heartbeatMs: 1000, tls: pki.serving, serviceAccountSigningKey: pki.serviceAccountKey.privateKey };
+  let server = await startApiServer({ ...base, ...opts, store, port: 0 });
   const transport = createApiTransport(server.url, pki.adminCredentials);
   return {
     etcd,
@@ -43,7 +45,7 @@ export async function startControlPlane(opts: Partial<ApiServerOptions> = {}): P
     async restartApiServer() {
       const port = server.port;
       await server.close();
-      server = await startApiServer({ heartbeatMs: 1000, tls: pki.serving, ...opts, store, port });
+      server = await startApiServer({ ...base, ...opts, store, port });
     },
     async stop() {
       await server.close();
