@@ -1,5 +1,6 @@
-// The placeholder authorizer: every authenticated user may do everything. Authentication has
-// already refused everyone else; RBAC and the node authorizer replace this one.
+// An authorizer that allows every authenticated user everything: for benchmarks and tests that
+// measure or exercise the pipeline without a policy. The apiserver itself uses RBAC + the node
+// authorizer (internal/auth/cluster.ts).
 import type { Authorizer } from "../types.ts";
 
 export function allowAuthenticated(): Authorizer {
