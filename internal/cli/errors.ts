@@ -41,7 +41,8 @@ export function describeError(err: unknown, server: string, caFile?: string): st
     if (code === "ERR_TLS_CERT_ALTNAME_INVALID") return `the server's certificate is not valid for ${server}: connect by a name or address it was issued for (skiff apiserver --tls-san)`;
     if (code === "CERT_HAS_EXPIRED") return `the server's certificate at ${server} has expired`;
     if (err.code === Code.Unauthenticated) return `not authenticated by ${server}: ${err.rawMessage}`;
-    if (err.code === Code.PermissionDenied) return `forbidden: ${err.rawMessage}`;
+    // RBAC's refusals already say "… is forbidden: User …" (Kubernetes' words).
+    if (err.code === Code.PermissionDenied) return /(^|\s)forbidden: /.test(err.rawMessage) ? err.rawMessage : `forbidden: ${err.rawMessage}`;
     if (isUnreachable(err)) {
       const why = err.code === Code.DeadlineExceeded ? "no answer in time" : err.rawMessage;
       return `cannot reach the apiserver at ${server}: ${why}`;

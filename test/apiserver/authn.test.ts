@@ -114,7 +114,7 @@ describe.each(Object.entries(protocols))("%s", (_name, protocol) => {
     const secrets = createClient(SecretService, transport(protocol, jane));
     const err = await secrets.list({ namespace: "team-a" }).catch((e) => ConnectError.from(e));
     expect((err as ConnectError).code).toBe(Code.PermissionDenied);
-    expect((err as ConnectError).rawMessage).toBe('user "jane" cannot list resource "secrets" in namespace "team-a"');
+    expect((err as ConnectError).rawMessage).toBe('secrets is forbidden: User "jane" cannot list resource "secrets" in API group "" in the namespace "team-a"');
     expect(await codeOf(createClient(ConfigMapService, transport(protocol, jane)).list({ namespace: "team-a" }))).toBe("ok");
   });
 });
@@ -144,7 +144,7 @@ describe("impersonation (--as, --as-group)", () => {
     seen.length = 0;
     const err = await createClient(SecretService, asJane).list({ namespace: "team-a" }).catch((e) => ConnectError.from(e));
     expect((err as ConnectError).code).toBe(Code.PermissionDenied);
-    expect((err as ConnectError).rawMessage).toBe('user "jane" cannot list resource "secrets" in namespace "team-a"');
+    expect((err as ConnectError).rawMessage).toBe('secrets is forbidden: User "jane" cannot list resource "secrets" in API group "" in the namespace "team-a"');
     expect(seen.map((a) => [a.user.name, a.verb, a.resource, a.name])).toEqual([
       ["admin", "impersonate", "users", "jane"],
       ["admin", "impersonate", "groups", "devs"],

@@ -5,6 +5,8 @@ import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createStaticTokenAuthenticator } from "../../internal/auth/authn/token-file.ts";
+import { create } from "@bufbuild/protobuf";
+import { RoleBindingSchema } from "../../gen/skiff/v1alpha1/rbac_pb.js";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 
 const run = promisify(execFile);
@@ -13,6 +15,14 @@ beforeAll(async () => {
   cp = await startControlPlane({
     tokenAuthenticators: [createStaticTokenAuthenticator(new Map([["buf-token-1", { name: "buf-user", groups: ["buf-group"] }]]))],
   });
+  // The token's group may read the default namespace.
+  await cp.client("RoleBinding").create(
+    create(RoleBindingSchema, {
+      metadata: { name: "buf-view", namespace: "default" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+      subjects: [{ kind: "Group", apiGroup: "rbac.authorization.k8s.io", name: "buf-group" }],
+    }),
+  );
 });
 afterAll(async () => {
   await cp?.stop();

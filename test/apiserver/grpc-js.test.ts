@@ -5,6 +5,8 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createStaticTokenAuthenticator } from "../../internal/auth/authn/token-file.ts";
+import { create } from "@bufbuild/protobuf";
+import { RoleBindingSchema } from "../../gen/skiff/v1alpha1/rbac_pb.js";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 
 let cp: ControlPlane;
@@ -13,6 +15,14 @@ beforeAll(async () => {
   cp = await startControlPlane({
     tokenAuthenticators: [createStaticTokenAuthenticator(new Map([["grpc-js-token", { name: "grpc-js-user", groups: [] }]]))],
   });
+  // The token's user may read the default namespace.
+  await cp.client("RoleBinding").create(
+    create(RoleBindingSchema, {
+      metadata: { name: "grpc-js-view", namespace: "default" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+      subjects: [{ kind: "User", apiGroup: "rbac.authorization.k8s.io", name: "grpc-js-user" }],
+    }),
+  );
   const def = await protoLoader.load("skiff/v1alpha1/config_map_service.proto", { includeDirs: ["proto", "vendor/proto"], keepCase: false, defaults: true, enums: String });
   const pkg = grpc.loadPackageDefinition(def) as any;
   ConfigMapService = pkg.skiff.v1alpha1.ConfigMapService;

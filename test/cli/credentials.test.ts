@@ -57,14 +57,14 @@ describe("skiffctl credentials", () => {
 
   it("says in one line what is forbidden, and lets the same user do what is allowed", async () => {
     const r = await skiffctl(["get", "secrets", "-n", "team-a", "--token", "jane-token"]);
-    expect(r).toEqual({ code: 1, out: "", err: 'Error: forbidden: user "jane" cannot list resource "secrets" in namespace "team-a"\n' });
+    expect(r).toEqual({ code: 1, out: "", err: 'Error: secrets is forbidden: User "jane" cannot list resource "secrets" in API group "" in the namespace "team-a"\n' });
     expect((await skiffctl(["get", "configmaps", "--token", "jane-token"])).code).toBe(0);
   });
 
   it("acts as another user with --as when the real one may impersonate, and not otherwise", async () => {
     const admin = ["--client-certificate", cp.pki.files("admin").cert, "--client-key", cp.pki.files("admin").key];
     const asJane = await skiffctl(["get", "secrets", "-n", "team-a", ...admin, "--as", "jane"]);
-    expect(asJane.err).toBe('Error: forbidden: user "jane" cannot list resource "secrets" in namespace "team-a"\n');
+    expect(asJane.err).toBe('Error: secrets is forbidden: User "jane" cannot list resource "secrets" in API group "" in the namespace "team-a"\n');
     const janeAsAdmin = await skiffctl(["get", "secrets", "--token", "jane-token", "--as", "admin", "--as-group", "system:masters"]);
     expect(janeAsAdmin.err).toBe('Error: forbidden: user "jane" cannot impersonate user "admin"\n');
   });

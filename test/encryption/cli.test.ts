@@ -65,7 +65,7 @@ describe("skiff secrets-encrypt", () => {
     const config = join(dir, "enc.yaml");
     writeFileSync(config, "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers: [{kms: {}}]\n");
     const port = await freePort();
-    const err = await skiff("apiserver", "--store", "memory", "--listen", `127.0.0.1:${port}`, "--encryption-provider-config", config).catch((e) => e);
+    const err = await skiff("apiserver", "--store", "memory", "--listen", `127.0.0.1:${port}`, ...apiserverTlsArgs(await testPki()), "--encryption-provider-config", config).catch((e) => e);
     expect(err.code).toBe(1);
     expect(err.stderr).toContain("resources[0].providers[0]: provider kms is not supported: use aesgcm or identity");
   }, 30_000);

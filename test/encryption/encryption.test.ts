@@ -63,7 +63,7 @@ describe("Secrets encrypted at rest", () => {
     expect(dataOf(await secrets.get("default", "db"))).toEqual({ password: "correct-horse-battery" });
     expect((await secrets.list("default")).items.map(dataOf)).toEqual([{ password: "correct-horse-battery" }]);
     // The Connect protocol (not the direct gRPC path) too.
-    const viaConnect = createResourceClient<Secret>(createConnectTransport({ baseUrl: cp.server.url, httpVersion: "1.1" }), "Secret");
+    const viaConnect = createResourceClient<Secret>(createConnectTransport({ baseUrl: cp.server.url, httpVersion: "1.1", nodeOptions: cp.pki.adminNodeOptions }), "Secret");
     expect(dataOf(await viaConnect.get("default", "db"))).toEqual({ password: "correct-horse-battery" });
   });
 
