@@ -41,6 +41,22 @@ describe("the request pipeline", () => {
     expect(seen[0].user).toEqual({ name: "system:node:n1", groups: ["system:nodes", "system:authenticated"], authenticatedBy: "x509" });
   });
 
+  it("names a Namespace as its own namespace, carries list/watch selectors, and reads a kind's own RPCs from subresourceRpcs", async () => {
+    const { seen, pipeline } = setup();
+    const call = (k: string, method: string, req: unknown) =>
+      (pipeline.guard(kind(k), { [method]: async () => "ok" }) as Record<string, (r: unknown, c: unknown) => Promise<string>>)[method](req, {
+        values: pipeline.begin(peer("system:node:n1", ["system:nodes"]), noHeaders),
+      });
+    await call("Namespace", "get", { name: "team-a" });
+    await call("Pod", "list", { namespace: "", fieldSelector: "spec.nodeName=n1", labelSelector: "app=web" });
+    await call("ServiceAccount", "createToken", { namespace: "ns1", name: "robot" });
+    expect(seen.map((a) => [a.verb, a.resource, a.subresource, a.namespace, a.name, a.fieldSelector, a.labelSelector])).toEqual([
+      ["get", "namespaces", "", "team-a", "team-a", undefined, undefined],
+      ["list", "pods", "", "", "", "spec.nodeName=n1", "app=web"],
+      ["create", "serviceaccounts", "token", "ns1", "robot", undefined, undefined],
+    ]);
+  });
+
   it("puts the user in the context for the handler, and refuses a denied call before it runs", async () => {
     const { pipeline } = setup();
     let ran = 0;

@@ -118,8 +118,8 @@ export function createRequestPipeline(opts: RequestPipelineOptions): RequestPipe
         const obj = a.target === "object" ? req?.[kind.field]?.metadata : undefined;
         let namespace = kind.namespaced ? String((obj ? obj.namespace : req?.namespace) ?? "") : "";
         const name = a.target === "name" ? String(req?.name ?? "") : a.target === "object" && method !== "create" ? String(obj?.name ?? "") : "";
-        // A Namespace is its own namespace (RBAC's RoleBindings in it apply), as in Kubernetes.
-        if (kind.kind === "Namespace") namespace = a.target === "object" ? String(obj?.name ?? "") : name;
+        // A named Namespace is its own namespace (RoleBindings in it apply), as in Kubernetes.
+        if (kind.kind === "Namespace") namespace = name;
         const attrs: Omit<RequestAttributes, "user"> = { verb: a.verb, apiGroup, resource: kind.plural, subresource: a.subresource, namespace, name };
         // The node authorizer lets an agent list and watch only its own pods (spec.nodeName=<node>).
         if (a.target === "namespace") {
