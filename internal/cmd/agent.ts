@@ -15,6 +15,7 @@ import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { createApiTransport } from "../client/transport.ts";
 import { defaultControllerConfig } from "../controller/controller.ts";
 import { formatNet, parseNet } from "../network/routes.ts";
+import { normalizeServiceCidr } from "../network/proxy/ruleset.ts";
 import { createLogger } from "../log/log.ts";
 import { createFakeRuntime } from "../runtime/fake/fake.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
@@ -104,6 +105,11 @@ export const agentCommand = defineCommand({
       description: "Service proxy: nftables (kernel NAT rules for Services) or none (default nftables; none with --runtime fake)",
       valueHint: "nftables|none",
     },
+    "service-cluster-ip-range": {
+      type: "string",
+      description: "The apiserver's Service range: the service proxy rejects traffic to its addresses no Service holds",
+      default: "10.96.0.0/12",
+    },
     cleanup: { type: "boolean", description: "Remove the service proxy's nftables table when the agent stops", default: false },
     "seccomp-default": { type: "boolean", description: "Give containers that set no seccomp profile RuntimeDefault instead of Unconfined", default: false },
     "seccomp-profile-root": { type: "string", description: "Directory of the Localhost seccomp profiles pods may name (default <root-dir>/seccomp)", valueHint: "DIR" },
@@ -150,6 +156,7 @@ export const agentCommand = defineCommand({
     // A hollow node shares the machine with others: it must not program the kernel.
     if (proxyMode === "nftables" && args.runtime === "fake") throw new Error("--proxy-mode nftables needs --runtime containerd (hollow nodes program no kernel rules)");
     const dns = dnsOptions(args);
+    const serviceCidr = normalizeServiceCidr(args["service-cluster-ip-range"]);
     const agent = createAgent({
       transport,
       nodeName,
@@ -166,7 +173,7 @@ export const agentCommand = defineCommand({
       seccompDefault: args["seccomp-default"],
       seccompProfileRoot: args["seccomp-profile-root"] ? resolve(args["seccomp-profile-root"]) : undefined,
       podRouting,
-      proxy: proxyMode === "nftables" ? { cleanup: args.cleanup } : undefined,
+      proxy: proxyMode === "nftables" ? { cleanup: args.cleanup, serviceCidr } : undefined,
       dns,
     });
     let stopping = false;

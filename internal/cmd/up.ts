@@ -117,7 +117,7 @@ export const upCommand = defineCommand({
       rootDir,
       log: log.child({ component: "agent" }),
       podCidr: args["pod-cidr"],
-      proxy: {},
+      proxy: { serviceCidr: args["service-cluster-ip-range"] },
       listen: agentListen,
       importImages: imageDir,
       dns,
