@@ -3,6 +3,7 @@
 // pod at a time; informer events, runtime events, probe results and a periodic resync queue it.
 //
 //   gone or deleting ──► stop (grace) · remove · network down · rm dir · confirm Delete(grace 0)
+//   evicted          ──► kill the containers (no grace) · phase Failed, reason Evicted · as terminal
 //   terminal phase   ──► release the network; nothing restarts
 //   otherwise        ──► network up (once) · /etc files · volumes
 //                        init containers in order, each to success ──► app containers
@@ -79,6 +80,8 @@ export interface PodWorkers {
   uids(): string[];
   /** New images arrived (an import): containers waiting with ErrImageNeverPull try again at once. */
   imagesChanged(): void;
+  /** The eviction manager chose the pod: the next sync stops it and fails it as Evicted. */
+  evict(uid: string, message: string): void;
 }
 
 /** How long a container listed without its state keeps its last status (see startPod). */
@@ -144,6 +147,27 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     state.network = undefined;
   }
 
+  /** Node pressure: stop at once (hard eviction gives no grace period), then fail the pod. */
+  async function evictPod(state: PodState): Promise<Result> {
+    const m = state.pod.metadata!;
+    deps.probes.removePod(state.uid);
+    for (const c of await podContainers(state.uid)) {
+      if (c.state === "running" || c.state === "created") await runtime.stopContainer(c.id, 0);
+    }
+    const containers = await podContainers(state.uid);
+    const stored = await deps.status.sync(state.pod, (base) => {
+      const s = computePodStatus({ pod: base, state, containers, hostIP: deps.hostIP(), podIP: "", runtimeName: deps.runtimeName(), probes: deps.probes, now: new Date() });
+      s.phase = "Failed";
+      s.reason = "Evicted";
+      s.message = state.eviction!;
+      return s;
+    });
+    log.info({ pod: `${m.namespace}/${m.name}`, message: state.eviction }, "pod evicted");
+    if (stored && !isTerminal(stored)) return { requeue: true };
+    await releaseNetwork(state);
+    state.networkReleased = true;
+  }
+
   async function syncPod(uid: string): Promise<Result> {
     const apiPod = deps.lookup(uid);
     let state = states.get(uid);
@@ -157,6 +181,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       await terminate(state, apiPod !== undefined);
       return;
     }
+    if (state.eviction && !isTerminal(pod)) return evictPod(state);
     if (isTerminal(pod)) {
       deps.probes.removePod(uid);
       // After an agent restart the network may still be up: tearDown is idempotent.
@@ -404,6 +429,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     },
     known: (uid) => states.has(uid),
     uids: () => [...states.keys()],
+    evict(uid, message) {
+      const state = states.get(uid);
+      if (state) state.eviction = message;
+    },
     imagesChanged() {
       for (const state of states.values()) {
         for (const rec of state.containers.values()) if (rec.waiting?.reason === "ErrImageNeverPull") rec.retry = undefined;

@@ -21,6 +21,7 @@ import { createFakeRuntime } from "../runtime/fake/fake.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { parseListen } from "./apiserver.ts";
 import { parseDuration } from "./controller-manager.ts";
+import { evictionArgs, evictionOptions } from "./eviction-flags.ts";
 import { guarded } from "./guard.ts";
 
 /** The containerd runtime, loaded only when asked for (the fake runtime needs none of it). */
@@ -110,6 +111,7 @@ export const agentCommand = defineCommand({
       description: "The apiserver's Service range: the service proxy rejects traffic to its addresses no Service holds",
       default: "10.96.0.0/12",
     },
+    ...evictionArgs,
     cleanup: { type: "boolean", description: "Remove the service proxy's nftables table when the agent stops", default: false },
     "seccomp-default": { type: "boolean", description: "Give containers that set no seccomp profile RuntimeDefault instead of Unconfined", default: false },
     "seccomp-profile-root": { type: "string", description: "Directory of the Localhost seccomp profiles pods may name (default <root-dir>/seccomp)", valueHint: "DIR" },
@@ -157,6 +159,8 @@ export const agentCommand = defineCommand({
     if (proxyMode === "nftables" && args.runtime === "fake") throw new Error("--proxy-mode nftables needs --runtime containerd (hollow nodes program no kernel rules)");
     const dns = dnsOptions(args);
     const serviceCidr = normalizeServiceCidr(args["service-cluster-ip-range"]);
+    // A hollow node shares the machine's figures with the others: it reports no pressure.
+    const eviction = args.runtime === "fake" ? undefined : evictionOptions(args);
     const agent = createAgent({
       transport,
       nodeName,
@@ -174,6 +178,7 @@ export const agentCommand = defineCommand({
       seccompProfileRoot: args["seccomp-profile-root"] ? resolve(args["seccomp-profile-root"]) : undefined,
       podRouting,
       proxy: proxyMode === "nftables" ? { cleanup: args.cleanup, serviceCidr } : undefined,
+      eviction,
       dns,
     });
     let stopping = false;

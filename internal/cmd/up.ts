@@ -26,6 +26,7 @@ import { parseListen } from "./apiserver.ts";
 import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
 import { guarded } from "./guard.ts";
+import { evictionArgs, evictionOptions } from "./eviction-flags.ts";
 import { ensureSigningKeyFile, serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
 
 /** Secrets are encrypted from the first start: a config with a fresh key, readable by its owner only. */
@@ -53,6 +54,7 @@ export const upCommand = defineCommand({
     "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
     "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
     ...serviceAccountArgs,
+    ...evictionArgs,
     "encryption-provider-config": {
       type: "string",
       description: "EncryptionConfiguration file for Secrets at rest (default: <state-dir>/encryption-config.yaml, generated with a new key on first start)",
@@ -118,6 +120,7 @@ export const upCommand = defineCommand({
       log: log.child({ component: "agent" }),
       podCidr: args["pod-cidr"],
       proxy: { serviceCidr: args["service-cluster-ip-range"] },
+      eviction: evictionOptions(args, containerd.started ? join(stateDir, "containerd", "root") : undefined),
       listen: agentListen,
       importImages: imageDir,
       dns,
