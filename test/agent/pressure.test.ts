@@ -4,6 +4,7 @@
 // an Event) before the pod that stays within its request. Image GC removes an unused image of
 // the test's containerd and never the one a container uses.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Event } from "../../gen/skiff/v1alpha1/coordination_pb.js";
@@ -109,5 +110,37 @@ describe("image garbage collection", () => {
     await waitFor("the unused image removed", async () => !(await names()).some((n) => n.includes("skiff.test/unused")), 30_000);
     expect((await names()).some((n) => n.includes("skiff.test/busybox"))).toBe(true);
     expect((await c.getPod("user"))?.status?.phase).toBe("Running");
+  }, 120_000);
+});
+
+describe("memory pressure", () => {
+  it("evicts the pod with the largest working set first, measured in its containers' cgroups", async () => {
+    await c.createPod("hog", {
+      // /dev/shm is a tmpfs: its pages are charged to the container's memory cgroup, as anonymous memory.
+      containers: [{ name: "app", command: ["sh", "-c", "dd if=/dev/zero of=/dev/shm/hold bs=1M count=40 2>/dev/null && echo allocated; sleep 3600"] }],
+    });
+    await c.createPod("light", { containers: [{ name: "app", command: ["sleep", "3600"] }] });
+    await c.waitForPod("light", "running", (p) => p.status?.phase === "Running");
+    await waitFor("hog holding its memory", async () => (await c.logs("hog")).includes("allocated"), 30_000);
+
+    // A threshold above the machine's memory: crossed whatever the machine is doing.
+    const totalKi = BigInt(/MemTotal:\s+(\d+) kB/.exec(readFileSync("/proc/meminfo", "utf8"))![1]);
+    const seen: string[] = [];
+    await c.restartAgent({
+      eviction: {
+        thresholds: parseEvictionHard(`memory.available<${totalKi + 1024n * 1024n}Ki,nodefs.available<0%,nodefs.inodesFree<0%,imagefs.available<0%`),
+        intervalMs: 60_000, // one pass at start: one eviction
+        onPass: (p) => {
+          if (p.evicted) seen.push(p.evicted.metadata!.name);
+        },
+      },
+    });
+    await waitFor("an eviction", () => seen.length > 0, 30_000);
+    expect(seen).toEqual(["hog"]);
+    const hog = await c.waitForPod("hog", "evicted", (p) => p.status?.phase === "Failed", 30_000);
+    expect(hog.status!.reason).toBe("Evicted");
+    expect(hog.status!.message).toMatch(/^The node was low on resource: memory\. Threshold quantity: \d+Ki, available: \d+Ki\.$/);
+    expect((await c.getPod("light"))?.status?.phase).toBe("Running");
+    await waitFor("MemoryPressure=True", async () => (await nodeCondition("MemoryPressure"))?.status === "True");
   }, 120_000);
 });
