@@ -80,10 +80,16 @@ export function createEvictionManager(opts: EvictionManagerOptions): EvictionMan
     return sum;
   }
 
+  let warnedImageFs = false;
+
   async function pass(): Promise<void> {
     let obs = await observe();
     let imagesRemoved: ImageInfo[] = [];
     const imagefs = obs["imagefs.available"];
+    if (opts.imageFsDir && !imagefs && !warnedImageFs) {
+      warnedImageFs = true;
+      log.warn({ imageFsDir: opts.imageFsDir }, "cannot read the image filesystem (pass --image-fs-dir: containerd's root): imagefs thresholds and image GC are off");
+    }
     if (imagefs) {
       await imageGc.track();
       const need = bytesToFree(imagefs, gcPolicy);
