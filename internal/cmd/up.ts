@@ -71,6 +71,7 @@ export const upCommand = defineCommand({
     parseServiceCidr(args["service-cluster-ip-range"]);
     parsePortRange(args["service-node-port-range"]);
     const dns = dnsOptions(args);
+    evictionOptions(args); // bad thresholds stop `up` before anything starts
 
     const encryptionConfig = args["encryption-provider-config"] ?? defaultEncryptionConfig(stateDir, log);
     log.info({ stateDir }, "starting etcd");
