@@ -125,6 +125,9 @@ export const agentCommand = defineCommand({
     const nodeName = args["node-name"] || os.hostname().toLowerCase();
     const { host, port } = parseListen(args.listen);
     const rootDir = args["root-dir"];
+    const serviceCidr = normalizeServiceCidr(args["service-cluster-ip-range"]);
+    // A hollow node shares the machine's figures with the others: it reports no pressure.
+    const eviction = args.runtime === "fake" ? undefined : evictionOptions(args);
     const transport = createApiTransport(args.server);
     const podCidr = args["pod-cidr"] === ALLOCATED
       ? await allocatedPodCidr({ client: createResourceClient<Node>(transport, "Node"), nodeName, log })
@@ -158,9 +161,6 @@ export const agentCommand = defineCommand({
     // A hollow node shares the machine with others: it must not program the kernel.
     if (proxyMode === "nftables" && args.runtime === "fake") throw new Error("--proxy-mode nftables needs --runtime containerd (hollow nodes program no kernel rules)");
     const dns = dnsOptions(args);
-    const serviceCidr = normalizeServiceCidr(args["service-cluster-ip-range"]);
-    // A hollow node shares the machine's figures with the others: it reports no pressure.
-    const eviction = args.runtime === "fake" ? undefined : evictionOptions(args);
     const agent = createAgent({
       transport,
       nodeName,
