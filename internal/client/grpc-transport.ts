@@ -110,6 +110,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
 
   interface Sink {
     headers(h: IncomingHttpHeaders): void;
+    /** May throw (a message that does not decode): the call then fails with INTERNAL. */
     message(payload: Uint8Array): void;
     end(err: ConnectError | undefined, trailers: IncomingHttpHeaders): void;
   }
@@ -207,7 +208,14 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           st.close(http2.constants.NGHTTP2_CANCEL);
           return;
         }
-        sink.message(buf.subarray(5, 5 + len));
+        try {
+          sink.message(buf.subarray(5, 5 + len));
+        } catch (err) {
+          // Not thrown from the HTTP/2 listener (nobody would catch it): the call ends here.
+          failure = new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);
+          st.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
         buf = buf.subarray(5 + len);
       }
       if (buf.length > 0) {
@@ -288,11 +296,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       const ctl = call(method, signal, timeoutMs, header, body, {
         headers: (h) => copyHeaders(h, responseHeader),
         message(payload) {
-          try {
-            queue.push(fromBinary(method.output, payload));
-          } catch (err) {
-            error ??= new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);
-          }
+          queue.push(fromBinary(method.output, payload));
           if (queue.length >= STREAM_QUEUE_HIGH && !paused) {
             paused = true;
             ctl.pause();
