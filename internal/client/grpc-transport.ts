@@ -123,7 +123,8 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   const noControl: CallControl = { pause() {}, resume() {}, cancel() {} };
 
   /** Starts a call; returns pause/resume for flow control, cancel to give up on it. */
-  function call(method: DescMethod, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: ConstructorParameters<typeof Headers>[0], body: Buffer, sink: Sink): CallControl {
+  function call(method: DescMethod, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: ConstructorParameters<typeof Headers>[0], body: Buffer, sink: Sink, retried = false): CallControl {
+    const startedAt = performance.now();
     let finished = false;
     const finish = (err: ConnectError | undefined, trailers: IncomingHttpHeaders = {}) => {
       if (finished) return;
@@ -168,7 +169,10 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let frameBytes = 0; // prefix + message of the incomplete message, once its prefix is in
+    let responded = false;
+    let again: CallControl | undefined;
     st.on("response", (rh) => {
+      responded = true;
       const status = Number(rh[":status"]);
       if (status !== 200) {
         failure = new ConnectError(`HTTP ${status} from ${authority}`, httpStatusCode(status));
@@ -235,6 +239,14 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       clearTimeout(deadline);
       signal?.removeEventListener("abort", onAbort);
       release(s);
+      // Refused: a GOAWAY crossed the call, so the server never saw it. Like grpc-js, send it
+      // again once, on a new connection, rather than fail a call that is safe to repeat.
+      if (!finished && !retried && !responded && st.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
+        finished = true;
+        const left = timeoutMs === undefined ? undefined : Math.max(1, timeoutMs - (performance.now() - startedAt));
+        again = call(method, signal, left, header, body, sink, true);
+        return;
+      }
       const t = trailersOnly ?? trailers;
       if (failure) return finish(failure, t);
       if (t) return finish(statusError(t), t);
@@ -249,9 +261,9 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     });
     st.end(body);
     return {
-      pause: () => st.pause(),
-      resume: () => st.resume(),
-      cancel: () => cancel(new ConnectError("the call was cancelled", Code.Canceled)),
+      pause: () => (again ? again.pause() : st.pause()),
+      resume: () => (again ? again.resume() : st.resume()),
+      cancel: () => (again ? again.cancel() : cancel(new ConnectError("the call was cancelled", Code.Canceled))),
     };
   }
 
