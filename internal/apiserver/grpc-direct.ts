@@ -100,17 +100,16 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     return Buffer.concat(parts);
   }
 
-  /** A length-delimited field holding an object's stored bytes followed by its resource version. */
+  /** A length-delimited field holding an object's stored bytes, its resource version added. */
   function reuse(fieldNumber: number, schema: DescMessage, obj: any): Uint8Array | undefined {
     const stored = opts.storedBytes!(obj);
     if (!stored) return undefined;
     const rv: string = obj.metadata?.resourceVersion ?? "";
-    const suffix = rv === "" ? EMPTY : versionSuffix(schema, rv);
-    const head = [...varint((fieldNumber << 3) | 2), ...varint(stored.length + suffix.length)];
-    const out = Buffer.allocUnsafe(head.length + stored.length + suffix.length);
+    const body = rv === "" ? stored : withVersion(schema, stored, rv);
+    const head = varint((fieldNumber << 3) | 2).concat(varint(body.length));
+    const out = Buffer.allocUnsafe(head.length + body.length);
     out.set(head, 0);
-    out.set(stored, head.length);
-    out.set(suffix, head.length + stored.length);
+    out.set(body, head.length);
     return out;
   }
 
@@ -249,10 +248,12 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
   return { register, serve };
 }
 
-// The encoding of { metadata: { resourceVersion: rv } } for a kind: two nested length-delimited
-// fields, built by hand (this runs for every object in every response).
+// An object's stored bytes with metadata.resourceVersion written inside its one metadata field,
+// built by hand (this runs for every object in every response). Not as a second metadata field
+// after the object: the protobuf spec merges repeated message fields, but protobufjs (what
+// @grpc/grpc-js clients decode with) keeps only the last one, and lost every other metadata field.
 const versionFields = new WeakMap<DescMessage, [number, number] | null>();
-function versionSuffix(schema: DescMessage, rv: string): Uint8Array {
+function withVersion(schema: DescMessage, stored: Uint8Array, rv: string): Uint8Array {
   let nums = versionFields.get(schema);
   if (nums === undefined) {
     const meta = schema.fields.find((f) => f.localName === "metadata");
@@ -260,10 +261,47 @@ function versionSuffix(schema: DescMessage, rv: string): Uint8Array {
     nums = meta && rvField ? [meta.number, rvField.number] : null;
     versionFields.set(schema, nums);
   }
-  if (!nums) return toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any));
+  const found = nums ? findField(stored, nums[0]) : null;
+  if (!nums || found === null) return Buffer.concat([stored, toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any))]);
   const text = Buffer.from(rv, "utf8");
-  const inner = [...varint((nums[1] << 3) | 2), ...varint(text.length), ...text];
-  return Uint8Array.from([...varint((nums[0] << 3) | 2), ...varint(inner.length), ...inner]);
+  const rvField = Buffer.from(varint((nums[1] << 3) | 2).concat(varint(text.length)));
+  // No metadata stored: one holding only the version goes first.
+  const [tagAt, start, end] = found ?? [0, 0, 0];
+  const inner = stored.subarray(start, end);
+  const head = Buffer.from(varint((nums[0] << 3) | 2).concat(varint(inner.length + rvField.length + text.length)));
+  return Buffer.concat([stored.subarray(0, tagAt), head, inner, rvField, text, stored.subarray(found ? end : 0)]);
+}
+
+/**
+ * Where a top-level length-delimited field is in a message's bytes: [tag offset, value start,
+ * value end]; undefined when absent, null when the bytes hold something this does not walk.
+ */
+function findField(bytes: Uint8Array, fieldNumber: number): [number, number, number] | undefined | null {
+  let at = 0;
+  const readVarint = () => {
+    let n = 0;
+    for (let shift = 0; at < bytes.length; shift += 7) {
+      const b = bytes[at++];
+      n += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return n;
+    }
+    return -1;
+  };
+  while (at < bytes.length) {
+    const tagAt = at;
+    const tag = readVarint();
+    const wire = tag % 8;
+    if (wire === 0) readVarint();
+    else if (wire === 1) at += 8;
+    else if (wire === 5) at += 4;
+    else if (wire === 2) {
+      const len = readVarint();
+      if (len < 0) return null;
+      if (Math.floor(tag / 8) === fieldNumber) return [tagAt, at, at + len];
+      at += len;
+    } else return null;
+  }
+  return at === bytes.length ? undefined : null;
 }
 
 function decodeRequest(input: DescMessage, body: Buffer): unknown {
@@ -328,7 +366,6 @@ const CANCELED = new ConnectError("the client cancelled the call", Code.Canceled
 const SHUTDOWN = new ConnectError("server shutting down", Code.Canceled);
 const DEADLINE = new ConnectError("the call's deadline (grpc-timeout) passed", Code.DeadlineExceeded);
 const NEVER = new AbortController().signal;
-const EMPTY = new Uint8Array(0);
 
 function varint(n: number): number[] {
   const out: number[] = [];
