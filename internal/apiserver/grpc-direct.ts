@@ -304,11 +304,13 @@ function findField(bytes: Uint8Array, fieldNumber: number): [number, number, num
   return at === bytes.length ? undefined : null;
 }
 
+// The codes are connect's for the same bytes, so that a request fails alike on every protocol.
 function decodeRequest(input: DescMessage, body: Buffer): unknown {
-  if (body.length < 5) throw new ConnectError("protocol error: missing request message", Code.Internal);
+  if (body.length === 0) throw new ConnectError("protocol error: missing request message", Code.Unimplemented);
+  if (body.length < 5 || body.length < 5 + body.readUInt32BE(1)) throw new ConnectError("protocol error: the request ends inside a message", Code.InvalidArgument);
   if (body[0] & 1) throw new ConnectError("protocol error: compressed message without grpc-encoding", Code.Internal);
   const len = body.readUInt32BE(1);
-  if (body.length !== 5 + len) throw new ConnectError("protocol error: expected exactly one request message", Code.Internal);
+  if (body.length !== 5 + len) throw new ConnectError("protocol error: more than one request message", Code.Unimplemented);
   try {
     return fromBinary(input, body.subarray(5));
   } catch (err) {
