@@ -163,7 +163,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
         return;
       }
       if (m.streaming) void runStream(m, stream, req, timeoutMs, start);
-      else void runUnary(m, stream, req, start);
+      else void runUnary(m, stream, req, timeoutMs, start);
     });
     stream.on("error", () => {}); // a reset by the client; its 'close' ends the call
     return true;
@@ -173,15 +173,21 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     opts.onDone(m.service, m.method, err === undefined ? undefined : ConnectError.from(err).code, (performance.now() - start) / 1000);
   }
 
-  async function runUnary(m: Method, stream: ServerHttp2Stream, req: unknown, start: number): Promise<void> {
+  async function runUnary(m: Method, stream: ServerHttp2Stream, req: unknown, timeoutMs: number | undefined, start: number): Promise<void> {
     let frame: Buffer;
+    let deadline: NodeJS.Timeout | undefined;
     try {
-      frame = frameOf(m.output, await m.handler(req, { signal: NEVER }), false);
+      const answer = m.handler(req, { signal: NEVER });
+      // The call ends at its grpc-timeout even when storage is slower (the handler's work goes on).
+      const res = timeoutMs === undefined ? await answer : await Promise.race([answer, new Promise((_, reject) => (deadline = setTimeout(() => reject(DEADLINE), timeoutMs)))]);
+      frame = frameOf(m.output, res, false);
     } catch (err) {
       report(err);
       finish(m, start, err);
       fail(stream, err);
       return;
+    } finally {
+      clearTimeout(deadline);
     }
     finish(m, start, undefined);
     if (stream.closed || stream.destroyed) return;
