@@ -223,7 +223,8 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
         }
         if (!stream.write(frameOf(m.output, msg, true))) await drained(stream);
       }
-      if (ac.signal.reason === DEADLINE) throw DEADLINE;
+      // A handler that ends quietly on an abort still ends the call with the abort's status.
+      if (ac.signal.reason === DEADLINE || ac.signal.reason === SHUTDOWN) throw ac.signal.reason;
       done(undefined);
       if (stream.closed || stream.destroyed) return;
       if (!started) stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
@@ -371,7 +372,7 @@ function drained(stream: ServerHttp2Stream): Promise<void> {
 
 // Abort reasons given explicitly: an abort() without one builds a DOMException with a stack trace.
 const CANCELED = new ConnectError("the client cancelled the call", Code.Canceled);
-const SHUTDOWN = new ConnectError("server shutting down", Code.Canceled);
+const SHUTDOWN = new ConnectError("server shutting down: call again (a watch: resume from the last resource version)", Code.Unavailable);
 const DEADLINE = new ConnectError("the call's deadline (grpc-timeout) passed", Code.DeadlineExceeded);
 const NEVER = new AbortController().signal;
 
