@@ -27,6 +27,8 @@ export interface ApiServerOptions {
   log?: Logger;
   /** Events per kind kept for watch resumes. */
   watchCacheSize?: number;
+  /** Events one watch may have waiting for its client before it is cut as too slow (default 50,000). */
+  maxWatcherBuffer?: number;
   heartbeatMs?: number;
   /** How often storage history is compacted (0 = never). */
   compactionIntervalMs?: number;
@@ -66,7 +68,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     nodePortRange: opts.nodePortRange,
   });
   for (const k of kinds) {
-    caches.set(k.kind, createWatchCache(k, opts.store, { historySize: opts.watchCacheSize, log }));
+    caches.set(k.kind, createWatchCache(k, opts.store, { historySize: opts.watchCacheSize, maxWatcherBuffer: opts.maxWatcherBuffer, log }));
   }
   for (const k of kinds) {
     const hooks = k.kind === "Service" ? allocator.hooks : undefined;
