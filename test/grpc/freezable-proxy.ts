@@ -1,6 +1,6 @@
 // A loopback TCP proxy that can play a dead peer: freeze() stops forwarding on every open
 // connection without closing it (no FIN, no RST — like a machine that vanished), while new
-// connections pass through as usual.
+// connections pass through as usual. thaw() lets the frozen connections go on where they stopped.
 import { connect, createServer, type Socket } from "node:net";
 import { LOOPBACK } from "../harness/ports.ts";
 
@@ -9,6 +9,7 @@ export interface FreezableProxy {
   /** Connections accepted so far. */
   connections(): number;
   freeze(): void;
+  thaw(): void;
   close(): Promise<void>;
 }
 
@@ -47,6 +48,12 @@ export async function startFreezableProxy(target: { host: string; port: number }
         upstream.unpipe(client);
         client.pause();
         upstream.pause();
+      }
+    },
+    thaw() {
+      for (const [client, upstream] of pairs) {
+        client.pipe(upstream);
+        upstream.pipe(client);
       }
     },
     close() {

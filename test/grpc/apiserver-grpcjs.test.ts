@@ -1,0 +1,232 @@
+// The apiserver's direct gRPC path (internal/apiserver/grpc-direct.ts) against an independent
+// client, @grpc/grpc-js with the API's .proto files: unary calls and Watch, metadata and
+// trailers, status codes alike to connect's for the same errors, deadlines, cancellation, flow
+// control with a paused reader, GOAWAY and reconnect, oversized and malformed requests.
+// The apiserver comes from startApiServerUnderTest (real etcd; plaintext until the PKI lands).
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigMapService, ConfigMapServiceGetRequestSchema } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
+import { configMap } from "../fixtures/objects.ts";
+import { startApiServerUnderTest, type ApiServerUnderTest } from "./apiserver-under-test.ts";
+import { configMapClient, grpcFrame, rawCall, unary } from "./grpcjs-client.ts";
+
+const MAX_WATCHER_BUFFER = 100;
+
+let api: ApiServerUnderTest;
+let client: any;
+beforeAll(async () => {
+  api = await startApiServerUnderTest({ maxWatcherBuffer: MAX_WATCHER_BUFFER });
+  client = configMapClient(api.target);
+});
+afterAll(async () => {
+  client?.close();
+  await api?.stop();
+});
+
+const url = () => api.server.url;
+const watchers = () => api.server.caches.get("ConfigMap")!.watcherCount();
+const cm = (name: string, data: Record<string, string> = { k: "v" }) => ({ metadata: { name, namespace: "default" }, data });
+const statusOf = (p: Promise<unknown>) => p.then(() => undefined, (e: grpc.ServiceError) => e);
+
+/** Events of a grpc-js Watch call, as "TYPE name=value" strings, and how it ended. */
+function watchCall(req: object, options: grpc.CallOptions = {}) {
+  const call = client.watch(req, new grpc.Metadata(), options) as grpc.ClientReadableStream<any>;
+  const events: string[] = [];
+  let headers: grpc.Metadata | undefined;
+  call.on("metadata", (m) => (headers = m));
+  call.on("data", (ev) => events.push(`${String(ev.type).replace("WATCH_EVENT_TYPE_", "")} ${ev.configMap?.metadata?.name ?? ""}=${ev.configMap?.data?.k ?? ""}`));
+  const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+  call.on("error", () => {}); // the status says it
+  return { call, events, status, headers: () => headers };
+}
+
+describe("unary calls and Watch", () => {
+  it("create and get answer the object; the response carries gRPC headers and an OK status", async () => {
+    const headers: grpc.Metadata[] = [];
+    const statuses: grpc.StatusObject[] = [];
+    const created: any = await new Promise((resolve, reject) => {
+      const call = client.create({ configMap: cm("plain") }, new grpc.Metadata(), (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res)));
+      call.on("metadata", (m: grpc.Metadata) => headers.push(m));
+      call.on("status", (s: grpc.StatusObject) => statuses.push(s));
+    });
+    expect(created.configMap.metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(Number(created.configMap.metadata.resourceVersion)).toBeGreaterThan(0);
+    expect(headers[0].get("content-type")).toEqual(["application/grpc+proto"]);
+    expect(statuses[0].code).toBe(grpc.status.OK);
+    const got: any = await unary(client, "get", { namespace: "default", name: "plain" });
+    expect(got.configMap).toEqual(created.configMap);
+  });
+
+  it("Watch streams the current state, a BOOKMARK and then changes", async () => {
+    await unary(client, "create", { configMap: cm("watched", { k: "1" }) });
+    const w = watchCall({ namespace: "default", fieldSelector: "metadata.name=watched" });
+    await expect.poll(() => w.events.length).toBe(2);
+    const cur: any = await unary(client, "get", { namespace: "default", name: "watched" });
+    await unary(client, "update", { configMap: { ...cur.configMap, data: { k: "2" } } });
+    await expect.poll(() => w.events).toEqual(["ADDED watched=1", "BOOKMARK =", "MODIFIED watched=2"]);
+    w.call.cancel();
+    expect((await w.status).code).toBe(grpc.status.CANCELLED);
+  });
+});
+
+describe("errors", () => {
+  // The same mistakes through grpc-js (the direct path) and connect's Connect protocol (connect's
+  // handlers): the same code and the same message, non-ASCII and '%' included.
+  const connectClient = () => createClient(ConfigMapService, createConnectTransport({ baseUrl: url(), httpVersion: "2" }));
+  const cases: { name: string; direct: () => Promise<unknown>; viaConnect: () => Promise<unknown> }[] = [
+    {
+      name: "NOT_FOUND",
+      direct: () => unary(client, "get", { namespace: "default", name: "nope-ü%" }),
+      viaConnect: () => connectClient().get({ namespace: "default", name: "nope-ü%" }),
+    },
+    {
+      name: "ALREADY_EXISTS",
+      direct: () => unary(client, "create", { configMap: cm("plain") }),
+      viaConnect: () => connectClient().create({ configMap: configMap("plain", { k: "v" }) }),
+    },
+    {
+      name: "INVALID_ARGUMENT (field path)",
+      direct: () => unary(client, "create", { configMap: cm("Bad_Name") }),
+      viaConnect: () => connectClient().create({ configMap: configMap("Bad_Name", { k: "v" }) }),
+    },
+    {
+      name: "ABORTED (stale resource version)",
+      direct: () => unary(client, "update", { configMap: { ...cm("plain"), metadata: { name: "plain", namespace: "default", resourceVersion: "1" } } }),
+      viaConnect: () => {
+        const stale = configMap("plain", { k: "v" });
+        stale.metadata!.resourceVersion = "1";
+        return connectClient().update({ configMap: stale });
+      },
+    },
+    {
+      name: "INVALID_ARGUMENT from a Watch",
+      direct: () => new Promise((resolve, reject) => watchCall({ namespace: "default", resourceVersion: "abc" }).status.then((s) => (s.code ? reject(s) : resolve(s)))),
+      viaConnect: async () => {
+        for await (const _ of connectClient().watch({ namespace: "default", resourceVersion: "abc" })) void _;
+      },
+    },
+  ];
+  it.each(cases)("$name: the same code and message as connect's", async ({ direct, viaConnect }) => {
+    const viaGrpcJs = (await statusOf(direct())) as grpc.ServiceError;
+    const viaConnectErr = ConnectError.from(await viaConnect().then(() => undefined, (e) => e));
+    expect(viaGrpcJs?.code).toBeGreaterThan(0);
+    expect(viaGrpcJs.code).toBe(viaConnectErr.code);
+    expect(viaGrpcJs.details).toBe(viaConnectErr.rawMessage);
+  });
+
+  it("a request larger than the limit is RESOURCE_EXHAUSTED (not a reset), and the connection keeps serving", async () => {
+    const huge = { configMap: { ...cm("huge"), data: { k: "x".repeat(20 * 1024 * 1024) } } };
+    const err = (await statusOf(unary(client, "create", huge))) as grpc.ServiceError;
+    expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(err.details).toMatch(/larger than/);
+    expect((await unary(client, "get", { namespace: "default", name: "plain" })).configMap.metadata.name).toBe("plain");
+  });
+
+  // Malformed frames, sent raw: the direct path answers with a gRPC status, the one connect's
+  // gRPC-Web handler gives for the same bytes.
+  const getPath = "/skiff.v1alpha1.ConfigMapService/Get";
+  const getBytes = toBinary(ConfigMapServiceGetRequestSchema, { $typeName: "skiff.v1alpha1.ConfigMapServiceGetRequest", namespace: "default", name: "plain" });
+  const malformed: { name: string; body: Buffer; code: Code }[] = [
+    { name: "a truncated frame (the prefix promises more bytes than come)", body: grpcFrame(getBytes, 0, getBytes.length + 100), code: Code.InvalidArgument },
+    { name: "a frame flagged compressed without grpc-encoding", body: grpcFrame(getBytes, 1), code: Code.Internal },
+    { name: "half a prefix", body: Buffer.from([0, 0, 0]), code: Code.InvalidArgument },
+    { name: "no message at all", body: Buffer.alloc(0), code: Code.Unimplemented },
+    { name: "two messages for a unary call", body: Buffer.concat([grpcFrame(getBytes), grpcFrame(getBytes)]), code: Code.Unimplemented },
+  ];
+  it.each(malformed)("$name: a gRPC status like connect's", async ({ body, code }) => {
+    const direct = await rawCall(url(), getPath, body);
+    const viaConnect = await rawCall(url(), getPath, body, { "content-type": "application/grpc-web+proto" });
+    expect(direct.rstCode).toBe(0);
+    expect(direct.code).toBe(code);
+    expect(viaConnect.code).toBe(code);
+    expect((await unary(client, "get", { namespace: "default", name: "plain" })).configMap.metadata.name).toBe("plain");
+  });
+
+  // Connect answers INTERNAL here ("parse binary"); the one error mapping for all protocols
+  // (Apiserver hardening) is to make it INVALID_ARGUMENT there too.
+  it("a message that is not the request type: INVALID_ARGUMENT", async () => {
+    const res = await rawCall(url(), getPath, grpcFrame(Buffer.from([0x0a, 0x7f])));
+    expect(res.code).toBe(Code.InvalidArgument);
+    expect(res.message).toMatch(/cannot decode the request/);
+  });
+});
+
+describe("deadlines and cancellation", () => {
+  it("the server ends a Watch at its grpc-timeout with DEADLINE_EXCEEDED (no client timer involved)", async () => {
+    const res = await rawCall(url(), "/skiff.v1alpha1.ConfigMapService/Watch", grpcFrame(new Uint8Array()), { "grpc-timeout": "300m" });
+    expect(res.code).toBe(Code.DeadlineExceeded);
+  });
+
+  it("the server ends a unary call stuck on storage at its grpc-timeout with DEADLINE_EXCEEDED", async () => {
+    api.freezeStorage();
+    try {
+      const getBytes = toBinary(ConfigMapServiceGetRequestSchema, { $typeName: "skiff.v1alpha1.ConfigMapServiceGetRequest", namespace: "default", name: "plain" });
+      const res = await rawCall(url(), "/skiff.v1alpha1.ConfigMapService/Get", grpcFrame(getBytes), { "grpc-timeout": "300m" });
+      expect(res.code).toBe(Code.DeadlineExceeded);
+      const viaGrpcJs = (await statusOf(unary(client, "get", { namespace: "default", name: "plain" }, { deadline: Date.now() + 300 }))) as grpc.ServiceError;
+      expect(viaGrpcJs.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    } finally {
+      api.thawStorage();
+    }
+    expect((await unary(client, "get", { namespace: "default", name: "plain" })).configMap.metadata.name).toBe("plain");
+  });
+
+  it("a client's cancel ends the server's watch (watch count and /metrics)", async () => {
+    const before = watchers();
+    const w = watchCall({ namespace: "default" });
+    await expect.poll(() => w.events.some((e) => e.startsWith("BOOKMARK"))).toBe(true);
+    expect(watchers()).toBe(before + 1);
+    w.call.cancel();
+    await expect.poll(watchers).toBe(before);
+    const metrics = await (await fetch(`${url()}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`skiff_apiserver_watchers\\{kind="ConfigMap"\\} ${before}\\n`));
+  });
+});
+
+describe("flow control", () => {
+  it("a paused reader: the server stops writing, events wait in the watch's bounded buffer, the watch is cut with RESOURCE_EXHAUSTED", async () => {
+    const before = watchers();
+    const w = watchCall({ namespace: "default", labelSelector: "flow=paused" });
+    await expect.poll(() => w.events).toEqual(["BOOKMARK ="]);
+    w.call.pause();
+    // Far more than the buffer plus what HTTP/2 windows hold: were the server to write out every
+    // event regardless of the reader, the watch would never be cut.
+    const writes = MAX_WATCHER_BUFFER * 8;
+    const payload = "x".repeat(1024);
+    for (let i = 0; i < writes; i += 20) {
+      await Promise.all(
+        Array.from({ length: 20 }, (_, j) => unary(client, "create", { configMap: { metadata: { name: `flow-${i + j}`, namespace: "default", labels: { flow: "paused" } }, data: { k: payload } } })),
+      );
+    }
+    await expect.poll(watchers).toBe(before);
+    w.call.resume();
+    const status = await w.status;
+    expect(status.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(status.details).toMatch(/too slow/);
+    expect(w.events.length).toBeGreaterThan(1);
+    expect(w.events.length).toBeLessThan(writes);
+  });
+});
+
+describe("GOAWAY and reconnect", () => {
+  it("closing the apiserver ends open watches with a status (not a reset); the client reconnects to the new one", async () => {
+    const before = watchers();
+    const w = watchCall({ namespace: "default" });
+    const viaConnect = createClient(ConfigMapService, createConnectTransport({ baseUrl: url(), httpVersion: "2" }));
+    const connectEnd = (async () => {
+      for await (const _ of viaConnect.watch({ namespace: "default" })) void _;
+    })().then(() => undefined, (e) => ConnectError.from(e));
+    await expect.poll(() => w.events.some((e) => e.startsWith("BOOKMARK"))).toBe(true);
+    await expect.poll(watchers).toBe(before + 2); // (the connect one as well)
+    await api.restart();
+    const status = await w.status;
+    expect(status.code).toBe(grpc.status.UNAVAILABLE);
+    expect(status.details).toMatch(/shutting down/);
+    expect((await connectEnd)?.code).toBe(Code.Unavailable);
+    const got: any = await unary(client, "get", { namespace: "default", name: "plain" }, { deadline: Date.now() + 20_000, waitForReady: true } as grpc.CallOptions);
+    expect(got.configMap.metadata.name).toBe("plain");
+  });
+});
