@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigMapService, ConfigMapServiceGetRequestSchema } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
 import { configMap } from "../fixtures/objects.ts";
 import { startApiServerUnderTest, type ApiServerUnderTest } from "./apiserver-under-test.ts";
-import { configMapClient, grpcFrame, rawCall, unary } from "./grpcjs-client.ts";
+import { configMapClient, grpcFrame, rawCall, rawUpload, unary } from "./grpcjs-client.ts";
 
 const MAX_WATCHER_BUFFER = 100;
 
@@ -117,8 +117,16 @@ describe("errors", () => {
     expect(viaGrpcJs.details).toBe(viaConnectErr.rawMessage);
   });
 
-  it("a request larger than the limit is RESOURCE_EXHAUSTED (not a reset), and the connection keeps serving", async () => {
-    const huge = { configMap: { ...cm("huge"), data: { k: "x".repeat(20 * 1024 * 1024) } } };
+  it("a request larger than the limit is RESOURCE_EXHAUSTED at once: the client is told to stop uploading, nothing is reset", async () => {
+    const total = 50 * 1024 * 1024;
+    const res = await rawUpload(url(), "/skiff.v1alpha1.ConfigMapService/Create", total);
+    expect(res.code).toBe(Code.ResourceExhausted);
+    expect(res.rstCode).toBe(0);
+    expect(res.sent).toBeLessThan(total / 2);
+  });
+
+  it("grpc-js: a request larger than the limit is RESOURCE_EXHAUSTED (not a reset), and the connection keeps serving", async () => {
+    const huge = { configMap: { ...cm("huge"), data: { k: "x".repeat(50 * 1024 * 1024) } } };
     const err = (await statusOf(unary(client, "create", huge))) as grpc.ServiceError;
     expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(err.details).toMatch(/larger than/);

@@ -57,6 +57,38 @@ export function rawCall(url: string, path: string, body: Buffer, headers: http2.
   }).finally(() => session.close());
 }
 
+/**
+ * A request of `total` bytes (a length prefix announcing total - 5, then zeros) uploaded in 64 KiB
+ * writes that respect flow control, as real clients do; how it ended and how much went out.
+ */
+export function rawUpload(url: string, path: string, total: number): Promise<RawStatus & { sent: number }> {
+  const session = http2.connect(url);
+  session.on("error", () => {});
+  return new Promise<RawStatus & { sent: number }>((resolve) => {
+    const st = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+    let status: Pick<RawStatus, "code" | "message"> = { code: undefined, message: undefined };
+    const take = (h: http2.IncomingHttpHeaders) => {
+      if (h["grpc-status"] !== undefined) status = { code: Number(h["grpc-status"]), message: decodeURIComponent(String(h["grpc-message"] ?? "")) };
+    };
+    st.on("response", take);
+    st.on("trailers", take);
+    st.on("error", () => {});
+    st.resume();
+    let sent = 0;
+    st.on("close", () => resolve({ ...status, rstCode: st.rstCode ?? 0, sent }));
+    const chunk = Buffer.alloc(64 * 1024);
+    const pump = (): void => {
+      while (sent < total && !st.closed && !st.destroyed) {
+        const part = sent === 0 ? grpcFrame(chunk.subarray(5), 0, total - 5) : chunk.subarray(0, Math.min(chunk.length, total - sent));
+        sent += part.length;
+        if (!st.write(part)) return void st.once("drain", pump);
+      }
+      if (!st.closed && !st.destroyed) st.end();
+    };
+    pump();
+  }).finally(() => session.close());
+}
+
 /** A gRPC length-prefixed message: flags, 4-byte length, bytes. */
 export function grpcFrame(message: Uint8Array, flags = 0, declaredLength = message.length): Buffer {
   const out = Buffer.alloc(5 + message.length);
