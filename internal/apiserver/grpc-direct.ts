@@ -105,12 +105,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     const stored = opts.storedBytes!(obj);
     if (!stored) return undefined;
     const rv: string = obj.metadata?.resourceVersion ?? "";
-    const body = rv === "" ? stored : withVersion(schema, stored, rv);
-    const head = varint((fieldNumber << 3) | 2).concat(varint(body.length));
-    const out = Buffer.allocUnsafe(head.length + body.length);
-    out.set(head, 0);
-    out.set(body, head.length);
-    return out;
+    return joinField(fieldNumber, rv === "" ? [stored] : withVersion(schema, stored, rv));
   }
 
   function register(service: DescService, impl: Record<string, unknown>): void {
@@ -266,7 +261,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
 // after the object: the protobuf spec merges repeated message fields, but protobufjs (what
 // @grpc/grpc-js clients decode with) keeps only the last one, and lost every other metadata field.
 const versionFields = new WeakMap<DescMessage, [number, number] | null>();
-function withVersion(schema: DescMessage, stored: Uint8Array, rv: string): Uint8Array {
+function withVersion(schema: DescMessage, stored: Uint8Array, rv: string): Uint8Array[] {
   let nums = versionFields.get(schema);
   if (nums === undefined) {
     const meta = schema.fields.find((f) => f.localName === "metadata");
@@ -275,14 +270,26 @@ function withVersion(schema: DescMessage, stored: Uint8Array, rv: string): Uint8
     versionFields.set(schema, nums);
   }
   const found = nums ? findField(stored, nums[0]) : null;
-  if (!nums || found === null) return Buffer.concat([stored, toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any))]);
-  const text = Buffer.from(rv, "utf8");
-  const rvField = Buffer.from(varint((nums[1] << 3) | 2).concat(varint(text.length)));
+  if (!nums || found === null) return [stored, toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any))];
   // No metadata stored: one holding only the version goes first.
   const [tagAt, start, end] = found ?? [0, 0, 0];
-  const inner = stored.subarray(start, end);
-  const head = Buffer.from(varint((nums[0] << 3) | 2).concat(varint(inner.length + rvField.length + text.length)));
-  return Buffer.concat([stored.subarray(0, tagAt), head, inner, rvField, text, stored.subarray(found ? end : 0)]);
+  const version = joinField(nums[1], [Buffer.from(rv, "utf8")]);
+  const meta = joinField(nums[0], [stored.subarray(start, end), version]);
+  return [stored.subarray(0, tagAt), meta, stored.subarray(found ? end : 0)];
+}
+
+/** A length-delimited field (tag, length, then the parts' bytes) in one buffer. */
+function joinField(fieldNumber: number, parts: Uint8Array[]): Buffer {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const tag = (fieldNumber << 3) | 2;
+  const out = Buffer.allocUnsafe(varintSize(tag) + varintSize(len) + len);
+  let at = writeVarint(out, writeVarint(out, 0, tag), len);
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /**
@@ -382,12 +389,20 @@ const SHUTDOWN = new ConnectError("server shutting down: call again (a watch: re
 const DEADLINE = new ConnectError("the call's deadline (grpc-timeout) passed", Code.DeadlineExceeded);
 const NEVER = new AbortController().signal;
 
-function varint(n: number): number[] {
-  const out: number[] = [];
+function varintSize(n: number): number {
+  let size = 1;
   while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(out: Uint8Array, at: number, n: number): number {
+  while (n > 0x7f) {
+    out[at++] = (n & 0x7f) | 0x80;
     n >>>= 7;
   }
-  out.push(n);
-  return out;
+  out[at++] = n;
+  return at;
 }
