@@ -216,13 +216,14 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     try {
       const it = m.handler(req, { signal: ac.signal }) as AsyncIterable<unknown>;
       for await (const msg of it) {
-        if (stream.closed || stream.destroyed) break;
+        // Deadline or shutdown: stop here, not after whatever the handler still has (a long initial state).
+        if (stream.closed || stream.destroyed || ac.signal.aborted) break;
         if (!started) {
           started = true;
           stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
           done(undefined);
         }
-        if (!stream.write(frameOf(m.output, msg, true))) await drained(stream);
+        if (!stream.write(frameOf(m.output, msg, true))) await drained(stream, ac.signal);
       }
       // A handler that ends quietly on an abort still ends the call with the abort's status.
       if (ac.signal.reason === DEADLINE || ac.signal.reason === SHUTDOWN) throw ac.signal.reason;
@@ -371,15 +372,17 @@ export function parseTimeout(v: string | string[] | undefined): number | undefin
   return m ? Number(m[1]) * TIMEOUT_UNITS[m[2]] : undefined;
 }
 
-function drained(stream: ServerHttp2Stream): Promise<void> {
+function drained(stream: ServerHttp2Stream, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       stream.off("drain", done);
       stream.off("close", done);
+      signal.removeEventListener("abort", done);
       resolve();
     };
     stream.on("drain", done);
     stream.on("close", done);
+    signal.addEventListener("abort", done);
   });
 }
 
