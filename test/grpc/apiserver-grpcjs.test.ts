@@ -5,13 +5,13 @@
 // The apiserver comes from startApiServerUnderTest (real etcd; plaintext until the PKI lands).
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigMapService, ConfigMapServiceGetRequestSchema } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
+import { ConfigMapService, ConfigMapServiceGetRequestSchema, ConfigMapServiceWatchRequestSchema } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
 import { configMap } from "../fixtures/objects.ts";
 import { startApiServerUnderTest, type ApiServerUnderTest } from "./apiserver-under-test.ts";
-import { configMapClient, grpcFrame, rawCall, rawUpload, unary } from "./grpcjs-client.ts";
+import { configMapClient, grpcFrame, rawCall, rawSlowRead, rawUpload, unary } from "./grpcjs-client.ts";
 
 const MAX_WATCHER_BUFFER = 100;
 
@@ -32,8 +32,8 @@ const cm = (name: string, data: Record<string, string> = { k: "v" }) => ({ metad
 const statusOf = (p: Promise<unknown>) => p.then(() => undefined, (e: grpc.ServiceError) => e);
 
 /** Events of a grpc-js Watch call, as "TYPE name=value" strings, and how it ended. */
-function watchCall(req: object, options: grpc.CallOptions = {}) {
-  const call = client.watch(req, new grpc.Metadata(), options) as grpc.ClientReadableStream<any>;
+function watchCall(req: object, options: grpc.CallOptions = {}, through: any = client) {
+  const call = through.watch(req, new grpc.Metadata(), options) as grpc.ClientReadableStream<any>;
   const events: string[] = [];
   let headers: grpc.Metadata | undefined;
   call.on("metadata", (m) => (headers = m));
@@ -69,6 +69,41 @@ describe("unary calls and Watch", () => {
     await expect.poll(() => w.events).toEqual(["ADDED watched=1", "BOOKMARK =", "MODIFIED watched=2"]);
     w.call.cancel();
     expect((await w.status).code).toBe(grpc.status.CANCELLED);
+  });
+});
+
+describe("what the direct path leaves to connect, and pings", () => {
+  it("a grpc-js client that compresses its requests (gzip; served by connect) gets the same objects", async () => {
+    const gzip = configMapClient(api.target, { "grpc.default_compression_algorithm": 2 } as grpc.ClientOptions);
+    try {
+      const created: any = await unary(gzip, "create", { configMap: cm("gzipped", { k: "v".repeat(10_000) }) });
+      const plain: any = await unary(client, "get", { namespace: "default", name: "gzipped" });
+      expect(plain.configMap).toEqual(created.configMap);
+      expect((await unary(gzip, "get", { namespace: "default", name: "gzipped" })).configMap).toEqual(created.configMap);
+    } finally {
+      gzip.close();
+    }
+  });
+
+  it("a client pinging every 100 ms (grpc-js keepalive) keeps its watch: the server neither chokes nor sends GOAWAY", async () => {
+    const pinging = configMapClient(api.target, { "grpc.keepalive_time_ms": 100, "grpc.keepalive_timeout_ms": 1000, "grpc.keepalive_permit_without_calls": 1 } as grpc.ClientOptions);
+    const before = watchers();
+    try {
+      const call = pinging.watch({ namespace: "default", fieldSelector: "metadata.name=pinged" }, new grpc.Metadata()) as grpc.ClientReadableStream<any>;
+      const events: string[] = [];
+      call.on("data", (ev: any) => events.push(String(ev.type).replace("WATCH_EVENT_TYPE_", "")));
+      call.on("error", () => {});
+      const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+      // Heartbeat BOOKMARKs come every second (heartbeatMs); three of them span ~30 pings.
+      await expect.poll(() => events.filter((e) => e === "BOOKMARK").length, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
+      await unary(pinging, "create", { configMap: cm("pinged") });
+      await expect.poll(() => events).toContain("ADDED");
+      call.cancel();
+      expect((await status).code).toBe(grpc.status.CANCELLED);
+      await expect.poll(watchers).toBe(before);
+    } finally {
+      pinging.close();
+    }
   });
 });
 
@@ -168,6 +203,18 @@ describe("deadlines and cancellation", () => {
     expect(res.code).toBe(Code.DeadlineExceeded);
   });
 
+  it("the deadline ends a Watch that is still sending its initial state, not after all of it", async () => {
+    // Enough objects that a slow reader takes seconds to get them all.
+    const names = Array.from({ length: 300 }, (_, i) => `slow-${i}`);
+    for (let i = 0; i < names.length; i += 30) {
+      await Promise.all(names.slice(i, i + 30).map((name) => unary(client, "create", { configMap: { metadata: { name, namespace: "default", labels: { slow: "read" } }, data: { k: "x".repeat(4096) } } })));
+    }
+    const req = toBinary(ConfigMapServiceWatchRequestSchema, create(ConfigMapServiceWatchRequestSchema, { namespace: "default", labelSelector: "slow=read" }));
+    const res = await rawSlowRead(url(), "/skiff.v1alpha1.ConfigMapService/Watch", grpcFrame(req), { "grpc-timeout": "300m" }, 20);
+    expect(res.code).toBe(Code.DeadlineExceeded);
+    expect(res.messages).toBeLessThan(names.length);
+  });
+
   it("the server ends a unary call stuck on storage at its grpc-timeout with DEADLINE_EXCEEDED", async () => {
     api.freezeStorage();
     try {
@@ -221,8 +268,9 @@ describe("flow control", () => {
 
 describe("GOAWAY and reconnect", () => {
   it("closing the apiserver ends open watches with a status (not a reset); the client reconnects to the new one", async () => {
+    const own = configMapClient(api.target); // a connection of its own, shared with no other test's streams
     const before = watchers();
-    const w = watchCall({ namespace: "default" });
+    const w = watchCall({ namespace: "default" }, {}, own);
     const viaConnect = createClient(ConfigMapService, createConnectTransport({ baseUrl: url(), httpVersion: "2" }));
     const connectEnd = (async () => {
       for await (const _ of viaConnect.watch({ namespace: "default" })) void _;
@@ -233,8 +281,13 @@ describe("GOAWAY and reconnect", () => {
     const status = await w.status;
     expect(status.code).toBe(grpc.status.UNAVAILABLE);
     expect(status.details).toMatch(/shutting down/);
+    // (Over connect too: it sent the rest of its initial state first, and was cut by the 1 s hard close.)
     expect((await connectEnd)?.code).toBe(Code.Unavailable);
-    const got: any = await unary(client, "get", { namespace: "default", name: "plain" }, { deadline: Date.now() + 20_000, waitForReady: true } as grpc.CallOptions);
-    expect(got.configMap.metadata.name).toBe("plain");
+    try {
+      const got: any = await unary(own, "get", { namespace: "default", name: "plain" }, { deadline: Date.now() + 20_000, waitForReady: true } as grpc.CallOptions);
+      expect(got.configMap.metadata.name).toBe("plain");
+    } finally {
+      own.close();
+    }
   });
 });

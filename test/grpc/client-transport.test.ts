@@ -56,8 +56,12 @@ describe("unary calls", () => {
   it("end with DEADLINE_EXCEEDED when the server is slower than the deadline, and the server sees the call end", async () => {
     const client = clientOf(server.url);
     const before = server.cancelled;
+    const sentAt = Date.now();
     const err = await failure(client.echo({ text: "slow", delayMs: 60_000 }, { timeoutMs: 200 }));
     expect(err?.code).toBe(Code.DeadlineExceeded);
+    // The server read the deadline from grpc-timeout: it is the caller's, not "none".
+    expect(server.lastDeadline).toBeGreaterThan(sentAt);
+    expect(server.lastDeadline).toBeLessThanOrEqual(Date.now() + 200);
     await expect.poll(() => server.cancelled).toBe(before + 1);
   });
 
@@ -209,6 +213,17 @@ describe("connections", () => {
     } finally {
       await counter.close();
       rotating.kill();
+    }
+  });
+
+  it("more calls than the server's stream limit wait for a free stream; none fails", async () => {
+    const limited = await startConformanceServer({ options: { "grpc.max_concurrent_streams": 2 } });
+    try {
+      const client = clientOf(limited.url);
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => client.echo({ text: `n${i}`, delayMs: 20 })));
+      expect(answers.map((a) => a.text)).toEqual(Array.from({ length: 20 }, (_, i) => `n${i}`));
+    } finally {
+      limited.kill();
     }
   });
 

@@ -29,6 +29,8 @@ export interface ConformanceServer {
   cancelled: number;
   /** Request metadata of the last call. */
   lastMetadata: grpc.Metadata | undefined;
+  /** The deadline grpc-js read from the last call's grpc-timeout (Infinity: none). */
+  lastDeadline: number | undefined;
   /** Count: messages handed to grpc-js so far, and whether a write is waiting for 'drain'. */
   stream: { written: number; waiting: boolean };
   /** Resolves when a Count call first has to wait for the client (flow control reached the server). */
@@ -65,6 +67,7 @@ export async function startConformanceServer(opts: ConformanceServerOptions = {}
     port: 0,
     cancelled: 0,
     lastMetadata: undefined,
+    lastDeadline: undefined,
     stream: { written: 0, waiting: false },
     blocked: new Promise<void>((r) => (unblock = r)),
     shutdown: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
@@ -75,6 +78,7 @@ export async function startConformanceServer(opts: ConformanceServerOptions = {}
   server.addService(definition, {
     Echo(call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) {
       state.lastMetadata = call.metadata;
+      state.lastDeadline = Number(call.getDeadline());
       const req = call.request;
       const header = new grpc.Metadata();
       for (const v of call.metadata.get("x-echo")) header.add("x-echo", v);

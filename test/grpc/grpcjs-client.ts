@@ -89,6 +89,38 @@ export function rawUpload(url: string, path: string, total: number): Promise<Raw
   }).finally(() => session.close());
 }
 
+/**
+ * A server-streaming call read slowly: one DATA chunk every `msPerChunk` (the HTTP/2 window then
+ * holds the server back). How it ended and how many messages came before.
+ */
+export function rawSlowRead(url: string, path: string, body: Buffer, headers: http2.OutgoingHttpHeaders, msPerChunk: number): Promise<RawStatus & { messages: number }> {
+  const session = http2.connect(url);
+  session.on("error", () => {});
+  return new Promise<RawStatus & { messages: number }>((resolve) => {
+    const st = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
+    let status: Pick<RawStatus, "code" | "message"> = { code: undefined, message: undefined };
+    const take = (h: http2.IncomingHttpHeaders) => {
+      if (h["grpc-status"] !== undefined) status = { code: Number(h["grpc-status"]), message: decodeURIComponent(String(h["grpc-message"] ?? "")) };
+    };
+    st.on("response", take);
+    st.on("trailers", take);
+    st.on("error", () => {});
+    let pending = Buffer.alloc(0);
+    let messages = 0;
+    st.on("data", (c: Buffer) => {
+      pending = Buffer.concat([pending, c]);
+      while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+        messages++;
+        pending = pending.subarray(5 + pending.readUInt32BE(1));
+      }
+      st.pause();
+      setTimeout(() => st.resume(), msPerChunk);
+    });
+    st.on("close", () => resolve({ ...status, rstCode: st.rstCode ?? 0, messages }));
+    st.end(body);
+  }).finally(() => session.close());
+}
+
 /** A gRPC length-prefixed message: flags, 4-byte length, bytes. */
 export function grpcFrame(message: Uint8Array, flags = 0, declaredLength = message.length): Buffer {
   const out = Buffer.alloc(5 + message.length);
