@@ -7,11 +7,12 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { ClientError, Status, createChannel, createClient as createNiceClient } from "nice-grpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigMapService, ConfigMapServiceGetRequestSchema, ConfigMapServiceWatchRequestSchema } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
 import { configMap } from "../fixtures/objects.ts";
 import { startApiServerUnderTest, type ApiServerUnderTest } from "./apiserver-under-test.ts";
-import { configMapClient, grpcFrame, rawCall, rawSlowRead, rawUpload, unary } from "./grpcjs-client.ts";
+import { configMapClient, configMapServiceDefinition, grpcFrame, rawCall, rawSlowRead, rawUpload, unary } from "./grpcjs-client.ts";
 
 const MAX_WATCHER_BUFFER = 100;
 
@@ -69,6 +70,33 @@ describe("unary calls and Watch", () => {
     await expect.poll(() => w.events).toEqual(["ADDED watched=1", "BOOKMARK =", "MODIFIED watched=2"]);
     w.call.cancel();
     expect((await w.status).code).toBe(grpc.status.CANCELLED);
+  });
+});
+
+describe("nice-grpc (async iterables and AbortSignal over grpc-js)", () => {
+  it("gets errors as ClientErrors with code and message, and an abort ends the server's watch", async () => {
+    const channel = createChannel(api.target);
+    try {
+      const nice: any = createNiceClient(configMapServiceDefinition, channel); // methods by their proto names
+      const notFound = await nice.Get({ namespace: "default", name: "nope" }).catch((e: unknown) => e);
+      expect(notFound).toBeInstanceOf(ClientError);
+      expect((notFound as ClientError).code).toBe(Status.NOT_FOUND);
+      expect((notFound as ClientError).details).toBe('configmap "nope" not found');
+      const before = watchers();
+      const ac = new AbortController();
+      const seen: string[] = [];
+      const ended = (async () => {
+        for await (const ev of nice.Watch({ namespace: "default", fieldSelector: "metadata.name=plain" }, { signal: ac.signal })) {
+          seen.push(String(ev.type).replace("WATCH_EVENT_TYPE_", ""));
+          if (seen.includes("BOOKMARK")) ac.abort();
+        }
+      })().catch((e: unknown) => e);
+      expect((await ended as Error).name).toBe("AbortError");
+      expect(seen).toEqual(["ADDED", "BOOKMARK"]);
+      await expect.poll(watchers).toBe(before);
+    } finally {
+      channel.close();
+    }
   });
 });
 

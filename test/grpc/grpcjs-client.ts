@@ -16,6 +16,9 @@ const definition = protoLoader.loadSync(["skiff/v1alpha1/config_map_service.prot
 });
 const api = grpc.loadPackageDefinition(definition) as any;
 
+/** ConfigMapService as grpc-js (and nice-grpc, which takes grpc-js definitions) see it. */
+export const configMapServiceDefinition: grpc.ServiceDefinition = api.skiff.v1alpha1.ConfigMapService.service;
+
 /** A grpc-js client of ConfigMapService (plaintext; pass TLS credentials once the apiserver has them). */
 export function configMapClient(target: string, options: grpc.ClientOptions = {}, credentials = grpc.credentials.createInsecure()): any {
   return new api.skiff.v1alpha1.ConfigMapService(target, credentials, options);
