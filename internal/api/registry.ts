@@ -27,11 +27,27 @@ import { PersistentVolumeClaimService } from "../../gen/skiff/v1alpha1/persisten
 import { EventSchema, LeaseSchema } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import { LeaseService } from "../../gen/skiff/v1alpha1/lease_service_pb.js";
 import { EventService } from "../../gen/skiff/v1alpha1/event_service_pb.js";
+import { ServiceAccountSchema } from "../../gen/skiff/v1alpha1/service_account_pb.js";
+import { ServiceAccountService } from "../../gen/skiff/v1alpha1/service_account_service_pb.js";
+import type { Verb } from "../auth/types.ts";
+import { admissionHooks } from "../auth/admission/index.ts";
 import { kindDefaults } from "./defaults.ts";
 import { kindValidators, statusValidators, type Violation } from "./validation.ts";
 
 /** Every stored object: a message with metadata, and usually spec and status. */
 export type ApiObject = Message & { metadata?: ObjectMeta; spec?: unknown; status?: unknown };
+
+/** What an admission hook may read: other objects, from the apiserver's watch caches. */
+export interface AdmissionContext {
+  /** The Namespace object, or undefined when there is none. */
+  namespace(name: string): Promise<ApiObject | undefined>;
+}
+
+/**
+ * Admission after validation, before storage, on create (`old` undefined) and update: throws a
+ * ConnectError to refuse (PermissionDenied for a policy, InvalidArgument for bad input).
+ */
+export type AdmitHook = (obj: any, old: any | undefined, ctx: AdmissionContext) => void | Promise<void>;
 
 /** Reads one field for field selectors ("spec.nodeName") from an object. */
 export type FieldGetter = (obj: any) => string | undefined;
@@ -68,9 +84,16 @@ export interface Kind {
   validate?: (obj: any, old: any | undefined) => Violation[];
   /** The semantic checks of the status alone (UpdateStatus changes nothing else). */
   validateStatus?: (obj: any) => Violation[];
+  /**
+   * RPCs of the kind's service beyond the generic ones, as authorization sees them (by the RPC's
+   * local name): ServiceAccountService.CreateToken is `create` on `serviceaccounts/token`.
+   */
+  subresourceRpcs?: Record<string, { verb: Verb; subresource: string }>;
+  /** Policy on create and update (Pod Security), after validation. */
+  admit?: AdmitHook;
 }
 
-type KindInit = Omit<Kind, "fields" | "defaults" | "validate" | "validateStatus" | "singular" | "shortNames"> & {
+type KindInit = Omit<Kind, "fields" | "defaults" | "validate" | "validateStatus" | "admit" | "singular" | "shortNames"> & {
   shortNames?: string[];
   fields?: Record<string, FieldGetter>;
 };
@@ -84,6 +107,7 @@ function kind(k: KindInit): Kind {
     defaults: kindDefaults[k.kind],
     validate: kindValidators[k.kind],
     validateStatus: statusValidators[k.kind],
+    admit: admissionHooks[k.kind],
   };
 }
 
@@ -148,6 +172,11 @@ export const kinds: readonly Kind[] = [
   kind({
     kind: "Lease", plural: "leases", apiVersion: "coordination.k8s.io/v1", namespaced: true, hasStatus: false,
     schema: LeaseSchema, service: LeaseService, field: "lease",
+  }),
+  kind({
+    kind: "ServiceAccount", plural: "serviceaccounts", shortNames: ["sa"], apiVersion: "v1", namespaced: true,
+    hasStatus: false, schema: ServiceAccountSchema, service: ServiceAccountService, field: "serviceAccount",
+    subresourceRpcs: { createToken: { verb: "create", subresource: "token" } },
   }),
   kind({
     kind: "Event", plural: "events", shortNames: ["ev"], apiVersion: "v1", namespaced: true, hasStatus: false,

@@ -2,6 +2,7 @@
 // resource_version, which is always the storage revision that last wrote them.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { ApiObject, Kind } from "../api/registry.ts";
+import { assertPlaintext } from "../encryption/providers.ts";
 
 const root = "/registry/";
 
@@ -41,6 +42,8 @@ export function encode(kind: Kind, obj: ApiObject): Uint8Array {
 }
 
 export function decode(kind: Kind, value: Uint8Array, revision: number): ApiObject {
+  // Ciphertext reaches here only when this apiserver does not encrypt the kind: refuse it clearly.
+  assertPlaintext(value, kind.plural);
   const obj = fromBinary(kind.schema, value) as ApiObject;
   if (obj.metadata) obj.metadata.resourceVersion = String(revision);
   storedBytes.set(obj, value);

@@ -7,8 +7,10 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Logger } from "pino";
+import { EncryptionService } from "../../gen/skiff/v1alpha1/encryption_service_pb.js";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { kinds } from "../api/registry.ts";
+import { createEncryption } from "../encryption/index.ts";
 import type { Store } from "../storage/store.ts";
 import { createDirectGrpc } from "./grpc-direct.ts";
 import { createApiMetrics } from "./metrics.ts";
@@ -18,6 +20,10 @@ import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { registerService } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
+import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem, type ServiceAccountAuthenticator } from "../auth/serviceaccount/index.ts";
+import { advertisedAddress } from "./advertise.ts";
+import { reconcileKubernetesService } from "./kubernetes-service.ts";
+import { createServiceAccounts } from "./serviceaccounts.ts";
 
 export interface ApiServerOptions {
   store: Store;
@@ -40,6 +46,18 @@ export interface ApiServerOptions {
   nodePortRange?: string;
   /** How often Service allocations are reconciled with Services. Default 3 min; 0 = only at start. */
   allocationRepairMs?: number;
+  /** ServiceAccount tokens: the signing key (PEM; absent: a key made for this process only). */
+  serviceAccountSigningKey?: string;
+  /** More public keys (PEM) whose tokens are accepted, e.g. the previous signing key. */
+  serviceAccountPublicKeys?: string;
+  /** The tokens' issuer ("iss"); default https://kubernetes.default.svc. */
+  serviceAccountIssuer?: string;
+  /** Audiences accepted in tokens; default [issuer]. */
+  apiAudiences?: string[];
+  /** Where pods reach this apiserver (the `kubernetes` Service's Endpoints). Default: see advertise.ts. */
+  advertiseAddress?: string;
+  /** Kubernetes' EncryptionConfiguration file: which resources are encrypted at rest, and how. */
+  encryptionProviderConfig?: string;
 }
 
 export interface ApiServer {
@@ -47,6 +65,8 @@ export interface ApiServer {
   port: number;
   ops: Map<string, ResourceOps>;
   caches: Map<string, WatchCache>;
+  /** ServiceAccount tokens as bearer credentials: the request pipeline's TokenAuthenticator. */
+  serviceAccountAuthenticator: ServiceAccountAuthenticator;
   /** Compacts storage and the watch caches up to a revision (default: the current one). */
   compact(revision?: number): Promise<number>;
   close(): Promise<void>;
@@ -57,7 +77,9 @@ const HTTP2_PREFACE = "PRI * HTTP/2.0";
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const log = opts.log;
   const metrics = createApiMetrics();
-  const store = metrics.instrument(opts.store);
+  // Everything above this store sees plaintext; encrypted resources are ciphertext in opts.store.
+  const encryption = createEncryption(opts.store, opts.encryptionProviderConfig, kinds, log);
+  const store = metrics.instrument(encryption.store);
   const caches = new Map<string, WatchCache>();
   const ops = new Map<string, ResourceOps>();
   const finalizer = createNamespaceFinalizer(ops, store, log);
@@ -68,11 +90,22 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     nodePortRange: opts.nodePortRange,
   });
   for (const k of kinds) {
-    caches.set(k.kind, createWatchCache(k, opts.store, { historySize: opts.watchCacheSize, maxWatcherBuffer: opts.maxWatcherBuffer, log }));
+    caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, maxWatcherBuffer: opts.maxWatcherBuffer, log }));
   }
+  if (!opts.serviceAccountSigningKey) log?.warn("no service account signing key given: tokens issued now stop working when this apiserver restarts");
+  const serviceAccounts = createServiceAccounts({
+    ops,
+    caches,
+    log,
+    signingKey: signingKeyFromPem(opts.serviceAccountSigningKey ?? generateSigningKeyPem().privateKey),
+    verifyKeys: opts.serviceAccountPublicKeys ? verifyKeysFromPem(opts.serviceAccountPublicKeys) : [],
+    issuer: opts.serviceAccountIssuer,
+    audiences: opts.apiAudiences,
+  });
   for (const k of kinds) {
     const hooks = k.kind === "Service" ? allocator.hooks : undefined;
-    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
+    const admit = k.kind === "Pod" ? serviceAccounts.admitPod : undefined;
+    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, admit, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
   }
   await Promise.all([...caches.values()].map((c) => c.start()));
 
@@ -116,9 +149,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         const impl = registerService(router, ops.get(k.kind)!, caches.get(k.kind)!, store, {
           heartbeatMs: opts.heartbeatMs ?? 30_000,
           onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
+          extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : undefined,
         });
         direct.register(k.service, impl);
       }
+      router.service(EncryptionService, encryption.handlers as any);
+      direct.register(EncryptionService, encryption.handlers);
     },
     interceptors: [metrics.interceptor],
     shutdownSignal: shutdown.signal,
@@ -183,6 +219,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const host = opts.host ?? "127.0.0.1";
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   log?.info({ url }, "apiserver listening");
+  await reconcileKubernetesService({ ops, serviceCidr: opts.serviceCidr, advertiseAddress: opts.advertiseAddress ?? advertisedAddress(host, log), port, log }).catch((err) =>
+    log?.warn({ err: String(err) }, "could not reconcile the kubernetes service"),
+  );
 
   async function compact(revision?: number): Promise<number> {
     const rev = revision ?? (await opts.store.currentRevision());
@@ -210,6 +249,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     port,
     ops,
     caches,
+    serviceAccountAuthenticator: serviceAccounts.authenticator,
     compact,
     async close() {
       ready = false;

@@ -5,6 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ApiObject, Kind } from "../api/registry.ts";
+import { UndecryptableError } from "../encryption/providers.ts";
 import { StoreError, type Store, type WatchEvent } from "../storage/store.ts";
 import { decode, prefixFor } from "./objects.ts";
 
@@ -105,6 +106,9 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
   }
   const abort = new AbortController();
   let started: Promise<void> | undefined;
+  // Set while stored objects cannot be decrypted (a key missing from the encryption config):
+  // watches fail with it instead of showing a partial state, until a relist succeeds.
+  let undecryptable: UndecryptableError | undefined;
 
   function cut(w: Watcher, err: ConnectError): void {
     w.error = err;
@@ -189,6 +193,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     history = [];
     historyStart = revision;
     rev = revision;
+    undecryptable = undefined;
     // Events between the old state and this list are unknown: every open watch must relist.
     for (const w of [...watchers]) cut(w, tooOld(w.seen));
   }
@@ -211,6 +216,13 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       } catch (err) {
         if (abort.signal.aborted) return;
         if (err instanceof StoreError && err.code === "Compacted") needList = true;
+        if (err instanceof UndecryptableError) {
+          // The server still starts and serves everything else; this kind's watches get the error.
+          needList = true;
+          undecryptable = err;
+          for (const w of [...watchers]) cut(w, err);
+          firstList();
+        }
         opts.log?.warn({ kind: kind.kind, err: String(err) }, "storage watch ended; re-watching");
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 5000);
@@ -247,6 +259,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     watcherCount: () => watchers.size,
     watch(from, filter) {
       const w: Watcher = { filter, from, seen: from, buffer: [], wake: undefined, error: undefined };
+      if (undecryptable) throw undecryptable;
       if (from < historyStart) {
         throw tooOld(from);
       } else {

@@ -15,6 +15,11 @@ export interface UserInfo {
   uid?: string;
   /** How the identity was proven: for logs and `auth whoami`. */
   authenticatedBy?: "x509" | "token-file" | "serviceaccount" | "bootstrap-token";
+  /**
+   * More about the identity (Kubernetes' user.Info extra): a ServiceAccount token bound to a pod
+   * carries "authentication.kubernetes.io/pod-name" and "authentication.kubernetes.io/pod-uid".
+   */
+  extra?: Record<string, string[]>;
 }
 
 /** Kubernetes' verbs, as RBAC rules name them. */

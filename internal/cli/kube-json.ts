@@ -31,7 +31,7 @@ export class UnsupportedFieldError extends ManifestFieldError {
 }
 
 // Non-leading name parts that Kubernetes writes as capitalised initialisms.
-const INITIALISMS: Record<string, string> = { ip: "IP", ips: "IPs", id: "ID", cidr: "CIDR", cidrs: "CIDRs" };
+const INITIALISMS: Record<string, string> = { ip: "IP", ips: "IPs", id: "ID", cidr: "CIDR", cidrs: "CIDRs", pid: "PID", ipc: "IPC" };
 
 /** The Kubernetes JSON name of a field: proto `pod_ip` -> `podIP`, `api_version` -> `apiVersion`. */
 export function kubeFieldName(field: DescField): string {

@@ -4,6 +4,7 @@ import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
 import { stripVTControlCharacters } from "node:util";
 import { applyCommand } from "./commands/apply.ts";
 import { configCommand } from "./commands/config.ts";
+import { createCommand } from "./commands/create.ts";
 import { deleteCommand } from "./commands/delete.ts";
 import { describeCommand } from "./commands/describe.ts";
 import { getCommand } from "./commands/get.ts";
@@ -26,6 +27,7 @@ export function createRootCommand(session: Session): CommandDef<any> {
     },
     subCommands: {
       apply: applyCommand(session),
+      create: createCommand(session),
       get: getCommand(session),
       describe: describeCommand(session),
       delete: deleteCommand(session),

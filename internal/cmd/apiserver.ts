@@ -4,6 +4,7 @@ import { startApiServer } from "../apiserver/server.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
 import { createLogger } from "../log/log.ts";
 import { guarded } from "./guard.ts";
+import { serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import type { Store } from "../storage/store.ts";
@@ -27,10 +28,13 @@ export const apiserverCommand = defineCommand({
     "compaction-interval": { type: "string", description: "Seconds between storage compactions (0 = never)", default: "300" },
     "service-cluster-ip-range": { type: "string", description: "IPv4 CIDR Service ClusterIPs are allocated from", default: "10.96.0.0/12" },
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
+    ...serviceAccountArgs,
+    "encryption-provider-config": { type: "string", description: "EncryptionConfiguration file: resources encrypted at rest (Secrets), with their keys", valueHint: "FILE" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("apiserver", args["log-level"]);
+    const saOptions = serviceAccountOptions(args);
     const { host, port } = parseListen(args.listen);
     // Bad ranges stop the server before it touches storage.
     parseServiceCidr(args["service-cluster-ip-range"]);
@@ -49,6 +53,8 @@ export const apiserverCommand = defineCommand({
       compactionIntervalMs: Number(args["compaction-interval"]) * 1000,
       serviceCidr: args["service-cluster-ip-range"],
       nodePortRange: args["service-node-port-range"],
+      ...saOptions,
+      encryptionProviderConfig: args["encryption-provider-config"],
     });
     let stopping = false;
     const stop = async (signal: string) => {

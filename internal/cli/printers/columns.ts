@@ -135,6 +135,10 @@ export const kindColumns: Record<string, KindColumns> = {
     header: ["DATA", "AGE"],
     row: (c, now) => [String(Object.keys(c.data ?? {}).length + Object.keys(c.binaryData ?? {}).length), created(c, now)],
   },
+  ServiceAccount: {
+    header: ["SECRETS", "AGE"],
+    row: (sa, now) => [String(sa.secrets?.length ?? 0), created(sa, now)],
+  },
   Secret: {
     header: ["TYPE", "DATA", "AGE"],
     row: (s, now) => [s.type || "Opaque", String(Object.keys(s.data ?? {}).length), created(s, now)],
