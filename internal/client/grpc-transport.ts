@@ -110,8 +110,8 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
 
   interface Sink {
     headers(h: IncomingHttpHeaders): void;
-    /** May throw (a message that does not decode): the call then fails with INTERNAL. */
-    message(payload: Uint8Array): void;
+    /** An error (e.g. the message does not decode) fails the call. */
+    message(payload: Uint8Array): ConnectError | void;
     end(err: ConnectError | undefined, trailers: IncomingHttpHeaders): void;
   }
 
@@ -212,11 +212,9 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           st.close(http2.constants.NGHTTP2_CANCEL);
           return;
         }
-        try {
-          sink.message(buf.subarray(5, 5 + len));
-        } catch (err) {
-          // Not thrown from the HTTP/2 listener (nobody would catch it): the call ends here.
-          failure = new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);
+        const bad = sink.message(buf.subarray(5, 5 + len));
+        if (bad) {
+          failure = bad;
           st.close(http2.constants.NGHTTP2_CANCEL);
           return;
         }
@@ -277,7 +275,11 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           headers: (h) => copyHeaders(h, responseHeader),
           message(payload) {
             if (message !== undefined) return; // the end reports the extra message
-            message = fromBinary(method.output, payload);
+            try {
+              message = fromBinary(method.output, payload);
+            } catch (err) {
+              return new ConnectError(`cannot decode the response message: ${(err as Error).message}`, Code.Internal);
+            }
           },
           end(err, t) {
             if (err) return reject(err);
@@ -308,7 +310,12 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       const ctl = call(method, signal, timeoutMs, header, body, {
         headers: (h) => copyHeaders(h, responseHeader),
         message(payload) {
-          queue.push(fromBinary(method.output, payload));
+          try {
+            queue.push(fromBinary(method.output, payload));
+          } catch (err) {
+            // The stream ends at this message, after the good ones before it.
+            return new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);
+          }
           if (queue.length >= STREAM_QUEUE_HIGH && !paused) {
             paused = true;
             ctl.pause();
