@@ -8,7 +8,7 @@
 // messages, unknown paths — is left to connect, which serves the same handlers.
 import { create, isMessage, toBinary, fromBinary, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import http2, { type ServerHttp2Stream, type IncomingHttpHeaders } from "node:http2";
+import type { ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
 
 /** What our handlers read from their context: only the signal (watches end on it). */
 export interface DirectContext {
@@ -137,16 +137,18 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     let refused = false;
     stream.on("data", (c: Buffer) => {
       if (refused) return;
-      // The length prefix tells at once: no need to take in megabytes to refuse them.
-      const declared = size === 0 && c.length >= 5 ? c.readUInt32BE(1) : 0;
       size += c.length;
+      // The length prefix tells at once: no need to take in megabytes before refusing them.
+      const declared = chunks.length === 0 && c.length >= 5 ? c.readUInt32BE(1) : 0;
       if (size > opts.readMaxBytes + 5 || declared > opts.readMaxBytes) {
         refused = true;
+        fail(stream, new ConnectError(`request message larger than ${opts.readMaxBytes} bytes`, Code.ResourceExhausted));
+        // Discard the rest as it comes, so the client is not left blocked on flow control.
         chunks.length = 0;
-        fail(stream, new ConnectError(`message larger than ${opts.readMaxBytes} bytes`, Code.ResourceExhausted));
-        // The answer is out; RST_STREAM(NO_ERROR) tells the client to stop uploading the rest
-        // (HTTP/2 §8.1). On the next turn: closing in the same turn as respond() never sends it.
-        setImmediate(() => stream.destroyed || stream.close(http2.constants.NGHTTP2_NO_ERROR));
+        stream.resume();
+        // The answer is out: RST_STREAM(NO_ERROR) tells the client to stop uploading the rest
+        // (HTTP/2 §8.1). On the next turn: a close() in the same turn as respond() never goes out.
+        setImmediate(() => stream.destroyed || stream.close());
         return;
       }
       chunks.push(c);
