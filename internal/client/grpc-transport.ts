@@ -274,7 +274,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         call(method, signal, timeoutMs, header, body, {
           headers: (h) => copyHeaders(h, responseHeader),
           message(payload) {
-            if (message !== undefined) return; // the end reports the extra message
+            if (message !== undefined) return new ConnectError("protocol error: more than one response message for a unary call", Code.Unimplemented);
             try {
               message = fromBinary(method.output, payload);
             } catch (err) {
