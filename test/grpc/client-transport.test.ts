@@ -84,6 +84,19 @@ describe("unary calls", () => {
     expect((await client.echo({ text: "small again", paddingBytes: 1000 })).text).toBe("small again");
   });
 
+  it.each([
+    { answers: 2, what: "two response messages" },
+    { answers: 0, what: "no response message" },
+  ])("fail with UNIMPLEMENTED on $what and an OK status (connect's and grpc-js's code for it)", async ({ answers }) => {
+    const lying = await startConformanceServer({ echoAnswers: answers });
+    try {
+      const err = await failure(clientOf(lying.url).echo({ text: "once" }));
+      expect(err?.code).toBe(Code.Unimplemented);
+    } finally {
+      lying.kill();
+    }
+  });
+
   it("fail with INTERNAL when the response does not decode, and the connection stays usable", async () => {
     const client = clientOf(server.url);
     const err = await failure(client.echo({ text: "x", garbage: true }));

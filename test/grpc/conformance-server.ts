@@ -47,6 +47,8 @@ export interface ConformanceServerOptions {
   credentials?: grpc.ServerCredentials;
   /** grpc-js server options (message sizes, keepalive). */
   options?: grpc.ServerOptions;
+  /** A misbehaving server: Echo answers with this many messages (registered as a stream) and OK. */
+  echoAnswers?: number;
 }
 
 // Bytes that decode as neither response: field 2 (bytes in both), 127 bytes announced, none sent.
@@ -75,7 +77,15 @@ export async function startConformanceServer(opts: ConformanceServerOptions = {}
   };
 
   const server = new grpc.Server(opts.options);
-  server.addService(definition, {
+  if (opts.echoAnswers !== undefined) {
+    const answers = opts.echoAnswers;
+    server.addService({ Echo: { ...definition.Echo, responseStream: true } }, {
+      Echo(call: grpc.ServerWritableStream<any, any>) {
+        for (let i = 1; i <= answers; i++) call.write({ text: `answer ${i}` });
+        call.end();
+      },
+    });
+  } else server.addService(definition, {
     Echo(call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) {
       state.lastMetadata = call.metadata;
       state.lastDeadline = Number(call.getDeadline());
