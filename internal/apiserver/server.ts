@@ -2,7 +2,7 @@
 // plus /healthz, /readyz and /metrics. Only the apiserver touches storage.
 import { create } from "@bufbuild/protobuf";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
@@ -17,7 +17,11 @@ import { createNamespaceFinalizer } from "./namespaces.ts";
 import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { registerService } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
+import { MAX_REQUEST_BYTES } from "./limits.ts";
+import { rewriteConnectErrors } from "./wire-errors.ts";
+import { createWatchBudget } from "./watch-budget.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
+import { createWatchLimiter, watchOwnerKey } from "./watch-limits.ts";
 
 export interface ApiServerOptions {
   store: Store;
@@ -38,6 +42,12 @@ export interface ApiServerOptions {
   nodePortRange?: string;
   /** How often Service allocations are reconciled with Services. Default 3 min; 0 = only at start. */
   allocationRepairMs?: number;
+  /** Open watches allowed per client connection (0 = no limit). Default 1000. */
+  maxWatchesPerConnection?: number;
+  /** Bytes of unsent watch events one watcher may hold before it is cut. Default 8 MiB. */
+  watchBufferBytes?: number;
+  /** Bytes of unsent watch events all watchers together may hold. Default 512 MiB. */
+  watchBufferTotalBytes?: number;
 }
 
 export interface ApiServer {
@@ -65,8 +75,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     serviceCidr: opts.serviceCidr,
     nodePortRange: opts.nodePortRange,
   });
+  const watchBudget = createWatchBudget({ perWatcherBytes: opts.watchBufferBytes, totalBytes: opts.watchBufferTotalBytes });
+  metrics.watchBudget(watchBudget);
   for (const k of kinds) {
-    caches.set(k.kind, createWatchCache(k, opts.store, { historySize: opts.watchCacheSize, log }));
+    caches.set(k.kind, createWatchCache(k, opts.store, { historySize: opts.watchCacheSize, log, budget: watchBudget }));
   }
   for (const k of kinds) {
     const hooks = k.kind === "Service" ? allocator.hooks : undefined;
@@ -100,13 +112,16 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   await finalizer.resume();
 
   const shutdown = new AbortController();
-  const readMaxBytes = 16 * 1024 * 1024;
+  const readMaxBytes = MAX_REQUEST_BYTES;
+  const onInternalError = (err: unknown) => log?.error({ err }, "request failed");
+  const watchLimiter = createWatchLimiter(opts.maxWatchesPerConnection ?? 1000);
   const direct = createDirectGrpc({
     readMaxBytes,
     shutdownSignal: shutdown.signal,
     onDone: metrics.observe,
-    onInternalError: (err) => log?.error({ err }, "request failed"),
+    onInternalError,
     storedBytes: bytesOf,
+    contextValues: (stream) => createContextValues().set(watchOwnerKey, stream.session),
   });
   const connect = connectNodeAdapter({
     routes: (router) => {
@@ -114,13 +129,20 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         const impl = registerService(router, ops.get(k.kind)!, caches.get(k.kind)!, store, {
           heartbeatMs: opts.heartbeatMs ?? 30_000,
           onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
+          onInternalError,
+          watchLimiter,
         });
         direct.register(k.service, impl);
       }
+      rewriteConnectErrors(router);
     },
     interceptors: [metrics.interceptor],
     shutdownSignal: shutdown.signal,
     readMaxBytes,
+    // Strict decoding: a misspelt field is an error naming it, never silently dropped.
+    jsonOptions: { ignoreUnknownFields: false },
+    // Watches count against their connection (the HTTP/2 session, or the HTTP/1.1 socket).
+    contextValues: (req) => createContextValues().set(watchOwnerKey, "stream" in req ? req.stream.session : req.socket),
     // Clients that compress their requests get gzip back. Plain gRPC clients (every Skiff
     // component) take the direct path, which never compresses: compression costs more CPU than
     // the bytes it saves on loopback and LAN links (`npm run bench -- api`: list time halves).
