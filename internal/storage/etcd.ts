@@ -54,6 +54,9 @@ type FaultHandling = NonNullable<IOptions["faultHandling"]>;
 
 type KVClient = Client<typeof KV>;
 
+/** etcd's default --max-request-bytes (1.5 MiB) plus the 512 KiB it allows gRPC on top. */
+const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024 + 512 * 1024;
+
 export function createEtcdStore(opts: EtcdStoreOptions): Store {
   if (opts.endpoints.length === 0) throw new RangeError("etcd store: no endpoints given");
   const timeoutMs = opts.requestTimeoutMs ?? 10_000;
@@ -62,7 +65,9 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   const rootKey = root.length ? root : Buffer.from([0]);
   // One HTTP/2 connection per endpoint, opened on first use.
   const members = opts.endpoints.map((url) => {
-    const transport: GrpcTransport = createGrpcTransport({ baseUrl: url });
+    // etcd takes requests up to --max-request-bytes (1.5 MiB by default) plus gRPC's overhead; a
+    // larger one is refused here, at once, rather than pushed through flow control to be refused.
+    const transport: GrpcTransport = createGrpcTransport({ baseUrl: url, writeMaxBytes: ETCD_MAX_REQUEST_BYTES });
     return { url, transport, kv: createClient(KV, transport) };
   });
   // Calls go to one member until it fails with UNAVAILABLE, then to the next.
