@@ -162,6 +162,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       return reply(ok ? 200 : 503, ok ? "ok\n" : "storage unreachable\n");
     }
     if (path === "/metrics") return reply(200, await metrics.registry.metrics(), metrics.registry.contentType);
+    // A request refused before it was read in full (too large, malformed): once the answer is
+    // out, the rest of its body is not wanted, and the client must not stall sending it.
+    if ("stream" in req) res.once("finish", () => !req.complete && !req.stream.closed && req.stream.close(http2.constants.NGHTTP2_NO_ERROR));
     (connect as (a: unknown, b: unknown) => void)(req, res);
   }
 

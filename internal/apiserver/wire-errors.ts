@@ -17,8 +17,8 @@ export function mapProtocolError(code: Code, message: string): { code: Code; mes
   if (message.startsWith("protocol error: incomplete envelope")) {
     return { code: Code.InvalidArgument, message: malformedRequest("the request ended inside its message (truncated frame)").rawMessage };
   }
-  const size = /^message size (\d+) is larger than configured readMaxBytes (\d+)/.exec(message);
-  if (size) return { code: Code.ResourceExhausted, message: `request message larger than ${size[2]} bytes` };
+  const size = /^message size (?:\d+ )?is larger than configured readMaxBytes (\d+)/.exec(message);
+  if (size) return { code: Code.ResourceExhausted, message: `request message larger than ${size[1]} bytes` };
   if (code === Code.InvalidArgument && message.startsWith("cannot decode message")) {
     // protobuf-es: `cannot decode message X from JSON: key "lables" is unknown`: keep what names the field.
     return { code, message: malformedRequest(message.replace(/^cannot decode message \S+ from JSON: /, "invalid JSON: ")).rawMessage };
@@ -47,7 +47,10 @@ async function rewriteResponse(res: UniversalServerResponse): Promise<UniversalS
     const chunks: Uint8Array[] = [];
     for await (const c of body) chunks.push(c);
     const fixed = rewriteJsonError(Buffer.concat(chunks));
-    return fixed ? { ...res, status: codeToHttpStatus(fixed.code), body: once(fixed.bytes) } : { ...res, body: once(Buffer.concat(chunks)) };
+    if (!fixed) return { ...res, body: once(Buffer.concat(chunks)) };
+    const header = new Headers(res.header);
+    header.delete("content-length"); // the body changed
+    return { ...res, header, status: codeToHttpStatus(fixed.code), body: once(fixed.bytes) };
   }
   return {
     ...res,

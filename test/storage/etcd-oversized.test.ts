@@ -2,7 +2,7 @@
 // call only. Before, a 16 MiB txn hung to its deadline and left the shared HTTP/2 connection
 // refusing every later call (NGHTTP2_ENHANCE_YOUR_CALM) until it went idle a minute later.
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KV, RequestOpSchema } from "../../gen/etcd/api/etcdserverpb/rpc_pb.js";
 import { createGrpcTransport } from "../../internal/client/grpc-transport.ts";
