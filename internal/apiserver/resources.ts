@@ -347,7 +347,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         // The watch cache's copy when it is the version the writer saw (the usual case): the write
         // below is conditional on that version, so a stale copy can only fail, never overwrite.
         const cached = wanted !== undefined ? ctx.caches.get(kind.kind)?.get(keyFor(kind, m.namespace, m.name)) : undefined;
-        const cur = cached?.metadata?.resourceVersion === wanted ? cached! : await read(m.namespace, m.name);
+        const cur = cached && cached.metadata?.resourceVersion === wanted ? cached : await read(m.namespace, m.name);
         if (wanted !== undefined && wanted !== cur.metadata!.resourceVersion) throw conflict(label, m.name);
         const next = clone(kind.schema, cur) as ApiObject;
         next.status = obj.status;

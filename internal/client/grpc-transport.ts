@@ -263,6 +263,9 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       if (st.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
         return finish(new ConnectError(`${authority} refused the call (try again)`, Code.Unavailable));
       }
+      // A connection that went away takes its streams with it (reset as CANCEL, though nobody
+      // cancelled): the server is unreachable, not the call cancelled.
+      if (s.destroyed || s.closed) return finish(new ConnectError(`lost the connection to ${authority}`, Code.Unavailable));
       if (st.rstCode !== undefined && st.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
         return finish(new ConnectError(`the call was reset (HTTP/2 code ${st.rstCode})`, st.rstCode === http2.constants.NGHTTP2_CANCEL ? Code.Canceled : Code.Unavailable));
       }
