@@ -13,6 +13,7 @@ import {
 } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
 import { EventService } from "../../gen/skiff/v1alpha1/event_service_pb.js";
 import { SecretService } from "../../gen/skiff/v1alpha1/secret_service_pb.js";
+import { startApiServer } from "../../internal/apiserver/server.ts";
 import { createGrpcTransport as createSkiffTransport } from "../../internal/client/grpc-transport.ts";
 import { configMap } from "../fixtures/objects.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
@@ -186,5 +187,26 @@ describe("Kubernetes' rules", () => {
       break;
     }
     ac.abort();
+  });
+});
+
+describe("watches per connection", () => {
+  it("a connection may hold --max-watches-per-connection watches; more are RESOURCE_EXHAUSTED, another connection may", async () => {
+    const server = await startApiServer({ store: cp.store, port: 0, maxWatchesPerConnection: 3, initialNamespaces: [] });
+    const ac = new AbortController();
+    try {
+      // Opens a watch and takes its first event (it stays open until the end of the test).
+      const open = (client: Client<typeof ConfigMapService>) =>
+        client.watch({ namespace: "default" }, { signal: ac.signal })[Symbol.asyncIterator]().next().then(() => "open", (e) => Code[ConnectError.from(e).code]);
+      const one = createClient(ConfigMapService, createSkiffTransport({ baseUrl: server.url }));
+      expect(await Promise.all([open(one), open(one), open(one)])).toEqual(["open", "open", "open"]);
+      expect(await open(one)).toBe("ResourceExhausted");
+      expect((await one.list({ namespace: "default" })).resourceVersion).not.toBe(""); // other calls still go
+      const other = createClient(ConfigMapService, createSkiffTransport({ baseUrl: server.url }));
+      expect(await open(other)).toBe("open");
+    } finally {
+      ac.abort();
+      await server.close();
+    }
   });
 });
