@@ -56,8 +56,6 @@ export interface WatchCache {
   /** Drops history at or below a revision (after storage compaction). */
   compact(revision: number): void;
   watcherCount(): number;
-  /** Bytes charged to this kind's watchers for events they have not taken yet. */
-  bufferedBytes(): number;
 }
 
 export interface WatchCacheOptions {
@@ -272,11 +270,6 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       historyStart = revision;
     },
     watcherCount: () => watchers.size,
-    bufferedBytes: () => {
-      let n = 0;
-      for (const w of watchers) n += w.bytes;
-      return n;
-    },
     watch(from, filter) {
       const w: Watcher = {
         filter,
