@@ -4,8 +4,8 @@
 // 256 MiB. It must: stay under an RSS bound; keep its byte accounting (/metrics) within the
 // budget; cut the unread watches and free their buffers while they are still open; serve ordinary
 // clients and an active watcher all along; and let a cut watcher resume from the last version it
-// received and get every later event. Takes about 4 minutes on a 2-core machine under heavy load
-// (load average 10), nearly all of it etcd taking the 50,000 writes.
+// received and get every later event. Took 240-275 s on a 2-core machine shared with other work
+// (load average 12); nearly all of it is etcd taking the 50,000 writes (about 200 a second there).
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { spawn, type ChildProcess } from "node:child_process";
