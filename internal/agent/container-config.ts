@@ -5,6 +5,7 @@ import type { Container, EnvVar, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js"
 import { quantityToBytes, quantityToMilli } from "../api/quantity.ts";
 import type { ContainerConfig, ContainerResources, Mount } from "../runtime/runtime.ts";
 import { logPath, podHostname } from "./pod-files.ts";
+import { containerSecurity, type SecurityOptions } from "./security.ts";
 
 /** A container cannot be configured (Kubernetes' CreateContainerConfigError). */
 export class ContainerConfigError extends Error {
@@ -26,6 +27,8 @@ export interface ConfigContext {
   secrets: Map<string, Record<string, string>>;
   /** Service variables (service-env.ts); anything the container sets itself wins. */
   serviceEnv?: { name: string; value: string }[];
+  /** seccomp defaults of this node; absent: Unconfined, Localhost profiles under <rootDir>/seccomp. */
+  security?: SecurityOptions;
 }
 
 /** Names of the ConfigMaps and Secrets a container's environment reads. */
@@ -189,5 +192,6 @@ export function buildContainerConfig(pod: Pod, c: Container, attempt: number, ct
     hostname: podHostname(pod),
     logPath: logPath(ctx.rootDir, m.uid, c.name, attempt),
     tty: c.tty,
+    security: containerSecurity(pod, c, ctx.security ?? { seccompDefault: false, seccompProfileRoot: `${ctx.rootDir}/seccomp` }),
   };
 }

@@ -146,6 +146,8 @@ export async function writeEtcFiles(rootDir: string, pod: Pod, podIP: string, ho
 const mkdir = promisify(fs.mkdir);
 const readFile = promisify(fs.readFile);
 const writeFile = promisify(fs.writeFile);
+const chown = promisify(fs.chown);
+const chmod = promisify(fs.chmod);
 
 // What this process last wrote to each pod file, and the pod directories it made or found, so
 // that a sync changing nothing touches no disk (a node resyncs every pod every period).
@@ -173,7 +175,14 @@ export async function prepareVolumes(rootDir: string, pod: Pod): Promise<Map<str
   for (const v of pod.spec?.volumes ?? []) {
     if (v.emptyDir) {
       const dir = volumeDir(rootDir, pod.metadata!.uid, v.name);
-      await mkdir(dir, { recursive: true, mode: 0o777 });
+      const made = await mkdir(dir, { recursive: true, mode: 0o777 });
+      const fsGroup = pod.spec?.securityContext?.fsGroup;
+      // Once, when made: later syncs leave what the containers did to it alone.
+      if (fsGroup !== undefined && made !== undefined) {
+        // Kubernetes' fsGroup ownership: the group owns it, and setgid hands the group on to what is made inside.
+        await chown(dir, 0, Number(fsGroup));
+        await chmod(dir, 0o2777);
+      }
       paths.set(v.name, dir);
     } else if (v.hostPath) {
       if (v.hostPath.type === "DirectoryOrCreate") await mkdir(v.hostPath.path, { recursive: true });

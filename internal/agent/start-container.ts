@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { dirname } from "node:path";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { defaultPullPolicy } from "../api/defaults.ts";
-import type { ContainerRuntime, RegistryAuth } from "../runtime/runtime.ts";
+import { ContainerConfigRefusedError, type ContainerRuntime, type RegistryAuth } from "../runtime/runtime.ts";
 import { buildContainerConfig, type ConfigContext } from "./container-config.ts";
 import { nextBackoff, type BackoffPolicy, type ContainerRecord } from "./state.ts";
 
@@ -100,7 +100,9 @@ export async function startContainer(deps: StartDeps, pod: Pod, c: Container, at
   try {
     id = await runtime.createContainer(cfg);
   } catch (err) {
-    throw new ContainerStartError("CreateContainerError", messageOf(err));
+    // runAsNonRoot against the image's USER is checked where the image config is known.
+    const reason = err instanceof ContainerConfigRefusedError ? "CreateContainerConfigError" : "CreateContainerError";
+    throw new ContainerStartError(reason, messageOf(err));
   }
   try {
     await runtime.startContainer(id);

@@ -16,6 +16,7 @@ import {
   type FieldViolation,
 } from "./names.ts";
 import { compareQuantity, validateResourceList } from "./quantity.ts";
+import { validatePodSecurity } from "./security-context.ts";
 import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
 
 export type Violation = FieldViolation;
@@ -105,6 +106,7 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): Violat
   check(spec.containers, "containers");
   if (spec.nodeName !== "") out.push(...at(`${path}.nodeName`, validateDNS1123Subdomain(spec.nodeName)));
   out.push(...validateDnsConfig(spec, path));
+  out.push(...validatePodSecurity(spec, path));
   out.push(...at(`${path}.nodeSelector`, validateLabels(spec.nodeSelector)));
   return out;
 }
@@ -250,7 +252,8 @@ function podUpdateViolations(spec: PodSpec, old: PodSpec): Violation[] {
   const strip = (s: PodSpec) =>
     JSON.stringify(
       { ...s, containers: s.containers.map((c) => ({ ...c, image: "" })), initContainers: s.initContainers.map((c) => ({ ...c, image: "" })), activeDeadlineSeconds: undefined, tolerations: undefined },
-      (_k, v) => (typeof v === "bigint" ? v.toString() : v),
+      // Keys sorted: fields set by defaulting or admission in another order are the same spec.
+      (_k, v) => (typeof v === "bigint" ? v.toString() : v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v),
     );
   const out: Violation[] = [];
   if (old.nodeName !== "" && spec.nodeName !== old.nodeName) {

@@ -76,3 +76,22 @@ export function toApiError(err: unknown, onInternal?: (err: unknown) => void): C
   onInternal?.(err);
   return new ConnectError("internal error", Code.Internal);
 }
+
+/**
+ * Unary handlers whose every failure, thrown or rejected, goes through toApiError. For services
+ * outside service.ts (encryption, access reviews) and the unary RPCs inside it.
+ */
+export function withApiErrors(handlers: Record<string, unknown>, onInternal?: (err: unknown) => void): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(handlers)) {
+    const handler = fn as (req: unknown, ctx: unknown) => unknown;
+    out[name] = async (req: unknown, ctx: unknown) => {
+      try {
+        return await handler(req, ctx);
+      } catch (err) {
+        throw toApiError(err, onInternal);
+      }
+    };
+  }
+  return out;
+}

@@ -5,6 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ApiObject, Kind } from "../api/registry.ts";
 import { displayName } from "./errors.ts";
 import { MAX_OBJECT_BYTES } from "./limits.ts";
+import { assertPlaintext } from "../encryption/providers.ts";
 
 const root = "/registry/";
 
@@ -52,6 +53,8 @@ export function encode(kind: Kind, obj: ApiObject): Uint8Array {
 }
 
 export function decode(kind: Kind, value: Uint8Array, revision: number): ApiObject {
+  // Ciphertext reaches here only when this apiserver does not encrypt the kind: refuse it clearly.
+  assertPlaintext(value, kind.plural);
   const obj = fromBinary(kind.schema, value) as ApiObject;
   if (obj.metadata) obj.metadata.resourceVersion = String(revision);
   storedBytes.set(obj, value);

@@ -7,9 +7,12 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Logger } from "pino";
+import { EncryptionService } from "../../gen/skiff/v1alpha1/encryption_service_pb.js";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { kinds } from "../api/registry.ts";
+import { createEncryption } from "../encryption/index.ts";
 import type { Store } from "../storage/store.ts";
+import { withApiErrors } from "./errors.ts";
 import { createDirectGrpc } from "./grpc-direct.ts";
 import { createApiMetrics } from "./metrics.ts";
 import { bytesOf } from "./objects.ts";
@@ -22,6 +25,14 @@ import { rewriteConnectErrors } from "./wire-errors.ts";
 import { createWatchBudget } from "./watch-budget.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
 import { createWatchLimiter, watchOwnerKey } from "./watch-limits.ts";
+import { AuthorizationService } from "../../gen/skiff/v1alpha1/authorization_service_pb.js";
+import { createClusterAuthorization, type ClusterAuthorization } from "../auth/cluster.ts";
+import { bootstrapPolicy, policyVisible } from "../auth/rbac/bootstrap.ts";
+import { createAuthorizationService } from "../auth/review/service.ts";
+import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem, type ServiceAccountAuthenticator } from "../auth/serviceaccount/index.ts";
+import { advertisedAddress } from "./advertise.ts";
+import { reconcileKubernetesService } from "./kubernetes-service.ts";
+import { createServiceAccounts } from "./serviceaccounts.ts";
 
 export interface ApiServerOptions {
   store: Store;
@@ -48,6 +59,18 @@ export interface ApiServerOptions {
   watchBufferBytes?: number;
   /** Bytes of unsent watch events all watchers together may hold. Default 512 MiB. */
   watchBufferTotalBytes?: number;
+  /** ServiceAccount tokens: the signing key (PEM; absent: a key made for this process only). */
+  serviceAccountSigningKey?: string;
+  /** More public keys (PEM) whose tokens are accepted, e.g. the previous signing key. */
+  serviceAccountPublicKeys?: string;
+  /** The tokens' issuer ("iss"); default https://kubernetes.default.svc. */
+  serviceAccountIssuer?: string;
+  /** Audiences accepted in tokens; default [issuer]. */
+  apiAudiences?: string[];
+  /** Where pods reach this apiserver (the `kubernetes` Service's Endpoints). Default: see advertise.ts. */
+  advertiseAddress?: string;
+  /** Kubernetes' EncryptionConfiguration file: which resources are encrypted at rest, and how. */
+  encryptionProviderConfig?: string;
 }
 
 export interface ApiServer {
@@ -55,6 +78,10 @@ export interface ApiServer {
   port: number;
   ops: Map<string, ResourceOps>;
   caches: Map<string, WatchCache>;
+  /** Node authorizer + RBAC from the watch caches, and the revoker of watches that lost access. */
+  authorization: ClusterAuthorization;
+  /** ServiceAccount tokens as bearer credentials: the request pipeline's TokenAuthenticator. */
+  serviceAccountAuthenticator: ServiceAccountAuthenticator;
   /** Compacts storage and the watch caches up to a revision (default: the current one). */
   compact(revision?: number): Promise<number>;
   close(): Promise<void>;
@@ -65,7 +92,9 @@ const HTTP2_PREFACE = "PRI * HTTP/2.0";
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const log = opts.log;
   const metrics = createApiMetrics();
-  const store = metrics.instrument(opts.store);
+  // Everything above this store sees plaintext; encrypted resources are ciphertext in opts.store.
+  const encryption = createEncryption(opts.store, opts.encryptionProviderConfig, kinds, log);
+  const store = metrics.instrument(encryption.store);
   const caches = new Map<string, WatchCache>();
   const ops = new Map<string, ResourceOps>();
   const finalizer = createNamespaceFinalizer(ops, store, log);
@@ -78,11 +107,22 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const watchBudget = createWatchBudget({ perWatcherBytes: opts.watchBufferBytes, totalBytes: opts.watchBufferTotalBytes });
   metrics.watchBudget(watchBudget);
   for (const k of kinds) {
-    caches.set(k.kind, createWatchCache(k, opts.store, { historySize: opts.watchCacheSize, log, budget: watchBudget }));
+    caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, log, budget: watchBudget }));
   }
+  if (!opts.serviceAccountSigningKey) log?.warn("no service account signing key given: tokens issued now stop working when this apiserver restarts");
+  const serviceAccounts = createServiceAccounts({
+    ops,
+    caches,
+    log,
+    signingKey: signingKeyFromPem(opts.serviceAccountSigningKey ?? generateSigningKeyPem().privateKey),
+    verifyKeys: opts.serviceAccountPublicKeys ? verifyKeysFromPem(opts.serviceAccountPublicKeys) : [],
+    issuer: opts.serviceAccountIssuer,
+    audiences: opts.apiAudiences,
+  });
   for (const k of kinds) {
     const hooks = k.kind === "Service" ? allocator.hooks : undefined;
-    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
+    const admit = k.kind === "Pod" ? serviceAccounts.admitPod : undefined;
+    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, admit, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
   }
   await Promise.all([...caches.values()].map((c) => c.start()));
 
@@ -110,6 +150,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       });
   }
   await finalizer.resume();
+  // Authorization answers from the watch caches; the default policy exists before anyone asks.
+  const authorization = createClusterAuthorization(caches);
+  await policyVisible(await bootstrapPolicy(ops, log), caches, log);
 
   const shutdown = new AbortController();
   const readMaxBytes = MAX_REQUEST_BYTES;
@@ -131,9 +174,18 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
           onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
           onInternalError,
           watchLimiter,
+          extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : undefined,
         });
         direct.register(k.service, impl);
       }
+      // Main-line services outside service.ts answer failures through the same error table.
+      const encryptionHandlers = withApiErrors(encryption.handlers, onInternalError);
+      router.service(EncryptionService, encryptionHandlers as any);
+      direct.register(EncryptionService, encryptionHandlers);
+      const review = withApiErrors(createAuthorizationService(authorization.authorizer), onInternalError);
+      router.service(AuthorizationService, review as any);
+      direct.register(AuthorizationService, review);
+      // After every service is registered: it rewrites the handlers the router holds.
       rewriteConnectErrors(router);
     },
     interceptors: [metrics.interceptor],
@@ -206,6 +258,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const host = opts.host ?? "127.0.0.1";
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   log?.info({ url }, "apiserver listening");
+  await reconcileKubernetesService({ ops, serviceCidr: opts.serviceCidr, advertiseAddress: opts.advertiseAddress ?? advertisedAddress(host, log), port, log }).catch((err) =>
+    log?.warn({ err: String(err) }, "could not reconcile the kubernetes service"),
+  );
 
   async function compact(revision?: number): Promise<number> {
     const rev = revision ?? (await opts.store.currentRevision());
@@ -233,12 +288,15 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     port,
     ops,
     caches,
+    authorization,
+    serviceAccountAuthenticator: serviceAccounts.authenticator,
     compact,
     async close() {
       ready = false;
       clearInterval(compactor);
       clearInterval(repairTimer);
       finalizer.stop();
+      authorization.close();
       // Stop taking connections and tell HTTP/2 clients to go elsewhere (GOAWAY): calls in flight
       // finish, new ones see a clean "unavailable" and retry against the next server.
       const closed = new Promise<void>((r) => server.close(() => r()));

@@ -5,7 +5,8 @@ import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@co
 import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import type { ApiObject } from "../api/registry.ts";
 import type { Store } from "../storage/store.ts";
-import { invalid, toApiError } from "./errors.ts";
+import { invalid, toApiError, withApiErrors } from "./errors.ts";
+import { checkPageRequest } from "./list.ts";
 import { parseResourceVersion } from "./objects.ts";
 import { bindPod, handOver, type ResourceOps } from "./resources.ts";
 import type { CacheWatcher, ObjectFilter, WatchCache } from "./watchcache.ts";
@@ -21,6 +22,8 @@ export interface ServiceOptions {
   watchLimiter?: WatchLimiter;
   /** How long a watch from a resource version newer than storage's waits for it. Default 3 s. */
   futureVersionWaitMs?: number;
+  /** Handlers of the kind's RPCs beyond the generic ones (ServiceAccountService.CreateToken). */
+  extraRpcs?: Record<string, unknown>;
 }
 
 const eventTypes = {
@@ -55,7 +58,10 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
       return { [f]: await ops.get(req.namespace ?? "", req.name) };
     },
     async list(req: any) {
-      return ops.list(req.namespace ?? "", req.labelSelector, req.fieldSelector);
+      const page = { limit: checkPageRequest(req.limit), continue: req.continue };
+      const res = await ops.list(req.namespace ?? "", req.labelSelector, req.fieldSelector, page);
+      const remaining = res.remainingItemCount;
+      return { ...res, remainingItemCount: remaining === undefined ? undefined : BigInt(remaining) };
     },
     async update(req: any) {
       return { [f]: await ops.update(handOver(req[f]), req.dryRun) };
@@ -151,16 +157,13 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   if (kind.hasStatus) {
     impl.updateStatus = async (req: any) => ({ [f]: await ops.updateStatus(handOver(req[f])) });
   }
+  Object.assign(impl, opts.extraRpcs);
   if (kind.kind === "Pod") {
     impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
   }
   // Every unary handler's failure goes through the one error table (the watch does it above).
-  for (const [name, fn] of Object.entries(impl)) {
-    if (name === "watch") continue;
-    const handler = fn as (req: unknown, ctx: unknown) => Promise<unknown>;
-    impl[name] = (req: unknown, ctx: unknown) => handler(req, ctx).catch((err) => Promise.reject(toApiError(err, opts.onInternalError)));
-  }
-  return impl;
+  const { watch, ...unary } = impl;
+  return { ...withApiErrors(unary, opts.onInternalError), watch };
 }
 
 export function registerService(router: ConnectRouter, ops: ResourceOps, cache: WatchCache, store: Store, opts: ServiceOptions): Record<string, unknown> {

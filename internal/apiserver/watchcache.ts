@@ -5,6 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ApiObject, Kind } from "../api/registry.ts";
+import { UndecryptableError } from "../encryption/providers.ts";
 import { StoreError, type Store, type WatchEvent } from "../storage/store.ts";
 import { bytesOf, decode, prefixFor } from "./objects.ts";
 import { createWatchBudget, EVENT_OVERHEAD_BYTES, type BudgetHolder, type WatchBudget } from "./watch-budget.ts";
@@ -51,6 +52,14 @@ export interface WatchCache {
   stop(): void;
   revision(): number;
   get(key: string): ApiObject | undefined;
+  /** Every object the cache holds now. */
+  list(): ApiObject[];
+  /**
+   * Calls `listener` synchronously with every event as the cache applies it, and with undefined
+   * after a relist (anything may have changed): indexes kept beside the cache (authorizers) stay
+   * exactly as current as the cache. Returns the unsubscribe function.
+   */
+  onChange(listener: (ev: CacheEvent | undefined) => void): () => void;
   /** Every event after revision `from` that passes the filter; OUT_OF_RANGE if history lost some. */
   watch(from: number, filter: ObjectFilter): CacheWatcher;
   /** Drops history at or below a revision (after storage compaction). */
@@ -90,6 +99,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
   let historyStart = 0;
   let rev = 0;
   const watchers = new Set<Watcher>();
+  const listeners = new Set<(ev: CacheEvent | undefined) => void>();
   // Watchers whose filter needs one value of kind.watchIndex, by that value; the rest see every event.
   const indexGetter = kind.watchIndex ? kind.fields[kind.watchIndex] : undefined;
   const byIndex = new Map<string, Set<Watcher>>();
@@ -112,6 +122,9 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
   }
   const abort = new AbortController();
   let started: Promise<void> | undefined;
+  // Set while stored objects cannot be decrypted (a key missing from the encryption config):
+  // watches fail with it instead of showing a partial state, until a relist succeeds.
+  let undecryptable: UndecryptableError | undefined;
 
   function cut(w: Watcher, err: ConnectError): void {
     w.error = err;
@@ -182,6 +195,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       historyStart = history[dropped - 1].revision;
       history = history.slice(dropped);
     }
+    for (const l of listeners) l(ev);
     for (const w of unindexed) deliver(w, ev);
     if (byIndex.size === 0) return;
     // Only the watchers of the object's value, and of its old value (to them it may be gone).
@@ -214,8 +228,10 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     history = [];
     historyStart = revision;
     rev = revision;
+    undecryptable = undefined;
     // Events between the old state and this list are unknown: every open watch must relist.
     for (const w of [...watchers]) cut(w, tooOld(w.seen));
+    for (const l of listeners) l(undefined);
   }
 
   async function loop(firstList: () => void): Promise<void> {
@@ -236,6 +252,13 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       } catch (err) {
         if (abort.signal.aborted) return;
         if (err instanceof StoreError && err.code === "Compacted") needList = true;
+        if (err instanceof UndecryptableError) {
+          // The server still starts and serves everything else; this kind's watches get the error.
+          needList = true;
+          undecryptable = err;
+          for (const w of [...watchers]) cut(w, err);
+          firstList();
+        }
         opts.log?.warn({ kind: kind.kind, err: String(err) }, "storage watch ended; re-watching");
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 5000);
@@ -264,6 +287,11 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     },
     revision: () => rev,
     get: (key) => objects.get(key),
+    list: () => [...objects.values()],
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     compact(revision) {
       if (revision <= historyStart) return;
       history = history.filter((e) => e.revision > revision);
@@ -281,6 +309,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
         bytes: 0,
         cut: () => cut(w, tooSlow(w, "the watch buffers of all clients together are over their budget")),
       };
+      if (undecryptable) throw undecryptable;
       if (from < historyStart) throw tooOld(from);
       budget.add(w);
       // Replay and register in one synchronous step, so no event falls between the two.

@@ -63,6 +63,23 @@ describe("toProtoJson", () => {
     expect(() => toProtoJson(PodSchema, { metadata: { creationTimestamp: "yesterday" } })).toThrow(/invalid time/);
   });
 
+  it("reads and writes Kubernetes' pod security fields unchanged (hostPID, hostIPC, securityContext)", () => {
+    const kube = {
+      spec: {
+        hostPID: true,
+        hostIPC: true,
+        securityContext: { runAsUser: 1000, fsGroup: 2000, supplementalGroups: [3000], seccompProfile: { type: "RuntimeDefault" } },
+        containers: [{ name: "a", image: "b", securityContext: { capabilities: { add: ["NET_BIND_SERVICE"], drop: ["ALL"] }, seccompProfile: { type: "Localhost", localhostProfile: "p.json" }, procMount: "Default" } }],
+      },
+    };
+    const proto = toProtoJson(PodSchema, kube) as any;
+    expect(proto.spec.hostPid).toBe(true);
+    expect(proto.spec.hostIpc).toBe(true);
+    expect(proto.spec.containers[0].securityContext.capabilities).toEqual({ add: ["NET_BIND_SERVICE"], drop: ["ALL"] });
+    expect(toKubeJson(PodSchema, proto)).toEqual(kube);
+    expect(() => toProtoJson(PodSchema, { spec: { securityContext: { seLinuxOptions: { level: "s0" } } } })).toThrow(/unsupported field spec.securityContext.seLinuxOptions/);
+  });
+
   it("keeps int64 as numbers or digit strings", () => {
     expect(toProtoJson(PodSchema, { spec: { terminationGracePeriodSeconds: 10 } })).toEqual({ spec: { terminationGracePeriodSeconds: 10 } });
     expect(() => toProtoJson(PodSchema, { spec: { terminationGracePeriodSeconds: 1.5 } })).toThrow(/must be an integer/);

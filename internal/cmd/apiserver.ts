@@ -4,6 +4,7 @@ import { startApiServer } from "../apiserver/server.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
 import { createLogger } from "../log/log.ts";
 import { guarded } from "./guard.ts";
+import { serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import type { Store } from "../storage/store.ts";
@@ -42,10 +43,13 @@ export const apiserverCommand = defineCommand({
     "max-watches-per-connection": { type: "string", description: "Open watches one client connection may hold (0 = no limit)", default: "1000" },
     "watch-buffer-bytes": { type: "string", description: "Bytes of unsent events one watch may hold before it is cut as too slow", default: String(8 * 1024 * 1024) },
     "watch-buffer-total-bytes": { type: "string", description: "Bytes of unsent events all watches together may hold; over it the largest are cut", default: String(512 * 1024 * 1024) },
+    ...serviceAccountArgs,
+    "encryption-provider-config": { type: "string", description: "EncryptionConfiguration file: resources encrypted at rest (Secrets), with their keys", valueHint: "FILE" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("apiserver", args["log-level"]);
+    const saOptions = serviceAccountOptions(args);
     const { host, port } = parseListen(args.listen);
     // Bad ranges stop the server before it touches storage.
     parseServiceCidr(args["service-cluster-ip-range"]);
@@ -67,6 +71,8 @@ export const apiserverCommand = defineCommand({
       maxWatchesPerConnection: nonNegative(args, "max-watches-per-connection"),
       watchBufferBytes: positive(args, "watch-buffer-bytes"),
       watchBufferTotalBytes: positive(args, "watch-buffer-total-bytes"),
+      ...saOptions,
+      encryptionProviderConfig: args["encryption-provider-config"],
     });
     let stopping = false;
     const stop = async (signal: string) => {

@@ -17,7 +17,8 @@ import { createContainerdRuntime } from "../runtime/containerd/index.ts";
 import { createScheduler } from "../scheduler/scheduler.ts";
 import { configPath, loadConfig, saveConfig } from "../cli/config.ts";
 import { runSkiffctl } from "../cli/main.ts";
-import { createLogger } from "../log/log.ts";
+import { ensureEncryptionConfig } from "../encryption/config.ts";
+import { createLogger, type Logger } from "../log/log.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
 import { dnsOptions } from "./agent.ts";
@@ -25,6 +26,16 @@ import { parseListen } from "./apiserver.ts";
 import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
 import { guarded } from "./guard.ts";
+import { ensureSigningKeyFile, serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
+
+/** Secrets are encrypted from the first start: a config with a fresh key, readable by its owner only. */
+function defaultEncryptionConfig(stateDir: string, log: Logger): string {
+  const path = join(stateDir, "encryption-config.yaml");
+  if (ensureEncryptionConfig(path)) {
+    log.info({ path }, "generated an encryption config: Secrets are encrypted at rest with a new key");
+  }
+  return path;
+}
 
 export const upCommand = defineCommand({
   meta: { name: "up", description: "Start a one-machine Skiff cluster (etcd, control plane, node agent) in the foreground" },
@@ -41,6 +52,12 @@ export const upCommand = defineCommand({
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
     "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
     "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
+    ...serviceAccountArgs,
+    "encryption-provider-config": {
+      type: "string",
+      description: "EncryptionConfiguration file for Secrets at rest (default: <state-dir>/encryption-config.yaml, generated with a new key on first start)",
+      valueHint: "FILE",
+    },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
@@ -53,6 +70,7 @@ export const upCommand = defineCommand({
     parsePortRange(args["service-node-port-range"]);
     const dns = dnsOptions(args);
 
+    const encryptionConfig = args["encryption-provider-config"] ?? defaultEncryptionConfig(stateDir, log);
     log.info({ stateDir }, "starting etcd");
     const etcd = await startEtcdProcess(stateDir, etcdPort, etcdPort + 1);
     const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff" });
@@ -64,6 +82,9 @@ export const upCommand = defineCommand({
       compactionIntervalMs: 300_000,
       serviceCidr: args["service-cluster-ip-range"],
       nodePortRange: args["service-node-port-range"],
+      // Tokens outlive a restart: the signing key is kept with the cluster's state.
+      ...serviceAccountOptions(args, ensureSigningKeyFile(join(stateDir, "pki"))),
+      encryptionProviderConfig: encryptionConfig,
     });
     const transport = createApiTransport(server.url);
     const running = new AbortController();

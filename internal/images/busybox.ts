@@ -34,6 +34,8 @@ export interface BusyboxImageOptions {
   cmd?: string[];
   env?: string[];
   workingDir?: string;
+  /** The image's USER ("nobody", "65534:65534", …); default none (root). */
+  user?: string;
 }
 
 export interface BuiltImage {
@@ -124,6 +126,7 @@ export async function buildBusyboxImage(dir: string, opts: BusyboxImageOptions):
       Entrypoint: opts.entrypoint ?? [],
       Cmd: opts.cmd ?? ["httpd", "-f", "-p", "80", "-h", "/www"],
       WorkingDir: opts.workingDir ?? "/",
+      ...(opts.user ? { User: opts.user } : {}),
     },
     rootfs: { type: "layers", diff_ids: diffIds },
   };

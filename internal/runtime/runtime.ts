@@ -52,6 +52,75 @@ export interface ContainerLabels {
   attempt: number;
 }
 
+/** The system-call filter of a container. */
+export type SeccompSetting =
+  | { type: "Unconfined" }
+  /** The runtime's own allowlist. */
+  | { type: "RuntimeDefault" }
+  /** A JSON profile (OCI `linux.seccomp` shape) in a file on the node. */
+  | { type: "Localhost"; path: string };
+
+/**
+ * What a container's processes may do, resolved by the agent from the pod's and the container's
+ * securityContext (the container's settings win). Runtime-neutral: the runtime turns it into its
+ * own terms (the OCI spec for containerd).
+ */
+export interface ContainerSecurity {
+  /** undefined: the image's USER. */
+  runAsUser?: number;
+  /** undefined: the group of the image's USER (0 when it names none). */
+  runAsGroup?: number;
+  /** Refuse to create the container when its effective uid is 0 or cannot be known (a user name). */
+  runAsNonRoot: boolean;
+  /** Groups besides the primary one (supplementalGroups, then fsGroup). */
+  supplementalGroups: number[];
+  readOnlyRootFilesystem: boolean;
+  /** Every capability the runtime holds, host devices, no masked /proc paths, no seccomp. */
+  privileged: boolean;
+  /** false sets no_new_privs (setuid binaries and file capabilities grant nothing). */
+  allowPrivilegeEscalation: boolean;
+  /** "CAP_"-prefixed upper-case names; "ALL" in drop removes the whole default set. */
+  capabilities: { add: string[]; drop: string[] };
+  seccomp: SeccompSetting;
+  /** Share the node's PID / IPC namespace instead of getting one's own. */
+  hostPid: boolean;
+  hostIpc: boolean;
+}
+
+/**
+ * The container's settings cannot be honoured with this image (runAsNonRoot and a root or named
+ * USER): Kubernetes' CreateContainerConfigError, not a runtime failure.
+ */
+export class ContainerConfigRefusedError extends Error {
+  override name = "ContainerConfigRefusedError";
+}
+
+/**
+ * The uid and gid a container runs as: securityContext first, else the image's USER ("uid",
+ * "uid:gid", "name", "name:group"; empty = root). uid undefined = a user name, unknown until
+ * the rootfs' /etc/passwd is read, which this runtime does not do.
+ */
+export function effectiveUser(sec: Pick<ContainerSecurity, "runAsUser" | "runAsGroup"> | undefined, imageUser: string): { uid: number | undefined; gid: number } {
+  const [u = "", g = ""] = (imageUser ?? "").split(":", 2);
+  const numeric = (s: string) => (/^\d+$/.test(s) ? Number(s) : undefined);
+  const uid = sec?.runAsUser ?? (u === "" ? 0 : numeric(u));
+  const gid = sec?.runAsGroup ?? numeric(g) ?? 0;
+  return { uid, gid };
+}
+
+/** Kubernetes' runAsNonRoot check against the user the container would run as; throws when it fails. */
+export function verifyRunAsNonRoot(sec: ContainerSecurity | undefined, imageUser: string): void {
+  if (!sec?.runAsNonRoot) return;
+  const { uid } = effectiveUser(sec, imageUser);
+  if (uid === undefined) {
+    throw new ContainerConfigRefusedError(`container has runAsNonRoot and image has non-numeric user (${imageUser.split(":")[0]}), cannot verify user is non-root`);
+  }
+  if (uid === 0) {
+    const why = sec.runAsUser === 0 ? "runAsUser is 0" : "image will run as root";
+    throw new ContainerConfigRefusedError(`container has runAsNonRoot and ${why}: set securityContext.runAsUser to a non-zero uid or use an image with a numeric non-root USER`);
+  }
+}
+
 export interface ContainerConfig extends ContainerLabels {
   image: string;
   /** Overrides the image entrypoint when non-empty (pod `command`). */
@@ -68,6 +137,8 @@ export interface ContainerConfig extends ContainerLabels {
   /** Where stdout and stderr go: one file, appended, in the CRI log format of log-format.ts. */
   logPath: string;
   tty?: boolean;
+  /** Absent: the runtime's defaults (root or the image's USER, default capabilities, no seccomp). */
+  security?: ContainerSecurity;
 }
 
 export type ContainerState = "created" | "running" | "exited" | "unknown";

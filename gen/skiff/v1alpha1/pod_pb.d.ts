@@ -170,6 +170,28 @@ export declare type PodSpec = Message<"skiff.v1alpha1.PodSpec"> & {
    * @generated from field: optional bool enable_service_links = 22;
    */
   enableServiceLinks?: boolean | undefined;
+
+  /**
+   * Mount the ServiceAccount's token, the cluster CA and the namespace at
+   * /var/run/secrets/kubernetes.io/serviceaccount (default: the ServiceAccount's setting, else true).
+   *
+   * @generated from field: optional bool automount_service_account_token = 23;
+   */
+  automountServiceAccountToken?: boolean | undefined;
+
+  /**
+   * Run the containers in the node's PID namespace (they see and may signal every process).
+   *
+   * @generated from field: bool host_pid = 24;
+   */
+  hostPid: boolean;
+
+  /**
+   * Run the containers in the node's IPC namespace (System V IPC, POSIX message queues).
+   *
+   * @generated from field: bool host_ipc = 25;
+   */
+  hostIpc: boolean;
 };
 
 /**
@@ -1317,9 +1339,32 @@ export declare type PodSecurityContext = Message<"skiff.v1alpha1.PodSecurityCont
   runAsNonRoot?: boolean | undefined;
 
   /**
+   * Added to every container's groups; emptyDir volumes are owned by this group (setgid, g+rwx).
+   *
    * @generated from field: optional int64 fs_group = 4;
    */
   fsGroup?: bigint | undefined;
+
+  /**
+   * More groups for the first process of every container, besides its primary group.
+   *
+   * @generated from field: repeated int64 supplemental_groups = 5;
+   */
+  supplementalGroups: bigint[];
+
+  /**
+   * The seccomp profile of every container that does not set its own.
+   *
+   * @generated from field: skiff.v1alpha1.SeccompProfile seccomp_profile = 6;
+   */
+  seccompProfile?: SeccompProfile | undefined;
+
+  /**
+   * Namespaced sysctls; refused at validation: this agent does not set sysctls.
+   *
+   * @generated from field: repeated skiff.v1alpha1.Sysctl sysctls = 7;
+   */
+  sysctls: Sysctl[];
 };
 
 /**
@@ -1327,6 +1372,81 @@ export declare type PodSecurityContext = Message<"skiff.v1alpha1.PodSecurityCont
  * Use `create(PodSecurityContextSchema)` to create a new message.
  */
 export declare const PodSecurityContextSchema: GenMessage<PodSecurityContext>;
+
+/**
+ * Sysctl is one kernel parameter to set in the pod's namespaces.
+ *
+ * @generated from message skiff.v1alpha1.Sysctl
+ */
+export declare type Sysctl = Message<"skiff.v1alpha1.Sysctl"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string value = 2;
+   */
+  value: string;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.Sysctl.
+ * Use `create(SysctlSchema)` to create a new message.
+ */
+export declare const SysctlSchema: GenMessage<Sysctl>;
+
+/**
+ * SeccompProfile selects the system-call filter of a container.
+ *
+ * @generated from message skiff.v1alpha1.SeccompProfile
+ */
+export declare type SeccompProfile = Message<"skiff.v1alpha1.SeccompProfile"> & {
+  /**
+   * "RuntimeDefault" (the agent's allowlist), "Unconfined" (no filter) or "Localhost" (a JSON
+   * profile file under the agent's --seccomp-profile-root).
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * With type Localhost: the profile's path relative to --seccomp-profile-root.
+   *
+   * @generated from field: string localhost_profile = 2;
+   */
+  localhostProfile: string;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.SeccompProfile.
+ * Use `create(SeccompProfileSchema)` to create a new message.
+ */
+export declare const SeccompProfileSchema: GenMessage<SeccompProfile>;
+
+/**
+ * Capabilities are Linux capabilities added to or dropped from the default set, by name
+ * ("NET_ADMIN" or "CAP_NET_ADMIN"; "ALL" in drop removes every default one).
+ *
+ * @generated from message skiff.v1alpha1.Capabilities
+ */
+export declare type Capabilities = Message<"skiff.v1alpha1.Capabilities"> & {
+  /**
+   * @generated from field: repeated string add = 1;
+   */
+  add: string[];
+
+  /**
+   * @generated from field: repeated string drop = 2;
+   */
+  drop: string[];
+};
+
+/**
+ * Describes the message skiff.v1alpha1.Capabilities.
+ * Use `create(CapabilitiesSchema)` to create a new message.
+ */
+export declare const CapabilitiesSchema: GenMessage<Capabilities>;
 
 /**
  * SecurityContext holds per-container process settings.
@@ -1363,6 +1483,25 @@ export declare type SecurityContext = Message<"skiff.v1alpha1.SecurityContext"> 
    * @generated from field: optional bool allow_privilege_escalation = 6;
    */
   allowPrivilegeEscalation?: boolean | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.Capabilities capabilities = 7;
+   */
+  capabilities?: Capabilities | undefined;
+
+  /**
+   * Overrides the pod's seccomp_profile.
+   *
+   * @generated from field: skiff.v1alpha1.SeccompProfile seccomp_profile = 8;
+   */
+  seccompProfile?: SeccompProfile | undefined;
+
+  /**
+   * "Default" only: an "Unmasked" /proc is refused (this agent always masks /proc paths).
+   *
+   * @generated from field: string proc_mount = 9;
+   */
+  procMount: string;
 };
 
 /**

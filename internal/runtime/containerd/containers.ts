@@ -7,9 +7,10 @@ import { dirname } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Container } from "../../../gen/containerd/services/containers/v1/containers_pb.js";
 import { Status, type Process } from "../../../gen/containerd/types/task/task_pb.js";
-import type { ContainerConfig, ContainerInfo, ContainerLabels, ContainerState } from "../runtime.ts";
+import { verifyRunAsNonRoot, type ContainerConfig, type ContainerInfo, type ContainerLabels, type ContainerState } from "../runtime.ts";
 import type { Services } from "./client.ts";
 import { ignoreNotFound, rawMessage } from "./errors.ts";
+import { layerDirs, resolveImageUser } from "./image-user.ts";
 import { buildOciSpec, swapAccountingAvailable } from "./spec.ts";
 import { containerLoggerUri } from "./stdio.ts";
 import type { ImageConfig } from "./spec.ts";
@@ -60,17 +61,23 @@ export function labelsFor(p: CreateParams): Record<string, string> {
 
 /** Snapshot, container record, task. On failure everything made so far is removed again. */
 export async function createContainer(svc: Services, p: CreateParams): Promise<void> {
-  const spec = buildOciSpec(p.cfg, p.image, {
-    cgroupsParent: `/${p.namespace}`,
-    containerId: p.id,
-    limitSwap: swapAccountingAvailable(),
-  });
+  // Kubernetes checks runAsNonRoot against the image's USER as written (a name cannot pass).
+  verifyRunAsNonRoot(p.cfg.security, p.image.user ?? "");
   mkdirSync(dirname(p.cfg.logPath), { recursive: true });
   const log = containerLoggerUri(p.cfg.logPath);
   const what = `create container ${p.cfg.containerName} of pod ${p.cfg.podNamespace}/${p.cfg.podName}`;
   let step = "snapshot";
   try {
     const { mounts } = await svc.snapshots.prepare({ snapshotter: p.snapshotter, key: p.id, parent: p.parent });
+    step = "user";
+    // User and group names resolve through the image's own /etc/passwd and /etc/group.
+    const user = resolveImageUser(p.image.user ?? "", layerDirs(mounts), p.cfg.security?.runAsUser);
+    step = "spec";
+    const spec = buildOciSpec(p.cfg, { ...p.image, user }, {
+      cgroupsParent: `/${p.namespace}`,
+      containerId: p.id,
+      limitSwap: swapAccountingAvailable(),
+    });
     step = "container";
     await svc.containers.create({
       container: {

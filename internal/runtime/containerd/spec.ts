@@ -6,10 +6,14 @@
 // paths, a fixed capability set, a deny-all device cgroup with the usual character devices
 // allowed, and cgroup limits from the container's resources.
 //
-// Pure: no I/O except swapAccountingAvailable(), which callers use to decide opts.limitSwap.
+// A securityContext (cfg.security) is applied on top by security-spec.ts.
+//
+// Pure: no I/O except swapAccountingAvailable(), which callers use to decide opts.limitSwap, and
+// what security-spec.ts reads for privileged containers and Localhost seccomp profiles.
 
 import { existsSync } from "node:fs";
-import type { ContainerConfig, Mount } from "../runtime.ts";
+import { verifyRunAsNonRoot, type ContainerConfig, type Mount } from "../runtime.ts";
+import { applySecurity, type SecurityHost } from "./security-spec.ts";
 
 /** The process-related part of an OCI image config (`config` in the image config JSON). */
 export interface ImageConfig {
@@ -33,6 +37,8 @@ export interface BuildSpecOptions {
    * accounting in the kernel (cgroup v1: memory.memsw.*), else runc fails; default true.
    */
   limitSwap?: boolean;
+  /** What privileged containers get from the node (tests pass their own). */
+  securityHost?: SecurityHost;
 }
 
 export const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -203,7 +209,8 @@ export function buildOciSpec(cfg: ContainerConfig, image: ImageConfig, opts: Bui
   const namespaces: { type: string; path?: string }[] = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
   if (cfg.netnsPath) namespaces.push({ type: "network", path: cfg.netnsPath });
 
-  return {
+  verifyRunAsNonRoot(cfg.security, image.user ?? "");
+  const spec = {
     ociVersion: "1.0.2",
     process: {
       terminal: cfg.tty ?? false,
@@ -230,6 +237,8 @@ export function buildOciSpec(cfg: ContainerConfig, image: ImageConfig, opts: Bui
       readonlyPaths: [...READONLY_PATHS],
     },
   };
+  if (cfg.security) applySecurity(spec as Parameters<typeof applySecurity>[0], cfg.security, image.user ?? "", opts.securityHost);
+  return spec;
 }
 
 /**

@@ -2,14 +2,15 @@
 // scale tests run hundreds of node agents in one process (like kubemark's hollow nodes), and
 // lets unit tests script exits, OOM kills and image pull failures.
 import { createHash, randomUUID } from "node:crypto";
-import type {
-  ContainerConfig,
-  ContainerInfo,
-  ContainerRuntime,
-  ExecResult,
-  ImageInfo,
-  PullOptions,
-  RuntimeEvent,
+import {
+  verifyRunAsNonRoot,
+  type ContainerConfig,
+  type ContainerInfo,
+  type ContainerRuntime,
+  type ExecResult,
+  type ImageInfo,
+  type PullOptions,
+  type RuntimeEvent,
 } from "../runtime.ts";
 
 export interface FakeRuntime extends ContainerRuntime {
@@ -80,6 +81,7 @@ export function createFakeRuntime(opts: { images?: string[] } = {}): FakeRuntime
     async createContainer(cfg: ContainerConfig) {
       const img = images.get(cfg.image);
       if (!img) throw new Error(`image "${cfg.image}" not found`);
+      verifyRunAsNonRoot(cfg.security, ""); // fake images run as root
       const id = randomUUID().replaceAll("-", "");
       containers.set(id, {
         id,
