@@ -68,13 +68,15 @@ const transports: Record<string, () => Transport> = {
 };
 
 /** Every verb of the Pod service, as a call that resolves to its outcome's code name. */
-function verbs(client: Client<typeof PodService>, tag: string): Record<string, () => Promise<string>> {
+function verbs(client: Client<typeof PodService>, tag: string, nextPage: string): Record<string, () => Promise<string>> {
   const opts = { timeoutMs: 5000 }; // "quickly": an answer, not a deadline running out
   const outcome = (p: Promise<unknown>) => p.then(() => "OK", (e) => `${Code[ConnectError.from(e).code]}: ${ConnectError.from(e).rawMessage}`);
   const existing = `existing-${tag}`;
   return {
     Get: () => outcome(client.get({ namespace: "default", name: existing }, opts)),
     List: () => outcome(client.list({ namespace: "default" }, opts)),
+    "List (paged)": () => outcome(client.list({ namespace: "default", limit: 1n }, opts)),
+    "List (next page)": () => outcome(client.list({ namespace: "default", limit: 1n, continue: nextPage }, opts)),
     Create: () => outcome(client.create({ pod: pod(`new-${tag}-${Math.random().toString(36).slice(2, 8)}`) }, opts)),
     Update: () => outcome(client.update({ pod: pod(existing) }, opts)),
     UpdateStatus: () => outcome(client.updateStatus({ pod: pod(existing) }, opts)),
@@ -94,11 +96,14 @@ describe("etcd down", () => {
     const client = createClient(PodService, transports[name]());
     const tag = name.toLowerCase().replace(/[^a-z]/g, "");
     for (const n of [`existing-${tag}`, `deletable-${tag}`, `bindable-${tag}`]) await client.create({ pod: pod(n) });
+    // A continue token taken while etcd is up: its page is read from storage, not the cache.
+    const nextPage = (await client.list({ namespace: "default", limit: 1n })).continue;
+    expect(nextPage).not.toBe("");
 
     await proxy.down();
     try {
       const outcomes: Record<string, string> = {};
-      for (const [verb, run] of Object.entries(verbs(client, tag))) outcomes[verb] = await run();
+      for (const [verb, run] of Object.entries(verbs(client, tag, nextPage))) outcomes[verb] = await run();
       for (const verb of Object.keys(outcomes)) expect(`${verb} → ${outcomes[verb]}`).toBe(`${verb} → Unavailable: storage unavailable: try again shortly`);
       expect((await fetch(`${server.url}/readyz`)).status).toBe(503);
     } finally {
@@ -106,9 +111,9 @@ describe("etcd down", () => {
     }
 
     await expect.poll(async () => (await fetch(`${server.url}/readyz`)).status, { timeout: 15_000, interval: 200 }).toBe(200);
-    const after = verbs(client, tag);
+    const after = verbs(client, tag, nextPage);
     // Watch is the stream's first event (the initial ADDED); Update and UpdateStatus of a pod
     // built from scratch are refused by validation or taken, but not for lack of storage.
-    for (const verb of ["Get", "List", "Create", "Watch", "Bind", "Delete"]) expect(`${verb} → ${await after[verb]()}`).toBe(`${verb} → OK`);
+    for (const verb of ["Get", "List", "List (paged)", "List (next page)", "Create", "Watch", "Bind", "Delete"]) expect(`${verb} → ${await after[verb]()}`).toBe(`${verb} → OK`);
   }, 60_000);
 });
