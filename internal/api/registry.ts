@@ -33,6 +33,12 @@ import type { Verb } from "../auth/types.ts";
 import { admissionHooks } from "../auth/admission/index.ts";
 import { kindDefaults } from "./defaults.ts";
 import { kindValidators, statusValidators, type Violation } from "./validation.ts";
+import { ClusterRoleBindingSchema, ClusterRoleSchema, RoleBindingSchema, RoleSchema } from "../../gen/skiff/v1alpha1/rbac_pb.js";
+import { RoleService } from "../../gen/skiff/v1alpha1/role_service_pb.js";
+import { ClusterRoleService } from "../../gen/skiff/v1alpha1/cluster_role_service_pb.js";
+import { RoleBindingService } from "../../gen/skiff/v1alpha1/role_binding_service_pb.js";
+import { ClusterRoleBindingService } from "../../gen/skiff/v1alpha1/cluster_role_binding_service_pb.js";
+import { rbacDefaults, rbacValidators } from "./rbac.ts";
 
 /** Every stored object: a message with metadata, and usually spec and status. */
 export type ApiObject = Message & { metadata?: ObjectMeta; spec?: unknown; status?: unknown };
@@ -104,8 +110,8 @@ function kind(k: KindInit): Kind {
     singular: k.kind.toLowerCase(),
     shortNames: k.shortNames ?? [],
     fields: k.fields ?? {},
-    defaults: kindDefaults[k.kind],
-    validate: kindValidators[k.kind],
+    defaults: kindDefaults[k.kind] ?? rbacDefaults[k.kind],
+    validate: kindValidators[k.kind] ?? rbacValidators[k.kind],
     validateStatus: statusValidators[k.kind],
     admit: admissionHooks[k.kind],
   };
@@ -189,6 +195,22 @@ export const kinds: readonly Kind[] = [
       reason: (o) => o.reason ?? "",
       type: (o) => o.type ?? "",
     },
+  }),
+  kind({
+    kind: "Role", plural: "roles", apiVersion: "rbac.authorization.k8s.io/v1", namespaced: true, hasStatus: false,
+    schema: RoleSchema, service: RoleService, field: "role",
+  }),
+  kind({
+    kind: "ClusterRole", plural: "clusterroles", apiVersion: "rbac.authorization.k8s.io/v1", namespaced: false, hasStatus: false,
+    schema: ClusterRoleSchema, service: ClusterRoleService, field: "clusterRole",
+  }),
+  kind({
+    kind: "RoleBinding", plural: "rolebindings", apiVersion: "rbac.authorization.k8s.io/v1", namespaced: true, hasStatus: false,
+    schema: RoleBindingSchema, service: RoleBindingService, field: "roleBinding",
+  }),
+  kind({
+    kind: "ClusterRoleBinding", plural: "clusterrolebindings", apiVersion: "rbac.authorization.k8s.io/v1", namespaced: false,
+    hasStatus: false, schema: ClusterRoleBindingSchema, service: ClusterRoleBindingService, field: "clusterRoleBinding",
   }),
 ];
 

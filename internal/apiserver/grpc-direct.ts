@@ -7,12 +7,14 @@
 // the same event. Anything else — the Connect protocol, gRPC-Web, JSON codecs, compressed
 // messages, unknown paths — is left to connect, which serves the same handlers.
 import { create, isMessage, toBinary, fromBinary, type DescMessage, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
+import { malformedRequest } from "./wire-errors.ts";
 
 /** What our handlers read from their context: only the signal (watches end on it). */
 export interface DirectContext {
   signal: AbortSignal;
+  values?: ContextValues;
 }
 
 type Handler = (req: any, ctx: DirectContext) => unknown;
@@ -34,6 +36,8 @@ export interface DirectGrpcOptions {
   /** Called once per call: for unary calls at the end, for streams once the first message went out (or at the end). */
   onDone(service: string, method: string, code: Code | undefined, seconds: number): void;
   onInternalError?(err: unknown): void;
+  /** Per-call context values (as connect's contextValues option), e.g. who a watch counts against. */
+  contextValues?(stream: ServerHttp2Stream): ContextValues;
   /**
    * The protobuf bytes of an object without its resource version, when known and current: a
    * response field holding such an object is sent as those bytes plus its resource version.
@@ -165,7 +169,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
         fail(stream, err);
         return;
       }
-      if (m.streaming) void runStream(m, stream, req, timeoutMs, start);
+      if (m.streaming) void runStream(m, stream, req, timeoutMs, start, opts.contextValues?.(stream));
       else void runUnary(m, stream, req, timeoutMs, start);
     });
     stream.on("error", () => {}); // a reset by the client; its 'close' ends the call
@@ -199,7 +203,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     stream.end(frame);
   }
 
-  async function runStream(m: Method, stream: ServerHttp2Stream, req: unknown, timeoutMs: number | undefined, start: number): Promise<void> {
+  async function runStream(m: Method, stream: ServerHttp2Stream, req: unknown, timeoutMs: number | undefined, start: number, values: ContextValues | undefined): Promise<void> {
     const ac = new AbortController();
     const cancel = () => ac.abort(CANCELED);
     const shutdown = () => ac.abort(SHUTDOWN);
@@ -216,7 +220,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
       finish(m, start, err);
     };
     try {
-      const it = m.handler(req, { signal: ac.signal }) as AsyncIterable<unknown>;
+      const it = m.handler(req, { signal: ac.signal, values }) as AsyncIterable<unknown>;
       for await (const msg of it) {
         // Deadline or shutdown: stop here, not after whatever the handler still has (a long initial state).
         if (stream.closed || stream.destroyed || ac.signal.aborted) break;
@@ -329,15 +333,17 @@ function findField(bytes: Uint8Array, fieldNumber: number): [number, number, num
 
 // The codes are connect's for the same bytes, so that a request fails alike on every protocol.
 function decodeRequest(input: DescMessage, body: Buffer): unknown {
-  if (body.length === 0) throw new ConnectError("protocol error: missing request message", Code.Unimplemented);
-  if (body.length < 5 || body.length < 5 + body.readUInt32BE(1)) throw new ConnectError("protocol error: the request ends inside a message", Code.InvalidArgument);
-  if (body[0] & 1) throw new ConnectError("protocol error: compressed message without grpc-encoding", Code.Internal);
+  // The client sent something that is not one request message: its mistake, INVALID_ARGUMENT
+  // (the same words and code as connect's path, see wire-errors.ts).
+  if (body.length === 0) throw malformedRequest("missing request message");
+  if (body.length < 5 || body.length < 5 + body.readUInt32BE(1)) throw malformedRequest("the request ended inside its message (truncated frame)");
+  if (body[0] & 1) throw malformedRequest("compressed message without grpc-encoding");
   const len = body.readUInt32BE(1);
-  if (body.length !== 5 + len) throw new ConnectError("protocol error: more than one request message", Code.Unimplemented);
+  if (body.length !== 5 + len) throw malformedRequest("expected exactly one request message");
   try {
     return fromBinary(input, body.subarray(5));
-  } catch (err) {
-    throw new ConnectError(`cannot decode the request: ${(err as Error).message}`, Code.InvalidArgument);
+  } catch {
+    throw malformedRequest("invalid protobuf");
   }
 }
 

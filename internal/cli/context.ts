@@ -26,7 +26,7 @@ export interface Session {
 
 export interface Api {
   server: string;
-  /** For calls beyond the generic ones (ServiceAccountService.CreateToken). */
+  /** For calls beyond the generic ones (ServiceAccountService.CreateToken, AuthorizationService). */
   transport: Transport;
   client(kind: Kind): ResourceClient;
 }

@@ -3,6 +3,7 @@
 import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
 import { stripVTControlCharacters } from "node:util";
 import { applyCommand } from "./commands/apply.ts";
+import { authCommand } from "./commands/auth.ts";
 import { configCommand } from "./commands/config.ts";
 import { createCommand } from "./commands/create.ts";
 import { deleteCommand } from "./commands/delete.ts";
@@ -37,6 +38,7 @@ export function createRootCommand(session: Session): CommandDef<any> {
       rollout: rolloutCommand(session),
       ...cordonCommands(session),
       config: configCommand(session),
+      auth: authCommand(session),
     },
   });
 }

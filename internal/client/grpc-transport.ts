@@ -20,6 +20,8 @@ export interface GrpcTransportOptions {
   idleConnectionTimeoutMs?: number;
   /** Larger response messages fail with RESOURCE_EXHAUSTED. Default 64 MiB. */
   readMaxBytes?: number;
+  /** Larger request messages fail with RESOURCE_EXHAUSTED before anything is sent. Default 64 MiB. */
+  writeMaxBytes?: number;
 }
 
 export interface GrpcTransport extends Transport {
@@ -37,6 +39,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   const pingTimeoutMs = opts.pingTimeoutMs ?? 10_000;
   const idleMs = opts.idleConnectionTimeoutMs ?? 60_000;
   const readMaxBytes = opts.readMaxBytes ?? 64 * 1024 * 1024;
+  const writeMaxBytes = opts.writeMaxBytes ?? 64 * 1024 * 1024;
 
   let session: ClientHttp2Session | undefined;
   let active = 0;
@@ -44,7 +47,9 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   let idleTimer: NodeJS.Timeout | undefined;
 
   function connect(): ClientHttp2Session {
-    const s = http2.connect(authority, { settings: { enablePush: false } });
+    // maxSessionMemory (MB): what the session may buffer before nghttp2 refuses new streams
+    // (ENHANCE_YOUR_CALM); room for a few requests of writeMaxBytes that a peer is slow to take.
+    const s = http2.connect(authority, { settings: { enablePush: false }, maxSessionMemory: Math.max(10, Math.ceil((4 * writeMaxBytes) / 2 ** 20)) });
     s.on("error", () => {}); // failures reach the calls through their streams
     const forget = () => {
       if (session === s) {
@@ -86,6 +91,19 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         if (attempt > 0) throw new ConnectError(`cannot reach ${authority}: ${(err as Error).message}`, Code.Unavailable);
       }
     }
+  }
+
+  /**
+   * Takes a connection that misbehaved out of use at once: later calls open a new one, calls in
+   * flight on it finish (or fail) on their own, and it is closed when they are done.
+   */
+  function retire(s: ClientHttp2Session): void {
+    if (session === s) {
+      session = undefined;
+      clearInterval(pinger);
+      clearTimeout(idleTimer);
+    }
+    if (!s.closed && !s.destroyed) s.close();
   }
 
   function hold(s: ClientHttp2Session): void {
@@ -155,6 +173,9 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     let deadline: NodeJS.Timeout | undefined;
     const cancel = (err: ConnectError) => {
       finish(err);
+      // A request the peer never took in full sits in this connection's send buffers: new calls
+      // go to a new connection rather than queue behind it.
+      if (!st.closed && st.writableLength > 0) retire(s);
       if (!st.closed) st.close(http2.constants.NGHTTP2_CANCEL);
     };
     const onAbort = () => cancel(abortError(signal!));
@@ -246,11 +267,17 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         return;
       }
       const t = trailersOnly ?? trailers;
+      // nghttp2 refusing streams (session memory) or a session-level failure: this connection
+      // is no good for later calls.
+      if (st.rstCode === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM || st.rstCode === http2.constants.NGHTTP2_INTERNAL_ERROR) retire(s);
       if (failure) return finish(failure, t);
       if (t) return finish(statusError(t), t);
       if (st.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
         return finish(new ConnectError(`${authority} refused the call (try again)`, Code.Unavailable));
       }
+      // A connection that went away takes its streams with it (reset as CANCEL, though nobody
+      // cancelled): the server is unreachable, not the call cancelled.
+      if (s.destroyed || s.closed) return finish(new ConnectError(`lost the connection to ${authority}`, Code.Unavailable));
       if (st.rstCode !== undefined && st.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
         return finish(new ConnectError(`the call was reset (HTTP/2 code ${st.rstCode})`, st.rstCode === http2.constants.NGHTTP2_CANCEL ? Code.Canceled : Code.Unavailable));
       }
@@ -265,9 +292,16 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     };
   }
 
+  function checkRequestSize(body: Buffer): void {
+    if (body.length - 5 > writeMaxBytes) {
+      throw new ConnectError(`request message of ${body.length - 5} bytes is larger than ${writeMaxBytes}`, Code.ResourceExhausted);
+    }
+  }
+
   const transport: GrpcTransport = {
     async unary(method, signal, timeoutMs, header, input) {
       const body = frame(toBinary(method.input, isMessage(input, method.input) ? input : create(method.input, input)));
+      checkRequestSize(body);
       return new Promise((resolve, reject) => {
         const responseHeader = new Headers();
         let message: unknown;
@@ -300,6 +334,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         break;
       }
       const body = frame(toBinary(method.input, isMessage(first, method.input) ? first : create(method.input, first as any)));
+      checkRequestSize(body);
       const responseHeader = new Headers();
       const trailer = new Headers();
       const queue: unknown[] = [];

@@ -177,6 +177,19 @@ export const kindColumns: Record<string, KindColumns> = {
   },
 };
 
+// kubectl's columns for RoleBindings and ClusterRoleBindings.
+const bindingColumns: KindColumns = {
+  header: ["ROLE", "AGE"],
+  row: (b, now) => [`${b.roleRef?.kind ?? ""}/${b.roleRef?.name ?? ""}`, created(b, now)],
+  wideHeader: ["USERS", "GROUPS", "SERVICEACCOUNTS"],
+  wideRow: (b) => {
+    const of = (kind: string, f: (s: any) => string) => b.subjects.filter((s: any) => s.kind === kind).map(f).join(", ");
+    return [of("User", (s) => s.name), of("Group", (s) => s.name), of("ServiceAccount", (s) => `${s.namespace}/${s.name}`)];
+  },
+};
+kindColumns.RoleBinding = bindingColumns;
+kindColumns.ClusterRoleBinding = bindingColumns;
+
 const MODE_SHORT: Record<string, string> = { ReadWriteOnce: "RWO", ReadOnlyMany: "ROX", ReadWriteMany: "RWX", ReadWriteOncePod: "RWOP" };
 
 function accessModes(modes: string[] | undefined): string {
