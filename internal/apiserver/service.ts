@@ -78,7 +78,10 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
       opts.onWatch?.(kind.kind, 1);
       try {
         if (req.resourceVersion === "") {
-          for (const obj of initial) yield { type: WatchEventType.ADDED, [f]: obj };
+          for (const obj of initial) {
+            if (ctx.signal.aborted) break; // deadline or shutdown: not after the whole initial state
+            yield { type: WatchEventType.ADDED, [f]: obj };
+          }
           yield bookmark(start);
         }
         while (!ctx.signal.aborted) {

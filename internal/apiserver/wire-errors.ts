@@ -17,6 +17,14 @@ export function mapProtocolError(code: Code, message: string): { code: Code; mes
   if (message.startsWith("protocol error: incomplete envelope")) {
     return { code: Code.InvalidArgument, message: malformedRequest("the request ended inside its message (truncated frame)").rawMessage };
   }
+  // Not one request message, or a compressed one without grpc-encoding: the direct path's words.
+  if (message.startsWith("protocol error: missing input message")) return { code: Code.InvalidArgument, message: malformedRequest("missing request message").rawMessage };
+  if (message.startsWith("protocol error: received extra input message")) {
+    return { code: Code.InvalidArgument, message: malformedRequest("expected exactly one request message").rawMessage };
+  }
+  if (message.startsWith("received compressed envelope, but do not know how to decompress")) {
+    return { code: Code.InvalidArgument, message: malformedRequest("compressed message without grpc-encoding").rawMessage };
+  }
   const size = /^message size (?:\d+ )?is larger than configured readMaxBytes (\d+)/.exec(message);
   if (size) return { code: Code.ResourceExhausted, message: `request message larger than ${size[1]} bytes` };
   if (code === Code.InvalidArgument && message.startsWith("cannot decode message")) {

@@ -141,7 +141,8 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   const noControl: CallControl = { pause() {}, resume() {}, cancel() {} };
 
   /** Starts a call; returns pause/resume for flow control, cancel to give up on it. */
-  function call(method: DescMethod, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: ConstructorParameters<typeof Headers>[0], body: Buffer, sink: Sink): CallControl {
+  function call(method: DescMethod, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: ConstructorParameters<typeof Headers>[0], body: Buffer, sink: Sink, retried = false): CallControl {
+    const startedAt = performance.now();
     let finished = false;
     const finish = (err: ConnectError | undefined, trailers: IncomingHttpHeaders = {}) => {
       if (finished) return;
@@ -189,7 +190,10 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let frameBytes = 0; // prefix + message of the incomplete message, once its prefix is in
+    let responded = false;
+    let again: CallControl | undefined;
     st.on("response", (rh) => {
+      responded = true;
       const status = Number(rh[":status"]);
       if (status !== 200) {
         failure = new ConnectError(`HTTP ${status} from ${authority}`, httpStatusCode(status));
@@ -254,6 +258,14 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       clearTimeout(deadline);
       signal?.removeEventListener("abort", onAbort);
       release(s);
+      // Refused: a GOAWAY crossed the call, so the server never saw it. Like grpc-js, send it
+      // again once, on a new connection, rather than fail a call that is safe to repeat.
+      if (!finished && !retried && !responded && st.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
+        finished = true;
+        const left = timeoutMs === undefined ? undefined : Math.max(1, timeoutMs - (performance.now() - startedAt));
+        again = call(method, signal, left, header, body, sink, true);
+        return;
+      }
       const t = trailersOnly ?? trailers;
       // nghttp2 refusing streams (session memory) or a session-level failure: this connection
       // is no good for later calls.
@@ -274,9 +286,9 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     });
     st.end(body);
     return {
-      pause: () => st.pause(),
-      resume: () => st.resume(),
-      cancel: () => cancel(new ConnectError("the call was cancelled", Code.Canceled)),
+      pause: () => (again ? again.pause() : st.pause()),
+      resume: () => (again ? again.resume() : st.resume()),
+      cancel: () => (again ? again.cancel() : cancel(new ConnectError("the call was cancelled", Code.Canceled))),
     };
   }
 
@@ -296,7 +308,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         call(method, signal, timeoutMs, header, body, {
           headers: (h) => copyHeaders(h, responseHeader),
           message(payload) {
-            if (message !== undefined) return; // the end reports the extra message
+            if (message !== undefined) return new ConnectError("protocol error: more than one response message for a unary call", Code.Unimplemented);
             try {
               message = fromBinary(method.output, payload);
             } catch (err) {
@@ -336,7 +348,8 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           try {
             queue.push(fromBinary(method.output, payload));
           } catch (err) {
-            error ??= new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);
+            // The stream ends at this message, after the good ones before it.
+            return new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);
           }
           if (queue.length >= STREAM_QUEUE_HIGH && !paused) {
             paused = true;
