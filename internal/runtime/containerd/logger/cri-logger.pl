@@ -70,7 +70,8 @@ sub stamp {
 my $log;
 my $size = 0;
 sub openLog {
-  open($log, '>>', $path) or return 0;
+  open(my $fh, '>>', $path) or return 0; # a new handle: rotate() closes the old one after
+  $log = $fh;
   $size = -s $log // 0;
   return 1;
 }
