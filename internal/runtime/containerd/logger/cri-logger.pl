@@ -112,12 +112,15 @@ my ($lostLines, $lostBytes, $lostWhy, $reportedAt) = (0, 0, '', 0);
 sub writeAll {
   my ($data, $off, $len) = @_;
   my $end = $off + $len;
+  my $whole = $size; # where the last whole record ends
   while ($off < $end) {
     my $n = syswrite($log, $data, $end - $off, $off);
     if (!defined $n) {
       next if $!{EINTR};
       my $err = "$!";
-      truncate($log, $size); # a half-written record would merge with the next one
+      # A half-written record would merge with the next one: take back what this call wrote.
+      truncate($log, $whole);
+      $size = $whole;
       return $err;
     }
     $off += $n;
