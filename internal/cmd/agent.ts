@@ -16,7 +16,9 @@ import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { createApiTransport } from "../client/transport.ts";
 import { defaultControllerConfig } from "../controller/controller.ts";
 import { formatNet, parseNet } from "../network/routes.ts";
-import { createLogger, type Logger } from "../log/log.ts";
+import { createLogger } from "../log/log.ts";
+import { createLoggerReportHandler, type LoggerReportDeps } from "../agent/logger-reports.ts";
+import { createEventRecorder } from "../client/events.ts";
 import { parseQuantity, quantityToBytes } from "../api/quantity.ts";
 import type { ContainerLogOptions, LoggerReports } from "../runtime/containerd/index.ts";
 import { createFakeRuntime } from "../runtime/fake/fake.ts";
@@ -55,16 +57,17 @@ export function containerLogOptions(args: { "container-log-max-size": string; "c
 
 /**
  * The agent's end of the container loggers' reports (a FIFO in rootDir): each failed write, and
- * writing working again, becomes a warning in the agent's log naming the pod and container.
+ * writing working again, becomes a warning in the agent's log and a Warning event on the pod.
  */
-export async function startLoggerReports(rootDir: string, log: Logger): Promise<LoggerReports> {
+export async function startLoggerReports(rootDir: string, deps: LoggerReportDeps): Promise<LoggerReports> {
   const { createLoggerReports } = await import("../runtime/containerd/index.ts");
   mkdirSync(rootDir, { recursive: true });
-  return createLoggerReports(join(rootDir, "logger-reports"), ({ logPath, message }) => {
-    const m = /\/pods\/([^/]+)\/logs\/([^/]+)\/(\d+)\.log$/.exec(logPath);
-    log.warn({ podUid: m?.[1], container: m?.[2], attempt: m ? Number(m[3]) : undefined, logPath, problem: message }, "container logger: writing the container's log failed");
-  });
+  const handle = createLoggerReportHandler(deps);
+  return createLoggerReports(loggerReportsPath(rootDir), (r) => void handle(r));
 }
+
+/** Where the loggers report (give it to the runtime before startLoggerReports reads it). */
+export const loggerReportsPath = (rootDir: string) => join(rootDir, "logger-reports");
 
 /** Every --insecure-registry value (the flag repeats; commas separate too), checked. */
 function insecureRegistries(rawArgs: string[]): string[] {
@@ -172,8 +175,9 @@ export const agentCommand = defineCommand({
       const clusterCidr = cidrFlag("cluster-cidr", args["cluster-cidr"]);
       podRouting = { clusterCidr, network: args["cni-network"], resyncMs: parseDuration("route-resync", args["route-resync"]) };
       if (podRouting.resyncMs! < 100) throw new Error(`--route-resync must be at least 100ms, got "${args["route-resync"]}"`);
-      loggerReports = await startLoggerReports(rootDir, log);
-      runtime = await containerdRuntime(args.containerd, args["containerd-namespace"], { ...containerLog, reportPath: loggerReports.path });
+      runtime = await containerdRuntime(args.containerd, args["containerd-namespace"], { ...containerLog, reportPath: loggerReportsPath(rootDir) });
+      const recorder = createEventRecorder({ transport, component: "skiff-agent", host: nodeName, log });
+      loggerReports = await startLoggerReports(rootDir, { runtime, recorder, log });
       network = createCniNetwork({
         pluginDir: args["cni-bin-dir"],
         confDir: args["cni-conf-dir"] || join(rootDir, "cni", "net.d"),

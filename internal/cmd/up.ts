@@ -21,7 +21,8 @@ import { ensureEncryptionConfig } from "../encryption/config.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
-import { containerLogArgs, containerLogOptions, dnsOptions, startLoggerReports } from "./agent.ts";
+import { containerLogArgs, containerLogOptions, dnsOptions, loggerReportsPath, startLoggerReports } from "./agent.ts";
+import { createEventRecorder } from "../client/events.ts";
 import { parseListen } from "./apiserver.ts";
 import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
@@ -94,8 +95,7 @@ export const upCommand = defineCommand({
     const containerd = await useOrStartContainerd(args.containerd, stateDir);
     log.info({ address: containerd.address, started: containerd.started }, "containerd");
     const rootDir = join(stateDir, "agent");
-    const loggerReports = await startLoggerReports(rootDir, log.child({ component: "agent" }));
-    const runtime = createContainerdRuntime({ address: containerd.address, namespace: "skiff", containerLog: { ...containerLog, reportPath: loggerReports.path } });
+    const runtime = createContainerdRuntime({ address: containerd.address, namespace: "skiff", containerLog: { ...containerLog, reportPath: loggerReportsPath(rootDir) } });
     // The example app's image, built from Debian's busybox-static and imported by the agent.
     const imageDir = join(stateDir, "images");
     mkdirSync(imageDir, { recursive: true });
@@ -106,9 +106,10 @@ export const upCommand = defineCommand({
     const controllers = createControllerManager({ transport, log: log.child({ component: "controller-manager" }) });
     void controllers.start(running.signal);
     const agentListen = parseListen(args["agent-listen"]);
+    const agentNodeName = args["node-name"] || hostname().toLowerCase();
     const agent = createAgent({
       transport,
-      nodeName: args["node-name"] || hostname().toLowerCase(),
+      nodeName: agentNodeName,
       runtime,
       network: createCniNetwork({
         confDir: join(rootDir, "cni", "net.d"),
@@ -126,6 +127,11 @@ export const upCommand = defineCommand({
       dns,
     });
     await agent.start();
+    const loggerReports = await startLoggerReports(rootDir, {
+      runtime,
+      recorder: createEventRecorder({ transport, component: "skiff-agent", host: agentNodeName }),
+      log: log.child({ component: "agent" }),
+    });
 
     // skiffctl finds this cluster without flags.
     const cfgPath = configPath();

@@ -2,7 +2,7 @@
 // small tmpfs this test mounts (and unmounts). While the disk is full the logger reports the
 // failed writes to the report FIFO (the agent turns them into warnings) instead of dropping the
 // output silently; once there is room again it reports that, and the log itself says how many
-// lines were lost.
+// lines were lost. The agent's handler turns the reports into Warning events on the pod.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,6 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLoggerReports, type LoggerReport, type LoggerReports } from "../../internal/runtime/containerd/logger/reports.ts";
 import { createContainerdRuntime, type ContainerdRuntime } from "../../internal/runtime/containerd/runtime.ts";
 import { waitFor } from "../../internal/agent/testing.ts";
+import { createLoggerReportHandler, LOG_WRITE_FAILED, LOG_WRITE_RECOVERED } from "../../internal/agent/logger-reports.ts";
+import type { EventRecorder } from "../../internal/client/events.ts";
+import pino from "pino";
 import { startContainerd, type ContainerdServer } from "../harness/containerd.ts";
 import { buildBusyboxImage, type BuiltImage } from "../harness/images.ts";
 import { makeTempDir, removeTempDir } from "../harness/tmp.ts";
@@ -21,13 +24,23 @@ let image: BuiltImage;
 let reports: LoggerReports;
 let mounted = false;
 const got: LoggerReport[] = [];
+const events: { uid?: string; name?: string; reason: string; message: string }[] = [];
+/** Records what the agent's event recorder would write. */
+const recorder: EventRecorder = {
+  event: (obj, _type, reason, message) => void events.push({ uid: obj.metadata?.uid, name: obj.metadata?.name, reason, message }),
+  flush: async () => {},
+};
 
 beforeAll(async () => {
   server = await startContainerd();
   dir = makeTempDir("skiff-log-full-disk-");
   image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.test/busybox", tag: "v1", indexHtml: "hi\n" });
-  reports = createLoggerReports(join(dir, "logger-reports"), (r) => got.push(r));
-  rt = createContainerdRuntime({ address: server.address, namespace: server.namespace, containerLog: { maxSizeBytes: 1 << 20, maxFiles: 2, reportPath: reports.path } });
+  rt = createContainerdRuntime({ address: server.address, namespace: server.namespace, containerLog: { maxSizeBytes: 1 << 20, maxFiles: 2, reportPath: join(dir, "logger-reports") } });
+  const handle = createLoggerReportHandler({ runtime: rt, recorder, log: pino({ level: "silent" }) });
+  reports = createLoggerReports(join(dir, "logger-reports"), (r) => {
+    got.push(r);
+    void handle(r);
+  });
   await rt.importImage(image.tarPath);
   mkdirSync(join(dir, "logs"));
   execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "skiff-test-logs", join(dir, "logs")]);
@@ -94,5 +107,10 @@ describe("container logger on a full filesystem", () => {
     const ticks = [...text.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
     const gap = ticks.findIndex((t, i) => i > 0 && t !== ticks[i - 1] + 1);
     expect(ticks[gap] - ticks[gap - 1] - 1).toBe(lost); // exactly the lines reported lost are missing
+
+    // The agent's handler: a Warning event on the pod for each report.
+    await waitFor("the events", () => events.some((e) => e.reason === LOG_WRITE_RECOVERED));
+    expect(events[0]).toEqual({ uid: "uid-full", name: "full", reason: LOG_WRITE_FAILED, message: `container app: ${failed.message}` });
+    expect(events.at(-1)).toEqual({ uid: "uid-full", name: "full", reason: LOG_WRITE_RECOVERED, message: `container app: ${again.message}` });
   }, 120_000);
 });
