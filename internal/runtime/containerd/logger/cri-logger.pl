@@ -95,7 +95,11 @@ sub rotate {
   }
   return "rotate: rename to $name: $!" unless rename($path, $name);
   my $old = $log;
-  return "rotate: create $path: $!" unless openLog();
+  unless (openLog()) {
+    my $err = "rotate: create $path: $!";
+    rename($name, $path); # keep writing to the file under its own name
+    return $err;
+  }
   close($old);
   my @names = rotated();
   while (@names > $maxFiles - 1) {
@@ -129,21 +133,28 @@ sub writeAll {
   return '';
 }
 
+# When rotating last failed: rotation waits 10 s then (the file grows meanwhile, output is kept).
+my $rotateFailedAt = -10;
+
 # Appends whole records, rotating between records so no file grows past max-size (a single
-# record longer than max-size gets a file of its own). Returns an error or ''.
+# record longer than max-size gets a file of its own). Returns an error ('' if none) and how
+# many bytes of $data were written.
 sub append {
   my ($data) = @_;
   my $off = 0;
   my $end = length $data;
   while ($off < $end) {
     my $len = $end - $off;
-    if ($maxSize > 0 && $size + $len > $maxSize) {
+    if ($maxSize > 0 && $size + $len > $maxSize && time() - $rotateFailedAt >= 10) {
       my $nl = rindex($data, "\n", $off + $maxSize - $size - 1);
       if ($nl >= $off) {
         $len = $nl + 1 - $off;
       } elsif ($size > 0) {
         my $err = rotate();
-        return $err if $err ne '';
+        if ($err ne '') {
+          report($err);
+          $rotateFailedAt = time();
+        }
         next;
       } else {
         my $e = index($data, "\n", $off);
@@ -151,28 +162,30 @@ sub append {
       }
     }
     my $err = writeAll($data, $off, $len);
-    return $err if $err ne '';
+    return ($err, $off) if $err ne '';
     $off += $len;
   }
-  return '';
+  return ('', $off);
 }
 
 sub put {
   my ($data, $ts) = @_;
-  if ($lostBytes > 0) {
-    $data = "$ts stderr F [skiff logger: $lostLines lines ($lostBytes bytes) of output lost: $lostWhy]\n$data";
-  }
-  my $err = append($data);
+  my $marker = $lostBytes > 0 ? "$ts stderr F [skiff logger: $lostLines lines ($lostBytes bytes) of output lost: $lostWhy]\n" : '';
+  my ($err, $done) = append($marker . $data);
   my ($s) = now();
   if ($err eq '') {
-    report("writing again; $lostLines lines ($lostBytes bytes) were lost: $lostWhy") if $lostBytes > 0;
+    report("writing again; $lostLines lines ($lostBytes bytes) were lost: $lostWhy") if $marker ne '';
     ($lostLines, $lostBytes, $lostWhy) = (0, 0, '');
     return;
   }
   my $first = $lostBytes == 0;
-  $data =~ s/^[^\n]*\n// if !$first; # our own marker is not lost output
-  $lostLines += ($data =~ tr/\n//);
-  $lostBytes += length $data;
+  if ($marker ne '' && $done >= length $marker) {
+    # The marker made it: the log tells of the earlier loss; count from here.
+    ($lostLines, $lostBytes, $first) = (0, 0, 1);
+  }
+  my $lost = substr($marker . $data, $done >= length $marker ? $done : length $marker);
+  $lostLines += ($lost =~ tr/\n//);
+  $lostBytes += length $lost;
   $lostWhy = $err;
   # Once when writing starts to fail, then at most every 10 s while it keeps failing.
   if ($first || $s - $reportedAt >= 10) {
