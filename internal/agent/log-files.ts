@@ -6,7 +6,7 @@
 // way by inode: when `<n>.log` is no longer the file it holds, it drains that file and goes on
 // with the next one by name.
 import type { FileHandle } from "node:fs/promises";
-import { open, readdir } from "node:fs/promises";
+import { open, readdir, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 const ROTATED_SUFFIX = /^\.\d{8}-\d{6}\.\d{9}$/;
@@ -78,12 +78,11 @@ export async function openNextLogFile(path: string, ino: number): Promise<OpenLo
 
 /** Whether `path` names a different file than `ino` now (the logger rotated it). */
 export async function rotatedAway(path: string, ino: number): Promise<boolean> {
-  const f = await openIfExists(path);
-  if (!f) return false; // between the rename and the new file: not yet
   try {
-    return (await f.stat()).ino !== ino;
-  } finally {
-    await f.close();
+    return (await stat(path)).ino !== ino;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false; // between the rename and the new file: not yet
+    throw err;
   }
 }
 
