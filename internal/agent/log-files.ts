@@ -6,7 +6,7 @@
 // way by inode: when `<n>.log` is no longer the file it holds, it drains that file and goes on
 // with the next one by name.
 import type { FileHandle } from "node:fs/promises";
-import { open, readdir, stat } from "node:fs/promises";
+import { open, readdir, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 const ROTATED_SUFFIX = /^\.\d{8}-\d{6}\.\d{9}$/;
@@ -26,6 +26,11 @@ export async function rotatedLogFiles(path: string): Promise<string[]> {
     .filter((n) => n.startsWith(`${base}.`) && ROTATED_SUFFIX.test(n.slice(base.length)))
     .sort()
     .map((n) => join(dir, n));
+}
+
+/** Removes a log and its rotated files (a removed container's: nothing can ask for it again). */
+export async function removeLogFiles(path: string): Promise<void> {
+  for (const p of [...(await rotatedLogFiles(path)), path]) await rm(p, { force: true });
 }
 
 export async function openIfExists(path: string): Promise<FileHandle | undefined> {
