@@ -44,7 +44,7 @@ const CLOCK_GETTIME: Partial<Record<string, number>> = { x64: 228, arm64: 113, r
 /** How long an unfinished line waits for its end before what there is is written as a P record. */
 const PARTIAL_FLUSH_SECONDS = 0.5;
 
-/** The CRI logger, a file of its own (syntax-checked by stdio.test.ts). */
+/** The CRI logger, a file of its own (checked with `perl -cw` by logger/cri-logger.test.ts). */
 export const CRI_LOGGER_SCRIPT = fileURLToPath(new URL("./logger/cri-logger.pl", import.meta.url));
 
 /** Rotation of a container's log, and where the logger reports failed writes. */
