@@ -23,6 +23,7 @@ import type { EnvPair } from "./service-env.ts";
 import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
 import type { ProbeManager } from "./probes.ts";
 import { ContainerStartError, startContainer } from "./start-container.ts";
+import { removeLogFiles } from "./log-files.ts";
 import { containerRecord, newPodState, nextBackoff, type BackoffPolicy, type PodState } from "./state.ts";
 import type { TokenProjector } from "./serviceaccount-token.ts";
 import type { StatusManager } from "./status.ts";
@@ -309,6 +310,8 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
   async function removeInstance(state: PodState, c: ContainerInfo): Promise<void> {
     await runtime.removeContainer(c.id);
+    // Its log goes too, as kubelet's does: a crash loop must not fill the disk attempt by attempt.
+    await removeLogFiles(c.logPath);
     state.killMessages.delete(c.id);
   }
 

@@ -12,7 +12,7 @@ import type { Services } from "./client.ts";
 import { ignoreNotFound, rawMessage } from "./errors.ts";
 import { layerDirs, resolveImageUser } from "./image-user.ts";
 import { buildOciSpec, swapAccountingAvailable } from "./spec.ts";
-import { containerLoggerUri } from "./stdio.ts";
+import { containerLoggerUri, type ContainerLogOptions } from "./stdio.ts";
 import type { ImageConfig } from "./spec.ts";
 
 export const RUNTIME_NAME = "io.containerd.runc.v2";
@@ -43,6 +43,7 @@ export interface CreateParams {
   parent: string;
   snapshotter: string;
   namespace: string;
+  containerLog: ContainerLogOptions;
 }
 
 export function labelsFor(p: CreateParams): Record<string, string> {
@@ -64,7 +65,7 @@ export async function createContainer(svc: Services, p: CreateParams): Promise<v
   // Kubernetes checks runAsNonRoot against the image's USER as written (a name cannot pass).
   verifyRunAsNonRoot(p.cfg.security, p.image.user ?? "");
   mkdirSync(dirname(p.cfg.logPath), { recursive: true });
-  const log = containerLoggerUri(p.cfg.logPath);
+  const log = containerLoggerUri(p.cfg.logPath, p.containerLog);
   const what = `create container ${p.cfg.containerName} of pod ${p.cfg.podNamespace}/${p.cfg.podName}`;
   let step = "snapshot";
   try {

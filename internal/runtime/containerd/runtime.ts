@@ -13,6 +13,7 @@ import { cgroupOomKills, createOomTracker, subscribeTaskEvents } from "./events.
 import { createImageStore, imageInfos, normalizeImageName, type ImageRecord, type ImageStore } from "./images.ts";
 import { importOciArchive } from "./import.ts";
 import { withLease } from "./lease.ts";
+import type { ContainerLogOptions } from "./stdio.ts";
 import { execInTask, startTask, stopTask } from "./tasks.ts";
 import { unpackedTop, unpackImage } from "./unpack.ts";
 import type { Container } from "../../../gen/containerd/services/containers/v1/containers_pb.js";
@@ -21,7 +22,12 @@ import { Status, type Process } from "../../../gen/containerd/types/task/task_pb
 export interface ContainerdRuntimeOptions extends ContainerdClientOptions {
   /** Default "overlayfs". */
   snapshotter?: string;
+  /** Containers' log rotation and the loggers' report FIFO. Default: 10 MiB × 5 files, reports to nowhere. */
+  containerLog?: ContainerLogOptions;
 }
+
+/** kubelet's defaults (containerLogMaxSize 10Mi, containerLogMaxFiles 5). */
+export const DEFAULT_CONTAINER_LOG: ContainerLogOptions = { maxSizeBytes: 10 * 1024 * 1024, maxFiles: 5 };
 
 export interface ContainerdRuntime extends ContainerRuntime {
   /** The underlying client (tests and diagnostics inspect containerd's objects through it). */
@@ -31,6 +37,7 @@ export interface ContainerdRuntime extends ContainerRuntime {
 export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): ContainerdRuntime {
   const client = createContainerdClient(opts);
   const snapshotter = opts.snapshotter ?? "overlayfs";
+  const containerLog = opts.containerLog ?? DEFAULT_CONTAINER_LOG;
   const content = createContentStore(client);
   const images = createImageStore(client, content);
   const ooms = createOomTracker(client, client.namespace);
@@ -133,6 +140,7 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
           stopSignal: img.configFile.stopSignal,
           parent,
           snapshotter,
+          containerLog,
           namespace: client.namespace,
         });
       });
