@@ -10,6 +10,7 @@ import { Status, type Process } from "../../../gen/containerd/types/task/task_pb
 import { verifyRunAsNonRoot, type ContainerConfig, type ContainerInfo, type ContainerLabels, type ContainerState } from "../runtime.ts";
 import type { Services } from "./client.ts";
 import { ignoreNotFound, rawMessage } from "./errors.ts";
+import { recordedExit } from "./exits.ts";
 import { layerDirs, resolveImageUser } from "./image-user.ts";
 import { buildOciSpec, swapAccountingAvailable } from "./spec.ts";
 import { containerLoggerUri } from "./stdio.ts";
@@ -29,6 +30,11 @@ export const LABELS = {
   imageId: "io.skiff.image-id",
   stopSignal: "io.skiff.stop-signal",
   startedAt: "io.skiff.started-at",
+  // How it ended, once known (exits.ts): the task that holds the exit status can be lost.
+  exitCode: "io.skiff.exit-code",
+  finishedAt: "io.skiff.finished-at",
+  oomKilled: "io.skiff.oom-killed",
+  lost: "io.skiff.lost",
 } as const;
 
 export interface CreateParams {
@@ -143,22 +149,39 @@ function labelsOf(c: Container): ContainerLabels {
 const toDate = (t: { seconds: bigint; nanos: number } | undefined): Date | undefined =>
   t && (t.seconds > 0n || t.nanos > 0) ? new Date(Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6)) : undefined;
 
-/** A container record and its task (if any) as the runtime interface reports them. */
-export function containerInfo(c: Container, task: Process | undefined, oomKilled: boolean): ContainerInfo {
-  const state = stateOf(task);
+/**
+ * A container record and its task as the runtime interface reports them. `task` undefined: not
+ * known (its shim did not answer); "gone": containerd has no task for it (Tasks/Get said
+ * NOT_FOUND). An exit recorded on the record (exits.ts) outlives the task.
+ */
+export function containerInfo(c: Container, task: Process | undefined | "gone", oomKilled: boolean): ContainerInfo {
   const info: ContainerInfo = {
     ...labelsOf(c),
     id: c.id,
     image: c.image,
     imageId: c.labels[LABELS.imageId] ?? "",
-    state,
+    state: "unknown",
     createdAt: toDate(c.createdAt) ?? new Date(0),
     logPath: c.labels[LABELS.logPath] ?? "",
   };
   const startedAt = c.labels[LABELS.startedAt];
   if (startedAt) info.startedAt = new Date(startedAt);
-  if (task && state === "running") info.pid = task.pid;
-  if (task && state === "exited") {
+  const exit = recordedExit(c);
+  if (exit && (task === undefined || task === "gone" || task.status === Status.STOPPED)) {
+    Object.assign(info, { state: "exited", exitCode: exit.exitCode, finishedAt: exit.finishedAt });
+    if (exit.oomKilled || oomKilled) info.oomKilled = true;
+    if (exit.lost) info.lost = true;
+    return info;
+  }
+  if (task === "gone") {
+    // Never started: that attempt never ran (the agent starts it afresh). Started: its exit was
+    // to be recorded before this is called, so only a failed recording lands here.
+    info.state = startedAt ? "unknown" : "created";
+    return info;
+  }
+  info.state = stateOf(task);
+  if (task && info.state === "running") info.pid = task.pid;
+  if (task && info.state === "exited") {
     info.exitCode = task.exitStatus;
     const finished = toDate(task.exitedAt);
     if (finished) info.finishedAt = finished;
