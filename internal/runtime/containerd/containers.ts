@@ -11,6 +11,7 @@ import { verifyRunAsNonRoot, type ContainerConfig, type ContainerInfo, type Cont
 import type { Services } from "./client.ts";
 import { ignoreNotFound, rawMessage } from "./errors.ts";
 import { recordedExit } from "./exits.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { layerDirs, resolveImageUser } from "./image-user.ts";
 import { buildOciSpec, swapAccountingAvailable } from "./spec.ts";
 import { containerLoggerUri } from "./stdio.ts";
@@ -107,9 +108,30 @@ export async function createContainer(svc: Services, p: CreateParams): Promise<v
   }
 }
 
+/** How long Tasks/Delete is retried while containerd cleans up after a dead shim. */
+const DEAD_SHIM_RETRIES = 50;
+const DEAD_SHIM_RETRY_MS = 100;
+
+/**
+ * Tasks/Delete; a missing task is fine. When a task's shim has died, containerd reports the task
+ * NOT_FOUND at once but answers a delete with "ttrpc: closed" until its own clean-up of the shim
+ * is done (moments later): wait for that.
+ */
+async function deleteTask(svc: Services, id: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ignoreNotFound(() => svc.tasks.delete({ containerId: id }));
+      return;
+    } catch (err) {
+      if (attempt >= DEAD_SHIM_RETRIES || !/ttrpc: closed/.test(rawMessage(err))) throw err;
+      await sleep(DEAD_SHIM_RETRY_MS);
+    }
+  }
+}
+
 /** Task delete → snapshot remove → container delete; each missing piece is fine. */
 export async function removeContainer(svc: Services, id: string, snapshotter: string): Promise<void> {
-  await ignoreNotFound(() => svc.tasks.delete({ containerId: id }));
+  await deleteTask(svc, id);
   await ignoreNotFound(() => svc.snapshots.remove({ snapshotter, key: id }));
   await ignoreNotFound(() => svc.containers.delete({ id }));
 }
