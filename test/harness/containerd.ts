@@ -40,9 +40,11 @@ export interface ContainerdServer {
    * stops, every shim and container process of its namespaces is killed (SIGKILL), what a real
    * machine keeps on tmpfs is gone (task bundles and their rootfs mounts, runc state, shim
    * sockets, the containers' cgroups), then containerd starts again on the same root: images,
-   * snapshots and container records survive, as they do on disk.
+   * snapshots and container records survive, as they do on disk. `stateOnDisk`: containerd's
+   * state dir survives too (as with `skiff up`'s own containerd, whose state is under its
+   * --state-dir), so containerd finds the bundles of dead shims at start and cleans them up.
    */
-  reboot(): Promise<void>;
+  reboot(opts?: { stateOnDisk?: boolean }): Promise<void>;
 }
 
 export interface StartContainerdOptions {
@@ -215,7 +217,7 @@ function cgroupProcesses(namespace: string): number[] {
 }
 
 /** The tmpfs half of a reboot for a stopped containerd (see ContainerdServer.reboot). */
-async function powerCycle(dir: string): Promise<void> {
+async function powerCycle(dir: string, stateOnDisk: boolean): Promise<void> {
   const state = join(dir, "state");
   const tasks = join(state, TASK_STATE);
   const namespaces = new Set<string>([readFileSync(join(dir, NAMESPACE_FILE), "utf8").trim()]);
@@ -242,7 +244,7 @@ async function powerCycle(dir: string): Promise<void> {
   for (const m of mountsUnder(state)) {
     if (spawnSync("umount", [m], { stdio: "ignore" }).status !== 0) spawnSync("umount", ["-l", m], { stdio: "ignore" });
   }
-  rmSync(state, { recursive: true, force: true });
+  if (!stateOnDisk) rmSync(state, { recursive: true, force: true });
   for (const ns of namespaces) {
     rmSync(join(RUNC_ROOT, ns), { recursive: true, force: true });
     removeCgroups(ns);
@@ -321,11 +323,11 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     namespace,
     dir,
     stop: () => current.stop(),
-    async reboot() {
+    async reboot(opts = {}) {
       rebooting = true;
       try {
         await current.stop();
-        await powerCycle(dir);
+        await powerCycle(dir, opts.stateOnDisk ?? false);
       } finally {
         rebooting = false;
       }

@@ -77,7 +77,10 @@ afterAll(async () => {
 });
 
 describe("containerd runtime: tasks that are gone", () => {
-  it("after a reboot: an exit seen before is kept; a running container is lost (255); a never started one is 'created'", async () => {
+  it.each([
+    ["containerd's state on tmpfs", false],
+    ["containerd's state on disk (dead shims' bundles found at start)", true],
+  ])("after a reboot, %s: an exit seen before is kept; a running container is lost (255); a never started one is 'created'", async (_what, stateOnDisk) => {
     const exited = await rt.createContainer(config("exited", ["sh", "-c", "exit 3"]));
     await rt.startContainer(exited);
     const running = await rt.createContainer(config("running", ["sleep", "3600"]));
@@ -87,7 +90,7 @@ describe("containerd runtime: tasks that are gone", () => {
     // The listing records the exit on the record (the task holding it will not survive).
     expect(pick((await rt.listContainers()).find((c) => c.id === exited))).toEqual({ state: "exited", exitCode: 3, lost: undefined });
 
-    await server.reboot();
+    await server.reboot({ stateOnDisk });
     const after = await rt.listContainers();
     const byId = new Map(after.map((c) => [c.id, c]));
     expect(pick(byId.get(exited))).toEqual({ state: "exited", exitCode: 3, lost: undefined });
