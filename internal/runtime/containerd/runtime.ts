@@ -193,6 +193,7 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
       if (!res?.container) return undefined;
       return describe(res.container, undefined);
     },
+
     exec: (id, command, timeoutMs) => execInTask(client, id, command, timeoutMs),
 
     async *events(signal) {
