@@ -16,6 +16,7 @@ import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { createEventRecorder } from "../client/events.ts";
 import { createInformer, createSharedInformerFactory, NAMESPACE_INDEX, namespaceIndexFunc } from "../client/informer.ts";
 import { createServiceProxy, type ServiceProxyOptions } from "../network/proxy/index.ts";
 import { createResourceClient } from "../client/resource-client.ts";
@@ -215,6 +216,7 @@ export function createAgent(opts: AgentOptions): Agent {
         return { token: res.token, expiresAt: timestampDate(res.expirationTimestamp!) };
       },
     }),
+    recorder: createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: nodeName, log }),
     firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
     security: { seccompDefault: opts.seccompDefault ?? false, seccompProfileRoot: opts.seccompProfileRoot ?? join(opts.rootDir, "seccomp") },

@@ -150,7 +150,7 @@ export const upCommand = defineCommand({
     }
 
     let stopping = false;
-    const stop = async (signal: string) => {
+    const stop = async (signal: string, exitCode = 0) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, "stopping the cluster (pods keep running; the next start adopts them)");
@@ -163,9 +163,14 @@ export const upCommand = defineCommand({
       await server.close();
       await store.close();
       await etcd.stop();
-      process.exit(0);
+      process.exit(exitCode);
     };
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGTERM", () => void stop("SIGTERM"));
+    // Controllers that cannot start leave the cluster without them: stop it all and exit 1.
+    controllers.wait().catch((err: unknown) => {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, "the controller-manager failed; stopping the cluster");
+      void stop("controller-manager failure", 1);
+    });
   }),
 });
