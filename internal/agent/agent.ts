@@ -225,6 +225,7 @@ export function createAgent(opts: AgentOptions): Agent {
         return { token: res.token, expiresAt: timestampDate(res.expirationTimestamp!) };
       },
     }),
+    recorder: createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: nodeName, log }),
     firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
     security: { seccompDefault: opts.seccompDefault ?? false, seccompProfileRoot: opts.seccompProfileRoot ?? join(opts.rootDir, "seccomp") },

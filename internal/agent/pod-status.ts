@@ -20,10 +20,13 @@ import {
 import type { ContainerInfo } from "../runtime/runtime.ts";
 import type { PodState } from "./state.ts";
 
+/**
+ * What a container's probes have found, asked only for a probe its spec has. False until the
+ * probe has passed for that container instance, also for a container the prober has not seen
+ * yet: a status written before the prober started (a new pod's first status) says not ready.
+ */
 export interface ProbeResults {
-  /** Readiness (true when the container has no readiness probe). */
   ready(uid: string, container: string, containerId: string): boolean;
-  /** Startup (true when the container has no startup probe). */
   started(uid: string, container: string, containerId: string): boolean;
 }
 
@@ -67,9 +70,13 @@ export function shouldRestart(restartPolicy: string, exitCode: number | undefine
 }
 
 export function terminationReason(c: ContainerInfo): string {
+  if (c.lost) return "Unknown"; // as Kubernetes reports a container whose end nobody saw
   if (c.oomKilled) return "OOMKilled";
   return c.exitCode === 0 ? "Completed" : "Error";
 }
+
+/** The terminated message of a lost container (ContainerInfo.lost). */
+export const LOST_MESSAGE = "the container's process was gone, with no exit status (the node restarted, or the runtime's shim for it was killed)";
 
 const ts = (d: Date | undefined): Timestamp | undefined => (d ? timestampFromDate(d) : undefined);
 
@@ -78,7 +85,7 @@ function terminated(c: ContainerInfo, runtimeName: string, state: PodState): Con
     terminated: {
       exitCode: c.exitCode ?? -1,
       reason: terminationReason(c),
-      message: state.killMessages.get(c.id) ?? "",
+      message: state.killMessages.get(c.id) ?? (c.lost ? LOST_MESSAGE : ""),
       startedAt: ts(c.startedAt),
       finishedAt: ts(c.finishedAt),
       containerId: `${runtimeName}://${c.id}`,
@@ -107,8 +114,9 @@ function containerStatus(input: StatusInput, spec: Container, instances: Contain
   if (cur?.state === "running") {
     status.state = create(ContainerStateSchema, { running: { startedAt: ts(cur.startedAt) } });
     if (prev) status.lastState = terminated(prev, runtimeName, state);
-    status.started = probes.started(uid, spec.name, cur.id);
-    status.ready = !isInit && status.started && probes.ready(uid, spec.name, cur.id);
+    // Init containers are not probed.
+    status.started = isInit || !spec.startupProbe || probes.started(uid, spec.name, cur.id);
+    status.ready = !isInit && status.started && (!spec.readinessProbe || probes.ready(uid, spec.name, cur.id));
   } else if (cur?.state === "exited") {
     if (rec?.waiting) {
       status.state = waitingState(rec.waiting.reason, rec.waiting.message);

@@ -13,10 +13,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Result } from "../client/workqueue.ts";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import type { EventRecorder } from "../client/events.ts";
 import type { ResourceClient } from "../client/resource-client.ts";
 import type { Logger } from "../log/log.ts";
 import type { ContainerInfo, ContainerRuntime, RegistryAuth } from "../runtime/runtime.ts";
 import { envReferences, type ConfigContext } from "./container-config.ts";
+import { createFaultReporter } from "./faults.ts";
 import type { SecurityOptions } from "./security.ts";
 import type { PodNetwork } from "./network.ts";
 import { prepareVolumes, writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
@@ -24,6 +26,7 @@ import type { EnvPair } from "./service-env.ts";
 import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
 import type { ProbeManager } from "./probes.ts";
 import { ContainerStartError, startContainer } from "./start-container.ts";
+import { removeLogFiles } from "./log-files.ts";
 import { containerRecord, newPodState, nextBackoff, type BackoffPolicy, type PodState } from "./state.ts";
 import type { TokenProjector } from "./serviceaccount-token.ts";
 import type { StatusManager } from "./status.ts";
@@ -56,6 +59,8 @@ export interface PodWorkerDeps {
   configData?(kind: "ConfigMap" | "Secret", namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** The ServiceAccount token, CA and namespace files of pods (serviceaccount-token.ts). */
   tokens?: TokenProjector;
+  /** Events about the pods (lost containers, networks set up again). */
+  recorder?: EventRecorder;
   /** Registry credentials for a pod's image (imagePullSecrets). */
   credentials?(pod: Pod, image: string): Promise<RegistryAuth[]>;
   insecureRegistries?: string[];
@@ -99,6 +104,7 @@ export function formatDelay(ms: number): string {
 export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
   const { runtime, log } = deps;
   const states = new Map<string, PodState>();
+  const faults = createFaultReporter({ log, recorder: deps.recorder });
   const startDeps = { runtime, imagePullBackoff: deps.imagePull, credentials: deps.credentials, insecureRegistries: deps.insecureRegistries };
 
   async function podContainers(uid: string): Promise<ContainerInfo[]> {
@@ -198,8 +204,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
     if (!spec.hostNetwork && !state.network) {
       try {
-        state.network = await deps.network.setUp(pod);
+        const net = await deps.network.setUp(pod);
+        state.network = net;
         state.setupError = undefined;
+        if (net.restored) faults.networkRestored(pod, pod.status?.podIp ?? "", net.ip);
       } catch (err) {
         state.setupError = `failed to set up the pod network: ${err instanceof Error ? err.message : String(err)}`;
         log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, err: state.setupError }, "network setup failed");
@@ -334,7 +342,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
   async function removeInstance(state: PodState, c: ContainerInfo): Promise<void> {
     await runtime.removeContainer(c.id);
+    // Its log goes too, as kubelet's does: a crash loop must not fill the disk attempt by attempt.
+    await removeLogFiles(c.logPath);
     state.killMessages.delete(c.id);
+    state.lostReported.delete(c.id);
   }
 
   /** One container toward "running" (or "completed", per the restart policy). */
@@ -372,7 +383,12 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       await removeInstance(state, cur);
       older.shift(); // the instance before it stays, for logs --previous
     } else if (cur?.state === "exited") {
-      if (!shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit)) {
+      const restart = shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit);
+      if (cur.lost && !state.lostReported.has(cur.id)) {
+        state.lostReported.add(cur.id);
+        faults.containerLost(pod, cur, restart);
+      }
+      if (!restart) {
         rec.waiting = undefined;
         return;
       }

@@ -2,7 +2,7 @@
 // plus /healthz, /readyz and /metrics. Only the apiserver touches storage.
 import { create } from "@bufbuild/protobuf";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
@@ -12,6 +12,7 @@ import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { kinds } from "../api/registry.ts";
 import { createEncryption } from "../encryption/index.ts";
 import type { Store } from "../storage/store.ts";
+import { withApiErrors } from "./errors.ts";
 import { createDirectGrpc } from "./grpc-direct.ts";
 import { createApiMetrics } from "./metrics.ts";
 import { bytesOf } from "./objects.ts";
@@ -19,7 +20,11 @@ import { createNamespaceFinalizer } from "./namespaces.ts";
 import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { registerService } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
+import { MAX_REQUEST_BYTES } from "./limits.ts";
+import { rewriteConnectErrors } from "./wire-errors.ts";
+import { createWatchBudget } from "./watch-budget.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
+import { createWatchLimiter, watchOwnerKey } from "./watch-limits.ts";
 import { AuthorizationService } from "../../gen/skiff/v1alpha1/authorization_service_pb.js";
 import { createClusterAuthorization, type ClusterAuthorization } from "../auth/cluster.ts";
 import { bootstrapPolicy, policyVisible } from "../auth/rbac/bootstrap.ts";
@@ -48,6 +53,12 @@ export interface ApiServerOptions {
   nodePortRange?: string;
   /** How often Service allocations are reconciled with Services. Default 3 min; 0 = only at start. */
   allocationRepairMs?: number;
+  /** Open watches allowed per client connection (0 = no limit). Default 1000. */
+  maxWatchesPerConnection?: number;
+  /** Bytes of unsent watch events one watcher may hold before it is cut. Default 8 MiB. */
+  watchBufferBytes?: number;
+  /** Bytes of unsent watch events all watchers together may hold. Default 512 MiB. */
+  watchBufferTotalBytes?: number;
   /** ServiceAccount tokens: the signing key (PEM; absent: a key made for this process only). */
   serviceAccountSigningKey?: string;
   /** More public keys (PEM) whose tokens are accepted, e.g. the previous signing key. */
@@ -93,8 +104,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     serviceCidr: opts.serviceCidr,
     nodePortRange: opts.nodePortRange,
   });
+  const watchBudget = createWatchBudget({ perWatcherBytes: opts.watchBufferBytes, totalBytes: opts.watchBufferTotalBytes });
+  metrics.watchBudget(watchBudget);
   for (const k of kinds) {
-    caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, log }));
+    caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, log, budget: watchBudget }));
   }
   if (!opts.serviceAccountSigningKey) log?.warn("no service account signing key given: tokens issued now stop working when this apiserver restarts");
   const serviceAccounts = createServiceAccounts({
@@ -142,13 +155,16 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   await policyVisible(await bootstrapPolicy(ops, log), caches, log);
 
   const shutdown = new AbortController();
-  const readMaxBytes = 16 * 1024 * 1024;
+  const readMaxBytes = MAX_REQUEST_BYTES;
+  const onInternalError = (err: unknown) => log?.error({ err }, "request failed");
+  const watchLimiter = createWatchLimiter(opts.maxWatchesPerConnection ?? 1000);
   const direct = createDirectGrpc({
     readMaxBytes,
     shutdownSignal: shutdown.signal,
     onDone: metrics.observe,
-    onInternalError: (err) => log?.error({ err }, "request failed"),
+    onInternalError,
     storedBytes: bytesOf,
+    contextValues: (stream) => createContextValues().set(watchOwnerKey, stream.session),
   });
   const connect = connectNodeAdapter({
     routes: (router) => {
@@ -156,19 +172,29 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         const impl = registerService(router, ops.get(k.kind)!, caches.get(k.kind)!, store, {
           heartbeatMs: opts.heartbeatMs ?? 30_000,
           onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
+          onInternalError,
+          watchLimiter,
           extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : undefined,
         });
         direct.register(k.service, impl);
       }
-      router.service(EncryptionService, encryption.handlers as any);
-      direct.register(EncryptionService, encryption.handlers);
-      const review = createAuthorizationService(authorization.authorizer);
+      // Main-line services outside service.ts answer failures through the same error table.
+      const encryptionHandlers = withApiErrors(encryption.handlers, onInternalError);
+      router.service(EncryptionService, encryptionHandlers as any);
+      direct.register(EncryptionService, encryptionHandlers);
+      const review = withApiErrors(createAuthorizationService(authorization.authorizer), onInternalError);
       router.service(AuthorizationService, review as any);
       direct.register(AuthorizationService, review);
+      // After every service is registered: it rewrites the handlers the router holds.
+      rewriteConnectErrors(router);
     },
     interceptors: [metrics.interceptor],
     shutdownSignal: shutdown.signal,
     readMaxBytes,
+    // Strict decoding: a misspelt field is an error naming it, never silently dropped.
+    jsonOptions: { ignoreUnknownFields: false },
+    // Watches count against their connection (the HTTP/2 session, or the HTTP/1.1 socket).
+    contextValues: (req) => createContextValues().set(watchOwnerKey, "stream" in req ? req.stream.session : req.socket),
     // Clients that compress their requests get gzip back. Plain gRPC clients (every Skiff
     // component) take the direct path, which never compresses: compression costs more CPU than
     // the bytes it saves on loopback and LAN links (`npm run bench -- api`: list time halves).
@@ -188,6 +214,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       return reply(ok ? 200 : 503, ok ? "ok\n" : "storage unreachable\n");
     }
     if (path === "/metrics") return reply(200, await metrics.registry.metrics(), metrics.registry.contentType);
+    // A request refused before it was read in full (too large, malformed): once the answer is
+    // out, the rest of its body is not wanted, and the client must not stall sending it.
+    if ("stream" in req) res.once("finish", () => !req.complete && !req.stream.closed && req.stream.close(http2.constants.NGHTTP2_NO_ERROR));
     (connect as (a: unknown, b: unknown) => void)(req, res);
   }
 
