@@ -11,6 +11,7 @@
 //                        policy after CrashLoopBackOff · none? pull per policy, create, start
 //                   ──► probes follow the running containers ──► status (written if changed)
 import { Code, ConnectError } from "@connectrpc/connect";
+import { rm } from "node:fs/promises";
 import type { Result } from "../client/workqueue.ts";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { EventRecorder } from "../client/events.ts";
@@ -21,7 +22,7 @@ import { envReferences, type ConfigContext } from "./container-config.ts";
 import { createFaultReporter } from "./faults.ts";
 import type { SecurityOptions } from "./security.ts";
 import type { PodNetwork } from "./network.ts";
-import { prepareVolumes, writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
+import { prepareVolumes, volumeDir, writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
 import type { EnvPair } from "./service-env.ts";
 import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
 import type { ProbeManager } from "./probes.ts";
@@ -159,6 +160,11 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     deps.probes.removePod(state.uid);
     for (const c of await podContainers(state.uid)) {
       if (c.state === "running" || c.state === "created") await runtime.stopContainer(c.id, 0);
+    }
+    // What it wrote to its emptyDirs is most likely what filled the disk: give it back now, as the
+    // kubelet tears down a terminated pod's volumes (logs stay until the pod is deleted).
+    for (const v of state.pod.spec?.volumes ?? []) {
+      if (v.emptyDir) await rm(volumeDir(deps.rootDir, state.uid, v.name), { recursive: true, force: true });
     }
     const containers = await podContainers(state.uid);
     const stored = await deps.status.sync(state.pod, (base) => {

@@ -1,7 +1,7 @@
 // Node pressure on real parts (cluster.ts: etcd, apiserver, containerd + runc, CNI): the agent's
 // root dir is a small tmpfs this test mounts, a pod fills it through an emptyDir, and the agent
 // reports DiskPressure from the filesystem's real figures and evicts that pod (Failed, Evicted,
-// an Event) before the pod that stays within its request. Image GC removes an unused image of
+// an Event) — and only that pod: its emptyDir goes with the eviction and the pressure ends. Image GC removes an unused image of
 // the test's containerd and never the one a container uses.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -18,6 +18,8 @@ import { startCluster, waitFor, type Cluster } from "./cluster.ts";
 let c: Cluster;
 let tmpfs: string;
 const evictions: string[] = [];
+/** Passes of the eviction manager: whether a threshold was crossed. */
+const passes: boolean[] = [];
 
 beforeAll(async () => {
   tmpfs = makeTempDir("skiff-pressure-");
@@ -31,6 +33,7 @@ beforeAll(async () => {
         thresholds: parseEvictionHard("memory.available<0,imagefs.available<0%"),
         intervalMs: 500,
         onPass: (p) => {
+          passes.push(p.crossed.length > 0);
           if (p.evicted) evictions.push(p.evicted.metadata!.name);
         },
       },
@@ -78,6 +81,12 @@ describe("disk pressure", () => {
     expect(pressure?.reason).toBe("KubeletHasDiskPressure");
     expect(pressure?.message).toBe("the node crossed the eviction threshold nodefs.available<10%");
 
+    // Its emptyDir went with it: the pressure ends and the pod within its request stays.
+    const seen = passes.length;
+    await waitFor("a pass without a crossed threshold", () => passes.slice(seen).includes(false), 30_000);
+    expect(evictions).toEqual(["filler"]);
+    expect((await c.getPod("modest"))?.status?.phase).toBe("Running");
+
     // Its container no longer runs, and the eviction is on record as an Event about the pod.
     const containers = await c.containersOf(evicted.metadata!.uid, "app");
     expect(containers.map((x) => x.state)).not.toContain("running");
@@ -93,7 +102,7 @@ describe("disk pressure", () => {
 
 describe("image garbage collection", () => {
   it("removes an unused image above the high threshold and keeps the image a container uses", async () => {
-    // Free the disk first (the evicted pod's volume goes with the pod), or the user pod is next.
+    // The evicted pod is deleted, as its owner would (its logs go with it).
     await c.pods.delete("default", "filler");
     await c.waitForGone("filler");
     const other = await buildBusyboxImage(join(c.dir, "other-image"), { name: "skiff.test/unused", tag: "v1", indexHtml: "unused image\n" });

@@ -50,6 +50,28 @@ describe("the eviction manager", () => {
     expect(evicted.map((e) => e.name)).toEqual(["big", "small"]);
   });
 
+  it("waits for the last evicted pod to end before evicting another (its resources are not freed yet)", async () => {
+    const pods = [testPod("a"), testPod("b")];
+    const stillActive = new Set(["a", "b"]);
+    const evicted: string[] = [];
+    const m = createEvictionManager({
+      runtime: createFakeRuntime(),
+      rootDir: "/nonexistent",
+      thresholds: parseEvictionHard(""),
+      activePods: () => pods.filter((p) => stillActive.has(p.metadata!.name)),
+      evict: (pod) => evicted.push(pod.metadata!.name),
+      log,
+      observe: async () => low,
+      usage: async (pod) => (pod.metadata!.name === "a" ? 500n * Mi : 10n * Mi),
+    });
+    await m.pass();
+    await m.pass();
+    expect(evicted).toEqual(["a"]);
+    stillActive.delete("a"); // a ended
+    await m.pass();
+    expect(evicted).toEqual(["a", "b"]);
+  });
+
   it("evicts nothing without pressure, and keeps the condition for the transition period after it", async () => {
     const obs = { current: calm };
     const pods = [testPod("a")];

@@ -41,6 +41,8 @@ export interface EvictionManagerOptions {
   intervalMs?: number;
   /** A condition stays True this long after the last crossing. Default 5 min (kubelet's). */
   transitionMs?: number;
+  /** The next eviction waits at most this long for the last evicted pod to end. Default 30 s. */
+  cleanupTimeoutMs?: number;
   /** Figures instead of the real ones (unit tests). */
   observe?: () => Promise<Observations>;
   usage?: (pod: Pod, containers: ContainerInfo[], resource: "memory" | "ephemeral-storage") => Promise<bigint>;
@@ -61,12 +63,15 @@ export function createEvictionManager(opts: EvictionManagerOptions): EvictionMan
   const { runtime, log } = opts;
   const intervalMs = opts.intervalMs ?? 10_000;
   const transitionMs = opts.transitionMs ?? 5 * 60_000;
+  const cleanupTimeoutMs = opts.cleanupTimeoutMs ?? 30_000;
   const gcPolicy = opts.imageGc ?? DEFAULT_IMAGE_GC;
   const imageGc = createImageGc({ runtime, onRemoved: opts.onImageRemoved });
   const observe = opts.observe ?? (() => observeNode({ rootDir: opts.rootDir, imageFsDir: opts.imageFsDir }));
   const lastCrossed: Partial<Record<keyof NodePressure, { at: number; signal: string; message: string }>> = {};
   /** Pods already told to go: a pod is evicted once. */
   const evicted = new Set<string>();
+  /** The last pod evicted: the next eviction waits until it has ended (its resources freed). */
+  let awaiting: { uid: string; at: number } | undefined;
 
   async function usageOf(pod: Pod, containers: ContainerInfo[], resource: "memory" | "ephemeral-storage"): Promise<bigint> {
     if (opts.usage) return opts.usage(pod, containers, resource);
@@ -129,7 +134,11 @@ export function createEvictionManager(opts: EvictionManagerOptions): EvictionMan
 
   async function evictOne(c: Crossed): Promise<Pod | undefined> {
     const resource = SIGNAL_RESOURCE[c.threshold.signal] === "memory" ? "memory" : "ephemeral-storage";
-    const pods = opts.activePods().filter((p) => !evicted.has(p.metadata!.uid) && (p.spec?.priority ?? 0) < CRITICAL_PRIORITY);
+    const active = opts.activePods();
+    // Like the kubelet's wait for pod cleanup: the figures still count the last pod until it ended.
+    if (awaiting && active.some((p) => p.metadata!.uid === awaiting!.uid) && Date.now() - awaiting.at < cleanupTimeoutMs) return undefined;
+    awaiting = undefined;
+    const pods = active.filter((p) => !evicted.has(p.metadata!.uid) && (p.spec?.priority ?? 0) < CRITICAL_PRIORITY);
     if (pods.length === 0) return undefined;
     const containers = await runtime.listContainers();
     const usages: PodUsage[] = [];
@@ -139,6 +148,7 @@ export function createEvictionManager(opts: EvictionManagerOptions): EvictionMan
     }
     const victim = rankForEviction(usages, resource)[0].pod;
     evicted.add(victim.metadata!.uid);
+    awaiting = { uid: victim.metadata!.uid, at: Date.now() };
     if (evicted.size > 10_000) evicted.delete(evicted.values().next().value!);
     const message = evictionMessage(c);
     log.warn({ pod: `${victim.metadata!.namespace}/${victim.metadata!.name}`, signal: c.threshold.signal, message }, "evicting pod");
