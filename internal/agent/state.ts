@@ -57,6 +57,8 @@ export interface PodState {
   networkReleased?: boolean;
   /** Since when (epoch ms) the runtime has listed a container of the pod without its state. */
   unreadableSince?: number;
+  /** The eviction manager chose this pod: its message (the pod is stopped and fails as Evicted). */
+  eviction?: string;
 }
 
 export function newPodState(pod: Pod): PodState {

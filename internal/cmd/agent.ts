@@ -16,6 +16,7 @@ import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { createApiTransport } from "../client/transport.ts";
 import { defaultControllerConfig } from "../controller/controller.ts";
 import { formatNet, parseNet } from "../network/routes.ts";
+import { normalizeServiceCidr } from "../network/proxy/ruleset.ts";
 import { createLogger } from "../log/log.ts";
 import { createLoggerReportHandler, type LoggerReportDeps } from "../agent/logger-reports.ts";
 import { createEventRecorder } from "../client/events.ts";
@@ -25,6 +26,7 @@ import { createFakeRuntime } from "../runtime/fake/fake.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { parseListen } from "./apiserver.ts";
 import { parseDuration } from "./controller-manager.ts";
+import { evictionArgs, evictionOptions } from "./eviction-flags.ts";
 import { guarded } from "./guard.ts";
 
 /** The containerd runtime, loaded only when asked for (the fake runtime needs none of it). */
@@ -145,6 +147,12 @@ export const agentCommand = defineCommand({
       description: "Service proxy: nftables (kernel NAT rules for Services) or none (default nftables; none with --runtime fake)",
       valueHint: "nftables|none",
     },
+    "service-cluster-ip-range": {
+      type: "string",
+      description: "The apiserver's Service range: the service proxy rejects traffic to its addresses no Service holds",
+      default: "10.96.0.0/12",
+    },
+    ...evictionArgs,
     cleanup: { type: "boolean", description: "Remove the service proxy's nftables table when the agent stops", default: false },
     "seccomp-default": { type: "boolean", description: "Give containers that set no seccomp profile RuntimeDefault instead of Unconfined", default: false },
     "seccomp-profile-root": { type: "string", description: "Directory of the Localhost seccomp profiles pods may name (default <root-dir>/seccomp)", valueHint: "DIR" },
@@ -159,6 +167,9 @@ export const agentCommand = defineCommand({
     const nodeName = args["node-name"] || os.hostname().toLowerCase();
     const { host, port } = parseListen(args.listen);
     const rootDir = args["root-dir"];
+    const serviceCidr = normalizeServiceCidr(args["service-cluster-ip-range"]);
+    // A hollow node shares the machine's figures with the others: it reports no pressure.
+    const eviction = args.runtime === "fake" ? undefined : evictionOptions(args);
     const containerLog = containerLogOptions(args);
     const transport = createApiTransport(args.server);
     const podCidr = args["pod-cidr"] === ALLOCATED
@@ -212,7 +223,8 @@ export const agentCommand = defineCommand({
       seccompDefault: args["seccomp-default"],
       seccompProfileRoot: args["seccomp-profile-root"] ? resolve(args["seccomp-profile-root"]) : undefined,
       podRouting,
-      proxy: proxyMode === "nftables" ? { cleanup: args.cleanup } : undefined,
+      proxy: proxyMode === "nftables" ? { cleanup: args.cleanup, serviceCidr } : undefined,
+      eviction,
       dns,
     });
     let stopping = false;

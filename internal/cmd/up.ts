@@ -27,6 +27,7 @@ import { parseListen } from "./apiserver.ts";
 import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
 import { guarded } from "./guard.ts";
+import { evictionArgs, evictionOptions } from "./eviction-flags.ts";
 import { ensureSigningKeyFile, serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
 
 /** Secrets are encrypted from the first start: a config with a fresh key, readable by its owner only. */
@@ -55,6 +56,7 @@ export const upCommand = defineCommand({
     "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
     "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
     ...serviceAccountArgs,
+    ...evictionArgs,
     "encryption-provider-config": {
       type: "string",
       description: "EncryptionConfiguration file for Secrets at rest (default: <state-dir>/encryption-config.yaml, generated with a new key on first start)",
@@ -71,6 +73,7 @@ export const upCommand = defineCommand({
     parseServiceCidr(args["service-cluster-ip-range"]);
     parsePortRange(args["service-node-port-range"]);
     const dns = dnsOptions(args);
+    evictionOptions(args); // bad thresholds stop `up` before anything starts
     const containerLog = containerLogOptions(args);
 
     const encryptionConfig = args["encryption-provider-config"] ?? defaultEncryptionConfig(stateDir, log);
@@ -121,7 +124,8 @@ export const upCommand = defineCommand({
       rootDir,
       log: log.child({ component: "agent" }),
       podCidr: args["pod-cidr"],
-      proxy: {},
+      proxy: { serviceCidr: args["service-cluster-ip-range"] },
+      eviction: evictionOptions(args, containerd.started ? join(stateDir, "containerd", "root") : undefined),
       listen: agentListen,
       importImages: imageDir,
       dns,

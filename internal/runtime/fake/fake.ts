@@ -78,7 +78,8 @@ export function createFakeRuntime(opts: { images?: string[] } = {}): FakeRuntime
       return [...images.values()];
     },
     async removeImage(ref) {
-      images.delete(ref);
+      // By ID: every name of the image (as containerd's); by name: that name.
+      for (const [name, img] of images) if (name === ref || img.id === ref) images.delete(name);
     },
     async createContainer(cfg: ContainerConfig) {
       const img = images.get(cfg.image);
