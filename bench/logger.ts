@@ -1,16 +1,17 @@
-// `npm run bench -- logger`: the per-container log writer (internal/runtime/containerd/stdio.ts)
+// `npm run bench -- logger`: the per-container log writer (internal/runtime/containerd/logger/)
 // on its own, started the way containerd's shim starts it (fd 3 stdout, fd 4 stderr, fd 5
 // ready), fed as fast as it reads: lines/s (by wall time and per CPU second of the logger) and
 // its memory (RSS idle after start, peak under load). Next to it, for scale, the raw `sh` + `cat`
 // logger that exec output still uses (no timestamps, no lines: bytes only). No containerd
 // needed; everything lives in a temp dir removed at the end.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Readable, Writable } from "node:stream";
 import { parseArgs } from "node:util";
+import { DEFAULT_CONTAINER_LOG } from "../internal/runtime/containerd/runtime.ts";
 import { containerLoggerUri, rawLoggerUri } from "../internal/runtime/containerd/stdio.ts";
 import { onCleanup } from "./lib/cleanup.ts";
 import { renderTable } from "./lib/table.ts";
@@ -145,6 +146,10 @@ export async function run(argv: string[]): Promise<void> {
   const rows: Row[] = [];
   const cri = join(dir, "cri.log");
   rows.push(await measure("CRI logger (perl)", containerLoggerUri(cri), lines, length, stderrPct, cri));
+  // What every container gets by default: the same, rotating at 10 MiB, 5 files kept.
+  mkdirSync(join(dir, "rotated"));
+  const rotated = join(dir, "rotated", "0.log");
+  rows.push(await measure("CRI logger (perl), rotated 10Mi × 5", containerLoggerUri(rotated, DEFAULT_CONTAINER_LOG), lines, length, stderrPct, rotated));
   const [o, e] = [join(dir, "out"), join(dir, "err")];
   rows.push(await measure("raw logger (sh + 2 cat)", rawLoggerUri(o, e), lines, length, stderrPct, o));
 

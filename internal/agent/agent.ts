@@ -16,6 +16,7 @@ import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { createEventRecorder } from "../client/events.ts";
 import { createInformer, createSharedInformerFactory, NAMESPACE_INDEX, namespaceIndexFunc } from "../client/informer.ts";
 import { createServiceProxy, type ServiceProxyOptions } from "../network/proxy/index.ts";
 import { createResourceClient } from "../client/resource-client.ts";
@@ -24,12 +25,14 @@ import type { Logger } from "../log/log.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { hostInfo, type HostInfo } from "./host-info.ts";
 import { createNodeDns, type NodeDnsOptions } from "./dns.ts";
+import { createEvictionManager, type EvictionManagerOptions } from "./eviction/manager.ts";
 import { createImageImporter } from "./image-import.ts";
 import { createNodeLease } from "./lease.ts";
 import { createLogsService } from "./logs.ts";
 import type { PodNetwork } from "./network.ts";
 import { createNodeReporter } from "./node.ts";
 import { createPodRouting, type PodRoutingOptions } from "./pod-routing.ts";
+import { isTerminal } from "./pod-status.ts";
 import { createPodWorkers } from "./pod-worker.ts";
 import { createProbeManager } from "./probes.ts";
 import { createPullSecrets } from "./pull-secrets.ts";
@@ -104,7 +107,14 @@ export interface AgentOptions {
   dns?: NodeDnsOptions;
   /** PEM of the cluster CA, given to pods as ca.crt beside their ServiceAccount token. */
   clusterCa?: string;
+  /**
+   * Node pressure: conditions, eviction and image GC from the node's real figures (see
+   * eviction/README.md). Absent: off (hollow nodes share the machine's figures).
+   */
+  eviction?: AgentEvictionOptions;
 }
+
+export type AgentEvictionOptions = Pick<EvictionManagerOptions, "thresholds" | "imageFsDir" | "imageGc" | "intervalMs" | "transitionMs" | "onPass">;
 
 export interface Agent {
   /** Resolves once the node is registered and every pod of the node is queued. */
@@ -215,6 +225,7 @@ export function createAgent(opts: AgentOptions): Agent {
         return { token: res.token, expiresAt: timestampDate(res.expirationTimestamp!) };
       },
     }),
+    recorder: createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: nodeName, log }),
     firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
     security: { seccompDefault: opts.seccompDefault ?? false, seccompProfileRoot: opts.seccompProfileRoot ?? join(opts.rootDir, "seccomp") },
@@ -224,6 +235,22 @@ export function createAgent(opts: AgentOptions): Agent {
     : undefined;
   const proxy = opts.proxy
     ? createServiceProxy({ ...opts.proxy, transport: opts.transport, informers: serviceInformers, podCidr: opts.podCidr, log: log.child({ component: "proxy" }) })
+    : undefined;
+  const recorder = createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: nodeName, log });
+  const eviction = opts.eviction
+    ? createEvictionManager({
+        ...opts.eviction,
+        runtime,
+        rootDir: opts.rootDir,
+        log: log.child({ component: "eviction" }),
+        activePods: () => informer.list().filter((p) => !isTerminal(p) && !p.metadata!.deletionTimestamp),
+        evict(pod, message) {
+          podWorkers.evict(pod.metadata!.uid, message);
+          queue.add(pod.metadata!.uid);
+          recorder.event(pod, "Warning", "Evicted", message);
+        },
+        onImageRemoved: (i) => log.info({ image: i.names[0] ?? i.id, sizeBytes: i.sizeBytes }, "removed unused image"),
+      })
     : undefined;
   const importer = opts.importImages ? createImageImporter({ runtime, path: opts.importImages, log: log.child({ component: "image-import" }) }) : undefined;
 
@@ -329,6 +356,7 @@ export function createAgent(opts: AgentOptions): Agent {
         podCidr: opts.podCidr,
         statusRefreshMs: opts.statusRefreshMs ?? 60_000,
         log,
+        pressure: eviction?.pressure,
       });
       const lease = createNodeLease({
         client: createResourceClient<Lease>(opts.transport, "Lease"),
@@ -364,6 +392,7 @@ export function createAgent(opts: AgentOptions): Agent {
       if (removed.length > 0) log.info({ pods: removed.length }, "removed orphaned pods");
       queue.run(opts.podWorkers ?? 64, (uid) => podWorkers.syncPod(uid));
       void watchRuntimeEvents();
+      eviction?.start(stopping.signal);
       timers.push(
         setInterval(() => {
           // Spread over half a period: syncing every pod at once makes a burst of runtime calls

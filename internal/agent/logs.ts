@@ -8,11 +8,12 @@
 //        (records → content; since filter; timestamps) ─► response chunks
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { AgentServiceLogsResponseSchema, type AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { parseLogRecord, parseRfc3339 } from "../runtime/log-format.ts";
+import { concatFiles, openLogFiles, openNextLogFile, rotatedAway, type OpenLogFile, type RandomAccess } from "./log-files.ts";
 import { instancesByName } from "./pod-status.ts";
 import { sleep } from "../util/sleep.ts";
 
@@ -30,15 +31,6 @@ const NL = Buffer.from("\n");
 /** Enough bytes of a record to read its tag: "<time> <stream> <F|P> ". */
 const HEADER = 64;
 
-async function openIfExists(path: string): Promise<FileHandle | undefined> {
-  try {
-    return await open(path, "r");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
-}
-
 /** Whether a record (its first HEADER bytes suffice) ends a line: F, or a line not in the format. */
 function endsLine(head: Uint8Array): boolean {
   const nl = head.indexOf(0x0a);
@@ -49,7 +41,7 @@ function endsLine(head: Uint8Array): boolean {
  * Where the last `lines` lines of the log start. Lines end at F records; P records continue
  * them; an unfinished line at the end counts as one (records are file lines: "\n"-terminated).
  */
-export async function tailOffset(fh: FileHandle, lines: number): Promise<number> {
+export async function tailOffset(fh: RandomAccess, lines: number): Promise<number> {
   const size = (await fh.stat()).size;
   if (lines <= 0) return size;
   const buf = Buffer.alloc(CHUNK);
@@ -172,27 +164,68 @@ async function* readToEnd(fh: FileHandle, from: { offset: number }): AsyncGenera
   }
 }
 
-/** The file's bytes from the start (or the last tailLines lines), then, with follow, what is appended. */
+/** Where reading starts: the first file and offset of the last tailLines lines, or the very start. */
+async function startOf(files: OpenLogFile[], tailLines: number | undefined): Promise<{ index: number; offset: number }> {
+  if (tailLines === undefined || files.length === 0) return { index: 0, offset: 0 };
+  const all = await concatFiles(files.map((f) => f.fh));
+  return all.locate(await tailOffset(all, tailLines));
+}
+
+/**
+ * The log's bytes from the start of its oldest file (or the last tailLines lines), then, with
+ * follow, what is appended — across rotations (log-files.ts): when the current file is renamed
+ * away, the rest of it is read, then the next file from its start.
+ */
 async function* readLogFile(path: string, opts: StreamOptions): AsyncGenerator<Uint8Array> {
-  let fh = await openIfExists(path);
-  const pos = { offset: fh && opts.tailLines !== undefined ? await tailOffset(fh, opts.tailLines) : 0 };
+  const files = await openLogFiles(path);
+  let cur: OpenLogFile | undefined;
   try {
+    const start = await startOf(files, opts.tailLines);
+    for (const f of files.splice(0, start.index)) await f.fh.close();
+    const pos = { offset: start.offset };
+    for (cur = files.shift(); cur && files.length > 0; cur = files.shift()) {
+      yield* readToEnd(cur.fh, pos);
+      await cur.fh.close();
+      pos.offset = 0;
+    }
+    /** Reads what is there; true when it moved on to a newer file (read again at once). */
+    const readOn = async function* (): AsyncGenerator<Uint8Array, boolean> {
+      if (!cur) {
+        cur = await openLogFiles(path).then(async (fs) => {
+          for (const f of fs.slice(1)) await f.fh.close(); // the oldest first
+          return fs[0];
+        });
+        pos.offset = 0;
+        if (!cur) return false;
+      }
+      yield* readToEnd(cur.fh, pos);
+      if (!(await rotatedAway(path, cur.ino))) return false;
+      yield* readToEnd(cur.fh, pos); // the logger is done with it: what it wrote last
+      const next = await openNextLogFile(path, cur.ino);
+      if (!next) return false;
+      await cur.fh.close();
+      cur = next;
+      pos.offset = 0;
+      return true;
+    };
     for (;;) {
-      if (fh) yield* readToEnd(fh, pos);
-      if (!opts.follow || opts.signal.aborted) return;
+      if (!opts.follow || opts.signal.aborted) {
+        if (cur) yield* readToEnd(cur.fh, pos);
+        return;
+      }
+      if (yield* readOn()) continue;
       if (!(await opts.stillWriting())) {
         // The runtime's log copier may still be flushing the last output: one more read after a pause.
         await sleep(opts.pollMs, opts.signal);
-        fh ??= await openIfExists(path);
-        if (fh) yield* readToEnd(fh, pos);
+        for (let more = true; more; ) more = yield* readOn();
         return;
       }
       await sleep(opts.pollMs, opts.signal);
       if (opts.signal.aborted) return;
-      fh ??= await openIfExists(path);
     }
   } finally {
-    await fh?.close();
+    await cur?.fh.close();
+    for (const f of files) await f.fh.close();
   }
 }
 

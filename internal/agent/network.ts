@@ -11,12 +11,14 @@ import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { ensureBridge } from "../network/bridge.ts";
 import { createCni, type CniOptions, type PortMapping } from "../network/cni.ts";
 import { formatIPv4, parseCidr } from "../network/conflist.ts";
-import { createNetns, deleteNetns, listNetns, netnsPath } from "../network/netns.ts";
+import { createNetns, deleteNetns, listNetns, netnsExists, netnsPath } from "../network/netns.ts";
 
 export interface PodNetworkStatus {
   ip: string;
   /** The namespace containers join; "" means the host's. */
   netnsPath: string;
+  /** The pod had been set up, but its namespace was gone (a reboot): it was made anew. */
+  restored?: boolean;
 }
 
 export interface PodNetwork {
@@ -115,12 +117,17 @@ export function createCniNetwork(opts: CniOptions): PodNetwork {
   return {
     async setUp(pod) {
       const m = pod.metadata!;
-      const path = await createNetns(podNetnsName(opts.network.name, m.uid));
+      const name = podNetnsName(opts.network.name, m.uid);
+      // An attachment on record without its namespace: the namespace (a mount on tmpfs) did not
+      // survive a reboot. ADD's CHECK of the cached result then fails and the pod is attached
+      // afresh, maybe with another IP.
+      const restored = !netnsExists(name) && cni.get(m.uid) !== undefined;
+      const path = await createNetns(name);
       const attachment = await cni.add(m.uid, path, {
         portMappings: portMappings(pod),
         args: { K8S_POD_NAMESPACE: m.namespace, K8S_POD_NAME: m.name, K8S_POD_UID: m.uid },
       });
-      return { ip: attachment.ip, netnsPath: path };
+      return { ip: attachment.ip, netnsPath: path, ...(restored ? { restored } : {}) };
     },
     async tearDown(uid) {
       const name = podNetnsName(opts.network.name, uid);

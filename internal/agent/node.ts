@@ -9,6 +9,7 @@ import { NodeSchema, NodeSpecSchema, NodeStatusSchema, type Node, type NodeStatu
 import type { ResourceClient } from "../client/resource-client.ts";
 import type { Logger } from "../log/log.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
+import type { NodePressure } from "./eviction/manager.ts";
 import type { HostInfo } from "./host-info.ts";
 
 export const LABEL_HOSTNAME = "kubernetes.io/hostname";
@@ -33,6 +34,8 @@ export interface NodeReporterOptions {
   podCidr?: string;
   statusRefreshMs: number;
   log: Logger;
+  /** The eviction manager's view: MemoryPressure / DiskPressure with their messages. */
+  pressure?: () => NodePressure;
 }
 
 export interface NodeReporter {
@@ -62,6 +65,7 @@ export async function computeNodeStatus(
   facts: NodeFacts,
   runtime: ContainerRuntime,
   now: Date,
+  pressure: NodePressure = {},
 ): Promise<NodeStatus> {
   const prev = old?.conditions ?? [];
   let runtimeVersion = "";
@@ -86,8 +90,12 @@ export async function computeNodeStatus(
     capacity: facts.capacity,
     allocatable: facts.capacity,
     conditions: [
-      condition(prev, "MemoryPressure", "False", "KubeletHasSufficientMemory", "skiff agent has sufficient memory available", now),
-      condition(prev, "DiskPressure", "False", "KubeletHasNoDiskPressure", "skiff agent has no disk pressure", now),
+      pressure.MemoryPressure
+        ? condition(prev, "MemoryPressure", "True", "KubeletHasInsufficientMemory", pressure.MemoryPressure, now)
+        : condition(prev, "MemoryPressure", "False", "KubeletHasSufficientMemory", "skiff agent has sufficient memory available", now),
+      pressure.DiskPressure
+        ? condition(prev, "DiskPressure", "True", "KubeletHasDiskPressure", pressure.DiskPressure, now)
+        : condition(prev, "DiskPressure", "False", "KubeletHasNoDiskPressure", "skiff agent has no disk pressure", now),
       condition(prev, "PIDPressure", "False", "KubeletHasSufficientPID", "skiff agent has sufficient PID available", now),
       ready,
     ],
@@ -166,7 +174,7 @@ export function createNodeReporter(opts: NodeReporterOptions): NodeReporter {
 
   async function writeStatus(force: boolean): Promise<void> {
     if (!node) node = await upsert();
-    const status = await computeNodeStatus(node.status, opts.facts, opts.runtime, new Date());
+    const status = await computeNodeStatus(node.status, opts.facts, opts.runtime, new Date(), opts.pressure?.());
     const due = Date.now() - lastWrite >= opts.statusRefreshMs;
     if (!force && !due && equals(NodeStatusSchema, withoutHeartbeats(status), withoutHeartbeats(node.status))) return;
     const next = clone(NodeSchema, node);

@@ -70,9 +70,13 @@ export function shouldRestart(restartPolicy: string, exitCode: number | undefine
 }
 
 export function terminationReason(c: ContainerInfo): string {
+  if (c.lost) return "Unknown"; // as Kubernetes reports a container whose end nobody saw
   if (c.oomKilled) return "OOMKilled";
   return c.exitCode === 0 ? "Completed" : "Error";
 }
+
+/** The terminated message of a lost container (ContainerInfo.lost). */
+export const LOST_MESSAGE = "the container's process was gone, with no exit status (the node restarted, or the runtime's shim for it was killed)";
 
 const ts = (d: Date | undefined): Timestamp | undefined => (d ? timestampFromDate(d) : undefined);
 
@@ -81,7 +85,7 @@ function terminated(c: ContainerInfo, runtimeName: string, state: PodState): Con
     terminated: {
       exitCode: c.exitCode ?? -1,
       reason: terminationReason(c),
-      message: state.killMessages.get(c.id) ?? "",
+      message: state.killMessages.get(c.id) ?? (c.lost ? LOST_MESSAGE : ""),
       startedAt: ts(c.startedAt),
       finishedAt: ts(c.finishedAt),
       containerId: `${runtimeName}://${c.id}`,

@@ -3,6 +3,7 @@
 // pod at a time; informer events, runtime events, probe results and a periodic resync queue it.
 //
 //   gone or deleting ──► stop (grace) · remove · network down · rm dir · confirm Delete(grace 0)
+//   evicted          ──► kill the containers (no grace) · phase Failed, reason Evicted · as terminal
 //   terminal phase   ──► release the network; nothing restarts
 //   otherwise        ──► network up (once) · /etc files · volumes
 //                        init containers in order, each to success ──► app containers
@@ -10,19 +11,23 @@
 //                        policy after CrashLoopBackOff · none? pull per policy, create, start
 //                   ──► probes follow the running containers ──► status (written if changed)
 import { Code, ConnectError } from "@connectrpc/connect";
+import { rm } from "node:fs/promises";
 import type { Result } from "../client/workqueue.ts";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import type { EventRecorder } from "../client/events.ts";
 import type { ResourceClient } from "../client/resource-client.ts";
 import type { Logger } from "../log/log.ts";
 import type { ContainerInfo, ContainerRuntime, RegistryAuth } from "../runtime/runtime.ts";
 import { envReferences, type ConfigContext } from "./container-config.ts";
+import { createFaultReporter } from "./faults.ts";
 import type { SecurityOptions } from "./security.ts";
 import type { PodNetwork } from "./network.ts";
-import { prepareVolumes, writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
+import { prepareVolumes, volumeDir, writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
 import type { EnvPair } from "./service-env.ts";
 import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
 import type { ProbeManager } from "./probes.ts";
 import { ContainerStartError, startContainer } from "./start-container.ts";
+import { removeLogFiles } from "./log-files.ts";
 import { containerRecord, newPodState, nextBackoff, type BackoffPolicy, type PodState } from "./state.ts";
 import type { TokenProjector } from "./serviceaccount-token.ts";
 import type { StatusManager } from "./status.ts";
@@ -55,6 +60,8 @@ export interface PodWorkerDeps {
   configData?(kind: "ConfigMap" | "Secret", namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** The ServiceAccount token, CA and namespace files of pods (serviceaccount-token.ts). */
   tokens?: TokenProjector;
+  /** Events about the pods (lost containers, networks set up again). */
+  recorder?: EventRecorder;
   /** Registry credentials for a pod's image (imagePullSecrets). */
   credentials?(pod: Pod, image: string): Promise<RegistryAuth[]>;
   insecureRegistries?: string[];
@@ -79,6 +86,8 @@ export interface PodWorkers {
   uids(): string[];
   /** New images arrived (an import): containers waiting with ErrImageNeverPull try again at once. */
   imagesChanged(): void;
+  /** The eviction manager chose the pod: the next sync stops it and fails it as Evicted. */
+  evict(uid: string, message: string): void;
 }
 
 /** How long a container listed without its state keeps its last status (see startPod). */
@@ -96,6 +105,7 @@ export function formatDelay(ms: number): string {
 export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
   const { runtime, log } = deps;
   const states = new Map<string, PodState>();
+  const faults = createFaultReporter({ log, recorder: deps.recorder });
   const startDeps = { runtime, imagePullBackoff: deps.imagePull, credentials: deps.credentials, insecureRegistries: deps.insecureRegistries };
 
   async function podContainers(uid: string): Promise<ContainerInfo[]> {
@@ -144,6 +154,32 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     state.network = undefined;
   }
 
+  /** Node pressure: stop at once (hard eviction gives no grace period), then fail the pod. */
+  async function evictPod(state: PodState): Promise<Result> {
+    const m = state.pod.metadata!;
+    deps.probes.removePod(state.uid);
+    for (const c of await podContainers(state.uid)) {
+      if (c.state === "running" || c.state === "created") await runtime.stopContainer(c.id, 0);
+    }
+    // What it wrote to its emptyDirs is most likely what filled the disk: give it back now, as the
+    // kubelet tears down a terminated pod's volumes (logs stay until the pod is deleted).
+    for (const v of state.pod.spec?.volumes ?? []) {
+      if (v.emptyDir) await rm(volumeDir(deps.rootDir, state.uid, v.name), { recursive: true, force: true });
+    }
+    const containers = await podContainers(state.uid);
+    const stored = await deps.status.sync(state.pod, (base) => {
+      const s = computePodStatus({ pod: base, state, containers, hostIP: deps.hostIP(), podIP: "", runtimeName: deps.runtimeName(), probes: deps.probes, now: new Date() });
+      s.phase = "Failed";
+      s.reason = "Evicted";
+      s.message = state.eviction!;
+      return s;
+    });
+    log.info({ pod: `${m.namespace}/${m.name}`, message: state.eviction }, "pod evicted");
+    if (stored && !isTerminal(stored)) return { requeue: true };
+    await releaseNetwork(state);
+    state.networkReleased = true;
+  }
+
   async function syncPod(uid: string): Promise<Result> {
     const apiPod = deps.lookup(uid);
     let state = states.get(uid);
@@ -157,6 +193,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       await terminate(state, apiPod !== undefined);
       return;
     }
+    if (state.eviction && !isTerminal(pod)) return evictPod(state);
     if (isTerminal(pod)) {
       deps.probes.removePod(uid);
       // After an agent restart the network may still be up: tearDown is idempotent.
@@ -173,8 +210,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
     if (!spec.hostNetwork && !state.network) {
       try {
-        state.network = await deps.network.setUp(pod);
+        const net = await deps.network.setUp(pod);
+        state.network = net;
         state.setupError = undefined;
+        if (net.restored) faults.networkRestored(pod, pod.status?.podIp ?? "", net.ip);
       } catch (err) {
         state.setupError = `failed to set up the pod network: ${err instanceof Error ? err.message : String(err)}`;
         log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, err: state.setupError }, "network setup failed");
@@ -309,7 +348,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
   async function removeInstance(state: PodState, c: ContainerInfo): Promise<void> {
     await runtime.removeContainer(c.id);
+    // Its log goes too, as kubelet's does: a crash loop must not fill the disk attempt by attempt.
+    await removeLogFiles(c.logPath);
     state.killMessages.delete(c.id);
+    state.lostReported.delete(c.id);
   }
 
   /** One container toward "running" (or "completed", per the restart policy). */
@@ -347,7 +389,12 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       await removeInstance(state, cur);
       older.shift(); // the instance before it stays, for logs --previous
     } else if (cur?.state === "exited") {
-      if (!shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit)) {
+      const restart = shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit);
+      if (cur.lost && !state.lostReported.has(cur.id)) {
+        state.lostReported.add(cur.id);
+        faults.containerLost(pod, cur, restart);
+      }
+      if (!restart) {
         rec.waiting = undefined;
         return;
       }
@@ -404,6 +451,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     },
     known: (uid) => states.has(uid),
     uids: () => [...states.keys()],
+    evict(uid, message) {
+      const state = states.get(uid);
+      if (state) state.eviction = message;
+    },
     imagesChanged() {
       for (const state of states.values()) {
         for (const rec of state.containers.values()) if (rec.waiting?.reason === "ErrImageNeverPull") rec.retry = undefined;

@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
+import type { Event } from "../../gen/skiff/v1alpha1/coordination_pb.js";
+import { createResourceClient } from "../client/resource-client.ts";
 import type { ContainerInfo } from "../runtime/runtime.ts";
+import { LOST_MESSAGE } from "./pod-status.ts";
 import { cstatus, startHarness, waitFor, type Harness } from "./testing.ts";
 
 let h: Harness | undefined;
@@ -69,5 +72,37 @@ describe("restartPolicy Always", () => {
     await new Promise((r) => setTimeout(r, 500));
     const now = await h.containersOf(created);
     expect(now.map((x) => [x.id, x.state])).toEqual([[c.id, "running"]]);
+  });
+});
+
+describe("a container lost unseen (a reboot, a killed shim)", () => {
+  it("restarts it as a new attempt: lastState Unknown 255 and a ContainerLost event", async () => {
+    h = await startHarness();
+    const created = await h.createPod("lost", { containers: [{ name: "app" }, { name: "side" }] });
+    const uid = created.metadata!.uid;
+    const c = await runningInstance(h, uid, 0);
+    const lost = c.containerName === "app" ? c : (await h.containersOf(created, "app"))[0];
+    h.runtime.lose(lost.id);
+    const p = await h.waitForPod("lost", "app restarted", (p) => cstatus(p, "app")?.restartCount === 1 && !!cstatus(p, "app")?.state?.running);
+    expect(cstatus(p, "app")!.lastState!.terminated).toMatchObject({ exitCode: 255, reason: "Unknown", message: LOST_MESSAGE, containerId: `fake://${lost.id}` });
+    expect(cstatus(p, "side")!.restartCount).toBe(0);
+    const events = await waitFor("the event", async () => {
+      const { items } = await createResourceClient<Event>(h!.transport, "Event").list("default");
+      const mine = items.filter((e) => e.involvedObject?.uid === uid);
+      return mine.length > 0 ? mine : undefined;
+    });
+    expect(events.map((e) => [e.type, e.reason, e.message])).toEqual([
+      ["Warning", "ContainerLost", "Container app is gone without an exit status (the node restarted, or its runtime shim was killed); starting it again (restartPolicy Always)"],
+    ]);
+  });
+
+  it("restartPolicy Never: not started again, the pod fails", async () => {
+    h = await startHarness();
+    const created = await h.createPod("lost-never", { restartPolicy: "Never" });
+    const c = await runningInstance(h, created.metadata!.uid, 0);
+    h.runtime.lose(c.id);
+    const p = await h.waitForPod("lost-never", "Failed", (p) => p.status?.phase === "Failed");
+    expect(cstatus(p)!.state!.terminated).toMatchObject({ exitCode: 255, reason: "Unknown" });
+    expect((await h.containersOf(p)).map((x) => x.attempt)).toEqual([0]);
   });
 });

@@ -47,6 +47,8 @@ export interface PodState {
   containers: Map<string, ContainerRecord>;
   /** Messages for terminated containers the agent killed (liveness), by container id. */
   killMessages: Map<string, string>;
+  /** Lost container instances (ContainerInfo.lost) already reported, by id. */
+  lostReported: Set<string>;
   /** Containers a probe asked to kill, by container id, with the reason. */
   killRequests: Map<string, { message: string; graceSeconds: number }>;
   /** The network could not be set up: shown on every waiting container. */
@@ -55,10 +57,12 @@ export interface PodState {
   networkReleased?: boolean;
   /** Since when (epoch ms) the runtime has listed a container of the pod without its state. */
   unreadableSince?: number;
+  /** The eviction manager chose this pod: its message (the pod is stopped and fails as Evicted). */
+  eviction?: string;
 }
 
 export function newPodState(pod: Pod): PodState {
-  return { uid: pod.metadata!.uid, pod, containers: new Map(), killMessages: new Map(), killRequests: new Map() };
+  return { uid: pod.metadata!.uid, pod, containers: new Map(), killMessages: new Map(), lostReported: new Set(), killRequests: new Map() };
 }
 
 export function containerRecord(state: PodState, name: string): ContainerRecord {

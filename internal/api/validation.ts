@@ -190,8 +190,18 @@ export const kindValidators: Record<string, (obj: any, old: any | undefined) => 
   },
   Service: (svc, old) => [...validateMeta(svc.metadata, true, validateDNS1035Label), ...validateServiceSpec(svc.spec, old?.spec)],
   Endpoints: (ep) => validateMeta(ep.metadata, true),
-  ConfigMap: (cm) => [...validateMeta(cm.metadata, true), ...validateDataKeys([...Object.keys(cm.data), ...Object.keys(cm.binaryData)], "data")],
-  Secret: (s) => [...validateMeta(s.metadata, true), ...validateDataKeys(Object.keys(s.data), "data")],
+  ConfigMap: (cm, old) => [
+    ...validateMeta(cm.metadata, true),
+    ...validateDataKeys([...Object.keys(cm.data), ...Object.keys(cm.binaryData)], "data"),
+    ...validateDataSize([cm.data, cm.binaryData], "data"),
+    ...immutableDataViolations(cm, old, ["data", "binaryData"]),
+  ],
+  Secret: (s, old) => [
+    ...validateMeta(s.metadata, true),
+    ...validateDataKeys(Object.keys(s.data), "data"),
+    ...validateDataSize([s.data], "data"),
+    ...immutableDataViolations(s, old, ["data"]),
+  ],
   PersistentVolume: (pv) => [...validateMeta(pv.metadata, false), ...validateResourceList(pv.spec?.capacity ?? {}, "spec.capacity", { standardNames: ["storage"] })],
   PersistentVolumeClaim: (pvc) => [
     ...validateMeta(pvc.metadata, true),
@@ -202,6 +212,34 @@ export const kindValidators: Record<string, (obj: any, old: any | undefined) => 
 };
 
 const dataKey = /^[-._a-zA-Z0-9]+$/;
+
+/** Kubernetes' limit on a ConfigMap's or Secret's data: keys and values together. */
+export const MAX_CONFIG_DATA_BYTES = 1024 * 1024;
+
+function validateDataSize(maps: Record<string, string | Uint8Array>[], path: string): Violation[] {
+  let total = 0;
+  for (const m of maps) {
+    for (const [k, v] of Object.entries(m)) total += Buffer.byteLength(k) + (typeof v === "string" ? Buffer.byteLength(v) : v.length);
+  }
+  return total > MAX_CONFIG_DATA_BYTES ? [{ field: path, message: `too long: ${total} bytes, at most ${MAX_CONFIG_DATA_BYTES} (1 MiB)` }] : [];
+}
+
+/** `immutable: true` freezes the data and itself, as in Kubernetes. */
+function immutableDataViolations(obj: any, old: any | undefined, fields: string[]): Violation[] {
+  if (!old?.immutable) return [];
+  const out: Violation[] = [];
+  if (!obj.immutable) out.push({ field: "immutable", message: "field is immutable when `immutable` is set" });
+  for (const f of fields) {
+    if (!sameData(obj[f] ?? {}, old[f] ?? {})) out.push({ field: f, message: "field is immutable when `immutable` is set" });
+  }
+  return out;
+}
+
+function sameData(a: Record<string, string | Uint8Array>, b: Record<string, string | Uint8Array>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => k in b && Buffer.from(a[k] as any).equals(Buffer.from(b[k] as any)));
+}
 
 function validateDataKeys(keys: string[], path: string): Violation[] {
   return keys

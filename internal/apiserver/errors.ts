@@ -1,9 +1,22 @@
 // Errors a user can act on: every failure leaves the apiserver as a ConnectError with the code a
 // Kubernetes user would expect (NotFound, AlreadyExists, Aborted for conflicts, InvalidArgument
-// with every bad field path), never a bare Internal for a user mistake.
+// with every bad field path), never a bare Internal for a user mistake. toApiError is the one
+// table every handler's failure goes through, whatever the protocol (connect and the direct gRPC
+// path serve the same handlers): storage and dependency texts never reach a client.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { StoreError } from "../storage/store.ts";
 import type { Violation } from "../api/validation.ts";
+
+/** Names longer than this are shortened in messages: an error must not echo a huge input back. */
+const NAME_SHOWN = 64;
+/** No message leaves longer than this (gRPC carries it in a header; peers cap header size). */
+const MESSAGE_MAX = 2048;
+
+/** A name as shown in an error message: long ones cut, with their length said. */
+export function displayName(name: string): string {
+  if (name.length <= NAME_SHOWN) return name;
+  return `${name.slice(0, NAME_SHOWN)}…(${name.length} characters)`;
+}
 
 export function invalid(what: string, violations: Violation[]): ConnectError {
   const lines = violations.map((v) => `${v.field}: ${v.message}`);
@@ -11,8 +24,10 @@ export function invalid(what: string, violations: Violation[]): ConnectError {
 }
 
 export function notFound(kind: string, name: string): ConnectError {
-  return new ConnectError(`${kind.toLowerCase()} "${name}" not found`, Code.NotFound);
+  return new ConnectError(`${kind.toLowerCase()} "${displayName(name)}" not found`, Code.NotFound);
 }
+
+export const STORAGE_UNAVAILABLE = "storage unavailable: try again shortly";
 
 /** Turns storage errors into API errors; anything else passes through unchanged. */
 export function fromStoreError(err: unknown, kind: string, name: string): unknown {
@@ -21,7 +36,7 @@ export function fromStoreError(err: unknown, kind: string, name: string): unknow
     case "NotFound":
       return notFound(kind, name);
     case "AlreadyExists":
-      return new ConnectError(`${kind.toLowerCase()} "${name}" already exists`, Code.AlreadyExists);
+      return new ConnectError(`${kind.toLowerCase()} "${displayName(name)}" already exists`, Code.AlreadyExists);
     case "Conflict":
       return conflict(kind, name);
     case "Compacted":
@@ -30,14 +45,53 @@ export function fromStoreError(err: unknown, kind: string, name: string): unknow
         Code.OutOfRange,
       );
     case "Unavailable":
-      return new ConnectError(`storage unavailable: ${err.message}`, Code.Unavailable);
+      return new ConnectError(STORAGE_UNAVAILABLE, Code.Unavailable);
+    case "TooLarge":
+      return new ConnectError(`${kind.toLowerCase()} "${displayName(name)}" is too large to store`, Code.ResourceExhausted);
   }
   return err;
 }
 
 export function conflict(kind: string, name: string): ConnectError {
   return new ConnectError(
-    `operation cannot be fulfilled on ${kind.toLowerCase()} "${name}": the object has been modified; read it again and retry with the new resource version`,
+    `operation cannot be fulfilled on ${kind.toLowerCase()} "${displayName(name)}": the object has been modified; read it again and retry with the new resource version`,
     Code.Aborted,
   );
+}
+
+/**
+ * The error a client gets for any failure of a handler: API errors as they are (message capped),
+ * storage errors by their meaning, anything else INTERNAL without its text (reported to
+ * onInternal, for the log).
+ */
+export function toApiError(err: unknown, onInternal?: (err: unknown) => void): ConnectError {
+  if (err instanceof StoreError) {
+    const mapped = fromStoreError(err, "object", err.key?.split("/").pop() ?? "");
+    if (mapped instanceof ConnectError) return mapped;
+  }
+  if (err instanceof ConnectError) {
+    if (err.rawMessage.length <= MESSAGE_MAX) return err;
+    return new ConnectError(`${err.rawMessage.slice(0, MESSAGE_MAX)}… (message cut)`, err.code, err.metadata);
+  }
+  onInternal?.(err);
+  return new ConnectError("internal error", Code.Internal);
+}
+
+/**
+ * Unary handlers whose every failure, thrown or rejected, goes through toApiError. For services
+ * outside service.ts (encryption, access reviews) and the unary RPCs inside it.
+ */
+export function withApiErrors(handlers: Record<string, unknown>, onInternal?: (err: unknown) => void): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(handlers)) {
+    const handler = fn as (req: unknown, ctx: unknown) => unknown;
+    out[name] = async (req: unknown, ctx: unknown) => {
+      try {
+        return await handler(req, ctx);
+      } catch (err) {
+        throw toApiError(err, onInternal);
+      }
+    };
+  }
+  return out;
 }

@@ -9,6 +9,7 @@
 import { create, isMessage, toBinary, fromBinary, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
+import { malformedRequest } from "./wire-errors.ts";
 
 /** What our handlers read from their context: the signal (watches end on it) and the values the request pipeline put there. */
 export interface DirectContext {
@@ -40,8 +41,11 @@ export interface DirectGrpcOptions {
    * response field holding such an object is sent as those bytes plus its resource version.
    */
   storedBytes?(obj: object): Uint8Array | undefined;
-  /** The request pipeline's start of a call (who is calling), as connect's contextValues do it. */
-  begin(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): ContextValues;
+  /**
+   * Per-call context values, as connect's contextValues option makes them: the request
+   * pipeline's start of a call (who is calling) and who a watch counts against.
+   */
+  contextValues(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): ContextValues;
 }
 
 export interface DirectGrpc {
@@ -103,18 +107,12 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     return Buffer.concat(parts);
   }
 
-  /** A length-delimited field holding an object's stored bytes followed by its resource version. */
+  /** A length-delimited field holding an object's stored bytes, its resource version added. */
   function reuse(fieldNumber: number, schema: DescMessage, obj: any): Uint8Array | undefined {
     const stored = opts.storedBytes!(obj);
     if (!stored) return undefined;
     const rv: string = obj.metadata?.resourceVersion ?? "";
-    const suffix = rv === "" ? EMPTY : versionSuffix(schema, rv);
-    const head = [...varint((fieldNumber << 3) | 2), ...varint(stored.length + suffix.length)];
-    const out = Buffer.allocUnsafe(head.length + stored.length + suffix.length);
-    out.set(head, 0);
-    out.set(stored, head.length);
-    out.set(suffix, head.length + stored.length);
-    return out;
+    return joinField(fieldNumber, rv === "" ? [stored] : withVersion(schema, stored, rv));
   }
 
   function register(service: DescService, impl: Record<string, unknown>): void {
@@ -141,16 +139,24 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     const m = methods.get(String(headers[":path"]));
     if (!m) return false;
     const timeoutMs = parseTimeout(headers["grpc-timeout"]);
-    const values = opts.begin(stream, headers);
+    const values = opts.contextValues(stream, headers);
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
     stream.on("data", (c: Buffer) => {
       if (refused) return;
       size += c.length;
-      if (size > opts.readMaxBytes + 5) {
+      // The length prefix tells at once: no need to take in megabytes before refusing them.
+      const declared = chunks.length === 0 && c.length >= 5 ? c.readUInt32BE(1) : 0;
+      if (size > opts.readMaxBytes + 5 || declared > opts.readMaxBytes) {
         refused = true;
-        fail(stream, new ConnectError(`message larger than ${opts.readMaxBytes} bytes`, Code.ResourceExhausted));
+        fail(stream, new ConnectError(`request message larger than ${opts.readMaxBytes} bytes`, Code.ResourceExhausted));
+        // Discard the rest as it comes, so the client is not left blocked on flow control.
+        chunks.length = 0;
+        stream.resume();
+        // The answer is out: RST_STREAM(NO_ERROR) tells the client to stop uploading the rest
+        // (HTTP/2 §8.1). On the next turn: a close() in the same turn as respond() never goes out.
+        setImmediate(() => stream.destroyed || stream.close());
         return;
       }
       chunks.push(c);
@@ -184,6 +190,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     let deadline: NodeJS.Timeout | undefined;
     let signal = NEVER;
     let expired: Promise<never> | undefined;
+    // The call ends at its grpc-timeout even when storage is slower; the handler sees its signal abort.
     if (timeoutMs !== undefined) {
       const ac = new AbortController();
       signal = ac.signal;
@@ -199,13 +206,13 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
       const result = m.handler(req, { signal, values });
       frame = frameOf(m.output, await (expired ? Promise.race([result, expired]) : result), false);
     } catch (err) {
-      clearTimeout(deadline);
       report(err);
       finish(m, start, err);
       fail(stream, err);
       return;
+    } finally {
+      clearTimeout(deadline);
     }
-    clearTimeout(deadline);
     finish(m, start, undefined);
     if (stream.closed || stream.destroyed) return;
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
@@ -232,15 +239,17 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     try {
       const it = m.handler(req, { signal: ac.signal, values }) as AsyncIterable<unknown>;
       for await (const msg of it) {
-        if (stream.closed || stream.destroyed) break;
+        // Deadline or shutdown: stop here, not after whatever the handler still has (a long initial state).
+        if (stream.closed || stream.destroyed || ac.signal.aborted) break;
         if (!started) {
           started = true;
           stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
           done(undefined);
         }
-        if (!stream.write(frameOf(m.output, msg, true))) await drained(stream);
+        if (!stream.write(frameOf(m.output, msg, true))) await drained(stream, ac.signal);
       }
-      if (ac.signal.reason === DEADLINE) throw DEADLINE;
+      // A handler that ends quietly on an abort still ends the call with the abort's status.
+      if (ac.signal.reason === DEADLINE || ac.signal.reason === SHUTDOWN) throw ac.signal.reason;
       done(undefined);
       if (stream.closed || stream.destroyed) return;
       if (!started) stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
@@ -271,10 +280,12 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
   return { register, serve };
 }
 
-// The encoding of { metadata: { resourceVersion: rv } } for a kind: two nested length-delimited
-// fields, built by hand (this runs for every object in every response).
+// An object's stored bytes with metadata.resourceVersion written inside its one metadata field,
+// built by hand (this runs for every object in every response). Not as a second metadata field
+// after the object: the protobuf spec merges repeated message fields, but protobufjs (what
+// @grpc/grpc-js clients decode with) keeps only the last one, and lost every other metadata field.
 const versionFields = new WeakMap<DescMessage, [number, number] | null>();
-function versionSuffix(schema: DescMessage, rv: string): Uint8Array {
+function withVersion(schema: DescMessage, stored: Uint8Array, rv: string): Uint8Array[] {
   let nums = versionFields.get(schema);
   if (nums === undefined) {
     const meta = schema.fields.find((f) => f.localName === "metadata");
@@ -282,21 +293,74 @@ function versionSuffix(schema: DescMessage, rv: string): Uint8Array {
     nums = meta && rvField ? [meta.number, rvField.number] : null;
     versionFields.set(schema, nums);
   }
-  if (!nums) return toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any));
-  const text = Buffer.from(rv, "utf8");
-  const inner = [...varint((nums[1] << 3) | 2), ...varint(text.length), ...text];
-  return Uint8Array.from([...varint((nums[0] << 3) | 2), ...varint(inner.length), ...inner]);
+  const found = nums ? findField(stored, nums[0]) : null;
+  if (!nums || found === null) return [stored, toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any))];
+  // No metadata stored: one holding only the version goes first.
+  const [tagAt, start, end] = found ?? [0, 0, 0];
+  const version = joinField(nums[1], [Buffer.from(rv, "utf8")]);
+  const meta = joinField(nums[0], [stored.subarray(start, end), version]);
+  return [stored.subarray(0, tagAt), meta, stored.subarray(found ? end : 0)];
 }
 
+/** A length-delimited field (tag, length, then the parts' bytes) in one buffer. */
+function joinField(fieldNumber: number, parts: Uint8Array[]): Buffer {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const tag = (fieldNumber << 3) | 2;
+  const out = Buffer.allocUnsafe(varintSize(tag) + varintSize(len) + len);
+  let at = writeVarint(out, writeVarint(out, 0, tag), len);
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Where a top-level length-delimited field is in a message's bytes: [tag offset, value start,
+ * value end]; undefined when absent, null when the bytes hold something this does not walk.
+ */
+function findField(bytes: Uint8Array, fieldNumber: number): [number, number, number] | undefined | null {
+  let at = 0;
+  const readVarint = () => {
+    let n = 0;
+    for (let shift = 0; at < bytes.length; shift += 7) {
+      const b = bytes[at++];
+      n += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return n;
+    }
+    return -1;
+  };
+  while (at < bytes.length) {
+    const tagAt = at;
+    const tag = readVarint();
+    const wire = tag % 8;
+    if (wire === 0) readVarint();
+    else if (wire === 1) at += 8;
+    else if (wire === 5) at += 4;
+    else if (wire === 2) {
+      const len = readVarint();
+      if (len < 0) return null;
+      if (Math.floor(tag / 8) === fieldNumber) return [tagAt, at, at + len];
+      at += len;
+    } else return null;
+  }
+  return at === bytes.length ? undefined : null;
+}
+
+// The codes are connect's for the same bytes, so that a request fails alike on every protocol.
 function decodeRequest(input: DescMessage, body: Buffer): unknown {
-  if (body.length < 5) throw new ConnectError("protocol error: missing request message", Code.Internal);
-  if (body[0] & 1) throw new ConnectError("protocol error: compressed message without grpc-encoding", Code.Internal);
+  // The client sent something that is not one request message: its mistake, INVALID_ARGUMENT
+  // (the same words and code as connect's path, see wire-errors.ts).
+  if (body.length === 0) throw malformedRequest("missing request message");
+  if (body.length < 5 || body.length < 5 + body.readUInt32BE(1)) throw malformedRequest("the request ended inside its message (truncated frame)");
+  if (body[0] & 1) throw malformedRequest("compressed message without grpc-encoding");
   const len = body.readUInt32BE(1);
-  if (body.length !== 5 + len) throw new ConnectError("protocol error: expected exactly one request message", Code.Internal);
+  if (body.length !== 5 + len) throw malformedRequest("expected exactly one request message");
   try {
     return fromBinary(input, body.subarray(5));
-  } catch (err) {
-    throw new ConnectError(`cannot decode the request: ${(err as Error).message}`, Code.InvalidArgument);
+  } catch {
+    throw malformedRequest("invalid protobuf");
   }
 }
 
@@ -333,31 +397,40 @@ export function parseTimeout(v: string | string[] | undefined): number | undefin
   return m ? Number(m[1]) * TIMEOUT_UNITS[m[2]] : undefined;
 }
 
-function drained(stream: ServerHttp2Stream): Promise<void> {
+function drained(stream: ServerHttp2Stream, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       stream.off("drain", done);
       stream.off("close", done);
+      signal.removeEventListener("abort", done);
       resolve();
     };
     stream.on("drain", done);
     stream.on("close", done);
+    signal.addEventListener("abort", done);
   });
 }
 
 // Abort reasons given explicitly: an abort() without one builds a DOMException with a stack trace.
 const CANCELED = new ConnectError("the client cancelled the call", Code.Canceled);
-const SHUTDOWN = new ConnectError("server shutting down", Code.Canceled);
+const SHUTDOWN = new ConnectError("server shutting down: call again (a watch: resume from the last resource version)", Code.Unavailable);
 const DEADLINE = new ConnectError("the call's deadline (grpc-timeout) passed", Code.DeadlineExceeded);
 const NEVER = new AbortController().signal;
-const EMPTY = new Uint8Array(0);
 
-function varint(n: number): number[] {
-  const out: number[] = [];
+function varintSize(n: number): number {
+  let size = 1;
   while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(out: Uint8Array, at: number, n: number): number {
+  while (n > 0x7f) {
+    out[at++] = (n & 0x7f) | 0x80;
     n >>>= 7;
   }
-  out.push(n);
-  return out;
+  out[at++] = n;
+  return at;
 }

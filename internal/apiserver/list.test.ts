@@ -6,7 +6,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { ConfigMapSchema } from "../../gen/skiff/v1alpha1/config_pb.js";
 import { kindByName, type ApiObject } from "../api/registry.ts";
 import { createMemoryStore } from "../storage/memory.ts";
-import type { Store } from "../storage/store.ts";
+import { StoreError, type Store } from "../storage/store.ts";
 import { createResourceOps, type ListResult, type ResourceOps } from "./resources.ts";
 
 const cmKind = kindByName("ConfigMap")!;
@@ -116,5 +116,17 @@ describe("paged List", () => {
     const err = await errorOf(ops.list("default", "", "", { limit: 1, continue: future }));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.rawMessage).toMatch(/^continue: /);
+  });
+
+  it("answers a page storage refuses for its size as RESOURCE_EXHAUSTED in a list's words, storage's text kept back", async () => {
+    const refusing: Store = {
+      ...store,
+      list: async () => {
+        throw new StoreError("TooLarge", "list /registry/configmaps/default/: response message of 70000000 bytes is larger than 67108864");
+      },
+    };
+    const refusingOps = createResourceOps(cmKind, { store: refusing, caches: new Map() });
+    const err = await errorOf(refusingOps.list("default", "", "", { limit: 10 }));
+    expect([Code[err.code], err.rawMessage]).toEqual(["ResourceExhausted", "list: a stored object is larger than storage will return in one response"]);
   });
 });

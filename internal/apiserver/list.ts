@@ -6,7 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ApiObject, Kind } from "../api/registry.ts";
 import { keyAfter, StoreError, type KeyValue, type Store } from "../storage/store.ts";
 import { decodeContinue, encodeContinue } from "./continue.ts";
-import { invalid } from "./errors.ts";
+import { invalid, STORAGE_UNAVAILABLE } from "./errors.ts";
 import { decode, prefixFor } from "./objects.ts";
 import type { ObjectFilter } from "./watchcache.ts";
 
@@ -127,6 +127,11 @@ function listError(err: unknown, revision: number): unknown {
       `continue: resource version ${revision} is not one this server listed at; pass the continue value of the previous page unchanged`,
       Code.InvalidArgument,
     );
+  }
+  // The rest as every handler's storage errors (errors.ts), in a list's words where they differ.
+  if (err instanceof StoreError && err.code === "Unavailable") return new ConnectError(STORAGE_UNAVAILABLE, Code.Unavailable);
+  if (err instanceof StoreError && err.code === "TooLarge") {
+    return new ConnectError("list: a stored object is larger than storage will return in one response", Code.ResourceExhausted);
   }
   return err;
 }

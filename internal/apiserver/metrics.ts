@@ -3,6 +3,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Store } from "../storage/store.ts";
+import type { WatchBudget } from "./watch-budget.ts";
 
 export interface ApiMetrics {
   registry: Registry;
@@ -11,6 +12,8 @@ export interface ApiMetrics {
   observe(service: string, method: string, code: Code | undefined, seconds: number): void;
   watchers: Gauge;
   instrument(store: Store): Store;
+  /** Exposes a watch buffer budget: bytes held, its limits, watchers cut. */
+  watchBudget(budget: WatchBudget): void;
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -98,5 +101,37 @@ export function createApiMetrics(): ApiMetrics {
     };
   }
 
-  return { registry, interceptor, observe, watchers, instrument };
+  function watchBudget(budget: WatchBudget): void {
+    new Gauge({
+      name: "skiff_apiserver_watch_buffer_bytes",
+      help: "Bytes of watch events given to watchers and not yet taken by their clients (all watchers).",
+      registers: [registry],
+      collect() {
+        this.set(budget.used());
+      },
+    });
+    new Gauge({
+      name: "skiff_apiserver_watch_buffer_limit_bytes",
+      help: "Watch buffer budget: per watcher (scope=watcher) and for all watchers together (scope=total).",
+      labelNames: ["scope"],
+      registers: [registry],
+      collect() {
+        this.set({ scope: "watcher" }, budget.perWatcherBytes);
+        this.set({ scope: "total" }, budget.totalBytes);
+      },
+    });
+    new Counter({
+      name: "skiff_apiserver_watch_cut_total",
+      help: "Watches cut for being too slow: over their own budget (reason=watcher) or to bring all back under the total (reason=total).",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ reason: "watcher" }, budget.cuts.watcher);
+        this.inc({ reason: "total" }, budget.cuts.total);
+      },
+    });
+  }
+
+  return { registry, interceptor, observe, watchers, instrument, watchBudget };
 }

@@ -1,7 +1,10 @@
 // How objects become storage keys and bytes. Objects are stored as protobuf binary without their
 // resource_version, which is always the storage revision that last wrote them.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { ApiObject, Kind } from "../api/registry.ts";
+import { displayName } from "./errors.ts";
+import { MAX_OBJECT_BYTES } from "./limits.ts";
 import { assertPlaintext } from "../encryption/providers.ts";
 
 const root = "/registry/";
@@ -34,6 +37,14 @@ export function encode(kind: Kind, obj: ApiObject): Uint8Array {
   if (obj.metadata) obj.metadata.resourceVersion = "";
   try {
     const bytes = toBinary(kind.schema, obj);
+    // Checked here, before storage: etcd refuses larger values only after the whole request went
+    // over the wire, in its own words.
+    if (bytes.length > MAX_OBJECT_BYTES) {
+      throw new ConnectError(
+        `${kind.kind.toLowerCase()} "${displayName(obj.metadata?.name ?? "")}" is too large: ${bytes.length} bytes encoded, at most ${MAX_OBJECT_BYTES} may be stored`,
+        Code.ResourceExhausted,
+      );
+    }
     storedBytes.set(obj, bytes);
     return bytes;
   } finally {
@@ -53,6 +64,6 @@ export function decode(kind: Kind, value: Uint8Array, revision: number): ApiObje
 /** Parses a client-supplied resource version; "" means none. */
 export function parseResourceVersion(rv: string): number | undefined {
   if (rv === "") return undefined;
-  if (!/^\d+$/.test(rv)) throw new Error(`resource version "${rv}" is not valid: pass one returned by the server`);
+  if (!/^\d+$/.test(rv)) throw new Error(`resource version "${displayName(rv)}" is not valid: pass one returned by the server`);
   return Number(rv);
 }

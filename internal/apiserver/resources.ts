@@ -12,7 +12,7 @@ import { getField, selectableFields, type ApiObject, type Kind } from "../api/re
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, validateFieldSelector } from "../api/selector.ts";
 import type { Violation } from "../api/validation.ts";
 import { StoreError, type DeletedKeyValue, type KeyValue, type Store, type TxnOp } from "../storage/store.ts";
-import { conflict, fromStoreError, invalid, notFound } from "./errors.ts";
+import { conflict, displayName, fromStoreError, invalid, notFound } from "./errors.ts";
 import { listObjects, type ListResult, type PageRequest } from "./list.ts";
 import { decode, encode, keyFor, objectKey, parseResourceVersion } from "./objects.ts";
 import type { ObjectFilter, WatchCache } from "./watchcache.ts";
@@ -114,12 +114,12 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         ? ruleViolations(statusField.message, status).map((v) => ({ ...v, field: v.field ? `status.${v.field}` : "status" }))
         : [];
     const v = [...rules, ...(kind.validateStatus?.(obj) ?? [])];
-    if (v.length) throw invalid(`${label} "${obj.metadata?.name ?? ""}"`, v);
+    if (v.length) throw invalid(`${label} "${displayName(obj.metadata?.name ?? "")}"`, v);
   }
 
   function validate(obj: ApiObject, old?: ApiObject): void {
     const v = [...ruleViolations(kind.schema, obj), ...(kind.validate?.(obj, old) ?? [])];
-    if (v.length) throw invalid(`${label} "${obj.metadata?.name || obj.metadata?.generateName || ""}"`, v);
+    if (v.length) throw invalid(`${label} "${displayName(obj.metadata?.name || obj.metadata?.generateName || "")}"`, v);
   }
 
   async function read(namespace: string, name: string): Promise<ApiObject> {
@@ -285,6 +285,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
     },
 
     async get(namespace, name) {
+      if (kind.namespaced && namespace === "") namespace = "default";
       requireName(namespace, name);
       return read(namespace, name);
     },
@@ -300,13 +301,14 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       if (!m) throw invalid(label, [{ field: "metadata", message: "required" }]);
       if (kind.namespaced && m.namespace === "") m.namespace = "default";
       requireName(m.namespace, m.name);
-      const wanted = parseRv(m.resourceVersion);
+      // Versions are opaque: only the exact string the server gave matches ("004" is not "4").
+      const wanted = checkedRv(m.resourceVersion, "metadata.resourceVersion");
       const requested = clone(kind.schema, obj) as ApiObject;
       // Without a resource version the update is unconditional: retry races against other writers.
       for (let attempt = 0; ; attempt++) {
         const cur = await read(m.namespace, m.name);
         const cm = cur.metadata!;
-        if (wanted !== undefined && String(wanted) !== cm.resourceVersion) throw conflict(label, m.name);
+        if (wanted !== undefined && wanted !== cm.resourceVersion) throw conflict(label, m.name);
         if (m.uid !== "" && m.uid !== cm.uid) {
           throw new ConnectError(`${label.toLowerCase()} "${m.name}": uid ${m.uid} does not match the stored object (${cm.uid})`, Code.Aborted);
         }
@@ -354,13 +356,13 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       if (!m) throw invalid(label, [{ field: "metadata", message: "required" }]);
       if (kind.namespaced && m.namespace === "") m.namespace = "default";
       requireName(m.namespace, m.name);
-      const wanted = parseRv(m.resourceVersion);
+      const wanted = checkedRv(m.resourceVersion, "metadata.resourceVersion");
       for (;;) {
         // The watch cache's copy when it is the version the writer saw (the usual case): the write
         // below is conditional on that version, so a stale copy can only fail, never overwrite.
         const cached = wanted !== undefined ? ctx.caches.get(kind.kind)?.get(keyFor(kind, m.namespace, m.name)) : undefined;
-        const cur = cached?.metadata?.resourceVersion === String(wanted) ? cached! : await read(m.namespace, m.name);
-        if (wanted !== undefined && String(wanted) !== cur.metadata!.resourceVersion) throw conflict(label, m.name);
+        const cur = cached && cached.metadata?.resourceVersion === wanted ? cached : await read(m.namespace, m.name);
+        if (wanted !== undefined && wanted !== cur.metadata!.resourceVersion) throw conflict(label, m.name);
         const next = clone(kind.schema, cur) as ApiObject;
         next.status = obj.status;
         validateStatus(next);
@@ -378,6 +380,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
     async delete(namespace, name, opts) {
       if (kind.namespaced && namespace === "") namespace = "default";
       requireName(namespace, name);
+      if (opts?.resourceVersion) checkedRv(opts.resourceVersion, "options.resourceVersion");
       for (;;) {
         const cur = await read(namespace, name);
         const m = cur.metadata!;
@@ -442,11 +445,12 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
     },
   };
 
-  function parseRv(rv: string): number | undefined {
+  /** A precondition version as the client sent it (undefined for none), refused if it cannot be one of ours. */
+  function checkedRv(rv: string, field: string): string | undefined {
     try {
-      return parseResourceVersion(rv);
+      return parseResourceVersion(rv) === undefined ? undefined : rv;
     } catch (e) {
-      throw invalid(label, [{ field: "metadata.resourceVersion", message: (e as Error).message }]);
+      throw invalid(label, [{ field, message: (e as Error).message }]);
     }
   }
 

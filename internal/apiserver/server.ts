@@ -18,6 +18,7 @@ import type { TokenAuthenticator } from "../auth/authn/token.ts";
 import type { Authorizer } from "../auth/types.ts";
 import { createEncryption } from "../encryption/index.ts";
 import type { Store } from "../storage/store.ts";
+import { withApiErrors } from "./errors.ts";
 import { createDirectGrpc } from "./grpc-direct.ts";
 import { createApiMetrics } from "./metrics.ts";
 import { bytesOf } from "./objects.ts";
@@ -26,7 +27,11 @@ import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { createRequestPipeline, type HeaderLookup, type Target } from "./pipeline.ts";
 import { serviceImpl } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
+import { MAX_REQUEST_BYTES } from "./limits.ts";
+import { rewriteConnectErrors } from "./wire-errors.ts";
+import { createWatchBudget } from "./watch-budget.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
+import { createWatchLimiter, watchOwnerKey } from "./watch-limits.ts";
 import { AuthorizationService } from "../../gen/skiff/v1alpha1/authorization_service_pb.js";
 import { createClusterAuthorization, type ClusterAuthorization } from "../auth/cluster.ts";
 import { bootstrapPolicy, policyVisible } from "../auth/rbac/bootstrap.ts";
@@ -69,6 +74,12 @@ export interface ApiServerOptions {
   nodePortRange?: string;
   /** How often Service allocations are reconciled with Services. Default 3 min; 0 = only at start. */
   allocationRepairMs?: number;
+  /** Open watches allowed per client connection (0 = no limit). Default 1000. */
+  maxWatchesPerConnection?: number;
+  /** Bytes of unsent watch events one watcher may hold before it is cut. Default 8 MiB. */
+  watchBufferBytes?: number;
+  /** Bytes of unsent watch events all watchers together may hold. Default 512 MiB. */
+  watchBufferTotalBytes?: number;
   /** ServiceAccount tokens: the signing key (PEM; absent: a key made for this process only). */
   serviceAccountSigningKey?: string;
   /** More public keys (PEM) whose tokens are accepted, e.g. the previous signing key. */
@@ -113,8 +124,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     serviceCidr: opts.serviceCidr,
     nodePortRange: opts.nodePortRange,
   });
+  const watchBudget = createWatchBudget({ perWatcherBytes: opts.watchBufferBytes, totalBytes: opts.watchBufferTotalBytes });
+  metrics.watchBudget(watchBudget);
   for (const k of kinds) {
-    caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, log }));
+    caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, log, budget: watchBudget }));
   }
   if (!opts.serviceAccountSigningKey) log?.warn("no service account signing key given: tokens issued now stop working when this apiserver restarts");
   const serviceAccounts = createServiceAccounts({
@@ -169,14 +182,17 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
 
   const shutdown = new AbortController();
-  const readMaxBytes = 16 * 1024 * 1024;
+  const readMaxBytes = MAX_REQUEST_BYTES;
+  const onInternalError = (err: unknown) => log?.error({ err }, "request failed");
+  const watchLimiter = createWatchLimiter(opts.maxWatchesPerConnection ?? 1000);
   const direct = createDirectGrpc({
     readMaxBytes,
     shutdownSignal: shutdown.signal,
     onDone: metrics.observe,
-    onInternalError: (err) => log?.error({ err }, "request failed"),
+    onInternalError,
     storedBytes: bytesOf,
-    begin: (stream, headers) => pipeline.begin(sessionPeer(stream.session as http2.ServerHttp2Session), headerOf(headers)),
+    // One context per call: who is calling (the pipeline) and which connection its watches count against.
+    contextValues: (stream, headers) => pipeline.begin(sessionPeer(stream.session as http2.ServerHttp2Session), headerOf(headers)).set(watchOwnerKey, stream.session),
   });
   const connect = connectNodeAdapter({
     routes: (router) => {
@@ -187,23 +203,31 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
           serviceImpl(ops.get(k.kind)!, caches.get(k.kind)!, store, {
             heartbeatMs: opts.heartbeatMs ?? 30_000,
             onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
+            onInternalError,
+            watchLimiter,
             extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : undefined,
           }),
         );
         router.service(k.service, impl as any);
         direct.register(k.service, impl);
       }
-      const encryptionImpl = pipeline.guardService(EncryptionService.typeName, encryption.handlers, encryptionTargets);
+      // Services outside service.ts answer failures through the same error table, behind the same guard.
+      const encryptionImpl = pipeline.guardService(EncryptionService.typeName, withApiErrors(encryption.handlers, onInternalError), encryptionTargets);
       router.service(EncryptionService, encryptionImpl as any);
       direct.register(EncryptionService, encryptionImpl);
-      const review = pipeline.guardService(AuthorizationService.typeName, createAuthorizationService(authorization.authorizer), reviewTargets);
+      const review = pipeline.guardService(AuthorizationService.typeName, withApiErrors(createAuthorizationService(authorization.authorizer), onInternalError), reviewTargets);
       router.service(AuthorizationService, review as any);
       direct.register(AuthorizationService, review);
+      // After every service is registered: it rewrites the handlers the router holds.
+      rewriteConnectErrors(router);
     },
     interceptors: [metrics.interceptor],
-    contextValues: (req) => pipeline.begin(requestPeer(req), headerOf(req.headers)),
     shutdownSignal: shutdown.signal,
     readMaxBytes,
+    // Strict decoding: a misspelt field is an error naming it, never silently dropped.
+    jsonOptions: { ignoreUnknownFields: false },
+    // Watches count against their connection (the HTTP/2 session, or the HTTP/1.1 socket).
+    contextValues: (req) => pipeline.begin(requestPeer(req), headerOf(req.headers)).set(watchOwnerKey, "stream" in req ? req.stream.session : req.socket),
     // Clients that compress their requests get gzip back. Plain gRPC clients (every Skiff
     // component) take the direct path, which never compresses: compression costs more CPU than
     // the bytes it saves on loopback and LAN links (`npm run bench -- api`: list time halves).
@@ -231,6 +255,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       }
       return reply(200, await metrics.registry.metrics(), metrics.registry.contentType);
     }
+    // A request refused before it was read in full (too large, malformed): once the answer is
+    // out, the rest of its body is not wanted, and the client must not stall sending it.
+    if ("stream" in req) res.once("finish", () => !req.complete && !req.stream.closed && req.stream.close(http2.constants.NGHTTP2_NO_ERROR));
     (connect as (a: unknown, b: unknown) => void)(req, res);
   }
 

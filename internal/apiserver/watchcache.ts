@@ -7,7 +7,8 @@ import type { Logger } from "pino";
 import type { ApiObject, Kind } from "../api/registry.ts";
 import { UndecryptableError } from "../encryption/providers.ts";
 import { StoreError, type Store, type WatchEvent } from "../storage/store.ts";
-import { decode, prefixFor } from "./objects.ts";
+import { bytesOf, decode, prefixFor } from "./objects.ts";
+import { createWatchBudget, EVENT_OVERHEAD_BYTES, type BudgetHolder, type WatchBudget } from "./watch-budget.ts";
 
 export type EventType = "ADDED" | "MODIFIED" | "DELETED";
 
@@ -17,6 +18,8 @@ export interface CacheEvent {
   /** The object before this event (MODIFIED and DELETED). */
   prev?: ApiObject;
   revision: number;
+  /** What holding this event in a watcher's buffer costs (watch-budget.ts). */
+  cost: number;
 }
 
 export interface WatchOut {
@@ -69,10 +72,12 @@ export interface WatchCacheOptions {
   historySize?: number;
   /** Events buffered for one client before it is cut off as too slow. */
   maxWatcherBuffer?: number;
+  /** Byte budget of watch buffers, shared by every kind's cache. Default: a budget of its own. */
+  budget?: WatchBudget;
   log?: Logger;
 }
 
-interface Watcher {
+interface Watcher extends BudgetHolder {
   filter: ObjectFilter;
   from: number;
   seen: number;
@@ -86,6 +91,7 @@ const WAKE_SLICE = 64;
 export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptions = {}): WatchCache {
   const historySize = opts.historySize ?? 10_000;
   const maxBuffer = opts.maxWatcherBuffer ?? 50_000;
+  const budget = opts.budget ?? createWatchBudget();
   const prefix = prefixFor(kind);
   const objects = new Map<string, ApiObject>();
   let history: CacheEvent[] = [];
@@ -107,6 +113,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     set.add(w);
   }
   function removeWatcher(w: Watcher): void {
+    budget.remove(w);
     watchers.delete(w);
     unindexed.delete(w);
     const v = w.filter.indexValue;
@@ -121,11 +128,21 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
 
   function cut(w: Watcher, err: ConnectError): void {
     w.error = err;
+    // Freed now, not when the client next reads: a client that never reads must cost nothing.
+    w.buffer = [];
     removeWatcher(w);
     w.wake?.();
   }
 
-  function deliver(w: Watcher, ev: CacheEvent): void {
+  function tooSlow(w: Watcher, why: string): ConnectError {
+    return new ConnectError(
+      `watch too slow: ${why}; resume from the last resource version you received (the server had sent up to ${w.seen})`,
+      Code.ResourceExhausted,
+    );
+  }
+
+  /** `live`: false for a replay from history, which holds those objects anyway (not charged). */
+  function deliver(w: Watcher, ev: CacheEvent, live = true): void {
     if (ev.revision <= w.from) return;
     const now = ev.type !== "DELETED" && w.filter(ev.obj);
     const before = ev.prev !== undefined && ev.type !== "ADDED" && w.filter(ev.prev);
@@ -136,7 +153,15 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     if (!type) return;
     w.buffer.push({ type, obj: ev.obj, revision: ev.revision });
     if (w.buffer.length > maxBuffer) {
-      cut(w, new ConnectError("watcher too slow: resume from the last resource version received", Code.ResourceExhausted));
+      budget.cuts.watcher++;
+      cut(w, tooSlow(w, `${w.buffer.length} events unsent (at most ${maxBuffer})`));
+      return;
+    }
+    if (live) budget.charge(w, ev.cost);
+    if (w.error) return; // cut by the total budget just now
+    if (w.bytes > budget.perWatcherBytes) {
+      budget.cuts.watcher++;
+      cut(w, tooSlow(w, `${w.bytes} bytes of events unsent (at most ${budget.perWatcherBytes} per watch)`));
       return;
     }
     if (w.wake) toWake.add(w);
@@ -185,14 +210,14 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     if (e.type === "put") {
       const obj = decode(kind, e.value!, e.modRevision);
       objects.set(e.key, obj);
-      record({ type: prev ? "MODIFIED" : "ADDED", obj, prev, revision: e.modRevision });
+      record({ type: prev ? "MODIFIED" : "ADDED", obj, prev, revision: e.modRevision, cost: e.value!.length + EVENT_OVERHEAD_BYTES });
     } else {
       const last = prev ?? (e.prevValue ? decode(kind, e.prevValue, e.modRevision) : undefined);
       objects.delete(e.key);
       if (!last) return;
       // The deleted object carries the revision of its deletion, like Kubernetes.
       const obj = { ...last, metadata: last.metadata ? { ...last.metadata, resourceVersion: String(e.modRevision) } : undefined } as ApiObject;
-      record({ type: "DELETED", obj, prev: last, revision: e.modRevision });
+      record({ type: "DELETED", obj, prev: last, revision: e.modRevision, cost: (bytesOf(last)?.length ?? 0) + EVENT_OVERHEAD_BYTES });
     }
   }
 
@@ -274,14 +299,22 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     },
     watcherCount: () => watchers.size,
     watch(from, filter) {
-      const w: Watcher = { filter, from, seen: from, buffer: [], wake: undefined, error: undefined };
+      const w: Watcher = {
+        filter,
+        from,
+        seen: from,
+        buffer: [],
+        wake: undefined,
+        error: undefined,
+        bytes: 0,
+        cut: () => cut(w, tooSlow(w, "the watch buffers of all clients together are over their budget")),
+      };
       if (undecryptable) throw undecryptable;
-      if (from < historyStart) {
-        throw tooOld(from);
-      } else {
-        // Replay and register in one synchronous step, so no event falls between the two.
-        for (const ev of history) deliver(w, ev);
-      }
+      if (from < historyStart) throw tooOld(from);
+      budget.add(w);
+      // Replay and register in one synchronous step, so no event falls between the two.
+      for (const ev of history) deliver(w, ev, false);
+      if (w.error) throw w.error;
       addWatcher(w);
       return {
         async next(timeoutMs) {
@@ -297,6 +330,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
           if (w.buffer.length > 0) {
             const out = w.buffer;
             w.buffer = [];
+            budget.charge(w, -w.bytes);
             w.seen = Math.max(w.seen, out[out.length - 1].revision);
             return out;
           }

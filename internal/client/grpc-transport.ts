@@ -24,6 +24,8 @@ export interface GrpcTransportOptions {
   tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
   /** Headers sent with every call (credentials: authorization, impersonate-user, …). */
   headers?: Record<string, string>;
+  /** Larger request messages fail with RESOURCE_EXHAUSTED before anything is sent. Default 64 MiB. */
+  writeMaxBytes?: number;
 }
 
 export interface GrpcTransport extends Transport {
@@ -41,8 +43,14 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   const pingTimeoutMs = opts.pingTimeoutMs ?? 10_000;
   const idleMs = opts.idleConnectionTimeoutMs ?? 60_000;
   const readMaxBytes = opts.readMaxBytes ?? 64 * 1024 * 1024;
+  const writeMaxBytes = opts.writeMaxBytes ?? 64 * 1024 * 1024;
   if (url.protocol === "https:" && !opts.tls) throw new TypeError(`${authority}: an https URL needs tls options (at least the server's CA)`);
-  const connectOptions: http2.SecureClientSessionOptions = { settings: { enablePush: false } };
+  const connectOptions: http2.SecureClientSessionOptions = {
+    settings: { enablePush: false },
+    // maxSessionMemory (MB): what the session may buffer before nghttp2 refuses new streams
+    // (ENHANCE_YOUR_CALM); room for a few requests of writeMaxBytes that a peer is slow to take.
+    maxSessionMemory: Math.max(10, Math.ceil((4 * writeMaxBytes) / 2 ** 20)),
+  };
   if (url.protocol === "https:" && opts.tls) Object.assign(connectOptions, { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ["h2"] });
   const extraHeaders = Object.entries(opts.headers ?? {});
 
@@ -96,6 +104,19 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     }
   }
 
+  /**
+   * Takes a connection that misbehaved out of use at once: later calls open a new one, calls in
+   * flight on it finish (or fail) on their own, and it is closed when they are done.
+   */
+  function retire(s: ClientHttp2Session): void {
+    if (session === s) {
+      session = undefined;
+      clearInterval(pinger);
+      clearTimeout(idleTimer);
+    }
+    if (!s.closed && !s.destroyed) s.close();
+  }
+
   function hold(s: ClientHttp2Session): void {
     if (active++ === 0) {
       clearTimeout(idleTimer);
@@ -118,7 +139,8 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
 
   interface Sink {
     headers(h: IncomingHttpHeaders): void;
-    message(payload: Uint8Array): void;
+    /** An error (e.g. the message does not decode) fails the call. */
+    message(payload: Uint8Array): ConnectError | void;
     end(err: ConnectError | undefined, trailers: IncomingHttpHeaders): void;
   }
 
@@ -130,7 +152,8 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   const noControl: CallControl = { pause() {}, resume() {}, cancel() {} };
 
   /** Starts a call; returns pause/resume for flow control, cancel to give up on it. */
-  function call(method: DescMethod, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: ConstructorParameters<typeof Headers>[0], body: Buffer, sink: Sink): CallControl {
+  function call(method: DescMethod, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: ConstructorParameters<typeof Headers>[0], body: Buffer, sink: Sink, retried = false): CallControl {
+    const startedAt = performance.now();
     let finished = false;
     const finish = (err: ConnectError | undefined, trailers: IncomingHttpHeaders = {}) => {
       if (finished) return;
@@ -162,6 +185,9 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     let deadline: NodeJS.Timeout | undefined;
     const cancel = (err: ConnectError) => {
       finish(err);
+      // A request the peer never took in full sits in this connection's send buffers: new calls
+      // go to a new connection rather than queue behind it.
+      if (!st.closed && st.writableLength > 0) retire(s);
       if (!st.closed) st.close(http2.constants.NGHTTP2_CANCEL);
     };
     const onAbort = () => cancel(abortError(signal!));
@@ -176,7 +202,10 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     let frameBytes = 0; // prefix + message of the incomplete message, once its prefix is in
+    let responded = false;
+    let again: CallControl | undefined;
     st.on("response", (rh) => {
+      responded = true;
       const status = Number(rh[":status"]);
       if (status !== 200) {
         failure = new ConnectError(`HTTP ${status} from ${authority}`, httpStatusCode(status));
@@ -216,7 +245,12 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           st.close(http2.constants.NGHTTP2_CANCEL);
           return;
         }
-        sink.message(buf.subarray(5, 5 + len));
+        const bad = sink.message(buf.subarray(5, 5 + len));
+        if (bad) {
+          failure = bad;
+          st.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
         buf = buf.subarray(5 + len);
       }
       if (buf.length > 0) {
@@ -237,12 +271,26 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       clearTimeout(deadline);
       signal?.removeEventListener("abort", onAbort);
       release(s);
+      // Refused: a GOAWAY crossed the call, so the server never saw it. Like grpc-js, send it
+      // again once, on a new connection, rather than fail a call that is safe to repeat.
+      if (!finished && !retried && !responded && st.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
+        finished = true;
+        const left = timeoutMs === undefined ? undefined : Math.max(1, timeoutMs - (performance.now() - startedAt));
+        again = call(method, signal, left, header, body, sink, true);
+        return;
+      }
       const t = trailersOnly ?? trailers;
+      // nghttp2 refusing streams (session memory) or a session-level failure: this connection
+      // is no good for later calls.
+      if (st.rstCode === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM || st.rstCode === http2.constants.NGHTTP2_INTERNAL_ERROR) retire(s);
       if (failure) return finish(failure, t);
       if (t) return finish(statusError(t), t);
       if (st.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
         return finish(new ConnectError(`${authority} refused the call (try again)`, Code.Unavailable));
       }
+      // A connection that went away takes its streams with it (reset as CANCEL, though nobody
+      // cancelled): the server is unreachable, not the call cancelled.
+      if (s.destroyed || s.closed) return finish(new ConnectError(`lost the connection to ${authority}`, Code.Unavailable));
       if (st.rstCode !== undefined && st.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
         return finish(new ConnectError(`the call was reset (HTTP/2 code ${st.rstCode})`, st.rstCode === http2.constants.NGHTTP2_CANCEL ? Code.Canceled : Code.Unavailable));
       }
@@ -251,23 +299,34 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     });
     st.end(body);
     return {
-      pause: () => st.pause(),
-      resume: () => st.resume(),
-      cancel: () => cancel(new ConnectError("the call was cancelled", Code.Canceled)),
+      pause: () => (again ? again.pause() : st.pause()),
+      resume: () => (again ? again.resume() : st.resume()),
+      cancel: () => (again ? again.cancel() : cancel(new ConnectError("the call was cancelled", Code.Canceled))),
     };
+  }
+
+  function checkRequestSize(body: Buffer): void {
+    if (body.length - 5 > writeMaxBytes) {
+      throw new ConnectError(`request message of ${body.length - 5} bytes is larger than ${writeMaxBytes}`, Code.ResourceExhausted);
+    }
   }
 
   const transport: GrpcTransport = {
     async unary(method, signal, timeoutMs, header, input) {
       const body = frame(toBinary(method.input, isMessage(input, method.input) ? input : create(method.input, input)));
+      checkRequestSize(body);
       return new Promise((resolve, reject) => {
         const responseHeader = new Headers();
         let message: unknown;
         call(method, signal, timeoutMs, header, body, {
           headers: (h) => copyHeaders(h, responseHeader),
           message(payload) {
-            if (message !== undefined) return; // the end reports the extra message
-            message = fromBinary(method.output, payload);
+            if (message !== undefined) return new ConnectError("protocol error: more than one response message for a unary call", Code.Unimplemented);
+            try {
+              message = fromBinary(method.output, payload);
+            } catch (err) {
+              return new ConnectError(`cannot decode the response message: ${(err as Error).message}`, Code.Internal);
+            }
           },
           end(err, t) {
             if (err) return reject(err);
@@ -288,6 +347,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         break;
       }
       const body = frame(toBinary(method.input, isMessage(first, method.input) ? first : create(method.input, first as any)));
+      checkRequestSize(body);
       const responseHeader = new Headers();
       const trailer = new Headers();
       const queue: unknown[] = [];
@@ -301,7 +361,8 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           try {
             queue.push(fromBinary(method.output, payload));
           } catch (err) {
-            error ??= new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);
+            // The stream ends at this message, after the good ones before it.
+            return new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);
           }
           if (queue.length >= STREAM_QUEUE_HIGH && !paused) {
             paused = true;

@@ -106,6 +106,9 @@ export function createResourceClient<T extends ApiObject = ApiObject>(transport:
       return { object: res[f], deleted: res.deleted };
     },
     async *watch(namespace, opts) {
+      // connect's client hides the stream's return(): a caller that stops reading early (break,
+      // return) would leave the server's watch open. Cancel the call when this generator ends.
+      const done = new AbortController();
       const stream = c.watch(
         {
           ...ns(namespace),
@@ -113,10 +116,14 @@ export function createResourceClient<T extends ApiObject = ApiObject>(transport:
           fieldSelector: opts?.fieldSelector ?? "",
           resourceVersion: opts?.resourceVersion ?? "",
         },
-        callOpts(opts),
+        { ...callOpts(opts), signal: opts?.signal ? AbortSignal.any([opts.signal, done.signal]) : done.signal },
       );
-      for await (const ev of stream as AsyncIterable<any>) {
-        yield { type: typeNames[ev.type] ?? "MODIFIED", object: ev[f] as T };
+      try {
+        for await (const ev of stream as AsyncIterable<any>) {
+          yield { type: typeNames[ev.type] ?? "MODIFIED", object: ev[f] as T };
+        }
+      } finally {
+        done.abort();
       }
     },
   };

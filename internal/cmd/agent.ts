@@ -1,6 +1,7 @@
 // `skiff agent`: the node agent. Registers this machine as a Node, runs the pods bound to it
 // through a container runtime (containerd, or the hollow "fake" runtime), and serves their logs.
 import { defineCommand } from "citty";
+import { mkdirSync } from "node:fs";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import net from "node:net";
@@ -14,19 +15,61 @@ import { createResourceClient } from "../client/resource-client.ts";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { defaultControllerConfig } from "../controller/controller.ts";
 import { formatNet, parseNet } from "../network/routes.ts";
+import { normalizeServiceCidr } from "../network/proxy/ruleset.ts";
 import { createLogger } from "../log/log.ts";
+import { createLoggerReportHandler, type LoggerReportDeps } from "../agent/logger-reports.ts";
+import { createEventRecorder } from "../client/events.ts";
+import { parseQuantity, quantityToBytes } from "../api/quantity.ts";
+import type { ContainerLogOptions, LoggerReports } from "../runtime/containerd/index.ts";
 import { createFakeRuntime } from "../runtime/fake/fake.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { parseListen } from "./apiserver.ts";
 import { parseDuration } from "./controller-manager.ts";
 import { componentTransport, componentClientArgs } from "./client-flags.ts";
+import { evictionArgs, evictionOptions } from "./eviction-flags.ts";
 import { guarded } from "./guard.ts";
 
 /** The containerd runtime, loaded only when asked for (the fake runtime needs none of it). */
-async function containerdRuntime(address: string, namespace: string): Promise<ContainerRuntime> {
+async function containerdRuntime(address: string, namespace: string, containerLog: ContainerLogOptions): Promise<ContainerRuntime> {
   const { createContainerdRuntime } = await import("../runtime/containerd/index.ts");
-  return createContainerdRuntime({ address, namespace });
+  return createContainerdRuntime({ address, namespace, containerLog });
 }
+
+/** Flags of container log rotation, as kubelet names them. */
+export const containerLogArgs = {
+  "container-log-max-size": { type: "string", description: "A container's log file is rotated when it reaches this size (at least 32Ki)", default: "10Mi" },
+  "container-log-max-files": { type: "string", description: "Log files kept per container, the current one included (at least 2)", default: "5" },
+} as const;
+
+/** --container-log-max-size and --container-log-max-files, checked. */
+export function containerLogOptions(args: { "container-log-max-size": string; "container-log-max-files": string }): ContainerLogOptions {
+  const size = args["container-log-max-size"];
+  let bytes: bigint;
+  try {
+    bytes = quantityToBytes(parseQuantity(size));
+  } catch (err) {
+    throw new Error(`--container-log-max-size must be a size such as 10Mi, got "${size}": ${(err as Error).message}`, { cause: err });
+  }
+  // Two records of the longest line fit: every file holds whole records.
+  if (bytes < 32n * 1024n) throw new Error(`--container-log-max-size must be at least 32Ki, got "${size}"`);
+  const files = args["container-log-max-files"];
+  if (!/^\d+$/.test(files) || Number(files) < 2) throw new Error(`--container-log-max-files must be an integer of at least 2, got "${files}"`);
+  return { maxSizeBytes: Number(bytes), maxFiles: Number(files) };
+}
+
+/**
+ * The agent's end of the container loggers' reports (a FIFO in rootDir): each failed write, and
+ * writing working again, becomes a warning in the agent's log and a Warning event on the pod.
+ */
+export async function startLoggerReports(rootDir: string, deps: LoggerReportDeps): Promise<LoggerReports> {
+  const { createLoggerReports } = await import("../runtime/containerd/index.ts");
+  mkdirSync(rootDir, { recursive: true });
+  const handle = createLoggerReportHandler(deps);
+  return createLoggerReports(loggerReportsPath(rootDir), (r) => void handle(r));
+}
+
+/** Where the loggers report (give it to the runtime before startLoggerReports reads it). */
+export const loggerReportsPath = (rootDir: string) => join(rootDir, "logger-reports");
 
 /** Every --insecure-registry value (the flag repeats; commas separate too), checked. */
 function insecureRegistries(rawArgs: string[]): string[] {
@@ -104,12 +147,19 @@ export const agentCommand = defineCommand({
       description: "Service proxy: nftables (kernel NAT rules for Services) or none (default nftables; none with --runtime fake)",
       valueHint: "nftables|none",
     },
+    "service-cluster-ip-range": {
+      type: "string",
+      description: "The apiserver's Service range: the service proxy rejects traffic to its addresses no Service holds",
+      default: "10.96.0.0/12",
+    },
+    ...evictionArgs,
     cleanup: { type: "boolean", description: "Remove the service proxy's nftables table when the agent stops", default: false },
     "seccomp-default": { type: "boolean", description: "Give containers that set no seccomp profile RuntimeDefault instead of Unconfined", default: false },
     "seccomp-profile-root": { type: "string", description: "Directory of the Localhost seccomp profiles pods may name (default <root-dir>/seccomp)", valueHint: "DIR" },
     "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
     "cluster-dns": { type: "string", description: "Give pods this DNS server instead of serving cluster DNS on the pod bridge's gateway address", valueHint: "IP" },
     "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
+    ...containerLogArgs,
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args, rawArgs }) => {
@@ -117,6 +167,10 @@ export const agentCommand = defineCommand({
     const nodeName = args["node-name"] || os.hostname().toLowerCase();
     const { host, port } = parseListen(args.listen);
     const rootDir = args["root-dir"];
+    const serviceCidr = normalizeServiceCidr(args["service-cluster-ip-range"]);
+    // A hollow node shares the machine's figures with the others: it reports no pressure.
+    const eviction = args.runtime === "fake" ? undefined : evictionOptions(args);
+    const containerLog = containerLogOptions(args);
     const { transport, ca } = await componentTransport(args);
     const podCidr = args["pod-cidr"] === ALLOCATED
       ? await allocatedPodCidr({ client: createResourceClient<Node>(transport, "Node"), nodeName, log })
@@ -124,6 +178,7 @@ export const agentCommand = defineCommand({
     let runtime: ContainerRuntime;
     let network: PodNetwork;
     let podRouting: AgentOptions["podRouting"];
+    let loggerReports: LoggerReports | undefined;
     if (args.runtime === "fake") {
       runtime = createFakeRuntime();
       network = createHostNetwork({ podCidr, stateDir: join(rootDir, "network", "fake") });
@@ -131,7 +186,9 @@ export const agentCommand = defineCommand({
       const clusterCidr = cidrFlag("cluster-cidr", args["cluster-cidr"]);
       podRouting = { clusterCidr, network: args["cni-network"], resyncMs: parseDuration("route-resync", args["route-resync"]) };
       if (podRouting.resyncMs! < 100) throw new Error(`--route-resync must be at least 100ms, got "${args["route-resync"]}"`);
-      runtime = await containerdRuntime(args.containerd, args["containerd-namespace"]);
+      runtime = await containerdRuntime(args.containerd, args["containerd-namespace"], { ...containerLog, reportPath: loggerReportsPath(rootDir) });
+      const recorder = createEventRecorder({ transport, component: "skiff-agent", host: nodeName, log });
+      loggerReports = await startLoggerReports(rootDir, { runtime, recorder, log });
       network = createCniNetwork({
         pluginDir: args["cni-bin-dir"],
         confDir: args["cni-conf-dir"] || join(rootDir, "cni", "net.d"),
@@ -168,7 +225,8 @@ export const agentCommand = defineCommand({
       seccompDefault: args["seccomp-default"],
       seccompProfileRoot: args["seccomp-profile-root"] ? resolve(args["seccomp-profile-root"]) : undefined,
       podRouting,
-      proxy: proxyMode === "nftables" ? { cleanup: args.cleanup } : undefined,
+      proxy: proxyMode === "nftables" ? { cleanup: args.cleanup, serviceCidr } : undefined,
+      eviction,
       dns,
     });
     let stopping = false;
@@ -178,6 +236,7 @@ export const agentCommand = defineCommand({
       log.info({ signal }, "shutting down (containers keep running)");
       await agent.stop();
       await runtime.close();
+      loggerReports?.close();
       process.exit(0);
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));

@@ -22,6 +22,18 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || "127.0.0.1"), port };
 }
 
+function nonNegative(args: Record<string, unknown>, flag: string): number {
+  const v = String(args[flag]);
+  if (!/^\d+$/.test(v)) throw new Error(`--${flag} must be a whole number, got "${v}"`);
+  return Number(v);
+}
+
+function positive(args: Record<string, unknown>, flag: string): number {
+  const n = nonNegative(args, flag);
+  if (n === 0) throw new Error(`--${flag} must be at least 1`);
+  return n;
+}
+
 export const apiserverCommand = defineCommand({
   meta: { name: "apiserver", description: "Serve the Skiff API (Connect, gRPC, gRPC-Web) backed by etcd" },
   args: {
@@ -42,6 +54,9 @@ export const apiserverCommand = defineCommand({
     "compaction-interval": { type: "string", description: "Seconds between storage compactions (0 = never)", default: "300" },
     "service-cluster-ip-range": { type: "string", description: "IPv4 CIDR Service ClusterIPs are allocated from", default: "10.96.0.0/12" },
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
+    "max-watches-per-connection": { type: "string", description: "Open watches one client connection may hold (0 = no limit)", default: "1000" },
+    "watch-buffer-bytes": { type: "string", description: "Bytes of unsent events one watch may hold before it is cut as too slow", default: String(8 * 1024 * 1024) },
+    "watch-buffer-total-bytes": { type: "string", description: "Bytes of unsent events all watches together may hold; over it the largest are cut", default: String(512 * 1024 * 1024) },
     ...serviceAccountArgs,
     "encryption-provider-config": { type: "string", description: "EncryptionConfiguration file: resources encrypted at rest (Secrets), with their keys", valueHint: "FILE" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
@@ -75,6 +90,9 @@ export const apiserverCommand = defineCommand({
       compactionIntervalMs: Number(args["compaction-interval"]) * 1000,
       serviceCidr: args["service-cluster-ip-range"],
       nodePortRange: args["service-node-port-range"],
+      maxWatchesPerConnection: nonNegative(args, "max-watches-per-connection"),
+      watchBufferBytes: positive(args, "watch-buffer-bytes"),
+      watchBufferTotalBytes: positive(args, "watch-buffer-total-bytes"),
       ...saOptions,
       encryptionProviderConfig: args["encryption-provider-config"],
     });

@@ -106,5 +106,8 @@ export const controllerManagerCommand = defineCommand({
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
     await manager.start();
+    // A controller that cannot be built stops the manager (the lease is released by then): exit
+    // non-zero so that a supervisor restarts it and an operator sees why.
+    await manager.wait();
   }),
 });

@@ -25,11 +25,13 @@ import { ensureEncryptionConfig } from "../encryption/config.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
-import { dnsOptions } from "./agent.ts";
+import { containerLogArgs, containerLogOptions, dnsOptions, loggerReportsPath, startLoggerReports } from "./agent.ts";
+import { createEventRecorder } from "../client/events.ts";
 import { parseListen } from "./apiserver.ts";
 import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
 import { guarded } from "./guard.ts";
+import { evictionArgs, evictionOptions } from "./eviction-flags.ts";
 import { serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
 
 /** Secrets are encrypted from the first start: a config with a fresh key, readable by its owner only. */
@@ -52,12 +54,14 @@ export const upCommand = defineCommand({
     containerd: { type: "string", description: "containerd socket to use (default: /run/containerd/containerd.sock if it serves, else start one under --state-dir)" },
     "node-name": { type: "string", description: "This node's name (default: the hostname, lowercased)" },
     "pod-cidr": { type: "string", description: "This node's pod network", default: "10.88.0.0/24" },
+    ...containerLogArgs,
     "agent-listen": { type: "string", description: "HOST:PORT of the agent's log service", default: "127.0.0.1:10250" },
     "service-cluster-ip-range": { type: "string", description: "IPv4 CIDR Service ClusterIPs are allocated from", default: "10.96.0.0/12" },
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
     "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
     "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
     ...serviceAccountArgs,
+    ...evictionArgs,
     "encryption-provider-config": {
       type: "string",
       description: "EncryptionConfiguration file for Secrets at rest (default: <state-dir>/encryption-config.yaml, generated with a new key on first start)",
@@ -74,6 +78,8 @@ export const upCommand = defineCommand({
     parseServiceCidr(args["service-cluster-ip-range"]);
     parsePortRange(args["service-node-port-range"]);
     const dns = dnsOptions(args);
+    evictionOptions(args); // bad thresholds stop `up` before anything starts
+    const containerLog = containerLogOptions(args);
 
     const nodeName = args["node-name"] || hostname().toLowerCase();
     const pkiDir = join(stateDir, "pki");
@@ -110,7 +116,8 @@ export const upCommand = defineCommand({
 
     const containerd = await useOrStartContainerd(args.containerd, stateDir);
     log.info({ address: containerd.address, started: containerd.started }, "containerd");
-    const runtime = createContainerdRuntime({ address: containerd.address, namespace: "skiff" });
+    const rootDir = join(stateDir, "agent");
+    const runtime = createContainerdRuntime({ address: containerd.address, namespace: "skiff", containerLog: { ...containerLog, reportPath: loggerReportsPath(rootDir) } });
     // The example app's image, built from Debian's busybox-static and imported by the agent.
     const imageDir = join(stateDir, "images");
     mkdirSync(imageDir, { recursive: true });
@@ -120,10 +127,10 @@ export const upCommand = defineCommand({
     void scheduler.start(running.signal);
     const controllers = createControllerManager({ transport: as(pki.controllerManager), log: log.child({ component: "controller-manager" }) });
     void controllers.start(running.signal);
-    const rootDir = join(stateDir, "agent");
     const agentListen = parseListen(args["agent-listen"]);
+    const nodeTransport = as(pki.nodes[nodeName]);
     const agent = createAgent({
-      transport: as(pki.nodes[nodeName]),
+      transport: nodeTransport,
       clusterCa: pki.ca.cert,
       nodeName,
       runtime,
@@ -137,12 +144,18 @@ export const upCommand = defineCommand({
       rootDir,
       log: log.child({ component: "agent" }),
       podCidr: args["pod-cidr"],
-      proxy: {},
+      proxy: { serviceCidr: args["service-cluster-ip-range"] },
+      eviction: evictionOptions(args, containerd.started ? join(stateDir, "containerd", "root") : undefined),
       listen: agentListen,
       importImages: imageDir,
       dns,
     });
     await agent.start();
+    const loggerReports = await startLoggerReports(rootDir, {
+      runtime,
+      recorder: createEventRecorder({ transport: nodeTransport, component: "skiff-agent", host: nodeName }),
+      log: log.child({ component: "agent" }),
+    });
 
     // skiffctl finds this cluster without flags, as the admin.
     const cfgPath = configPath();
@@ -161,7 +174,7 @@ export const upCommand = defineCommand({
     }
 
     let stopping = false;
-    const stop = async (signal: string) => {
+    const stop = async (signal: string, exitCode = 0) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, "stopping the cluster (pods keep running; the next start adopts them)");
@@ -169,14 +182,20 @@ export const upCommand = defineCommand({
       await agent.stop();
       await Promise.all([scheduler.stop(), controllers.stop()]);
       await runtime.close();
+      loggerReports.close();
       await containerd.stop();
       await server.close();
       await store.close();
       await etcd.stop();
-      process.exit(0);
+      process.exit(exitCode);
     };
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGTERM", () => void stop("SIGTERM"));
+    // Controllers that cannot start leave the cluster without them: stop it all and exit 1.
+    controllers.wait().catch((err: unknown) => {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, "the controller-manager failed; stopping the cluster");
+      void stop("controller-manager failure", 1);
+    });
   }),
 });
 

@@ -11,6 +11,9 @@
 // is slow to notice cannot keep writing. On shutdown the queues stop, reconciles under way may
 // finish their writes while the lease is still renewed (up to drainTimeoutMs), then the fence
 // goes up and the lease is released: the standby that takes over lists a settled state.
+// A term whose controllers cannot all be built (a factory throws) fails: the manager stops,
+// releases the lease and reports the error through wait(), as controller-runtime's manager
+// returns from Start — leading with a controller missing would look healthy and do nothing.
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import os from "node:os";
 import type { Logger } from "pino";
@@ -51,6 +54,12 @@ export interface ControllerManager {
   start(signal?: AbortSignal): Promise<void>;
   /** Stops the controllers, then releases the lease. Resolves when all is stopped. */
   stop(): Promise<void>;
+  /**
+   * Resolves once the manager has stopped (after stop() or its signal); rejects with a
+   * ControllerStartError when a term failed to start its controllers (the manager then stopped
+   * and released the lease on its own). The process should exit non-zero.
+   */
+  wait(): Promise<void>;
   /** Holds the lease and has not been asked to stop (or runs without election). */
   isLeading(): boolean;
   /** Controllers are running: leading, and the informers have synced. */
@@ -84,6 +93,11 @@ export function fencedTransport(inner: Transport, signal: AbortSignal): Transpor
   };
 }
 
+/** A controller of the term could not be built, or the term's informers never synced. */
+export class ControllerStartError extends Error {
+  override name = "ControllerStartError";
+}
+
 function waitForAbort(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
@@ -103,6 +117,7 @@ export function createControllerManager(args: { transport: Transport; log: Logge
   let leading = false;
   let running = false;
   let done: Promise<void> | undefined;
+  let failure: ControllerStartError | undefined;
 
   /**
    * One term of leadership: build, sync, run until `stop` aborts, then stop everything. In-flight
@@ -123,17 +138,19 @@ export function createControllerManager(args: { transport: Transport; log: Logge
         try {
           started.push(factories[name]({ transport: fenced, informers, recorder, log: log.child({ controller: name }), options: o.config }));
         } catch (err) {
-          log.error({ controller: name, err: String(err) }, "controller could not be created; running the others");
+          throw new ControllerStartError(`controller "${name}" could not be created: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
         }
       }
       informers.start(fence.signal);
-      await informers.waitForSync(stop);
+      try {
+        await informers.waitForSync(stop);
+      } catch (err) {
+        if (stop.aborted) return;
+        throw new ControllerStartError(`the controllers' informers did not sync: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
       for (const c of started) c.run();
       running = true;
       log.info({ controllers: started.map((c) => c.name) }, "controllers running");
-      await waitForAbort(stop);
-    } catch (err) {
-      if (!stop.aborted) log.error({ err: String(err) }, "controllers failed to start");
       await waitForAbort(stop);
     } finally {
       running = false;
@@ -152,12 +169,23 @@ export function createControllerManager(args: { transport: Transport; log: Logge
     }
   }
 
+  /** Runs a term; a term that fails to start stops the whole manager (and so releases the lease). */
+  async function term(stop: AbortSignal, lost: AbortSignal): Promise<void> {
+    try {
+      await runTerm(stop, lost);
+    } catch (err) {
+      failure = err instanceof ControllerStartError ? err : new ControllerStartError(String(err), { cause: err });
+      log.error({ err: failure.message }, "controllers failed to start; giving up the lease and stopping");
+      shutdown.abort();
+    }
+  }
+
   async function run(): Promise<void> {
     const signal = shutdown.signal;
     if (o.leaderElect === false) {
       leading = true;
       signal.addEventListener("abort", () => (leading = false), { once: true });
-      await runTerm(signal, new AbortController().signal);
+      await term(signal, new AbortController().signal);
       return;
     }
     await runLeaderElection(
@@ -174,7 +202,7 @@ export function createControllerManager(args: { transport: Transport; log: Logge
           leading = true;
           stop.addEventListener("abort", () => (leading = false), { once: true });
           log.info({ identity }, "became leader; starting controllers");
-          await runTerm(stop, lost);
+          await term(stop, lost);
         },
         onStoppedLeading: () => log.info({ identity }, "stopped leading"),
       },
@@ -194,6 +222,10 @@ export function createControllerManager(args: { transport: Transport; log: Logge
     async stop() {
       shutdown.abort();
       await done;
+    },
+    async wait() {
+      await (done ?? waitForAbort(shutdown.signal));
+      if (failure) throw failure;
     },
     isLeading: () => leading,
     isRunning: () => running,

@@ -152,6 +152,11 @@ export interface ContainerInfo extends ContainerLabels {
   exitCode?: number;
   /** Set when the container was killed by the kernel's OOM killer. */
   oomKilled?: boolean;
+  /**
+   * Set when the container's process went away unseen (the machine restarted, or the runtime's
+   * supervisor of it was killed): state "exited", exitCode 255, finishedAt when that was found.
+   */
+  lost?: boolean;
   createdAt: Date;
   startedAt?: Date;
   finishedAt?: Date;

@@ -13,6 +13,9 @@ const FUTURE = "required revision is a future revision";
 const TRANSIENT =
   /etcdserver: (request timed out|leader changed|no leader|too many requests|server stopped|request cancelled|timeout)|UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|No connection established/i;
 
+// etcd's own words for a request over --max-request-bytes, and gRPC's for a message over its limit.
+const TOO_LARGE = /request is too large|larger than max|RESOURCE_EXHAUSTED/i;
+
 export function isCompactedError(err: unknown): boolean {
   return err instanceof Error && err.message.includes(COMPACTED);
 }
@@ -39,5 +42,9 @@ export function mapEtcdError(err: unknown, what: string): unknown {
   if (isUnavailableError(err)) {
     return new StoreError("Unavailable", `${what}: etcd unavailable: ${(err as Error).message}`, { cause: err });
   }
+  if (err instanceof Error && TOO_LARGE.test(err.message)) return new StoreError("TooLarge", `${what}: ${err.message}`, { cause: err });
+  // Any other gRPC status from etcd is not the client's to see as it is: a plain error, which the
+  // apiserver answers as INTERNAL (and logs).
+  if (err instanceof ConnectError) return new Error(`${what}: etcd answered ${Code[err.code]}: ${err.rawMessage}`, { cause: err });
   return err;
 }

@@ -66,6 +66,8 @@ type FaultHandling = NonNullable<IOptions["faultHandling"]>;
 
 type KVClient = Client<typeof KV>;
 
+/** etcd's default --max-request-bytes (1.5 MiB) plus the 512 KiB it allows gRPC on top. */
+const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024 + 512 * 1024;
 // Paged reads of a whole range: the first page is small enough for values of etcd's largest
 // request size (1.5 MiB), later pages hold about PAGE_BYTES.
 const FIRST_PAGE_ITEMS = 32;
@@ -81,7 +83,14 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   const rootKey = root.length ? root : Buffer.from([0]);
   // One HTTP/2 connection per endpoint, opened on first use.
   const members = opts.endpoints.map((url) => {
-    const transport: GrpcTransport = createGrpcTransport({ baseUrl: url, tls: url.startsWith("https:") ? opts.tls : undefined, readMaxBytes: opts.maxResponseBytes });
+    // etcd takes requests up to --max-request-bytes (1.5 MiB by default) plus gRPC's overhead; a
+    // larger one is refused here, at once, rather than pushed through flow control to be refused.
+    const transport: GrpcTransport = createGrpcTransport({
+      baseUrl: url,
+      tls: url.startsWith("https:") ? opts.tls : undefined,
+      writeMaxBytes: ETCD_MAX_REQUEST_BYTES,
+      readMaxBytes: opts.maxResponseBytes,
+    });
     return { url, transport, kv: createClient(KV, transport) };
   });
   // Calls go to one member until it fails with UNAVAILABLE, then to the next.

@@ -12,7 +12,8 @@ export interface KeyValue {
 
 export type DeletedKeyValue = KeyValue & { deleteRevision: number };
 
-export type StoreErrorCode = "NotFound" | "AlreadyExists" | "Conflict" | "Compacted" | "Unavailable";
+// TooLarge: storage refused a value for its size (the apiserver checks sizes first; this is the backstop).
+export type StoreErrorCode = "NotFound" | "AlreadyExists" | "Conflict" | "Compacted" | "Unavailable" | "TooLarge";
 
 export interface StoreErrorDetails {
   key?: string;

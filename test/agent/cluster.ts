@@ -21,7 +21,7 @@ import { waitFor } from "../../internal/agent/testing.ts";
 import type { ResourceClient } from "../../internal/client/resource-client.ts";
 import { run } from "../../internal/network/exec.ts";
 import type { ContainerInfo } from "../../internal/runtime/runtime.ts";
-import { createContainerdRuntime, type ContainerdRuntime } from "../../internal/runtime/containerd/index.ts";
+import { createContainerdRuntime, type ContainerdRuntime, type ContainerdRuntimeOptions } from "../../internal/runtime/containerd/index.ts";
 import { startContainerd, type ContainerdServer } from "../harness/containerd.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 import { buildBusyboxImage, type BuiltImage } from "../harness/images.ts";
@@ -69,8 +69,8 @@ export interface Cluster {
   waitForGone(name: string, timeoutMs?: number): Promise<void>;
   /** The runtime's containers of a pod, oldest attempt first. */
   containersOf(uid: string, container?: string): Promise<ContainerInfo[]>;
-  /** The container's log through the agent's log service. */
-  logs(pod: string, opts?: { container?: string; previous?: boolean }): Promise<string>;
+  /** The container's log through the agent's log service (followed: until `signal` aborts, each chunk to onData too). */
+  logs(pod: string, opts?: { container?: string; previous?: boolean; tailLines?: number; follow?: boolean; signal?: AbortSignal; onData?: (text: string) => void }): Promise<string>;
   /**
    * Stops the agent and starts a new one with the same options (in-process: a clean stop), or
    * with `overrides` applied to them (kept in agentOptions for later restarts).
@@ -84,6 +84,8 @@ export interface ClusterOptions {
   agent?: Partial<AgentOptions>;
   /** False: the agent is created but not started (restartAgent starts it), e.g. to bind pods first. */
   startAgent?: boolean;
+  /** Options of the containerd runtime (e.g. its container log rotation). */
+  runtime?: Partial<ContainerdRuntimeOptions>;
   /** Options of the apiserver (e.g. its Service CIDR). */
   controlPlane?: Parameters<typeof startControlPlane>[0];
 }
@@ -115,7 +117,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const dir = makeTempDir("skiff-agent-e2e-");
   const resolvConfPath = join(dir, "host-resolv.conf");
   writeFileSync(resolvConfPath, HOST_RESOLV_CONF);
-  const runtime = createContainerdRuntime({ address: ctrd.address, namespace: ctrd.namespace });
+  const runtime = createContainerdRuntime({ ...opts.runtime, address: ctrd.address, namespace: ctrd.namespace });
   const image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.test/busybox", tag: "v1", indexHtml: INDEX_HTML });
   await runtime.importImage(image.tarPath);
   const cniState = join(dir, "cni");
@@ -201,8 +203,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     async logs(pod, o = {}) {
       const client = createClient(AgentService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.agent.port()}` }));
       let out = "";
-      for await (const chunk of client.logs({ namespace: "default", pod, container: o.container ?? "", previous: o.previous ?? false })) {
-        out += Buffer.from(chunk.data).toString();
+      const req = { namespace: "default", pod, container: o.container ?? "", previous: o.previous ?? false, follow: o.follow ?? false, tailLines: o.tailLines === undefined ? undefined : BigInt(o.tailLines) };
+      try {
+        for await (const chunk of client.logs(req, { signal: o.signal })) {
+          const text = Buffer.from(chunk.data).toString();
+          out += text;
+          o.onData?.(text);
+        }
+      } catch (err) {
+        if (!o.signal?.aborted) throw err;
       }
       return out;
     },

@@ -35,6 +35,16 @@ export interface ContainerdServer {
   dir: string;
   /** Kills containerd, every container and shim it started; unmounts and removes the dir. Safe twice. */
   stop(): Promise<void>;
+  /**
+   * What a machine reboot does to this containerd, and to nothing else on the machine: containerd
+   * stops, every shim and container process of its namespaces is killed (SIGKILL), what a real
+   * machine keeps on tmpfs is gone (task bundles and their rootfs mounts, runc state, shim
+   * sockets, the containers' cgroups), then containerd starts again on the same root: images,
+   * snapshots and container records survive, as they do on disk. `stateOnDisk`: containerd's
+   * state dir survives too (as with `skiff up`'s own containerd, whose state is under its
+   * --state-dir), so containerd finds the bundles of dead shims at start and cleans them up.
+   */
+  reboot(opts?: { stateOnDisk?: boolean }): Promise<void>;
 }
 
 export interface StartContainerdOptions {
@@ -179,6 +189,76 @@ export function cleanContainerdDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** Pids of every process in the cgroups of a containerd namespace (every controller; v1 and v2). */
+function cgroupProcesses(namespace: string): number[] {
+  const pids = new Set<number>();
+  const walk = (path: string) => {
+    let entries;
+    try {
+      entries = readdirSync(path, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.isDirectory()) walk(join(path, e.name));
+      else if (e.name === "cgroup.procs") {
+        for (const line of readFileSync(join(path, e.name), "utf8").split("\n")) if (/^\d+$/.test(line)) pids.add(Number(line));
+      }
+    }
+  };
+  let controllers: string[] = [];
+  try {
+    controllers = readdirSync(CGROUP_ROOT);
+  } catch {
+    // no cgroup fs
+  }
+  for (const c of [...controllers, ""]) walk(join(CGROUP_ROOT, c, namespace));
+  return [...pids];
+}
+
+/** The tmpfs half of a reboot for a stopped containerd (see ContainerdServer.reboot). */
+async function powerCycle(dir: string, stateOnDisk: boolean): Promise<void> {
+  const state = join(dir, "state");
+  const tasks = join(state, TASK_STATE);
+  const namespaces = new Set<string>([readFileSync(join(dir, NAMESPACE_FILE), "utf8").trim()]);
+  const shimSockets: string[] = [];
+  if (existsSync(tasks)) {
+    for (const ns of readdirSync(tasks)) {
+      namespaces.add(ns);
+      for (const id of readdirSync(join(tasks, ns))) shimSockets.push(shimSocket(join(dir, SOCKET), ns, id));
+    }
+  }
+  const victims = [...processesMentioning(dir), ...[...namespaces].flatMap(cgroupProcesses)];
+  for (const pid of victims) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  for (const deadline = Date.now() + 10_000; victims.some((pid) => existsSync(`/proc/${pid}`) && !isZombie(pid)); ) {
+    if (Date.now() > deadline) throw new Error(`reboot: processes still alive after SIGKILL: ${victims.filter((p) => existsSync(`/proc/${p}`)).join(" ")}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (const sock of shimSockets) rmSync(sock, { force: true });
+  for (const m of mountsUnder(state)) {
+    if (spawnSync("umount", [m], { stdio: "ignore" }).status !== 0) spawnSync("umount", ["-l", m], { stdio: "ignore" });
+  }
+  if (!stateOnDisk) rmSync(state, { recursive: true, force: true });
+  for (const ns of namespaces) {
+    rmSync(join(RUNC_ROOT, ns), { recursive: true, force: true });
+    removeCgroups(ns);
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}
+
 /** Cleans the dirs of earlier runs whose owning process is gone. */
 export function sweepStaleContainerdDirs(): void {
   for (const name of readdirSync(tmpdir())) {
@@ -211,25 +291,47 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   const address = join(dir, SOCKET);
   writeFileSync(join(dir, "config.toml"), config(dir, address));
 
-  // Ready when the Version RPC answers.
-  const client = createContainerdClient({ address, namespace });
-  try {
-    const { stop } = await startGuardedProcess({
-      command: bin,
-      args: ["--config", join(dir, "config.toml")],
-      name: "containerd",
-      timeoutMs,
-      exitedBefore: "serving",
-      notReady: `not serving on ${address}`,
-      ready: async () => {
-        if (!existsSync(address)) return false;
-        await client.version.version({}, { timeoutMs: 1000 });
-        return true;
-      },
-      cleanup: () => cleanContainerdDir(dir),
-    });
-    return { address, namespace, dir, stop };
-  } finally {
-    client.close();
-  }
+  let rebooting = false;
+  const launch = async () => {
+    // Ready when the Version RPC answers.
+    const client = createContainerdClient({ address, namespace });
+    try {
+      return await startGuardedProcess({
+        command: bin,
+        args: ["--config", join(dir, "config.toml")],
+        name: "containerd",
+        timeoutMs,
+        exitedBefore: "serving",
+        notReady: `not serving on ${address}`,
+        ready: async () => {
+          if (!existsSync(address)) return false;
+          await client.version.version({}, { timeoutMs: 1000 });
+          return true;
+        },
+        // Not between the two halves of a reboot: the dir is the machine's disk.
+        cleanup: () => {
+          if (!rebooting) cleanContainerdDir(dir);
+        },
+      });
+    } finally {
+      client.close();
+    }
+  };
+  let current = await launch();
+  return {
+    address,
+    namespace,
+    dir,
+    stop: () => current.stop(),
+    async reboot(opts = {}) {
+      rebooting = true;
+      try {
+        await current.stop();
+        await powerCycle(dir, opts.stateOnDisk ?? false);
+      } finally {
+        rebooting = false;
+      }
+      current = await launch();
+    },
+  };
 }

@@ -143,6 +143,25 @@ describe("node health", () => {
     await waitFor("taints lifted", async () => taintsOf(await nodes.get("", "n2")).length === 0);
   });
 
+  it("taints a node reporting DiskPressure disk-pressure:NoSchedule while it lasts, evicting nothing", async () => {
+    const { nodes, pods, leases, start } = await setup({ nodeMonitorGracePeriodMs: 60_000, podEvictionTimeoutMs: 300 });
+    await nodes.create(testNode("n3"));
+    await leases.create(testLease("n3"));
+    await pods.create(testPod("p", { nodeName: "n3" }));
+    await start();
+    const setPressure = async (status: string) => {
+      const next = clone(NodeSchema, await nodes.get("", "n3"));
+      next.status!.conditions = next.status!.conditions.filter((c) => c.type !== "DiskPressure");
+      next.status!.conditions.push(create(ConditionSchema, { type: "DiskPressure", status }));
+      await nodes.updateStatus(next);
+    };
+    await setPressure("True");
+    await waitFor("disk-pressure taint", async () => taintsOf(await nodes.get("", "n3")).join() === "node.kubernetes.io/disk-pressure:NoSchedule");
+    await setPressure("False");
+    await waitFor("taint lifted", async () => taintsOf(await nodes.get("", "n3")).length === 0);
+    expect((await pods.get("default", "p")).metadata?.deletionTimestamp).toBeUndefined();
+  });
+
   it("after a restart keeps an Unknown node's taints and their timeAdded until a heartbeat moves", async () => {
     const { nodes, leases, start } = await setup({ nodeMonitorGracePeriodMs: 400 });
     await nodes.create(testNode("n3", { ready: "True" }));

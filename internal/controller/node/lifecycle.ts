@@ -25,7 +25,7 @@ import type { Informer } from "../../client/informer.ts";
 import { createResourceClient } from "../../client/resource-client.ts";
 import { createController, type Controller, type ControllerContext, type Result } from "../controller.ts";
 import { createCidrAllocator, type CidrAllocator } from "./cidr.ts";
-import { evictionDeadline, evictionTaint, readyCondition, reconcileTaints, type NodeHealth } from "./taints.ts";
+import { evictionDeadline, evictionTaint, readyCondition, reconcileConditionTaints, reconcileTaints, type NodeHealth } from "./taints.ts";
 
 export interface NodeLifecycleOptions {
   /** A node whose heartbeat has not changed for this long is Unknown and tainted unreachable. Default 40 s. */
@@ -238,7 +238,8 @@ export function createNodeLifecycleController(ctx: ControllerContext, overrides:
         waits.push(30_000);
       }
     }
-    const taints = reconcileTaints(spec.taints, health, Date.now());
+    const now = Date.now();
+    const taints = reconcileConditionTaints(reconcileTaints(spec.taints, health, now), node.status?.conditions ?? [], now);
     if (podCidr || taints !== spec.taints) {
       const next = clone(NodeSchema, node);
       next.spec ??= create(NodeSpecSchema);

@@ -2,7 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { TaintSchema, type Taint } from "../../../gen/skiff/v1alpha1/node_pb.js";
-import { evictionDeadline, reconcileTaints, TAINT_NOT_READY, TAINT_UNREACHABLE, tolerates, tolerationMs } from "./taints.ts";
+import { ConditionSchema } from "../../../gen/skiff/v1alpha1/meta_pb.js";
+import { evictionDeadline, reconcileConditionTaints, reconcileTaints, TAINT_NOT_READY, TAINT_UNREACHABLE, tolerates, tolerationMs } from "./taints.ts";
 import { testPod } from "./testing.ts";
 
 const taint = (key: string, effect: string, addedMs = 1000, value = "") => create(TaintSchema, { key, effect, value, timeAdded: timestampFromMs(addedMs) });
@@ -24,6 +25,21 @@ describe("reconcileTaints", () => {
     const ts = [taint(TAINT_UNREACHABLE, "NoExecute"), taint(TAINT_UNREACHABLE, "NoSchedule")];
     expect(reconcileTaints(ts, "Unreachable", 99_000)).toBe(ts);
     expect(reconcileTaints([other], "Healthy", 0)).toEqual([other]);
+  });
+});
+
+describe("reconcileConditionTaints", () => {
+  const cond = (type: string, status: string) => create(ConditionSchema, { type, status });
+  const other = create(TaintSchema, { key: "dedicated", value: "db", effect: "NoSchedule" });
+
+  it("adds a NoSchedule taint per pressure condition that is True and removes it when it is not", () => {
+    const tainted = reconcileConditionTaints([other], [cond("Ready", "True"), cond("DiskPressure", "True"), cond("MemoryPressure", "False")], 7000);
+    expect(tainted.map((t) => `${t.key}:${t.effect}`)).toEqual(["dedicated:NoSchedule", "node.kubernetes.io/disk-pressure:NoSchedule"]);
+    expect(tainted[1].timeAdded).toEqual(timestampFromMs(7000));
+    // Unchanged: the same array (no write).
+    expect(reconcileConditionTaints(tainted, [cond("DiskPressure", "True")], 9000)).toBe(tainted);
+    // Unknown (an unreachable node) is not True.
+    expect(reconcileConditionTaints(tainted, [cond("DiskPressure", "Unknown")], 9000).map((t) => t.key)).toEqual(["dedicated"]);
   });
 });
 

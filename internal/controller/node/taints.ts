@@ -42,6 +42,29 @@ export function reconcileTaints(taints: readonly Taint[], health: NodeHealth, no
   return out.length === taints.length && keep.length === taints.length ? (taints as Taint[]) : out;
 }
 
+/** NoSchedule taints a node carries while its agent reports the condition True (TaintNodesByCondition). */
+export const CONDITION_TAINTS: Readonly<Record<string, string>> = {
+  MemoryPressure: "node.kubernetes.io/memory-pressure",
+  DiskPressure: "node.kubernetes.io/disk-pressure",
+  PIDPressure: "node.kubernetes.io/pid-pressure",
+};
+
+/**
+ * The node's taints with the condition taints matching its conditions: a NoSchedule taint per
+ * condition that is True, none for the others (an unreachable node's conditions are Unknown:
+ * its pressure taints go). Other taints are left alone. Returns the same array when unchanged.
+ */
+export function reconcileConditionTaints(taints: readonly Taint[], conditions: readonly Condition[], nowMs: number): Taint[] {
+  const wanted = new Set(Object.entries(CONDITION_TAINTS).filter(([type]) => conditions.some((c) => c.type === type && c.status === "True")).map(([, key]) => key));
+  const managed = new Set(Object.values(CONDITION_TAINTS));
+  const keep = taints.filter((t) => !managed.has(t.key) || (wanted.has(t.key) && t.effect === "NoSchedule"));
+  const out = [...keep];
+  for (const key of wanted) {
+    if (!keep.some((t) => t.key === key)) out.push(create(TaintSchema, { key, effect: "NoSchedule", timeAdded: timestampFromMs(nowMs) }));
+  }
+  return out.length === taints.length && keep.length === taints.length ? (taints as Taint[]) : out;
+}
+
 /** The managed NoExecute taint on a node, if any. */
 export function evictionTaint(node: Node): Taint | undefined {
   return node.spec?.taints.find((t) => t.effect === "NoExecute" && MANAGED_TAINT_KEYS.includes(t.key));

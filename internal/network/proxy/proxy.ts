@@ -20,7 +20,7 @@ import { createSharedInformerFactory, type InformerLogger, type SharedInformerFa
 import { parseIPv4 } from "../conflist.ts";
 import { applyRuleset, bridgeNetfilterOn, deleteTable, flushConntrack, type ConntrackResult } from "./kernel.ts";
 import { buildModel, udpFlushes, type ProxyModel, type UdpFlush } from "./model.ts";
-import { buildRuleset, renderChanges, type TableState } from "./ruleset.ts";
+import { buildRuleset, normalizeServiceCidr, renderChanges, type TableState } from "./ruleset.ts";
 
 export const DEFAULT_TABLE = "skiff-proxy";
 
@@ -46,6 +46,8 @@ export interface ServiceProxyOptions {
   table?: string;
   /** The node's pod CIDR: masqueraded towards local backends when br_netfilter is off. */
   podCidr?: string;
+  /** The cluster's Service range: its addresses no Service holds are rejected (ruleset.ts). */
+  serviceCidr?: string;
   /** Addresses NodePorts answer on. Default: the host's IPv4 addresses except loopback, read at every sync. */
   nodeAddresses?: () => string[];
   /** Least time between two syncs (changes in between are coalesced). Default 200 ms. */
@@ -97,6 +99,8 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
   const resyncMs = opts.resyncMs ?? 30_000;
   const nodeAddresses = opts.nodeAddresses ?? hostAddresses;
   const kernel = opts.kernel ?? hostKernel;
+  // A bad range is the operator's mistake: refuse at start, not at every sync.
+  const serviceCidr = opts.serviceCidr ? normalizeServiceCidr(opts.serviceCidr) : undefined;
   const ownsInformers = opts.informers === undefined;
   const informers = opts.informers ?? createSharedInformerFactory(opts.transport, { log });
   const services = informers.informerFor<Service>("Service");
@@ -151,6 +155,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
         table,
         nodeAddresses: nodeAddresses(),
         masqueradePodCidr: opts.podCidr && !kernel.bridgeNetfilterOn() ? opts.podCidr : undefined,
+        serviceCidr,
       });
       const skipped = JSON.stringify([...model.skipped, ...ruleset.skipped]);
       if (skipped !== lastSkipped && skipped !== "[]") log.warn({ skipped: JSON.parse(skipped) }, "service ports not proxied");

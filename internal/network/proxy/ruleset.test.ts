@@ -132,6 +132,24 @@ describe("buildRuleset", () => {
     expect(chainBody(text, "filter-output")).toEqual(["type filter hook output priority -90; policy accept;", "ct state new jump no-endpoints"]);
   });
 
+  it("rejects what is left for the Service range after DNAT (unallocated addresses, unserved ports), only when given the range", () => {
+    const without = buildRuleset(buildModel([web], [webEps]), opts).text;
+    expect(without).not.toContain("reject-unallocated");
+    const { text } = buildRuleset(buildModel([web], [webEps]), { ...opts, serviceCidr: "10.96.0.0/12" });
+    // Last in no-endpoints: Services without backends keep their port-unreachable answer.
+    expect(chainBody(text, "no-endpoints")).toEqual([
+      "ip daddr . meta l4proto . th dport vmap @no-endpoint-cluster-ips",
+      "ip daddr @node-ips meta l4proto . th dport vmap @no-endpoint-node-ports",
+      "ip daddr 10.96.0.0/12 goto reject-unallocated",
+    ]);
+    expect(chainBody(text, "reject-unallocated")).toEqual(["meta l4proto tcp reject with tcp reset", "reject with icmp type host-unreachable"]);
+  });
+
+  it("refuses a Service range that is not an IPv4 CIDR, naming the flag", () => {
+    expect(() => buildRuleset(buildModel([], []), { ...opts, serviceCidr: "10.96.0.1/12" })).toThrow(/--service-cluster-ip-range 10.96.0.1\/12 has host bits set \(did you mean 10.96.0.0\/12\?\)/);
+    expect(() => buildRuleset(buildModel([], []), { ...opts, serviceCidr: "fd00::/108" })).toThrow(/--service-cluster-ip-range must be an IPv4 CIDR/);
+  });
+
   it("masquerades the whole pod CIDR towards local backends when asked (no br_netfilter)", () => {
     const { text } = buildRuleset(buildModel([web], [eps("web", [{ addresses: [{ ip: "10.88.0.5" }, { ip: "10.77.0.5" }], ports: [{ name: "http", port: 8080 }] }])]), {
       ...opts,

@@ -10,7 +10,10 @@
 //        ip . proto . port  @cluster-ips                   └─ ep-…
 //        node-ips + proto . port  @node-ports ─► ext-… (mark) ─► svc-…
 //   then, still unNATed:  no-endpoints ─► reject (TCP reset / ICMP port unreachable)
+//                         any other address of the Service range ─► reject (TCP reset / ICMP
+//                         host unreachable): a deleted Service's IP must not follow the default route
 //   postrouting: marked packets are masqueraded (hairpin, NodePort)
+import { formatIPv4, parseIPv4Cidr } from "../../util/ipv4.ts";
 import { parseCidr, parseIPv4 } from "../conflist.ts";
 import type { Backend, ProxyModel, ServicePortRules, Skipped } from "./model.ts";
 
@@ -28,6 +31,24 @@ export interface RulesetOptions {
    * on the bridge straight to the client pod and never meets conntrack to be un-NATed.
    */
   masqueradePodCidr?: string;
+  /**
+   * The cluster's Service range (the apiserver's --service-cluster-ip-range). Traffic to an
+   * address in it that no Service port holds is rejected instead of leaving by the default route.
+   */
+  serviceCidr?: string;
+}
+
+/** A Service range as nft writes it, or an error naming the flag and what to pass. */
+export function normalizeServiceCidr(s: string): string {
+  const c = parseIPv4Cidr(s, 8, 32);
+  if ("error" in c) {
+    throw new Error(
+      c.error === "format"
+        ? `--service-cluster-ip-range must be an IPv4 CIDR, e.g. 10.96.0.0/12 (the apiserver's value), got ${JSON.stringify(s)}`
+        : `--service-cluster-ip-range ${s} has host bits set (did you mean ${c.meant}?)`,
+    );
+  }
+  return `${formatIPv4(c.network)}/${c.prefix}`;
 }
 
 /** The table's content in a form two versions of can be compared: maps and chains by name. */
@@ -100,6 +121,7 @@ export function buildRuleset(model: ProxyModel, opts: RulesetOptions): Ruleset {
     if (parseIPv4(p) === undefined) throw new Error(`invalid node address ${JSON.stringify(p)}: want IPv4`);
   }
   if (opts.masqueradePodCidr) parseCidr(opts.masqueradePodCidr);
+  const serviceCidr = opts.serviceCidr ? normalizeServiceCidr(opts.serviceCidr) : undefined;
   const skipped: Skipped[] = [];
   const el = Object.fromEntries(Object.keys(ELEMENT_SETS).map((k) => [k, new Map<string, string>()])) as TableState["elements"];
   const chains = new Map<string, string[]>();
@@ -107,8 +129,11 @@ export function buildRuleset(model: ProxyModel, opts: RulesetOptions): Ruleset {
   chains.set("no-endpoints", [
     "ip daddr . meta l4proto . th dport vmap @no-endpoint-cluster-ips",
     "ip daddr @node-ips meta l4proto . th dport vmap @no-endpoint-node-ports",
+    // Served addresses were DNATed away before this hook: what is left is no Service's.
+    ...(serviceCidr ? [`ip daddr ${serviceCidr} goto reject-unallocated`] : []),
   ]);
   chains.set("reject-no-endpoints", ["meta l4proto tcp reject with tcp reset", "reject with icmp type port-unreachable"]);
+  if (serviceCidr) chains.set("reject-unallocated", ["meta l4proto tcp reject with tcp reset", "reject with icmp type host-unreachable"]);
 
   for (const p of model.ports) {
     const who = `${p.namespace}/${p.name}`;

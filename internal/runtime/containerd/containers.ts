@@ -10,9 +10,11 @@ import { Status, type Process } from "../../../gen/containerd/types/task/task_pb
 import { verifyRunAsNonRoot, type ContainerConfig, type ContainerInfo, type ContainerLabels, type ContainerState } from "../runtime.ts";
 import type { Services } from "./client.ts";
 import { ignoreNotFound, rawMessage } from "./errors.ts";
+import { recordedExit } from "./exits.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { layerDirs, resolveImageUser } from "./image-user.ts";
 import { buildOciSpec, swapAccountingAvailable } from "./spec.ts";
-import { containerLoggerUri } from "./stdio.ts";
+import { containerLoggerUri, type ContainerLogOptions } from "./stdio.ts";
 import type { ImageConfig } from "./spec.ts";
 
 export const RUNTIME_NAME = "io.containerd.runc.v2";
@@ -29,6 +31,11 @@ export const LABELS = {
   imageId: "io.skiff.image-id",
   stopSignal: "io.skiff.stop-signal",
   startedAt: "io.skiff.started-at",
+  // How it ended, once known (exits.ts): the task that holds the exit status can be lost.
+  exitCode: "io.skiff.exit-code",
+  finishedAt: "io.skiff.finished-at",
+  oomKilled: "io.skiff.oom-killed",
+  lost: "io.skiff.lost",
 } as const;
 
 export interface CreateParams {
@@ -43,6 +50,7 @@ export interface CreateParams {
   parent: string;
   snapshotter: string;
   namespace: string;
+  containerLog: ContainerLogOptions;
 }
 
 export function labelsFor(p: CreateParams): Record<string, string> {
@@ -64,7 +72,7 @@ export async function createContainer(svc: Services, p: CreateParams): Promise<v
   // Kubernetes checks runAsNonRoot against the image's USER as written (a name cannot pass).
   verifyRunAsNonRoot(p.cfg.security, p.image.user ?? "");
   mkdirSync(dirname(p.cfg.logPath), { recursive: true });
-  const log = containerLoggerUri(p.cfg.logPath);
+  const log = containerLoggerUri(p.cfg.logPath, p.containerLog);
   const what = `create container ${p.cfg.containerName} of pod ${p.cfg.podNamespace}/${p.cfg.podName}`;
   let step = "snapshot";
   try {
@@ -101,9 +109,30 @@ export async function createContainer(svc: Services, p: CreateParams): Promise<v
   }
 }
 
+/** How long Tasks/Delete is retried while containerd cleans up after a dead shim. */
+const DEAD_SHIM_RETRIES = 50;
+const DEAD_SHIM_RETRY_MS = 100;
+
+/**
+ * Tasks/Delete; a missing task is fine. When a task's shim has died, containerd reports the task
+ * NOT_FOUND at once but answers a delete with "ttrpc: closed" until its own clean-up of the shim
+ * is done (moments later): wait for that.
+ */
+async function deleteTask(svc: Services, id: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ignoreNotFound(() => svc.tasks.delete({ containerId: id }));
+      return;
+    } catch (err) {
+      if (attempt >= DEAD_SHIM_RETRIES || !/ttrpc: closed/.test(rawMessage(err))) throw err;
+      await sleep(DEAD_SHIM_RETRY_MS);
+    }
+  }
+}
+
 /** Task delete → snapshot remove → container delete; each missing piece is fine. */
 export async function removeContainer(svc: Services, id: string, snapshotter: string): Promise<void> {
-  await ignoreNotFound(() => svc.tasks.delete({ containerId: id }));
+  await deleteTask(svc, id);
   await ignoreNotFound(() => svc.snapshots.remove({ snapshotter, key: id }));
   await ignoreNotFound(() => svc.containers.delete({ id }));
 }
@@ -143,22 +172,39 @@ function labelsOf(c: Container): ContainerLabels {
 const toDate = (t: { seconds: bigint; nanos: number } | undefined): Date | undefined =>
   t && (t.seconds > 0n || t.nanos > 0) ? new Date(Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6)) : undefined;
 
-/** A container record and its task (if any) as the runtime interface reports them. */
-export function containerInfo(c: Container, task: Process | undefined, oomKilled: boolean): ContainerInfo {
-  const state = stateOf(task);
+/**
+ * A container record and its task as the runtime interface reports them. `task` undefined: not
+ * known (its shim did not answer); "gone": containerd has no task for it (Tasks/Get said
+ * NOT_FOUND). An exit recorded on the record (exits.ts) outlives the task.
+ */
+export function containerInfo(c: Container, task: Process | undefined | "gone", oomKilled: boolean): ContainerInfo {
   const info: ContainerInfo = {
     ...labelsOf(c),
     id: c.id,
     image: c.image,
     imageId: c.labels[LABELS.imageId] ?? "",
-    state,
+    state: "unknown",
     createdAt: toDate(c.createdAt) ?? new Date(0),
     logPath: c.labels[LABELS.logPath] ?? "",
   };
   const startedAt = c.labels[LABELS.startedAt];
   if (startedAt) info.startedAt = new Date(startedAt);
-  if (task && state === "running") info.pid = task.pid;
-  if (task && state === "exited") {
+  const exit = recordedExit(c);
+  if (exit && (task === undefined || task === "gone" || task.status === Status.STOPPED)) {
+    Object.assign(info, { state: "exited", exitCode: exit.exitCode, finishedAt: exit.finishedAt });
+    if (exit.oomKilled || oomKilled) info.oomKilled = true;
+    if (exit.lost) info.lost = true;
+    return info;
+  }
+  if (task === "gone") {
+    // Never started: that attempt never ran (the agent starts it afresh). Started: its exit was
+    // to be recorded before this is called, so only a failed recording lands here.
+    info.state = startedAt ? "unknown" : "created";
+    return info;
+  }
+  info.state = stateOf(task);
+  if (task && info.state === "running") info.pid = task.pid;
+  if (task && info.state === "exited") {
     info.exitCode = task.exitStatus;
     const finished = toDate(task.exitedAt);
     if (finished) info.finishedAt = finished;

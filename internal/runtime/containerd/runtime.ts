@@ -6,13 +6,15 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ContainerInfo, ContainerRuntime, ImageInfo, PullOptions } from "../runtime.ts";
 import { pullToSink } from "../registry/pull.ts";
 import { createContainerdClient, type ContainerdClient, type ContainerdClientOptions, type Services } from "./client.ts";
-import { containerInfo, createContainer, LABELS, removeContainer, specOf } from "./containers.ts";
+import { containerInfo, createContainer, removeContainer, specOf } from "./containers.ts";
 import { createContentStore } from "./content.ts";
-import { orUndefined } from "./errors.ts";
+import { isNotFound, orUndefined } from "./errors.ts";
+import { exitLabels, exitToRecord, recordedExit, recordExit, type RecordedExit } from "./exits.ts";
 import { cgroupOomKills, createOomTracker, subscribeTaskEvents } from "./events.ts";
 import { createImageStore, imageInfos, normalizeImageName, type ImageRecord, type ImageStore } from "./images.ts";
 import { importOciArchive } from "./import.ts";
 import { withLease } from "./lease.ts";
+import type { ContainerLogOptions } from "./stdio.ts";
 import { execInTask, startTask, stopTask } from "./tasks.ts";
 import { unpackedTop, unpackImage } from "./unpack.ts";
 import type { Container } from "../../../gen/containerd/services/containers/v1/containers_pb.js";
@@ -21,7 +23,12 @@ import { Status, type Process } from "../../../gen/containerd/types/task/task_pb
 export interface ContainerdRuntimeOptions extends ContainerdClientOptions {
   /** Default "overlayfs". */
   snapshotter?: string;
+  /** Containers' log rotation and the loggers' report FIFO. Default: 10 MiB × 5 files, reports to nowhere. */
+  containerLog?: ContainerLogOptions;
 }
+
+/** kubelet's defaults (containerLogMaxSize 10Mi, containerLogMaxFiles 5). */
+export const DEFAULT_CONTAINER_LOG: ContainerLogOptions = { maxSizeBytes: 10 * 1024 * 1024, maxFiles: 5 };
 
 export interface ContainerdRuntime extends ContainerRuntime {
   /** The underlying client (tests and diagnostics inspect containerd's objects through it). */
@@ -31,6 +38,7 @@ export interface ContainerdRuntime extends ContainerRuntime {
 export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): ContainerdRuntime {
   const client = createContainerdClient(opts);
   const snapshotter = opts.snapshotter ?? "overlayfs";
+  const containerLog = opts.containerLog ?? DEFAULT_CONTAINER_LOG;
   const content = createContentStore(client);
   const images = createImageStore(client, content);
   const ooms = createOomTracker(client, client.namespace);
@@ -69,6 +77,37 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
     } catch {
       return false;
     }
+  };
+
+  /** Exits being written (exits.ts), so that concurrent listings write (and report) each once. */
+  const recording = new Map<string, { exit: RecordedExit; write: Promise<void> }>();
+
+  /**
+   * A container as the interface reports it. Without a task from Tasks/List (which leaves out a
+   * task whose shim does not answer its state query in 2 s, a loaded machine), it is asked
+   * about alone: NOT_FOUND means the task is gone (a reboot, a killed shim), another error that
+   * its state is unknown for now. An exit not yet recorded on the record is recorded first.
+   */
+  const describe = async (c: Container, listed: Process | undefined): Promise<ContainerInfo> => {
+    let task: Process | "gone" | undefined = listed;
+    if (!task && !recordedExit(c)) {
+      try {
+        task = (await client.tasks.get({ containerId: c.id })).process;
+      } catch (err) {
+        if (isNotFound(err)) task = "gone";
+      }
+    }
+    const toRecord = exitToRecord(c, task, () => oomKilled(c, task === "gone" ? undefined : task), new Date());
+    if (toRecord) {
+      let inFlight = recording.get(c.id);
+      if (!inFlight) {
+        const write = recordExit(client, c.id, toRecord).finally(() => recording.delete(c.id));
+        recording.set(c.id, (inFlight = { exit: toRecord, write }));
+      }
+      await inFlight.write;
+      c = { ...c, labels: { ...c.labels, ...exitLabels(inFlight.exit) } };
+    }
+    return containerInfo(c, task, oomKilled(c, task === "gone" ? undefined : task));
   };
 
   return {
@@ -133,6 +172,7 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
           stopSignal: img.configFile.stopSignal,
           parent,
           snapshotter,
+          containerLog,
           namespace: client.namespace,
         });
       });
@@ -153,24 +193,13 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
       const [{ containers }, { tasks }] = await Promise.all([client.containers.list({}), client.tasks.list({})]);
       // Tasks/List fills a process's `id` (the container id for an init process), not container_id.
       const byId = new Map(tasks.map((t) => [t.containerId || t.id, t]));
-      // Tasks/List leaves out a task whose shim does not answer its state query in time (2 s; a
-      // loaded machine). A started container without a listed task is asked about on its own
-      // before it is reported without a state.
-      const missing = containers.filter((c) => !byId.has(c.id) && c.labels[LABELS.startedAt]);
-      await Promise.all(
-        missing.map(async (c) => {
-          const task = (await client.tasks.get({ containerId: c.id }).catch(() => undefined))?.process;
-          if (task) byId.set(c.id, task);
-        }),
-      );
-      return containers.map((c) => containerInfo(c, byId.get(c.id), oomKilled(c, byId.get(c.id))));
+      return Promise.all(containers.map((c) => describe(c, byId.get(c.id))));
     },
 
     async containerStatus(id) {
       const res = await orUndefined(() => client.containers.get({ id }));
       if (!res?.container) return undefined;
-      const task = (await orUndefined(() => client.tasks.get({ containerId: id })))?.process;
-      return containerInfo(res.container, task, oomKilled(res.container, task));
+      return describe(res.container, undefined);
     },
 
     exec: (id, command, timeoutMs) => execInTask(client, id, command, timeoutMs),

@@ -18,6 +18,8 @@ export interface FakeRuntime extends ContainerRuntime {
   failPull(ref: string, message: string): void;
   /** Ends a running container as if its process exited. */
   exit(id: string, exitCode: number, oomKilled?: boolean): void;
+  /** Ends a running container unseen, as a reboot or a killed shim does: no event, lost (exit 255). */
+  lose(id: string): void;
   /** What an exec in this container answers (default: exit 0). */
   setExec(fn: (id: string, command: string[]) => ExecResult): void;
   /** Makes containers with this command (first element) fail to start, like a missing binary. */
@@ -76,7 +78,8 @@ export function createFakeRuntime(opts: { images?: string[] } = {}): FakeRuntime
       return [...images.values()];
     },
     async removeImage(ref) {
-      images.delete(ref);
+      // By ID: every name of the image (as containerd's); by name: that name.
+      for (const [name, img] of images) if (name === ref || img.id === ref) images.delete(name);
     },
     async createContainer(cfg: ContainerConfig) {
       const img = images.get(cfg.image);
@@ -153,6 +156,11 @@ export function createFakeRuntime(opts: { images?: string[] } = {}): FakeRuntime
     },
     exit(id, exitCode, oomKilled) {
       finish(id, exitCode, oomKilled);
+    },
+    lose(id) {
+      const c = containers.get(id);
+      if (!c || c.state !== "running") return;
+      Object.assign(c, { state: "exited", exitCode: 255, lost: true, finishedAt: new Date(), pid: undefined });
     },
     setExec(fn) {
       execFn = fn;
