@@ -57,7 +57,7 @@ describe("etcd store specifics", () => {
 
   it("reads a range (or a limited page) too large for one response in pages, asking again smaller when one is too large", async () => {
     // Responses over 1 MiB are refused: the first page (32 values of 200 KB) is, the smaller ones are not.
-    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/paged", maxResponseBytes: 1024 * 1024 });
+    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/paged", tls: etcd.tls, maxResponseBytes: 1024 * 1024 });
     try {
       const keys = Array.from({ length: 40 }, (_, i) => `/p/${String(i).padStart(2, "0")}`);
       for (const key of keys) await store.create(key, new Uint8Array(200_000).fill(key.charCodeAt(4)));
