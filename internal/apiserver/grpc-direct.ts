@@ -11,10 +11,10 @@ import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
 import { malformedRequest } from "./wire-errors.ts";
 
-/** What our handlers read from their context: only the signal (watches end on it). */
+/** What our handlers read from their context: the signal (watches end on it) and the values the request pipeline put there. */
 export interface DirectContext {
   signal: AbortSignal;
-  values?: ContextValues;
+  values: ContextValues;
 }
 
 type Handler = (req: any, ctx: DirectContext) => unknown;
@@ -36,13 +36,16 @@ export interface DirectGrpcOptions {
   /** Called once per call: for unary calls at the end, for streams once the first message went out (or at the end). */
   onDone(service: string, method: string, code: Code | undefined, seconds: number): void;
   onInternalError?(err: unknown): void;
-  /** Per-call context values (as connect's contextValues option), e.g. who a watch counts against. */
-  contextValues?(stream: ServerHttp2Stream): ContextValues;
   /**
    * The protobuf bytes of an object without its resource version, when known and current: a
    * response field holding such an object is sent as those bytes plus its resource version.
    */
   storedBytes?(obj: object): Uint8Array | undefined;
+  /**
+   * Per-call context values, as connect's contextValues option makes them: the request
+   * pipeline's start of a call (who is calling) and who a watch counts against.
+   */
+  contextValues(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): ContextValues;
 }
 
 export interface DirectGrpc {
@@ -136,6 +139,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     const m = methods.get(String(headers[":path"]));
     if (!m) return false;
     const timeoutMs = parseTimeout(headers["grpc-timeout"]);
+    const values = opts.contextValues(stream, headers);
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
@@ -169,8 +173,8 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
         fail(stream, err);
         return;
       }
-      if (m.streaming) void runStream(m, stream, req, timeoutMs, start, opts.contextValues?.(stream));
-      else void runUnary(m, stream, req, timeoutMs, start);
+      if (m.streaming) void runStream(m, stream, req, values, timeoutMs, start);
+      else void runUnary(m, stream, req, values, timeoutMs, start);
     });
     stream.on("error", () => {}); // a reset by the client; its 'close' ends the call
     return true;
@@ -180,14 +184,27 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     opts.onDone(m.service, m.method, err === undefined ? undefined : ConnectError.from(err).code, (performance.now() - start) / 1000);
   }
 
-  async function runUnary(m: Method, stream: ServerHttp2Stream, req: unknown, timeoutMs: number | undefined, start: number): Promise<void> {
+  async function runUnary(m: Method, stream: ServerHttp2Stream, req: unknown, values: ContextValues, timeoutMs: number | undefined, start: number): Promise<void> {
     let frame: Buffer;
+    // A deadline only when the client set one: most calls have none and pay nothing for it.
     let deadline: NodeJS.Timeout | undefined;
+    let signal = NEVER;
+    let expired: Promise<never> | undefined;
+    // The call ends at its grpc-timeout even when storage is slower; the handler sees its signal abort.
+    if (timeoutMs !== undefined) {
+      const ac = new AbortController();
+      signal = ac.signal;
+      expired = new Promise<never>((_, reject) => {
+        deadline = setTimeout(() => {
+          ac.abort(DEADLINE);
+          reject(DEADLINE);
+        }, timeoutMs);
+      });
+      expired.catch(() => {});
+    }
     try {
-      const answer = m.handler(req, { signal: NEVER });
-      // The call ends at its grpc-timeout even when storage is slower (the handler's work goes on).
-      const res = timeoutMs === undefined ? await answer : await Promise.race([answer, new Promise((_, reject) => (deadline = setTimeout(() => reject(DEADLINE), timeoutMs)))]);
-      frame = frameOf(m.output, res, false);
+      const result = m.handler(req, { signal, values });
+      frame = frameOf(m.output, await (expired ? Promise.race([result, expired]) : result), false);
     } catch (err) {
       report(err);
       finish(m, start, err);
@@ -203,7 +220,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     stream.end(frame);
   }
 
-  async function runStream(m: Method, stream: ServerHttp2Stream, req: unknown, timeoutMs: number | undefined, start: number, values: ContextValues | undefined): Promise<void> {
+  async function runStream(m: Method, stream: ServerHttp2Stream, req: unknown, values: ContextValues, timeoutMs: number | undefined, start: number): Promise<void> {
     const ac = new AbortController();
     const cancel = () => ac.abort(CANCELED);
     const shutdown = () => ac.abort(SHUTDOWN);

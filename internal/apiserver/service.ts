@@ -1,13 +1,14 @@
 // Turns the generic resource operations into one Connect service per kind. Requests and responses
 // differ per kind only in the name of the field that carries the object (kind.field).
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import type { ApiObject } from "../api/registry.ts";
 import type { Store } from "../storage/store.ts";
 import { invalid, toApiError, withApiErrors } from "./errors.ts";
 import { checkPageRequest } from "./list.ts";
 import { parseResourceVersion } from "./objects.ts";
+import { userKey } from "../auth/types.ts";
 import { bindPod, handOver, type ResourceOps } from "./resources.ts";
 import type { CacheWatcher, ObjectFilter, WatchCache } from "./watchcache.ts";
 import { watchOwnerKey, type WatchLimiter } from "./watch-limits.ts";
@@ -51,8 +52,8 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   });
 
   const impl: Record<string, unknown> = {
-    async create(req: any) {
-      return { [f]: await ops.create(handOver(req[f]), req.dryRun) };
+    async create(req: any, ctx: HandlerContext) {
+      return { [f]: await ops.create(handOver(req[f]), req.dryRun, ctx.values.get(userKey)) };
     },
     async get(req: any) {
       return { [f]: await ops.get(req.namespace ?? "", req.name) };
@@ -63,8 +64,8 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
       const remaining = res.remainingItemCount;
       return { ...res, remainingItemCount: remaining === undefined ? undefined : BigInt(remaining) };
     },
-    async update(req: any) {
-      return { [f]: await ops.update(handOver(req[f]), req.dryRun) };
+    async update(req: any, ctx: HandlerContext) {
+      return { [f]: await ops.update(handOver(req[f]), req.dryRun, ctx.values.get(userKey)) };
     },
     async delete(req: any) {
       const { obj, deleted } = await ops.delete(req.namespace ?? "", req.name, req.options);
@@ -158,7 +159,7 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   }
 
   if (kind.hasStatus) {
-    impl.updateStatus = async (req: any) => ({ [f]: await ops.updateStatus(handOver(req[f])) });
+    impl.updateStatus = async (req: any, ctx: HandlerContext) => ({ [f]: await ops.updateStatus(handOver(req[f]), ctx.values.get(userKey)) });
   }
   Object.assign(impl, opts.extraRpcs);
   if (kind.kind === "Pod") {
@@ -167,10 +168,4 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   // Every unary handler's failure goes through the one error table (the watch does it above).
   const { watch, ...unary } = impl;
   return { ...withApiErrors(unary, opts.onInternalError), watch };
-}
-
-export function registerService(router: ConnectRouter, ops: ResourceOps, cache: WatchCache, store: Store, opts: ServiceOptions): Record<string, unknown> {
-  const impl = serviceImpl(ops, cache, store, opts);
-  router.service(ops.kind.service, impl as any);
-  return impl;
 }

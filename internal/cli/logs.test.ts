@@ -12,6 +12,7 @@ import { startHarness, testPod, waitFor, type Harness } from "../agent/testing.t
 import { formatLogRecord } from "../runtime/log-format.ts";
 import { agentUrl, checkOneSince, defaultContainer, parseLimitBytes, parseSince, parseSinceTime, parseTail, podName } from "./logs.ts";
 import { runSkiffctl } from "./main.ts";
+import { adminConfigFile } from "./testing.ts";
 
 describe("logs helpers", () => {
   it("find the agent from the Node's status", () => {
@@ -79,7 +80,7 @@ async function run(args: string[], signal = new AbortController().signal, onOut?
     },
     err: (t) => void (err += t),
     readStdin: async () => "",
-    env: { SKIFF_SERVER: h.server.url, SKIFF_CONFIG: "/nonexistent/skiff-config.yaml" },
+    env: { SKIFF_SERVER: h.server.url, SKIFF_CONFIG: adminConfigFile() },
     signal,
   });
   return { code, out, err };

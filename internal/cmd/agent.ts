@@ -13,7 +13,6 @@ import { createCniNetwork, createHostNetwork, type PodNetwork } from "../agent/n
 import { ALLOCATED, allocatedPodCidr } from "../agent/pod-cidr.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
-import { createApiTransport } from "../client/transport.ts";
 import { defaultControllerConfig } from "../controller/controller.ts";
 import { formatNet, parseNet } from "../network/routes.ts";
 import { normalizeServiceCidr } from "../network/proxy/ruleset.ts";
@@ -26,6 +25,7 @@ import { createFakeRuntime } from "../runtime/fake/fake.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { parseListen } from "./apiserver.ts";
 import { parseDuration } from "./controller-manager.ts";
+import { componentTransport, componentClientArgs } from "./client-flags.ts";
 import { evictionArgs, evictionOptions } from "./eviction-flags.ts";
 import { guarded } from "./guard.ts";
 
@@ -108,7 +108,7 @@ export function dnsOptions(args: { "cluster-domain"?: string; "cluster-dns"?: st
 export const agentCommand = defineCommand({
   meta: { name: "agent", description: "Run the node agent: register this node and run the pods bound to it" },
   args: {
-    server: { type: "string", description: "The apiserver URL", default: "http://127.0.0.1:6443" },
+    ...componentClientArgs,
     "node-name": { type: "string", description: "This node's name (default: the hostname, lowercased)" },
     runtime: { type: "string", description: "Container runtime: containerd or fake (hollow containers, no processes)", default: "containerd" },
     containerd: { type: "string", description: "containerd's socket", default: "/run/containerd/containerd.sock" },
@@ -171,7 +171,7 @@ export const agentCommand = defineCommand({
     // A hollow node shares the machine's figures with the others: it reports no pressure.
     const eviction = args.runtime === "fake" ? undefined : evictionOptions(args);
     const containerLog = containerLogOptions(args);
-    const transport = createApiTransport(args.server);
+    const { transport, ca } = await componentTransport(args);
     const podCidr = args["pod-cidr"] === ALLOCATED
       ? await allocatedPodCidr({ client: createResourceClient<Node>(transport, "Node"), nodeName, log })
       : args["pod-cidr"];
@@ -209,6 +209,8 @@ export const agentCommand = defineCommand({
     const dns = dnsOptions(args);
     const agent = createAgent({
       transport,
+      // Pods' projected ServiceAccount volume gets the CA that signs the apiserver's certificate.
+      clusterCa: ca,
       nodeName,
       runtime,
       network,

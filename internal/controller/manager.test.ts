@@ -6,6 +6,7 @@ import type { Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import { startApiServer, type ApiServer } from "../apiserver/server.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createApiTransport } from "../client/transport.ts";
+import { adminCredentials, testPki } from "../pki/testing.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import { createController, type ControllerFactory } from "./controller.ts";
 import { ControllerStartError, createControllerManager } from "./manager.ts";
@@ -16,7 +17,7 @@ const TIMING = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 20
 let server: ApiServer;
 
 beforeAll(async () => {
-  server = await startApiServer({ store: createMemoryStore(), port: 0 });
+  server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0 });
 });
 
 afterAll(async () => {
@@ -39,7 +40,7 @@ function factories(runs: string[]): Record<string, ControllerFactory> {
 
 describe("controller-manager: a controller that fails to start", () => {
   it("fails the term: the lease is released, a standby takes over, wait() rejects with the reason", async () => {
-    const transport = createApiTransport(server.url);
+    const transport = createApiTransport(server.url, adminCredentials());
     const leases = createResourceClient<Lease>(transport, "Lease");
     const runs: string[] = [];
     const failing = createControllerManager({
@@ -78,7 +79,7 @@ describe("controller-manager: a controller that fails to start", () => {
   it("without leader election: stops and rejects wait() too", async () => {
     const runs: string[] = [];
     const m = createControllerManager({
-      transport: createApiTransport(server.url),
+      transport: createApiTransport(server.url, adminCredentials()),
       log: quietLog(),
       options: { leaderElect: false, controllers: ["healthy", "broken"], factories: factories(runs) },
     });

@@ -45,8 +45,16 @@ export interface EtcdStoreOptions {
   prefix?: string;
   /** Deadline for each unary request. Default 10s. */
   requestTimeoutMs?: number;
+  /** For https:// endpoints: etcd's CA and the client certificate etcd requires (--client-cert-auth), PEM. */
+  tls?: EtcdTls;
   /** Larger responses are refused by the client; whole-range reads ask again in smaller pages. Default 64 MiB. */
   maxResponseBytes?: number;
+}
+
+export interface EtcdTls {
+  ca: string | Buffer;
+  cert: string | Buffer;
+  key: string | Buffer;
 }
 
 // etcd3 (now only the watch) retries failed calls up to 3 times by default and opens a 5s
@@ -79,6 +87,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
     // larger one is refused here, at once, rather than pushed through flow control to be refused.
     const transport: GrpcTransport = createGrpcTransport({
       baseUrl: url,
+      tls: url.startsWith("https:") ? opts.tls : undefined,
       writeMaxBytes: ETCD_MAX_REQUEST_BYTES,
       readMaxBytes: opts.maxResponseBytes,
     });
@@ -88,6 +97,9 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   let current = 0;
   const watchClient = new Etcd3({
     hosts: opts.endpoints,
+    credentials: opts.tls
+      ? { rootCertificate: Buffer.from(opts.tls.ca), certChain: Buffer.from(opts.tls.cert), privateKey: Buffer.from(opts.tls.key) }
+      : undefined,
     faultHandling: {
       host: () => noRetry as unknown as ReturnType<NonNullable<FaultHandling["host"]>>,
       global: noRetry as unknown as FaultHandling["global"],

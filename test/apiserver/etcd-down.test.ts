@@ -13,6 +13,7 @@ import { createEtcdStore } from "../../internal/storage/etcd.ts";
 import type { Store } from "../../internal/storage/store.ts";
 import { pod } from "../fixtures/objects.ts";
 import { startEtcd, type EtcdServer } from "../harness/etcd.ts";
+import { getTls, testPki, type TestPki } from "../harness/pki.ts";
 import { LOOPBACK } from "../harness/ports.ts";
 
 /** A proxy to etcd that can refuse connections (down) and accept them again on its port (up). */
@@ -35,7 +36,7 @@ async function startSwitchableProxy(target: URL) {
   };
   await up();
   return {
-    endpoint: `http://${LOOPBACK}:${port}`,
+    endpoint: `https://${LOOPBACK}:${port}`, // etcd's TLS passes through
     up,
     async down() {
       const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
@@ -49,11 +50,13 @@ let etcd: EtcdServer;
 let proxy: Awaited<ReturnType<typeof startSwitchableProxy>>;
 let store: Store;
 let server: ApiServer;
+let pki: TestPki;
 beforeAll(async () => {
+  pki = await testPki();
   etcd = await startEtcd();
   proxy = await startSwitchableProxy(new URL(etcd.endpoint));
-  store = createEtcdStore({ endpoints: [proxy.endpoint], prefix: "/etcd-down" });
-  server = await startApiServer({ store, port: 0, heartbeatMs: 1000 });
+  store = createEtcdStore({ endpoints: [proxy.endpoint], prefix: "/etcd-down", tls: etcd.tls });
+  server = await startApiServer({ store, tls: pki.serving, port: 0, heartbeatMs: 1000 });
 }, 60_000);
 afterAll(async () => {
   await server?.close();
@@ -62,9 +65,9 @@ afterAll(async () => {
 });
 
 const transports: Record<string, () => Transport> = {
-  gRPC: () => createSkiffTransport({ baseUrl: server.url }),
-  Connect: () => createConnectTransport({ baseUrl: server.url, httpVersion: "2" }),
-  "gRPC-Web": () => createGrpcWebTransport({ baseUrl: server.url, httpVersion: "2" }),
+  gRPC: () => createSkiffTransport({ baseUrl: server.url, tls: pki.adminNodeOptions }),
+  Connect: () => createConnectTransport({ baseUrl: server.url, nodeOptions: pki.adminNodeOptions, httpVersion: "2" }),
+  "gRPC-Web": () => createGrpcWebTransport({ baseUrl: server.url, nodeOptions: pki.adminNodeOptions, httpVersion: "2" }),
 };
 
 /** Every verb of the Pod service, as a call that resolves to its outcome's code name. */
@@ -105,12 +108,12 @@ describe("etcd down", () => {
       const outcomes: Record<string, string> = {};
       for (const [verb, run] of Object.entries(verbs(client, tag, nextPage))) outcomes[verb] = await run();
       for (const verb of Object.keys(outcomes)) expect(`${verb} → ${outcomes[verb]}`).toBe(`${verb} → Unavailable: storage unavailable: try again shortly`);
-      expect((await fetch(`${server.url}/readyz`)).status).toBe(503);
+      expect((await getTls(`${server.url}/readyz`, { ca: pki.ca.cert })).status).toBe(503);
     } finally {
       await proxy.up();
     }
 
-    await expect.poll(async () => (await fetch(`${server.url}/readyz`)).status, { timeout: 15_000, interval: 200 }).toBe(200);
+    await expect.poll(async () => (await getTls(`${server.url}/readyz`, { ca: pki.ca.cert })).status, { timeout: 15_000, interval: 200 }).toBe(200);
     const after = verbs(client, tag, nextPage);
     // Watch is the stream's first event (the initial ADDED); Update and UpdateStatus of a pod
     // built from scratch are refused by validation or taken, but not for lack of storage.

@@ -18,7 +18,9 @@ let cp: ControlPlane;
 let client: grpc.Client;
 beforeAll(async () => {
   cp = await startControlPlane();
-  client = new grpc.Client(cp.server.url.replace("http://", ""), grpc.credentials.createInsecure());
+  // As the admin: grpc-js over TLS with the admin's client certificate.
+  const admin = grpc.credentials.createSsl(Buffer.from(cp.pki.ca.cert), Buffer.from(cp.pki.admin.key), Buffer.from(cp.pki.admin.cert));
+  client = new grpc.Client(cp.server.url.replace("https://", ""), admin);
 }, 60_000);
 afterAll(async () => {
   client?.close();

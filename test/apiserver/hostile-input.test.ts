@@ -78,16 +78,16 @@ describe("malformed input gets the same code on every protocol", () => {
   });
 
   it("and the server keeps serving", async () => {
-    const client = createClient(ConfigMapService, createSkiffTransport({ baseUrl: cp.server.url }));
+    const client = createClient(ConfigMapService, createSkiffTransport({ baseUrl: cp.server.url, tls: cp.pki.adminNodeOptions }));
     expect((await client.create({ configMap: configMap("after-malformed") })).configMap?.metadata?.name).toBe("after-malformed");
   });
 });
 
 const transports: Record<string, () => Transport> = {
-  "gRPC (Skiff's transport)": () => createSkiffTransport({ baseUrl: cp.server.url }),
-  "gRPC (connect-node)": () => createGrpcTransport({ baseUrl: cp.server.url }),
-  Connect: () => createConnectTransport({ baseUrl: cp.server.url, httpVersion: "2" }),
-  "gRPC-Web": () => createGrpcWebTransport({ baseUrl: cp.server.url, httpVersion: "2" }),
+  "gRPC (Skiff's transport)": () => createSkiffTransport({ baseUrl: cp.server.url, tls: cp.pki.adminNodeOptions }),
+  "gRPC (connect-node)": () => createGrpcTransport({ baseUrl: cp.server.url, nodeOptions: cp.pki.adminNodeOptions }),
+  Connect: () => createConnectTransport({ baseUrl: cp.server.url, nodeOptions: cp.pki.adminNodeOptions, httpVersion: "2" }),
+  "gRPC-Web": () => createGrpcWebTransport({ baseUrl: cp.server.url, nodeOptions: cp.pki.adminNodeOptions, httpVersion: "2" }),
 };
 
 describe.each(Object.entries(transports))("limits over %s", (name, make) => {
@@ -131,8 +131,8 @@ describe("Kubernetes' rules", () => {
   let cms: Client<typeof ConfigMapService>;
   let secrets: Client<typeof SecretService>;
   beforeAll(() => {
-    cms = createClient(ConfigMapService, createSkiffTransport({ baseUrl: cp.server.url }));
-    secrets = createClient(SecretService, createSkiffTransport({ baseUrl: cp.server.url }));
+    cms = createClient(ConfigMapService, createSkiffTransport({ baseUrl: cp.server.url, tls: cp.pki.adminNodeOptions }));
+    secrets = createClient(SecretService, createSkiffTransport({ baseUrl: cp.server.url, tls: cp.pki.adminNodeOptions }));
   });
   const fails = (p: Promise<unknown>) => p.then(() => { throw new Error("expected the call to fail"); }, (e) => ConnectError.from(e));
 
@@ -192,17 +192,17 @@ describe("Kubernetes' rules", () => {
 
 describe("watches per connection", () => {
   it("a connection may hold --max-watches-per-connection watches; more are RESOURCE_EXHAUSTED, another connection may", async () => {
-    const server = await startApiServer({ store: cp.store, port: 0, maxWatchesPerConnection: 3, initialNamespaces: [] });
+    const server = await startApiServer({ store: cp.store, tls: cp.pki.serving, port: 0, maxWatchesPerConnection: 3, initialNamespaces: [] });
     const ac = new AbortController();
     try {
       // Opens a watch and takes its first event (it stays open until the end of the test).
       const open = (client: Client<typeof ConfigMapService>) =>
         client.watch({ namespace: "default" }, { signal: ac.signal })[Symbol.asyncIterator]().next().then(() => "open", (e) => Code[ConnectError.from(e).code]);
-      const one = createClient(ConfigMapService, createSkiffTransport({ baseUrl: server.url }));
+      const one = createClient(ConfigMapService, createSkiffTransport({ baseUrl: server.url, tls: cp.pki.adminNodeOptions }));
       expect(await Promise.all([open(one), open(one), open(one)])).toEqual(["open", "open", "open"]);
       expect(await open(one)).toBe("ResourceExhausted");
       expect((await one.list({ namespace: "default" })).resourceVersion).not.toBe(""); // other calls still go
-      const other = createClient(ConfigMapService, createSkiffTransport({ baseUrl: server.url }));
+      const other = createClient(ConfigMapService, createSkiffTransport({ baseUrl: server.url, tls: cp.pki.adminNodeOptions }));
       expect(await open(other)).toBe("open");
     } finally {
       ac.abort();

@@ -2,6 +2,7 @@
 // client would (broken frames, invalid bytes) and read the status however the protocol carries it.
 import { Code } from "@connectrpc/connect";
 import http2 from "node:http2";
+import { loadedTestPki } from "../../internal/pki/testing.ts";
 
 export type Protocol = "gRPC" | "Connect" | "gRPC-Web";
 
@@ -35,7 +36,8 @@ export async function rawCall(url: string, protocol: Protocol, path: string, wir
     "gRPC-Web": json ? "application/grpc-web+json" : "application/grpc-web+proto",
     Connect: opts.streaming ? (json ? "application/connect+json" : "application/connect+proto") : json ? "application/json" : "application/proto",
   }[protocol];
-  const session = http2.connect(url);
+  // https: as the test PKI's admin (these tests are about the bytes, not who sends them).
+  const session = http2.connect(url, url.startsWith("https:") ? loadedTestPki().adminNodeOptions : {});
   session.on("error", () => {});
   try {
     return await new Promise<RawStatus>((resolve, reject) => {

@@ -21,6 +21,7 @@ import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import { createGrpcTransport } from "../../internal/client/grpc-transport.ts";
 import { configMap } from "../fixtures/objects.ts";
 import { startEtcd, type EtcdServer } from "../harness/etcd.ts";
+import { apiserverTlsArgs, getTls, testPki, type TestPki } from "../harness/pki.ts";
 import { freePort } from "../harness/ports.ts";
 import { envelope } from "./raw-call.ts";
 
@@ -39,20 +40,22 @@ const RESUME_AFTER_WRITES = 3000;
 let etcd: EtcdServer;
 let child: ChildProcess;
 let url: string;
+let pki: TestPki;
 async function startApiserverProcess(): Promise<void> {
+  pki = await testPki();
   etcd = await startEtcd();
   const port = await freePort();
   child = spawn(
     process.execPath,
     [
-      "cmd/skiff.ts", "apiserver", "--etcd-servers", etcd.endpoint, "--listen", `127.0.0.1:${port}`,
+      "cmd/skiff.ts", "apiserver", "--etcd-servers", etcd.endpoint, "--listen", `127.0.0.1:${port}`, ...apiserverTlsArgs(pki),
       "--watch-buffer-bytes", String(PER_WATCH_BUDGET), "--watch-buffer-total-bytes", String(TOTAL_BUDGET),
       "--log-level", "warn",
     ],
     { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, SKIFF_LOG_FORMAT: "json" } },
   );
-  url = `http://127.0.0.1:${port}`;
-  await expect.poll(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status, { timeout: 30_000, interval: 100 }).toBe(200);
+  url = `https://127.0.0.1:${port}`;
+  await expect.poll(async () => (await getTls(`${url}/readyz`, { ca: pki.ca.cert }).catch(() => undefined))?.status, { timeout: 30_000, interval: 100 }).toBe(200);
 }
 afterAll(async () => {
   child?.kill("SIGKILL");
@@ -62,7 +65,7 @@ afterAll(async () => {
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 
 async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = (await getTls(`${url}/metrics`, pki.adminNodeOptions)).body;
   // The sum over the metric's label sets ("name{…} value" or "name value" lines).
   let sum = 0;
   for (const line of text.split("\n")) if (line.split(/[{ ]/)[0] === name) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
@@ -101,13 +104,13 @@ describe("watch memory budget", () => {
   it(`${WATCHERS} unread watches and ${WRITES} writes of 1 KB`, async () => {
     await startApiserverProcess();
     const started = performance.now();
-    const client = createClient(ConfigMapService, createGrpcTransport({ baseUrl: url }));
+    const client = createClient(ConfigMapService, createGrpcTransport({ baseUrl: url, tls: pki.adminNodeOptions }));
     const payload = "x".repeat(1000);
     for (let i = 0; i < OBJECTS; i++) await client.create({ configMap: configMap(`cm-${i}`, { v: payload }) });
     const baseline = rssOf(child.pid!);
 
     const sessions = Array.from({ length: WATCHERS / PER_SESSION }, () => {
-      const s = http2.connect(url);
+      const s = http2.connect(url, pki.adminNodeOptions);
       s.on("error", () => {});
       return s;
     });

@@ -6,6 +6,7 @@ import { kinds } from "../../internal/api/registry.ts";
 import type { WatchEvent } from "../../internal/client/resource-client.ts";
 import { configMap, pod } from "../fixtures/objects.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
+import { getTls } from "../harness/pki.ts";
 
 let cp: ControlPlane;
 beforeAll(async () => {
@@ -162,7 +163,8 @@ describe("watch", () => {
       const { resourceVersion } = await pods.list("default");
       const streams = Array.from({ length: 200 }, () => collect(pods.watch("default", { resourceVersion, signal: ac.signal }), (e) => names(e).length === 1, 20_000));
       // All 200 open on the apiserver (a watch left by its caller ends, so count them before the event).
-      const podWatchers = async () => Number(/skiff_apiserver_watchers\{kind="Pod"\} (\d+)/.exec(await (await fetch(`${own.server.url}/metrics`)).text())?.[1]);
+      const metricsText = async () => (await getTls(`${own.server.url}/metrics`, own.pki.adminCredentials as { ca: string; cert: string; key: string })).body;
+      const podWatchers = async () => Number(/skiff_apiserver_watchers\{kind="Pod"\} (\d+)/.exec(await metricsText())?.[1]);
       await expect.poll(podWatchers, { timeout: 10_000, interval: 100 }).toBe(200);
       expect(await watchersInEtcd()).toBe(kinds.length);
       await pods.create(pod("fanout"));

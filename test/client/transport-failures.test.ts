@@ -9,13 +9,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigMapService, ConfigMapServiceGetResponseSchema } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
 import { createGrpcTransport } from "../../internal/client/grpc-transport.ts";
 import { configMap } from "../fixtures/objects.ts";
+import { testPki, type TestPki } from "../harness/pki.ts";
 import { LOOPBACK } from "../harness/ports.ts";
 
-let server: http2.Http2Server;
+let server: http2.Http2SecureServer;
 let url: string;
+let pki: TestPki;
 beforeAll(async () => {
+  // Over TLS, as every Skiff connection is: the test PKI's apiserver certificate.
+  pki = await testPki();
   // Answers "garbage" with bytes that are no protobuf message, anything else with a ConfigMap.
-  server = http2.createServer();
+  server = http2.createSecureServer({ cert: pki.apiserver.cert, key: pki.apiserver.key });
   server.on("stream", (stream) => {
     let body = "";
     stream.on("data", (c: Buffer) => (body += c.subarray(5).toString("latin1")));
@@ -30,7 +34,7 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, LOOPBACK, resolve));
-  url = `http://${LOOPBACK}:${(server.address() as { port: number }).port}`;
+  url = `https://${LOOPBACK}:${(server.address() as { port: number }).port}`;
 });
 afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
@@ -38,7 +42,7 @@ afterAll(async () => {
 
 describe("Skiff's gRPC transport, unary calls", () => {
   it("fails the call with INTERNAL when the response message does not decode, and serves the next call", async () => {
-    const client = createClient(ConfigMapService, createGrpcTransport({ baseUrl: url }));
+    const client = createClient(ConfigMapService, createGrpcTransport({ baseUrl: url, tls: { ca: pki.ca.cert } }));
     const err = await client.get({ namespace: "default", name: "garbage" }).catch((e) => ConnectError.from(e));
     expect(err).toBeInstanceOf(ConnectError);
     expect([Code[(err as ConnectError).code], (err as ConnectError).rawMessage]).toEqual(["Internal", expect.stringMatching(/^cannot decode the response message/)]);

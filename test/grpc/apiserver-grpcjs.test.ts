@@ -2,7 +2,7 @@
 // client, @grpc/grpc-js with the API's .proto files: unary calls and Watch, metadata and
 // trailers, status codes alike to connect's for the same errors, deadlines, cancellation, flow
 // control with a paused reader, GOAWAY and reconnect, oversized and malformed requests.
-// The apiserver comes from startApiServerUnderTest (real etcd; plaintext until the PKI lands).
+// The apiserver comes from startApiServerUnderTest (real etcd, TLS); every client calls as the test PKI's admin.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -11,8 +11,10 @@ import { ClientError, Status, createChannel, createClient as createNiceClient } 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigMapService, ConfigMapServiceGetRequestSchema, ConfigMapServiceWatchRequestSchema } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
 import { configMap } from "../fixtures/objects.ts";
+import { loadedTestPki } from "../../internal/pki/testing.ts";
+import { getTls } from "../harness/pki.ts";
 import { startApiServerUnderTest, type ApiServerUnderTest } from "./apiserver-under-test.ts";
-import { configMapClient, configMapServiceDefinition, grpcFrame, rawCall, rawSlowRead, rawUpload, unary } from "./grpcjs-client.ts";
+import { adminGrpcCredentials, configMapClient, configMapServiceDefinition, grpcFrame, rawCall, rawSlowRead, rawUpload, unary } from "./grpcjs-client.ts";
 
 // A small per-watch byte budget (the apiserver's watchBufferBytes), so a paused reader is cut soon.
 const WATCH_BUFFER_BYTES = 100 * 1024;
@@ -76,7 +78,7 @@ describe("unary calls and Watch", () => {
 
 describe("nice-grpc (async iterables and AbortSignal over grpc-js)", () => {
   it("gets errors as ClientErrors with code and message, and an abort ends the server's watch", async () => {
-    const channel = createChannel(api.target);
+    const channel = createChannel(api.target, adminGrpcCredentials());
     try {
       const nice: any = createNiceClient(configMapServiceDefinition, channel); // methods by their proto names
       const notFound = await nice.Get({ namespace: "default", name: "nope" }).catch((e: unknown) => e);
@@ -139,7 +141,7 @@ describe("what the direct path leaves to connect, and pings", () => {
 describe("errors", () => {
   // The same mistakes through grpc-js (the direct path) and connect's Connect protocol (connect's
   // handlers): the same code and the same message, non-ASCII and '%' included.
-  const connectClient = () => createClient(ConfigMapService, createConnectTransport({ baseUrl: url(), httpVersion: "2" }));
+  const connectClient = () => createClient(ConfigMapService, createConnectTransport({ nodeOptions: loadedTestPki().adminNodeOptions, baseUrl: url(), httpVersion: "2" }));
   const cases: { name: string; direct: () => Promise<unknown>; viaConnect: () => Promise<unknown> }[] = [
     {
       name: "NOT_FOUND",
@@ -267,7 +269,7 @@ describe("deadlines and cancellation", () => {
     expect(watchers()).toBe(before + 1);
     w.call.cancel();
     await expect.poll(watchers).toBe(before);
-    const metrics = await (await fetch(`${url()}/metrics`)).text();
+    const metrics = (await getTls(`${url()}/metrics`, loadedTestPki().adminNodeOptions)).body;
     expect(metrics).toMatch(new RegExp(`skiff_apiserver_watchers\\{kind="ConfigMap"\\} ${before}\\n`));
   });
 });
@@ -302,7 +304,7 @@ describe("GOAWAY and reconnect", () => {
     const own = configMapClient(api.target); // a connection of its own, shared with no other test's streams
     const before = watchers();
     const w = watchCall({ namespace: "default" }, {}, own);
-    const viaConnect = createClient(ConfigMapService, createConnectTransport({ baseUrl: url(), httpVersion: "2" }));
+    const viaConnect = createClient(ConfigMapService, createConnectTransport({ nodeOptions: loadedTestPki().adminNodeOptions, baseUrl: url(), httpVersion: "2" }));
     const connectEnd = (async () => {
       for await (const _ of viaConnect.watch({ namespace: "default" })) void _;
     })().then(() => undefined, (e) => ConnectError.from(e));

@@ -1,10 +1,10 @@
 // The apiserver as the gRPC conformance tests see it: real etcd, reached through a proxy that can
 // freeze (so that a storage call can be made slow at will), and the apiserver on a free loopback
-// port. Plaintext for now: when the harness has its PKI, this is the one place to start the
-// apiserver with TLS and hand the tests their credentials.
+// port, serving TLS with the test PKI; the tests call it as the PKI's admin.
 import { startApiServer, type ApiServer, type ApiServerOptions } from "../../internal/apiserver/server.ts";
 import { createEtcdStore } from "../../internal/storage/etcd.ts";
 import type { Store } from "../../internal/storage/store.ts";
+import { testPki } from "../../internal/pki/testing.ts";
 import { startEtcd, type EtcdServer } from "../harness/etcd.ts";
 import { LOOPBACK } from "../harness/ports.ts";
 import { startFreezableProxy, type FreezableProxy } from "./freezable-proxy.ts";
@@ -24,10 +24,11 @@ export interface ApiServerUnderTest {
 }
 
 export async function startApiServerUnderTest(opts: Partial<ApiServerOptions> = {}): Promise<ApiServerUnderTest> {
+  const pki = await testPki();
   const etcd: EtcdServer = await startEtcd();
-  const link: FreezableProxy = await startFreezableProxy({ host: LOOPBACK, port: Number(new URL(etcd.endpoint).port) });
-  const store: Store = createEtcdStore({ endpoints: [link.url], prefix: "/skiff-grpc-conformance" });
-  const start = (port: number) => startApiServer({ heartbeatMs: 1000, ...opts, store, port });
+  const link: FreezableProxy = await startFreezableProxy({ host: LOOPBACK, port: Number(new URL(etcd.endpoint).port), tls: true });
+  const store: Store = createEtcdStore({ endpoints: [link.url], prefix: "/skiff-grpc-conformance", tls: etcd.tls });
+  const start = (port: number) => startApiServer({ heartbeatMs: 1000, tls: pki.serving, ...opts, store, port });
   let server = await start(0);
   let running = true;
   return {

@@ -1,11 +1,12 @@
 // Skiff's gRPC client transport (internal/client/grpc-transport.ts, also the etcd client's) against
 // an independent server, @grpc/grpc-js: answers, metadata, error statuses, deadlines, cancellation,
 // flow control, GOAWAY, restarts, size limits, undecodable responses and dead peers. The server
-// comes from startConformanceServer (plaintext; its `credentials` option is the switch to TLS).
+// comes from startConformanceServer (TLS with the test PKI; the transport trusts the cluster CA).
 import type { DescMethodServerStreaming } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } from "../../internal/client/grpc-transport.ts";
+import { loadedTestPki } from "../../internal/pki/testing.ts";
 import { LOOPBACK } from "../harness/ports.ts";
 import { ConformanceService, startConformanceServer, type ConformanceServer } from "./conformance-server.ts";
 import { startFreezableProxy } from "./freezable-proxy.ts";
@@ -16,7 +17,7 @@ type Conformance = Record<string, (req: any, opts?: any) => any>;
 let server: ConformanceServer;
 const transports: GrpcTransport[] = [];
 function clientOf(baseUrl: string, opts: Partial<GrpcTransportOptions> = {}): Conformance {
-  const t = createGrpcTransport({ baseUrl, ...opts });
+  const t = createGrpcTransport({ baseUrl, tls: { ca: loadedTestPki().ca.cert }, ...opts });
   transports.push(t);
   return createClient(ConformanceService, t) as unknown as Conformance;
 }
@@ -157,7 +158,7 @@ describe("server streaming", () => {
 
   // (connect's createClient hides the iterator's return(): its callers abort instead, tested above.)
   it("cancels the server's stream when the consumer stops reading early", async () => {
-    const t = createGrpcTransport({ baseUrl: server.url });
+    const t = createGrpcTransport({ baseUrl: server.url, tls: { ca: loadedTestPki().ca.cert } });
     transports.push(t);
     const before = server.cancelled;
     const method = ConformanceService.method.count as DescMethodServerStreaming;
@@ -217,7 +218,7 @@ describe("connections", () => {
   it("GOAWAY (connections rotated by the server's max age): calls that race it are sent again, none fails", async () => {
     // An age long enough that a retried call reaches its new connection before that one ages too.
     const rotating = await startConformanceServer({ options: { "grpc.max_connection_age_ms": 150, "grpc.max_connection_age_grace_ms": 10_000 } });
-    const counter = await startFreezableProxy({ host: LOOPBACK, port: rotating.port });
+    const counter = await startFreezableProxy({ host: LOOPBACK, port: rotating.port, tls: true });
     try {
       const client = clientOf(counter.url);
       // Calls back to back until the server has rotated the connection five times.
@@ -267,7 +268,7 @@ describe("connections", () => {
   });
 
   it("keepalive pings find a peer that stopped answering: the open call fails UNAVAILABLE, the next one reconnects", async () => {
-    const proxy = await startFreezableProxy({ host: LOOPBACK, port: server.port });
+    const proxy = await startFreezableProxy({ host: LOOPBACK, port: server.port, tls: true });
     try {
       const client = clientOf(proxy.url, { pingIntervalMs: 100, pingTimeoutMs: 300 });
       const ended = failure(

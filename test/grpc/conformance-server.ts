@@ -1,12 +1,13 @@
 // An independent gRPC server for testing Skiff's client transport: @grpc/grpc-js serving
 // conformance.proto (loaded with @grpc/proto-loader), plus the same service as protobuf-es
-// descriptors for Skiff's side. Plaintext for now; `credentials` is the one switch to TLS
-// (grpc.ServerCredentials.createSsl) once the harness has a PKI, and `url` follows it.
+// descriptors for Skiff's side. It serves TLS with the test PKI's apiserver certificate (valid for
+// loopback) unless given other `credentials`; `url` follows them (https:// or http://).
 import { create, createFileRegistry, fromBinary, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { fileURLToPath } from "node:url";
+import { testPki } from "../../internal/pki/testing.ts";
 import { LOOPBACK } from "../harness/ports.ts";
 
 const PROTO = fileURLToPath(new URL("./conformance.proto", import.meta.url));
@@ -44,6 +45,7 @@ export interface ConformanceServer {
 export interface ConformanceServerOptions {
   /** 0 = a free port. */
   port?: number;
+  /** Default: TLS with the test PKI's apiserver certificate (no client certificate asked for). */
   credentials?: grpc.ServerCredentials;
   /** grpc-js server options (message sizes, keepalive). */
   options?: grpc.ServerOptions;
@@ -56,6 +58,8 @@ const GARBAGE = Buffer.from([0x12, 0x7f]);
 const garbage = Symbol("garbage");
 
 export async function startConformanceServer(opts: ConformanceServerOptions = {}): Promise<ConformanceServer> {
+  const pki = await testPki();
+  const credentials = opts.credentials ?? grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(pki.apiserver.cert), private_key: Buffer.from(pki.apiserver.key) }], false);
   const loaded = grpc.loadPackageDefinition(packageDefinition) as any;
   const definition: Record<string, grpc.MethodDefinition<any, any>> = { ...loaded.skiff.conformance.v1.ConformanceService.service };
   // Let a handler send undecodable bytes: responses marked `garbage` skip the real serializer.
@@ -143,9 +147,9 @@ export async function startConformanceServer(opts: ConformanceServerOptions = {}
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${LOOPBACK}:${opts.port ?? 0}`, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${LOOPBACK}:${opts.port ?? 0}`, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   state.port = port;
-  state.url = `${opts.credentials?._isSecure() ? "https" : "http"}://${LOOPBACK}:${port}`;
+  state.url = `${credentials._isSecure() ? "https" : "http"}://${LOOPBACK}:${port}`;
   return state;
 }

@@ -13,7 +13,8 @@ export interface FreezableProxy {
   close(): Promise<void>;
 }
 
-export async function startFreezableProxy(target: { host: string; port: number }): Promise<FreezableProxy> {
+/** target.tls: the target speaks TLS (the proxy passes it through untouched; only url's scheme says so). */
+export async function startFreezableProxy(target: { host: string; port: number; tls?: boolean }): Promise<FreezableProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let accepted = 0;
   const server = createServer((client) => {
@@ -40,7 +41,7 @@ export async function startFreezableProxy(target: { host: string; port: number }
     }
   };
   return {
-    url: `http://${LOOPBACK}:${port}`,
+    url: `${target.tls ? "https" : "http"}://${LOOPBACK}:${port}`,
     connections: () => accepted,
     freeze() {
       for (const [client, upstream] of pairs) {

@@ -5,6 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import http2 from "node:http2";
 import { fileURLToPath } from "node:url";
+import { loadedTestPki } from "../../internal/pki/testing.ts";
 
 const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
 
@@ -19,8 +20,14 @@ const api = grpc.loadPackageDefinition(definition) as any;
 /** ConfigMapService as grpc-js (and nice-grpc, which takes grpc-js definitions) see it. */
 export const configMapServiceDefinition: grpc.ServiceDefinition = api.skiff.v1alpha1.ConfigMapService.service;
 
-/** A grpc-js client of ConfigMapService (plaintext; pass TLS credentials once the apiserver has them). */
-export function configMapClient(target: string, options: grpc.ClientOptions = {}, credentials = grpc.credentials.createInsecure()): any {
+/** grpc-js channel credentials of the test PKI's admin (client certificate, the cluster CA as trust anchor). */
+export function adminGrpcCredentials(): grpc.ChannelCredentials {
+  const pki = loadedTestPki();
+  return grpc.credentials.createSsl(Buffer.from(pki.ca.cert), Buffer.from(pki.admin.key), Buffer.from(pki.admin.cert));
+}
+
+/** A grpc-js client of ConfigMapService, as the admin unless other credentials are given. */
+export function configMapClient(target: string, options: grpc.ClientOptions = {}, credentials = adminGrpcCredentials()): any {
   return new api.skiff.v1alpha1.ConfigMapService(target, credentials, options);
 }
 
@@ -37,9 +44,14 @@ export interface RawStatus {
   rstCode: number;
 }
 
+/** An HTTP/2 connection to url: over TLS as the test PKI's admin for https URLs. */
+function connectAs(url: string): http2.ClientHttp2Session {
+  return http2.connect(url, url.startsWith("https:") ? loadedTestPki().adminNodeOptions : {});
+}
+
 /** One request on a fresh HTTP/2 connection, with the given headers and body bytes; the gRPC status it ends with. */
 export function rawCall(url: string, path: string, body: Buffer, headers: http2.OutgoingHttpHeaders = {}): Promise<RawStatus> {
-  const session = http2.connect(url);
+  const session = connectAs(url);
   session.on("error", () => {});
   return new Promise<RawStatus>((resolve) => {
     const st = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
@@ -65,7 +77,7 @@ export function rawCall(url: string, path: string, body: Buffer, headers: http2.
  * writes that respect flow control, as real clients do; how it ended and how much went out.
  */
 export function rawUpload(url: string, path: string, total: number): Promise<RawStatus & { sent: number }> {
-  const session = http2.connect(url);
+  const session = connectAs(url);
   session.on("error", () => {});
   return new Promise<RawStatus & { sent: number }>((resolve) => {
     const st = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
@@ -97,7 +109,7 @@ export function rawUpload(url: string, path: string, total: number): Promise<Raw
  * holds the server back). How it ended and how many messages came before.
  */
 export function rawSlowRead(url: string, path: string, body: Buffer, headers: http2.OutgoingHttpHeaders, msPerChunk: number): Promise<RawStatus & { messages: number }> {
-  const session = http2.connect(url);
+  const session = connectAs(url);
   session.on("error", () => {});
   return new Promise<RawStatus & { messages: number }>((resolve) => {
     const st = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });

@@ -14,7 +14,7 @@ let etcd: EtcdServer;
 let store: Store;
 beforeAll(async () => {
   etcd = await startEtcd();
-  store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/oversized" });
+  store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/oversized", tls: etcd.tls });
 }, 60_000);
 afterAll(async () => {
   await store?.close();
@@ -39,7 +39,7 @@ describe("the etcd transport and oversized requests", () => {
 
   it.each([8, 16])("a %i MiB txn that etcd refuses fails alone; the next call on the same transport succeeds", async (mib) => {
     // A transport that lets the request out, to see what etcd does with it.
-    const transport = createGrpcTransport({ baseUrl: etcd.endpoint, writeMaxBytes: 64 * MiB });
+    const transport = createGrpcTransport({ baseUrl: etcd.endpoint, tls: etcd.tls, writeMaxBytes: 64 * MiB });
     const kv = createClient(KV, transport);
     try {
       const err = await kv.txn(put(`/oversized/huge-${mib}`, mib * MiB), { timeoutMs: 10_000 }).catch((e) => ConnectError.from(e));

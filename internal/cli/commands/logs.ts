@@ -69,7 +69,7 @@ export function logsCommand(session: Session) {
       const sinceTime = parseSinceTime(args["since-time"]);
       const limitBytes = parseLimitBytes(args["limit-bytes"]);
       const ns = namespaceOf(args);
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       const { pod, node, url } = await locate(api, ns, name);
 
       let container = args.container ?? "";
