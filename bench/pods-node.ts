@@ -10,6 +10,7 @@
 // teardown (registered with lib/cleanup.ts, so it also runs on Ctrl-C) removes what this run made.
 import { join } from "node:path";
 import pino from "pino";
+import { createLinkCerts } from "../internal/agent/link-certs.ts";
 import { createAgent, type Agent } from "../internal/agent/agent.ts";
 import { createCniNetwork, type PodNetwork } from "../internal/agent/network.ts";
 import { createApiTransport } from "../internal/client/transport.ts";
@@ -88,6 +89,8 @@ export async function startBenchNode(opts: BenchNodeOptions): Promise<BenchNode>
     rootDir: join(dir, "root"),
     log: pino({ level: opts.logLevel }, pino.destination(2)),
     listen: { host: "127.0.0.1", port: 0 },
+    // Nothing reads logs here: a throwaway CA for the agent's port.
+    tls: (await createLinkCerts()).agent,
     podCidr,
     resyncMs: opts.resyncMs,
   });

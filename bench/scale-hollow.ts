@@ -14,6 +14,7 @@ import type { Transport } from "@connectrpc/connect";
 import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import pino from "pino";
+import { createLinkCerts } from "../internal/agent/link-certs.ts";
 import { createAgent, type Agent } from "../internal/agent/agent.ts";
 import { createHostNetwork } from "../internal/agent/network.ts";
 import { createApiTransport } from "../internal/client/transport.ts";
@@ -103,6 +104,9 @@ process.on("SIGTERM", () => {
   void Promise.race([done, new Promise((r) => setTimeout(r, 5000))]).then(() => process.exit(0));
 });
 
+// Nothing reads logs here: one throwaway CA and certificate for every hollow agent's port.
+const agentTls = (await createLinkCerts()).agent;
+
 try {
   const t0 = performance.now();
   const started: Promise<void>[] = [];
@@ -120,6 +124,7 @@ try {
       resyncMs,
       podCidr,
       listen: { host: "127.0.0.1", port: 0 },
+      tls: agentTls,
       hostInfo: { cpu: "8", memory: "32Gi", hostname: name, internalIP: "127.0.0.1", machineId: name, bootId: name },
     });
     agents.push(agent);

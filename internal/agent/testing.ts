@@ -16,6 +16,7 @@ import { createFakeRuntime, type FakeRuntime } from "../runtime/fake/fake.ts";
 import type { ContainerInfo } from "../runtime/runtime.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import { createAgent, type Agent, type AgentOptions } from "./agent.ts";
+import { createLinkCerts, type LinkCerts } from "./link-certs.ts";
 import { createHostNetwork, type PodNetwork } from "./network.ts";
 
 export const NODE = "node-1";
@@ -79,8 +80,16 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+let linkCertsOnce: Promise<LinkCerts> | undefined;
+
+/** The apiserver↔agent certificates of this test process (made once; the agent's cert is for loopback). */
+export function testLinkCerts(): Promise<LinkCerts> {
+  return (linkCertsOnce ??= createLinkCerts());
+}
+
 export async function startHarness(opts: Partial<AgentOptions> = {}): Promise<Harness> {
-  const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+  const certs = await testLinkCerts();
+  const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200, kubeletClient: certs.apiserver });
   const calls = new Map<string, number>();
   const counter: Interceptor = (next) => async (req) => {
     const key = `${req.service.typeName.split(".").pop()}/${req.method.name}`;
@@ -102,6 +111,7 @@ export async function startHarness(opts: Partial<AgentOptions> = {}): Promise<Ha
     rootDir,
     log: pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" }),
     listen: { host: "127.0.0.1", port: 0 },
+    tls: certs.agent,
     heartbeatMs: 100,
     statusRefreshMs: 1000,
     resyncMs: 200,

@@ -10,12 +10,14 @@ import type { Logger } from "pino";
 import { EncryptionService } from "../../gen/skiff/v1alpha1/encryption_service_pb.js";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { kinds } from "../api/registry.ts";
+import type { KubeletClientTls } from "../agent/link-certs.ts";
 import { createEncryption } from "../encryption/index.ts";
 import type { Store } from "../storage/store.ts";
 import { createDirectGrpc } from "./grpc-direct.ts";
 import { createApiMetrics } from "./metrics.ts";
 import { bytesOf } from "./objects.ts";
 import { createNamespaceFinalizer } from "./namespaces.ts";
+import { createPodLogs } from "./pod-logs.ts";
 import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { registerService } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
@@ -42,6 +44,8 @@ export interface ApiServerOptions {
   allocationRepairMs?: number;
   /** Kubernetes' EncryptionConfiguration file: which resources are encrypted at rest, and how. */
   encryptionProviderConfig?: string;
+  /** The client certificate PodService.Log dials node agents with (CN system:apiserver), and the CA of their serving certificates. */
+  kubeletClient?: KubeletClientTls;
 }
 
 export interface ApiServer {
@@ -105,6 +109,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   }
   await finalizer.resume();
 
+  const podLogs = createPodLogs({ pods: ops.get("Pod")!, nodes: ops.get("Node")!, kubeletClient: opts.kubeletClient });
   const shutdown = new AbortController();
   const readMaxBytes = 16 * 1024 * 1024;
   const direct = createDirectGrpc({
@@ -120,6 +125,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         const impl = registerService(router, ops.get(k.kind)!, caches.get(k.kind)!, store, {
           heartbeatMs: opts.heartbeatMs ?? 30_000,
           onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
+          extraMethods: k.kind === "Pod" ? { log: podLogs.log } : undefined,
         });
         direct.register(k.service, impl);
       }
@@ -230,6 +236,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       // Watches never finish by themselves: end them (clients resume from their last version).
       shutdown.abort();
       for (const c of caches.values()) c.stop();
+      podLogs.close();
       // Last resort for connections that do not go away.
       const hard = setTimeout(() => {
         for (const s of sockets) s.destroy();

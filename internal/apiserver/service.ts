@@ -14,6 +14,8 @@ export interface ServiceOptions {
   /** How often an idle watch gets a BOOKMARK, so clients and proxies see the stream alive. */
   heartbeatMs: number;
   onWatch?: (kind: string, delta: 1 | -1) => void;
+  /** Handlers of a kind's own RPCs beyond the generic ones (PodService.Log), by method name. */
+  extraMethods?: Record<string, unknown>;
 }
 
 const eventTypes = {
@@ -108,7 +110,7 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   if (kind.kind === "Pod") {
     impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
   }
-  return impl;
+  return { ...impl, ...opts.extraMethods };
 }
 
 export function registerService(router: ConnectRouter, ops: ResourceOps, cache: WatchCache, store: Store, opts: ServiceOptions): Record<string, unknown> {

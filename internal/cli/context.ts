@@ -1,6 +1,6 @@
 // What every command needs: where to write, the apiserver to talk to, typed clients for it, and
 // the flags all commands share. One Session per invocation; tests make their own with fake I/O.
-import type { CallOptions } from "@connectrpc/connect";
+import type { CallOptions, Transport } from "@connectrpc/connect";
 import { lookupKind, kinds, type Kind } from "../api/registry.ts";
 import { createResourceClient, type ResourceClient } from "../client/resource-client.ts";
 import { createApiTransport } from "../client/transport.ts";
@@ -27,6 +27,8 @@ export interface Session {
 export interface Api {
   server: string;
   client(kind: Kind): ResourceClient;
+  /** For RPCs beyond the generic resource ones (PodService.Log). */
+  transport: Transport;
 }
 
 /** Per-call time limit for everything but watches. */
@@ -54,6 +56,7 @@ export async function connect(session: Session, serverFlag: string | undefined):
   const clients = new Map<string, ResourceClient>();
   return {
     server,
+    transport,
     client(kind) {
       let c = clients.get(kind.kind);
       if (!c) clients.set(kind.kind, (c = withTimeout(createResourceClient(transport, kind))));

@@ -1,5 +1,7 @@
 // `skiff apiserver`: serves the API on one port, backed by etcd or by the in-memory store.
 import { defineCommand } from "citty";
+import { readFileSync } from "node:fs";
+import type { KubeletClientTls } from "../agent/link-certs.ts";
 import { startApiServer } from "../apiserver/server.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
 import { createLogger } from "../log/log.ts";
@@ -28,11 +30,15 @@ export const apiserverCommand = defineCommand({
     "service-cluster-ip-range": { type: "string", description: "IPv4 CIDR Service ClusterIPs are allocated from", default: "10.96.0.0/12" },
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
     "encryption-provider-config": { type: "string", description: "EncryptionConfiguration file: resources encrypted at rest (Secrets), with their keys", valueHint: "FILE" },
+    "kubelet-client-certificate": { type: "string", description: "PEM client certificate (CN system:apiserver) for node agents' ports (PodService.Log)", valueHint: "FILE" },
+    "kubelet-client-key": { type: "string", description: "PEM private key of --kubelet-client-certificate", valueHint: "FILE" },
+    "kubelet-certificate-authority": { type: "string", description: "PEM CA of node agents' serving certificates", valueHint: "FILE" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("apiserver", args["log-level"]);
     const { host, port } = parseListen(args.listen);
+    const kubeletClient = kubeletClientFiles(args);
     // Bad ranges stop the server before it touches storage.
     parseServiceCidr(args["service-cluster-ip-range"]);
     parsePortRange(args["service-node-port-range"]);
@@ -51,6 +57,7 @@ export const apiserverCommand = defineCommand({
       serviceCidr: args["service-cluster-ip-range"],
       nodePortRange: args["service-node-port-range"],
       encryptionProviderConfig: args["encryption-provider-config"],
+      kubeletClient,
     });
     let stopping = false;
     const stop = async (signal: string) => {
@@ -65,3 +72,19 @@ export const apiserverCommand = defineCommand({
     process.on("SIGINT", () => void stop("SIGINT"));
   }),
 });
+
+/** The three --kubelet-* files, read; none given: undefined (PodService.Log then says what to set). */
+export function kubeletClientFiles(args: { "kubelet-client-certificate"?: string; "kubelet-client-key"?: string; "kubelet-certificate-authority"?: string }): KubeletClientTls | undefined {
+  const flags = ["kubelet-client-certificate", "kubelet-client-key", "kubelet-certificate-authority"] as const;
+  const given = flags.filter((f) => args[f]);
+  if (given.length === 0) return undefined;
+  if (given.length < flags.length) throw new Error(`--${flags.filter((f) => !args[f]).join(", --")} missing: the --kubelet-* flags go together`);
+  const read = (flag: (typeof flags)[number]) => {
+    try {
+      return readFileSync(args[flag]!, "utf8");
+    } catch (err) {
+      throw new Error(`--${flag} ${args[flag]}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  return { cert: read("kubelet-client-certificate"), key: read("kubelet-client-key"), ca: read("kubelet-certificate-authority") };
+}

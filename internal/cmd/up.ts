@@ -5,9 +5,10 @@
 // the same cluster state, and the agent adopts the containers that kept running.
 import { defineCommand } from "citty";
 import { mkdirSync } from "node:fs";
-import { homedir, hostname } from "node:os";
+import { homedir, hostname, networkInterfaces } from "node:os";
 import { join, resolve } from "node:path";
 import { createAgent } from "../agent/agent.ts";
+import { createLinkCerts } from "../agent/link-certs.ts";
 import { createCniNetwork } from "../agent/network.ts";
 import { startApiServer } from "../apiserver/server.ts";
 import { createApiTransport } from "../client/transport.ts";
@@ -72,8 +73,13 @@ export const upCommand = defineCommand({
     log.info({ stateDir }, "starting etcd");
     const etcd = await startEtcdProcess(stateDir, etcdPort, etcdPort + 1);
     const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff" });
+    const agentListen = parseListen(args["agent-listen"]);
+    // The apiserver → agent link (logs): a CA made at each start, in memory only, since both ends
+    // live in this process. The agent's certificate holds every address its Node may report.
+    const link = await createLinkCerts([agentListen.host, ...machineAddresses()].filter((a) => !["0.0.0.0", "::", ""].includes(a)));
     const server = await startApiServer({
       store,
+      kubeletClient: link.apiserver,
       host,
       port,
       log: log.child({ component: "apiserver" }),
@@ -98,7 +104,6 @@ export const upCommand = defineCommand({
     const controllers = createControllerManager({ transport, log: log.child({ component: "controller-manager" }) });
     void controllers.start(running.signal);
     const rootDir = join(stateDir, "agent");
-    const agentListen = parseListen(args["agent-listen"]);
     const agent = createAgent({
       transport,
       nodeName: args["node-name"] || hostname().toLowerCase(),
@@ -115,6 +120,7 @@ export const upCommand = defineCommand({
       podCidr: args["pod-cidr"],
       proxy: {},
       listen: agentListen,
+      tls: link.agent,
       importImages: imageDir,
       dns,
     });
@@ -155,3 +161,11 @@ export const upCommand = defineCommand({
     process.on("SIGTERM", () => void stop("SIGTERM"));
   }),
 });
+
+/** The machine's addresses (not loopback, not link-local IPv6). */
+function machineAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a !== undefined && !a.internal && !(a.family === "IPv6" && a.address.startsWith("fe80")))
+    .map((a) => a!.address);
+}

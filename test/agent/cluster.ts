@@ -9,15 +9,14 @@
 // containers, temp dirs) is removed before starting; stop() removes what this run made.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
-import { AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
 import { PodSchema, type Container, type Pod, type PodSpec } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
 import { createAgent, type Agent, type AgentOptions } from "../../internal/agent/agent.ts";
 import { createCniNetwork, type PodNetwork } from "../../internal/agent/network.ts";
-import { waitFor } from "../../internal/agent/testing.ts";
+import { testLinkCerts, waitFor } from "../../internal/agent/testing.ts";
 import type { ResourceClient } from "../../internal/client/resource-client.ts";
 import { run } from "../../internal/network/exec.ts";
 import type { ContainerInfo } from "../../internal/runtime/runtime.ts";
@@ -110,7 +109,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const networkName = runName();
   const nodeName = `node-${networkName}`;
   const podCidr = await freePodCidr();
-  const [cp, ctrd] = await Promise.all([startControlPlane(opts.controlPlane), startContainerd()]);
+  const certs = await testLinkCerts();
+  const [cp, ctrd] = await Promise.all([startControlPlane({ kubeletClient: certs.apiserver, ...opts.controlPlane }), startContainerd()]);
   const dir = makeTempDir("skiff-agent-e2e-");
   const resolvConfPath = join(dir, "host-resolv.conf");
   writeFileSync(resolvConfPath, HOST_RESOLV_CONF);
@@ -132,6 +132,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     rootDir,
     log: pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" }),
     listen: { host: "127.0.0.1", port: 0 },
+    tls: certs.agent,
     podCidr,
     resolvConfPath,
     heartbeatMs: 500,
@@ -196,9 +197,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         .sort((a, b) => a.attempt - b.attempt);
     },
     async logs(pod, o = {}) {
-      const client = createClient(AgentService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.agent.port()}` }));
+      // Through the apiserver, as users read them (it dials the agent over mutual TLS).
+      const client = createClient(PodService, cp.transport);
       let out = "";
-      for await (const chunk of client.logs({ namespace: "default", pod, container: o.container ?? "", previous: o.previous ?? false })) {
+      for await (const chunk of client.log({ namespace: "default", name: pod, container: o.container ?? "", previous: o.previous ?? false })) {
         out += Buffer.from(chunk.data).toString();
       }
       return out;

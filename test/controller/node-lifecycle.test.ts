@@ -14,7 +14,9 @@ import { NodeSchema, type Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { createAgent, type Agent } from "../../internal/agent/agent.ts";
 import { createNodeLease } from "../../internal/agent/lease.ts";
+import type { LinkCerts } from "../../internal/agent/link-certs.ts";
 import { createHostNetwork } from "../../internal/agent/network.ts";
+import { testLinkCerts } from "../../internal/agent/testing.ts";
 import { createNodeLifecycleController } from "../../internal/controller/node/lifecycle.ts";
 import { TAINT_UNREACHABLE } from "../../internal/controller/node/taints.ts";
 import { controllerHarness, gone, sleep, testNode, testPod, waitFor, type ControllerHarness } from "../../internal/controller/node/testing.ts";
@@ -28,10 +30,12 @@ const EVICTION_MS = 3000;
 let cp: ControlPlane;
 let h: ControllerHarness;
 let rootDir: string;
+let certs: LinkCerts;
 const runtime = createFakeRuntime();
 
 beforeAll(async () => {
   cp = await startControlPlane();
+  certs = await testLinkCerts();
   rootDir = makeTempDir("skiff-nodelifecycle-");
   writeFileSync(join(rootDir, "resolv.conf"), "nameserver 192.0.2.53\n");
   // Settings through ControllerContext.options, as the controller-manager passes its flags.
@@ -54,6 +58,7 @@ function agentFor(nodeName: string): Agent {
     rootDir: join(rootDir, "agent"),
     log: pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" }),
     listen: { host: "127.0.0.1", port: 0 },
+    tls: certs.agent,
     heartbeatMs: 200,
     statusRefreshMs: 1000,
     resyncMs: 300,

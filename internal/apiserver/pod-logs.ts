@@ -1,0 +1,134 @@
+// PodService.Log: the apiserver's proxy to a node agent's log service, so that users never dial
+// a node (the agent's port accepts only the apiserver's client certificate).
+//
+//   PodService.Log(ns, name, …) ─► pod.spec.nodeName ─► Node: InternalIP + daemonEndpoints.kubeletEndpoint.port
+//     ─► https://<ip>:<port> (mTLS, kubeletClient) ─► AgentService.Logs ─► chunks streamed back
+//
+// One HTTP/2 connection per agent address, reused across calls and closed when idle. Chunks are
+// pulled from the agent one at a time as the client takes them (no buffering here beyond HTTP/2's
+// flow-control windows), and the client's cancel cancels the agent call.
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import net from "node:net";
+import { AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
+import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
+import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import type { PodServiceLogRequest } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
+import type { KubeletClientTls } from "../agent/link-certs.ts";
+import { invalid } from "./errors.ts";
+import type { ResourceOps } from "./resources.ts";
+
+export interface PodLogsOptions {
+  pods: ResourceOps;
+  nodes: ResourceOps;
+  /** The apiserver's client certificate toward agents and the CA their serving certificates come from; absent: Log fails. */
+  kubeletClient?: KubeletClientTls;
+  /** How long connecting to an agent (TCP + TLS) may take. Default 10 s. */
+  connectTimeoutMs?: number;
+}
+
+export interface PodLogs {
+  /** The PodService.Log handler (server streaming). */
+  log(req: PodServiceLogRequest, ctx: { signal: AbortSignal }): AsyncIterable<{ data: Uint8Array }>;
+  /** Closes the connections to agents. */
+  close(): void;
+}
+
+/** Connections kept to distinct agent addresses; the oldest goes first beyond this. */
+const MAX_AGENT_CONNECTIONS = 1024;
+
+/** The agent's URL from the Node's status: InternalIP (else ExternalIP) and the agent's port. */
+export function agentUrl(node: Node): string {
+  const name = node.metadata?.name ?? "";
+  const addresses = node.status?.addresses ?? [];
+  const ip = (addresses.find((a) => a.type === "InternalIP") ?? addresses.find((a) => a.type === "ExternalIP"))?.address;
+  if (!ip) throw new ConnectError(`node "${name}" has no InternalIP address in its status: has its agent registered it yet?`, Code.FailedPrecondition);
+  const port = node.status?.daemonEndpoints?.kubeletEndpoint?.port ?? 0;
+  if (port <= 0) throw new ConnectError(`node "${name}" reports no agent port (status.daemonEndpoints.kubeletEndpoint.port): has its agent started?`, Code.FailedPrecondition);
+  return `https://${net.isIPv6(ip) ? `[${ip}]` : ip}:${port}`;
+}
+
+export function createPodLogs(opts: PodLogsOptions): PodLogs {
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+  const agents = new Map<string, { session: Http2SessionManager; client: ReturnType<typeof createClient<typeof AgentService>> }>();
+
+  function agentFor(url: string, tls: KubeletClientTls) {
+    let a = agents.get(url);
+    if (!a) {
+      const session = new Http2SessionManager(url, { idleConnectionTimeoutMs: 60_000, pingIntervalMs: 30_000 }, { ca: tls.ca, cert: tls.cert, key: tls.key });
+      a = { session, client: createClient(AgentService, createGrpcTransport({ baseUrl: url, sessionManager: session })) };
+      agents.set(url, a);
+      if (agents.size > MAX_AGENT_CONNECTIONS) forget(agents.keys().next().value!);
+    }
+    return a;
+  }
+
+  function forget(url: string): void {
+    agents.get(url)?.session.abort();
+    agents.delete(url);
+  }
+
+  /** Connects (or finds the connection open), within connectTimeoutMs; UNAVAILABLE saying why not. */
+  async function connected(url: string, tls: KubeletClientTls, where: string, signal: AbortSignal) {
+    const a = agentFor(url, tls);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const state = await Promise.race([
+      a.session.connect(),
+      new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), connectTimeoutMs))),
+      new Promise<"aborted">((r) => signal.addEventListener("abort", (onAbort = () => r("aborted")), { once: true })),
+    ]).finally(() => {
+      clearTimeout(timer);
+      if (onAbort) signal.removeEventListener("abort", onAbort);
+    });
+    if (state === "aborted") throw new ConnectError("the client cancelled the call", Code.Canceled);
+    if (state === "open" || state === "idle") return a.client;
+    const why = state === "timeout" ? `no answer in ${connectTimeoutMs / 1000}s` : ConnectError.from(a.session.error()).rawMessage;
+    forget(url);
+    throw new ConnectError(`cannot reach ${where}: ${why}`, Code.Unavailable);
+  }
+
+  async function* log(req: PodServiceLogRequest, ctx: { signal: AbortSignal }): AsyncIterable<{ data: Uint8Array }> {
+    const missing = [!req.namespace && "namespace", !req.name && "name"].filter(Boolean) as string[];
+    if (missing.length) throw invalid("log request", missing.map((field) => ({ field, message: "required" })));
+    const pod = (await opts.pods.get(req.namespace, req.name).catch((err) => {
+      throw err instanceof ConnectError && err.code === Code.NotFound ? new ConnectError(`pod "${req.name}" not found in namespace "${req.namespace}"`, Code.NotFound) : err;
+    })) as Pod;
+    const nodeName = pod.spec?.nodeName ?? "";
+    if (!nodeName) {
+      throw new ConnectError(`pod "${req.name}" is not scheduled to a node yet (phase ${pod.status?.phase || "Pending"}): it has no logs`, Code.FailedPrecondition);
+    }
+    let node: Node;
+    try {
+      node = (await opts.nodes.get("", nodeName)) as Node;
+    } catch (err) {
+      if (err instanceof ConnectError && err.code === Code.NotFound) throw new ConnectError(`node "${nodeName}" of pod "${req.name}" not found`, Code.FailedPrecondition);
+      throw err;
+    }
+    const url = agentUrl(node);
+    if (!opts.kubeletClient) {
+      throw new ConnectError("this apiserver has no client certificate for node agents: start it with --kubelet-client-certificate, --kubelet-client-key and --kubelet-certificate-authority", Code.FailedPrecondition);
+    }
+    const where = `the agent of node "${nodeName}" at ${url}`;
+    const client = await connected(url, opts.kubeletClient, where, ctx.signal);
+    const { name: _name, $typeName: _t, ...rest } = req;
+    try {
+      for await (const chunk of client.logs({ ...rest, pod: req.name }, { signal: ctx.signal })) yield { data: chunk.data };
+    } catch (err) {
+      if (ctx.signal.aborted) return; // the client went away: nothing to tell it
+      const e = ConnectError.from(err);
+      // The agent's own answers (NOT_FOUND, FAILED_PRECONDITION, INVALID_ARGUMENT, …) pass as they are.
+      if (e.code === Code.Unavailable || e.code === Code.Unknown || e.code === Code.Internal) {
+        throw new ConnectError(`lost or no connection to ${where}: ${e.rawMessage}`, Code.Unavailable);
+      }
+      throw new ConnectError(e.rawMessage, e.code);
+    }
+  }
+
+  return {
+    log,
+    close() {
+      for (const url of [...agents.keys()]) forget(url);
+    },
+  };
+}
