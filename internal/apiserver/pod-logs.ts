@@ -5,16 +5,17 @@
 //     ─► https://<ip>:<port> (mTLS, kubeletClient) ─► AgentService.Logs ─► chunks streamed back
 //
 // One HTTP/2 connection per agent address, reused across calls and closed when idle. Chunks are
-// pulled from the agent one at a time as the client takes them (no buffering here beyond HTTP/2's
-// flow-control windows), and the client's cancel cancels the agent call.
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+// passed on as the client takes them: a reader that falls behind stops the agent (at most the
+// transport's read-ahead queue and HTTP/2's flow-control windows are held here, per call), and
+// the client's cancel cancels the agent call.
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import net from "node:net";
 import { AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { PodServiceLogRequest } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
 import type { KubeletClientTls } from "../agent/link-certs.ts";
+import { createGrpcTransport, type GrpcTransport } from "../client/grpc-transport.ts";
 import { invalid } from "./errors.ts";
 import type { ResourceOps } from "./resources.ts";
 
@@ -50,42 +51,24 @@ export function agentUrl(node: Node): string {
 
 export function createPodLogs(opts: PodLogsOptions): PodLogs {
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
-  const agents = new Map<string, { session: Http2SessionManager; client: ReturnType<typeof createClient<typeof AgentService>> }>();
+  const agents = new Map<string, { transport: GrpcTransport; client: Client<typeof AgentService> }>();
 
   function agentFor(url: string, tls: KubeletClientTls) {
     let a = agents.get(url);
     if (!a) {
-      const session = new Http2SessionManager(url, { idleConnectionTimeoutMs: 60_000, pingIntervalMs: 30_000 }, { ca: tls.ca, cert: tls.cert, key: tls.key });
-      a = { session, client: createClient(AgentService, createGrpcTransport({ baseUrl: url, sessionManager: session })) };
+      // Skiff's own gRPC transport: it stops reading a stream the caller does not keep up with
+      // (connect-node's reads ahead without bound).
+      const transport = createGrpcTransport({ baseUrl: url, tls, idleConnectionTimeoutMs: 60_000, pingIntervalMs: 30_000 });
+      a = { transport, client: createClient(AgentService, transport) };
       agents.set(url, a);
       if (agents.size > MAX_AGENT_CONNECTIONS) forget(agents.keys().next().value!);
     }
-    return a;
+    return a.client;
   }
 
   function forget(url: string): void {
-    agents.get(url)?.session.abort();
+    agents.get(url)?.transport.close();
     agents.delete(url);
-  }
-
-  /** Connects (or finds the connection open), within connectTimeoutMs; UNAVAILABLE saying why not. */
-  async function connected(url: string, tls: KubeletClientTls, where: string, signal: AbortSignal) {
-    const a = agentFor(url, tls);
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    const state = await Promise.race([
-      a.session.connect(),
-      new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), connectTimeoutMs))),
-      new Promise<"aborted">((r) => signal.addEventListener("abort", (onAbort = () => r("aborted")), { once: true })),
-    ]).finally(() => {
-      clearTimeout(timer);
-      if (onAbort) signal.removeEventListener("abort", onAbort);
-    });
-    if (state === "aborted") throw new ConnectError("the client cancelled the call", Code.Canceled);
-    if (state === "open" || state === "idle") return a.client;
-    const why = state === "timeout" ? `no answer in ${connectTimeoutMs / 1000}s` : ConnectError.from(a.session.error()).rawMessage;
-    forget(url);
-    throw new ConnectError(`cannot reach ${where}: ${why}`, Code.Unavailable);
   }
 
   async function* log(req: PodServiceLogRequest, ctx: { signal: AbortSignal }): AsyncIterable<{ data: Uint8Array }> {
@@ -110,7 +93,13 @@ export function createPodLogs(opts: PodLogsOptions): PodLogs {
       throw new ConnectError("this apiserver has no client certificate for node agents: start it with --kubelet-client-certificate, --kubelet-client-key and --kubelet-certificate-authority", Code.FailedPrecondition);
     }
     const where = `the agent of node "${nodeName}" at ${url}`;
-    const client = await connected(url, opts.kubeletClient, where, ctx.signal);
+    try {
+      await checkReachable(url, connectTimeoutMs, ctx.signal);
+    } catch (err) {
+      if (ctx.signal.aborted) throw new ConnectError("the client cancelled the call", Code.Canceled);
+      throw new ConnectError(`cannot reach ${where}: ${(err as Error).message}`, Code.Unavailable);
+    }
+    const client = agentFor(url, opts.kubeletClient);
     const { name: _name, $typeName: _t, ...rest } = req;
     try {
       for await (const chunk of client.logs({ ...rest, pod: req.name }, { signal: ctx.signal })) yield { data: chunk.data };
@@ -119,7 +108,9 @@ export function createPodLogs(opts: PodLogsOptions): PodLogs {
       const e = ConnectError.from(err);
       // The agent's own answers (NOT_FOUND, FAILED_PRECONDITION, INVALID_ARGUMENT, …) pass as they are.
       if (e.code === Code.Unavailable || e.code === Code.Unknown || e.code === Code.Internal) {
-        throw new ConnectError(`lost or no connection to ${where}: ${e.rawMessage}`, Code.Unavailable);
+        // A connection that failed (TLS, reset) is made again by the next call.
+        forget(url);
+        throw new ConnectError(`cannot reach ${where}: ${e.rawMessage}`, Code.Unavailable);
       }
       throw new ConnectError(e.rawMessage, e.code);
     }
@@ -131,4 +122,25 @@ export function createPodLogs(opts: PodLogsOptions): PodLogs {
       for (const url of [...agents.keys()]) forget(url);
     },
   };
+}
+
+/**
+ * Opens and closes a TCP connection to the agent, so that an address nobody answers on fails in
+ * timeoutMs instead of hanging (the log stream itself has no time limit).
+ */
+function checkReachable(url: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: hostname.replace(/^\[|\]$/g, ""), port: Number(port), signal });
+    const timer = setTimeout(() => socket.destroy(new Error(`no answer in ${timeoutMs / 1000}s`)), timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.end();
+      resolve();
+    });
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }

@@ -20,6 +20,10 @@ export interface GrpcTransportOptions {
   idleConnectionTimeoutMs?: number;
   /** Larger response messages fail with RESOURCE_EXHAUSTED. Default 64 MiB. */
   readMaxBytes?: number;
+  /** TLS for https:// URLs: the server's CA and, for client-certificate authentication, cert + key (PEM). */
+  tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
+  /** Headers sent with every call (credentials: authorization, impersonate-user, …). */
+  headers?: Record<string, string>;
 }
 
 export interface GrpcTransport extends Transport {
@@ -37,6 +41,10 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   const pingTimeoutMs = opts.pingTimeoutMs ?? 10_000;
   const idleMs = opts.idleConnectionTimeoutMs ?? 60_000;
   const readMaxBytes = opts.readMaxBytes ?? 64 * 1024 * 1024;
+  if (url.protocol === "https:" && !opts.tls) throw new TypeError(`${authority}: an https URL needs tls options (at least the server's CA)`);
+  const connectOptions: http2.SecureClientSessionOptions = { settings: { enablePush: false } };
+  if (url.protocol === "https:" && opts.tls) Object.assign(connectOptions, { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ["h2"] });
+  const extraHeaders = Object.entries(opts.headers ?? {});
 
   let session: ClientHttp2Session | undefined;
   let active = 0;
@@ -44,7 +52,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   let idleTimer: NodeJS.Timeout | undefined;
 
   function connect(): ClientHttp2Session {
-    const s = http2.connect(authority, { settings: { enablePush: false } });
+    const s = http2.connect(authority, connectOptions);
     s.on("error", () => {}); // failures reach the calls through their streams
     const forget = () => {
       if (session === s) {
@@ -140,6 +148,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       te: "trailers",
       "user-agent": "skiff-grpc",
     };
+    for (const [k, v] of extraHeaders) h[k] = v;
     if (timeoutMs !== undefined) h["grpc-timeout"] = `${Math.min(99_999_999, Math.max(1, Math.ceil(timeoutMs)))}m`;
     if (header) new Headers(header).forEach((v, k) => (h[k] = v));
     let s: ClientHttp2Session, st: ClientHttp2Stream;
@@ -221,7 +230,8 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     st.on("error", (err) => {
       // A connection that failed cancels its pending streams; the reason is the cause.
       const cause = (err as Error & { cause?: unknown }).cause;
-      failure ??= new ConnectError(cause instanceof Error ? cause.message : err.message, Code.Unavailable);
+      // Keep the cause: TLS failures carry a code (UNABLE_TO_VERIFY_LEAF_SIGNATURE, …) callers explain.
+      failure ??= new ConnectError(cause instanceof Error ? cause.message : err.message, Code.Unavailable, undefined, undefined, cause ?? err);
     });
     st.once("close", () => {
       clearTimeout(deadline);

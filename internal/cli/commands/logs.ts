@@ -15,7 +15,7 @@ import { checkOneSince, defaultContainer, parseLimitBytes, parseSince, parseSinc
 import { strictFlags } from "./flags.ts";
 
 /** The apiserver's messages about the connection to a node agent (they may name ECONNREFUSED and the like). */
-const AGENT_TROUBLE = /^(cannot reach|lost or no connection to) the agent of node /;
+const AGENT_TROUBLE = /^cannot reach the agent of node /;
 
 export function logsCommand(session: Session) {
   return defineCommand({
