@@ -39,6 +39,8 @@ export interface LinkCerts {
   apiserver: KubeletClientTls;
   /** Another client certificate from the same CA (tests: a caller that is not the apiserver). */
   issueClient(commonName: string): Promise<CertKeyPair>;
+  /** Another agent serving certificate from the same CA, for these addresses (more nodes). */
+  issueServing(sans: string[]): Promise<AgentServingTls>;
 }
 
 const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
@@ -90,13 +92,17 @@ export async function createLinkCerts(sans: string[] = []): Promise<LinkCerts> {
     return { cert: cert.toString("pem"), key: exportKey(keys.privateKey) };
   }
 
-  const serving = await issue("skiff-agent", "server", [...new Set(["127.0.0.1", "::1", "localhost", ...sans])]);
+  const issueServing = async (names: string[]): Promise<AgentServingTls> => ({
+    ...(await issue("skiff-agent", "server", [...new Set(["127.0.0.1", "::1", "localhost", ...names])])),
+    clientCa: ca.cert,
+  });
   const client = await issue(APISERVER_CLIENT_CN, "client");
   return {
     ca,
-    agent: { ...serving, clientCa: ca.cert },
+    agent: await issueServing(sans),
     apiserver: { ...client, ca: ca.cert },
     issueClient: (cn) => issue(cn, "client"),
+    issueServing,
   };
 }
 

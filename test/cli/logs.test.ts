@@ -1,7 +1,8 @@
 // `skiffctl logs` end to end: the real CLI (`node cmd/skiffctl.ts`, a child process) against a
 // real apiserver on etcd and a real node agent on containerd + runc + the CNI bridge, with pods
-// from a busybox-static image. The CLI finds the agent the way it would on any cluster: the pod's
-// node → the Node's InternalIP and agent port. The node comes from test/agent/cluster.ts: names and
+// from a busybox-static image. The CLI asks the apiserver (PodService.Log), which finds the agent:
+// the pod's node → the Node's InternalIP and agent port, over mutual TLS. The node comes from
+// test/agent/cluster.ts: names and
 // the pod CIDR are unique to this run; everything is removed afterwards, a crashed run's leftovers
 // first.
 import { spawn } from "node:child_process";
@@ -196,7 +197,7 @@ describe("skiffctl logs on a real node", () => {
     const port = c.agent.port();
     await c.agent.stop();
     const r = await skiffctl(["logs", "printer"]);
-    expect(r.err).toMatch(new RegExp(`^Error: cannot reach the agent of node "${c.nodeName}" at http://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`));
+    expect(r.err).toMatch(new RegExp(`^Error: cannot reach the agent of node "${c.nodeName}" at https://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`));
     expect(r.code).toBe(1);
   });
 });
