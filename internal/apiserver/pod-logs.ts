@@ -104,7 +104,9 @@ export function createPodLogs(opts: PodLogsOptions): PodLogs {
     try {
       for await (const chunk of client.logs({ ...rest, pod: req.name }, { signal: ctx.signal })) yield { data: chunk.data };
     } catch (err) {
-      if (ctx.signal.aborted) return; // the client went away: nothing to tell it
+      // The client went away (nobody hears this), or the apiserver is shutting down: the client
+      // must not take that for the end of the log.
+      if (ctx.signal.aborted) throw ctx.signal.reason instanceof ConnectError ? ctx.signal.reason : new ConnectError("the call was cancelled", Code.Canceled);
       const e = ConnectError.from(err);
       // The agent's own answers (NOT_FOUND, FAILED_PRECONDITION, INVALID_ARGUMENT, …) pass as they are.
       if (e.code === Code.Unavailable || e.code === Code.Unknown || e.code === Code.Internal) {
