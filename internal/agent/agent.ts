@@ -7,7 +7,9 @@
 //   stop:  timers, informer, workers and the log server stop; containers keep running (the next
 //          agent adopts them)
 import { join } from "node:path";
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { ServiceAccountService } from "../../gen/skiff/v1alpha1/service_account_service_pb.js";
 import type { ConfigMap, Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
 import type { Endpoints } from "../../gen/skiff/v1alpha1/endpoints_pb.js";
 import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
@@ -31,9 +33,10 @@ import { createPodRouting, type PodRoutingOptions } from "./pod-routing.ts";
 import { createPodWorkers } from "./pod-worker.ts";
 import { createProbeManager } from "./probes.ts";
 import { createPullSecrets } from "./pull-secrets.ts";
-import { serviceEnvVars } from "./service-env.ts";
+import { serviceEnvVars, servicesForPod } from "./service-env.ts";
 import type { AgentServingTls } from "./link-certs.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
+import { createTokenProjector } from "./serviceaccount-token.ts";
 import { createStatusManager } from "./status.ts";
 import { removeOrphans } from "./teardown.ts";
 import { sleep } from "../util/sleep.ts";
@@ -102,6 +105,8 @@ export interface AgentOptions {
    * cluster.local, without upstream.
    */
   dns?: NodeDnsOptions;
+  /** PEM of the cluster CA, given to pods as ca.crt beside their ServiceAccount token. */
+  clusterCa?: string;
 }
 
 export interface Agent {
@@ -123,6 +128,7 @@ export function createAgent(opts: AgentOptions): Agent {
   const podsClient = createResourceClient<Pod>(opts.transport, "Pod");
   const configMapsClient = createResourceClient<ConfigMap>(opts.transport, "ConfigMap");
   const secretsClient = createResourceClient<Secret>(opts.transport, "Secret");
+  const serviceAccounts = createClient(ServiceAccountService, opts.transport);
   const stopping = new AbortController();
   const timers: ReturnType<typeof setInterval>[] = [];
   let server: AgentServer | undefined;
@@ -174,7 +180,7 @@ export function createAgent(opts: AgentOptions): Agent {
     runtimeName: () => runtimeName,
     resolvConfPath: opts.resolvConfPath ?? "/etc/resolv.conf",
     dns: () => dns.settings(),
-    serviceEnv: (ns) => serviceEnvVars(services.byIndex(NAMESPACE_INDEX, ns)),
+    serviceEnv: (ns, links) => serviceEnvVars(servicesForPod(ns, services.byIndex(NAMESPACE_INDEX, ns), services.get("default/kubernetes"), links)),
     crashLoop: {
       initialMs: opts.crashLoopBackoff?.initialMs ?? 10_000,
       maxMs: opts.crashLoopBackoff?.maxMs ?? 300_000,
@@ -198,6 +204,20 @@ export function createAgent(opts: AgentOptions): Agent {
       }
     },
     credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: log.child({ component: "pull-secrets" }) }).credentials,
+    tokens: createTokenProjector({
+      rootDir: opts.rootDir,
+      clusterCa: opts.clusterCa,
+      async requestToken(pod, expirationSeconds) {
+        const m = pod.metadata!;
+        const res = await serviceAccounts.createToken({
+          namespace: m.namespace,
+          name: pod.spec?.serviceAccountName || "default",
+          expirationSeconds: BigInt(expirationSeconds),
+          boundObjectRef: { kind: "Pod", apiVersion: "v1", name: m.name, uid: m.uid },
+        });
+        return { token: res.token, expiresAt: timestampDate(res.expirationTimestamp!) };
+      },
+    }),
     firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
     security: { seccompDefault: opts.seccompDefault ?? false, seccompProfileRoot: opts.seccompProfileRoot ?? join(opts.rootDir, "seccomp") },

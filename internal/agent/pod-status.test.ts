@@ -1,9 +1,12 @@
 import { create } from "@bufbuild/protobuf";
+import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { ContainerSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { createFakeRuntime } from "../runtime/fake/fake.ts";
 import type { ContainerInfo } from "../runtime/runtime.ts";
 import { containerResources, expandVars } from "./container-config.ts";
-import { computePodStatus, qosClass, shouldRestart } from "./pod-status.ts";
+import { computePodStatus, qosClass, shouldRestart, type ProbeResults } from "./pod-status.ts";
+import { createProbeManager } from "./probes.ts";
 import { newPodState } from "./state.ts";
 import { testPod } from "./testing.ts";
 
@@ -17,11 +20,11 @@ function inst(name: string, state: ContainerInfo["state"], extra: Partial<Contai
   };
 }
 
-function statusOf(spec: Parameters<typeof testPod>[1], containers: ContainerInfo[]) {
+function statusOf(spec: Parameters<typeof testPod>[1], containers: ContainerInfo[], results: ProbeResults = probes) {
   const pod = testPod("p", spec);
   pod.metadata!.uid = "u";
   for (const c of containers) c.podUid = "u";
-  return computePodStatus({ pod, state: newPodState(pod), containers, hostIP: "10.0.0.1", podIP: "10.88.0.5", runtimeName: "containerd", probes, now: new Date() });
+  return computePodStatus({ pod, state: newPodState(pod), containers, hostIP: "10.0.0.1", podIP: "10.88.0.5", runtimeName: "containerd", probes: results, now: new Date() });
 }
 
 describe("pod phase", () => {
@@ -76,6 +79,22 @@ describe("container status", () => {
     expect(reason({ exitCode: 137, oomKilled: true })).toBe("OOMKilled");
     expect(reason({ exitCode: 0 })).toBe("Completed");
     expect(reason({ exitCode: 1 })).toBe("Error");
+  });
+
+  it("a running container whose probes have not run yet is neither started nor ready; one without probes is both", () => {
+    // The prober has not seen this pod (its workers start after the pod's first status is due).
+    const prober = createProbeManager({ runtime: createFakeRuntime(), log: pino({ level: "silent" }), onChange: () => {}, onKill: () => {} });
+    const probe = { exec: { command: ["check"] } } as any;
+    const running = () => [inst("app", "running", { startedAt: new Date() })];
+    const probed = statusOf({ containers: [{ name: "app", readinessProbe: probe, startupProbe: probe }] }, running(), prober);
+    expect(probed.containerStatuses[0]).toMatchObject({ started: false, ready: false });
+    expect(probed.conditions.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "ContainersNotReady" });
+    const readinessOnly = statusOf({ containers: [{ name: "app", readinessProbe: probe }] }, running(), prober);
+    expect(readinessOnly.containerStatuses[0]).toMatchObject({ started: true, ready: false });
+    const plain = statusOf({}, running(), prober);
+    expect(plain.containerStatuses[0]).toMatchObject({ started: true, ready: true });
+    expect(plain.conditions.find((c) => c.type === "Ready")!.status).toBe("True");
+    prober.stop();
   });
 });
 

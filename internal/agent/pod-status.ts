@@ -20,10 +20,13 @@ import {
 import type { ContainerInfo } from "../runtime/runtime.ts";
 import type { PodState } from "./state.ts";
 
+/**
+ * What a container's probes have found, asked only for a probe its spec has. False until the
+ * probe has passed for that container instance, also for a container the prober has not seen
+ * yet: a status written before the prober started (a new pod's first status) says not ready.
+ */
 export interface ProbeResults {
-  /** Readiness (true when the container has no readiness probe). */
   ready(uid: string, container: string, containerId: string): boolean;
-  /** Startup (true when the container has no startup probe). */
   started(uid: string, container: string, containerId: string): boolean;
 }
 
@@ -107,8 +110,9 @@ function containerStatus(input: StatusInput, spec: Container, instances: Contain
   if (cur?.state === "running") {
     status.state = create(ContainerStateSchema, { running: { startedAt: ts(cur.startedAt) } });
     if (prev) status.lastState = terminated(prev, runtimeName, state);
-    status.started = probes.started(uid, spec.name, cur.id);
-    status.ready = !isInit && status.started && probes.ready(uid, spec.name, cur.id);
+    // Init containers are not probed.
+    status.started = isInit || !spec.startupProbe || probes.started(uid, spec.name, cur.id);
+    status.ready = !isInit && status.started && (!spec.readinessProbe || probes.ready(uid, spec.name, cur.id));
   } else if (cur?.state === "exited") {
     if (rec?.waiting) {
       status.state = waitingState(rec.waiting.reason, rec.waiting.message);

@@ -24,6 +24,7 @@ import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./
 import type { ProbeManager } from "./probes.ts";
 import { ContainerStartError, startContainer } from "./start-container.ts";
 import { containerRecord, newPodState, nextBackoff, type BackoffPolicy, type PodState } from "./state.ts";
+import type { TokenProjector } from "./serviceaccount-token.ts";
 import type { StatusManager } from "./status.ts";
 import { teardownPod } from "./teardown.ts";
 
@@ -45,13 +46,15 @@ export interface PodWorkerDeps {
   /** Cluster DNS for resolv.conf (absent: pods get the node's resolv.conf). */
   dns?(): PodDnsSettings | undefined;
   /** Service environment variables for new containers of a namespace (service-env.ts). */
-  serviceEnv?(namespace: string): EnvPair[];
+  serviceEnv?(namespace: string, serviceLinks: boolean): EnvPair[];
   crashLoop: BackoffPolicy & { resetMs: number };
   imagePull: BackoffPolicy;
   /** Retries after create/start/config errors. */
   startRetry: BackoffPolicy;
   /** A ConfigMap's data or a Secret's data (decoded) in a namespace; undefined when absent. */
   configData?(kind: "ConfigMap" | "Secret", namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  /** The ServiceAccount token, CA and namespace files of pods (serviceaccount-token.ts). */
+  tokens?: TokenProjector;
   /** Registry credentials for a pod's image (imagePullSecrets). */
   credentials?(pod: Pod, image: string): Promise<RegistryAuth[]>;
   insecureRegistries?: string[];
@@ -123,6 +126,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     await teardownPod(deps, state.uid, containers, grace);
     states.delete(state.uid);
     deps.status.forget(state.uid);
+    deps.tokens?.forget(state.uid);
     if (!confirm) return;
     try {
       await deps.pods.delete(m.namespace, m.name, { gracePeriodSeconds: 0n, uid: m.uid });
@@ -226,8 +230,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     try {
       const volumes = await prepareVolumes(deps.rootDir, pod);
       const etcMounts = await writeEtcFiles(deps.rootDir, pod, podIP, deps.resolvConfPath, deps.dns?.());
+      const tokenMount = await deps.tokens?.ensure(pod);
+      if (tokenMount) etcMounts.push(tokenMount);
       const { configMaps, secrets } = await envSources(pod);
-      const serviceEnv = spec.enableServiceLinks === false ? [] : (deps.serviceEnv?.(pod.metadata!.namespace) ?? []);
+      const serviceEnv = deps.serviceEnv?.(pod.metadata!.namespace, spec.enableServiceLinks !== false) ?? [];
       ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets, serviceEnv, security: deps.security };
     } catch (err) {
       ctx = err instanceof Error ? err : new Error(String(err));

@@ -71,7 +71,8 @@ describe("running a pod", () => {
     const p = await h.waitForPod("env", "Running", (p) => p.status?.phase === "Running");
     const cfg = configs[0];
     const env = Object.fromEntries(cfg.env.map((e) => [e.name, e.value]));
-    expect(env).toEqual({ GREETING: "hello", POD_NAME: "env", POD_IP: p.status!.podIp, NODE: "node-1", MSG: "hello world $(GREETING)" });
+    const own = Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith("KUBERNETES_")));
+    expect(own).toEqual({ GREETING: "hello", POD_NAME: "env", POD_IP: p.status!.podIp, NODE: "node-1", MSG: "hello world $(GREETING)" });
     expect(cfg.command).toEqual(["/bin/sh", "-c"]);
     expect(cfg.args).toEqual(["echo hello from env"]);
     expect(cfg.workingDir).toBe("/work");
@@ -112,7 +113,10 @@ describe("running a pod", () => {
     const envOf = (pod: string) => Object.fromEntries(configs.find((c) => c.podName === pod)!.env.map((e) => [e.name, e.value]));
     expect(envOf("linked")).toMatchObject({ WEB_FRONT_SERVICE_HOST: web.spec!.clusterIp, WEB_FRONT_SERVICE_PORT_HTTP: "80", WEB_FRONT_PORT: `tcp://${web.spec!.clusterIp}:80` });
     expect(Object.keys(envOf("linked")).filter((k) => k.startsWith("ELSEWHERE_"))).toEqual([]);
-    expect(envOf("unlinked")).toEqual({});
+    // Only the apiserver's own Service, which every pod gets (KUBERNETES_SERVICE_HOST/PORT…).
+    const kube = await svcs.get("default", "kubernetes");
+    expect(envOf("unlinked")).toMatchObject({ KUBERNETES_SERVICE_HOST: kube.spec!.clusterIp, KUBERNETES_SERVICE_PORT: "443" });
+    expect(Object.keys(envOf("unlinked")).filter((k) => !k.startsWith("KUBERNETES_"))).toEqual([]);
   });
 
   it("takes env from ConfigMaps and Secrets; a missing one is CreateContainerConfigError until it exists", async () => {

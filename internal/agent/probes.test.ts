@@ -121,6 +121,52 @@ describe("probes in a pod", () => {
     await h.waitForPod("slow", "started and Ready", (p) => cstatus(p)?.started === true && cond(p, "Ready") === "True");
     expect(seen).toContain("alive");
   });
+
+  it("a new pod is not Ready before its readiness probe passes, even in the status written while its container starts", async () => {
+    // A slow start (a loaded machine): the first status, due 50 ms into the pod's first sync, is
+    // computed once the container runs but before the prober has seen it.
+    h = await startHarness({ firstStatusDelayMs: 50 });
+    let healthy = false;
+    h.runtime.setExec(() => ({ exitCode: healthy ? 0 : 1, stdout: "", stderr: "" }));
+    // Past the sync's first look, container lists wait for the container to run, and the start
+    // returns only after the first-status timer fired: that status sees a running container whose
+    // probe never ran. (The agent lists nothing else: it has no other pod.)
+    const { startContainer, listContainers } = h.runtime;
+    let lists = 0;
+    let running!: () => void;
+    const isRunning = new Promise<void>((r) => (running = r));
+    let started!: () => void;
+    const startReturned = new Promise<void>((r) => (started = r));
+    h.runtime.listContainers = async () => {
+      if (++lists > 1) await isRunning;
+      return listContainers();
+    };
+    h.runtime.startContainer = async (id) => {
+      await startContainer(id);
+      running();
+      await new Promise((r) => setTimeout(r, 300));
+      started();
+    };
+    const created = await h.createPod("fresh", {
+      containers: [{ name: "app", readinessProbe: { exec: { command: ["check"] }, periodSeconds: 1, failureThreshold: 3, successThreshold: 1, timeoutSeconds: 1 } as any }],
+    });
+    const ready: string[] = [];
+    const ac = new AbortController();
+    const watching = (async () => {
+      for await (const ev of h!.pods.watch("default", { resourceVersion: created.metadata!.resourceVersion, fieldSelector: "metadata.name=fresh", signal: ac.signal })) {
+        if (ev.type === "MODIFIED" && ev.object.status?.phase === "Running") ready.push(cond(ev.object, "Ready") ?? "");
+      }
+    })().catch((err) => {
+      if (!ac.signal.aborted) throw err;
+    });
+    await startReturned;
+    healthy = true;
+    await waitFor("Ready, after not Ready, on the watch", () => ready.includes("False") && ready.lastIndexOf("True") > ready.indexOf("False"));
+    ac.abort();
+    await watching;
+    // Running and not Ready until the probe passed, then Ready: never Ready before.
+    expect(ready).toEqual(["False", "True"]);
+  });
 });
 
 describe("probe actions", () => {

@@ -60,13 +60,8 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
   const pods = new Map<string, { pod: Pod; podIP: string }>();
   const key = (uid: string, name: string, kind: ProbeKind) => `${uid}/${name}/${kind}`;
 
-  function spec(uid: string, name: string): Container | undefined {
-    return pods.get(uid)?.pod.spec?.containers.find((c) => c.name === name);
-  }
-
+  /** A probe's result for this container instance; false while no worker has one. */
   function result(uid: string, name: string, id: string, kind: ProbeKind): boolean {
-    const c = spec(uid, name);
-    if (!c || !probeOf(c, kind)) return true;
     const w = workers.get(key(uid, name, kind));
     return w !== undefined && w.containerId === id && w.result;
   }
@@ -97,7 +92,7 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
 
     const tick = async () => {
       // Liveness and readiness wait for the startup probe to succeed.
-      if (kind !== "startup" && !result(uid, c.name, w.containerId, "startup")) return schedule(periodMs);
+      if (kind !== "startup" && c.startupProbe && !result(uid, c.name, w.containerId, "startup")) return schedule(periodMs);
       const target = pods.get(uid);
       if (!target) return;
       const outcome = await runProbe(probe, { runtime: opts.runtime, containerId: w.containerId, container: c, podIP: target.podIP }, timeoutMs);

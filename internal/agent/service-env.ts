@@ -1,7 +1,16 @@
 // Kubernetes' service environment variables: for each Service with a ClusterIP in the pod's
 // namespace, <SVC>_SERVICE_HOST/_PORT/_PORT_<NAME> and the docker-link style <SVC>_PORT… set.
 // Taken from the Services that exist when the container starts; the container's own env wins.
+// Every pod also gets those of the `kubernetes` Service in `default` (KUBERNETES_SERVICE_HOST…),
+// whatever its namespace and enableServiceLinks say: how in-cluster clients find the apiserver.
 import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
+
+/** The Services whose variables a pod gets (serviceLinks: its spec.enableServiceLinks, default true). */
+export function servicesForPod(namespace: string, inNamespace: Service[], kubernetes: Service | undefined, serviceLinks: boolean): Service[] {
+  const out = serviceLinks ? [...inNamespace] : [];
+  if (kubernetes && !(serviceLinks && namespace === kubernetes.metadata?.namespace)) out.push(kubernetes);
+  return out;
+}
 
 export interface EnvPair {
   name: string;

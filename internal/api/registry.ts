@@ -27,9 +27,18 @@ import { PersistentVolumeClaimService } from "../../gen/skiff/v1alpha1/persisten
 import { EventSchema, LeaseSchema } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import { LeaseService } from "../../gen/skiff/v1alpha1/lease_service_pb.js";
 import { EventService } from "../../gen/skiff/v1alpha1/event_service_pb.js";
+import { ServiceAccountSchema } from "../../gen/skiff/v1alpha1/service_account_pb.js";
+import { ServiceAccountService } from "../../gen/skiff/v1alpha1/service_account_service_pb.js";
+import type { Verb } from "../auth/types.ts";
 import { admissionHooks } from "../auth/admission/index.ts";
 import { kindDefaults } from "./defaults.ts";
 import { kindValidators, statusValidators, type Violation } from "./validation.ts";
+import { ClusterRoleBindingSchema, ClusterRoleSchema, RoleBindingSchema, RoleSchema } from "../../gen/skiff/v1alpha1/rbac_pb.js";
+import { RoleService } from "../../gen/skiff/v1alpha1/role_service_pb.js";
+import { ClusterRoleService } from "../../gen/skiff/v1alpha1/cluster_role_service_pb.js";
+import { RoleBindingService } from "../../gen/skiff/v1alpha1/role_binding_service_pb.js";
+import { ClusterRoleBindingService } from "../../gen/skiff/v1alpha1/cluster_role_binding_service_pb.js";
+import { rbacDefaults, rbacValidators } from "./rbac.ts";
 
 /** Every stored object: a message with metadata, and usually spec and status. */
 export type ApiObject = Message & { metadata?: ObjectMeta; spec?: unknown; status?: unknown };
@@ -81,6 +90,12 @@ export interface Kind {
   validate?: (obj: any, old: any | undefined) => Violation[];
   /** The semantic checks of the status alone (UpdateStatus changes nothing else). */
   validateStatus?: (obj: any) => Violation[];
+  /**
+   * RPCs of the kind's service beyond the generic ones, as authorization sees them (by the RPC's
+   * local name): ServiceAccountService.CreateToken is `create` on `serviceaccounts/token`,
+   * PodService.Log `get` on `pods/log`.
+   */
+  subresourceRpcs?: Record<string, { verb: Verb; subresource: string }>;
   /** Policy on create and update (Pod Security), after validation. */
   admit?: AdmitHook;
 }
@@ -96,8 +111,8 @@ function kind(k: KindInit): Kind {
     singular: k.kind.toLowerCase(),
     shortNames: k.shortNames ?? [],
     fields: k.fields ?? {},
-    defaults: kindDefaults[k.kind],
-    validate: kindValidators[k.kind],
+    defaults: kindDefaults[k.kind] ?? rbacDefaults[k.kind],
+    validate: kindValidators[k.kind] ?? rbacValidators[k.kind],
     validateStatus: statusValidators[k.kind],
     admit: admissionHooks[k.kind],
   };
@@ -117,6 +132,7 @@ export const kinds: readonly Kind[] = [
   kind({
     kind: "Pod", plural: "pods", shortNames: ["po"], apiVersion: "v1", namespaced: true, hasStatus: true,
     schema: PodSchema, service: PodService, field: "pod", watchIndex: "spec.nodeName",
+    subresourceRpcs: { log: { verb: "get", subresource: "log" } },
     fields: {
       "spec.nodeName": (o) => o.spec?.nodeName ?? "",
       "spec.restartPolicy": (o) => o.spec?.restartPolicy ?? "",
@@ -166,6 +182,11 @@ export const kinds: readonly Kind[] = [
     schema: LeaseSchema, service: LeaseService, field: "lease",
   }),
   kind({
+    kind: "ServiceAccount", plural: "serviceaccounts", shortNames: ["sa"], apiVersion: "v1", namespaced: true,
+    hasStatus: false, schema: ServiceAccountSchema, service: ServiceAccountService, field: "serviceAccount",
+    subresourceRpcs: { createToken: { verb: "create", subresource: "token" } },
+  }),
+  kind({
     kind: "Event", plural: "events", shortNames: ["ev"], apiVersion: "v1", namespaced: true, hasStatus: false,
     schema: EventSchema, service: EventService, field: "event",
     fields: {
@@ -176,6 +197,22 @@ export const kinds: readonly Kind[] = [
       reason: (o) => o.reason ?? "",
       type: (o) => o.type ?? "",
     },
+  }),
+  kind({
+    kind: "Role", plural: "roles", apiVersion: "rbac.authorization.k8s.io/v1", namespaced: true, hasStatus: false,
+    schema: RoleSchema, service: RoleService, field: "role",
+  }),
+  kind({
+    kind: "ClusterRole", plural: "clusterroles", apiVersion: "rbac.authorization.k8s.io/v1", namespaced: false, hasStatus: false,
+    schema: ClusterRoleSchema, service: ClusterRoleService, field: "clusterRole",
+  }),
+  kind({
+    kind: "RoleBinding", plural: "rolebindings", apiVersion: "rbac.authorization.k8s.io/v1", namespaced: true, hasStatus: false,
+    schema: RoleBindingSchema, service: RoleBindingService, field: "roleBinding",
+  }),
+  kind({
+    kind: "ClusterRoleBinding", plural: "clusterrolebindings", apiVersion: "rbac.authorization.k8s.io/v1", namespaced: false,
+    hasStatus: false, schema: ClusterRoleBindingSchema, service: ClusterRoleBindingService, field: "clusterRoleBinding",
   }),
 ];
 

@@ -214,7 +214,8 @@ function podUpdateViolations(spec: PodSpec, old: PodSpec): Violation[] {
   const strip = (s: PodSpec) =>
     JSON.stringify(
       { ...s, containers: s.containers.map((c) => ({ ...c, image: "" })), initContainers: s.initContainers.map((c) => ({ ...c, image: "" })), activeDeadlineSeconds: undefined, tolerations: undefined },
-      (_k, v) => (typeof v === "bigint" ? v.toString() : v),
+      // Keys sorted: fields set by defaulting or admission in another order are the same spec.
+      (_k, v) => (typeof v === "bigint" ? v.toString() : v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v),
     );
   const out: Violation[] = [];
   if (old.nodeName !== "" && spec.nodeName !== old.nodeName) {

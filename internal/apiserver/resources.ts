@@ -13,7 +13,8 @@ import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, v
 import type { Violation } from "../api/validation.ts";
 import { StoreError, type DeletedKeyValue, type KeyValue, type Store, type TxnOp } from "../storage/store.ts";
 import { conflict, fromStoreError, invalid, notFound } from "./errors.ts";
-import { decode, encode, keyFor, objectKey, parseResourceVersion, prefixFor } from "./objects.ts";
+import { listObjects, type ListResult, type PageRequest } from "./list.ts";
+import { decode, encode, keyFor, objectKey, parseResourceVersion } from "./objects.ts";
 import type { ObjectFilter, WatchCache } from "./watchcache.ts";
 
 export interface ResourceContext {
@@ -23,6 +24,8 @@ export interface ResourceContext {
   onNamespaceTerminating?: (name: string) => void;
   /** Storage writes that must commit together with the kind's objects (Service allocations). */
   hooks?: WriteHooks;
+  /** Admission of a new object after defaulting: may change it, or refuse it with a ConnectError. */
+  admit?: (obj: ApiObject) => Promise<void>;
 }
 
 /**
@@ -45,10 +48,7 @@ export interface WriteHooks {
 /** How often a create or update picks again when its chosen values were taken meanwhile. */
 const HOOK_ATTEMPTS = 20;
 
-export interface ListResult {
-  items: ApiObject[];
-  resourceVersion: string;
-}
+export type { ListResult, PageRequest } from "./list.ts";
 
 export interface DeleteResult {
   obj: ApiObject;
@@ -59,7 +59,8 @@ export interface ResourceOps {
   kind: Kind;
   create(obj: ApiObject | undefined, dryRun?: boolean): Promise<ApiObject>;
   get(namespace: string, name: string): Promise<ApiObject>;
-  list(namespace: string, labelSelector: string, fieldSelector: string): Promise<ListResult>;
+  /** Everything, or one page of it (`page.limit`, `page.continue`). */
+  list(namespace: string, labelSelector: string, fieldSelector: string, page?: PageRequest): Promise<ListResult>;
   update(obj: ApiObject | undefined, dryRun?: boolean): Promise<ApiObject>;
   updateStatus(obj: ApiObject | undefined): Promise<ApiObject>;
   delete(namespace: string, name: string, opts?: DeleteOptions): Promise<DeleteResult>;
@@ -242,6 +243,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       kind.defaults?.(obj);
       validate(obj);
       if (kind.namespaced) await checkNamespace(m.namespace);
+      await ctx.admit?.(obj);
       await kind.admit?.(obj, undefined, admission);
       if (dryRun && !hooks) return obj;
       const requested = clone(kind.schema, obj) as ApiObject;
@@ -278,15 +280,9 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       return read(namespace, name);
     },
 
-    async list(namespace, labelSelector, fieldSelector) {
+    async list(namespace, labelSelector, fieldSelector, page) {
       const filter = ops.filter(namespace, labelSelector, fieldSelector);
-      const { items, revision } = await store.list(prefixFor(kind, kind.namespaced ? namespace : ""));
-      const out: ApiObject[] = [];
-      for (const kv of items) {
-        const obj = decode(kind, kv.value, kv.modRevision);
-        if (filter(obj)) out.push(obj);
-      }
-      return { items: out, resourceVersion: String(revision) };
+      return listObjects(kind, store, namespace, filter, labelSelector !== "" || fieldSelector !== "", page);
     },
 
     async update(input, dryRun = false) {

@@ -22,6 +22,14 @@ import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { registerService } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
+import { AuthorizationService } from "../../gen/skiff/v1alpha1/authorization_service_pb.js";
+import { createClusterAuthorization, type ClusterAuthorization } from "../auth/cluster.ts";
+import { bootstrapPolicy, policyVisible } from "../auth/rbac/bootstrap.ts";
+import { createAuthorizationService } from "../auth/review/service.ts";
+import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem, type ServiceAccountAuthenticator } from "../auth/serviceaccount/index.ts";
+import { advertisedAddress } from "./advertise.ts";
+import { reconcileKubernetesService } from "./kubernetes-service.ts";
+import { createServiceAccounts } from "./serviceaccounts.ts";
 
 export interface ApiServerOptions {
   store: Store;
@@ -42,6 +50,16 @@ export interface ApiServerOptions {
   nodePortRange?: string;
   /** How often Service allocations are reconciled with Services. Default 3 min; 0 = only at start. */
   allocationRepairMs?: number;
+  /** ServiceAccount tokens: the signing key (PEM; absent: a key made for this process only). */
+  serviceAccountSigningKey?: string;
+  /** More public keys (PEM) whose tokens are accepted, e.g. the previous signing key. */
+  serviceAccountPublicKeys?: string;
+  /** The tokens' issuer ("iss"); default https://kubernetes.default.svc. */
+  serviceAccountIssuer?: string;
+  /** Audiences accepted in tokens; default [issuer]. */
+  apiAudiences?: string[];
+  /** Where pods reach this apiserver (the `kubernetes` Service's Endpoints). Default: see advertise.ts. */
+  advertiseAddress?: string;
   /** Kubernetes' EncryptionConfiguration file: which resources are encrypted at rest, and how. */
   encryptionProviderConfig?: string;
   /** The client certificate PodService.Log dials node agents with (CN system:apiserver), and the CA of their serving certificates. */
@@ -53,6 +71,10 @@ export interface ApiServer {
   port: number;
   ops: Map<string, ResourceOps>;
   caches: Map<string, WatchCache>;
+  /** Node authorizer + RBAC from the watch caches, and the revoker of watches that lost access. */
+  authorization: ClusterAuthorization;
+  /** ServiceAccount tokens as bearer credentials: the request pipeline's TokenAuthenticator. */
+  serviceAccountAuthenticator: ServiceAccountAuthenticator;
   /** Compacts storage and the watch caches up to a revision (default: the current one). */
   compact(revision?: number): Promise<number>;
   close(): Promise<void>;
@@ -78,9 +100,20 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   for (const k of kinds) {
     caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, log }));
   }
+  if (!opts.serviceAccountSigningKey) log?.warn("no service account signing key given: tokens issued now stop working when this apiserver restarts");
+  const serviceAccounts = createServiceAccounts({
+    ops,
+    caches,
+    log,
+    signingKey: signingKeyFromPem(opts.serviceAccountSigningKey ?? generateSigningKeyPem().privateKey),
+    verifyKeys: opts.serviceAccountPublicKeys ? verifyKeysFromPem(opts.serviceAccountPublicKeys) : [],
+    issuer: opts.serviceAccountIssuer,
+    audiences: opts.apiAudiences,
+  });
   for (const k of kinds) {
     const hooks = k.kind === "Service" ? allocator.hooks : undefined;
-    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
+    const admit = k.kind === "Pod" ? serviceAccounts.admitPod : undefined;
+    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, admit, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
   }
   await Promise.all([...caches.values()].map((c) => c.start()));
 
@@ -108,6 +141,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       });
   }
   await finalizer.resume();
+  // Authorization answers from the watch caches; the default policy exists before anyone asks.
+  const authorization = createClusterAuthorization(caches);
+  await policyVisible(await bootstrapPolicy(ops, log), caches, log);
 
   const podLogs = createPodLogs({ pods: ops.get("Pod")!, nodes: ops.get("Node")!, kubeletClient: opts.kubeletClient });
   const shutdown = new AbortController();
@@ -125,12 +161,15 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         const impl = registerService(router, ops.get(k.kind)!, caches.get(k.kind)!, store, {
           heartbeatMs: opts.heartbeatMs ?? 30_000,
           onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
-          extraMethods: k.kind === "Pod" ? { log: podLogs.log } : undefined,
+          extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : k.kind === "Pod" ? { log: podLogs.log } : undefined,
         });
         direct.register(k.service, impl);
       }
       router.service(EncryptionService, encryption.handlers as any);
       direct.register(EncryptionService, encryption.handlers);
+      const review = createAuthorizationService(authorization.authorizer);
+      router.service(AuthorizationService, review as any);
+      direct.register(AuthorizationService, review);
     },
     interceptors: [metrics.interceptor],
     shutdownSignal: shutdown.signal,
@@ -195,6 +234,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const host = opts.host ?? "127.0.0.1";
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
   log?.info({ url }, "apiserver listening");
+  await reconcileKubernetesService({ ops, serviceCidr: opts.serviceCidr, advertiseAddress: opts.advertiseAddress ?? advertisedAddress(host, log), port, log }).catch((err) =>
+    log?.warn({ err: String(err) }, "could not reconcile the kubernetes service"),
+  );
 
   async function compact(revision?: number): Promise<number> {
     const rev = revision ?? (await opts.store.currentRevision());
@@ -222,12 +264,15 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     port,
     ops,
     caches,
+    authorization,
+    serviceAccountAuthenticator: serviceAccounts.authenticator,
     compact,
     async close() {
       ready = false;
       clearInterval(compactor);
       clearInterval(repairTimer);
       finalizer.stop();
+      authorization.close();
       // Stop taking connections and tell HTTP/2 clients to go elsewhere (GOAWAY): calls in flight
       // finish, new ones see a clean "unavailable" and retry against the next server.
       const closed = new Promise<void>((r) => server.close(() => r()));

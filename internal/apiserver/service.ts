@@ -6,6 +6,7 @@ import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import type { ApiObject } from "../api/registry.ts";
 import type { Store } from "../storage/store.ts";
 import { invalid } from "./errors.ts";
+import { checkPageRequest } from "./list.ts";
 import { parseResourceVersion } from "./objects.ts";
 import { bindPod, handOver, type ResourceOps } from "./resources.ts";
 import type { WatchCache } from "./watchcache.ts";
@@ -14,8 +15,8 @@ export interface ServiceOptions {
   /** How often an idle watch gets a BOOKMARK, so clients and proxies see the stream alive. */
   heartbeatMs: number;
   onWatch?: (kind: string, delta: 1 | -1) => void;
-  /** Handlers of a kind's own RPCs beyond the generic ones (PodService.Log), by method name. */
-  extraMethods?: Record<string, unknown>;
+  /** Handlers of the kind's RPCs beyond the generic ones (ServiceAccountService.CreateToken). */
+  extraRpcs?: Record<string, unknown>;
 }
 
 const eventTypes = {
@@ -50,7 +51,10 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
       return { [f]: await ops.get(req.namespace ?? "", req.name) };
     },
     async list(req: any) {
-      return ops.list(req.namespace ?? "", req.labelSelector, req.fieldSelector);
+      const page = { limit: checkPageRequest(req.limit), continue: req.continue };
+      const res = await ops.list(req.namespace ?? "", req.labelSelector, req.fieldSelector, page);
+      const remaining = res.remainingItemCount;
+      return { ...res, remainingItemCount: remaining === undefined ? undefined : BigInt(remaining) };
     },
     async update(req: any) {
       return { [f]: await ops.update(handOver(req[f]), req.dryRun) };
@@ -107,10 +111,11 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   if (kind.hasStatus) {
     impl.updateStatus = async (req: any) => ({ [f]: await ops.updateStatus(handOver(req[f])) });
   }
+  Object.assign(impl, opts.extraRpcs);
   if (kind.kind === "Pod") {
     impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
   }
-  return { ...impl, ...opts.extraMethods };
+  return impl;
 }
 
 export function registerService(router: ConnectRouter, ops: ResourceOps, cache: WatchCache, store: Store, opts: ServiceOptions): Record<string, unknown> {

@@ -49,6 +49,14 @@ export interface WatchCache {
   stop(): void;
   revision(): number;
   get(key: string): ApiObject | undefined;
+  /** Every object the cache holds now. */
+  list(): ApiObject[];
+  /**
+   * Calls `listener` synchronously with every event as the cache applies it, and with undefined
+   * after a relist (anything may have changed): indexes kept beside the cache (authorizers) stay
+   * exactly as current as the cache. Returns the unsubscribe function.
+   */
+  onChange(listener: (ev: CacheEvent | undefined) => void): () => void;
   /** Every event after revision `from` that passes the filter; OUT_OF_RANGE if history lost some. */
   watch(from: number, filter: ObjectFilter): CacheWatcher;
   /** Drops history at or below a revision (after storage compaction). */
@@ -85,6 +93,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
   let historyStart = 0;
   let rev = 0;
   const watchers = new Set<Watcher>();
+  const listeners = new Set<(ev: CacheEvent | undefined) => void>();
   // Watchers whose filter needs one value of kind.watchIndex, by that value; the rest see every event.
   const indexGetter = kind.watchIndex ? kind.fields[kind.watchIndex] : undefined;
   const byIndex = new Map<string, Set<Watcher>>();
@@ -161,6 +170,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       historyStart = history[dropped - 1].revision;
       history = history.slice(dropped);
     }
+    for (const l of listeners) l(ev);
     for (const w of unindexed) deliver(w, ev);
     if (byIndex.size === 0) return;
     // Only the watchers of the object's value, and of its old value (to them it may be gone).
@@ -196,6 +206,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     undecryptable = undefined;
     // Events between the old state and this list are unknown: every open watch must relist.
     for (const w of [...watchers]) cut(w, tooOld(w.seen));
+    for (const l of listeners) l(undefined);
   }
 
   async function loop(firstList: () => void): Promise<void> {
@@ -251,6 +262,11 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     },
     revision: () => rev,
     get: (key) => objects.get(key),
+    list: () => [...objects.values()],
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     compact(revision) {
       if (revision <= historyStart) return;
       history = history.filter((e) => e.revision > revision);

@@ -15,6 +15,11 @@ export interface UserInfo {
   uid?: string;
   /** How the identity was proven: for logs and `auth whoami`. */
   authenticatedBy?: "x509" | "token-file" | "serviceaccount" | "bootstrap-token";
+  /**
+   * More about the identity (Kubernetes' user.Info extra): a ServiceAccount token bound to a pod
+   * carries "authentication.kubernetes.io/pod-name" and "authentication.kubernetes.io/pod-uid".
+   */
+  extra?: Record<string, string[]>;
 }
 
 /** Kubernetes' verbs, as RBAC rules name them. */
@@ -34,6 +39,20 @@ export interface RequestAttributes {
   namespace: string;
   /** "" for list, watch and create without a name. */
   name: string;
+  /**
+   * The request's field selector (list and watch): the node authorizer lets an agent list and
+   * watch pods only with `spec.nodeName=<its node>`.
+   */
+  fieldSelector?: string;
+  labelSelector?: string;
+  /** Set for requests outside the API ("/metrics", "/healthz"): then resource and apiGroup are "". */
+  path?: string;
+}
+
+/** Authorizers whose answers depend on objects (RBAC bindings, pods bound to nodes) say when they changed. */
+export interface PolicySource {
+  /** Calls `listener` (synchronously, after the change is visible to authorize()); returns unsubscribe. */
+  onPolicyChange(listener: () => void): () => void;
 }
 
 /** An authorizer's answer. `reason` goes into logs and (for denials) into the error message. */

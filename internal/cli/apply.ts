@@ -3,7 +3,8 @@
 // The object is read first: absent -> create; present -> update with the server's resource
 // version (a conflict re-reads and retries), its status untouched, and the fields the server and
 // controllers own carried over when the manifest leaves them out (uid, finalizers, owner
-// references, system annotations, a service's cluster IP and node ports, a pod's node). The
+// references, system annotations, a service's cluster IP and node ports, a pod's node and what
+// the ServiceAccount admission filled in). The
 // server writes nothing for an update that changes nothing, so "unchanged" is decided by
 // comparing the stored object before and after.
 import { clone, equals } from "@bufbuild/protobuf";
@@ -44,7 +45,13 @@ export function carryServerFields(kind: Kind, next: ApiObject, cur: ApiObject): 
       if (old) p.nodePort = old.nodePort;
     }
   }
-  if (kind.kind === "Pod" && spec.nodeName === "") spec.nodeName = curSpec.nodeName;
+  if (kind.kind === "Pod") {
+    if (spec.nodeName === "") spec.nodeName = curSpec.nodeName;
+    // Filled in by the ServiceAccount admission when the pod was created.
+    if (spec.serviceAccountName === "") spec.serviceAccountName = curSpec.serviceAccountName;
+    if (spec.automountServiceAccountToken === undefined) spec.automountServiceAccountToken = curSpec.automountServiceAccountToken;
+    if (spec.imagePullSecrets.length === 0) spec.imagePullSecrets = [...curSpec.imagePullSecrets];
+  }
 }
 
 function isCode(err: unknown, code: Code): boolean {

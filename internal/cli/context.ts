@@ -26,9 +26,9 @@ export interface Session {
 
 export interface Api {
   server: string;
-  client(kind: Kind): ResourceClient;
-  /** For RPCs beyond the generic resource ones (PodService.Log). */
+  /** For calls beyond the generic ones (ServiceAccountService.CreateToken, AuthorizationService, PodService.Log). */
   transport: Transport;
+  client(kind: Kind): ResourceClient;
 }
 
 /** Per-call time limit for everything but watches. */

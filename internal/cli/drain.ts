@@ -10,6 +10,7 @@
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { kindByName } from "../api/registry.ts";
 import type { Api } from "./context.ts";
+import { listAllPages } from "../client/pager.ts";
 
 export interface DrainOptions {
   force: boolean;
@@ -97,7 +98,7 @@ export async function waitForEviction(api: Api, node: string, pods: Pod[], signa
   const podClient = api.client(kindByName("Pod")!);
   let left = [...pods];
   for (;;) {
-    const { items } = await podClient.list("", { fieldSelector: `spec.nodeName=${node}` });
+    const { items } = await listAllPages(podClient, "", { fieldSelector: `spec.nodeName=${node}` });
     const present = new Set(items.map((p) => p.metadata?.uid));
     for (const p of left.filter((x) => !present.has(x.metadata?.uid))) gone(p);
     left = left.filter((p) => present.has(p.metadata?.uid));

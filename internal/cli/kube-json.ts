@@ -1,9 +1,10 @@
 // Kubernetes JSON <-> our proto3 JSON, walked along the message descriptors.
 //
 // Our .proto field names follow Kubernetes, so the two JSON forms differ only where Kubernetes
-// spells an initialism in capitals (clusterIP, podIPs, podCIDR, containerID) and proto3 JSON
-// does not (clusterIp, podIps, podCidr, containerId), and in value shapes Kubernetes is looser
-// about: int-or-string fields and quantities accept numbers, and any field may be null.
+// spells an initialism in capitals (clusterIP, podIPs, podCIDR, containerID, nonResourceURLs)
+// and proto3 JSON does not (clusterIp, podIps, podCidr, containerId, nonResourceUrls), and in
+// value shapes Kubernetes is looser about: int-or-string fields and quantities accept numbers,
+// and any field may be null.
 //
 // Reading (toProtoJson) is strict: a field our proto does not have is an error naming its path,
 // never silently dropped. Writing (toKubeJson) renames to Kubernetes' spelling and prints int64
@@ -31,7 +32,7 @@ export class UnsupportedFieldError extends ManifestFieldError {
 }
 
 // Non-leading name parts that Kubernetes writes as capitalised initialisms.
-const INITIALISMS: Record<string, string> = { ip: "IP", ips: "IPs", id: "ID", cidr: "CIDR", cidrs: "CIDRs", pid: "PID", ipc: "IPC" };
+const INITIALISMS: Record<string, string> = { ip: "IP", ips: "IPs", id: "ID", cidr: "CIDR", cidrs: "CIDRs", pid: "PID", ipc: "IPC", urls: "URLs" };
 
 /** The Kubernetes JSON name of a field: proto `pod_ip` -> `podIP`, `api_version` -> `apiVersion`. */
 export function kubeFieldName(field: DescField): string {

@@ -3,7 +3,9 @@
 import { defineCommand, renderUsage, runCommand, type CommandDef } from "citty";
 import { stripVTControlCharacters } from "node:util";
 import { applyCommand } from "./commands/apply.ts";
+import { authCommand } from "./commands/auth.ts";
 import { configCommand } from "./commands/config.ts";
+import { createCommand } from "./commands/create.ts";
 import { deleteCommand } from "./commands/delete.ts";
 import { describeCommand } from "./commands/describe.ts";
 import { getCommand } from "./commands/get.ts";
@@ -26,6 +28,7 @@ export function createRootCommand(session: Session): CommandDef<any> {
     },
     subCommands: {
       apply: applyCommand(session),
+      create: createCommand(session),
       get: getCommand(session),
       describe: describeCommand(session),
       delete: deleteCommand(session),
@@ -35,6 +38,7 @@ export function createRootCommand(session: Session): CommandDef<any> {
       rollout: rolloutCommand(session),
       ...cordonCommands(session),
       config: configCommand(session),
+      auth: authCommand(session),
     },
   });
 }

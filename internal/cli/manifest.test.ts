@@ -213,7 +213,7 @@ describe("manifest errors", () => {
   });
 
   it("rejects unknown kinds, wrong apiVersions and missing names", () => {
-    expect(() => decode("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n")).toThrow(/unknown kind "Job" \(known kinds: ConfigMap, Deployment, /);
+    expect(() => decode("apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n")).toThrow(/unknown kind "Job" \(known kinds: ClusterRole, ClusterRoleBinding, ConfigMap, Deployment, /);
     expect(() => decode("apiVersion: v1\nkind: Deployment\nmetadata: {name: d}\n")).toThrow(
       'm.yaml: document 1 (Deployment d): Deployment has apiVersion "apps/v1", not "v1"',
     );

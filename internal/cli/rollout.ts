@@ -12,6 +12,7 @@ import { kindByName } from "../api/registry.ts";
 import { formatLabelSelector, labelSelectorFromObject } from "../api/selector.ts";
 import type { Api } from "./context.ts";
 import { CliError } from "./errors.ts";
+import { listAllPages } from "../client/pager.ts";
 
 export const REVISION_ANNOTATION = "deployment.kubernetes.io/revision";
 export const CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause";
@@ -73,7 +74,7 @@ export async function ownedReplicaSets(api: Api, d: Deployment): Promise<Replica
   } catch {
     // No usable selector: list them all; ownership decides.
   }
-  const { items } = await api.client(kindByName("ReplicaSet")!).list(d.metadata!.namespace, { labelSelector });
+  const { items } = await listAllPages(api.client(kindByName("ReplicaSet")!), d.metadata!.namespace, { labelSelector });
   const uid = d.metadata!.uid;
   return (items as ReplicaSet[])
     .filter((rs) => rs.metadata?.ownerReferences.some((r) => r.controller && r.uid === uid))

@@ -1,7 +1,9 @@
 // The client library in one import: transport, typed clients, informers, work queues.
 export { createApiTransport } from "./transport.ts";
 export { createResourceClient } from "./resource-client.ts";
-export type { ListOptions, ResourceClient, WatchEvent, WatchOptions, WatchType } from "./resource-client.ts";
+export type { ListOptions, ListPage, PageOptions, ResourceClient, WatchEvent, WatchOptions, WatchType } from "./resource-client.ts";
+export { DEFAULT_PAGE_SIZE, listAllPages } from "./pager.ts";
+export type { PagedListOptions } from "./pager.ts";
 export {
   compareResourceVersions,
   createInformer,

@@ -25,6 +25,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Transport } from "@connectrpc/connect";
 import { kindByName, lookupKind, type ApiObject, type Kind } from "../api/registry.ts";
+import { listAllPages } from "./pager.ts";
 import { createResourceClient, type ResourceClient, type WatchEvent } from "./resource-client.ts";
 import { sleep } from "../util/sleep.ts";
 
@@ -50,6 +51,8 @@ export interface InformerOptions<T> {
   log?: InformerLogger;
   /** Delay between failed list/watch attempts: doubles from initialMs up to maxMs, with jitter. */
   backoff?: { initialMs?: number; maxMs?: number };
+  /** Items per List page when (re)listing (0 = one List for everything). Default 500. */
+  pageSize?: number;
 }
 
 export type AddHandler<T> = (obj: T) => unknown;
@@ -338,7 +341,7 @@ export function createInformer<T extends ApiObject = ApiObject>(client: Resource
     while (!signal.aborted) {
       if (needList) {
         try {
-          const res = await client.list(namespace, { ...selectors, signal });
+          const res = await listAllPages(client, namespace, { ...selectors, pageSize: opts.pageSize, signal });
           if (signal.aborted) return;
           replace(res.items, res.resourceVersion);
           needList = false;
@@ -467,6 +470,8 @@ export interface SharedInformerFactoryOptions {
   resyncMs?: number;
   log?: InformerLogger;
   backoff?: InformerOptions<ApiObject>["backoff"];
+  /** Items per List page of every informer (0 = one List for everything). Default 500. */
+  pageSize?: number;
 }
 
 export interface SharedInformerFactory {
@@ -497,6 +502,7 @@ export function createSharedInformerFactory(transport: Transport, opts: SharedIn
           resyncMs: opts.resyncMs,
           log: opts.log,
           backoff: opts.backoff,
+          pageSize: opts.pageSize,
         });
         informers.set(kind.kind, inf);
         if (started) inf.start(startSignal);

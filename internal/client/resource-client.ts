@@ -11,6 +11,22 @@ export interface ListOptions {
   fieldSelector?: string;
 }
 
+export interface PageOptions {
+  /** At most this many items (0 / absent = all). */
+  limit?: number;
+  /** The previous page's continue token. */
+  continue?: string;
+}
+
+export interface ListPage<T> {
+  items: T[];
+  resourceVersion: string;
+  /** Set (non-empty) when more items follow. */
+  continue?: string;
+  /** Items after this page, when the server knows. */
+  remainingItemCount?: number;
+}
+
 export interface WatchOptions extends ListOptions {
   /** "" = the current state as ADDED events, then a BOOKMARK, then changes. */
   resourceVersion?: string;
@@ -27,7 +43,8 @@ export interface ResourceClient<T extends ApiObject = ApiObject> {
   kind: Kind;
   create(obj: T, opts?: { dryRun?: boolean } & CallOptions): Promise<T>;
   get(namespace: string, name: string, opts?: CallOptions): Promise<T>;
-  list(namespace: string, opts?: ListOptions & CallOptions): Promise<{ items: T[]; resourceVersion: string }>;
+  /** Everything, or one page with `limit` (and `continue` for the pages after the first). */
+  list(namespace: string, opts?: ListOptions & PageOptions & CallOptions): Promise<ListPage<T>>;
   update(obj: T, opts?: { dryRun?: boolean } & CallOptions): Promise<T>;
   updateStatus(obj: T, opts?: CallOptions): Promise<T>;
   delete(namespace: string, name: string, opts?: Partial<DeleteOptions> & CallOptions): Promise<{ object: T; deleted: boolean }>;
@@ -60,10 +77,22 @@ export function createResourceClient<T extends ApiObject = ApiObject>(transport:
     },
     async list(namespace, opts) {
       const res = await c.list(
-        { ...ns(namespace), labelSelector: opts?.labelSelector ?? "", fieldSelector: opts?.fieldSelector ?? "" },
+        {
+          ...ns(namespace),
+          labelSelector: opts?.labelSelector ?? "",
+          fieldSelector: opts?.fieldSelector ?? "",
+          limit: BigInt(opts?.limit ?? 0),
+          continue: opts?.continue ?? "",
+        },
         callOpts(opts),
       );
-      return { items: res.items, resourceVersion: res.resourceVersion };
+      const remaining = res.remainingItemCount as bigint | undefined;
+      return {
+        items: res.items,
+        resourceVersion: res.resourceVersion,
+        continue: res.continue ?? "",
+        remainingItemCount: remaining === undefined ? undefined : Number(remaining),
+      };
     },
     async update(obj, opts) {
       return (await c.update({ [f]: obj, dryRun: opts?.dryRun ?? false }, callOpts(opts)))[f];

@@ -6,6 +6,7 @@ import { startApiServer } from "../apiserver/server.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
 import { createLogger } from "../log/log.ts";
 import { guarded } from "./guard.ts";
+import { serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import type { Store } from "../storage/store.ts";
@@ -29,6 +30,7 @@ export const apiserverCommand = defineCommand({
     "compaction-interval": { type: "string", description: "Seconds between storage compactions (0 = never)", default: "300" },
     "service-cluster-ip-range": { type: "string", description: "IPv4 CIDR Service ClusterIPs are allocated from", default: "10.96.0.0/12" },
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
+    ...serviceAccountArgs,
     "encryption-provider-config": { type: "string", description: "EncryptionConfiguration file: resources encrypted at rest (Secrets), with their keys", valueHint: "FILE" },
     "kubelet-client-certificate": { type: "string", description: "PEM client certificate (CN system:apiserver) for node agents' ports (PodService.Log)", valueHint: "FILE" },
     "kubelet-client-key": { type: "string", description: "PEM private key of --kubelet-client-certificate", valueHint: "FILE" },
@@ -37,6 +39,7 @@ export const apiserverCommand = defineCommand({
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("apiserver", args["log-level"]);
+    const saOptions = serviceAccountOptions(args);
     const { host, port } = parseListen(args.listen);
     const kubeletClient = kubeletClientFiles(args);
     // Bad ranges stop the server before it touches storage.
@@ -56,6 +59,7 @@ export const apiserverCommand = defineCommand({
       compactionIntervalMs: Number(args["compaction-interval"]) * 1000,
       serviceCidr: args["service-cluster-ip-range"],
       nodePortRange: args["service-node-port-range"],
+      ...saOptions,
       encryptionProviderConfig: args["encryption-provider-config"],
       kubeletClient,
     });

@@ -27,6 +27,7 @@ import { parseListen } from "./apiserver.ts";
 import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
 import { guarded } from "./guard.ts";
+import { ensureSigningKeyFile, serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
 
 /** Secrets are encrypted from the first start: a config with a fresh key, readable by its owner only. */
 function defaultEncryptionConfig(stateDir: string, log: Logger): string {
@@ -52,6 +53,7 @@ export const upCommand = defineCommand({
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
     "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
     "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
+    ...serviceAccountArgs,
     "encryption-provider-config": {
       type: "string",
       description: "EncryptionConfiguration file for Secrets at rest (default: <state-dir>/encryption-config.yaml, generated with a new key on first start)",
@@ -86,6 +88,8 @@ export const upCommand = defineCommand({
       compactionIntervalMs: 300_000,
       serviceCidr: args["service-cluster-ip-range"],
       nodePortRange: args["service-node-port-range"],
+      // Tokens outlive a restart: the signing key is kept with the cluster's state.
+      ...serviceAccountOptions(args, ensureSigningKeyFile(join(stateDir, "pki"))),
       encryptionProviderConfig: encryptionConfig,
     });
     const transport = createApiTransport(server.url);

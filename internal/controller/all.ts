@@ -8,6 +8,7 @@ import { createEndpointsController } from "./endpoints/endpoints.ts";
 import { createGarbageCollector } from "./gc/gc.ts";
 import { createPodGcController } from "./podgc/podgc.ts";
 import { createEventTtlController } from "./eventttl/eventttl.ts";
+import { createServiceAccountController } from "./serviceaccount/serviceaccount.ts";
 
 export const controllers: Record<string, ControllerFactory> = {
   replicaset: replicaSetController,
@@ -17,4 +18,5 @@ export const controllers: Record<string, ControllerFactory> = {
   gc: createGarbageCollector,
   podgc: createPodGcController,
   eventttl: createEventTtlController,
+  serviceaccount: createServiceAccountController,
 };

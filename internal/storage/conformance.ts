@@ -4,7 +4,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { describeWatchConformance } from "./conformance-watch.ts";
-import { isStoreError, StoreError, type Store } from "./store.ts";
+import { isStoreError, keyAfter, StoreError, type Store } from "./store.ts";
 
 export type MakeStore = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
 
@@ -101,6 +101,47 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
           ["/past/c", "c1"],
         ]);
         expect(now.revision).toBe(rev + 3);
+      });
+
+      it("reads in pages: limit, startKey and remaining, every page at the first page's revision", async () => {
+        for (const k of ["/pg/a", "/pg/b", "/pg/c", "/pg/d", "/pg/e", "/pgx"]) await s().create(k, b(k));
+        const first = await s().list("/pg/", { limit: 2 });
+        expect(first.items.map((kv) => kv.key)).toEqual(["/pg/a", "/pg/b"]);
+        expect(first.remaining).toBe(3);
+        // Changes after the first page must not show in the later pages read at its revision.
+        await s().delete("/pg/c");
+        await s().create("/pg/bb", b("new"));
+        const d = await s().get("/pg/d");
+        await s().update("/pg/d", b("changed"), d!.modRevision);
+        const second = await s().list("/pg/", { limit: 2, startKey: keyAfter("/pg/b"), revision: first.revision });
+        expect(second.items.map((kv) => [kv.key, str(kv.value)])).toEqual([
+          ["/pg/c", "/pg/c"],
+          ["/pg/d", "/pg/d"],
+        ]);
+        expect(second).toMatchObject({ revision: first.revision, remaining: 1 });
+        const last = await s().list("/pg/", { limit: 2, startKey: keyAfter("/pg/d"), revision: first.revision });
+        expect(last.items.map((kv) => kv.key)).toEqual(["/pg/e"]);
+        expect(last.remaining).toBe(0);
+        // Now, without a revision: the current state, from a start key, with no limit.
+        const now = await s().list("/pg/", { startKey: "/pg/b" });
+        expect(now.items.map((kv) => kv.key)).toEqual(["/pg/b", "/pg/bb", "/pg/d", "/pg/e"]);
+        expect(now.remaining).toBe(0);
+        expect((await s().list("/pg/", { startKey: "/pg/z", limit: 5 })).items).toEqual([]);
+      });
+
+      it("lists every key of a range larger than one internal page, at one revision", async () => {
+        const keys = Array.from({ length: 100 }, (_, i) => `/many/${String(i).padStart(3, "0")}`);
+        const { revision } = await s().txn(keys.map((key) => ({ op: "create" as const, key, value: b(key) })));
+        await s().create("/many/zzz", b("later"));
+        const all = await s().list("/many/", { revision });
+        expect(all.items.map((kv) => kv.key)).toEqual(keys);
+        expect(all.items.map((kv) => str(kv.value))).toEqual(keys);
+        expect(all).toMatchObject({ revision, remaining: 0 });
+      });
+
+      it("refuses a start key outside the prefix and a negative limit", async () => {
+        await expect(s().list("/pg/", { startKey: "/other/a" })).rejects.toThrow(RangeError);
+        await expect(s().list("/pg/", { limit: -1 })).rejects.toThrow(RangeError);
       });
 
       it("rejects a list at a future revision", async () => {
@@ -240,6 +281,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         await s().create("/cp/b", b("3"));
         await s().compact(kv.modRevision);
         await expectStoreError(s().list("/cp/", { revision: old }), "Compacted");
+        await expectStoreError(s().list("/cp/", { revision: old, startKey: "/cp/b", limit: 1 }), "Compacted");
         const at = await s().list("/cp/", { revision: kv.modRevision });
         expect(at.items.map((x) => str(x.value))).toEqual(["2"]);
         await s().compact(kv.modRevision); // again: a no-op

@@ -26,11 +26,13 @@ import { bytes, prefixRange } from "./etcd-keys.ts";
 import { createEtcdWatchFactory } from "./etcd-watch.ts";
 import {
   assertDistinctKeys,
+  assertListOptions,
   assertRevision,
   preconditionError,
   StoreError,
   type DeletedKeyValue,
   type KeyValue,
+  type ListResult,
   type Store,
   type TxnOp,
   type TxnResult,
@@ -43,6 +45,8 @@ export interface EtcdStoreOptions {
   prefix?: string;
   /** Deadline for each unary request. Default 10s. */
   requestTimeoutMs?: number;
+  /** Larger responses are refused by the client; whole-range reads ask again in smaller pages. Default 64 MiB. */
+  maxResponseBytes?: number;
 }
 
 // etcd3 (now only the watch) retries failed calls up to 3 times by default and opens a 5s
@@ -54,6 +58,13 @@ type FaultHandling = NonNullable<IOptions["faultHandling"]>;
 
 type KVClient = Client<typeof KV>;
 
+// Paged reads of a whole range: the first page is small enough for values of etcd's largest
+// request size (1.5 MiB), later pages hold about PAGE_BYTES.
+const FIRST_PAGE_ITEMS = 32;
+const MAX_PAGE_ITEMS = 10_000;
+const PAGE_BYTES = 16 * 1024 * 1024;
+const ZERO = Buffer.from([0]);
+
 export function createEtcdStore(opts: EtcdStoreOptions): Store {
   if (opts.endpoints.length === 0) throw new RangeError("etcd store: no endpoints given");
   const timeoutMs = opts.requestTimeoutMs ?? 10_000;
@@ -62,7 +73,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   const rootKey = root.length ? root : Buffer.from([0]);
   // One HTTP/2 connection per endpoint, opened on first use.
   const members = opts.endpoints.map((url) => {
-    const transport: GrpcTransport = createGrpcTransport({ baseUrl: url });
+    const transport: GrpcTransport = createGrpcTransport({ baseUrl: url, readMaxBytes: opts.maxResponseBytes });
     return { url, transport, kv: createClient(KV, transport) };
   });
   // Calls go to one member until it fails with UNAVAILABLE, then to the next.
@@ -185,6 +196,43 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
     return { revision, results };
   }
 
+  /**
+   * The keys in [key, rangeEnd) at one revision (at most maxItems, 0 = all), read in pages: one
+   * response holding a whole kind could exceed the transport's message limit (64 MiB). Pages are
+   * sized from the largest value seen so far to about PAGE_BYTES; a page that is too large all
+   * the same is asked again smaller.
+   */
+  async function readPages(key: Buffer, rangeEnd: Buffer, at: number, maxItems: number): Promise<ListResult> {
+    const items: KeyValue[] = [];
+    let revision = at;
+    let limit = FIRST_PAGE_ITEMS;
+    let largest = 0;
+    for (;;) {
+      const want = maxItems > 0 ? Math.min(limit, maxItems - items.length) : limit;
+      let res: RangeResponse;
+      try {
+        res = await range({ key, rangeEnd, revision: BigInt(revision), limit: BigInt(want) });
+      } catch (err) {
+        if (err instanceof ConnectError && err.code === Code.ResourceExhausted && want > 1) {
+          limit = Math.max(1, Math.floor(want / 4));
+          continue;
+        }
+        throw err;
+      }
+      // header.revision is the store's current revision: the first page's is the list's.
+      revision ||= revisionOf(res);
+      for (const kv of res.kvs) {
+        items.push(toKeyValue(kv));
+        largest = Math.max(largest, kv.key.byteLength + kv.value.byteLength);
+      }
+      // count is every key from this page's start to rangeEnd.
+      const remaining = Number(res.count) - res.kvs.length;
+      if (!res.more || res.kvs.length === 0 || items.length === maxItems) return { items, revision, remaining };
+      key = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
+      limit = Math.min(MAX_PAGE_ITEMS, Math.max(1, Math.floor(PAGE_BYTES / Math.max(1, largest))));
+    }
+  }
+
   const watches = createEtcdWatchFactory({
     client: watchClient,
     root,
@@ -212,12 +260,12 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       });
     },
     async list(prefix, listOpts) {
+      assertListOptions(prefix, listOpts);
       const at = listOpts?.revision ?? 0;
       return call(`list ${prefix}${at ? ` at ${at}` : ""}`, async () => {
-        const { key, range_end } = prefixRange(keyBytes(prefix));
-        const res = await range({ key, rangeEnd: range_end, revision: BigInt(at) });
-        // Range sorts by key by default; header.revision is the store's current revision, not `at`.
-        return { items: res.kvs.map(toKeyValue), revision: at || revisionOf(res) };
+        const { key: prefixKey, range_end } = prefixRange(keyBytes(prefix));
+        const key = listOpts?.startKey === undefined ? prefixKey : keyBytes(listOpts.startKey);
+        return readPages(key, range_end, at, listOpts?.limit ?? 0);
       });
     },
     async count(prefix) {

@@ -8,11 +8,13 @@
 
 import {
   assertDistinctKeys,
+  assertListOptions,
   assertRevision,
   preconditionError,
   StoreError,
   type DeletedKeyValue,
   type KeyValue,
+  type ListResult,
   type Store,
   type TxnOp,
   type TxnResult,
@@ -192,25 +194,32 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
     return { revision: rev, results };
   }
 
-  function listAt(prefix: string, at: number): KeyValue[] {
+  /** The first `limit` keys under prefix from startKey on (sorted), at revision `at`. */
+  function listAt(prefix: string, at: number, startKey = prefix, limit = 0): ListResult {
     if (at > revision) throw new RangeError(`revision ${at} is in the future (current ${revision})`);
     if (at < compactRevision) {
       throw new StoreError("Compacted", `revision ${at} has been compacted (oldest ${compactRevision})`, {
         compactRevision,
       });
     }
-    const [lo, hi] = prefixRange(prefix);
-    if (at === revision) return sortedKeys.slice(lo, hi).map((k) => live.get(k) as KeyValue);
+    const [first, hi] = prefixRange(prefix);
+    const lo = Math.max(first, lowerBound(startKey));
+    const page = (all: number, get: (i: number) => KeyValue): ListResult => {
+      const n = limit > 0 ? Math.min(limit, all) : all;
+      return { items: Array.from({ length: n }, (_, i) => get(i)), revision: at, remaining: all - n };
+    };
+    if (at === revision) return page(Math.max(0, hi - lo), (i) => live.get(sortedKeys[lo + i]) as KeyValue);
     // Undo the newer events, newest first: what remains set last is the state at `at`.
     const past = new Map<string, KeyValue | undefined>();
     for (let i = history.length - 1; i >= head && history[i].event.modRevision > at; i--) {
       const { event, prev } = history[i];
-      if (event.key.startsWith(prefix)) past.set(event.key, prev);
+      if (event.key.startsWith(prefix) && event.key >= startKey) past.set(event.key, prev);
     }
     const items: KeyValue[] = [];
     for (let i = lo; i < hi; i++) if (!past.has(sortedKeys[i])) items.push(live.get(sortedKeys[i]) as KeyValue);
     for (const kv of past.values()) if (kv) items.push(kv);
-    return items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return page(items.length, (i) => items[i]);
   }
 
   /** The next revision's events for this cursor, advancing it; undefined when caught up. */
@@ -277,8 +286,8 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
     },
     async list(prefix, listOpts) {
       checkOpen();
-      const at = listOpts?.revision || revision;
-      return { items: listAt(prefix, at), revision: at };
+      assertListOptions(prefix, listOpts);
+      return listAt(prefix, listOpts?.revision || revision, listOpts?.startKey, listOpts?.limit);
     },
     async count(prefix) {
       checkOpen();

@@ -71,12 +71,28 @@ export interface TxnResult {
 export interface ListOptions {
   /** Read at this past revision (0 / absent = now). Older than the compaction point -> Compacted. */
   revision?: number;
+  /** Start at this key (inclusive) rather than at the prefix: the next page of a paged read. */
+  startKey?: string;
+  /** At most this many items (0 / absent = every item). etcd reads in pages of its own either way. */
+  limit?: number;
+}
+
+export interface ListResult {
+  /** Sorted by key. */
+  items: KeyValue[];
+  /** The store revision the list was read at: pass it back to read the next page consistently. */
+  revision: number;
+  /** How many keys of the range follow the returned items (0 = this was the last page). */
+  remaining: number;
 }
 
 export interface Store {
   get(key: string): Promise<KeyValue | undefined>;
-  /** items sorted by key; revision = the store revision the list was read at. */
-  list(prefix: string, opts?: ListOptions): Promise<{ items: KeyValue[]; revision: number }>;
+  /**
+   * The keys under prefix (from startKey on, at most limit of them), sorted, at one revision. A
+   * startKey outside the prefix is a RangeError.
+   */
+  list(prefix: string, opts?: ListOptions): Promise<ListResult>;
   count(prefix: string): Promise<number>;
   /** AlreadyExists if present. */
   create(key: string, value: Uint8Array): Promise<KeyValue>;
@@ -102,6 +118,19 @@ export interface Store {
   /** Backend reachable (for /readyz). Never throws. */
   ready(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** Checks paging options; both stores refuse the same misuse. */
+export function assertListOptions(prefix: string, opts: ListOptions | undefined): void {
+  if (opts?.limit !== undefined) assertRevision("limit", opts.limit, 0);
+  if (opts?.startKey !== undefined && !opts.startKey.startsWith(prefix)) {
+    throw new RangeError(`startKey ${JSON.stringify(opts.startKey)} is outside prefix ${JSON.stringify(prefix)}`);
+  }
+}
+
+/** The smallest key after `key`: where the page after one ending at `key` starts. */
+export function keyAfter(key: string): string {
+  return `${key}\0`;
 }
 
 export function assertRevision(name: string, revision: number, min: number): void {

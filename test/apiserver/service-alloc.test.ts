@@ -2,7 +2,7 @@
 // one in this process, one a `skiff apiserver` process on the same etcd and key prefix.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeEach, beforeAll, describe, expect, it } from "vitest";
 import { ServiceSchema, type Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import type { ResourceClient } from "../../internal/client/resource-client.ts";
 import { createResourceClient } from "../../internal/client/resource-client.ts";
@@ -60,8 +60,8 @@ async function failure(p: Promise<unknown>): Promise<ConnectError> {
 }
 
 
-// Each test starts with the ranges empty.
-afterEach(async () => {
+// Each test starts with the ranges empty (also of the kubernetes Service the apiservers made at start).
+beforeEach(async () => {
   for (const s of (await a.list("")).items) await a.delete(s.metadata!.namespace, s.metadata!.name);
 });
 

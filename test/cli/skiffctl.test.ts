@@ -112,7 +112,7 @@ describe("skiffctl against a real apiserver", () => {
     const lines = table.out.split("\n");
     expect(lines[0]).toMatch(/^NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE$/);
     expect(lines[1]).toMatch(/^deployment\.apps\/web\s+0\/5\s+0\s+0\s+\d+s$/);
-    expect(table.out).toMatch(/\nNAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE\nservice\/web\s+ClusterIP\s+\S+\s+<none>\s+80\/TCP\s+\d+s\n/);
+    expect(table.out).toMatch(/\nNAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE\nservice\/kubernetes\s+ClusterIP\s+10\.96\.0\.1\s+<none>\s+443\/TCP\s+\d+s\nservice\/web\s+ClusterIP\s+\S+\s+<none>\s+80\/TCP\s+\d+s\n/);
 
     const yaml = await skiffctl(["get", "deployment", "web", "-o", "yaml"]);
     expect(yaml.code).toBe(0);

@@ -55,6 +55,26 @@ describe("etcd store specifics", () => {
     }
   });
 
+  it("reads a range (or a limited page) too large for one response in pages, asking again smaller when one is too large", async () => {
+    // Responses over 1 MiB are refused: the first page (32 values of 200 KB) is, the smaller ones are not.
+    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/paged", maxResponseBytes: 1024 * 1024 });
+    try {
+      const keys = Array.from({ length: 40 }, (_, i) => `/p/${String(i).padStart(2, "0")}`);
+      for (const key of keys) await store.create(key, new Uint8Array(200_000).fill(key.charCodeAt(4)));
+      const all = await store.list("/p/");
+      expect(all.items.map((kv) => kv.key)).toEqual(keys);
+      expect(all.items.every((kv) => kv.value.byteLength === 200_000)).toBe(true);
+      expect(all.remaining).toBe(0);
+      // So does one page with a limit: it comes whole, in several responses.
+      const page = await store.list("/p/", { limit: 30, startKey: "/p/05" });
+      expect(page.items.map((kv) => kv.key)).toEqual(keys.slice(5, 35));
+      expect(page).toMatchObject({ revision: all.revision, remaining: 5 });
+      expect(await store.ready()).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("lists a response far larger than one HTTP/2 frame intact", async () => {
     const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/big" });
     try {

@@ -110,6 +110,24 @@ export declare type PersistentVolumeServiceListRequest = Message<"skiff.v1alpha1
    * @generated from field: string field_selector = 3;
    */
   fieldSelector: string;
+
+  /**
+   * At most this many items in the response (0 = all). A client that gets a `continue` back asks
+   * again with it for the next page; a page may hold fewer items than the limit (when selectors
+   * filter some out, or its objects reach 32 MiB) and still carry a `continue`.
+   *
+   * @generated from field: int64 limit = 4;
+   */
+  limit: bigint;
+
+  /**
+   * The `continue` of the previous page, with the same namespace and selectors. Every page of one
+   * list is read at the first page's resource_version; when that version has been compacted the
+   * call fails with OUT_OF_RANGE and the list must start again without `continue`.
+   *
+   * @generated from field: string continue = 5;
+   */
+  continue: string;
 };
 
 /**
@@ -133,6 +151,20 @@ export declare type PersistentVolumeServiceListResponse = Message<"skiff.v1alpha
    * @generated from field: string resource_version = 2;
    */
   resourceVersion: string;
+
+  /**
+   * Set when more items follow: pass it as the request's `continue` for the next page.
+   *
+   * @generated from field: string continue = 3;
+   */
+  continue: string;
+
+  /**
+   * How many items follow this page, when the server knows (only when the list has no selectors).
+   *
+   * @generated from field: optional int64 remaining_item_count = 4;
+   */
+  remainingItemCount?: bigint | undefined;
 };
 
 /**

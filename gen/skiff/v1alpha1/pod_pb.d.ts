@@ -172,6 +172,14 @@ export declare type PodSpec = Message<"skiff.v1alpha1.PodSpec"> & {
   enableServiceLinks?: boolean | undefined;
 
   /**
+   * Mount the ServiceAccount's token, the cluster CA and the namespace at
+   * /var/run/secrets/kubernetes.io/serviceaccount (default: the ServiceAccount's setting, else true).
+   *
+   * @generated from field: optional bool automount_service_account_token = 23;
+   */
+  automountServiceAccountToken?: boolean | undefined;
+
+  /**
    * Run the containers in the node's PID namespace (they see and may signal every process).
    *
    * @generated from field: bool host_pid = 24;

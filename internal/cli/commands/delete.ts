@@ -9,6 +9,7 @@ import { readManifests } from "../manifest-source.ts";
 import { resourceRef } from "../printers/object.ts";
 import { filenameArg } from "./apply.ts";
 import { flagValues, strictFlags } from "./flags.ts";
+import { listAllPages } from "../../client/pager.ts";
 
 interface Victim {
   kind: Kind;
@@ -101,7 +102,7 @@ export function deleteCommand(session: Session) {
       const api = await connect(session, args.server);
       if (kindForSelector) {
         const ns = kindForSelector.namespaced ? namespaceOf(args) : "";
-        const { items } = await api.client(kindForSelector).list(ns, { labelSelector: args.selector ?? "" });
+        const { items } = await listAllPages(api.client(kindForSelector), ns, { labelSelector: args.selector ?? "" });
         victims = items.map((o) => ({ kind: kindForSelector, name: o.metadata!.name, namespace: o.metadata!.namespace }));
         if (victims.length === 0) io.err(kindForSelector.namespaced ? `No resources found in ${ns} namespace.\n` : "No resources found\n");
       }

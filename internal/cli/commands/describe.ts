@@ -6,13 +6,14 @@ import { CliError } from "../errors.ts";
 import { describeObject, type DescribeExtras } from "../printers/describe.ts";
 import type { EventLike } from "../printers/describe-layout.ts";
 import { strictFlags } from "./flags.ts";
+import { listAllPages } from "../../client/pager.ts";
 
 /** Events about an object: matched by the involved object's kind and name (and uid when set). */
 async function eventsFor(api: Api, kind: Kind, obj: ApiObject): Promise<EventLike[]> {
   const evKind = kindByName("Event")!;
   const name = obj.metadata?.name ?? "";
   const ns = kind.namespaced ? (obj.metadata?.namespace ?? "") : "";
-  const { items } = await api.client(evKind).list(ns, { fieldSelector: `involvedObject.kind=${kind.kind},involvedObject.name=${name}` });
+  const { items } = await listAllPages(api.client(evKind), ns, { fieldSelector: `involvedObject.kind=${kind.kind},involvedObject.name=${name}` });
   const uid = obj.metadata?.uid;
   return (items as any[]).filter((e) => !e.involvedObject?.uid || e.involvedObject.uid === uid) as EventLike[];
 }
@@ -27,7 +28,7 @@ async function extrasFor(api: Api, kind: Kind, obj: ApiObject): Promise<Describe
       .catch(() => undefined);
   }
   if (kind.kind === "Node") {
-    extras.pods = (await api.client(kindByName("Pod")!).list("", { fieldSelector: `spec.nodeName=${name}` })).items;
+    extras.pods = (await listAllPages(api.client(kindByName("Pod")!), "", { fieldSelector: `spec.nodeName=${name}` })).items;
   }
   return extras;
 }
@@ -55,7 +56,7 @@ export function describeCommand(session: Session) {
       const ns = kind.namespaced ? namespaceOf(args) : "";
       const objs = names.length
         ? await Promise.all(names.map((n) => client.get(ns, n)))
-        : (await client.list(ns, { labelSelector: args.selector })).items;
+        : (await listAllPages(client, ns, { labelSelector: args.selector })).items;
       if (objs.length === 0) throw new CliError(`no ${kind.plural} found${kind.namespaced ? ` in namespace "${ns}"` : ""}`);
       const pages: string[] = [];
       for (const o of objs) pages.push(describeObject(kind, o, await extrasFor(api, kind, o)));

@@ -1,8 +1,10 @@
 // skiffctl get KIND[,KIND…] [NAME…] | KIND/NAME…  — tables, -o wide|yaml|json|name, -l, --field-selector,
-// -n / -A, and -w to keep printing changes as they happen.
+// -n / -A, -w to keep printing changes as they happen, and --chunk-size N (List in pages of N,
+// default 500 like kubectl; 0 = one List for everything).
 import { Code, ConnectError } from "@connectrpc/connect";
 import { defineCommand } from "citty";
 import type { ApiObject, Kind } from "../../api/registry.ts";
+import { DEFAULT_PAGE_SIZE, listAllPages } from "../../client/pager.ts";
 import { connect, namespaceArgs, namespaceOf, resolveKind, serverArg, type Api, type Session } from "../context.ts";
 import { AlreadyReported, CliError, describeError } from "../errors.ts";
 import { createStreamingTable, formatObjectsTable, type TableOptions } from "../printers/get-table.ts";
@@ -51,6 +53,14 @@ interface GetArgs {
   allNamespaces?: boolean;
   selector?: string;
   fieldSelector?: string;
+  /** Items per List page (0 = all at once). */
+  chunkSize?: number;
+}
+
+export function parseChunkSize(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_PAGE_SIZE;
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new CliError(`--chunk-size "${v}": must be a whole number >= 0 (0 lists everything in one request)`);
+  return Number(v);
 }
 
 interface Fetched {
@@ -67,7 +77,7 @@ async function fetchTarget(api: Api, t: Target, args: GetArgs, errors: string[])
   const client = api.client(t.kind);
   const ns = t.kind.namespaced ? (args.allNamespaces ? "" : namespaceOf(args)) : "";
   if (t.names.length === 0) {
-    const res = await client.list(ns, { labelSelector: args.selector, fieldSelector: args.fieldSelector });
+    const res = await listAllPages(client, ns, { labelSelector: args.selector, fieldSelector: args.fieldSelector, pageSize: args.chunkSize });
     return { kind: t.kind, ...res };
   }
   if (args.allNamespaces && t.kind.namespaced) throw new CliError("a name cannot be combined with --all-namespaces (-A): say which namespace with -n");
@@ -95,7 +105,7 @@ async function watchTarget(session: Session, api: Api, t: Target, args: GetArgs,
   const client = api.client(t.kind);
   const ns = t.kind.namespaced ? (args.allNamespaces ? "" : namespaceOf(args)) : "";
   const fields = [args.fieldSelector, t.names.length ? `metadata.name=${t.names[0]}` : undefined].filter(Boolean).join(",");
-  const listed = await client.list(ns, { labelSelector: args.selector, fieldSelector: fields });
+  const listed = await listAllPages(client, ns, { labelSelector: args.selector, fieldSelector: fields, pageSize: args.chunkSize });
   if (t.names.length && listed.items.length === 0) throw new CliError(`${t.kind.singular} "${t.names[0]}" not found`);
   const tableOpts: TableOptions = { wide: out.wide, allNamespaces: args.allNamespaces };
   const table = createStreamingTable(t.kind, tableOpts, (s) => io.out(s));
@@ -126,6 +136,7 @@ export function getCommand(session: Session) {
       "field-selector": { type: "string", description: "field selector, e.g. spec.nodeName=n1", valueHint: "SELECTOR" },
       "all-namespaces": { type: "boolean", alias: "A", description: "every namespace (adds a NAMESPACE column)" },
       watch: { type: "boolean", alias: "w", description: "after listing, print changes as they happen" },
+      "chunk-size": { type: "string", description: "list in pages of N items (default 500; 0 = all in one request)", valueHint: "N" },
       ...namespaceArgs,
       ...serverArg,
     },
@@ -137,6 +148,7 @@ export function getCommand(session: Session) {
         allNamespaces: args["all-namespaces"] === true,
         selector: args.selector,
         fieldSelector: args["field-selector"],
+        chunkSize: parseChunkSize(args["chunk-size"]),
       };
       const api = await connect(session, args.server);
       if (args.watch) {

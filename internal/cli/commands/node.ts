@@ -13,6 +13,7 @@ import { planDrain, podRef, waitForEviction } from "../drain.ts";
 import { isNotFound, updateWithRetry } from "../mutate.ts";
 import { parseGracePeriod } from "./delete.ts";
 import { formatDuration, parseDuration, strictFlags } from "./flags.ts";
+import { listAllPages } from "../../client/pager.ts";
 
 const nodes = (api: Api) => api.client(kindByName("Node")!) as unknown as ResourceClient<Node>;
 const pods = (api: Api) => api.client(kindByName("Pod")!) as unknown as ResourceClient<Pod>;
@@ -27,7 +28,7 @@ const nodeArgs = {
 async function nodeNames(api: Api, positionals: string[], selector: string | undefined): Promise<string[]> {
   if (selector !== undefined) {
     if (positionals.length) throw new CliError("give node names or -l SELECTOR, not both");
-    const { items } = await nodes(api).list("", { labelSelector: selector });
+    const { items } = await listAllPages(nodes(api), "", { labelSelector: selector });
     if (items.length === 0) throw new CliError(`no nodes match "${selector}"`);
     return items.map((n) => n.metadata!.name);
   }
@@ -87,7 +88,7 @@ interface DrainArgs {
 async function drainNode(session: Session, api: Api, name: string, opts: DrainArgs): Promise<void> {
   const { io } = session;
   await setUnschedulable(session, api, name, true);
-  const { items } = await pods(api).list("", { fieldSelector: `spec.nodeName=${name}`, labelSelector: opts.podSelector });
+  const { items } = await listAllPages(pods(api), "", { fieldSelector: `spec.nodeName=${name}`, labelSelector: opts.podSelector });
   const plan = planDrain(items, opts);
   if (plan.refusals.length) throw new CliError(`unable to drain node "${name}": ${plan.refusals.join("; ")}`);
   if (plan.warnings.length) io.err(`Warning: ${plan.warnings.join("; ")}\n`);

@@ -15,6 +15,7 @@ import { formatTable } from "../printers/table.ts";
 import { historyRows, ownedReplicaSets, replicaSetForRevision, revisionOf, rollBack, rolloutState } from "../rollout.ts";
 import { namedTargets } from "../targets.ts";
 import { formatDuration, parseCount, parseDuration, strictFlags } from "./flags.ts";
+import { listAllPages } from "../../client/pager.ts";
 
 const DEPLOYMENT = kindByName("Deployment")!;
 const REF = resourceRef(DEPLOYMENT);
@@ -71,7 +72,7 @@ async function followRollout(io: CliIO, api: Api, ns: string, name: string, opts
   };
   try {
     for (let first = true; ; first = false) {
-      const listed = await client.list(ns, { fieldSelector, signal });
+      const listed = await listAllPages(client, ns, { fieldSelector, signal });
       if (listed.items.length === 0) {
         throw new CliError(first ? `deployment "${name}" not found in namespace "${ns}"` : `deployment "${name}" was deleted while waiting for its rollout`);
       }

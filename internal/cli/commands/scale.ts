@@ -9,6 +9,7 @@ import { updateWithRetry } from "../mutate.ts";
 import { resourceRef } from "../printers/object.ts";
 import { namedTargets, type ObjectRef } from "../targets.ts";
 import { parseCount, strictFlags } from "./flags.ts";
+import { listAllPages } from "../../client/pager.ts";
 
 const SCALABLE = ["Deployment", "ReplicaSet"];
 const USAGE = "skiffctl scale deploy/NAME --replicas N";
@@ -44,7 +45,7 @@ export function scaleCommand(session: Session) {
       if (bySelector) {
         const kind = resolveKind(positionals[0]);
         if (!SCALABLE.includes(kind.kind)) throw new CliError(`cannot scale ${kind.plural}: only deployments and replicasets`);
-        const { items } = await api.client(kind).list(ns, { labelSelector: args.selector ?? "" });
+        const { items } = await listAllPages(api.client(kind), ns, { labelSelector: args.selector ?? "" });
         refs = items.map((o) => ({ kind, name: o.metadata!.name }));
         if (refs.length === 0) throw new CliError(`no ${kind.plural} found in namespace "${ns}"`);
       }

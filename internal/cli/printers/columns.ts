@@ -135,6 +135,10 @@ export const kindColumns: Record<string, KindColumns> = {
     header: ["DATA", "AGE"],
     row: (c, now) => [String(Object.keys(c.data ?? {}).length + Object.keys(c.binaryData ?? {}).length), created(c, now)],
   },
+  ServiceAccount: {
+    header: ["SECRETS", "AGE"],
+    row: (sa, now) => [String(sa.secrets?.length ?? 0), created(sa, now)],
+  },
   Secret: {
     header: ["TYPE", "DATA", "AGE"],
     row: (s, now) => [s.type || "Opaque", String(Object.keys(s.data ?? {}).length), created(s, now)],
@@ -172,6 +176,19 @@ export const kindColumns: Record<string, KindColumns> = {
     row: (e, now) => [age(e.lastTimestamp ?? e.firstTimestamp ?? e.metadata?.creationTimestamp, now), e.type ?? "", e.reason ?? "", eventObject(e), (e.message ?? "").trim()],
   },
 };
+
+// kubectl's columns for RoleBindings and ClusterRoleBindings.
+const bindingColumns: KindColumns = {
+  header: ["ROLE", "AGE"],
+  row: (b, now) => [`${b.roleRef?.kind ?? ""}/${b.roleRef?.name ?? ""}`, created(b, now)],
+  wideHeader: ["USERS", "GROUPS", "SERVICEACCOUNTS"],
+  wideRow: (b) => {
+    const of = (kind: string, f: (s: any) => string) => b.subjects.filter((s: any) => s.kind === kind).map(f).join(", ");
+    return [of("User", (s) => s.name), of("Group", (s) => s.name), of("ServiceAccount", (s) => `${s.namespace}/${s.name}`)];
+  },
+};
+kindColumns.RoleBinding = bindingColumns;
+kindColumns.ClusterRoleBinding = bindingColumns;
 
 const MODE_SHORT: Record<string, string> = { ReadWriteOnce: "RWO", ReadOnlyMany: "ROX", ReadWriteMany: "RWX", ReadWriteOncePod: "RWOP" };
 

@@ -51,6 +51,9 @@ const whole = (t: string) => t.startsWith("table ip ");
 
 async function setup(opts: { cleanup?: boolean; minSyncIntervalMs?: number } = {}) {
   server = await startApiServer({ store: createMemoryStore(), port: 0, initialNamespaces: ["default"] });
+  // The apiserver's own kubernetes Service holds 10.96.0.1, an address these tests give their own.
+  await server.ops.get("Service")!.delete("default", "kubernetes");
+  await server.ops.get("Endpoints")!.delete("default", "kubernetes");
   const transport = createGrpcTransport({ baseUrl: server.url });
   const k = recorder();
   const services = createResourceClient<Service>(transport, "Service");

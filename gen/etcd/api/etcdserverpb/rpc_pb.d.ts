@@ -67,6 +67,13 @@ export declare type RangeRequest = Message<"etcdserverpb.RangeRequest"> & {
   rangeEnd: Uint8Array;
 
   /**
+   * At most this many keys (0 = no limit); they come sorted by key, `more` says whether others follow.
+   *
+   * @generated from field: int64 limit = 3;
+   */
+  limit: bigint;
+
+  /**
    * 0 reads the current revision.
    *
    * @generated from field: int64 revision = 4;

@@ -1,0 +1,3 @@
+export * from "./keys.ts";
+export * from "./token.ts";
+export * from "./authenticator.ts";
