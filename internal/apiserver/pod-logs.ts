@@ -108,12 +108,9 @@ export function createPodLogs(opts: PodLogsOptions): PodLogs {
       // must not take that for the end of the log.
       if (ctx.signal.aborted) throw ctx.signal.reason instanceof ConnectError ? ctx.signal.reason : new ConnectError("the call was cancelled", Code.Canceled);
       const e = ConnectError.from(err);
-      // The agent's own answers (NOT_FOUND, FAILED_PRECONDITION, INVALID_ARGUMENT, …) pass as they are.
-      if (e.code === Code.Unavailable || e.code === Code.Unknown || e.code === Code.Internal) {
-        // A connection that failed (TLS, reset) is made again by the next call.
-        forget(url);
-        throw new ConnectError(`cannot reach ${where}: ${e.rawMessage}`, Code.Unavailable);
-      }
+      // A connection that failed (refused TLS, reset): the transport makes a new one for the next
+      // call. The agent's own answers (NOT_FOUND, FAILED_PRECONDITION, INVALID_ARGUMENT, …) pass as they are.
+      if (e.code === Code.Unavailable) throw new ConnectError(`cannot reach ${where}: ${e.rawMessage}`, Code.Unavailable);
       throw new ConnectError(e.rawMessage, e.code);
     }
   }
