@@ -6,10 +6,12 @@ import { performance } from "node:perf_hooks";
 import { parentPort, workerData } from "node:worker_threads";
 import type { ConfigMap } from "../gen/skiff/v1alpha1/config_pb.js";
 import { createResourceClient } from "../internal/client/resource-client.ts";
-import { createApiTransport } from "../internal/client/transport.ts";
+import { createApiTransport, type ApiCredentials } from "../internal/client/transport.ts";
 
 export interface WatchWorkerInput {
   url: string;
+  /** Who the watchers are (plain strings: it crosses into a worker thread). */
+  credentials: ApiCredentials;
   namespace: string;
   watchers: number;
   connections: number;
@@ -27,7 +29,7 @@ const port = parentPort!;
 const post = (m: WatchWorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 const now = () => performance.timeOrigin + performance.now();
 
-const clients = Array.from({ length: input.connections }, () => createResourceClient<ConfigMap>(createApiTransport(input.url), "ConfigMap"));
+const clients = Array.from({ length: input.connections }, () => createResourceClient<ConfigMap>(createApiTransport(input.url, input.credentials), "ConfigMap"));
 const stop = new AbortController();
 // delays[w * writes + seq]: NaN until watcher w has seen write seq.
 const delays = new Float64Array(input.watchers * input.writes).fill(NaN);

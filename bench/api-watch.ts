@@ -6,7 +6,7 @@ import type { ConfigMap } from "../gen/skiff/v1alpha1/config_pb.js";
 import { performance } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import { createResourceClient } from "../internal/client/resource-client.ts";
-import { createApiTransport } from "../internal/client/transport.ts";
+import { createApiTransport, type ApiCredentials } from "../internal/client/transport.ts";
 import { configMap } from "../test/fixtures/objects.ts";
 import type { WatchWorkerInput, WatchWorkerMessage } from "./api-watch-worker.ts";
 import { onCleanup } from "./lib/cleanup.ts";
@@ -14,6 +14,7 @@ import { sleep, summarize, type Summary } from "./lib/stats.ts";
 
 export interface WatchBenchOptions {
   url: string;
+  credentials: ApiCredentials;
   namespace: string;
   watchers: number;
   /** HTTP/2 connections the watch streams are spread over (in all). */
@@ -101,7 +102,7 @@ export async function watchDelivery(o: WatchBenchOptions): Promise<WatchBenchRes
   for (let t = 0; t < threads; t++) {
     const watchers = Math.floor(((t + 1) * o.watchers) / threads) - Math.floor((t * o.watchers) / threads);
     const connections = Math.max(1, Math.round(o.connections / threads));
-    shares.push(startShare({ url: o.url, namespace: o.namespace, watchers, connections, writes: o.writes }));
+    shares.push(startShare({ url: o.url, credentials: o.credentials, namespace: o.namespace, watchers, connections, writes: o.writes }));
   }
   const timeout = sleep(o.establishTimeoutMs).then(() => {
     throw new Error(`the watches were not all established after ${o.establishTimeoutMs} ms`);
@@ -110,7 +111,7 @@ export async function watchDelivery(o: WatchBenchOptions): Promise<WatchBenchRes
   const establishMs = performance.now() - t0;
 
   await o.beforeWrites?.();
-  const writer = createResourceClient<ConfigMap>(createApiTransport(o.url), "ConfigMap");
+  const writer = createResourceClient<ConfigMap>(createApiTransport(o.url, o.credentials), "ConfigMap");
   const createLatencies: number[] = [];
   const start = performance.now();
   for (let seq = 0; seq < o.writes; seq++) {

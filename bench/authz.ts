@@ -12,6 +12,7 @@ import type { ApiObject } from "../internal/api/registry.ts";
 import { startApiServer } from "../internal/apiserver/server.ts";
 import type { RequestAttributes, UserInfo } from "../internal/auth/types.ts";
 import { createMemoryStore } from "../internal/storage/memory.ts";
+import { testPki } from "../internal/pki/testing.ts";
 import { onCleanup } from "./lib/cleanup.ts";
 import { summarize } from "./lib/stats.ts";
 import { renderTable } from "./lib/table.ts";
@@ -32,7 +33,7 @@ export async function run(argv: string[]): Promise<void> {
   const nodes = Number(values.nodes);
   const calls = Number(values.calls);
 
-  const server = await startApiServer({ store: createMemoryStore(), port: 0, initialNamespaces: ["default", "skiff-system"] });
+  const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, initialNamespaces: ["default", "skiff-system"] });
   onCleanup(() => server.close());
   // The newest revision written per kind: the authorizer reads the caches, which follow storage.
   const written = new Map<string, number>();

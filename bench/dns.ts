@@ -60,7 +60,7 @@ export async function run(argv: string[]): Promise<void> {
   // 2. Allocation: the same number of Service and ConfigMap creates, alternating rounds.
   const cp = await startBenchControlPlane({ inProcess: values["in-process"] });
   console.log(`\nService create (ClusterIP + NodePort allocation, one etcd txn) vs ConfigMap create; apiserver: ${cp.mode} (${cp.modeNote}); etcd ${cp.etcdVersion}\n`);
-  const transport = createApiTransport(cp.url);
+  const transport = createApiTransport(cp.url, cp.credentials);
   const svcs = createResourceClient<Service>(transport, "Service");
   const cms = createResourceClient(transport, "ConfigMap");
   const out: (string | number)[][] = [];

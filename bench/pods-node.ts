@@ -14,6 +14,7 @@ import { createLinkCerts } from "../internal/agent/link-certs.ts";
 import { createAgent, type Agent } from "../internal/agent/agent.ts";
 import { createCniNetwork, type PodNetwork } from "../internal/agent/network.ts";
 import { createApiTransport } from "../internal/client/transport.ts";
+import type { TestPki } from "../internal/pki/testing.ts";
 import { buildBusyboxImage, type BuiltImage } from "../internal/images/busybox.ts";
 import type { CniOptions } from "../internal/network/cni.ts";
 import { createContainerdRuntime, type ContainerdRuntime } from "../internal/runtime/containerd/index.ts";
@@ -40,6 +41,8 @@ export interface BenchNode {
 
 export interface BenchNodeOptions {
   apiUrl: string;
+  /** The run's PKI: the node connects as system:node:<its name>. */
+  pki: TestPki;
   /** pino level of the agent's log (to stderr). */
   logLevel: string;
   /** The agent's resyncMs; undefined: its default. */
@@ -82,7 +85,7 @@ export async function startBenchNode(opts: BenchNodeOptions): Promise<BenchNode>
   });
 
   const agent = createAgent({
-    transport: tracer.transport(createApiTransport(opts.apiUrl)),
+    transport: tracer.transport(createApiTransport(opts.apiUrl, await opts.pki.nodeCredentials(nodeName))),
     nodeName,
     runtime,
     network,

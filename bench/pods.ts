@@ -113,7 +113,7 @@ export async function run(argv: string[]): Promise<void> {
   console.log(`apiserver:  ${cp.mode}: ${cp.modeNote}`);
   process.stdout.write("node:       starting containerd, importing the image, starting the agent… ");
   const resyncMs = v.resync === undefined ? undefined : int("resync", v.resync);
-  const node = await startBenchNode({ apiUrl: cp.url, logLevel: v["agent-log-level"], resyncMs });
+  const node = await startBenchNode({ apiUrl: cp.url, pki: cp.pki, logLevel: v["agent-log-level"], resyncMs });
   const ctr = await createCtrRunner({ address: node.ctrd.address, namespace: `${node.ctrd.namespace}-ctr`, imageRef: node.image.ref, imageTar: node.image.tarPath });
   console.log("done");
   console.log(
@@ -123,7 +123,7 @@ export async function run(argv: string[]): Promise<void> {
   console.log(`            image ${node.image.ref} (busybox-static, imported; pull policy Never); pods run ${v.command === "httpd" ? "httpd -f (the image's command)" : "sleep 3600"}`);
   console.log(`ctr:        ${ctr.commandLine("<id>")}`);
 
-  const transport = createApiTransport(cp.url);
+  const transport = createApiTransport(cp.url, cp.credentials);
   const pods = createResourceClient<Pod>(transport, "Pod");
   await createResourceClient(transport, "Namespace").create(namespace(NS));
   const watch = watchPods(pods, NS);

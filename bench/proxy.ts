@@ -156,7 +156,7 @@ export async function run(argv: string[]): Promise<void> {
   // Its Service addresses are asked for explicitly from 10.234.0.0/16: the apiserver allocates from there.
   const cp = await startBenchControlPlane({ inProcess: false, serviceCidr: "10.234.0.0/16" });
   ours.add(cp.serverPid);
-  const transport = createApiTransport(cp.url);
+  const transport = createApiTransport(cp.url, cp.credentials);
   const svcs = createResourceClient<Service>(transport, "Service");
   const eps = createResourceClient<Endpoints>(transport, "Endpoints");
   await createResourceClient(transport, "Namespace").create({ metadata: { name: NS } } as any).catch(() => undefined);

@@ -19,6 +19,8 @@ import { createAgent, type Agent } from "../internal/agent/agent.ts";
 import { createHostNetwork } from "../internal/agent/network.ts";
 import { createApiTransport } from "../internal/client/transport.ts";
 import { createFakeRuntime } from "../internal/runtime/fake/fake.ts";
+import { readFileSync } from "node:fs";
+import { issueCert } from "../internal/pki/certs.ts";
 
 export interface HollowStats {
   type: "stats";
@@ -33,11 +35,10 @@ export interface HollowStats {
 
 export type HollowMessage = { type: "ready"; nodes: number; ms: number } | { type: "error"; message: string } | HollowStats;
 
-const [url, nodesArg, rootDir, heartbeatArg, resyncArg, connectionsArg, image] = process.argv.slice(2);
+const [url, nodesArg, rootDir, heartbeatArg, resyncArg, , image, pkiDir] = process.argv.slice(2);
 const nodes = Number(nodesArg);
 const heartbeatMs = Number(heartbeatArg);
 const resyncMs = Number(resyncArg);
-const connections = Math.max(1, Number(connectionsArg));
 
 let calls: HollowStats["calls"] = {};
 function counted(inner: Transport): Transport {
@@ -68,7 +69,13 @@ function counted(inner: Transport): Transport {
 
 const send = (m: HollowMessage) => process.send?.(m);
 const log = pino({ level: "warn" }, pino.destination(2));
-const transports = Array.from({ length: connections }, () => counted(createApiTransport(url)));
+// Each hollow node is its own identity (system:node:<name>, a certificate from the run's CA), so
+// each has its own TLS connection, as separate machines would.
+const ca = { cert: readFileSync(join(pkiDir, "ca.crt"), "utf8"), key: readFileSync(join(pkiDir, "ca.key"), "utf8") };
+async function nodeTransport(name: string): Promise<Transport> {
+  const pair = await issueCert(ca, { commonName: `system:node:${name}`, organizations: ["system:nodes"], usage: "client" });
+  return counted(createApiTransport(url, { ca: ca.cert, ...pair }));
+}
 const agents: Agent[] = [];
 const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();
@@ -114,7 +121,7 @@ try {
     const name = `hollow-${String(i).padStart(4, "0")}`;
     const podCidr = `10.${64 + (i >> 8)}.${i & 255}.0/24`;
     const agent = createAgent({
-      transport: transports[i % connections],
+      transport: await nodeTransport(name),
       nodeName: name,
       runtime: createFakeRuntime({ images: [image] }),
       network: createHostNetwork({ podCidr }),

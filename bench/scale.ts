@@ -37,6 +37,7 @@ import { scrape } from "./lib/prom.ts";
 import { runLoad, sleep } from "./lib/stats.ts";
 import { printScaleReport, type RawPuts } from "./scale-report.ts";
 import type { HollowMessage, HollowStats } from "./scale-hollow.ts";
+import { pkiFileArgs } from "../test/harness/pki.ts";
 
 const options = {
   nodes: { type: "string", default: "500" },
@@ -63,7 +64,7 @@ const help = `usage: npm run bench -- scale [options]
   --heartbeat MS          hollow agents' heartbeatMs: Lease renewal, node status check (default 10000)
   --resync MS             hollow agents' resyncMs (default 60000, the kubelet's sync frequency;
                           the agent's own default is 10000)
-  --connections N         HTTP/2 connections the hollow agents share (default 10)
+  --connections N         ignored: each hollow node has its own TLS connection, as its own identity (system:node:<name>)
   --controllers LIST      the controller-manager's --controllers (default "*": all of them)
   --concurrent-syncs N    the controller-manager's --concurrent-syncs (default: its own, 2)
   --bind-concurrency N    the scheduler's --bind-concurrency (default: its own, 32)
@@ -146,19 +147,19 @@ export async function run(argv: string[]): Promise<void> {
   console.log(`etcd:        ${cp.etcdVersion} (single member, temp dir, loopback)`);
   console.log(`apiserver:   child process (node cmd/skiff.ts apiserver)`);
 
-  const transport = createApiTransport(cp.url);
+  const transport = createApiTransport(cp.url, cp.credentials);
   await createResourceClient(transport, "Namespace").create(namespace(NS));
   const dir = makeTempDir("skiff-bench-scale-");
   onCleanup(() => removeTempDir(dir));
 
   process.stdout.write(`starting ${nodes} hollow nodes (spread over ${heartbeatMs} ms), the scheduler and the controller-manager… `);
   const t0Start = performance.now();
-  const hollow = startNodeScript(hollowEntry, [cp.url, String(nodes), dir, String(heartbeatMs), String(resyncMs), String(connections), IMAGE], { ipc: true, nodeArgs });
+  const hollow = startNodeScript(hollowEntry, [cp.url, String(nodes), dir, String(heartbeatMs), String(resyncMs), String(connections), IMAGE, cp.pki.dir], { ipc: true, nodeArgs });
   const hollowReady = nextMessage(hollow, "ready", 120_000 + heartbeatMs);
-  const schedArgs = ["scheduler", "--server", cp.url, "--log-level", "warn"];
+  const schedArgs = ["scheduler", "--server", cp.url, ...pkiFileArgs(cp.pki, "scheduler"), "--log-level", "warn"];
   if (v["bind-concurrency"]) schedArgs.push("--bind-concurrency", String(int("bind-concurrency", v["bind-concurrency"])));
   const scheduler = startSkiff(schedArgs, { nodeArgs });
-  const cmArgs = ["controller-manager", "--server", cp.url, "--log-level", "warn", "--controllers", v.controllers];
+  const cmArgs = ["controller-manager", "--server", cp.url, ...pkiFileArgs(cp.pki, "controller-manager"), "--log-level", "warn", "--controllers", v.controllers];
   if (v["concurrent-syncs"]) cmArgs.push("--concurrent-syncs", String(int("concurrent-syncs", v["concurrent-syncs"])));
   const cm = startSkiff(cmArgs, { nodeArgs });
   const gone = () => [hollow, scheduler, cm].find((d) => d.exited())?.output();
@@ -249,7 +250,7 @@ export async function run(argv: string[]): Promise<void> {
   console.log(`  ${((tEnd - t0) / 1000).toFixed(1)} s: ${endReason}`);
 
   // ---- raw etcd puts of a stored pod, at the concurrency etcd saw during the run ----
-  const etcd = new Etcd3({ hosts: [cp.etcd.endpoint] });
+  const etcd = new Etcd3({ hosts: [cp.etcd.endpoint], credentials: { rootCertificate: Buffer.from(cp.etcd.tls.ca), certChain: Buffer.from(cp.etcd.tls.cert), privateKey: Buffer.from(cp.etcd.tls.key) } });
   onCleanup(() => etcd.close());
   const runningPod = [...watch.pods.values()].find((s) => s.running !== undefined);
   const stored = runningPod ? await etcd.get(`${ETCD_PREFIX}/registry/pods/${NS}/${runningPod.name}`).buffer() : null;

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { onCleanup } from "./cleanup.ts";
+import { getUrl } from "./prom.ts";
 
 export interface Daemon {
   pid: number;
@@ -78,9 +79,7 @@ export async function waitReady(url: string, daemon: Daemon, timeoutMs = 30_000)
   for (;;) {
     if (daemon.exited()) throw new Error(`daemon exited before ${url} was ready:\n${daemon.output()}`);
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.ok) return;
+      if ((await getUrl(url)).status === 200) return;
     } catch {
       // not listening yet
     }

@@ -5,7 +5,9 @@
 import { existsSync } from "node:fs";
 import { startApiServer } from "../../internal/apiserver/server.ts";
 import { createEtcdStore } from "../../internal/storage/etcd.ts";
+import type { ApiCredentials } from "../../internal/client/credentials.ts";
 import { startEtcd, type EtcdServer } from "../../test/harness/etcd.ts";
+import { apiserverTlsArgs, requestTls, testPki, type TestPki } from "../../test/harness/pki.ts";
 import { freePort, LOOPBACK } from "../../test/harness/ports.ts";
 import { startSkiff, skiffEntry, waitReady } from "./child.ts";
 import { onCleanup } from "./cleanup.ts";
@@ -16,8 +18,11 @@ export const ETCD_PREFIX = "/skiff";
 export interface BenchControlPlane {
   etcd: EtcdServer;
   etcdVersion: string;
-  /** apiserver URL (h2c gRPC, Connect, /metrics). */
+  /** apiserver URL (gRPC, Connect, /metrics; TLS). */
   url: string;
+  /** The run's PKI (made like `skiff up` makes it) and the admin's credentials. */
+  pki: TestPki;
+  credentials: ApiCredentials;
   mode: "child process" | "in-process";
   /** Why the mode is what it is, for the report. */
   modeNote: string;
@@ -36,10 +41,12 @@ export interface ControlPlaneOptions {
 }
 
 export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise<BenchControlPlane> {
+  const pki = await testPki();
+  const credentials = pki.adminCredentials;
   const etcd = await startEtcd();
   onCleanup(() => etcd.stop());
-  const etcdVersion = await fetch(`${etcd.endpoint}/version`)
-    .then(async (r) => ((await r.json()) as { etcdserver?: string }).etcdserver ?? "?")
+  const etcdVersion = await requestTls(`${etcd.endpoint}/version`, etcd.tls as { ca: string; cert: string; key: string })
+    .then((r) => (JSON.parse(r.body) as { etcdserver?: string }).etcdserver ?? "?")
     .catch(() => "?");
 
   let why = "--in-process given";
@@ -48,15 +55,15 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
       why = "cmd/skiff.ts not found";
     } else {
       try {
-        const child = await startChild(etcd.endpoint, opts.cpuProfDir, opts.serviceCidr);
-        return { etcd, etcdVersion, ...child, mode: "child process", modeNote: "node cmd/skiff.ts apiserver; client and server on separate event loops" };
+        const child = await startChild(etcd.endpoint, pki, opts.cpuProfDir, opts.serviceCidr);
+        return { etcd, etcdVersion, pki, credentials, ...child, mode: "child process", modeNote: "node cmd/skiff.ts apiserver; client and server on separate event loops" };
       } catch (err) {
         why = `starting cmd/skiff.ts apiserver failed: ${String(err).split("\n")[0]}`;
       }
     }
   }
-  const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: ETCD_PREFIX });
-  const server = await startApiServer({ store, host: LOOPBACK, port: 0, serviceCidr: opts.serviceCidr });
+  const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: ETCD_PREFIX, tls: etcd.tls });
+  const server = await startApiServer({ store, tls: pki.serving, host: LOOPBACK, port: 0, serviceCidr: opts.serviceCidr });
   let stopping: Promise<void> | undefined;
   const stopServer = () =>
     (stopping ??= (async () => {
@@ -67,6 +74,8 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
   return {
     etcd,
     etcdVersion,
+    pki,
+    credentials,
     url: server.url,
     serverPid: process.pid,
     stopServer,
@@ -75,7 +84,7 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
   };
 }
 
-async function startChild(etcdEndpoint: string, cpuProfDir: string | undefined, serviceCidr?: string): Promise<{ url: string; serverPid: number; stopServer(): Promise<void> }> {
+async function startChild(etcdEndpoint: string, pki: TestPki, cpuProfDir: string | undefined, serviceCidr?: string): Promise<{ url: string; serverPid: number; stopServer(): Promise<void> }> {
   let lastErr: unknown;
   // A free port can be taken between picking and binding it: retry with another.
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -83,11 +92,12 @@ async function startChild(etcdEndpoint: string, cpuProfDir: string | undefined, 
     const daemon = startSkiff(
       [
         "apiserver", "--etcd-servers", etcdEndpoint, "--etcd-prefix", ETCD_PREFIX, "--listen", `${LOOPBACK}:${port}`, "--log-level", "warn",
+        ...apiserverTlsArgs(pki),
         ...(serviceCidr ? ["--service-cluster-ip-range", serviceCidr] : []),
       ],
       { nodeArgs: cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : [] },
     );
-    const url = `http://${LOOPBACK}:${port}`;
+    const url = `https://${LOOPBACK}:${port}`;
     try {
       await waitReady(`${url}/readyz`, daemon);
       return { url, serverPid: daemon.pid, stopServer: daemon.stop };

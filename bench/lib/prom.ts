@@ -1,11 +1,22 @@
 // Reads histogram sums and counts from a Prometheus text endpoint (the apiserver's /metrics), so a
 // benchmark can split a client-observed latency into server-side parts: a phase's mean is
 // Δsum/Δcount between two scrapes.
+import { loadedTestPki } from "../../internal/pki/testing.ts";
+import { getTls } from "../../test/harness/pki.ts";
 
 export type Scrape = Map<string, number>;
 
+/** A GET of a benchmark endpoint: https ones (the apiserver) as the run's admin, http ones (etcd's metrics port) plainly. */
+export async function getUrl(url: string): Promise<{ status: number; body: string }> {
+  if (url.startsWith("https:")) return getTls(url, loadedTestPki().adminNodeOptions);
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  return { status: res.status, body: await res.text() };
+}
+
 export async function scrape(url: string): Promise<Scrape> {
-  const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+  const res = await getUrl(url);
+  if (res.status !== 200) throw new Error(`GET ${url}: HTTP ${res.status}: ${res.body.trim()}`);
+  const text = res.body;
   const out: Scrape = new Map();
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("#")) continue;

@@ -8,6 +8,7 @@ import { createResourceClient } from "../client/resource-client.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import { allocatedPodCidr } from "./pod-cidr.ts";
 import { waitFor } from "./testing.ts";
+import { loadedTestPki, testPki } from "../pki/testing.ts";
 
 let server: ApiServer | undefined;
 afterEach(async () => {
@@ -17,8 +18,8 @@ afterEach(async () => {
 
 describe("allocatedPodCidr", () => {
   it("registers the Node when missing and returns the range once one is allocated to it", async () => {
-    server = await startApiServer({ store: createMemoryStore(), port: 0 });
-    const nodes = createResourceClient<Node>(createGrpcTransport({ baseUrl: server.url }), "Node");
+    server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0 });
+    const nodes = createResourceClient<Node>(createGrpcTransport({ nodeOptions: loadedTestPki().adminNodeOptions, baseUrl: server.url }), "Node");
     const result = allocatedPodCidr({ client: nodes, nodeName: "n1", log: pino({ level: "silent" }), pollMs: 20 });
     const node = await waitFor("the Node registered", () => nodes.get("", "n1").catch(() => undefined));
     expect(node.metadata?.labels["kubernetes.io/hostname"]).toBe("n1");
@@ -34,8 +35,8 @@ describe("allocatedPodCidr", () => {
   });
 
   it("stops waiting when aborted", async () => {
-    server = await startApiServer({ store: createMemoryStore(), port: 0 });
-    const nodes = createResourceClient<Node>(createGrpcTransport({ baseUrl: server.url }), "Node");
+    server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0 });
+    const nodes = createResourceClient<Node>(createGrpcTransport({ nodeOptions: loadedTestPki().adminNodeOptions, baseUrl: server.url }), "Node");
     const stop = new AbortController();
     const result = allocatedPodCidr({ client: nodes, nodeName: "n1", log: pino({ level: "silent" }), pollMs: 20, signal: stop.signal });
     setTimeout(() => stop.abort(), 50);

@@ -18,6 +18,7 @@ import { createMemoryStore } from "../storage/memory.ts";
 import { createAgent, type Agent, type AgentOptions } from "./agent.ts";
 import { createLinkCerts, type LinkCerts } from "./link-certs.ts";
 import { createHostNetwork, type PodNetwork } from "./network.ts";
+import { loadedTestPki, testPki } from "../pki/testing.ts";
 
 export const NODE = "node-1";
 export const POD_CIDR = "10.88.0.0/24";
@@ -89,15 +90,15 @@ export function testLinkCerts(): Promise<LinkCerts> {
 
 export async function startHarness(opts: Partial<AgentOptions> = {}): Promise<Harness> {
   const certs = await testLinkCerts();
-  const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200, kubeletClient: certs.apiserver });
+  const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200, kubeletClient: certs.apiserver });
   const calls = new Map<string, number>();
   const counter: Interceptor = (next) => async (req) => {
     const key = `${req.service.typeName.split(".").pop()}/${req.method.name}`;
     calls.set(key, (calls.get(key) ?? 0) + 1);
     return next(req);
   };
-  const transport = createGrpcTransport({ baseUrl: server.url, interceptors: [counter] });
-  const clientTransport = createGrpcTransport({ baseUrl: server.url });
+  const transport = createGrpcTransport({ nodeOptions: loadedTestPki().adminNodeOptions, baseUrl: server.url, interceptors: [counter] });
+  const clientTransport = createGrpcTransport({ nodeOptions: loadedTestPki().adminNodeOptions, baseUrl: server.url });
   const rootDir = await mkdtemp(join(tmpdir(), "skiff-agent-"));
   const resolvConf = join(rootDir, "host-resolv.conf");
   await writeFile(resolvConf, "nameserver 192.0.2.53\n");

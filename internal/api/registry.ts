@@ -29,7 +29,7 @@ import { LeaseService } from "../../gen/skiff/v1alpha1/lease_service_pb.js";
 import { EventService } from "../../gen/skiff/v1alpha1/event_service_pb.js";
 import { ServiceAccountSchema } from "../../gen/skiff/v1alpha1/service_account_pb.js";
 import { ServiceAccountService } from "../../gen/skiff/v1alpha1/service_account_service_pb.js";
-import type { Verb } from "../auth/types.ts";
+import type { UserInfo, Verb } from "../auth/types.ts";
 import { admissionHooks } from "../auth/admission/index.ts";
 import { kindDefaults } from "./defaults.ts";
 import { kindValidators, statusValidators, type Violation } from "./validation.ts";
@@ -47,6 +47,8 @@ export type ApiObject = Message & { metadata?: ObjectMeta; spec?: unknown; statu
 export interface AdmissionContext {
   /** The Namespace object, or undefined when there is none. */
   namespace(name: string): Promise<ApiObject | undefined>;
+  /** Who writes (absent for the apiserver's own writes). */
+  user?: UserInfo;
 }
 
 /**

@@ -7,12 +7,13 @@
 // the same event. Anything else — the Connect protocol, gRPC-Web, JSON codecs, compressed
 // messages, unknown paths — is left to connect, which serves the same handlers.
 import { create, isMessage, toBinary, fromBinary, type DescMessage, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
 
-/** What our handlers read from their context: only the signal (watches end on it). */
+/** What our handlers read from their context: the signal (watches end on it) and the values the request pipeline put there. */
 export interface DirectContext {
   signal: AbortSignal;
+  values: ContextValues;
 }
 
 type Handler = (req: any, ctx: DirectContext) => unknown;
@@ -39,6 +40,8 @@ export interface DirectGrpcOptions {
    * response field holding such an object is sent as those bytes plus its resource version.
    */
   storedBytes?(obj: object): Uint8Array | undefined;
+  /** The request pipeline's start of a call (who is calling), as connect's contextValues do it. */
+  begin(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): ContextValues;
 }
 
 export interface DirectGrpc {
@@ -138,6 +141,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     const m = methods.get(String(headers[":path"]));
     if (!m) return false;
     const timeoutMs = parseTimeout(headers["grpc-timeout"]);
+    const values = opts.begin(stream, headers);
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
@@ -163,8 +167,8 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
         fail(stream, err);
         return;
       }
-      if (m.streaming) void runStream(m, stream, req, timeoutMs, start);
-      else void runUnary(m, stream, req, start);
+      if (m.streaming) void runStream(m, stream, req, values, timeoutMs, start);
+      else void runUnary(m, stream, req, values, timeoutMs, start);
     });
     stream.on("error", () => {}); // a reset by the client; its 'close' ends the call
     return true;
@@ -174,16 +178,34 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     opts.onDone(m.service, m.method, err === undefined ? undefined : ConnectError.from(err).code, (performance.now() - start) / 1000);
   }
 
-  async function runUnary(m: Method, stream: ServerHttp2Stream, req: unknown, start: number): Promise<void> {
+  async function runUnary(m: Method, stream: ServerHttp2Stream, req: unknown, values: ContextValues, timeoutMs: number | undefined, start: number): Promise<void> {
     let frame: Buffer;
+    // A deadline only when the client set one: most calls have none and pay nothing for it.
+    let deadline: NodeJS.Timeout | undefined;
+    let signal = NEVER;
+    let expired: Promise<never> | undefined;
+    if (timeoutMs !== undefined) {
+      const ac = new AbortController();
+      signal = ac.signal;
+      expired = new Promise<never>((_, reject) => {
+        deadline = setTimeout(() => {
+          ac.abort(DEADLINE);
+          reject(DEADLINE);
+        }, timeoutMs);
+      });
+      expired.catch(() => {});
+    }
     try {
-      frame = frameOf(m.output, await m.handler(req, { signal: NEVER }), false);
+      const result = m.handler(req, { signal, values });
+      frame = frameOf(m.output, await (expired ? Promise.race([result, expired]) : result), false);
     } catch (err) {
+      clearTimeout(deadline);
       report(err);
       finish(m, start, err);
       fail(stream, err);
       return;
     }
+    clearTimeout(deadline);
     finish(m, start, undefined);
     if (stream.closed || stream.destroyed) return;
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
@@ -191,7 +213,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     stream.end(frame);
   }
 
-  async function runStream(m: Method, stream: ServerHttp2Stream, req: unknown, timeoutMs: number | undefined, start: number): Promise<void> {
+  async function runStream(m: Method, stream: ServerHttp2Stream, req: unknown, values: ContextValues, timeoutMs: number | undefined, start: number): Promise<void> {
     const ac = new AbortController();
     const cancel = () => ac.abort(CANCELED);
     const shutdown = () => ac.abort(SHUTDOWN);
@@ -208,7 +230,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
       finish(m, start, err);
     };
     try {
-      const it = m.handler(req, { signal: ac.signal }) as AsyncIterable<unknown>;
+      const it = m.handler(req, { signal: ac.signal, values }) as AsyncIterable<unknown>;
       for await (const msg of it) {
         if (stream.closed || stream.destroyed) break;
         if (!started) {

@@ -14,6 +14,7 @@ import { createLinkCerts } from "../agent/link-certs.ts";
 import { startAgentServer, type AgentServer } from "../agent/server.ts";
 import { testLinkCerts, waitFor } from "../agent/testing.ts";
 import { createResourceClient } from "../client/resource-client.ts";
+import { testPki } from "../pki/testing.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import { agentUrl } from "./pod-logs.ts";
 import { startApiServer, type ApiServer } from "./server.ts";
@@ -60,9 +61,10 @@ beforeAll(async () => {
       },
     },
   });
-  api = await startApiServer({ store: createMemoryStore(), port: 0, kubeletClient: certs.apiserver });
-  grpc = createGrpcTransport({ baseUrl: api.url });
-  connect = createConnectTransport({ baseUrl: api.url, httpVersion: "2" });
+  const pki = await testPki();
+  api = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0, kubeletClient: certs.apiserver });
+  grpc = createGrpcTransport({ baseUrl: api.url, nodeOptions: pki.adminNodeOptions });
+  connect = createConnectTransport({ baseUrl: api.url, httpVersion: "2", nodeOptions: pki.adminNodeOptions });
 
   const nodes = createResourceClient<Node>(grpc, "Node");
   const node = async (name: string, port: number, address = "127.0.0.1") => {
@@ -175,9 +177,10 @@ describe("PodService.Log", () => {
 
 describe("PodService.Log without a way to the agent", () => {
   it("answers FAILED_PRECONDITION when the apiserver has no client certificate for agents", async () => {
-    const bare = await startApiServer({ store: createMemoryStore(), port: 0 });
+    const pki = await testPki();
+    const bare = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0 });
     try {
-      const t = createGrpcTransport({ baseUrl: bare.url });
+      const t = createGrpcTransport({ baseUrl: bare.url, nodeOptions: pki.adminNodeOptions });
       await createResourceClient(t, "Node").create(create(NodeSchema, { metadata: { name: "n1" }, status: { addresses: [{ type: "InternalIP", address: "127.0.0.1" }], daemonEndpoints: { kubeletEndpoint: { port: agent.port } } } }));
       const n = await createResourceClient<Node>(t, "Node").get("", "n1");
       n.status = create(NodeSchema, { status: { addresses: [{ type: "InternalIP", address: "127.0.0.1" }], daemonEndpoints: { kubeletEndpoint: { port: agent.port } } } }).status;
@@ -193,9 +196,10 @@ describe("PodService.Log without a way to the agent", () => {
 
   it("answers UNAVAILABLE when the agent's certificate is not from the CA it trusts", async () => {
     const other = await createLinkCerts();
-    const wary = await startApiServer({ store: createMemoryStore(), port: 0, kubeletClient: other.apiserver });
+    const pki = await testPki();
+    const wary = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0, kubeletClient: other.apiserver });
     try {
-      const t = createGrpcTransport({ baseUrl: wary.url });
+      const t = createGrpcTransport({ baseUrl: wary.url, nodeOptions: pki.adminNodeOptions });
       const nodes = createResourceClient<Node>(t, "Node");
       const n = await nodes.create(create(NodeSchema, { metadata: { name: "n1" } }));
       n.status = create(NodeSchema, { status: { addresses: [{ type: "InternalIP", address: "127.0.0.1" }], daemonEndpoints: { kubeletEndpoint: { port: agent.port } } } }).status;

@@ -16,6 +16,8 @@ import { conflict, fromStoreError, invalid, notFound } from "./errors.ts";
 import { listObjects, type ListResult, type PageRequest } from "./list.ts";
 import { decode, encode, keyFor, objectKey, parseResourceVersion } from "./objects.ts";
 import type { ObjectFilter, WatchCache } from "./watchcache.ts";
+import type { AdmissionRequest } from "../auth/node/restriction.ts";
+import type { UserInfo } from "../auth/types.ts";
 
 export interface ResourceContext {
   store: Store;
@@ -26,6 +28,11 @@ export interface ResourceContext {
   hooks?: WriteHooks;
   /** Admission of a new object after defaulting: may change it, or refuse it with a ConnectError. */
   admit?: (obj: ApiObject) => Promise<void>;
+  /**
+   * Admission by who writes (node restriction, RBAC escalation check): throws PERMISSION_DENIED.
+   * Runs for callers' writes only, after the kind's own admission.
+   */
+  admitWrite?: (req: AdmissionRequest) => void;
 }
 
 /**
@@ -57,12 +64,13 @@ export interface DeleteResult {
 
 export interface ResourceOps {
   kind: Kind;
-  create(obj: ApiObject | undefined, dryRun?: boolean): Promise<ApiObject>;
+  /** `user`: the caller (absent for the apiserver's own writes), for admission. */
+  create(obj: ApiObject | undefined, dryRun?: boolean, user?: UserInfo): Promise<ApiObject>;
   get(namespace: string, name: string): Promise<ApiObject>;
   /** Everything, or one page of it (`page.limit`, `page.continue`). */
   list(namespace: string, labelSelector: string, fieldSelector: string, page?: PageRequest): Promise<ListResult>;
-  update(obj: ApiObject | undefined, dryRun?: boolean): Promise<ApiObject>;
-  updateStatus(obj: ApiObject | undefined): Promise<ApiObject>;
+  update(obj: ApiObject | undefined, dryRun?: boolean, user?: UserInfo): Promise<ApiObject>;
+  updateStatus(obj: ApiObject | undefined, user?: UserInfo): Promise<ApiObject>;
   delete(namespace: string, name: string, opts?: DeleteOptions): Promise<DeleteResult>;
   /** Builds the filter a watch or list applies; throws InvalidArgument for a bad selector. */
   filter(namespace: string, labelSelector: string, fieldSelector: string): ObjectFilter;
@@ -225,7 +233,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       return filter;
     },
 
-    async create(input, dryRun = false) {
+    async create(input, dryRun = false, user) {
       const obj = requireObject(input);
       const m = (obj.metadata ??= create(ObjectMetaSchema));
       if (kind.namespaced && m.namespace === "") m.namespace = "default";
@@ -244,7 +252,8 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       validate(obj);
       if (kind.namespaced) await checkNamespace(m.namespace);
       await ctx.admit?.(obj);
-      await kind.admit?.(obj, undefined, admission);
+      await kind.admit?.(obj, undefined, { ...admission, user });
+      if (user) ctx.admitWrite?.({ user, kind: kind.kind, operation: "create", object: obj });
       if (dryRun && !hooks) return obj;
       const requested = clone(kind.schema, obj) as ApiObject;
       for (let attempt = 0; ; attempt++) {
@@ -285,7 +294,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       return listObjects(kind, store, namespace, filter, labelSelector !== "" || fieldSelector !== "", page);
     },
 
-    async update(input, dryRun = false) {
+    async update(input, dryRun = false, user) {
       const obj = requireObject(input);
       const m = obj.metadata;
       if (!m) throw invalid(label, [{ field: "metadata", message: "required" }]);
@@ -315,7 +324,8 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
           throw new ConnectError(`${label.toLowerCase()} "${m.name}" is being deleted: finalizers may only be removed`, Code.FailedPrecondition);
         }
         validate(obj, cur);
-        await kind.admit?.(obj, cur, admission);
+        await kind.admit?.(obj, cur, { ...admission, user });
+        if (user) ctx.admitWrite?.({ user, kind: kind.kind, operation: "update", object: obj, oldObject: cur });
         const extra = hooks ? await hooks.update(obj, cur, attempt) : [];
         if (specChanged(obj, cur)) m.generation = cm.generation + 1n;
         m.resourceVersion = cm.resourceVersion;
@@ -337,7 +347,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       }
     },
 
-    async updateStatus(input) {
+    async updateStatus(input, user) {
       if (!kind.hasStatus) throw new ConnectError(`${label} has no status`, Code.Unimplemented);
       const obj = requireObject(input);
       const m = obj.metadata;
@@ -354,6 +364,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         const next = clone(kind.schema, cur) as ApiObject;
         next.status = obj.status;
         validateStatus(next);
+        if (user) ctx.admitWrite?.({ user, kind: kind.kind, operation: "update", object: next, oldObject: cur });
         if (equals(kind.schema, next, cur)) return cur;
         try {
           return await write(objectKey(kind, next), next, Number(cur.metadata!.resourceVersion));

@@ -1,16 +1,22 @@
-// The apiserver: one port that speaks Connect, gRPC and gRPC-Web over HTTP/2 (h2c) and HTTP/1.1,
-// plus /healthz, /readyz and /metrics. Only the apiserver touches storage.
+// The apiserver: one TLS port that speaks Connect, gRPC and gRPC-Web over HTTP/2 and HTTP/1.1
+// (ALPN), plus /healthz, /livez, /readyz (open) and /metrics (authenticated). Every call passes
+// the request pipeline (pipeline.ts): authentication, impersonation, authorization. Only the
+// apiserver touches storage.
 import { create } from "@bufbuild/protobuf";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { Code, ConnectError } from "@connectrpc/connect";
-import http from "node:http";
+import type http from "node:http";
 import http2 from "node:http2";
-import net from "node:net";
+import type net from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import { EncryptionService } from "../../gen/skiff/v1alpha1/encryption_service_pb.js";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { kinds } from "../api/registry.ts";
 import type { KubeletClientTls } from "../agent/link-certs.ts";
+import { createAuthenticator, type Peer } from "../auth/authn/authenticator.ts";
+import type { TokenAuthenticator } from "../auth/authn/token.ts";
+import type { Authorizer } from "../auth/types.ts";
 import { createEncryption } from "../encryption/index.ts";
 import type { Store } from "../storage/store.ts";
 import { createDirectGrpc } from "./grpc-direct.ts";
@@ -19,20 +25,35 @@ import { bytesOf } from "./objects.ts";
 import { createNamespaceFinalizer } from "./namespaces.ts";
 import { createPodLogs } from "./pod-logs.ts";
 import { createResourceOps, type ResourceOps } from "./resources.ts";
-import { registerService } from "./service.ts";
+import { createRequestPipeline, type HeaderLookup, type Target } from "./pipeline.ts";
+import { serviceImpl } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
 import { createWatchCache, type WatchCache } from "./watchcache.ts";
 import { AuthorizationService } from "../../gen/skiff/v1alpha1/authorization_service_pb.js";
 import { createClusterAuthorization, type ClusterAuthorization } from "../auth/cluster.ts";
 import { bootstrapPolicy, policyVisible } from "../auth/rbac/bootstrap.ts";
-import { createAuthorizationService } from "../auth/review/service.ts";
+import { createAuthorizationService, reviewAttributes } from "../auth/review/service.ts";
 import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem, type ServiceAccountAuthenticator } from "../auth/serviceaccount/index.ts";
 import { advertisedAddress } from "./advertise.ts";
 import { reconcileKubernetesService } from "./kubernetes-service.ts";
 import { createServiceAccounts } from "./serviceaccounts.ts";
 
+/** The apiserver's TLS material (PEM). There is no plaintext mode. */
+export interface ServerTls {
+  /** The serving certificate (its SANs must name the address clients use) and its key. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** The CA client certificates must be signed by (the cluster CA). */
+  clientCa: string | Buffer;
+}
+
 export interface ApiServerOptions {
   store: Store;
+  tls: ServerTls;
+  /** Bearer token authenticators, asked in order (static token file, ServiceAccount tokens). */
+  tokenAuthenticators?: TokenAuthenticator[];
+  /** Decides every call. Default: the cluster's node authorizer + RBAC (`authorization` below). */
+  authorizer?: Authorizer;
   host?: string;
   /** 0 picks a free port. */
   port?: number;
@@ -80,10 +101,9 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-const HTTP2_PREFACE = "PRI * HTTP/2.0";
-
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const log = opts.log;
+  if (!opts.tls?.cert || !opts.tls.key || !opts.tls.clientCa) throw new Error("the apiserver needs TLS: a serving certificate, its key and the client CA (see ensurePki in internal/pki)");
   const metrics = createApiMetrics();
   // Everything above this store sees plaintext; encrypted resources are ciphertext in opts.store.
   const encryption = createEncryption(opts.store, opts.encryptionProviderConfig, kinds, log);
@@ -113,7 +133,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   for (const k of kinds) {
     const hooks = k.kind === "Service" ? allocator.hooks : undefined;
     const admit = k.kind === "Pod" ? serviceAccounts.admitPod : undefined;
-    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, admit, onNamespaceTerminating: (n) => finalizer.terminate(n) }));
+    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, admit, admitWrite: (req) => authorization.admit(req), onNamespaceTerminating: (n) => finalizer.terminate(n) }));
   }
   await Promise.all([...caches.values()].map((c) => c.start()));
 
@@ -144,6 +164,13 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   // Authorization answers from the watch caches; the default policy exists before anyone asks.
   const authorization = createClusterAuthorization(caches);
   await policyVisible(await bootstrapPolicy(ops, log), caches, log);
+  const pipeline = createRequestPipeline({
+    authenticator: createAuthenticator({ tokens: [...(opts.tokenAuthenticators ?? []), serviceAccounts.authenticator] }),
+    authorizer: opts.authorizer ?? authorization.authorizer,
+    // A replaced authorizer (unit tests) has no policy changes to follow.
+    revoker: opts.authorizer ? undefined : authorization.revoker,
+    log,
+  });
 
   const podLogs = createPodLogs({ pods: ops.get("Pod")!, nodes: ops.get("Node")!, kubeletClient: opts.kubeletClient });
   const shutdown = new AbortController();
@@ -154,24 +181,32 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     onDone: metrics.observe,
     onInternalError: (err) => log?.error({ err }, "request failed"),
     storedBytes: bytesOf,
+    begin: (stream, headers) => pipeline.begin(sessionPeer(stream.session as http2.ServerHttp2Session), headerOf(headers)),
   });
   const connect = connectNodeAdapter({
     routes: (router) => {
       for (const k of kinds) {
-        const impl = registerService(router, ops.get(k.kind)!, caches.get(k.kind)!, store, {
-          heartbeatMs: opts.heartbeatMs ?? 30_000,
-          onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
-          extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : k.kind === "Pod" ? { log: podLogs.log } : undefined,
-        });
+        // Both paths get the same guarded handlers: none runs without a caller and a decision.
+        const impl = pipeline.guard(
+          k,
+          serviceImpl(ops.get(k.kind)!, caches.get(k.kind)!, store, {
+            heartbeatMs: opts.heartbeatMs ?? 30_000,
+            onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
+            extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : k.kind === "Pod" ? { log: podLogs.log } : undefined,
+          }),
+        );
+        router.service(k.service, impl as any);
         direct.register(k.service, impl);
       }
-      router.service(EncryptionService, encryption.handlers as any);
-      direct.register(EncryptionService, encryption.handlers);
-      const review = createAuthorizationService(authorization.authorizer);
+      const encryptionImpl = pipeline.guardService(EncryptionService.typeName, encryption.handlers, encryptionTargets);
+      router.service(EncryptionService, encryptionImpl as any);
+      direct.register(EncryptionService, encryptionImpl);
+      const review = pipeline.guardService(AuthorizationService.typeName, createAuthorizationService(authorization.authorizer), reviewTargets);
       router.service(AuthorizationService, review as any);
       direct.register(AuthorizationService, review);
     },
     interceptors: [metrics.interceptor],
+    contextValues: (req) => pipeline.begin(requestPeer(req), headerOf(req.headers)),
     shutdownSignal: shutdown.signal,
     readMaxBytes,
     // Clients that compress their requests get gzip back. Plain gRPC clients (every Skiff
@@ -192,39 +227,46 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       const ok = ready && (await store.ready().catch(() => false));
       return reply(ok ? 200 : 503, ok ? "ok\n" : "storage unreachable\n");
     }
-    if (path === "/metrics") return reply(200, await metrics.registry.metrics(), metrics.registry.contentType);
+    if (path === "/metrics") {
+      try {
+        await pipeline.authorizePath(requestPeer(req), headerOf(req.headers), "get", path);
+      } catch (err) {
+        const e = ConnectError.from(err);
+        return reply(e.code === Code.PermissionDenied ? 403 : 401, `${e.rawMessage}\n`);
+      }
+      return reply(200, await metrics.registry.metrics(), metrics.registry.contentType);
+    }
     (connect as (a: unknown, b: unknown) => void)(req, res);
   }
 
-  const h2 = http2.createServer({}, (req, res) => void handle(req, res));
+  // One TLS port: ALPN picks HTTP/2 or HTTP/1.1. A client certificate is asked for but not
+  // required, so bearer tokens work too; the pipeline refuses calls with neither.
+  const server = http2.createSecureServer(
+    {
+      cert: opts.tls.cert,
+      key: opts.tls.key,
+      ca: opts.tls.clientCa,
+      requestCert: true,
+      rejectUnauthorized: false,
+      allowHTTP1: true,
+    },
+    (req, res) => void handle(req, res),
+  );
   // Plain gRPC calls go the direct path; the rest to the compatibility layer (req/res) and connect.
-  const compat = h2.listeners("stream")[0] as (...a: unknown[]) => void;
-  h2.removeAllListeners("stream");
-  h2.on("stream", (stream, headers, ...rest) => {
-    if (!direct.serve(stream, headers)) compat.call(h2, stream, headers, ...rest);
+  const compat = server.listeners("stream")[0] as (...a: unknown[]) => void;
+  server.removeAllListeners("stream");
+  server.on("stream", (stream, headers, ...rest) => {
+    if (!direct.serve(stream, headers)) compat.call(server, stream, headers, ...rest);
   });
-  const h1 = http.createServer((req, res) => void handle(req, res));
-  const sockets = new Set<net.Socket>();
+  const sockets = new Set<TLSSocket>();
   const sessions = new Set<http2.ServerHttp2Session>();
-  h2.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-  });
-  // One port for both protocols: look at the first bytes of each connection.
-  const server = net.createServer((socket) => {
+  server.on("secureConnection", (socket: TLSSocket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    socket.once("data", (chunk) => {
-      socket.pause();
-      socket.unshift(chunk);
-      if (chunk.subarray(0, HTTP2_PREFACE.length).toString("latin1") === HTTP2_PREFACE) {
-        // http2 takes the socket's handle and drains what is buffered itself.
-        h2.emit("connection", socket);
-      } else {
-        h1.emit("connection", socket);
-        socket.resume();
-      }
-    });
+  });
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -232,7 +274,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
   const port = (server.address() as net.AddressInfo).port;
   const host = opts.host ?? "127.0.0.1";
-  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const url = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
   log?.info({ url }, "apiserver listening");
   await reconcileKubernetesService({ ops, serviceCidr: opts.serviceCidr, advertiseAddress: opts.advertiseAddress ?? advertisedAddress(host, log), port, log }).catch((err) =>
     log?.warn({ err: String(err) }, "could not reconcile the kubernetes service"),
@@ -277,7 +319,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       // finish, new ones see a clean "unavailable" and retry against the next server.
       const closed = new Promise<void>((r) => server.close(() => r()));
       for (const s of sessions) s.close();
-      h1.closeIdleConnections();
+      // HTTP/1.1 connections have no GOAWAY: end them (a keep-alive one would hold close() up).
+      for (const s of sockets) if (s.alpnProtocol !== "h2") s.end();
       // Watches never finish by themselves: end them (clients resume from their last version).
       shutdown.abort();
       for (const c of caches.values()) c.stop();
@@ -289,5 +332,35 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       await closed;
       clearTimeout(hard);
     },
+  };
+}
+
+/** EncryptionService as RBAC sees it: reading the status is `get`, reload and rewrite are `update`. */
+const encryptionConfigs = { apiGroup: "apiserver.config.k8s.io", resource: "encryptionconfigurations", subresource: "", namespace: "", name: "" };
+const encryptionTargets: Record<string, Target> = {
+  getEncryptionStatus: () => ({ ...encryptionConfigs, verb: "get" }),
+  reloadEncryptionConfig: () => ({ ...encryptionConfigs, verb: "update" }),
+  rewriteEncryptedResources: () => ({ ...encryptionConfigs, verb: "update" }),
+};
+
+/** AuthorizationService's calls, as the review service names them (CreateSelfSubjectAccessReview → createSelfSubjectAccessReview). */
+const reviewTargets: Record<string, Target> = Object.fromEntries(
+  Object.entries(reviewAttributes).map(([rpc, a]) => [rpc[0].toLowerCase() + rpc.slice(1), () => ({ ...a, subresource: "", namespace: "", name: "" })]),
+);
+
+/** The connection of an HTTP/2 call: the certificate's identity is cached on the session. */
+function sessionPeer(session: http2.ServerHttp2Session): Peer {
+  return { key: session, socket: session.socket as TLSSocket };
+}
+
+function requestPeer(req: http.IncomingMessage | http2.Http2ServerRequest): Peer {
+  if ("stream" in req && req.stream) return sessionPeer(req.stream.session as http2.ServerHttp2Session);
+  return { key: req.socket, socket: req.socket as TLSSocket };
+}
+
+function headerOf(headers: http.IncomingHttpHeaders): HeaderLookup {
+  return (name) => {
+    const v = headers[name];
+    return Array.isArray(v) ? v.join(",") : v;
   };
 }

@@ -1,13 +1,14 @@
 // Turns the generic resource operations into one Connect service per kind. Requests and responses
 // differ per kind only in the name of the field that carries the object (kind.field).
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import type { ApiObject } from "../api/registry.ts";
 import type { Store } from "../storage/store.ts";
 import { invalid } from "./errors.ts";
 import { checkPageRequest } from "./list.ts";
 import { parseResourceVersion } from "./objects.ts";
+import { userKey } from "../auth/types.ts";
 import { bindPod, handOver, type ResourceOps } from "./resources.ts";
 import type { WatchCache } from "./watchcache.ts";
 
@@ -44,8 +45,8 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   });
 
   const impl: Record<string, unknown> = {
-    async create(req: any) {
-      return { [f]: await ops.create(handOver(req[f]), req.dryRun) };
+    async create(req: any, ctx: HandlerContext) {
+      return { [f]: await ops.create(handOver(req[f]), req.dryRun, ctx.values.get(userKey)) };
     },
     async get(req: any) {
       return { [f]: await ops.get(req.namespace ?? "", req.name) };
@@ -56,8 +57,8 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
       const remaining = res.remainingItemCount;
       return { ...res, remainingItemCount: remaining === undefined ? undefined : BigInt(remaining) };
     },
-    async update(req: any) {
-      return { [f]: await ops.update(handOver(req[f]), req.dryRun) };
+    async update(req: any, ctx: HandlerContext) {
+      return { [f]: await ops.update(handOver(req[f]), req.dryRun, ctx.values.get(userKey)) };
     },
     async delete(req: any) {
       const { obj, deleted } = await ops.delete(req.namespace ?? "", req.name, req.options);
@@ -109,17 +110,11 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
     },
   };
   if (kind.hasStatus) {
-    impl.updateStatus = async (req: any) => ({ [f]: await ops.updateStatus(handOver(req[f])) });
+    impl.updateStatus = async (req: any, ctx: HandlerContext) => ({ [f]: await ops.updateStatus(handOver(req[f]), ctx.values.get(userKey)) });
   }
   Object.assign(impl, opts.extraRpcs);
   if (kind.kind === "Pod") {
     impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
   }
-  return impl;
-}
-
-export function registerService(router: ConnectRouter, ops: ResourceOps, cache: WatchCache, store: Store, opts: ServiceOptions): Record<string, unknown> {
-  const impl = serviceImpl(ops, cache, store, opts);
-  router.service(ops.kind.service, impl as any);
   return impl;
 }

@@ -11,14 +11,16 @@ import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createApiTransport } from "../client/transport.ts";
 import { testPod } from "../controller/node/testing.ts";
+import { testPki } from "../pki/testing.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import { startApiServer, type ApiServer } from "./server.ts";
 
 let server: ApiServer;
 let transport: ReturnType<typeof createApiTransport>;
 beforeAll(async () => {
-  server = await startApiServer({ store: createMemoryStore(), port: 0, serviceCidr: "10.97.0.0/16", advertiseAddress: "192.0.2.10" });
-  transport = createApiTransport(server.url);
+  const pki = await testPki();
+  server = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0, serviceCidr: "10.97.0.0/16", advertiseAddress: "192.0.2.10" });
+  transport = createApiTransport(server.url, pki.adminCredentials);
 });
 afterAll(async () => {
   await server?.close();

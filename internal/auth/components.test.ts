@@ -1,7 +1,7 @@
 // The default policy is enough for every component, and no more than enough is needed: the real
 // scheduler, controller-manager (with leader election) and node agent (fake runtime) run a
-// Deployment from creation to deletion, each through a transport that authorizes every call it
-// makes as that component's identity (what the request pipeline does on the server), with node
+// Deployment from creation to deletion, each through a TLS transport: every call it
+// makes authorized by the apiserver as that component's certificate identity, with node
 // restriction applied to the agent's writes. Not one call is refused, and the work gets done.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
@@ -17,74 +17,45 @@ import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { createAgent, type Agent } from "../agent/agent.ts";
 import { createHostNetwork } from "../agent/network.ts";
 import { testLinkCerts } from "../agent/testing.ts";
-import { kinds, type ApiObject } from "../api/registry.ts";
+import type { ApiObject } from "../api/registry.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createApiTransport } from "../client/transport.ts";
 import { createControllerManager, type ControllerManager } from "../controller/manager.ts";
 import { createFakeRuntime } from "../runtime/fake/fake.ts";
 import { createScheduler, type Scheduler } from "../scheduler/scheduler.ts";
-import { groupOf } from "./rbac/policy.ts";
-import { startAuthTestApi, user, type AuthTestApi } from "./testing.ts";
-import type { RequestAttributes, UserInfo, Verb } from "./types.ts";
-
-const VERBS: Record<string, [Verb, string]> = {
-  Create: ["create", ""],
-  Get: ["get", ""],
-  List: ["list", ""],
-  Watch: ["watch", ""],
-  Update: ["update", ""],
-  UpdateStatus: ["update", "status"],
-  Delete: ["delete", ""],
-  Bind: ["create", "binding"],
-};
-
-/** A call as RBAC sees it: kind from the service, verb and subresource from the method. */
-function attributesOf(method: DescMethod, req: any, u: UserInfo): { a: RequestAttributes; kind: string; obj?: ApiObject } {
-  const kind = kinds.find((k) => k.service.typeName === method.parent.typeName);
-  if (!kind) throw new Error(`not a kind's service: ${method.parent.typeName}`);
-  const extra = kind.subresourceRpcs?.[method.localName];
-  const [verb, subresource] = extra ? [extra.verb, extra.subresource] : VERBS[method.name];
-  const obj: ApiObject | undefined = req[kind.field];
-  const ns = kind.namespaced ? (obj?.metadata?.namespace ?? req.namespace ?? "") || (verb === "list" || verb === "watch" ? "" : "default") : "";
-  const name = verb === "create" && subresource === "" ? "" : (obj?.metadata?.name ?? req.name ?? "");
-  if (!VERBS[method.name] && !extra) throw new Error(`no attributes for ${method.parent.typeName}/${method.name}`);
-  const a = { user: u, verb, apiGroup: groupOf(kind.apiVersion), resource: kind.plural, subresource, namespace: ns, name, fieldSelector: req.fieldSelector, labelSelector: req.labelSelector };
-  return { a, kind: kind.kind, obj };
-}
+import type { ApiCredentials } from "../client/credentials.ts";
+import { testPki } from "../pki/testing.ts";
+import { startAuthTestApi, type AuthTestApi } from "./testing.ts";
 
 interface Refusal {
   user: string;
   message: string;
 }
 
-/** Authorizes (and, for writes, admits) every call as `u` before it leaves; records refusals. */
-function authorizing(inner: Transport, api: AuthTestApi, u: UserInfo, refused: Refusal[]): Transport {
-  const { authorizer, admit } = api.server.authorization;
-  const check = (method: DescMethod, req: unknown) => {
-    const { a, kind, obj } = attributesOf(method, req, u);
-    const d = authorizer.authorize(a);
-    try {
-      if (d.decision !== "allow") throw new ConnectError(d.reason, Code.PermissionDenied);
-      if (obj && (a.verb === "create" || a.verb === "update")) admit({ user: u, kind, operation: a.verb, object: obj });
-    } catch (e) {
-      refused.push({ user: u.name, message: `${a.verb} ${a.resource}${a.subresource ? `/${a.subresource}` : ""}: ${(e as ConnectError).rawMessage}` });
-      throw e;
-    }
+const deniedCodes = new Set([Code.PermissionDenied, Code.Unauthenticated]);
+
+/** Passes calls through to the apiserver (which authorizes and admits them as `who`); records its refusals. */
+function recording(inner: Transport, who: string, refused: Refusal[]): Transport {
+  const note = (method: DescMethod, e: unknown) => {
+    const err = ConnectError.from(e);
+    if (deniedCodes.has(err.code)) refused.push({ user: who, message: `${method.parent.typeName}/${method.name}: ${err.rawMessage}` });
+    return err;
   };
   return {
-    unary(method, signal, timeoutMs, header, input, values) {
-      try {
-        check(method, input);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      return inner.unary(method, signal, timeoutMs, header, input, values);
-    },
-    async stream(method, signal, timeoutMs, header, input, values) {
-      const msgs: unknown[] = [];
-      for await (const m of input) msgs.push(m);
-      check(method, msgs[0]);
-      return inner.stream(method, signal, timeoutMs, header, (async function* () { yield* msgs as never[]; })(), values);
+    unary: (method, ...rest) => inner.unary(method, ...rest).catch((e) => Promise.reject(note(method, e))),
+    async stream(method, ...rest) {
+      const res = await inner.stream(method, ...rest).catch((e) => Promise.reject(note(method, e)));
+      const messages = res.message;
+      return {
+        ...res,
+        message: (async function* () {
+          try {
+            yield* messages;
+          } catch (e) {
+            throw note(method, e);
+          }
+        })(),
+      };
     },
   };
 }
@@ -101,11 +72,12 @@ beforeAll(async () => {
   api = await startAuthTestApi();
   dir = mkdtempSync(join(tmpdir(), "skiff-components-"));
   writeFileSync(join(dir, "resolv.conf"), "nameserver 192.0.2.53\n");
-  const plain = createApiTransport(api.server.url);
-  const as = (u: UserInfo) => authorizing(plain, api, u, refused);
+  const pki = await testPki();
+  // Each component under its own certificate: the apiserver authorizes every call as that identity.
+  const as = (who: string, credentials: ApiCredentials) => recording(createApiTransport(api.server.url, credentials), who, refused);
   const log = pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" });
   agent = createAgent({
-    transport: as(user("system:node:n1", "system:nodes")),
+    transport: as("system:node:n1", await pki.nodeCredentials("n1")),
     nodeName: "n1",
     runtime: createFakeRuntime(),
     network: createHostNetwork({ podCidr: "10.88.0.0/24", stateDir: join(dir, "network") }),
@@ -119,10 +91,10 @@ beforeAll(async () => {
     resolvConfPath: join(dir, "resolv.conf"),
   });
   await agent.start();
-  scheduler = createScheduler({ transport: as(user("system:kube-scheduler")), log });
+  scheduler = createScheduler({ transport: as("system:kube-scheduler", pki.credentials(pki.scheduler)), log });
   await scheduler.start(stop.signal);
   manager = createControllerManager({
-    transport: as(user("system:kube-controller-manager")),
+    transport: as("system:kube-controller-manager", pki.credentials(pki.controllerManager)),
     log,
     options: { leaderElect: true, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 200, identity: "cm-1" },
   });
@@ -150,7 +122,7 @@ async function until<T>(what: string, f: () => Promise<T | undefined | false>): 
 
 describe("the default policy and the node authorizer", () => {
   it("let the scheduler, controller-manager and agent run a deployment from start to end, refusing none of their calls", async () => {
-    const admin = createApiTransport(api.server.url);
+    const admin = createApiTransport(api.server.url, (await testPki()).adminCredentials);
     const client = <T extends ApiObject>(k: string) => createResourceClient<T>(admin, k);
     await client("ConfigMap").create(create(ConfigMapSchema, { metadata: { name: "web-config", namespace: "default" }, data: { greeting: "hi" } }));
     await client("Secret").create(create(SecretSchema, { metadata: { name: "web-tls", namespace: "default" }, data: { key: new TextEncoder().encode("k") } }));
@@ -191,9 +163,10 @@ describe("the default policy and the node authorizer", () => {
 
   it("and the transports really enforce it: a component asking for more is refused", async () => {
     const before = refused.length;
-    const sched = authorizing(createApiTransport(api.server.url), api, user("system:kube-scheduler"), refused);
+    const pki = await testPki();
+    const sched = recording(createApiTransport(api.server.url, pki.credentials(pki.scheduler)), "system:kube-scheduler", refused);
     await expect(createResourceClient(sched, "Secret").get("default", "web-tls")).rejects.toThrow(/cannot get resource "secrets"/);
-    const node = authorizing(createApiTransport(api.server.url), api, user("system:node:n1", "system:nodes"), refused);
+    const node = recording(createApiTransport(api.server.url, await pki.nodeCredentials("n1")), "system:node:n1", refused);
     await expect(createResourceClient(node, "Secret").get("default", "web-tls")).rejects.toThrow(/no pod bound to node "n1" uses secrets default\/web-tls/);
     expect(refused.length).toBe(before + 2);
   });

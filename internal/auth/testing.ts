@@ -5,6 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { kindByName, type ApiObject } from "../api/registry.ts";
 import { startApiServer, type ApiServer } from "../apiserver/server.ts";
 import { createMemoryStore } from "../storage/memory.ts";
+import { testPki } from "../pki/testing.ts";
 import type { RequestAttributes, UserInfo, Verb } from "./types.ts";
 
 export interface AuthTestApi {
@@ -18,7 +19,7 @@ export interface AuthTestApi {
 }
 
 export async function startAuthTestApi(): Promise<AuthTestApi> {
-  const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+  const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200 });
   // The caches follow storage asynchronously: wait until the kind's cache has seen the write.
   async function settle(kindName: string, revision: number): Promise<void> {
     const cache = server.caches.get(kindName)!;

@@ -34,7 +34,7 @@ describe("config file", () => {
     expect(await resolveServer("http://flag:1/", env)).toEqual({ server: "http://flag:1", source: "flag" });
     expect(await resolveServer(undefined, env)).toEqual({ server: "http://env:1", source: "env" });
     expect(await resolveServer(undefined, { SKIFF_CONFIG: path })).toEqual({ server: "http://file:1", source: "config" });
-    expect(await resolveServer(undefined, { SKIFF_CONFIG: join(dir, "none.yaml") })).toEqual({ server: "http://127.0.0.1:6443", source: "default" });
+    expect(await resolveServer(undefined, { SKIFF_CONFIG: join(dir, "none.yaml") })).toEqual({ server: "https://127.0.0.1:6443", source: "default" });
   });
 
   it("checks URLs", () => {

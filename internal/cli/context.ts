@@ -4,7 +4,8 @@ import type { CallOptions, Transport } from "@connectrpc/connect";
 import { lookupKind, kinds, type Kind } from "../api/registry.ts";
 import { createResourceClient, type ResourceClient } from "../client/resource-client.ts";
 import { createApiTransport } from "../client/transport.ts";
-import { resolveServer, type Env } from "./config.ts";
+import type { Env } from "./config.ts";
+import { resolveConnection, type ConnectionFlags } from "./connection.ts";
 import { CliError } from "./errors.ts";
 
 export interface CliIO {
@@ -18,10 +19,12 @@ export interface CliIO {
 
 export interface Session {
   io: CliIO;
-  /** --server given before the subcommand (the root command records it). */
-  rootServer?: string;
+  /** Connection flags given before the subcommand (the root command records them). */
+  rootFlags?: ConnectionFlags;
   /** The server last resolved, for error messages. */
   server?: string;
+  /** The CA file the server's certificate was checked against, for error messages. */
+  caFile?: string;
 }
 
 export interface Api {
@@ -48,11 +51,14 @@ function withTimeout(c: ResourceClient): ResourceClient {
   };
 }
 
-/** Connects to the apiserver named by --server, $SKIFF_SERVER, the config file or the default. */
-export async function connect(session: Session, serverFlag: string | undefined): Promise<Api> {
-  const { server } = await resolveServer(serverFlag || session.rootServer, session.io.env);
+/** Connects to the apiserver named by --server, $SKIFF_SERVER, the config file or the default, with the credentials of the flags or the context. */
+export async function connect(session: Session, flags: ConnectionFlags): Promise<Api> {
+  const merged: ConnectionFlags = { ...session.rootFlags };
+  for (const [k, v] of Object.entries(flags)) if (k in connectionArgs && v) (merged as Record<string, unknown>)[k] = v;
+  const { server, credentials, caFile } = await resolveConnection(merged, session.io.env);
   session.server = server;
-  const transport = createApiTransport(server);
+  session.caFile = caFile;
+  const transport = createApiTransport(server, credentials);
   const clients = new Map<string, ResourceClient>();
   return {
     server,
@@ -76,10 +82,20 @@ export function resolveKind(name: string): Kind {
   return k;
 }
 
-/** The flag every command takes. */
-export const serverArg = {
-  server: { type: "string", description: "apiserver URL (else $SKIFF_SERVER, the config file, http://127.0.0.1:6443)", valueHint: "URL" },
+/** The flags every command takes: where the apiserver is and who we are (kubectl's names). */
+export const connectionArgs = {
+  server: { type: "string", description: "apiserver URL (else $SKIFF_SERVER, the config file's context, https://127.0.0.1:6443)", valueHint: "URL" },
+  context: { type: "string", description: "the config file's context to use (default: its current-context)", valueHint: "NAME" },
+  "certificate-authority": { type: "string", description: "CA file to check the apiserver's certificate against", valueHint: "FILE" },
+  "client-certificate": { type: "string", description: "client certificate file (CN = user, O = groups)", valueHint: "FILE" },
+  "client-key": { type: "string", description: "the client certificate's key file", valueHint: "FILE" },
+  token: { type: "string", description: "bearer token (instead of a client certificate)", valueHint: "TOKEN" },
+  as: { type: "string", description: "act as this user (impersonation; needs permission)", valueHint: "USER" },
+  "as-group": { type: "string", description: "act with these groups, comma-separated (with --as)", valueHint: "GROUPS" },
 } as const;
+
+/** Older name of connectionArgs. */
+export const serverArg = connectionArgs;
 
 export const namespaceArgs = {
   namespace: { type: "string", alias: "n", description: "namespace (default: \"default\")", valueHint: "NS" },

@@ -22,9 +22,27 @@ export function isUnreachable(err: unknown): boolean {
   return (code !== undefined && NETWORK_CODES.has(code)) || /ECONN|ENOTFOUND|EAI_AGAIN|socket hang up|session|protocol error/i.test(err.rawMessage);
 }
 
+const UNTRUSTED_CERT_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "CERT_SIGNATURE_FAILURE",
+]);
+
 /** One line (or a few, one per problem) describing err, without the "Error: " prefix. */
-export function describeError(err: unknown, server: string): string {
+export function describeError(err: unknown, server: string, caFile?: string): string {
   if (err instanceof ConnectError) {
+    const code = causeCode(err);
+    if (code && UNTRUSTED_CERT_CODES.has(code)) {
+      return `the server's certificate is not signed by the CA in ${caFile ?? "the configured CA file"} (${server}): use the cluster's ca.crt (--certificate-authority)`;
+    }
+    if (code === "ERR_TLS_CERT_ALTNAME_INVALID") return `the server's certificate is not valid for ${server}: connect by a name or address it was issued for (skiff apiserver --tls-san)`;
+    if (code === "CERT_HAS_EXPIRED") return `the server's certificate at ${server} has expired`;
+    if (err.code === Code.Unauthenticated) return `not authenticated by ${server}: ${err.rawMessage}`;
+    // RBAC's refusals already say "… is forbidden: User …" (Kubernetes' words).
+    if (err.code === Code.PermissionDenied) return /(^|\s)forbidden: /.test(err.rawMessage) ? err.rawMessage : `forbidden: ${err.rawMessage}`;
     if (isUnreachable(err)) {
       const why = err.code === Code.DeadlineExceeded ? "no answer in time" : err.rawMessage;
       return `cannot reach the apiserver at ${server}: ${why}`;
@@ -36,8 +54,8 @@ export function describeError(err: unknown, server: string): string {
 }
 
 /** The text to print on stderr for err: every line starts with "Error: ". */
-export function formatError(err: unknown, server: string): string {
-  return describeError(err, server)
+export function formatError(err: unknown, server: string, caFile?: string): string {
+  return describeError(err, server, caFile)
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => `Error: ${l}`)

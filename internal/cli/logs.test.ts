@@ -12,6 +12,7 @@ import { startHarness, testPod, waitFor, type Harness } from "../agent/testing.t
 import { formatLogRecord } from "../runtime/log-format.ts";
 import { checkOneSince, defaultContainer, parseLimitBytes, parseSince, parseSinceTime, parseTail, podName } from "./logs.ts";
 import { runSkiffctl } from "./main.ts";
+import { adminConfigFile } from "./testing.ts";
 
 describe("logs helpers", () => {
   it("pick the default container as kubectl does", () => {
@@ -69,7 +70,7 @@ async function run(args: string[], signal = new AbortController().signal, onOut?
     },
     err: (t) => void (err += t),
     readStdin: async () => "",
-    env: { SKIFF_SERVER: h.server.url, SKIFF_CONFIG: "/nonexistent/skiff-config.yaml" },
+    env: { SKIFF_SERVER: h.server.url, SKIFF_CONFIG: adminConfigFile() },
     signal,
   });
   return { code, out, err };

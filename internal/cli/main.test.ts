@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stripVTControlCharacters } from "node:util";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testPki } from "../pki/testing.ts";
 import { parseCascade, parseGracePeriod } from "./commands/delete.ts";
 import { flagValues, rejectUnknownFlags } from "./commands/flags.ts";
 import { parseOutput, parseTargets } from "./commands/get.ts";
@@ -26,7 +27,13 @@ async function run(args: string[], env: Record<string, string> = {}, stdin = "")
   return { code, out, err };
 }
 
-const DOWN = { SKIFF_SERVER: "http://127.0.0.1:1" };
+// Nothing listens there; the config gives the CA (the server's certificate is never reached).
+const DOWN = { SKIFF_SERVER: "https://127.0.0.1:1", SKIFF_CONFIG: join(dir, "down.yaml") };
+beforeAll(async () => {
+  const ca = join(dir, "ca.crt");
+  writeFileSync(ca, (await testPki()).ca.cert);
+  writeFileSync(DOWN.SKIFF_CONFIG, JSON.stringify({ clusters: [{ name: "c", cluster: { "certificate-authority": ca } }], contexts: [{ name: "x", context: { cluster: "c" } }], "current-context": "x" }));
+});
 
 describe("skiffctl without an apiserver", () => {
   it("prints help and its version", async () => {
@@ -51,7 +58,7 @@ describe("skiffctl without an apiserver", () => {
       [["apply", "-f", join(dir, "missing.yaml")], /^Error: .*missing\.yaml: no such file or directory\n$/],
       [["delete", "pods"], /^Error: which pods\? give names, -l SELECTOR, or --all/],
       [["delete", "pod", "x", "--cascade", "sideways"], /^Error: --cascade must be background, foreground or orphan/],
-      [["get", "pods"], /^Error: cannot reach the apiserver at http:\/\/127\.0\.0\.1:1: connect ECONNREFUSED/],
+      [["get", "pods"], /^Error: cannot reach the apiserver at https:\/\/127\.0\.0\.1:1: connect ECONNREFUSED/],
       [["config", "set-server", "localhost"], /^Error: invalid server URL "localhost"/],
       [["get", "pods", "--namspace", "x"], /^Error: unknown flag --namspace\n/],
       [["get", "pods", "-Awz"], /^Error: unknown flag -z \(in -Awz\)/],

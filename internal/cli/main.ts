@@ -24,7 +24,7 @@ export function createRootCommand(session: Session): CommandDef<any> {
     meta: { name: "skiffctl", version: VERSION, description: "Drive a Skiff cluster: apply manifests; get, describe and delete objects; read logs; scale, update and roll back deployments; drain nodes" },
     args: { ...serverArg },
     setup({ args }) {
-      session.rootServer = args.server;
+      session.rootFlags = args;
     },
     subCommands: {
       apply: applyCommand(session),
@@ -43,6 +43,8 @@ export function createRootCommand(session: Session): CommandDef<any> {
   });
 }
 
+const VALUE_FLAGS = new Set(["-n", "--namespace", ...Object.keys(serverArg).map((f) => `--${f}`)]);
+
 const stripAnsi = (s: string) => stripVTControlCharacters(s).replace(/[ \t]+$/gm, "");
 
 const subCommandsOf = async (cmd: CommandDef<any>) =>
@@ -55,7 +57,7 @@ async function commandFor(root: CommandDef<any>, argv: string[]): Promise<[Comma
   const path: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === "--server" || a === "-n" || a === "--namespace") i++;
+    if (VALUE_FLAGS.has(a)) i++;
     if (a.startsWith("-")) continue;
     const subs = await subCommandsOf(cmd);
     if (!subs || !(a in subs)) break;
@@ -96,7 +98,7 @@ export async function runSkiffctl(argv: string[], io: CliIO): Promise<number> {
       io.err(`Error: ${msg}\nRun "${["skiffctl", ...path].join(" ")} --help" for usage.\n`);
       return 1;
     }
-    io.err(`${formatError(err, session.server ?? "the configured server")}\n`);
+    io.err(`${formatError(err, session.server ?? "the configured server", session.caFile)}\n`);
     return 1;
   }
 }

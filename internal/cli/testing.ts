@@ -2,9 +2,9 @@
 // to play the controllers and agents with, and skiffctl run in-process against it; or the real
 // binary (cmd/skiffctl.ts) as a child process, for the integration tests in test/cli.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ApiObject } from "../api/registry.ts";
 import { startApiServer, type ApiServer } from "../apiserver/server.ts";
@@ -12,6 +12,8 @@ import { createResourceClient, type ResourceClient } from "../client/resource-cl
 import { createApiTransport } from "../client/transport.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import { runSkiffctl } from "./main.ts";
+import { adminCredentials, loadedTestPki, testPki } from "../pki/testing.ts";
+import { saveConfig } from "./config.ts";
 
 export interface CliRun {
   code: number;
@@ -73,10 +75,11 @@ function outputTracker() {
 }
 
 export async function startCliTestApi(): Promise<CliTestApi> {
-  const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200 });
-  const transport = createApiTransport(server.url);
+  const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+  const transport = createApiTransport(server.url, adminCredentials());
   const dir = mkdtempSync(join(tmpdir(), "skiffctl-unit-"));
   const env = { SKIFF_SERVER: server.url, SKIFF_CONFIG: join(dir, "config.yaml") };
+  await saveConfig(env.SKIFF_CONFIG, adminConfig());
   const start = (args: string[]): RunningCli => {
     const t = outputTracker();
     const interrupt = new AbortController();
@@ -97,12 +100,36 @@ export async function startCliTestApi(): Promise<CliTestApi> {
 
 const CLI = fileURLToPath(new URL("../../cmd/skiffctl.ts", import.meta.url));
 
+/** A config with the test PKI's admin as the current context (the server comes from $SKIFF_SERVER). */
+export function adminConfig() {
+  const pki = loadedTestPki();
+  return {
+    clusters: [{ name: "test", cluster: { "certificate-authority": pki.files("ca").cert } }],
+    users: [{ name: "admin", user: { "client-certificate": pki.files("admin").cert, "client-key": pki.files("admin").key } }],
+    contexts: [{ name: "admin@test", context: { cluster: "test", user: "admin" } }],
+    "current-context": "admin@test",
+  };
+}
+
+let adminFile: string | undefined;
+
+/** A config file with adminConfig() in it, written once per process (after testPki()). */
+export function adminConfigFile(): string {
+  if (!adminFile) {
+    adminFile = join(mkdtempSync(join(tmpdir(), "skiffctl-admin-")), "config.yaml");
+    writeFileSync(adminFile, JSON.stringify(adminConfig()), { mode: 0o600 });
+    const made = adminFile;
+    process.once("exit", () => rmSync(dirname(made), { recursive: true, force: true }));
+  }
+  return adminFile;
+}
+
 /**
- * Runs the real skiffctl (on the Node running the test) against `server`; interrupt() is Ctrl-C.
- * The config file is one that does not exist, so nothing of the user's is read.
+ * Runs the real skiffctl (on the Node running the test) against `server` as the test PKI's admin
+ * (after testPki()); interrupt() is Ctrl-C. Nothing of the user's config is read.
  */
 export function spawnSkiffctl(server: string, args: string[]): RunningCli {
-  const env = { ...process.env, SKIFF_SERVER: server, SKIFF_CONFIG: join(tmpdir(), "skiffctl-test-no-config.yaml"), NO_COLOR: "1" };
+  const env = { ...process.env, SKIFF_SERVER: server, SKIFF_CONFIG: adminConfigFile(), NO_COLOR: "1" };
   const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   const t = outputTracker();
   child.stdout.setEncoding("utf8").on("data", t.out);

@@ -1,5 +1,5 @@
 // The client library in one import: transport, typed clients, informers, work queues.
-export { createApiTransport } from "./transport.ts";
+export { createApiTransport, type ApiCredentials } from "./transport.ts";
 export { createResourceClient } from "./resource-client.ts";
 export type { ListOptions, ListPage, PageOptions, ResourceClient, WatchEvent, WatchOptions, WatchType } from "./resource-client.ts";
 export { DEFAULT_PAGE_SIZE, listAllPages } from "./pager.ts";

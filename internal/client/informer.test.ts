@@ -23,6 +23,7 @@ import {
 } from "./informer.ts";
 import { createResourceClient, type ResourceClient, type WatchEvent, type WatchOptions } from "./resource-client.ts";
 import { createApiTransport } from "./transport.ts";
+import { adminCredentials, testPki } from "../pki/testing.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Harness: a real apiserver on an in-memory store, clients over gRPC, and a recorder of what
@@ -34,7 +35,7 @@ afterEach(async () => {
 });
 
 async function startServer(opts: Partial<ApiServerOptions> = {}, store: Store = createMemoryStore()) {
-  let server = await startApiServer({ store, port: 0, heartbeatMs: 200, ...opts });
+  let server = await startApiServer({ tls: (await testPki()).serving, store, port: 0, heartbeatMs: 200, ...opts });
   const state = {
     store,
     get server(): ApiServer {
@@ -43,7 +44,7 @@ async function startServer(opts: Partial<ApiServerOptions> = {}, store: Store = 
     async restart() {
       const port = server.port;
       await server.close();
-      server = await startApiServer({ store, heartbeatMs: 200, ...opts, port });
+      server = await startApiServer({ tls: (await testPki()).serving, store, heartbeatMs: 200, ...opts, port });
     },
   };
   cleanups.push(() => server.close());
@@ -51,7 +52,7 @@ async function startServer(opts: Partial<ApiServerOptions> = {}, store: Store = 
 }
 
 function transportFor(url: string): Transport {
-  return createApiTransport(url);
+  return createApiTransport(url, adminCredentials());
 }
 
 /** Counts successful lists and watch calls, and remembers the version each watch started from. */

@@ -7,6 +7,7 @@ import { startCuttableProxy, type CuttableProxy } from "../../test/client/tcp-pr
 import { runLeaderElection, type LeaderElectionOptions } from "./leaderelection.ts";
 import { createResourceClient } from "./resource-client.ts";
 import { createApiTransport } from "./transport.ts";
+import { adminCredentials, testPki } from "../pki/testing.ts";
 
 // Short times so the tests run in seconds; the ratios are the defaults' (15 / 10 / 2).
 const LEASE_MS = 2000; // the Lease records whole seconds
@@ -19,7 +20,7 @@ afterEach(async () => {
 });
 
 async function server(): Promise<ApiServer> {
-  const s = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+  const s = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200 });
   cleanups.push(() => s.close());
   return s;
 }
@@ -72,7 +73,7 @@ function candidate(url: string, identity: string, ref: Ref, extra: Partial<Leade
   const state = { leading: false, stoppedCalls: 0, done: undefined as unknown as Promise<void> };
   state.done = runLeaderElection(
     {
-      transport: createApiTransport(url),
+      transport: createApiTransport(url, adminCredentials()),
       leaseName: "test-lock",
       identity,
       leaseDurationMs: LEASE_MS,
@@ -97,7 +98,7 @@ function candidate(url: string, identity: string, ref: Ref, extra: Partial<Leade
 }
 
 async function readLease(url: string): Promise<Lease> {
-  return createResourceClient<Lease>(createApiTransport(url), "Lease").get("skiff-system", "test-lock");
+  return createResourceClient<Lease>(createApiTransport(url, adminCredentials()), "Lease").get("skiff-system", "test-lock");
 }
 
 describe("runLeaderElection", () => {
@@ -148,7 +149,7 @@ describe("runLeaderElection", () => {
     // a's renewals reach the server and are written, but once `late.on`, their answers arrive only
     // after a has begun shutting down (the shutdown aborts the call): a's last known version is stale.
     const late = { on: false, held: 0 };
-    const inner = createApiTransport(s.url);
+    const inner = createApiTransport(s.url, adminCredentials());
     const transport: Transport = {
       async unary(method, signal, timeoutMs, header, input, values) {
         const res = await inner.unary(method, undefined, timeoutMs, header, input, values);
@@ -245,7 +246,7 @@ describe("runLeaderElection", () => {
     const a = candidate(s.url, "a", ref);
     await until(() => a.state.leading, 5000, "a to lead");
     // Someone overwrites the lease (an operator, a broken peer): a must notice and step down.
-    const leases = createResourceClient<Lease>(createApiTransport(s.url), "Lease");
+    const leases = createResourceClient<Lease>(createApiTransport(s.url, adminCredentials()), "Lease");
     const cur = await leases.get("skiff-system", "test-lock");
     cur.spec!.holderIdentity = "intruder";
     await leases.update(cur);
@@ -278,7 +279,7 @@ describe("runLeaderElection", () => {
   it("rejects timing that cannot be safe", async () => {
     const bad = (o: Partial<LeaderElectionOptions>) =>
       runLeaderElection(
-        { transport: createApiTransport("http://127.0.0.1:1"), leaseName: "x", identity: "i", onStartedLeading() {}, onStoppedLeading() {}, ...o },
+        { transport: createApiTransport("https://127.0.0.1:1", adminCredentials()), leaseName: "x", identity: "i", onStartedLeading() {}, onStoppedLeading() {}, ...o },
         new AbortController().signal,
       );
     await expect(bad({ leaseDurationMs: 1000, renewDeadlineMs: 1000 })).rejects.toThrow(/leaseDuration/);

@@ -14,7 +14,6 @@ import { createCniNetwork, createHostNetwork, type PodNetwork } from "../agent/n
 import { ALLOCATED, allocatedPodCidr } from "../agent/pod-cidr.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
-import { createApiTransport } from "../client/transport.ts";
 import { defaultControllerConfig } from "../controller/controller.ts";
 import { formatNet, parseNet } from "../network/routes.ts";
 import { createLogger } from "../log/log.ts";
@@ -22,6 +21,7 @@ import { createFakeRuntime } from "../runtime/fake/fake.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { parseListen } from "./apiserver.ts";
 import { parseDuration } from "./controller-manager.ts";
+import { componentTransport, componentClientArgs } from "./client-flags.ts";
 import { guarded } from "./guard.ts";
 
 /** The containerd runtime, loaded only when asked for (the fake runtime needs none of it). */
@@ -84,7 +84,7 @@ export function dnsOptions(args: { "cluster-domain"?: string; "cluster-dns"?: st
 export const agentCommand = defineCommand({
   meta: { name: "agent", description: "Run the node agent: register this node and run the pods bound to it" },
   args: {
-    server: { type: "string", description: "The apiserver URL", default: "http://127.0.0.1:6443" },
+    ...componentClientArgs,
     "node-name": { type: "string", description: "This node's name (default: the hostname, lowercased)" },
     runtime: { type: "string", description: "Container runtime: containerd or fake (hollow containers, no processes)", default: "containerd" },
     containerd: { type: "string", description: "containerd's socket", default: "/run/containerd/containerd.sock" },
@@ -140,7 +140,7 @@ export const agentCommand = defineCommand({
     const nodeName = args["node-name"] || os.hostname().toLowerCase();
     const { host, port } = parseListen(args.listen);
     const rootDir = args["root-dir"];
-    const transport = createApiTransport(args.server);
+    const { transport, ca } = await componentTransport(args);
     const podCidr = args["pod-cidr"] === ALLOCATED
       ? await allocatedPodCidr({ client: createResourceClient<Node>(transport, "Node"), nodeName, log })
       : args["pod-cidr"];
@@ -175,6 +175,8 @@ export const agentCommand = defineCommand({
     const dns = dnsOptions(args);
     const agent = createAgent({
       transport,
+      // Pods' projected ServiceAccount volume gets the CA that signs the apiserver's certificate.
+      clusterCa: ca,
       nodeName,
       runtime,
       network,

@@ -2,7 +2,11 @@
 import { defineCommand } from "citty";
 import { readFileSync } from "node:fs";
 import type { KubeletClientTls } from "../agent/link-certs.ts";
-import { startApiServer } from "../apiserver/server.ts";
+import { join } from "node:path";
+import { createTokenFileAuthenticator } from "../auth/authn/token-file.ts";
+import { startApiServer, type ServerTls } from "../apiserver/server.ts";
+import { ensurePki } from "../pki/pki.ts";
+import type { EtcdTls } from "../storage/etcd.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
 import { createLogger } from "../log/log.ts";
 import { guarded } from "./guard.ts";
@@ -22,7 +26,16 @@ export function parseListen(listen: string): { host: string; port: number } {
 export const apiserverCommand = defineCommand({
   meta: { name: "apiserver", description: "Serve the Skiff API (Connect, gRPC, gRPC-Web) backed by etcd" },
   args: {
-    "etcd-servers": { type: "string", description: "Comma-separated etcd client URLs", default: "http://127.0.0.1:2379" },
+    "etcd-servers": { type: "string", description: "Comma-separated etcd client URLs", default: "https://127.0.0.1:2379" },
+    "etcd-cafile": { type: "string", description: "CA of etcd's serving certificate (default with --pki-dir: its ca.crt)", valueHint: "FILE" },
+    "etcd-certfile": { type: "string", description: "Client certificate for etcd (default with --pki-dir: apiserver-client.crt)", valueHint: "FILE" },
+    "etcd-keyfile": { type: "string", description: "Its key (default with --pki-dir: apiserver-client.key)", valueHint: "FILE" },
+    "pki-dir": { type: "string", description: "The cluster PKI (created when absent, like skiff up does); supplies every TLS file not given", valueHint: "DIR" },
+    "tls-cert-file": { type: "string", description: "Serving certificate (default with --pki-dir: apiserver.crt)", valueHint: "FILE" },
+    "tls-private-key-file": { type: "string", description: "Its key", valueHint: "FILE" },
+    "client-ca-file": { type: "string", description: "CA client certificates must be signed by (default with --pki-dir: ca.crt)", valueHint: "FILE" },
+    "tls-san": { type: "string", description: "More DNS names / IPs for the serving certificate made in --pki-dir, comma-separated", valueHint: "NAMES" },
+    "token-auth-file": { type: "string", description: "Static bearer tokens, CSV lines token,user,uid,\"group1,group2\"", valueHint: "FILE" },
     "etcd-prefix": { type: "string", description: "Key prefix in etcd", default: "/skiff" },
     store: { type: "string", description: "Storage backend: etcd or memory (memory loses everything on exit)", default: "etcd" },
     listen: { type: "string", description: "HOST:PORT to serve on", default: "127.0.0.1:6443" },
@@ -39,19 +52,27 @@ export const apiserverCommand = defineCommand({
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("apiserver", args["log-level"]);
-    const saOptions = serviceAccountOptions(args);
     const { host, port } = parseListen(args.listen);
     const kubeletClient = kubeletClientFiles(args);
     // Bad ranges stop the server before it touches storage.
     parseServiceCidr(args["service-cluster-ip-range"]);
     parsePortRange(args["service-node-port-range"]);
+    if (args.store !== "etcd" && args.store !== "memory") throw new Error(`--store must be etcd or memory, got "${args.store}"`);
+    const { tls, etcdTls } = await apiserverTls(args);
+    // With --pki-dir the PKI's sa.key signs ServiceAccount tokens unless a key file is given.
+    const saOptions = serviceAccountOptions(args, args["pki-dir"] ? join(args["pki-dir"], "sa.key") : undefined);
+    const tokenAuthenticators = args["token-auth-file"] ? [createTokenFileAuthenticator(args["token-auth-file"])] : [];
     let store: Store;
     if (args.store === "memory") store = createMemoryStore();
     else if (args.store === "etcd") {
-      store = createEtcdStore({ endpoints: args["etcd-servers"].split(",").map((s) => s.trim()), prefix: args["etcd-prefix"] });
+      const endpoints = args["etcd-servers"].split(",").map((s) => s.trim());
+      if (endpoints.some((e) => e.startsWith("https:")) && !etcdTls) throw new Error("https etcd servers need --etcd-cafile, --etcd-certfile and --etcd-keyfile (or --pki-dir)");
+      store = createEtcdStore({ endpoints, prefix: args["etcd-prefix"], tls: etcdTls });
     } else throw new Error(`--store must be etcd or memory, got "${args.store}"`);
     const server = await startApiServer({
       store,
+      tls,
+      tokenAuthenticators,
       host,
       port,
       log,
@@ -91,4 +112,54 @@ export function kubeletClientFiles(args: { "kubelet-client-certificate"?: string
     }
   };
   return { cert: read("kubelet-client-certificate"), key: read("kubelet-client-key"), ca: read("kubelet-certificate-authority") };
+}
+
+interface TlsFlags {
+  "pki-dir"?: string;
+  "tls-cert-file"?: string;
+  "tls-private-key-file"?: string;
+  "client-ca-file"?: string;
+  "tls-san"?: string;
+  "etcd-cafile"?: string;
+  "etcd-certfile"?: string;
+  "etcd-keyfile"?: string;
+  "service-cluster-ip-range"?: string;
+}
+
+/** The serving and etcd TLS material: files given by flag, the rest from --pki-dir. */
+async function apiserverTls(args: TlsFlags): Promise<{ tls: ServerTls; etcdTls?: EtcdTls }> {
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch (err) {
+      throw new Error(`--${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+  };
+  const pki = args["pki-dir"]
+    ? await ensurePki(args["pki-dir"], {
+        serviceCidr: args["service-cluster-ip-range"],
+        extraSans: (args["tls-san"] ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+      })
+    : undefined;
+  const pick = (flag: keyof TlsFlags, fallback: string | undefined, what: string) => {
+    const file = args[flag];
+    if (file) return read(flag, file);
+    if (fallback !== undefined) return fallback;
+    throw new Error(`the apiserver serves TLS only: give --${flag} (${what}) or --pki-dir`);
+  };
+  const tls: ServerTls = {
+    cert: pick("tls-cert-file", pki?.apiserver.cert, "the serving certificate"),
+    key: pick("tls-private-key-file", pki?.apiserver.key, "its key"),
+    clientCa: pick("client-ca-file", pki?.ca.cert, "the CA of client certificates"),
+  };
+  const etcdGiven = args["etcd-cafile"] || args["etcd-certfile"] || args["etcd-keyfile"];
+  const etcdTls: EtcdTls | undefined =
+    etcdGiven || pki
+      ? {
+          ca: pick("etcd-cafile", pki?.ca.cert, "etcd's CA"),
+          cert: pick("etcd-certfile", pki?.apiserverClient.cert, "the client certificate for etcd"),
+          key: pick("etcd-keyfile", pki?.apiserverClient.key, "its key"),
+        }
+      : undefined;
+  return { tls, etcdTls };
 }

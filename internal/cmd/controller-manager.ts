@@ -3,11 +3,11 @@
 // skiff-system and the others stand by to take over.
 import { defineCommand } from "citty";
 import os from "node:os";
-import { createApiTransport } from "../client/transport.ts";
 import { controllers as allControllers } from "../controller/all.ts";
 import { defaultControllerConfig, type ControllerConfig } from "../controller/controller.ts";
 import { createControllerManager, type ControllerManagerOptions } from "../controller/manager.ts";
 import { createLogger } from "../log/log.ts";
+import { componentTransport, componentClientArgs } from "./client-flags.ts";
 import { guarded } from "./guard.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -52,7 +52,7 @@ const secs = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms %
 export const controllerManagerCommand = defineCommand({
   meta: { name: "controller-manager", description: "Run the controllers (ReplicaSet, …), with leader election among replicas" },
   args: {
-    server: { type: "string", description: "The apiserver URL", default: "http://127.0.0.1:6443" },
+    ...componentClientArgs,
     controllers: { type: "string", description: `Controllers to run: '*' for all, names, '-name' to leave one out (known: ${Object.keys(allControllers).join(", ")})`, default: "*" },
     "leader-elect": { type: "string", description: "Compete for a lease and run the controllers only while holding it (true or false)", default: "true" },
     "lease-name": { type: "string", description: "The Lease (in skiff-system) the replicas compete for", default: "skiff-controller-manager" },
@@ -92,8 +92,9 @@ export const controllerManagerCommand = defineCommand({
       retryPeriodMs: parseDuration("leader-elect-retry-period", args["leader-elect-retry-period"]),
       config,
     };
-    const manager = createControllerManager({ transport: createApiTransport(args.server), log, options });
-    log.info({ server: args.server, identity: manager.identity, controllers: manager.controllers, leaderElect: options.leaderElect }, "starting");
+    const { transport, server } = await componentTransport(args);
+    const manager = createControllerManager({ transport, log, options });
+    log.info({ server, identity: manager.identity, controllers: manager.controllers, leaderElect: options.leaderElect }, "starting");
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;

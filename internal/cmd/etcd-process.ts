@@ -1,16 +1,28 @@
 // Runs Debian's etcd as a child of `skiff up`, its data under the state directory, so a second
-// `skiff up` finds the same cluster. etcd dies with us: it reads EOF on a pipe when we exit.
+// `skiff up` finds the same cluster. Clients use TLS and must present a certificate from the
+// cluster CA; /health and /metrics are on a plain loopback port (etcd's --listen-metrics-urls).
+// etcd dies with us: it reads EOF on a pipe when we exit.
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 export interface EtcdProcess {
   endpoint: string;
+  /** etcd's /health on its plain loopback metrics port. */
+  healthUrl: string;
   stop(): Promise<void>;
 }
 
-export async function startEtcdProcess(stateDir: string, clientPort: number, peerPort: number): Promise<EtcdProcess> {
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+/** etcd's TLS files: its serving certificate and the CA client certificates must come from. */
+export interface EtcdServerTlsFiles {
+  certFile: string;
+  keyFile: string;
+  trustedCaFile: string;
+}
+
+export async function startEtcdProcess(stateDir: string, clientPort: number, peerPort: number, tls: EtcdServerTlsFiles, metricsPort = peerPort + 1): Promise<EtcdProcess> {
+  const endpoint = `https://127.0.0.1:${clientPort}`;
+  const metrics = `http://127.0.0.1:${metricsPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const dataDir = join(stateDir, "etcd");
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -19,6 +31,11 @@ export async function startEtcdProcess(stateDir: string, clientPort: number, pee
     `--data-dir=${dataDir}`,
     `--listen-client-urls=${endpoint}`,
     `--advertise-client-urls=${endpoint}`,
+    `--cert-file=${tls.certFile}`,
+    `--key-file=${tls.keyFile}`,
+    `--trusted-ca-file=${tls.trustedCaFile}`,
+    "--client-cert-auth",
+    `--listen-metrics-urls=${metrics}`,
     `--listen-peer-urls=${peer}`,
     `--initial-advertise-peer-urls=${peer}`,
     `--initial-cluster=skiff=${peer}`,
@@ -39,10 +56,10 @@ export async function startEtcdProcess(stateDir: string, clientPort: number, pee
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) {
-      throw new Error(`etcd exited before it was healthy (is port ${clientPort} or ${peerPort} taken? is Debian's etcd-server installed?):\n${log}`);
+      throw new Error(`etcd exited before it was healthy (is port ${clientPort}, ${peerPort} or ${metricsPort} taken? is Debian's etcd-server installed?):\n${log}`);
     }
     try {
-      const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(`${metrics}/health`, { signal: AbortSignal.timeout(1000) });
       if (res.ok) break;
     } catch {
       // not up yet
@@ -52,6 +69,7 @@ export async function startEtcdProcess(stateDir: string, clientPort: number, pee
   }
   return {
     endpoint,
+    healthUrl: `${metrics}/health`,
     async stop() {
       child.stdin!.end();
       const hard = setTimeout(() => child.kill("SIGKILL"), 10_000);

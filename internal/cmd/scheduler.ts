@@ -4,10 +4,10 @@ import { defineCommand } from "citty";
 import { randomUUID } from "node:crypto";
 import os from "node:os";
 import { runLeaderElection } from "../client/leaderelection.ts";
-import { createApiTransport } from "../client/transport.ts";
 import { createLogger, type Logger } from "../log/log.ts";
 import { createScheduler } from "../scheduler/scheduler.ts";
 import { parseBool } from "./controller-manager.ts";
+import { componentTransport, componentClientArgs } from "./client-flags.ts";
 import { guarded } from "./guard.ts";
 
 function positiveMs(flag: string, value: string): number {
@@ -19,7 +19,7 @@ function positiveMs(flag: string, value: string): number {
 export const schedulerCommand = defineCommand({
   meta: { name: "scheduler", description: "Run the scheduler: assign pending pods to nodes" },
   args: {
-    server: { type: "string", description: "The apiserver URL", default: "http://127.0.0.1:6443" },
+    ...componentClientArgs,
     "leader-elect": { type: "string", description: "Schedule only while holding the Lease, true or false (run several for availability)", default: "true" },
     "lease-name": { type: "string", description: "The Lease used for leader election", default: "skiff-scheduler" },
     "lease-namespace": { type: "string", description: "The Lease's namespace", default: "skiff-system" },
@@ -37,7 +37,7 @@ export const schedulerCommand = defineCommand({
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("scheduler", args["log-level"]);
-    const transport = createApiTransport(args.server);
+    const { transport } = await componentTransport(args);
     const bindConcurrency = Number(args["bind-concurrency"]);
     if (!Number.isInteger(bindConcurrency) || bindConcurrency < 1) throw new Error(`--bind-concurrency must be a positive integer, got "${args["bind-concurrency"]}"`);
     const backoff = { initialMs: positiveMs("backoff-initial", args["backoff-initial"]), maxMs: positiveMs("backoff-max", args["backoff-max"]) };

@@ -8,11 +8,20 @@ import { defineCommand } from "citty";
 import { EncryptionService, type EncryptionResourceStatus } from "../../gen/skiff/v1alpha1/encryption_service_pb.js";
 import { createApiTransport } from "../client/transport.ts";
 import { addWriteKey, readEncryptionConfig, retireOtherKeys, writeEncryptionConfig, type EncryptionConfig } from "../encryption/config.ts";
+import { resolveConnection, type ConnectionFlags } from "../cli/connection.ts";
+import { connectionArgs } from "../cli/context.ts";
 import { guarded } from "./guard.ts";
 
 type EncryptionClient = Client<typeof EncryptionService>;
 
-const server = { type: "string", description: "The apiserver URL", default: "http://127.0.0.1:6443" } as const;
+/** skiffctl's connection flags: the config file's current context (as `skiff up` wrote it) unless overridden. */
+const server = connectionArgs;
+
+/** EncryptionService as the caller skiffctl's credentials name (update on encryptionconfigurations for reload/rewrite). */
+async function encryptionClient(args: ConnectionFlags): Promise<Client<typeof EncryptionService>> {
+  const c = await resolveConnection(args);
+  return createClient(EncryptionService, createApiTransport(c.server, c.credentials));
+}
 const configFile = { type: "string", description: "The apiserver's EncryptionConfiguration file", valueHint: "FILE", required: true } as const;
 // Writes that raced the rewrite under an old key are rewritten again before the keys retire.
 const RETIRE_ATTEMPTS = 3;
@@ -81,25 +90,25 @@ export const secretsEncryptCommand = defineCommand({
   subCommands: {
     status: defineCommand({
       meta: { name: "status", description: "Which key each encrypted resource writes with, and how many stored objects each key holds" },
-      args: { server },
+      args: { ...server },
       run: guarded(async ({ args }) => {
-        const client = createClient(EncryptionService, createApiTransport(args.server));
+        const client = await encryptionClient(args);
         console.log(formatStatus((await client.getEncryptionStatus({})).resources));
       }),
     }),
     reload: defineCommand({
       meta: { name: "reload", description: "Make the apiserver read its --encryption-provider-config again (refused if a stored object would become unreadable)" },
-      args: { server },
+      args: { ...server },
       run: guarded(async ({ args }) => {
-        const client = createClient(EncryptionService, createApiTransport(args.server));
+        const client = await encryptionClient(args);
         console.log(formatStatus((await client.reloadEncryptionConfig({})).resources));
       }),
     }),
     rewrite: defineCommand({
       meta: { name: "rewrite", description: "Store every object of every encrypted resource again under its write key" },
-      args: { server },
+      args: { ...server },
       run: guarded(async ({ args }) => {
-        const client = createClient(EncryptionService, createApiTransport(args.server));
+        const client = await encryptionClient(args);
         const { rewritten, resources } = await client.rewriteEncryptedResources({});
         console.log(`rewrote ${rewritten} objects`);
         console.log(formatStatus(resources));
@@ -107,9 +116,9 @@ export const secretsEncryptCommand = defineCommand({
     }),
     "rotate-keys": defineCommand({
       meta: { name: "rotate-keys", description: "Add a new key, store every encrypted object under it, retire the old keys; the apiserver keeps serving" },
-      args: { server, "encryption-provider-config": configFile },
+      args: { ...server, "encryption-provider-config": configFile },
       run: guarded(async ({ args }) => {
-        const client = createClient(EncryptionService, createApiTransport(args.server));
+        const client = await encryptionClient(args);
         console.log(formatStatus(await rotateKeys(client, args["encryption-provider-config"], (l) => console.log(l))));
       }),
     }),

@@ -1,9 +1,8 @@
 // The apiserver's ServiceAccount token flags (kube-apiserver's names), shared by `skiff apiserver`
-// and `skiff up`, and the signing key `skiff up` keeps in its state directory.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+// and `skiff up` (whose signing key is the cluster PKI's sa.key).
+import { readFileSync } from "node:fs";
 import type { ApiServerOptions } from "../apiserver/server.ts";
-import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem } from "../auth/serviceaccount/index.ts";
+import { signingKeyFromPem, verifyKeysFromPem } from "../auth/serviceaccount/index.ts";
 
 export const serviceAccountArgs = {
   "service-account-signing-key-file": { type: "string", description: "PEM ECDSA P-256 private key that signs ServiceAccount tokens (default: a key for this process only)", valueHint: "FILE" },
@@ -39,16 +38,4 @@ export function serviceAccountOptions(args: Args, defaultSigningKeyFile?: string
     apiAudiences: audiences.length > 0 ? audiences : undefined,
     advertiseAddress: args["advertise-address"] || undefined,
   };
-}
-
-/** `<dir>/sa.key` (private, 0600) and `<dir>/sa.pub`, made on first start; returns the key file. */
-export function ensureSigningKeyFile(dir: string): string {
-  const keyFile = join(dir, "sa.key");
-  if (existsSync(keyFile)) return keyFile;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const pair = generateSigningKeyPem();
-  writeFileSync(keyFile, pair.privateKey, { mode: 0o600 });
-  chmodSync(keyFile, 0o600);
-  writeFileSync(join(dir, "sa.pub"), pair.publicKey, { mode: 0o644 });
-  return keyFile;
 }

@@ -1,12 +1,14 @@
-// `skiff up`: a whole one-machine cluster in one process (like k3s): etcd as a child process with
-// its data under the state directory, containerd (a running one, or our own), and the apiserver,
-// scheduler, controller-manager and node agent in this process (each also runs alone as its own
-// `skiff` command). It writes skiffctl's config and can apply manifests. Running it again finds
+// `skiff up`: a whole one-machine cluster in one process (like k3s): the cluster PKI under
+// <state-dir>/pki, etcd as a child process (TLS, client certificates) with its data under the
+// state directory, containerd (a running one, or our own), and the apiserver,
+// scheduler, controller-manager and node agent in this process, each with its own identity (each
+// also runs alone as its own `skiff` command). It writes skiffctl's config (an admin context) and
+// can apply manifests. Running it again finds
 // the same cluster state, and the agent adopts the containers that kept running.
 import { defineCommand } from "citty";
-import { mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { homedir, hostname, networkInterfaces } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { createAgent } from "../agent/agent.ts";
 import { createLinkCerts } from "../agent/link-certs.ts";
 import { createCniNetwork } from "../agent/network.ts";
@@ -16,7 +18,9 @@ import { createControllerManager } from "../controller/manager.ts";
 import { buildBusyboxImage } from "../images/busybox.ts";
 import { createContainerdRuntime } from "../runtime/containerd/index.ts";
 import { createScheduler } from "../scheduler/scheduler.ts";
-import { configPath, loadConfig, saveConfig } from "../cli/config.ts";
+import { configPath, loadConfig, saveConfig, upsert, type CliConfig } from "../cli/config.ts";
+import { ensurePki, type ClusterPki } from "../pki/pki.ts";
+import type { CertKeyPair } from "../pki/certs.ts";
 import { runSkiffctl } from "../cli/main.ts";
 import { ensureEncryptionConfig } from "../encryption/config.ts";
 import { createLogger, type Logger } from "../log/log.ts";
@@ -27,7 +31,7 @@ import { parseListen } from "./apiserver.ts";
 import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
 import { guarded } from "./guard.ts";
-import { ensureSigningKeyFile, serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
+import { serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
 
 /** Secrets are encrypted from the first start: a config with a fresh key, readable by its owner only. */
 function defaultEncryptionConfig(stateDir: string, log: Logger): string {
@@ -43,7 +47,8 @@ export const upCommand = defineCommand({
   args: {
     "state-dir": { type: "string", description: "Where etcd keeps its data", default: join(homedir(), ".skiff", "state") },
     listen: { type: "string", description: "HOST:PORT for the apiserver", default: "127.0.0.1:6443" },
-    "etcd-port": { type: "string", description: "etcd client port (its peer port is the next one)", default: "2379" },
+    "etcd-port": { type: "string", description: "etcd client port (its peer port is the next one, its metrics/health port the one after)", default: "2379" },
+    "tls-san": { type: "string", description: "More DNS names / IPs for the apiserver's certificate, comma-separated", valueHint: "NAMES" },
     apply: { type: "string", description: "Apply the manifests in this file or directory once the cluster is up" },
     containerd: { type: "string", description: "containerd socket to use (default: /run/containerd/containerd.sock if it serves, else start one under --state-dir)" },
     "node-name": { type: "string", description: "This node's name (default: the hostname, lowercased)" },
@@ -71,10 +76,22 @@ export const upCommand = defineCommand({
     parsePortRange(args["service-node-port-range"]);
     const dns = dnsOptions(args);
 
+    const nodeName = args["node-name"] || hostname().toLowerCase();
+    const pkiDir = join(stateDir, "pki");
+    const pki = await ensurePki(pkiDir, {
+      nodeNames: [nodeName],
+      serviceCidr: args["service-cluster-ip-range"],
+      extraSans: (args["tls-san"] ?? "").split(",").map((x) => x.trim()).filter(Boolean),
+      onWrite: (file, why) => log.info({ file }, `certificate ${why}`),
+    });
     const encryptionConfig = args["encryption-provider-config"] ?? defaultEncryptionConfig(stateDir, log);
     log.info({ stateDir }, "starting etcd");
-    const etcd = await startEtcdProcess(stateDir, etcdPort, etcdPort + 1);
-    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff" });
+    const etcd = await startEtcdProcess(stateDir, etcdPort, etcdPort + 1, {
+      certFile: pki.files("etcd-server").cert,
+      keyFile: pki.files("etcd-server").key,
+      trustedCaFile: pki.files("ca").cert,
+    });
+    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff", tls: { ca: pki.ca.cert, ...pki.apiserverClient } });
     const agentListen = parseListen(args["agent-listen"]);
     // The apiserver → agent link (logs): a CA made at each start, in memory only, since both ends
     // live in this process. The agent's certificate holds every address its Node may report.
@@ -82,17 +99,19 @@ export const upCommand = defineCommand({
     const server = await startApiServer({
       store,
       kubeletClient: link.apiserver,
+      tls: { cert: pki.apiserver.cert, key: pki.apiserver.key, clientCa: pki.ca.cert },
       host,
       port,
       log: log.child({ component: "apiserver" }),
       compactionIntervalMs: 300_000,
       serviceCidr: args["service-cluster-ip-range"],
       nodePortRange: args["service-node-port-range"],
-      // Tokens outlive a restart: the signing key is kept with the cluster's state.
-      ...serviceAccountOptions(args, ensureSigningKeyFile(join(stateDir, "pki"))),
+      // Tokens outlive a restart: the signing key is the PKI's sa.key.
+      ...serviceAccountOptions(args, join(pkiDir, "sa.key")),
       encryptionProviderConfig: encryptionConfig,
     });
-    const transport = createApiTransport(server.url);
+    // Each component under its own identity, as when they run as separate processes.
+    const as = (pair: CertKeyPair) => createApiTransport(server.url, { ca: pki.ca.cert, cert: pair.cert, key: pair.key });
     const running = new AbortController();
 
     const containerd = await useOrStartContainerd(args.containerd, stateDir);
@@ -103,14 +122,15 @@ export const upCommand = defineCommand({
     mkdirSync(imageDir, { recursive: true });
     await buildBusyboxImage(imageDir, { name: "skiff.local/busybox-httpd", tag: "v1" });
 
-    const scheduler = createScheduler({ transport, log: log.child({ component: "scheduler" }) });
+    const scheduler = createScheduler({ transport: as(pki.scheduler), log: log.child({ component: "scheduler" }) });
     void scheduler.start(running.signal);
-    const controllers = createControllerManager({ transport, log: log.child({ component: "controller-manager" }) });
+    const controllers = createControllerManager({ transport: as(pki.controllerManager), log: log.child({ component: "controller-manager" }) });
     void controllers.start(running.signal);
     const rootDir = join(stateDir, "agent");
     const agent = createAgent({
-      transport,
-      nodeName: args["node-name"] || hostname().toLowerCase(),
+      transport: as(pki.nodes[nodeName]),
+      clusterCa: pki.ca.cert,
+      nodeName,
       runtime,
       network: createCniNetwork({
         confDir: join(rootDir, "cni", "net.d"),
@@ -130,13 +150,13 @@ export const upCommand = defineCommand({
     });
     await agent.start();
 
-    // skiffctl finds this cluster without flags.
+    // skiffctl finds this cluster without flags, as the admin.
     const cfgPath = configPath();
-    await saveConfig(cfgPath, { ...(await loadConfig(cfgPath)), server: server.url });
+    await saveConfig(cfgPath, adminContext(await loadConfig(cfgPath), server.url, pki));
     log.info({ server: server.url, config: cfgPath }, "cluster is up; try: npx skiffctl get all -A");
 
     if (args.apply) {
-      const code = await runSkiffctl(["apply", "-f", args.apply, "--server", server.url], {
+      const code = await runSkiffctl(["apply", "-f", args.apply, "--server", server.url, "--context", ADMIN_CONTEXT], {
         out: (t) => void process.stdout.write(t),
         err: (t) => void process.stderr.write(t),
         readStdin: async () => "",
@@ -172,4 +192,26 @@ function machineAddresses(): string[] {
     .flat()
     .filter((a) => a !== undefined && !a.internal && !(a.family === "IPv6" && a.address.startsWith("fe80")))
     .map((a) => a!.address);
+}
+
+const ADMIN_CONTEXT = "admin@skiff";
+
+/**
+ * Copies the CA and the admin's certificate next to skiffctl's config (~/.skiff/pki/) and makes an
+ * admin context for this cluster the current one; other clusters and contexts stay.
+ */
+function adminContext(cfg: CliConfig, server: string, pki: ClusterPki): CliConfig {
+  const dir = join(dirname(configPath()), "pki");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  copyFileSync(pki.files("ca").cert, join(dir, "ca.crt"));
+  copyFileSync(pki.files("admin").cert, join(dir, "admin.crt"));
+  copyFileSync(pki.files("admin").key, join(dir, "admin.key"));
+  const { server: _old, ...rest } = cfg;
+  return {
+    ...rest,
+    clusters: upsert(cfg.clusters, { name: "skiff", cluster: { server, "certificate-authority": join(dir, "ca.crt") } }),
+    users: upsert(cfg.users, { name: "admin@skiff", user: { "client-certificate": join(dir, "admin.crt"), "client-key": join(dir, "admin.key") } }),
+    contexts: upsert(cfg.contexts, { name: ADMIN_CONTEXT, context: { cluster: "skiff", user: "admin@skiff" } }),
+    "current-context": ADMIN_CONTEXT,
+  };
 }

@@ -45,8 +45,16 @@ export interface EtcdStoreOptions {
   prefix?: string;
   /** Deadline for each unary request. Default 10s. */
   requestTimeoutMs?: number;
+  /** For https:// endpoints: etcd's CA and the client certificate etcd requires (--client-cert-auth), PEM. */
+  tls?: EtcdTls;
   /** Larger responses are refused by the client; whole-range reads ask again in smaller pages. Default 64 MiB. */
   maxResponseBytes?: number;
+}
+
+export interface EtcdTls {
+  ca: string | Buffer;
+  cert: string | Buffer;
+  key: string | Buffer;
 }
 
 // etcd3 (now only the watch) retries failed calls up to 3 times by default and opens a 5s
@@ -73,13 +81,16 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   const rootKey = root.length ? root : Buffer.from([0]);
   // One HTTP/2 connection per endpoint, opened on first use.
   const members = opts.endpoints.map((url) => {
-    const transport: GrpcTransport = createGrpcTransport({ baseUrl: url, readMaxBytes: opts.maxResponseBytes });
+    const transport: GrpcTransport = createGrpcTransport({ baseUrl: url, tls: url.startsWith("https:") ? opts.tls : undefined, readMaxBytes: opts.maxResponseBytes });
     return { url, transport, kv: createClient(KV, transport) };
   });
   // Calls go to one member until it fails with UNAVAILABLE, then to the next.
   let current = 0;
   const watchClient = new Etcd3({
     hosts: opts.endpoints,
+    credentials: opts.tls
+      ? { rootCertificate: Buffer.from(opts.tls.ca), certChain: Buffer.from(opts.tls.cert), privateKey: Buffer.from(opts.tls.key) }
+      : undefined,
     faultHandling: {
       host: () => noRetry as unknown as ReturnType<NonNullable<FaultHandling["host"]>>,
       global: noRetry as unknown as FaultHandling["global"],

@@ -15,6 +15,7 @@ import { freePort } from "../harness/ports.ts";
 import { freePodCidr } from "../network/leftovers.ts";
 import { claimDefaultNetwork, DEFAULT_BRIDGE, DEFAULT_NETWORK, releaseDefaultNetwork, startCliAgent, type CliAgent } from "./cli-agent.ts";
 import { INDEX_HTML, cstatus, leftoversOf, startCluster, wget, type Cluster } from "./cluster.ts";
+import { clientCertArgs } from "../harness/pki.ts";
 
 let c: Cluster;
 
@@ -102,6 +103,7 @@ describe("agent restarts", () => {
       });
       args = [
         "--server", c.cp.server.url,
+        ...clientCertArgs(c.cp.pki, await c.cp.pki.issueClient(`system:node:${nodeName}`, ["system:nodes"]), join(rootDir, "pki"), "node"),
         "--node-name", nodeName,
         "--runtime", "containerd",
         "--containerd", c.ctrd.address,

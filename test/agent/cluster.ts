@@ -26,6 +26,7 @@ import { startControlPlane, type ControlPlane } from "../harness/control-plane.t
 import { buildBusyboxImage, type BuiltImage } from "../harness/images.ts";
 import { makeTempDir, removeTempDir } from "../harness/tmp.ts";
 import { freePodCidr, removeRun, removeUnusedPortmapChains, runName, sweepCrashedRuns } from "../network/leftovers.ts";
+import { createApiTransport } from "../../internal/client/transport.ts";
 
 export { waitFor };
 
@@ -125,7 +126,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   });
   const rootDir = join(dir, "root");
   const agentOptions: AgentOptions = {
-    transport: cp.transport,
+    // The agent as its node, like `skiff up` runs it.
+    transport: createApiTransport(cp.server.url, await cp.pki.nodeCredentials(nodeName)),
+    clusterCa: cp.pki.ca.cert,
     nodeName,
     runtime,
     network,

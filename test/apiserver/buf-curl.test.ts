@@ -1,26 +1,42 @@
 // A client we did not write: `buf curl` (from @bufbuild/buf) drives the API over the gRPC protocol
-// using only the .proto files: create, get, list, and a watch that sees a change.
+// over TLS using only the .proto files: create, get, list, and a watch that sees a change, with
+// the admin's client certificate; and with a bearer token instead.
 import { spawn, execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createStaticTokenAuthenticator } from "../../internal/auth/authn/token-file.ts";
+import { create } from "@bufbuild/protobuf";
+import { RoleBindingSchema } from "../../gen/skiff/v1alpha1/rbac_pb.js";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 
 const run = promisify(execFile);
 let cp: ControlPlane;
 beforeAll(async () => {
-  cp = await startControlPlane();
+  cp = await startControlPlane({
+    tokenAuthenticators: [createStaticTokenAuthenticator(new Map([["buf-token-1", { name: "buf-user", groups: ["buf-group"] }]]))],
+  });
+  // The token's group may read the default namespace.
+  await cp.client("RoleBinding").create(
+    create(RoleBindingSchema, {
+      metadata: { name: "buf-view", namespace: "default" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+      subjects: [{ kind: "Group", apiGroup: "rbac.authorization.k8s.io", name: "buf-group" }],
+    }),
+  );
 });
 afterAll(async () => {
   await cp?.stop();
 });
 
-const bufArgs = (method: string, data: unknown) => [
-  "curl", "--schema", ".", "--protocol", "grpc", "--http2-prior-knowledge",
+const certArgs = () => ["--cacert", cp.pki.files("ca").cert, "--cert", cp.pki.files("admin").cert, "--key", cp.pki.files("admin").key];
+
+const bufArgs = (method: string, data: unknown, credentials = certArgs()) => [
+  "curl", "--schema", ".", "--protocol", "grpc", ...credentials,
   `${cp.server.url}/skiff.v1alpha1.${method}`, "-d", JSON.stringify(data),
 ];
 
-async function bufCurl(method: string, data: unknown): Promise<any> {
-  const { stdout } = await run("npx", ["buf", ...bufArgs(method, data)], { cwd: process.cwd() });
+async function bufCurl(method: string, data: unknown, credentials?: string[]): Promise<any> {
+  const { stdout } = await run("npx", ["buf", ...bufArgs(method, data, credentials)], { cwd: process.cwd() });
   return JSON.parse(stdout);
 }
 
@@ -54,4 +70,24 @@ describe("buf curl over gRPC", () => {
       child.kill("SIGTERM");
     }
   }, 40_000);
+});
+
+describe("buf curl with other credentials", () => {
+  it("works with a bearer token from the token file instead of a certificate", async () => {
+    const token = ["--cacert", cp.pki.files("ca").cert, "-H", "Authorization: Bearer buf-token-1"];
+    const listed = await bufCurl("ConfigMapService/List", { namespace: "default" }, token);
+    expect(Array.isArray(listed.items ?? [])).toBe(true);
+  });
+
+  it("is refused as unauthenticated with an unknown token, and without any credentials", async () => {
+    const bad = await run("npx", ["buf", ...bufArgs("ConfigMapService/List", { namespace: "default" }, ["--cacert", cp.pki.files("ca").cert, "-H", "Authorization: Bearer nope"])]).catch((e) => e);
+    expect(bad.stderr).toMatch(/unauthenticated[\s\S]*bearer token rejected/i);
+    const none = await run("npx", ["buf", ...bufArgs("ConfigMapService/List", { namespace: "default" }, ["--cacert", cp.pki.files("ca").cert])]).catch((e) => e);
+    expect(none.stderr).toMatch(/unauthenticated[\s\S]*no credentials/i);
+  });
+
+  it("does not trust a server whose certificate is not signed by the CA it was given", async () => {
+    const err = await run("npx", ["buf", ...bufArgs("ConfigMapService/List", { namespace: "default" }, ["--cert", cp.pki.files("admin").cert, "--key", cp.pki.files("admin").key])]).catch((e) => e);
+    expect(err.stderr).toMatch(/certificate/i);
+  });
 });

@@ -5,8 +5,6 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +13,9 @@ import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { createInformer } from "../../internal/client/informer.ts";
 import { listAllPages } from "../../internal/client/pager.ts";
 import type { ResourceClient } from "../../internal/client/resource-client.ts";
+import { adminConfigFile } from "../../internal/cli/testing.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
+import { requestTls } from "../harness/pki.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const NS = "paged";
@@ -25,14 +25,12 @@ const nameOf = (i: number) => `big-${String(i).padStart(4, "0")}`;
 const allNames = Array.from({ length: COUNT }, (_, i) => nameOf(i));
 
 let cp: ControlPlane;
-let configDir: string;
 let cms: ResourceClient<ConfigMap>;
 
 const names = (items: ConfigMap[]) => items.map((o) => o.metadata!.name);
 
 beforeAll(async () => {
   cp = await startControlPlane();
-  configDir = mkdtempSync(join(tmpdir(), "skiffctl-paged-"));
   cms = cp.client<ConfigMap>("ConfigMap");
   for (const ns of [NS, "small"]) await cp.client("Namespace").create(create(NamespaceSchema, { metadata: { name: ns } }));
   // 16 writers at a time: 70 MB into etcd without taking long.
@@ -44,7 +42,6 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(async () => {
   await cp?.stop();
-  if (configDir) rmSync(configDir, { recursive: true, force: true });
 });
 
 describe("a kind larger than one message", () => {
@@ -157,12 +154,13 @@ describe("continue tokens and selectors", () => {
 
   it("speaks Kubernetes' names in JSON over Connect: limit, continue, remainingItemCount", async () => {
     const list = async (body: object) => {
-      const res = await fetch(`${cp.server.url}/skiff.v1alpha1.ConfigMapService/List`, {
+      const res = await requestTls(`${cp.server.url}/skiff.v1alpha1.ConfigMapService/List`, {
+        ...cp.pki.adminNodeOptions,
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(body),
       });
-      return { status: res.status, body: (await res.json()) as Record<string, any> };
+      return { status: res.status, body: JSON.parse(res.body) as Record<string, any> };
     };
     const first = await list({ namespace: "small", limit: 20 });
     expect(first.status).toBe(200);
@@ -216,7 +214,7 @@ describe("continue tokens and selectors", () => {
 
 function skiffctl(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((done, fail) => {
-    const env = { ...process.env, SKIFF_SERVER: cp.server.url, SKIFF_CONFIG: join(configDir, "config.yaml"), NO_COLOR: "1" };
+    const env = { ...process.env, SKIFF_SERVER: cp.server.url, SKIFF_CONFIG: adminConfigFile(), NO_COLOR: "1" };
     const child = spawn(process.execPath, [join(ROOT, "cmd", "skiffctl.ts"), ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";

@@ -6,6 +6,7 @@ import { createResourceClient } from "../../internal/client/resource-client.ts";
 import { createApiTransport } from "../../internal/client/transport.ts";
 import { configMap } from "../fixtures/objects.ts";
 import { startEtcd, type EtcdServer } from "../harness/etcd.ts";
+import { apiserverTlsArgs, getTls, testPki } from "../harness/pki.ts";
 import { freePort } from "../harness/ports.ts";
 
 let child: ChildProcess | undefined;
@@ -18,13 +19,14 @@ afterEach(async () => {
 
 async function startApiserver(args: string[]): Promise<string> {
   const port = await freePort();
-  child = spawn(process.execPath, ["cmd/skiff.ts", "apiserver", "--listen", `127.0.0.1:${port}`, ...args], {
+  const pki = await testPki();
+  child = spawn(process.execPath, ["cmd/skiff.ts", "apiserver", "--listen", `127.0.0.1:${port}`, ...apiserverTlsArgs(pki), ...args], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, SKIFF_LOG_FORMAT: "json" },
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `https://127.0.0.1:${port}`;
   await expect
-    .poll(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status, { timeout: 20_000, interval: 100 })
+    .poll(async () => (await getTls(`${url}/readyz`, { ca: pki.ca.cert }).catch(() => undefined))?.status, { timeout: 20_000, interval: 100 })
     .toBe(200);
   return url;
 }
@@ -33,7 +35,7 @@ describe("skiff apiserver process", () => {
   it("serves from etcd and, on SIGTERM, ends open watches and exits 0", async () => {
     etcd = await startEtcd();
     const url = await startApiserver(["--etcd-servers", etcd.endpoint]);
-    const cms = createResourceClient(createApiTransport(url), "ConfigMap");
+    const cms = createResourceClient(createApiTransport(url, (await testPki()).adminCredentials), "ConfigMap");
     await cms.create(configMap("before-term"));
     const stream = cms.watch("default")[Symbol.asyncIterator]();
     expect((await stream.next()).value?.type).toBe("ADDED");
@@ -56,7 +58,7 @@ describe("skiff apiserver process", () => {
 
   it("--store memory needs no etcd", async () => {
     const url = await startApiserver(["--store", "memory"]);
-    const cms = createResourceClient(createApiTransport(url), "ConfigMap");
+    const cms = createResourceClient(createApiTransport(url, (await testPki()).adminCredentials), "ConfigMap");
     await cms.create(configMap("in-memory"));
     expect((await cms.get("default", "in-memory")).metadata!.name).toBe("in-memory");
   }, 30_000);

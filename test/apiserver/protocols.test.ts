@@ -11,6 +11,7 @@ import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import { createGrpcTransport as createSkiffTransport } from "../../internal/client/grpc-transport.ts";
 import { configMap } from "../fixtures/objects.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
+import { getTls } from "../harness/pki.ts";
 
 let cp: ControlPlane;
 beforeAll(async () => {
@@ -21,13 +22,13 @@ afterAll(async () => {
 });
 
 const transports: Record<string, () => Transport> = {
-  "gRPC, Skiff's client transport": () => createSkiffTransport({ baseUrl: cp.server.url }),
-  "gRPC (direct path)": () => createGrpcTransport({ baseUrl: cp.server.url }),
+  "gRPC, Skiff's client transport": () => createSkiffTransport({ tls: cp.pki.adminNodeOptions, baseUrl: cp.server.url }),
+  "gRPC (direct path)": () => createGrpcTransport({ nodeOptions: cp.pki.adminNodeOptions, baseUrl: cp.server.url }),
   "gRPC, gzip-compressed requests": () =>
-    createGrpcTransport({ baseUrl: cp.server.url, sendCompression: compressionGzip, compressMinBytes: 0 }),
-  "Connect binary": () => createConnectTransport({ baseUrl: cp.server.url, httpVersion: "2" }),
-  "Connect JSON over HTTP/1.1": () => createConnectTransport({ baseUrl: cp.server.url, httpVersion: "1.1", useBinaryFormat: false }),
-  "gRPC-Web": () => createGrpcWebTransport({ baseUrl: cp.server.url, httpVersion: "2" }),
+    createGrpcTransport({ nodeOptions: cp.pki.adminNodeOptions, baseUrl: cp.server.url, sendCompression: compressionGzip, compressMinBytes: 0 }),
+  "Connect binary": () => createConnectTransport({ nodeOptions: cp.pki.adminNodeOptions, baseUrl: cp.server.url, httpVersion: "2" }),
+  "Connect JSON over HTTP/1.1": () => createConnectTransport({ nodeOptions: cp.pki.adminNodeOptions, baseUrl: cp.server.url, httpVersion: "1.1", useBinaryFormat: false }),
+  "gRPC-Web": () => createGrpcWebTransport({ nodeOptions: cp.pki.adminNodeOptions, baseUrl: cp.server.url, httpVersion: "2" }),
 };
 
 describe.each(Object.entries(transports))("%s", (name, make) => {
@@ -78,8 +79,8 @@ describe.each(Object.entries(transports))("%s", (name, make) => {
 
 describe("the direct gRPC path", () => {
   it("answers with the same objects as connect, resource version included (stored bytes reused)", async () => {
-    const direct = createClient(ConfigMapService, createGrpcTransport({ baseUrl: cp.server.url }));
-    const viaConnect = createClient(ConfigMapService, createConnectTransport({ baseUrl: cp.server.url, httpVersion: "2" }));
+    const direct = createClient(ConfigMapService, createGrpcTransport({ nodeOptions: cp.pki.adminNodeOptions, baseUrl: cp.server.url }));
+    const viaConnect = createClient(ConfigMapService, createConnectTransport({ nodeOptions: cp.pki.adminNodeOptions, baseUrl: cp.server.url, httpVersion: "2" }));
     const created = (await direct.create({ configMap: configMap("same-bytes", { a: "1" }) })).configMap!;
     expect(Number(created.metadata!.resourceVersion)).toBeGreaterThan(0);
     const got = (await direct.get({ namespace: "default", name: "same-bytes" })).configMap!;
@@ -95,14 +96,14 @@ describe("the direct gRPC path", () => {
   });
 
   it("counts its calls in /metrics like connect's", async () => {
-    const client = createClient(ConfigMapService, createGrpcTransport({ baseUrl: cp.server.url }));
+    const client = createClient(ConfigMapService, createGrpcTransport({ nodeOptions: cp.pki.adminNodeOptions, baseUrl: cp.server.url }));
     await client.get({ namespace: "default", name: "not-there" }).catch(() => undefined);
-    const text = await (await fetch(`${cp.server.url}/metrics`)).text();
+    const text = (await getTls(`${cp.server.url}/metrics`, cp.pki.adminNodeOptions)).body;
     expect(text).toMatch(/skiff_apiserver_requests_total\{service="skiff.v1alpha1.ConfigMapService",method="Get",code="not_found"\} [1-9]/);
   });
 
   it("refuses a body that is not one gRPC message, and keeps serving", async () => {
-    const session = http2.connect(cp.server.url);
+    const session = http2.connect(cp.server.url, cp.pki.adminNodeOptions);
     try {
       const status = await new Promise<{ status: string | undefined; message: string | undefined }>((resolve, reject) => {
         const req = session.request({
@@ -124,7 +125,7 @@ describe("the direct gRPC path", () => {
     } finally {
       session.close();
     }
-    const client = createClient(ConfigMapService, createGrpcTransport({ baseUrl: cp.server.url }));
+    const client = createClient(ConfigMapService, createGrpcTransport({ nodeOptions: cp.pki.adminNodeOptions, baseUrl: cp.server.url }));
     expect((await client.list({ namespace: "default" })).items.length).toBeGreaterThan(0);
   });
 });
@@ -134,7 +135,7 @@ describe("Skiff's client transport", () => {
 
   // (connect's createClient hides the iterator's return(): a caller that stops reading must abort.)
   it("cancels the server's watch when the caller aborts", async () => {
-    const client = createClient(ConfigMapService, createSkiffTransport({ baseUrl: cp.server.url }));
+    const client = createClient(ConfigMapService, createSkiffTransport({ tls: cp.pki.adminNodeOptions, baseUrl: cp.server.url }));
     const before = watchers();
     const ac = new AbortController();
     const aborted = (async () => {
@@ -147,14 +148,14 @@ describe("Skiff's client transport", () => {
   });
 
   it("refuses a response larger than readMaxBytes with RESOURCE_EXHAUSTED", async () => {
-    const small = createClient(ConfigMapService, createSkiffTransport({ baseUrl: cp.server.url, readMaxBytes: 100 }));
+    const small = createClient(ConfigMapService, createSkiffTransport({ tls: cp.pki.adminNodeOptions, baseUrl: cp.server.url, readMaxBytes: 100 }));
     const err = await small.list({ namespace: "default" }).catch((e) => ConnectError.from(e));
     expect((err as ConnectError).code).toBe(Code.ResourceExhausted);
     expect((err as ConnectError).rawMessage).toMatch(/larger than 100/);
   });
 
   it("reports a server that is not there as UNAVAILABLE with the reason", async () => {
-    const client = createClient(ConfigMapService, createSkiffTransport({ baseUrl: "http://127.0.0.1:1" }));
+    const client = createClient(ConfigMapService, createSkiffTransport({ baseUrl: "https://127.0.0.1:1", tls: cp.pki.adminNodeOptions }));
     const err = await client.get({ namespace: "default", name: "x" }).catch((e) => ConnectError.from(e));
     expect((err as ConnectError).code).toBe(Code.Unavailable);
     expect((err as ConnectError).rawMessage).toMatch(/ECONNREFUSED/);

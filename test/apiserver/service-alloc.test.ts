@@ -11,6 +11,7 @@ import { namespace } from "../fixtures/objects.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 import { freePort } from "../harness/ports.ts";
 import { startGuardedProcess, type GuardedProcess } from "../harness/process.ts";
+import { apiserverTlsArgs, getTls } from "../harness/pki.ts";
 
 // 30 addresses and 20 ports: small enough to fill.
 const CIDR = "10.100.0.0/27";
@@ -24,19 +25,19 @@ let b: ResourceClient<Service>;
 beforeAll(async () => {
   cp = await startControlPlane({ serviceCidr: CIDR, nodePortRange: PORTS });
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `https://127.0.0.1:${port}`;
   // Guarded: it dies with this test process however that ends.
   other = await startGuardedProcess({
     command: process.execPath,
-    args: ["cmd/skiff.ts", "apiserver", "--listen", `127.0.0.1:${port}`, "--etcd-servers", cp.etcd.endpoint, "--etcd-prefix", "/skiff-test",
+    args: ["cmd/skiff.ts", "apiserver", "--listen", `127.0.0.1:${port}`, "--etcd-servers", cp.etcd.endpoint, "--etcd-prefix", "/skiff-test", ...apiserverTlsArgs(cp.pki),
       "--service-cluster-ip-range", CIDR, "--service-node-port-range", PORTS],
     env: { ...process.env, SKIFF_LOG_FORMAT: "json", SKIFF_LOG_LEVEL: "warn" },
     name: "skiff apiserver",
-    ready: async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200,
+    ready: async () => (await getTls(`${url}/readyz`, { ca: cp.pki.ca.cert }).catch(() => undefined))?.status === 200,
     timeoutMs: 20_000,
   });
   a = cp.client<Service>("Service");
-  b = createResourceClient<Service>(createApiTransport(url), "Service");
+  b = createResourceClient<Service>(createApiTransport(url, cp.pki.adminCredentials), "Service");
 });
 afterAll(async () => {
   await other?.stop();

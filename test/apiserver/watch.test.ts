@@ -6,6 +6,7 @@ import { kinds } from "../../internal/api/registry.ts";
 import type { WatchEvent } from "../../internal/client/resource-client.ts";
 import { configMap, pod } from "../fixtures/objects.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
+import { getTls } from "../harness/pki.ts";
 
 let cp: ControlPlane;
 beforeAll(async () => {
@@ -166,7 +167,7 @@ describe("watch", () => {
       const results = await Promise.all(streams);
       expect(results.every((r) => names(r)[0] === "ADDED fanout")).toBe(true);
       expect(await watchersInEtcd()).toBe(kinds.length);
-      const metrics = await (await fetch(`${own.server.url}/metrics`)).text();
+      const metrics = (await getTls(`${own.server.url}/metrics`, own.pki.adminCredentials as { ca: string; cert: string; key: string })).body;
       expect(metrics).toMatch(/skiff_apiserver_watchers\{kind="Pod"\} 20\d/);
       ac.abort();
     } finally {

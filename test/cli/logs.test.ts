@@ -13,6 +13,7 @@ import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { createAgent } from "../../internal/agent/agent.ts";
 import { cstatus, testPod, waitFor } from "../../internal/agent/testing.ts";
 import { startCluster, type Cluster } from "../agent/cluster.ts";
+import { adminConfigFile } from "../../internal/cli/testing.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const CLI = join(ROOT, "cmd", "skiffctl.ts");
@@ -27,7 +28,7 @@ afterAll(async () => {
   await c?.stop();
 }, 120_000);
 
-const env = () => ({ ...process.env, SKIFF_SERVER: c.cp.server.url, SKIFF_CONFIG: join(c.dir, "config.yaml"), NO_COLOR: "1" });
+const env = () => ({ ...process.env, SKIFF_SERVER: c.cp.server.url, SKIFF_CONFIG: adminConfigFile(), NO_COLOR: "1" });
 
 /** Runs skiffctl to completion. */
 function skiffctl(args: string[]): Promise<{ code: number | null; out: string; err: string }> {

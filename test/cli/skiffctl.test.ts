@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 import { freePort } from "../harness/ports.ts";
+import { adminConfigFile } from "../../internal/cli/testing.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const CLI = join(ROOT, "cmd", "skiffctl.ts");
@@ -33,7 +34,7 @@ interface Result {
 }
 
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...process.env, SKIFF_SERVER: cp.server.url, SKIFF_CONFIG: join(dir, "config.yaml"), NO_COLOR: "1", ...extra };
+  return { ...process.env, SKIFF_SERVER: cp.server.url, SKIFF_CONFIG: adminConfigFile(), NO_COLOR: "1", ...extra };
 }
 
 /** Runs skiffctl to completion. */
@@ -200,9 +201,9 @@ describe("skiffctl against a real apiserver", () => {
   });
 
   it("fails clearly with exit code 1", async () => {
-    const down = await skiffctl(["get", "pods"], { env: { SKIFF_SERVER: `http://127.0.0.1:${await freePort()}` } });
+    const down = await skiffctl(["get", "pods"], { env: { SKIFF_SERVER: `https://127.0.0.1:${await freePort()}` } });
     expect(down.code).toBe(1);
-    expect(down.err).toMatch(/^Error: cannot reach the apiserver at http:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED .*\n$/);
+    expect(down.err).toMatch(/^Error: cannot reach the apiserver at https:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED .*\n$/);
 
     const unknown = await skiffctl(["get", "widgets"]);
     expect(unknown.code).toBe(1);
@@ -239,9 +240,17 @@ describe("skiffctl against a real apiserver", () => {
     expect(wrongVersion.code).toBe(1);
   });
 
-  it("reads the server from the config file", async () => {
+  it("reads the server and credentials from the config file's current context", async () => {
     const cfg = { SKIFF_SERVER: "", SKIFF_CONFIG: join(dir, "cfg", "config.yaml") };
-    expect((await skiffctl(["config", "set-server", cp.server.url], { env: cfg })).code).toBe(0);
+    const { pki } = cp;
+    for (const args of [
+      ["config", "set-cluster", "test", "--server", cp.server.url, "--certificate-authority", pki.files("ca").cert],
+      ["config", "set-credentials", "admin", "--client-certificate", pki.files("admin").cert, "--client-key", pki.files("admin").key],
+      ["config", "set-context", "admin@test", "--cluster", "test", "--user", "admin"],
+      ["config", "use-context", "admin@test"],
+    ]) {
+      expect(await skiffctl(args, { env: cfg })).toMatchObject({ code: 0, err: "" });
+    }
     expect((await skiffctl(["config", "current"], { env: cfg })).out).toBe(`${cp.server.url}\n`);
     const r = await skiffctl(["get", "namespaces", "-o", "name"], { env: cfg });
     expect(r).toMatchObject({ code: 0, out: "namespace/default\nnamespace/skiff-system\n" });

@@ -78,7 +78,7 @@ beforeAll(async () => {
   cp = await startControlPlane({ heartbeatMs: 200, watchCacheSize: 50 });
   api = cp.client<ConfigMap>("ConfigMap");
   proxy = await startCuttableProxy(cp.server.url);
-  const base = createResourceClient<ConfigMap>(createApiTransport(proxy.url), "ConfigMap");
+  const base = createResourceClient<ConfigMap>(createApiTransport(proxy.url, cp.pki.adminCredentials), "ConfigMap");
   const client: ResourceClient<ConfigMap> = {
     ...base,
     // Lists that succeeded: a relist, not an attempt that hit a dead connection.

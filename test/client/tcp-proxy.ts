@@ -4,7 +4,7 @@
 import { connect, createServer, type Socket } from "node:net";
 
 export interface CuttableProxy {
-  /** http://127.0.0.1:port — give this to the client's transport. */
+  /** https://127.0.0.1:port (the target's scheme) — give this to the client's transport. */
   url: string;
   /** Connections accepted so far. */
   connections(): number;
@@ -45,7 +45,7 @@ export async function startCuttableProxy(targetUrl: string): Promise<CuttablePro
     for (const s of sockets) s.destroy();
   };
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${target.protocol}//127.0.0.1:${port}`,
     connections: () => accepted,
     cut,
     block() {

@@ -5,8 +5,8 @@ import { expect, it } from "vitest";
 import { freePorts } from "../harness/ports.ts";
 
 it("Ctrl-C in skiff up's terminal does not stop its etcd before skiff up has shut down", async () => {
-  const [client, peer] = await freePorts(2);
-  const child = spawn(process.execPath, [fileURLToPath(new URL("./ctrl-c-child.ts", import.meta.url)), String(client), String(peer)], {
+  const [client, peer, metrics] = await freePorts(3);
+  const child = spawn(process.execPath, [fileURLToPath(new URL("./ctrl-c-child.ts", import.meta.url)), String(client), String(peer), String(metrics)], {
     stdio: ["ignore", "pipe", "inherit"],
     detached: true, // a process group of its own, like a shell's foreground job
   });

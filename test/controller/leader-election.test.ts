@@ -48,7 +48,7 @@ afterAll(async () => {
 async function startManager(identity: string): Promise<{ m: ControllerManager; proxy: CuttableProxy }> {
   const proxy = await startCuttableProxy(cp.server.url);
   const m = createControllerManager({
-    transport: createApiTransport(proxy.url),
+    transport: createApiTransport(proxy.url, cp.pki.adminCredentials),
     log: quietLog(),
     options: { identity, controllers: ["replicaset"], ...TIMING },
   });

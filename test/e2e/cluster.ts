@@ -24,6 +24,7 @@ import { createFakeRuntime } from "../../internal/runtime/fake/fake.ts";
 import { createScheduler, type Scheduler } from "../../internal/scheduler/scheduler.ts";
 import { startCluster, waitFor, type Cluster } from "../agent/cluster.ts";
 import { makeTempDir, removeTempDir } from "../harness/tmp.ts";
+import { createApiTransport } from "../../internal/client/transport.ts";
 
 export { waitFor };
 
@@ -122,11 +123,12 @@ export async function startE2ECluster(): Promise<E2ECluster> {
     node = await startCluster({
       agent: { importImages: importDir, importRescanMs: 500, probeSecondMs: 1000 },
     });
-    const transport = node.cp.transport;
-    scheduler = createScheduler({ transport, log: log.child({ component: "scheduler" }) });
+    const { pki } = node.cp;
+    const as = (pair: { cert: string; key: string }) => createApiTransport(node!.cp.server.url, pki.credentials(pair));
+    scheduler = createScheduler({ transport: as(pki.scheduler), log: log.child({ component: "scheduler" }) });
     await scheduler.start();
     controllers = createControllerManager({
-      transport,
+      transport: as(pki.controllerManager),
       log: log.child({ component: "controller-manager" }),
       options: {
         drainTimeoutMs: 2_000,
@@ -169,6 +171,8 @@ export async function startE2ECluster(): Promise<E2ECluster> {
       const root = join(dir, `node-${name}`);
       const agent = createAgent({
         ...n.agentOptions,
+        // Each node under its own identity: the node authorizer lets it write only its own Node and pods.
+        transport: createApiTransport(n.cp.server.url, await n.cp.pki.nodeCredentials(name)),
         nodeName: name,
         runtime: createFakeRuntime(),
         // Fake IPs from TEST-NET-2: never routed, never the real node's.

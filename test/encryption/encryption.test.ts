@@ -45,9 +45,9 @@ const writeKeyName = () => {
 };
 /** Another apiserver on the same etcd, e.g. one without the key. */
 async function anotherApiServer(encryptionProviderConfig?: string) {
-  const server = await startApiServer({ store: cp.store, port: 0, heartbeatMs: 1000, encryptionProviderConfig });
+  const server = await startApiServer({ tls: cp.pki.serving, store: cp.store, port: 0, heartbeatMs: 1000, encryptionProviderConfig });
   extra.push(server);
-  return { server, secrets: createResourceClient<Secret>(createApiTransport(server.url), "Secret") };
+  return { server, secrets: createResourceClient<Secret>(createApiTransport(server.url, cp.pki.adminCredentials), "Secret") };
 }
 
 describe("Secrets encrypted at rest", () => {
@@ -63,7 +63,7 @@ describe("Secrets encrypted at rest", () => {
     expect(dataOf(await secrets.get("default", "db"))).toEqual({ password: "correct-horse-battery" });
     expect((await secrets.list("default")).items.map(dataOf)).toEqual([{ password: "correct-horse-battery" }]);
     // The Connect protocol (not the direct gRPC path) too.
-    const viaConnect = createResourceClient<Secret>(createConnectTransport({ baseUrl: cp.server.url, httpVersion: "1.1" }), "Secret");
+    const viaConnect = createResourceClient<Secret>(createConnectTransport({ baseUrl: cp.server.url, httpVersion: "1.1", nodeOptions: cp.pki.adminNodeOptions }), "Secret");
     expect(dataOf(await viaConnect.get("default", "db"))).toEqual({ password: "correct-horse-battery" });
   });
 
@@ -151,7 +151,7 @@ describe("Secrets encrypted at rest", () => {
       for await (const ev of none.secrets.watch("default")) void ev;
     })().catch((e) => e);
     expect(watchErr.code).toBe(Code.FailedPrecondition);
-    const cms = createResourceClient(createApiTransport(none.server.url), "ConfigMap");
+    const cms = createResourceClient(createApiTransport(none.server.url, cp.pki.adminCredentials), "ConfigMap");
     expect((await cms.get("default", "settings")).metadata?.name).toBe("settings");
 
     // With a config that has other keys: the error names the missing one.
@@ -171,7 +171,7 @@ describe("Secrets encrypted at rest", () => {
     if (!("aesgcm" in ours && "aesgcm" in theirs)) throw new Error("generated configs start with aesgcm");
     theirs.aesgcm.keys.push(...ours.aesgcm.keys);
     writeEncryptionConfig(otherConfig, withKey);
-    await createClient(EncryptionService, createApiTransport(other.server.url)).reloadEncryptionConfig({});
+    await createClient(EncryptionService, createApiTransport(other.server.url, cp.pki.adminCredentials)).reloadEncryptionConfig({});
     expect(dataOf(await other.secrets.get("default", "guarded"))).toEqual({ password: "never-as-garbage" });
     await expect
       .poll(async () => {
@@ -191,9 +191,9 @@ describe("Secrets encrypted at rest", () => {
     const bad = join(dir, "bad.yaml");
     const { writeFileSync } = await import("node:fs");
     writeFileSync(bad, "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [secrets]\n    providers: [{aesgcm: {keys: [{name: k, secret: dG9vLXNob3J0}]}}]\n");
-    await expect(startApiServer({ store: cp.store, port: 0, encryptionProviderConfig: bad })).rejects.toThrow(
+    await expect(startApiServer({ tls: cp.pki.serving, store: cp.store, port: 0, encryptionProviderConfig: bad })).rejects.toThrow(
       /bad\.yaml is invalid: resources\[0\]\.providers\[0\]\.aesgcm\.keys\[0\]\.secret: must be base64 of 16, 24 or 32 random bytes/,
     );
-    await expect(startApiServer({ store: cp.store, port: 0, encryptionProviderConfig: join(dir, "absent.yaml") })).rejects.toThrow(/cannot read --encryption-provider-config .*absent\.yaml: ENOENT/);
+    await expect(startApiServer({ tls: cp.pki.serving, store: cp.store, port: 0, encryptionProviderConfig: join(dir, "absent.yaml") })).rejects.toThrow(/cannot read --encryption-provider-config .*absent\.yaml: ENOENT/);
   });
 });

@@ -1,10 +1,12 @@
-// A real control plane for integration tests: etcd (Debian etcd-server) + an apiserver on a free
-// loopback port, and typed clients over gRPC. Everything is torn down by stop().
+// A real control plane for integration tests: etcd (Debian etcd-server) over TLS + an apiserver
+// on a free loopback port serving TLS with the test PKI, and typed clients over gRPC as the admin.
+// Everything is torn down by stop().
 import type { Transport } from "@connectrpc/connect";
 import type { ApiObject } from "../../internal/api/registry.ts";
 import { startApiServer, type ApiServer, type ApiServerOptions } from "../../internal/apiserver/server.ts";
 import { createResourceClient, type ResourceClient } from "../../internal/client/resource-client.ts";
 import { createApiTransport } from "../../internal/client/transport.ts";
+import { testPki, type TestPki } from "../../internal/pki/testing.ts";
 import { createEtcdStore } from "../../internal/storage/etcd.ts";
 import type { Store } from "../../internal/storage/store.ts";
 import { startEtcd, type EtcdServer } from "./etcd.ts";
@@ -13,6 +15,9 @@ export interface ControlPlane {
   etcd: EtcdServer;
   store: Store;
   server: ApiServer;
+  /** The test PKI (identities, the CA, broken credentials for tests). */
+  pki: TestPki;
+  /** The admin's transport (system:masters). */
   transport: Transport;
   client<T extends ApiObject = any>(kind: string): ResourceClient<T>;
   /** Stops and starts the apiserver on the same port and etcd (clients keep their URL). */
@@ -21,13 +26,17 @@ export interface ControlPlane {
 }
 
 export async function startControlPlane(opts: Partial<ApiServerOptions> = {}): Promise<ControlPlane> {
+  const pki = await testPki();
   const etcd = await startEtcd();
-  const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff-test" });
-  let server = await startApiServer({ heartbeatMs: 1000, ...opts, store, port: 0 });
-  const transport = createApiTransport(server.url);
+  const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff-test", tls: etcd.tls });
+  // ServiceAccount tokens are signed with the PKI's sa.key, as `skiff up` does.
+  const base = { heartbeatMs: 1000, tls: pki.serving, serviceAccountSigningKey: pki.serviceAccountKey.privateKey };
+  let server = await startApiServer({ ...base, ...opts, store, port: 0 });
+  const transport = createApiTransport(server.url, pki.adminCredentials);
   return {
     etcd,
     store,
+    pki,
     get server() {
       return server;
     },
@@ -36,7 +45,7 @@ export async function startControlPlane(opts: Partial<ApiServerOptions> = {}): P
     async restartApiServer() {
       const port = server.port;
       await server.close();
-      server = await startApiServer({ heartbeatMs: 1000, ...opts, store, port });
+      server = await startApiServer({ ...base, ...opts, store, port });
     },
     async stop() {
       await server.close();

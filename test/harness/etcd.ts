@@ -1,18 +1,26 @@
 // Starts a real single-member etcd (Debian etcd-server, `etcd` on PATH) for a test: fresh temp
-// data dir, free loopback ports, waits for /health, and removes everything on stop().
+// data dir, free loopback ports, clients over TLS with client-certificate auth (certificates from
+// the test PKI, like `skiff up`'s etcd), /health and /metrics on a separate plain loopback port
+// (as kubeadm sets etcd up), waits for /health, and removes everything on stop().
 // It runs under startGuardedProcess (process.ts), so a crashed test run cannot leave an etcd
 // behind.
 
 import { join } from "node:path";
+import { testPki } from "../../internal/pki/testing.ts";
+import type { EtcdTls } from "../../internal/storage/etcd.ts";
 import { freePorts, LOOPBACK } from "./ports.ts";
 import { retryOnAddressInUse, startGuardedProcess } from "./process.ts";
 import { makeTempDir, removeTempDir } from "./tmp.ts";
 
 export interface EtcdServer {
-  /** Client URL, e.g. http://127.0.0.1:40123 (gRPC and HTTP on the same port). */
+  /** Client URL, e.g. https://127.0.0.1:40123 (gRPC over TLS, client certificate required). */
   endpoint: string;
-  /** etcd's Prometheus metrics (etcd_debugging_mvcc_watcher_total, ..._watch_stream_total). */
+  /** The apiserver's client credentials for it (createEtcdStore's `tls`). */
+  tls: EtcdTls;
+  /** etcd's Prometheus metrics (etcd_debugging_mvcc_watcher_total, ..._watch_stream_total), plain HTTP on loopback. */
   metricsUrl: string;
+  /** etcd's /health, plain HTTP on loopback. */
+  healthUrl: string;
   dataDir: string;
   /** Kills etcd and removes its data dir. Safe to call twice. */
   stop(): Promise<void>;
@@ -26,9 +34,11 @@ export interface StartEtcdOptions {
 }
 
 async function startOnce(bin: string, timeoutMs: number): Promise<EtcdServer> {
-  const [clientPort, peerPort] = await freePorts(2);
+  const [clientPort, peerPort, metricsPort] = await freePorts(3);
+  const pki = await testPki();
   const dir = makeTempDir("skiff-etcd-");
-  const endpoint = `http://${LOOPBACK}:${clientPort}`;
+  const endpoint = `https://${LOOPBACK}:${clientPort}`;
+  const metricsBase = `http://${LOOPBACK}:${metricsPort}`;
   const peer = `http://${LOOPBACK}:${peerPort}`;
   const name = "skiff-test";
   const args = [
@@ -36,6 +46,11 @@ async function startOnce(bin: string, timeoutMs: number): Promise<EtcdServer> {
     `--data-dir=${join(dir, "data")}`,
     `--listen-client-urls=${endpoint}`,
     `--advertise-client-urls=${endpoint}`,
+    `--cert-file=${pki.files("etcd-server").cert}`,
+    `--key-file=${pki.files("etcd-server").key}`,
+    `--trusted-ca-file=${pki.files("ca").cert}`,
+    "--client-cert-auth",
+    `--listen-metrics-urls=${metricsBase}`,
     `--listen-peer-urls=${peer}`,
     `--initial-advertise-peer-urls=${peer}`,
     `--initial-cluster=${name}=${peer}`,
@@ -53,13 +68,14 @@ async function startOnce(bin: string, timeoutMs: number): Promise<EtcdServer> {
     exitedBefore: "becoming healthy",
     notReady: `at ${endpoint} not healthy`,
     ready: async () => {
-      const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+      const res = await fetch(`${metricsBase}/health`, { signal: AbortSignal.timeout(1000) });
       const body = (await res.json()) as { health?: string };
       return res.ok && body.health === "true";
     },
     cleanup: () => removeTempDir(dir),
   });
-  return { endpoint, metricsUrl: `${endpoint}/metrics`, dataDir: join(dir, "data"), stop };
+  const tls = { ca: pki.ca.cert, cert: pki.apiserverClient.cert, key: pki.apiserverClient.key };
+  return { endpoint, tls, metricsUrl: `${metricsBase}/metrics`, healthUrl: `${metricsBase}/health`, dataDir: join(dir, "data"), stop };
 }
 
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer> {

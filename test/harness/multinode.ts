@@ -43,6 +43,8 @@ import type { PodInit } from "../agent/cluster.ts";
 import { removeRun, runName, sweepCrashedRuns } from "../network/leftovers.ts";
 import { startContainerd, type ContainerdServer } from "./containerd.ts";
 import { startControlPlane, type ControlPlane } from "./control-plane.ts";
+import { clientCertArgs, servingTlsFor, testPki } from "./pki.ts";
+import { createApiTransport } from "../../internal/client/transport.ts";
 import { buildBusyboxImage, type BuiltImage } from "./images.ts";
 import { makeTempDir, removeTempDir } from "./tmp.ts";
 
@@ -191,7 +193,8 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
 
     // The apiserver reads logs from the agents (their TLS flags come from the same test CA: cli-agent.ts).
     const kubeletClient = (await testLinkCerts()).apiserver;
-    const [cp, ctrd] = await Promise.all([startControlPlane({ host: bridgeIP, kubeletClient }), startContainerd()]);
+    const pki = await testPki();
+    const [cp, ctrd] = await Promise.all([startControlPlane({ host: bridgeIP, kubeletClient, tls: await servingTlsFor(pki, [bridgeIP]) }), startContainerd()]);
     cleanups.push(() => cp.stop(), () => ctrd.stop());
     const image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.test/busybox", tag: "v1", indexHtml: INDEX_HTML });
     const apiURL = cp.server.url;
@@ -199,11 +202,11 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
     let scheduler: Scheduler | undefined;
     let controllers: ControllerManager | undefined;
     if (opts.scheduler) {
-      scheduler = createScheduler({ transport: cp.transport, log, backoff: { initialMs: 200, maxMs: 2000 } });
+      scheduler = createScheduler({ transport: createApiTransport(apiURL, pki.credentials(pki.scheduler)), log, backoff: { initialMs: 200, maxMs: 2000 } });
       void scheduler.start(running.signal);
     }
     if (opts.controllers || opts.allocatePodCidrs) {
-      controllers = createControllerManager({ transport: cp.transport, log, options: { leaderElect: false, config: { clusterCidr } } });
+      controllers = createControllerManager({ transport: createApiTransport(apiURL, pki.credentials(pki.controllerManager)), log, options: { leaderElect: false, config: { clusterCidr } } });
       void controllers.start(running.signal);
     }
     cleanups.push(async () => {
@@ -233,8 +236,10 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
       const runtime = createContainerdRuntime({ address: ctrd.address, namespace: containerdNamespace });
       cleanups.push(async () => runtime.close());
       let starts = 0;
+      const identity = clientCertArgs(pki, await pki.issueClient(`system:node:${netns}`, ["system:nodes"]), join(rootDir, "pki"), "node");
       const args = () => [
         "--server", apiURL,
+        ...identity,
         "--node-name", netns,
         "--node-ip", ip,
         "--hostname-override", netns,

@@ -124,7 +124,7 @@ beforeAll(async () => {
     return next(req);
   };
   scheduler = createScheduler({
-    transport: createGrpcTransport({ baseUrl: cp.server.url, interceptors: [raceFirst] }),
+    transport: createGrpcTransport({ nodeOptions: cp.pki.adminNodeOptions, baseUrl: cp.server.url, interceptors: [raceFirst] }),
     backoff: { initialMs: 100, maxMs: 1000 },
   });
   await scheduler.start();

@@ -22,7 +22,7 @@ afterAll(async () => {
 let stores = 0;
 describeStoreConformance("etcd", async () => {
   // One etcd for the whole file; every test gets its own key prefix.
-  const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: `/conformance/${++stores}` });
+  const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: `/conformance/${++stores}`, tls: etcd.tls });
   return { store, cleanup: () => store.close() };
 });
 
@@ -35,7 +35,7 @@ async function metric(url: string, name: string): Promise<number> {
 
 describe("etcd store specifics", () => {
   it("multiplexes watches on one gRPC stream and releases each when its signal aborts", async () => {
-    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/leak" });
+    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/leak", tls: etcd.tls });
     try {
       const watchers0 = await metric(etcd.metricsUrl, "etcd_debugging_mvcc_watcher_total");
       const streams0 = await metric(etcd.metricsUrl, "etcd_debugging_mvcc_watch_stream_total");
@@ -76,7 +76,7 @@ describe("etcd store specifics", () => {
   });
 
   it("lists a response far larger than one HTTP/2 frame intact", async () => {
-    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/big" });
+    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/big", tls: etcd.tls });
     try {
       // 300 distinct 4 KiB values: about 1.2 MB in one Range response, some hundred DATA frames.
       const value = (i: number) => new Uint8Array(4096).map((_, j) => (i * 31 + j) % 251);
@@ -92,9 +92,9 @@ describe("etcd store specifics", () => {
   });
 
   it("keeps each store's keys under its prefix", async () => {
-    const a = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/iso/a" });
-    const bStore = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/iso/b" });
-    const root = createEtcdStore({ endpoints: [etcd.endpoint] });
+    const a = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/iso/a", tls: etcd.tls });
+    const bStore = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/iso/b", tls: etcd.tls });
+    const root = createEtcdStore({ endpoints: [etcd.endpoint], tls: etcd.tls });
     try {
       await a.create("/k", b("from a"));
       await bStore.create("/k", b("from b"));
@@ -110,8 +110,8 @@ describe("etcd connection trouble", () => {
   it("resumes a watch after a dropped connection when etcd is still there, losing nothing", async () => {
     const url = new URL(etcd.endpoint);
     const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port) });
-    const viaProxy = createEtcdStore({ endpoints: [proxy.endpoint], prefix: "/cut" });
-    const direct = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/cut" });
+    const viaProxy = createEtcdStore({ endpoints: [proxy.endpoint], prefix: "/cut", tls: etcd.tls });
+    const direct = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/cut", tls: etcd.tls });
     try {
       const r0 = await direct.currentRevision();
       const w = startWatch(viaProxy, "/", r0 + 1);
@@ -137,10 +137,10 @@ describe("etcd connection trouble", () => {
   });
 
   it("with several endpoints, moves past one that is down: reads at once, a write from the next call on", async () => {
-    const dead = `http://${LOOPBACK}:${await freePort()}`; // nothing listens there
-    const store = createEtcdStore({ endpoints: [dead, etcd.endpoint], prefix: "/failover" });
-    const direct = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/failover" });
-    const reader = createEtcdStore({ endpoints: [dead, etcd.endpoint], prefix: "/failover" });
+    const dead = `https://${LOOPBACK}:${await freePort()}`; // nothing listens there
+    const store = createEtcdStore({ endpoints: [dead, etcd.endpoint], prefix: "/failover", tls: etcd.tls });
+    const direct = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/failover", tls: etcd.tls });
+    const reader = createEtcdStore({ endpoints: [dead, etcd.endpoint], prefix: "/failover", tls: etcd.tls });
     try {
       // A write is never sent twice (its reply may have been lost): this one fails...
       await expectStoreError(store.create("/a", b("1")), "Unavailable");
@@ -165,7 +165,7 @@ describe("etcd connection trouble", () => {
     });
     await new Promise<void>((resolve) => silent.listen(0, LOOPBACK, resolve));
     const port = (silent.address() as { port: number }).port;
-    const store = createEtcdStore({ endpoints: [`http://${LOOPBACK}:${port}`], prefix: "/silent", requestTimeoutMs: 300 });
+    const store = createEtcdStore({ endpoints: [`https://${LOOPBACK}:${port}`], prefix: "/silent", tls: etcd.tls, requestTimeoutMs: 300 });
     try {
       await expectStoreError(store.get("/a"), "Unavailable");
       await expectStoreError(store.create("/a", b("")), "Unavailable");
@@ -178,7 +178,7 @@ describe("etcd connection trouble", () => {
 
   it("ends a running watch with Unavailable, fails calls with Unavailable, and is not ready", async () => {
     own = await startEtcd();
-    const store = createEtcdStore({ endpoints: [own.endpoint], prefix: "/gone", requestTimeoutMs: 3000 });
+    const store = createEtcdStore({ endpoints: [own.endpoint], prefix: "/gone", tls: own.tls, requestTimeoutMs: 3000 });
     try {
       const r0 = await store.currentRevision();
       const w = startWatch(store, "/", r0 + 1);

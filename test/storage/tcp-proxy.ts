@@ -29,7 +29,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   await new Promise<void>((resolve) => server.listen(0, LOOPBACK, resolve));
   const port = (server.address() as { port: number }).port;
   return {
-    endpoint: `http://${LOOPBACK}:${port}`,
+    endpoint: `https://${LOOPBACK}:${port}`,
     cutAll() {
       for (const s of sockets) s.destroy();
     },

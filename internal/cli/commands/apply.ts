@@ -30,7 +30,7 @@ export function applyCommand(session: Session) {
       const objs = namespacesFirst(decodeDocuments(docs));
       if (objs.length === 0) throw new CliError(`no objects in ${files.join(", ")}`);
       for (const o of objs) o.object.metadata!.namespace = targetNamespace(o.kind, o.object.metadata!.namespace, args.namespace, o.where);
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       const dry = args["dry-run"] === true;
       let failed = false;
       for (const o of objs) {

@@ -9,7 +9,7 @@ import { lookupKind } from "../../api/registry.ts";
 import { groupOf } from "../../auth/rbac/policy.ts";
 import { connect, namespaceArgs, serverArg, type Session } from "../context.ts";
 import { AlreadyReported, CliError } from "../errors.ts";
-import { flagValues, strictFlags } from "./flags.ts";
+import { strictFlags } from "./flags.ts";
 
 const USAGE = "skiffctl auth can-i VERB RESOURCE[/SUBRESOURCE] [NAME] [-n NS] [--as USER] [--as-group GROUP]";
 const CALL_TIMEOUT_MS = 30_000;
@@ -41,25 +41,20 @@ export function parseReviewResource(text: string): ReviewTarget {
 
 function canICommand(session: Session) {
   return defineCommand({
-    meta: { name: "can-i", description: "Check whether you (or --as USER) may do something: prints yes or no" },
+    meta: { name: "can-i", description: "Check whether you (or --as USER, impersonated) may do something: prints yes or no" },
     setup: strictFlags,
     args: {
       verb: { type: "positional", description: `${KNOWN_VERBS.join("|")}|*`, required: false },
       resource: { type: "positional", description: "pods, deployments.apps, pods/log, …, or a path like /metrics", required: false },
-      as: { type: "string", description: "check for this user (a SubjectAccessReview: needs create on subjectaccessreviews)", valueHint: "USER" },
-      "as-group": { type: "string", description: "a group of the user checked (repeat for several)", valueHint: "GROUP" },
       "all-namespaces": { type: "boolean", alias: "A", description: "in every namespace (cluster scope)" },
       quiet: { type: "boolean", alias: "q", description: "print nothing: the exit code is the answer" },
       ...namespaceArgs,
       ...serverArg,
     },
-    async run({ args, rawArgs }) {
+    async run({ args }) {
       const [verb, what, name = "", ...extra] = args._.map(String);
       if (!verb || !what || extra.length > 0) throw new CliError(`say what to check: ${USAGE}`);
       if (verb !== "*" && !KNOWN_VERBS.includes(verb)) throw new CliError(`unknown verb "${verb}": use one of ${KNOWN_VERBS.join(", ")} or "*"`);
-      const groups = flagValues(rawArgs, "as-group");
-      const as = args.as || undefined;
-      if (groups.length > 0 && !as) throw new CliError("--as-group needs --as USER");
       let resourceAttributes, nonResourceAttributes;
       if (what.startsWith("/")) {
         if (name !== "") throw new CliError("a path (non-resource URL) takes no NAME");
@@ -70,13 +65,10 @@ function canICommand(session: Session) {
         const namespace = args["all-namespaces"] || !t.namespaced ? "" : args.namespace || "default";
         resourceAttributes = { verb, resource: t.resource, group: t.group, subresource: t.subresource, name, namespace };
       }
-      const api = await connect(session, args.server);
-      const client = createClient(AuthorizationService, api.transport);
-      const opts = { timeoutMs: CALL_TIMEOUT_MS };
-      // Impersonating a user makes it authenticated; the review asks for that same identity.
-      const res = as
-        ? await client.createSubjectAccessReview({ resourceAttributes, nonResourceAttributes, user: as, groups: [...groups, "system:authenticated"] }, opts)
-        : await client.createSelfSubjectAccessReview({ resourceAttributes, nonResourceAttributes }, opts);
+      // With the global --as/--as-group the apiserver impersonates that user (which needs
+      // `impersonate` permission), and the review asks about that identity, as kubectl does.
+      const api = await connect(session, args);
+      const res = await createClient(AuthorizationService, api.transport).createSelfSubjectAccessReview({ resourceAttributes, nonResourceAttributes }, { timeoutMs: CALL_TIMEOUT_MS });
       const allowed = res.status?.allowed ?? false;
       if (!args.quiet) session.io.out(allowed ? "yes\n" : `no${res.status?.reason ? ` - ${res.status.reason}` : ""}\n`);
       if (!allowed) throw new AlreadyReported();
@@ -94,7 +86,7 @@ function whoamiCommand(session: Session) {
     },
     async run({ args }) {
       if (args.output !== undefined && args.output !== "json") throw new CliError(`unknown output format "${args.output}": use -o json or nothing`);
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       const { userInfo } = await createClient(AuthorizationService, api.transport).whoAmI({}, { timeoutMs: CALL_TIMEOUT_MS });
       const u = { username: userInfo?.username ?? "", uid: userInfo?.uid ?? "", groups: userInfo?.groups ?? [], authenticatedBy: userInfo?.authenticatedBy ?? "" };
       if (args.output === "json") return session.io.out(`${JSON.stringify(u, null, 2)}\n`);

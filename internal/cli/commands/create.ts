@@ -26,7 +26,7 @@ export function createCommand(session: Session) {
       if (names.length !== 1) throw new CliError(`give exactly one ServiceAccount name: ${USAGE}`);
       const ms = parseDuration("duration", args.duration);
       if (ms % 1000 !== 0) throw new CliError(`--duration must be whole seconds, got "${args.duration}"`);
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       const res = await createClient(ServiceAccountService, api.transport).createToken(
         {
           namespace: namespaceOf(args),

@@ -99,7 +99,7 @@ export function deleteCommand(session: Session) {
         if (names.length) victims = names.map((name) => ({ kind, name, namespace: kind.namespaced ? namespaceOf(args) : "" }));
         else kindForSelector = kind;
       }
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       if (kindForSelector) {
         const ns = kindForSelector.namespaced ? namespaceOf(args) : "";
         const { items } = await listAllPages(api.client(kindForSelector), ns, { labelSelector: args.selector ?? "" });

@@ -51,7 +51,7 @@ export function describeCommand(session: Session) {
         names = [n, ...names];
       }
       const kind = resolveKind(kindName);
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       const client = api.client(kind);
       const ns = kind.namespaced ? namespaceOf(args) : "";
       const objs = names.length

@@ -150,7 +150,7 @@ export function getCommand(session: Session) {
         fieldSelector: args["field-selector"],
         chunkSize: parseChunkSize(args["chunk-size"]),
       };
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       if (args.watch) {
         if (targets.length !== 1) throw new CliError("watch (-w) works on one kind at a time");
         return watchTarget(session, api, targets[0], gargs, out);

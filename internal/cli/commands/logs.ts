@@ -45,7 +45,7 @@ export function logsCommand(session: Session) {
       const sinceTime = parseSinceTime(args["since-time"]);
       const limitBytes = parseLimitBytes(args["limit-bytes"]);
       const ns = namespaceOf(args);
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
 
       let container = args.container ?? "";
       if (container === "") {

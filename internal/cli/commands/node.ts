@@ -59,7 +59,7 @@ function cordonCommand(session: Session, on: boolean) {
     async run({ args }) {
       const positionals = args._.map(String);
       if (positionals.length === 0 && args.selector === undefined) throw new CliError(`which node? skiffctl ${verb} NODE`);
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       let failed = false;
       for (const name of await nodeNames(api, positionals, args.selector)) {
         try {
@@ -137,7 +137,7 @@ function drainCommand(session: Session) {
         podSelector: args["pod-selector"],
         timeoutMs: parseDuration("timeout", args.timeout),
       };
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       let failed = false;
       for (const name of await nodeNames(api, positionals, args.selector)) {
         try {

@@ -109,7 +109,7 @@ function statusCommand(session: Session) {
       const list = names(args._.map(String), "status");
       if (list.length !== 1) throw new CliError("rollout status follows one deployment at a time");
       const opts = { watch: args.watch !== false, timeoutMs: parseDuration("timeout", args.timeout), revision: parseCount("revision", args.revision) ?? 0 };
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       await followRollout(session.io, api, namespaceOf(args), list[0], opts);
     },
   });
@@ -123,7 +123,7 @@ function historyCommand(session: Session) {
     async run({ args }) {
       const list = names(args._.map(String), "history");
       const revision = parseCount("revision", args.revision) ?? 0;
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       const ns = namespaceOf(args);
       await forEach(session, api, list, async (name) => {
         const d = await deployments(api).get(ns, name);
@@ -150,7 +150,7 @@ function undoCommand(session: Session) {
     async run({ args }) {
       const list = names(args._.map(String), "undo");
       const toRevision = parseCount("to-revision", args["to-revision"]) ?? 0;
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       const ns = namespaceOf(args);
       await forEach(session, api, list, async (name) => {
         const paused = () =>
@@ -177,7 +177,7 @@ function pauseCommand(session: Session, pause: boolean) {
     args: targetArgs,
     async run({ args }) {
       const list = names(args._.map(String), verb);
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       const ns = namespaceOf(args);
       await forEach(session, api, list, async (name) => {
         const { changed } = await updateWithRetry(deployments(api), ns, name, (d) => {

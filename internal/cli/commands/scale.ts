@@ -41,7 +41,7 @@ export function scaleCommand(session: Session) {
         throw new CliError("with -l or --all give just the kind, e.g. skiffctl scale deploy -l app=web --replicas 3");
       }
       let refs: ObjectRef[] = bySelector ? [] : namedTargets(positionals, SCALABLE, "scale", USAGE);
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       if (bySelector) {
         const kind = resolveKind(positionals[0]);
         if (!SCALABLE.includes(kind.kind)) throw new CliError(`cannot scale ${kind.plural}: only deployments and replicasets`);

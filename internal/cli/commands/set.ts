@@ -78,7 +78,7 @@ function imageCommand(session: Session) {
       const { targets, images } = splitImageArgs(args._.map(String));
       const refs = namedTargets(targets, ["Deployment", "ReplicaSet", "Pod"], "set image", USAGE);
       const ns = namespaceOf(args);
-      const api = await connect(session, args.server);
+      const api = await connect(session, args);
       let failed = false;
       for (const { kind, name } of refs) {
         try {

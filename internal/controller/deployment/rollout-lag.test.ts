@@ -22,6 +22,7 @@ import { quietLog, sleep, testTransport, waitFor } from "../replicaset/testing.t
 import { createDeploymentController } from "./controller.ts";
 import { deployment } from "./testing.ts";
 import { fenceposts, stripHash } from "./util.ts";
+import { adminCredentials, testPki } from "../../pki/testing.ts";
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -35,15 +36,15 @@ const ignoreGone = (err: unknown) => {
 
 for (const replicas of [4, 10]) {
   it(`replicas ${replicas}, 25%/25%, every watch lagging: scale, roll out and undo keep replicas - maxUnavailable pods serving`, async () => {
-    const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+    const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200 });
     cleanups.push(() => server.close());
-    const base = createApiTransport(server.url);
+    const base = createApiTransport(server.url, adminCredentials());
     const controllers: [string, (ctx: ControllerContext) => { run(): void; stop(): Promise<void> }][] = [
       ["replicaset", (ctx) => createReplicaSetController(ctx)],
       ["deployment", createDeploymentController],
     ];
     for (const [name, factory] of controllers) {
-      const transport = testTransport(createApiTransport(server.url));
+      const transport = testTransport(createApiTransport(server.url, adminCredentials()));
       for (const kind of ["Pod", "ReplicaSet", "Deployment"]) transport.delay(`skiff.v1alpha1.${kind}Service/Watch`, () => Math.random() * 40);
       const informers = createSharedInformerFactory(transport);
       const ctrl = factory({ transport, informers, recorder: createEventRecorder({ transport: base, component: name }), log: quietLog() });

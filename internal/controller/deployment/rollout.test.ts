@@ -18,9 +18,10 @@ import {
   specReplicas,
   templateHash,
 } from "./util.ts";
+import { adminCredentials } from "../../pki/testing.ts";
 
 let h: Harness;
-const transport = (h: Harness) => createApiTransport(h.server.url);
+const transport = (h: Harness) => createApiTransport(h.server.url, adminCredentials());
 beforeEach(async () => {
   h = await startHarness();
 });

@@ -17,6 +17,7 @@ import { createMemoryStore } from "../../storage/memory.ts";
 import type { Controller } from "../controller.ts";
 import { createDeploymentController } from "./controller.ts";
 import { controllerRef, getCondition, specReplicas } from "./util.ts";
+import { adminCredentials, testPki } from "../../pki/testing.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -95,8 +96,8 @@ export interface Harness {
 }
 
 export async function startHarness(): Promise<Harness> {
-  const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200 });
-  const transport = createApiTransport(server.url);
+  const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+  const transport = createApiTransport(server.url, adminCredentials());
   const abort = new AbortController();
   const log = pino({ level: "silent" });
   const recorder = createEventRecorder({ transport, component: "deployment-controller" });

@@ -17,6 +17,7 @@ import { createResourceClient, type ResourceClient } from "../../client/resource
 import { createApiTransport } from "../../client/transport.ts";
 import { createMemoryStore } from "../../storage/memory.ts";
 import type { Controller, ControllerConfig, ControllerContext } from "../controller.ts";
+import { adminCredentials, testPki } from "../../pki/testing.ts";
 
 export interface ControllerHarness {
   ctx: ControllerContext;
@@ -59,8 +60,8 @@ export interface TestCluster extends ControllerHarness {
 
 /** An apiserver on the memory store and a harness over it. */
 export async function startTestCluster(options: Partial<ControllerConfig> = {}): Promise<TestCluster> {
-  const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200 });
-  const transport = createApiTransport(server.url);
+  const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+  const transport = createApiTransport(server.url, adminCredentials());
   const h = controllerHarness(transport, options);
   return {
     ...h,

@@ -15,6 +15,7 @@ import { createMemoryStore } from "../../storage/memory.ts";
 import { isPodActive } from "./pods.ts";
 import { createReplicaSetController, slowStartBatch, type ReplicaSetControllerOptions } from "./replicaset.ts";
 import { auditReplicaSets, quietLog, replicaSet, sleep, testTransport, waitFor } from "./testing.ts";
+import { adminCredentials, testPki } from "../../pki/testing.ts";
 
 const POD_CREATE = "skiff.v1alpha1.PodService/Create";
 const POD_WATCH = "skiff.v1alpha1.PodService/Watch";
@@ -25,9 +26,9 @@ afterEach(async () => {
 });
 
 async function setup(opts: ReplicaSetControllerOptions = {}) {
-  const server = await startApiServer({ store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+  const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200 });
   cleanups.push(() => server.close());
-  const base = createApiTransport(server.url);
+  const base = createApiTransport(server.url, adminCredentials());
   const transport = testTransport(base);
   const informers = createSharedInformerFactory(transport);
   const recorder = createEventRecorder({ transport: base, component: "test" });
@@ -238,7 +239,7 @@ describe("ReplicaSet controller (apiserver on the memory store)", () => {
 
   it("control: without expectations (timed out at once) the same lag over-creates", async () => {
     const h = await setup({ expectations: { timeoutMs: 0 } });
-    const audit = auditReplicaSets(createApiTransport(h.server.url));
+    const audit = auditReplicaSets(createApiTransport(h.server.url, adminCredentials()));
     cleanups.push(() => audit.stop());
     await audit.ready();
     h.transport.pause(POD_WATCH);

@@ -11,6 +11,7 @@ import { createResourceClient } from "../../client/resource-client.ts";
 import { createMemoryStore } from "../../storage/memory.ts";
 import type { UdpFlush } from "./model.ts";
 import { createServiceProxy, type ProxyKernel, type ServiceProxy } from "./proxy.ts";
+import { loadedTestPki, testPki } from "../../pki/testing.ts";
 
 let server: ApiServer | undefined;
 let proxy: ServiceProxy | undefined;
@@ -50,11 +51,11 @@ function recorder() {
 const whole = (t: string) => t.startsWith("table ip ");
 
 async function setup(opts: { cleanup?: boolean; minSyncIntervalMs?: number } = {}) {
-  server = await startApiServer({ store: createMemoryStore(), port: 0, initialNamespaces: ["default"] });
+  server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, initialNamespaces: ["default"] });
   // The apiserver's own kubernetes Service holds 10.96.0.1, an address these tests give their own.
   await server.ops.get("Service")!.delete("default", "kubernetes");
   await server.ops.get("Endpoints")!.delete("default", "kubernetes");
-  const transport = createGrpcTransport({ baseUrl: server.url });
+  const transport = createGrpcTransport({ nodeOptions: loadedTestPki().adminNodeOptions, baseUrl: server.url });
   const k = recorder();
   const services = createResourceClient<Service>(transport, "Service");
   const endpoints = createResourceClient<Endpoints>(transport, "Endpoints");

@@ -1,0 +1,44 @@
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { saveConfig } from "./config.ts";
+import { resolveConnection } from "./connection.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "skiffctl-conn-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+mkdirSync(join(dir, "pki"));
+for (const f of ["ca.crt", "admin.crt", "admin.key", "other-ca.crt"]) writeFileSync(join(dir, "pki", f), `PEM of ${f}`);
+const path = join(dir, "config.yaml");
+
+describe("resolveConnection", () => {
+  it("takes server, CA and client certificate from the current context, files relative to the config file", async () => {
+    await saveConfig(path, {
+      clusters: [{ name: "c", cluster: { server: "https://10.0.0.1:6443", "certificate-authority": "pki/ca.crt" } }],
+      users: [{ name: "admin", user: { "client-certificate": "pki/admin.crt", "client-key": "pki/admin.key" } }, { name: "ci", user: { token: "t0k" } }],
+      contexts: [{ name: "admin@c", context: { cluster: "c", user: "admin" } }, { name: "ci@c", context: { cluster: "c", user: "ci" } }],
+      "current-context": "admin@c",
+    });
+    const c = await resolveConnection({}, { SKIFF_CONFIG: path });
+    expect(c).toEqual({ server: "https://10.0.0.1:6443", caFile: join(dir, "pki/ca.crt"), credentials: { ca: "PEM of ca.crt", cert: "PEM of admin.crt", key: "PEM of admin.key" } });
+    expect((await resolveConnection({ context: "ci@c" }, { SKIFF_CONFIG: path })).credentials).toEqual({ ca: "PEM of ca.crt", token: "t0k" });
+  });
+
+  it("lets flags win: server, CA, a token instead of the context's certificate, impersonation", async () => {
+    const c = await resolveConnection(
+      { server: "https://127.0.0.1:7443", "certificate-authority": join(dir, "pki/other-ca.crt"), token: "flag-token", as: "jane", "as-group": "devs, ops" },
+      { SKIFF_CONFIG: path },
+    );
+    expect(c.server).toBe("https://127.0.0.1:7443");
+    expect(c.credentials).toEqual({ ca: "PEM of other-ca.crt", token: "flag-token", impersonateUser: "jane", impersonateGroups: ["devs", "ops"] });
+  });
+
+  it("says what is missing or wrong in one sentence", async () => {
+    const none = join(dir, "none.yaml");
+    await expect(resolveConnection({}, { SKIFF_CONFIG: none })).rejects.toThrow(/^no CA to check https:\/\/127\.0\.0\.1:6443's certificate against: pass --certificate-authority/);
+    await expect(resolveConnection({ server: "http://127.0.0.1:6443" }, { SKIFF_CONFIG: path })).rejects.toThrow("the apiserver only speaks TLS: use https://");
+    await expect(resolveConnection({ context: "nope" }, { SKIFF_CONFIG: path })).rejects.toThrow(/^no context "nope" in .*; contexts: admin@c, ci@c$/);
+    await expect(resolveConnection({ "client-certificate": join(dir, "pki/admin.crt"), "client-key": "" , context: "ci@c" }, { SKIFF_CONFIG: path })).rejects.toThrow("needs its key");
+    await expect(resolveConnection({ "certificate-authority": join(dir, "missing.crt") }, { SKIFF_CONFIG: path })).rejects.toThrow(/cannot read the CA file .*missing\.crt: ENOENT/);
+  });
+});

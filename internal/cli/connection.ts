@@ -1,0 +1,62 @@
+// Where to connect and as whom, from flags, the environment and the config file (kubectl's
+// order: a flag beats the context, the context beats the defaults). Shared by skiffctl and the
+// component commands (`skiff scheduler|controller-manager|agent --kubeconfig …`).
+import { readFile } from "node:fs/promises";
+import type { ApiCredentials } from "../client/credentials.ts";
+import { checkServerUrl, configPath, configRelative, currentEntries, DEFAULT_SERVER, loadConfig, type Env } from "./config.ts";
+import { CliError } from "./errors.ts";
+
+/** The flags every command takes (kubectl's names). */
+export interface ConnectionFlags {
+  server?: string;
+  context?: string;
+  token?: string;
+  as?: string;
+  "as-group"?: string;
+  "certificate-authority"?: string;
+  "client-certificate"?: string;
+  "client-key"?: string;
+  /** A config file other than $SKIFF_CONFIG / ~/.skiff/config.yaml. */
+  kubeconfig?: string;
+}
+
+export interface Connection {
+  server: string;
+  credentials: ApiCredentials;
+  /** The CA file the server's certificate is checked against (for error messages). */
+  caFile: string;
+}
+
+export async function resolveConnection(flags: ConnectionFlags, env: Env = process.env): Promise<Connection> {
+  const path = flags.kubeconfig || configPath(env);
+  const cfg = await loadConfig(path);
+  const { cluster, user } = currentEntries(cfg, flags.context, path);
+  const fromConfig = (f: string | undefined) => (f ? configRelative(path, f) : undefined);
+  const server = checkServerUrl(flags.server || env.SKIFF_SERVER || cluster?.cluster.server || cfg.server || DEFAULT_SERVER);
+  if (!server.startsWith("https://")) throw new CliError(`the apiserver only speaks TLS: use https:// in ${server}`);
+  const caFile = flags["certificate-authority"] || fromConfig(cluster?.cluster["certificate-authority"]);
+  if (!caFile) {
+    throw new CliError(`no CA to check ${server}'s certificate against: pass --certificate-authority FILE or set a context (skiffctl config set-cluster NAME --server URL --certificate-authority FILE)`);
+  }
+  const certFile = flags["client-certificate"] || (flags.token ? undefined : fromConfig(user?.user["client-certificate"]));
+  const keyFile = flags["client-key"] || (flags.token ? undefined : fromConfig(user?.user["client-key"]));
+  if (Boolean(certFile) !== Boolean(keyFile)) throw new CliError("a client certificate needs its key and a key its certificate: pass both --client-certificate and --client-key");
+  const credentials: ApiCredentials = { ca: await readPem(caFile, "CA") };
+  if (certFile && keyFile) {
+    credentials.cert = await readPem(certFile, "client certificate");
+    credentials.key = await readPem(keyFile, "client key");
+  }
+  const token = flags.token || (flags["client-certificate"] ? undefined : user?.user.token);
+  if (token) credentials.token = token;
+  if (flags.as) credentials.impersonateUser = flags.as;
+  if (flags["as-group"]) credentials.impersonateGroups = flags["as-group"].split(",").map((g) => g.trim()).filter(Boolean);
+  return { server, credentials, caFile };
+}
+
+async function readPem(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (err) {
+    throw new CliError(`cannot read the ${what} file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}

@@ -1,0 +1,28 @@
+// How a component (scheduler, controller-manager, agent) reaches the apiserver and proves who it
+// is: a skiffctl-style config file (--kubeconfig, its current context) and/or the flags kubectl
+// names. The user's own skiffctl config is never read by a component.
+import type { Transport } from "@connectrpc/connect";
+import { createApiTransport } from "../client/transport.ts";
+import { resolveConnection } from "../cli/connection.ts";
+
+export const componentClientArgs = {
+  kubeconfig: { type: "string", description: "Config file (skiffctl's kubeconfig shape) with the apiserver and this component's credentials", valueHint: "FILE" },
+  server: { type: "string", description: "The apiserver URL (overrides the config file's; default https://127.0.0.1:6443)", valueHint: "URL" },
+  "certificate-authority": { type: "string", description: "CA file the apiserver's certificate is checked against", valueHint: "FILE" },
+  "client-certificate": { type: "string", description: "This component's client certificate file", valueHint: "FILE" },
+  "client-key": { type: "string", description: "Its key file", valueHint: "FILE" },
+  token: { type: "string", description: "A bearer token instead of a client certificate", valueHint: "TOKEN" },
+} as const;
+
+export async function componentTransport(args: {
+  kubeconfig?: string;
+  server?: string;
+  "certificate-authority"?: string;
+  "client-certificate"?: string;
+  "client-key"?: string;
+  token?: string;
+}): Promise<{ server: string; transport: Transport; /** The CA (PEM) the apiserver's certificate is checked against. */ ca: string }> {
+  // Without --kubeconfig only the flags count: point the config lookup at nothing.
+  const c = await resolveConnection({ ...args, kubeconfig: args.kubeconfig || "/dev/null" }, {});
+  return { server: c.server, transport: createApiTransport(c.server, c.credentials), ca: String(c.credentials.ca) };
+}
