@@ -198,10 +198,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         router.service(k.service, impl as any);
         direct.register(k.service, impl);
       }
-      const encryptionImpl = pipeline.guardService(EncryptionService.typeName, encryption.handlers, encryptionTargets);
+      const encryptionImpl = pipeline.guardService(EncryptionService, encryption.handlers, encryptionTargets);
       router.service(EncryptionService, encryptionImpl as any);
       direct.register(EncryptionService, encryptionImpl);
-      const review = pipeline.guardService(AuthorizationService.typeName, createAuthorizationService(authorization.authorizer), reviewTargets);
+      const review = pipeline.guardService(AuthorizationService, createAuthorizationService(authorization.authorizer), reviewTargets);
       router.service(AuthorizationService, review as any);
       direct.register(AuthorizationService, review);
     },
