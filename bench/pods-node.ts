@@ -10,7 +10,6 @@
 // teardown (registered with lib/cleanup.ts, so it also runs on Ctrl-C) removes what this run made.
 import { join } from "node:path";
 import pino from "pino";
-import { createLinkCerts } from "../internal/agent/link-certs.ts";
 import { createAgent, type Agent } from "../internal/agent/agent.ts";
 import { createCniNetwork, type PodNetwork } from "../internal/agent/network.ts";
 import { createApiTransport } from "../internal/client/transport.ts";
@@ -93,7 +92,7 @@ export async function startBenchNode(opts: BenchNodeOptions): Promise<BenchNode>
     log: pino({ level: opts.logLevel }, pino.destination(2)),
     listen: { host: "127.0.0.1", port: 0 },
     // Nothing reads logs here: a throwaway CA for the agent's port.
-    tls: (await createLinkCerts()).agent,
+    tls: await opts.pki.agentServing(nodeName),
     podCidr,
     resyncMs: opts.resyncMs,
   });

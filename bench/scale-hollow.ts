@@ -14,7 +14,6 @@ import type { Transport } from "@connectrpc/connect";
 import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import pino from "pino";
-import { createLinkCerts } from "../internal/agent/link-certs.ts";
 import { createAgent, type Agent } from "../internal/agent/agent.ts";
 import { createHostNetwork } from "../internal/agent/network.ts";
 import { createApiTransport } from "../internal/client/transport.ts";
@@ -111,8 +110,8 @@ process.on("SIGTERM", () => {
   void Promise.race([done, new Promise((r) => setTimeout(r, 5000))]).then(() => process.exit(0));
 });
 
-// Nothing reads logs here: one throwaway CA and certificate for every hollow agent's port.
-const agentTls = (await createLinkCerts()).agent;
+// Nothing reads logs here: one loopback serving certificate from the cluster CA for every hollow agent's port.
+const agentTls = { ...(await issueCert(ca, { commonName: "skiff-hollow-agent", sans: ["127.0.0.1", "::1", "localhost"], usage: "server" })), clientCa: ca.cert };
 
 try {
   const t0 = performance.now();

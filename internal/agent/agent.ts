@@ -34,7 +34,7 @@ import { createPodWorkers } from "./pod-worker.ts";
 import { createProbeManager } from "./probes.ts";
 import { createPullSecrets } from "./pull-secrets.ts";
 import { serviceEnvVars, servicesForPod } from "./service-env.ts";
-import type { AgentServingTls } from "./link-certs.ts";
+import type { AgentServingTls } from "./server.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
 import { createTokenProjector } from "./serviceaccount-token.ts";
 import { createStatusManager } from "./status.ts";

@@ -6,20 +6,19 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentService, AgentServiceLogsResponseSchema } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
-import { createLinkCerts, type LinkCerts } from "./link-certs.ts";
+import { foreignCa, testPki, type TestPki } from "../pki/testing.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
-import { testLinkCerts } from "./testing.ts";
 
-let certs: LinkCerts;
+let certs: TestPki;
 let server: AgentServer;
 let url: string;
 
 beforeAll(async () => {
-  certs = await testLinkCerts();
+  certs = await testPki();
   server = await startAgentServer({
     host: "127.0.0.1",
     port: 0,
-    tls: certs.agent,
+    tls: await certs.agentServing("node-1"),
     service: {
       async *logs(req) {
         yield create(AgentServiceLogsResponseSchema, { data: Buffer.from(`log of ${req.namespace}/${req.pod}\n`) });
@@ -76,14 +75,14 @@ function healthz(tls: Tls): Promise<{ status: number; body: string }> {
 
 describe("the agent's port", () => {
   it("serves the apiserver's client certificate, over gRPC and Connect", async () => {
-    const tls = certs.apiserver;
+    const tls = certs.kubeletClient;
     expect(await readLogs(grpc(tls))).toBe("log of default/web\n");
     expect(await readLogs(createConnectTransport({ baseUrl: url, httpVersion: "2", nodeOptions: tls }))).toBe("log of default/web\n");
     expect(await healthz(tls)).toEqual({ status: 200, body: "ok\n" });
   });
 
   it("refuses another identity from the same CA with PERMISSION_DENIED (and /healthz with 403)", async () => {
-    const admin = await certs.issueClient("admin");
+    const admin = await certs.issueClient("admin", ["system:masters"]);
     const err = await failure(grpc({ ca: certs.ca.cert, ...admin }));
     expect(err.code).toBe(Code.PermissionDenied);
     expect(err.rawMessage).toBe('this port serves the apiserver only (client certificate CN system:apiserver), not "admin": read logs through the apiserver (skiffctl logs)');
@@ -103,10 +102,10 @@ describe("the agent's port", () => {
     await expect(healthz({ ca: certs.ca.cert })).rejects.toThrow(/certificate required|no answer/);
 
     // A certificate that even says system:apiserver, from a CA the agent does not trust.
-    const foreign = await createLinkCerts();
-    const impostor = await failure(grpc({ ca: certs.ca.cert, cert: foreign.apiserver.cert, key: foreign.apiserver.key }));
+    const foreign = await (await foreignCa()).client("system:apiserver");
+    const impostor = await failure(grpc({ ca: certs.ca.cert, cert: foreign.cert, key: foreign.key }));
     expect(CONNECTION_FAILED).toContain(impostor.code);
-    await expect(healthz({ ca: certs.ca.cert, cert: foreign.apiserver.cert, key: foreign.apiserver.key })).rejects.toThrow(/unknown ca|no answer/i);
+    await expect(healthz({ ca: certs.ca.cert, cert: foreign.cert, key: foreign.key })).rejects.toThrow(/unknown ca|no answer/i);
   });
 
   it("speaks no plaintext HTTP/2", async () => {

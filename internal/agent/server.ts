@@ -11,7 +11,16 @@ import http2 from "node:http2";
 import type net from "node:net";
 import type tls from "node:tls";
 import { AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
-import { APISERVER_CLIENT_CN, type AgentServingTls } from "./link-certs.ts";
+
+/** The client identity the agent's port accepts: the apiserver's (the PKI's apiserver-client, Kubernetes' kube-apiserver-kubelet-client idea). */
+export const APISERVER_CLIENT_CN = "system:apiserver";
+
+/** What the agent's port serves with: its certificate (from the cluster PKI) and the CA its clients must come from (PEM). */
+export interface AgentServingTls {
+  cert: string;
+  key: string;
+  clientCa: string;
+}
 
 export interface AgentServer {
   host: string;

@@ -16,7 +16,6 @@ import { createFakeRuntime, type FakeRuntime } from "../runtime/fake/fake.ts";
 import type { ContainerInfo } from "../runtime/runtime.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import { createAgent, type Agent, type AgentOptions } from "./agent.ts";
-import { createLinkCerts, type LinkCerts } from "./link-certs.ts";
 import { createHostNetwork, type PodNetwork } from "./network.ts";
 import { loadedTestPki, testPki } from "../pki/testing.ts";
 
@@ -81,16 +80,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-let linkCertsOnce: Promise<LinkCerts> | undefined;
-
-/** The apiserver↔agent certificates of this test process (made once; the agent's cert is for loopback). */
-export function testLinkCerts(): Promise<LinkCerts> {
-  return (linkCertsOnce ??= createLinkCerts());
-}
-
 export async function startHarness(opts: Partial<AgentOptions> = {}): Promise<Harness> {
-  const certs = await testLinkCerts();
-  const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200, kubeletClient: certs.apiserver });
+  const pki = await testPki();
+  const server = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0, heartbeatMs: 200, kubeletClient: pki.kubeletClient });
   const calls = new Map<string, number>();
   const counter: Interceptor = (next) => async (req) => {
     const key = `${req.service.typeName.split(".").pop()}/${req.method.name}`;
@@ -103,6 +95,7 @@ export async function startHarness(opts: Partial<AgentOptions> = {}): Promise<Ha
   const resolvConf = join(rootDir, "host-resolv.conf");
   await writeFile(resolvConf, "nameserver 192.0.2.53\n");
   const runtime = (opts.runtime as FakeRuntime | undefined) ?? createFakeRuntime();
+  const agentTls = await pki.agentServing(NODE);
   const network = opts.network ?? createHostNetwork({ podCidr: POD_CIDR, stateDir: join(rootDir, "network") });
   const options = (): AgentOptions => ({
     transport,
@@ -112,7 +105,7 @@ export async function startHarness(opts: Partial<AgentOptions> = {}): Promise<Ha
     rootDir,
     log: pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" }),
     listen: { host: "127.0.0.1", port: 0 },
-    tls: certs.agent,
+    tls: agentTls,
     heartbeatMs: 100,
     statusRefreshMs: 1000,
     resyncMs: 200,

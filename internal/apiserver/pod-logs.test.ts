@@ -10,11 +10,10 @@ import { AgentServiceLogsResponseSchema, type AgentServiceLogsRequest } from "..
 import { NodeSchema, type Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { PodSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { PodService, type PodServiceLogRequest } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
-import { createLinkCerts } from "../agent/link-certs.ts";
 import { startAgentServer, type AgentServer } from "../agent/server.ts";
-import { testLinkCerts, waitFor } from "../agent/testing.ts";
+import { waitFor } from "../agent/testing.ts";
 import { createResourceClient } from "../client/resource-client.ts";
-import { testPki } from "../pki/testing.ts";
+import { foreignCa, testPki } from "../pki/testing.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import { agentUrl } from "./pod-logs.ts";
 import { startApiServer, type ApiServer } from "./server.ts";
@@ -30,11 +29,11 @@ let grpc: Transport;
 let connect: Transport;
 
 beforeAll(async () => {
-  const certs = await testLinkCerts();
+  const pki = await testPki();
   agent = await startAgentServer({
     host: "127.0.0.1",
     port: 0,
-    tls: certs.agent,
+    tls: await pki.agentServing("n1"),
     service: {
       async *logs(req, ctx) {
         seen.requests.push(req);
@@ -61,8 +60,7 @@ beforeAll(async () => {
       },
     },
   });
-  const pki = await testPki();
-  api = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0, kubeletClient: certs.apiserver });
+  api = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0, kubeletClient: pki.kubeletClient });
   grpc = createGrpcTransport({ baseUrl: api.url, nodeOptions: pki.adminNodeOptions });
   connect = createConnectTransport({ baseUrl: api.url, httpVersion: "2", nodeOptions: pki.adminNodeOptions });
 
@@ -195,9 +193,9 @@ describe("PodService.Log without a way to the agent", () => {
   });
 
   it("answers UNAVAILABLE when the agent's certificate is not from the CA it trusts", async () => {
-    const other = await createLinkCerts();
+    const other = await foreignCa();
     const pki = await testPki();
-    const wary = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0, kubeletClient: other.apiserver });
+    const wary = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0, kubeletClient: { ...(await other.client("system:apiserver")), ca: other.ca.cert } });
     try {
       const t = createGrpcTransport({ baseUrl: wary.url, nodeOptions: pki.adminNodeOptions });
       const nodes = createResourceClient<Node>(t, "Node");

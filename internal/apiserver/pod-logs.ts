@@ -14,10 +14,16 @@ import { AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { PodServiceLogRequest } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
-import type { KubeletClientTls } from "../agent/link-certs.ts";
 import { createGrpcTransport, type GrpcTransport } from "../client/grpc-transport.ts";
 import { invalid } from "./errors.ts";
 import type { ResourceOps } from "./resources.ts";
+
+/** What the apiserver dials agents with: its client certificate (the PKI's apiserver-client, CN system:apiserver) and the CA of the agents' serving certificates (PEM). */
+export interface KubeletClientTls {
+  cert: string;
+  key: string;
+  ca: string;
+}
 
 export interface PodLogsOptions {
   pods: ResourceOps;

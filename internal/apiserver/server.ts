@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import { EncryptionService } from "../../gen/skiff/v1alpha1/encryption_service_pb.js";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { kinds } from "../api/registry.ts";
-import type { KubeletClientTls } from "../agent/link-certs.ts";
+import type { KubeletClientTls } from "./pod-logs.ts";
 import { createAuthenticator, type Peer } from "../auth/authn/authenticator.ts";
 import type { TokenAuthenticator } from "../auth/authn/token.ts";
 import type { Authorizer } from "../auth/types.ts";

@@ -16,7 +16,6 @@ import { DeploymentSchema } from "../../gen/skiff/v1alpha1/deployment_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { createAgent, type Agent } from "../agent/agent.ts";
 import { createHostNetwork } from "../agent/network.ts";
-import { testLinkCerts } from "../agent/testing.ts";
 import type { ApiObject } from "../api/registry.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createApiTransport } from "../client/transport.ts";
@@ -84,7 +83,7 @@ beforeAll(async () => {
     rootDir: join(dir, "agent"),
     log,
     listen: { host: "127.0.0.1", port: 0 },
-    tls: (await testLinkCerts()).agent,
+    tls: await pki.agentServing("n1"),
     heartbeatMs: 200,
     resyncMs: 300,
     podCidr: "10.88.0.0/24",

@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import net from "node:net";
 import { readFileSync } from "node:fs";
 import { createAgent, type AgentOptions } from "../agent/agent.ts";
-import type { AgentServingTls } from "../agent/link-certs.ts";
+import type { AgentServingTls } from "../agent/server.ts";
 import type { NodeDnsOptions } from "../agent/dns.ts";
 import { parseUpstream } from "../dns/server.ts";
 import { parseClusterDomain } from "../dns/zone.ts";

@@ -7,10 +7,9 @@
 // the same cluster state, and the agent adopts the containers that kept running.
 import { defineCommand } from "citty";
 import { copyFileSync, mkdirSync } from "node:fs";
-import { homedir, hostname, networkInterfaces } from "node:os";
+import { homedir, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createAgent } from "../agent/agent.ts";
-import { createLinkCerts } from "../agent/link-certs.ts";
 import { createCniNetwork } from "../agent/network.ts";
 import { startApiServer } from "../apiserver/server.ts";
 import { createApiTransport } from "../client/transport.ts";
@@ -93,12 +92,10 @@ export const upCommand = defineCommand({
     });
     const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff", tls: { ca: pki.ca.cert, ...pki.apiserverClient } });
     const agentListen = parseListen(args["agent-listen"]);
-    // The apiserver → agent link (logs): a CA made at each start, in memory only, since both ends
-    // live in this process. The agent's certificate holds every address its Node may report.
-    const link = await createLinkCerts([agentListen.host, ...machineAddresses()].filter((a) => !["0.0.0.0", "::", ""].includes(a)));
     const server = await startApiServer({
       store,
-      kubeletClient: link.apiserver,
+      // Logs: the apiserver dials the agent as system:apiserver; the agent serves the PKI's node-<name>-serving certificate.
+      kubeletClient: { ...pki.apiserverClient, ca: pki.ca.cert },
       tls: { cert: pki.apiserver.cert, key: pki.apiserver.key, clientCa: pki.ca.cert },
       host,
       port,
@@ -144,7 +141,7 @@ export const upCommand = defineCommand({
       podCidr: args["pod-cidr"],
       proxy: {},
       listen: agentListen,
-      tls: link.agent,
+      tls: { ...pki.nodeServing[nodeName], clientCa: pki.ca.cert },
       importImages: imageDir,
       dns,
     });
@@ -185,14 +182,6 @@ export const upCommand = defineCommand({
     process.on("SIGTERM", () => void stop("SIGTERM"));
   }),
 });
-
-/** The machine's addresses (not loopback, not link-local IPv6). */
-function machineAddresses(): string[] {
-  return Object.values(networkInterfaces())
-    .flat()
-    .filter((a) => a !== undefined && !a.internal && !(a.family === "IPv6" && a.address.startsWith("fe80")))
-    .map((a) => a!.address);
-}
 
 const ADMIN_CONTEXT = "admin@skiff";
 

@@ -16,7 +16,7 @@ import { run, runChecked } from "../../internal/network/exec.ts";
 import { readNatTable, removeNetworkNatRules } from "../../internal/network/iptables.ts";
 import { hasMasquerade, removeMasquerade } from "../../internal/network/masquerade.ts";
 import { deleteNetns, listNetns } from "../../internal/network/netns.ts";
-import { testLinkCerts } from "../../internal/agent/testing.ts";
+import { testPki } from "../../internal/pki/testing.ts";
 import { startGuardedProcess, type GuardedProcess } from "../harness/process.ts";
 
 export const DEFAULT_NETWORK = "skiff";
@@ -144,15 +144,16 @@ function parseLog(path: string): Record<string, unknown>[] {
 }
 
 /**
- * The agent port's TLS flags (unless args has them): a serving certificate of the test process's
- * link CA for the --listen address, written next to the agent's log. An apiserver started with
- * testLinkCerts().apiserver as its kubeletClient reaches such an agent.
+ * The agent port's TLS flags (unless args has them): a serving certificate from the test PKI for
+ * the node and its --listen address, written next to the agent's log, and the cluster CA as the
+ * client CA. An apiserver started with testPki().kubeletClient (the harness's default) reaches such an agent.
  */
 async function tlsFlags(args: string[], dir: string): Promise<string[]> {
   if (args.some((a) => a.startsWith("--tls-cert-file"))) return [];
   const listen = args[args.indexOf("--listen") + 1] ?? "";
   const host = args.includes("--listen") ? listen.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") : "";
-  const tls = await (await testLinkCerts()).issueServing(host ? [host] : []);
+  const nodeName = args.includes("--node-name") ? args[args.indexOf("--node-name") + 1] : "agent";
+  const tls = await (await testPki()).agentServing(nodeName, host ? [host] : []);
   const file = (name: string, text: string) => {
     const path = join(dir, `agent-${process.pid}-${name}`);
     writeFileSync(path, text, { mode: 0o600 });

@@ -16,7 +16,7 @@ import { PodSchema, type Container, type Pod, type PodSpec } from "../../gen/ski
 import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
 import { createAgent, type Agent, type AgentOptions } from "../../internal/agent/agent.ts";
 import { createCniNetwork, type PodNetwork } from "../../internal/agent/network.ts";
-import { testLinkCerts, waitFor } from "../../internal/agent/testing.ts";
+import { waitFor } from "../../internal/agent/testing.ts";
 import type { ResourceClient } from "../../internal/client/resource-client.ts";
 import { run } from "../../internal/network/exec.ts";
 import type { ContainerInfo } from "../../internal/runtime/runtime.ts";
@@ -110,8 +110,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const networkName = runName();
   const nodeName = `node-${networkName}`;
   const podCidr = await freePodCidr();
-  const certs = await testLinkCerts();
-  const [cp, ctrd] = await Promise.all([startControlPlane({ kubeletClient: certs.apiserver, ...opts.controlPlane }), startContainerd()]);
+  const [cp, ctrd] = await Promise.all([startControlPlane(opts.controlPlane), startContainerd()]);
   const dir = makeTempDir("skiff-agent-e2e-");
   const resolvConfPath = join(dir, "host-resolv.conf");
   writeFileSync(resolvConfPath, HOST_RESOLV_CONF);
@@ -135,7 +134,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     rootDir,
     log: pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" }),
     listen: { host: "127.0.0.1", port: 0 },
-    tls: certs.agent,
+    tls: await cp.pki.agentServing(nodeName),
     podCidr,
     resolvConfPath,
     heartbeatMs: 500,

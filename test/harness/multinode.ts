@@ -30,7 +30,7 @@ import { join } from "node:path";
 import pino from "pino";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { PodSchema, type Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
-import { testLinkCerts, waitFor } from "../../internal/agent/testing.ts";
+import { waitFor } from "../../internal/agent/testing.ts";
 import type { ResourceClient } from "../../internal/client/resource-client.ts";
 import { createControllerManager, type ControllerManager } from "../../internal/controller/manager.ts";
 import { run, runChecked, type RunResult } from "../../internal/network/exec.ts";
@@ -191,10 +191,9 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
     await runChecked("ip", ["addr", "add", `${bridgeIP}/24`, "dev", name]);
     await runChecked("ip", ["link", "set", name, "up"]);
 
-    // The apiserver reads logs from the agents (their TLS flags come from the same test CA: cli-agent.ts).
-    const kubeletClient = (await testLinkCerts()).apiserver;
+    // The apiserver reads logs from the agents (their TLS flags come from the same test PKI: cli-agent.ts).
     const pki = await testPki();
-    const [cp, ctrd] = await Promise.all([startControlPlane({ host: bridgeIP, kubeletClient, tls: await servingTlsFor(pki, [bridgeIP]) }), startContainerd()]);
+    const [cp, ctrd] = await Promise.all([startControlPlane({ host: bridgeIP, tls: await servingTlsFor(pki, [bridgeIP]) }), startContainerd()]);
     cleanups.push(() => cp.stop(), () => ctrd.stop());
     const image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.test/busybox", tag: "v1", indexHtml: INDEX_HTML });
     const apiURL = cp.server.url;

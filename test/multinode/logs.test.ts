@@ -6,7 +6,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
 import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
-import { testLinkCerts } from "../../internal/agent/testing.ts";
+import { testPki } from "../../internal/pki/testing.ts";
 import { startMultiNode, waitFor, type MultiNodeCluster } from "../harness/multinode.ts";
 
 let c: MultiNodeCluster;
@@ -36,10 +36,10 @@ it("reads the log of a pod on each node through the apiserver", async () => {
 });
 
 it("an agent's port gives a caller without the apiserver's certificate nothing", async () => {
-  const certs = await testLinkCerts();
+  const certs = await testPki();
   const n = c.nodes[0];
   const url = `https://${n.ip}:10250`;
-  const someone = await certs.issueClient("admin");
+  const someone = await certs.issueClient("admin", ["system:masters"]);
   try {
     for await (const _ of createClient(AgentService, createGrpcTransport({ baseUrl: url, nodeOptions: { ca: certs.ca.cert, ...someone } })).logs({ namespace: "default", pod: "talk-1" })) {
       throw new Error("the agent served a log to a caller that is not the apiserver");
