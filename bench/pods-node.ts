@@ -91,6 +91,8 @@ export async function startBenchNode(opts: BenchNodeOptions): Promise<BenchNode>
     rootDir: join(dir, "root"),
     log: pino({ level: opts.logLevel }, pino.destination(2)),
     listen: { host: "127.0.0.1", port: 0 },
+    // Nothing reads logs here: a throwaway CA for the agent's port.
+    tls: await opts.pki.agentServing(nodeName),
     podCidr,
     resyncMs: opts.resyncMs,
   });

@@ -110,6 +110,9 @@ process.on("SIGTERM", () => {
   void Promise.race([done, new Promise((r) => setTimeout(r, 5000))]).then(() => process.exit(0));
 });
 
+// Nothing reads logs here: one loopback serving certificate from the cluster CA for every hollow agent's port.
+const agentTls = { ...(await issueCert(ca, { commonName: "skiff-hollow-agent", sans: ["127.0.0.1", "::1", "localhost"], usage: "server" })), clientCa: ca.cert };
+
 try {
   const t0 = performance.now();
   const started: Promise<void>[] = [];
@@ -127,6 +130,7 @@ try {
       resyncMs,
       podCidr,
       listen: { host: "127.0.0.1", port: 0 },
+      tls: agentTls,
       hostInfo: { cpu: "8", memory: "32Gi", hostname: name, internalIP: "127.0.0.1", machineId: name, bootId: name },
     });
     agents.push(agent);

@@ -37,6 +37,7 @@ import { createPodWorkers } from "./pod-worker.ts";
 import { createProbeManager } from "./probes.ts";
 import { createPullSecrets } from "./pull-secrets.ts";
 import { serviceEnvVars, servicesForPod } from "./service-env.ts";
+import type { AgentServingTls } from "./server.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
 import { createTokenProjector } from "./serviceaccount-token.ts";
 import { createStatusManager } from "./status.ts";
@@ -62,6 +63,8 @@ export interface AgentOptions {
   podCidr?: string;
   /** Where the log service listens. Default 127.0.0.1:10250; port 0 picks a free one. */
   listen?: { host: string; port: number };
+  /** The log service's TLS: its certificate, and the CA of the apiserver's client certificate (the only caller it accepts). */
+  tls: AgentServingTls;
   /** The node's InternalIP. Default: the listen host if it is one address, else the host's first IPv4. */
   nodeIP?: string;
   /** Overrides the machine's facts (hollow nodes, tests). */
@@ -333,6 +336,7 @@ export function createAgent(opts: AgentOptions): Agent {
       server = await startAgentServer({
         host: listen.host,
         port: listen.port,
+        tls: opts.tls,
         service: createLogsService({
           nodeName,
           runtime,

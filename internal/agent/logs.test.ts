@@ -1,10 +1,10 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { appendFile, mkdir, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AgentService, type AgentServiceLogsRequest } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
+import type { AgentServiceLogsRequest } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
+import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
 import { formatLogRecord, type LogStream } from "../runtime/log-format.ts";
 import type { ContainerInfo } from "../runtime/runtime.ts";
 import { LogRenderer, sinceOf, tailOffset } from "./logs.ts";
@@ -16,12 +16,13 @@ afterEach(async () => {
   h = undefined;
 });
 
-function logsClient(harness: Harness) {
-  // How skiffctl reaches the agent: the Node's InternalIP and daemonEndpoints port, over HTTP/2.
-  return createClient(AgentService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${harness.agent.port()}` }));
-}
-
 type LogsInit = Partial<Omit<AgentServiceLogsRequest, "$typeName" | "$unknown">>;
+
+/** The agent's log service as users reach it: PodService.Log on the apiserver, which dials the agent over mTLS. */
+function logsClient(harness: Harness) {
+  const client = createClient(PodService, harness.transport);
+  return { logs: ({ pod, ...rest }: LogsInit) => client.log({ ...rest, name: pod }) };
+}
 
 async function readLogs(harness: Harness, req: LogsInit): Promise<string> {
   let out = "";
@@ -50,7 +51,7 @@ async function writeLog(c: ContainerInfo, text: string | Buffer): Promise<void> 
   await writeFile(c.logPath, typeof text === "string" ? records(text) : text);
 }
 
-describe("AgentService.Logs", () => {
+describe("AgentService.Logs (through PodService.Log)", () => {
   it("serves a container's log, its last lines, and the previous instance's", async () => {
     h = await startHarness({ crashLoopBackoff: { initialMs: 20, maxMs: 50 } });
     const created = await h.createPod("talk");
@@ -100,7 +101,7 @@ describe("AgentService.Logs", () => {
 
     let err = await logError(h, { pod: "nope" });
     expect(err.code).toBe(Code.NotFound);
-    expect(err.rawMessage).toBe('pod "nope" not found in namespace "default" on node "node-1"');
+    expect(err.rawMessage).toBe('pod "nope" not found in namespace "default"');
     err = await logError(h, { pod: "two", container: "c" });
     expect(err.code).toBe(Code.NotFound);
     expect(err.rawMessage).toBe('container "c" is not valid for pod "two": choose one of: [a b]');

@@ -81,7 +81,8 @@ export interface Harness {
 }
 
 export async function startHarness(opts: Partial<AgentOptions> = {}): Promise<Harness> {
-  const server = await startApiServer({ tls: (await testPki()).serving, store: createMemoryStore(), port: 0, heartbeatMs: 200 });
+  const pki = await testPki();
+  const server = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0, heartbeatMs: 200, kubeletClient: pki.kubeletClient });
   const calls = new Map<string, number>();
   const counter: Interceptor = (next) => async (req) => {
     const key = `${req.service.typeName.split(".").pop()}/${req.method.name}`;
@@ -94,6 +95,7 @@ export async function startHarness(opts: Partial<AgentOptions> = {}): Promise<Ha
   const resolvConf = join(rootDir, "host-resolv.conf");
   await writeFile(resolvConf, "nameserver 192.0.2.53\n");
   const runtime = (opts.runtime as FakeRuntime | undefined) ?? createFakeRuntime();
+  const agentTls = await pki.agentServing(NODE);
   const network = opts.network ?? createHostNetwork({ podCidr: POD_CIDR, stateDir: join(rootDir, "network") });
   const options = (): AgentOptions => ({
     transport,
@@ -103,6 +105,7 @@ export async function startHarness(opts: Partial<AgentOptions> = {}): Promise<Ha
     rootDir,
     log: pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" }),
     listen: { host: "127.0.0.1", port: 0 },
+    tls: agentTls,
     heartbeatMs: 100,
     statusRefreshMs: 1000,
     resyncMs: 200,

@@ -94,7 +94,8 @@ export interface Kind {
   validateStatus?: (obj: any) => Violation[];
   /**
    * RPCs of the kind's service beyond the generic ones, as authorization sees them (by the RPC's
-   * local name): ServiceAccountService.CreateToken is `create` on `serviceaccounts/token`.
+   * local name): ServiceAccountService.CreateToken is `create` on `serviceaccounts/token`,
+   * PodService.Log `get` on `pods/log`.
    */
   subresourceRpcs?: Record<string, { verb: Verb; subresource: string }>;
   /** Policy on create and update (Pod Security), after validation. */
@@ -133,6 +134,7 @@ export const kinds: readonly Kind[] = [
   kind({
     kind: "Pod", plural: "pods", shortNames: ["po"], apiVersion: "v1", namespaced: true, hasStatus: true,
     schema: PodSchema, service: PodService, field: "pod", watchIndex: "spec.nodeName",
+    subresourceRpcs: { log: { verb: "get", subresource: "log" } },
     fields: {
       "spec.nodeName": (o) => o.spec?.nodeName ?? "",
       "spec.restartPolicy": (o) => o.spec?.restartPolicy ?? "",

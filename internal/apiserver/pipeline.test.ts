@@ -67,6 +67,30 @@ describe("the request pipeline", () => {
     expect(ran).toBe(1);
   });
 
+  it("guards every server-streaming method as a stream (Log as well as Watch): get on pods/log, refused on the first read before the handler runs", async () => {
+    const { seen, pipeline } = setup();
+    let opened = 0;
+    const pods = pipeline.guard(kind("Pod"), {
+      async *log() {
+        opened++;
+        yield "line\n";
+      },
+    }) as Record<string, (r: unknown, c: unknown) => AsyncIterable<string>>;
+    const read = async (cn: string) => {
+      const out: string[] = [];
+      for await (const chunk of pods.log({ namespace: "ns1", name: "web", container: "app" }, { values: pipeline.begin(peer(cn), noHeaders) })) out.push(chunk);
+      return out;
+    };
+    expect(await read("alice")).toEqual(["line\n"]);
+    const err = await read("mallory").catch((e) => ConnectError.from(e));
+    expect([(err as ConnectError).code, (err as ConnectError).rawMessage]).toEqual([Code.PermissionDenied, 'pods/log "web" is forbidden: User "mallory" cannot get resource "pods/log" in API group "" in the namespace "ns1"']);
+    expect(opened).toBe(1);
+    expect(seen.map((a) => [a.verb, a.resource, a.subresource, a.namespace, a.name])).toEqual([
+      ["get", "pods", "log", "ns1", "web"],
+      ["get", "pods", "log", "ns1", "web"],
+    ]);
+  });
+
   it("refuses to guard a method it has no attributes for, so a new RPC cannot go unguarded", () => {
     const { pipeline } = setup();
     expect(() => pipeline.guard(kind("Pod"), { exec: async () => "" })).toThrow("skiff.v1alpha1.PodService.exec: no authorization attributes; add the method to METHOD_ATTRIBUTES (internal/apiserver/pipeline.ts) or to the kind's subresourceRpcs");

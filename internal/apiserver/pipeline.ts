@@ -9,6 +9,7 @@
 //
 // Handlers are only ever registered wrapped (server.ts registers guard(impl) with both paths),
 // so no path can reach one without a caller and a decision.
+import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Kind } from "../api/registry.ts";
@@ -43,9 +44,6 @@ export const METHOD_ATTRIBUTES: Record<string, { verb: Verb; subresource: string
 /** What a call is, for authorization, from its request (everything but the user). */
 export type Target = (req: any) => Omit<RequestAttributes, "user">;
 
-/** Server-streaming methods: authorized on their first read, and ended when access is revoked. */
-const STREAMING_METHODS = new Set(["watch"]);
-
 export interface RequestPipelineOptions {
   authenticator: Authenticator;
   authorizer: Authorizer;
@@ -60,7 +58,7 @@ export interface RequestPipeline {
   /** A kind's handlers, each authorizing its call before it runs (attributes from the kind registry). */
   guard(kind: Kind, impl: Record<string, unknown>): Record<string, unknown>;
   /** Another service's handlers (access reviews, encryption), authorized by `targets`; a method without one stops the start. */
-  guardService(service: string, impl: Record<string, unknown>, targets: Record<string, Target>): Record<string, unknown>;
+  guardService(service: DescService, impl: Record<string, unknown>, targets: Record<string, Target>): Record<string, unknown>;
   /** For plain HTTP endpoints (/metrics): the caller, if allowed `verb` on the non-resource path. */
   authorizePath(peer: Peer, header: HeaderLookup, verb: Verb, path: string): Promise<UserInfo>;
 }
@@ -133,10 +131,13 @@ export function createRequestPipeline(opts: RequestPipelineOptions): RequestPipe
   }
 
   function guard(kind: Kind, impl: Record<string, unknown>): Record<string, unknown> {
-    return guardService(kind.service.typeName, impl, kindTargets(kind, impl));
+    return guardService(kind.service, impl, kindTargets(kind, impl));
   }
 
-  function guardService(service: string, impl: Record<string, unknown>, targets: Record<string, Target>): Record<string, unknown> {
+  function guardService(desc: DescService, impl: Record<string, unknown>, targets: Record<string, Target>): Record<string, unknown> {
+    const service = desc.typeName;
+    // Server-streaming methods (Watch, Log, …) are authorized on their first read and end when access is revoked.
+    const streaming = new Set(desc.methods.filter((m) => m.methodKind === "server_streaming").map((m) => m.localName));
     const out: Record<string, unknown> = {};
     for (const [method, handler] of Object.entries(impl)) {
       if (typeof handler !== "function") continue;
@@ -169,7 +170,7 @@ export function createRequestPipeline(opts: RequestPipelineOptions): RequestPipe
         return authorize(caller, req, ctx);
       };
       const run = handler as (req: unknown, ctx: any) => any;
-      if (STREAMING_METHODS.has(method)) {
+      if (streaming.has(method)) {
         // A stream ends (PERMISSION_DENIED) soon after its caller loses access.
         const wrap = (attrs: RequestAttributes, req: unknown, ctx: any) => (revoker ? revocable(revoker, attrs, run(req, ctx) as AsyncIterable<unknown>) : run(req, ctx));
         out[method] = (req: unknown, ctx: any) => guardedStream(() => admit(req, ctx), (attrs) => wrap(attrs, req, ctx));

@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import { EncryptionService } from "../../gen/skiff/v1alpha1/encryption_service_pb.js";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { kinds } from "../api/registry.ts";
+import type { KubeletClientTls } from "./pod-logs.ts";
 import { createAuthenticator, type Peer } from "../auth/authn/authenticator.ts";
 import type { TokenAuthenticator } from "../auth/authn/token.ts";
 import type { Authorizer } from "../auth/types.ts";
@@ -23,6 +24,7 @@ import { createDirectGrpc } from "./grpc-direct.ts";
 import { createApiMetrics } from "./metrics.ts";
 import { bytesOf } from "./objects.ts";
 import { createNamespaceFinalizer } from "./namespaces.ts";
+import { createPodLogs } from "./pod-logs.ts";
 import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { createRequestPipeline, type HeaderLookup, type Target } from "./pipeline.ts";
 import { serviceImpl } from "./service.ts";
@@ -92,6 +94,8 @@ export interface ApiServerOptions {
   advertiseAddress?: string;
   /** Kubernetes' EncryptionConfiguration file: which resources are encrypted at rest, and how. */
   encryptionProviderConfig?: string;
+  /** The client certificate PodService.Log dials node agents with (CN system:apiserver), and the CA of their serving certificates. */
+  kubeletClient?: KubeletClientTls;
 }
 
 export interface ApiServer {
@@ -181,6 +185,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     log,
   });
 
+  const podLogs = createPodLogs({ pods: ops.get("Pod")!, nodes: ops.get("Node")!, kubeletClient: opts.kubeletClient });
   const shutdown = new AbortController();
   const readMaxBytes = MAX_REQUEST_BYTES;
   const onInternalError = (err: unknown) => log?.error({ err }, "request failed");
@@ -205,17 +210,17 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
             onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
             onInternalError,
             watchLimiter,
-            extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : undefined,
+            extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : k.kind === "Pod" ? { log: podLogs.log } : undefined,
           }),
         );
         router.service(k.service, impl as any);
         direct.register(k.service, impl);
       }
       // Services outside service.ts answer failures through the same error table, behind the same guard.
-      const encryptionImpl = pipeline.guardService(EncryptionService.typeName, withApiErrors(encryption.handlers, onInternalError), encryptionTargets);
+      const encryptionImpl = pipeline.guardService(EncryptionService, withApiErrors(encryption.handlers, onInternalError), encryptionTargets);
       router.service(EncryptionService, encryptionImpl as any);
       direct.register(EncryptionService, encryptionImpl);
-      const review = pipeline.guardService(AuthorizationService.typeName, withApiErrors(createAuthorizationService(authorization.authorizer), onInternalError), reviewTargets);
+      const review = pipeline.guardService(AuthorizationService, withApiErrors(createAuthorizationService(authorization.authorizer), onInternalError), reviewTargets);
       router.service(AuthorizationService, review as any);
       direct.register(AuthorizationService, review);
       // After every service is registered: it rewrites the handlers the router holds.
@@ -346,6 +351,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       // Watches never finish by themselves: end them (clients resume from their last version).
       shutdown.abort();
       for (const c of caches.values()) c.stop();
+      podLogs.close();
       // Last resort for connections that do not go away.
       const hard = setTimeout(() => {
         for (const s of sockets) s.destroy();

@@ -83,6 +83,7 @@ beforeAll(async () => {
     rootDir: join(dir, "agent"),
     log,
     listen: { host: "127.0.0.1", port: 0 },
+    tls: await pki.agentServing("n1"),
     heartbeatMs: 200,
     resyncMs: 300,
     podCidr: "10.88.0.0/24",

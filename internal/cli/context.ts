@@ -29,7 +29,7 @@ export interface Session {
 
 export interface Api {
   server: string;
-  /** For calls beyond the generic ones (ServiceAccountService.CreateToken, AuthorizationService). */
+  /** For calls beyond the generic ones (ServiceAccountService.CreateToken, AuthorizationService, PodService.Log). */
   transport: Transport;
   client(kind: Kind): ResourceClient;
 }

@@ -1,5 +1,5 @@
 // skiffctl logs in-process: its helpers, and the command against the agent's unit harness (an
-// in-process apiserver and a node agent on the fake runtime). test/cli/logs.test.ts runs the real
+// in-process apiserver and a node agent on the fake runtime; skiffctl → apiserver → agent over mTLS). test/cli/logs.test.ts runs the real
 // binary against real containers.
 import { create } from "@bufbuild/protobuf";
 import { appendFile, mkdir, writeFile } from "node:fs/promises";
@@ -10,21 +10,11 @@ import { NodeSchema, type Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { PodSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { startHarness, testPod, waitFor, type Harness } from "../agent/testing.ts";
 import { formatLogRecord } from "../runtime/log-format.ts";
-import { agentUrl, checkOneSince, defaultContainer, parseLimitBytes, parseSince, parseSinceTime, parseTail, podName } from "./logs.ts";
+import { checkOneSince, defaultContainer, parseLimitBytes, parseSince, parseSinceTime, parseTail, podName } from "./logs.ts";
 import { runSkiffctl } from "./main.ts";
 import { adminConfigFile } from "./testing.ts";
 
 describe("logs helpers", () => {
-  it("find the agent from the Node's status", () => {
-    const node = (addresses: { type: string; address: string }[], port: number) =>
-      create(NodeSchema, { metadata: { name: "n1" }, status: { addresses, daemonEndpoints: { kubeletEndpoint: { port } } } });
-    expect(agentUrl(node([{ type: "Hostname", address: "h" }, { type: "InternalIP", address: "10.0.0.5" }], 10250))).toBe("http://10.0.0.5:10250");
-    expect(agentUrl(node([{ type: "InternalIP", address: "fd00::5" }], 10250))).toBe("http://[fd00::5]:10250");
-    expect(agentUrl(node([{ type: "ExternalIP", address: "192.0.2.1" }], 1))).toBe("http://192.0.2.1:1");
-    expect(() => agentUrl(node([], 10250))).toThrow('node "n1" has no InternalIP address in its status');
-    expect(() => agentUrl(node([{ type: "InternalIP", address: "10.0.0.5" }], 0))).toThrow('node "n1" reports no agent port');
-  });
-
   it("pick the default container as kubectl does", () => {
     const pod = (containers: string[], init: string[] = [], annotation?: string) =>
       create(PodSchema, {
@@ -141,7 +131,7 @@ describe("skiffctl logs (fake runtime)", () => {
       [["logs", "two", "-c", "a", "--since", "5m", "--since-time", "2024-05-01T10:00:00Z"], "Error: at most one of `sinceTime` or `sinceSeconds` may be specified\n"],
       [["logs", "two", "-c", "a", "--since-time", "yesterday"], 'Error: --since-time must be an RFC 3339 time such as 2024-05-01T10:00:00Z, got "yesterday"\n'],
       [["logs", "two", "-c", "a", "--since", "-5m"], 'Error: --since must be a duration such as 30s, 5m or 1h30m, got "-5m"\n'],
-      [["logs", "haunted"], new RegExp(`^Error: cannot reach the agent of node "ghost" at http://127\\.0\\.0\\.1:${deadPort}: connect ECONNREFUSED`)],
+      [["logs", "haunted"], new RegExp(`^Error: cannot reach the agent of node "ghost" at https://127\\.0\\.0\\.1:${deadPort}: connect ECONNREFUSED`)],
       [["logs", "blanknode"], 'Error: node "blank" has no InternalIP address in its status: has its agent registered it yet?\n'],
       [["logs", "talk", "--tail", "x"], 'Error: --tail must be a whole number of lines (-1 for all), got "x"\n'],
     ];

@@ -1,28 +1,12 @@
-// What `skiffctl logs` needs besides the command itself: where a pod's node agent listens, which
-// container to read by default, and the flag values (--tail, --since, --since-time, --limit-bytes) in
-// the agent's terms.
-//
-//   pod.spec.nodeName ─► Node.status.addresses[InternalIP] + status.daemonEndpoints.kubeletEndpoint.port
-//                     ─► http://<ip>:<port> ─► AgentService.Logs (gRPC over h2c)
-import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
+// What `skiffctl logs` needs besides the command itself: which container to read by default, and
+// the flag values (--tail, --since, --since-time, --limit-bytes) in the API's terms. The logs come
+// through the apiserver (PodService.Log), which finds the pod's node agent itself.
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { parseRfc3339 } from "../runtime/log-format.ts";
 import { CliError } from "./errors.ts";
-import net from "node:net";
 
 /** kubectl's annotation naming the container `logs` and `exec` use by default. */
 export const DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container";
-
-/** The agent's URL from the Node's status: InternalIP (else ExternalIP) and the agent's port. */
-export function agentUrl(node: Node): string {
-  const name = node.metadata?.name ?? "";
-  const addresses = node.status?.addresses ?? [];
-  const ip = (addresses.find((a) => a.type === "InternalIP") ?? addresses.find((a) => a.type === "ExternalIP"))?.address;
-  if (!ip) throw new CliError(`node "${name}" has no InternalIP address in its status: has its agent registered it yet?`);
-  const port = node.status?.daemonEndpoints?.kubeletEndpoint?.port ?? 0;
-  if (port <= 0) throw new CliError(`node "${name}" reports no agent port (status.daemonEndpoints.kubeletEndpoint.port): has its agent started?`);
-  return `http://${net.isIPv6(ip) ? `[${ip}]` : ip}:${port}`;
-}
 
 /**
  * The container to read when none is named, as kubectl picks it: the default-container annotation,
@@ -91,25 +75,4 @@ export function podName(arg: string): string {
   const kind = arg.slice(0, slash).toLowerCase();
   if (!["pod", "pods", "po"].includes(kind) || arg.slice(slash + 1) === "") throw new CliError(`logs reads a pod's containers: give POD or pod/POD, not "${arg}"`);
   return arg.slice(slash + 1);
-}
-
-/**
- * Opens and closes a TCP connection to the agent, so that an address nobody answers on fails in
- * timeoutMs instead of hanging (the log stream itself has no time limit).
- */
-export function checkReachable(url: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: hostname.replace(/^\[|\]$/g, ""), port: Number(port), signal });
-    const timer = setTimeout(() => socket.destroy(new Error(`no answer in ${timeoutMs / 1000}s`)), timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.end();
-      resolve();
-    });
-    socket.once("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
 }

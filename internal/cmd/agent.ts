@@ -5,7 +5,9 @@ import { mkdirSync } from "node:fs";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import net from "node:net";
+import { readFileSync } from "node:fs";
 import { createAgent, type AgentOptions } from "../agent/agent.ts";
+import type { AgentServingTls } from "../agent/server.ts";
 import type { NodeDnsOptions } from "../agent/dns.ts";
 import { parseUpstream } from "../dns/server.ts";
 import { parseClusterDomain } from "../dns/zone.ts";
@@ -86,6 +88,23 @@ function insecureRegistries(rawArgs: string[]): string[] {
   return out;
 }
 
+/** The agent port's certificate, key and client CA, read from their flags; all three are required. */
+export function agentTlsFiles(args: { "tls-cert-file"?: string; "tls-private-key-file"?: string; "client-ca-file"?: string }): AgentServingTls {
+  const flags = ["tls-cert-file", "tls-private-key-file", "client-ca-file"] as const;
+  const missing = flags.filter((f) => !args[f]);
+  if (missing.length > 0) {
+    throw new Error(`skiff agent needs ${missing.map((f) => `--${f}`).join(", ")}: its port serves logs to the apiserver only, over mutual TLS`);
+  }
+  const read = (flag: (typeof flags)[number]) => {
+    try {
+      return readFileSync(args[flag]!, "utf8");
+    } catch (err) {
+      throw new Error(`--${flag} ${args[flag]}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  return { cert: read("tls-cert-file"), key: read("tls-private-key-file"), clientCa: read("client-ca-file") };
+}
+
 /** An IPv4 CIDR flag, checked (host bits set or a bad prefix is an error naming the flag). */
 function cidrFlag(flag: string, value: string): string {
   const v = value.trim();
@@ -114,7 +133,10 @@ export const agentCommand = defineCommand({
     containerd: { type: "string", description: "containerd's socket", default: "/run/containerd/containerd.sock" },
     "containerd-namespace": { type: "string", description: "containerd namespace for Skiff's containers and images", default: "skiff" },
     "root-dir": { type: "string", description: "Pod directories (volumes, logs) and agent state", default: "/var/lib/skiff" },
-    listen: { type: "string", description: "HOST:PORT of the agent's log service", default: "127.0.0.1:10250" },
+    listen: { type: "string", description: "HOST:PORT of the agent's log service (TLS; the apiserver is its only client)", default: "127.0.0.1:10250" },
+    "tls-cert-file": { type: "string", description: "PEM certificate of the agent's port (its SANs must hold the node's InternalIP)", valueHint: "FILE" },
+    "tls-private-key-file": { type: "string", description: "PEM private key of --tls-cert-file", valueHint: "FILE" },
+    "client-ca-file": { type: "string", description: "PEM CA of the apiserver's client certificate (CN system:apiserver), the only caller the port accepts", valueHint: "FILE" },
     "node-ip": { type: "string", description: "The node's InternalIP (default: the --listen host, or the host's first IPv4 when it listens on all)" },
     "hostname-override": { type: "string", description: "The Hostname address in the Node's status (default: the machine's hostname)" },
     "pod-cidr": {
@@ -164,6 +186,7 @@ export const agentCommand = defineCommand({
   },
   run: guarded(async ({ args, rawArgs }) => {
     const log = createLogger("agent", args["log-level"]);
+    const tls = agentTlsFiles(args);
     const nodeName = args["node-name"] || os.hostname().toLowerCase();
     const { host, port } = parseListen(args.listen);
     const rootDir = args["root-dir"];
@@ -218,6 +241,7 @@ export const agentCommand = defineCommand({
       log,
       podCidr,
       listen: { host, port },
+      tls,
       nodeIP: args["node-ip"] || undefined,
       hostInfo: args["hostname-override"] ? { hostname: args["hostname-override"] } : undefined,
       insecureRegistries: insecureRegistries(rawArgs),

@@ -1,10 +1,11 @@
 // `skiff apiserver`: serves the API on one port, backed by etcd or by the in-memory store.
 import { defineCommand } from "citty";
 import { readFileSync } from "node:fs";
+import type { KubeletClientTls } from "../apiserver/pod-logs.ts";
 import { join } from "node:path";
 import { createTokenFileAuthenticator } from "../auth/authn/token-file.ts";
 import { startApiServer, type ServerTls } from "../apiserver/server.ts";
-import { ensurePki } from "../pki/pki.ts";
+import { ensurePki, type ClusterPki } from "../pki/pki.ts";
 import type { EtcdTls } from "../storage/etcd.ts";
 import { parsePortRange, parseServiceCidr } from "../apiserver/service-alloc.ts";
 import { createLogger } from "../log/log.ts";
@@ -59,16 +60,22 @@ export const apiserverCommand = defineCommand({
     "watch-buffer-total-bytes": { type: "string", description: "Bytes of unsent events all watches together may hold; over it the largest are cut", default: String(512 * 1024 * 1024) },
     ...serviceAccountArgs,
     "encryption-provider-config": { type: "string", description: "EncryptionConfiguration file: resources encrypted at rest (Secrets), with their keys", valueHint: "FILE" },
+    "kubelet-client-certificate": { type: "string", description: "PEM client certificate (CN system:apiserver) for node agents' ports (PodService.Log; default with --pki-dir: apiserver-client.crt)", valueHint: "FILE" },
+    "kubelet-client-key": { type: "string", description: "PEM private key of --kubelet-client-certificate", valueHint: "FILE" },
+    "kubelet-certificate-authority": { type: "string", description: "PEM CA of node agents' serving certificates (default with --pki-dir: ca.crt)", valueHint: "FILE" },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("apiserver", args["log-level"]);
     const { host, port } = parseListen(args.listen);
+    const kubeletFiles = kubeletClientFiles(args);
     // Bad ranges stop the server before it touches storage.
     parseServiceCidr(args["service-cluster-ip-range"]);
     parsePortRange(args["service-node-port-range"]);
     if (args.store !== "etcd" && args.store !== "memory") throw new Error(`--store must be etcd or memory, got "${args.store}"`);
-    const { tls, etcdTls } = await apiserverTls(args);
+    const { tls, etcdTls, pki } = await apiserverTls(args);
+    // Toward node agents (PodService.Log): the --kubelet-* files, else the PKI's apiserver-client (CN system:apiserver) and CA.
+    const kubeletClient = kubeletFiles ?? (pki && { ...pki.apiserverClient, ca: pki.ca.cert });
     // With --pki-dir the PKI's sa.key signs ServiceAccount tokens unless a key file is given.
     const saOptions = serviceAccountOptions(args, args["pki-dir"] ? join(args["pki-dir"], "sa.key") : undefined);
     const tokenAuthenticators = args["token-auth-file"] ? [createTokenFileAuthenticator(args["token-auth-file"])] : [];
@@ -95,6 +102,7 @@ export const apiserverCommand = defineCommand({
       watchBufferTotalBytes: positive(args, "watch-buffer-total-bytes"),
       ...saOptions,
       encryptionProviderConfig: args["encryption-provider-config"],
+      kubeletClient,
     });
     let stopping = false;
     const stop = async (signal: string) => {
@@ -110,6 +118,22 @@ export const apiserverCommand = defineCommand({
   }),
 });
 
+/** The three --kubelet-* files, read; none given: undefined (PodService.Log then says what to set). */
+export function kubeletClientFiles(args: { "kubelet-client-certificate"?: string; "kubelet-client-key"?: string; "kubelet-certificate-authority"?: string }): KubeletClientTls | undefined {
+  const flags = ["kubelet-client-certificate", "kubelet-client-key", "kubelet-certificate-authority"] as const;
+  const given = flags.filter((f) => args[f]);
+  if (given.length === 0) return undefined;
+  if (given.length < flags.length) throw new Error(`--${flags.filter((f) => !args[f]).join(", --")} missing: the --kubelet-* flags go together`);
+  const read = (flag: (typeof flags)[number]) => {
+    try {
+      return readFileSync(args[flag]!, "utf8");
+    } catch (err) {
+      throw new Error(`--${flag} ${args[flag]}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  return { cert: read("kubelet-client-certificate"), key: read("kubelet-client-key"), ca: read("kubelet-certificate-authority") };
+}
+
 interface TlsFlags {
   "pki-dir"?: string;
   "tls-cert-file"?: string;
@@ -123,7 +147,7 @@ interface TlsFlags {
 }
 
 /** The serving and etcd TLS material: files given by flag, the rest from --pki-dir. */
-async function apiserverTls(args: TlsFlags): Promise<{ tls: ServerTls; etcdTls?: EtcdTls }> {
+async function apiserverTls(args: TlsFlags): Promise<{ tls: ServerTls; etcdTls?: EtcdTls; pki?: ClusterPki }> {
   const read = (flag: string, file: string) => {
     try {
       return readFileSync(file, "utf8");
@@ -157,5 +181,5 @@ async function apiserverTls(args: TlsFlags): Promise<{ tls: ServerTls; etcdTls?:
           key: pick("etcd-keyfile", pki?.apiserverClient.key, "its key"),
         }
       : undefined;
-  return { tls, etcdTls };
+  return { tls, etcdTls, pki };
 }

@@ -97,8 +97,11 @@ export const upCommand = defineCommand({
       trustedCaFile: pki.files("ca").cert,
     });
     const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff", tls: { ca: pki.ca.cert, ...pki.apiserverClient } });
+    const agentListen = parseListen(args["agent-listen"]);
     const server = await startApiServer({
       store,
+      // Logs: the apiserver dials the agent as system:apiserver; the agent serves the PKI's node-<name>-serving certificate.
+      kubeletClient: { ...pki.apiserverClient, ca: pki.ca.cert },
       tls: { cert: pki.apiserver.cert, key: pki.apiserver.key, clientCa: pki.ca.cert },
       host,
       port,
@@ -127,7 +130,6 @@ export const upCommand = defineCommand({
     void scheduler.start(running.signal);
     const controllers = createControllerManager({ transport: as(pki.controllerManager), log: log.child({ component: "controller-manager" }) });
     void controllers.start(running.signal);
-    const agentListen = parseListen(args["agent-listen"]);
     const nodeTransport = as(pki.nodes[nodeName]);
     const agent = createAgent({
       transport: nodeTransport,
@@ -147,6 +149,7 @@ export const upCommand = defineCommand({
       proxy: { serviceCidr: args["service-cluster-ip-range"] },
       eviction: evictionOptions(args, containerd.started ? join(stateDir, "containerd", "root") : undefined),
       listen: agentListen,
+      tls: { ...pki.nodeServing[nodeName], clientCa: pki.ca.cert },
       importImages: imageDir,
       dns,
     });

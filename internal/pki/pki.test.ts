@@ -20,10 +20,15 @@ describe("ensurePki", () => {
     const subject = (pem: string) => new X509Certificate(pem).subject.split("\n").sort();
     expect(subject(pki.admin.cert)).toEqual(["CN=admin", "O=system:masters"]);
     expect(subject(pki.nodes["worker-1"].cert)).toEqual(["CN=system:node:worker-1", "O=system:nodes"]);
+    // The node agent's port: a serving certificate for the addresses the apiserver dials it at.
+    const agentServing = new X509Certificate(pki.nodeServing["worker-1"].cert);
+    for (const san of ["DNS:worker-1", "IP Address:192.0.2.7", "IP Address:127.0.0.1"]) expect(agentServing.subjectAltName).toContain(san);
+    expect(agentServing.checkIP("192.0.2.7")).toBe("192.0.2.7");
+    expect(readFileSync(join(d, "node-worker-1-serving.crt"), "utf8")).toBe(pki.nodeServing["worker-1"].cert);
     expect(subject(pki.scheduler.cert)).toEqual(["CN=system:kube-scheduler"]);
     expect(subject(pki.controllerManager.cert)).toEqual(["CN=system:kube-controller-manager"]);
     expect(subject(pki.apiserverClient.cert)).toContain("CN=system:apiserver");
-    for (const c of [pki.apiserver, pki.admin, pki.etcdServer, pki.nodes["worker-1"]]) expect(signedBy(c.cert, pki.ca.cert)).toBe(true);
+    for (const c of [pki.apiserver, pki.admin, pki.etcdServer, pki.nodes["worker-1"], pki.nodeServing["worker-1"]]) expect(signedBy(c.cert, pki.ca.cert)).toBe(true);
     expect(pki.serviceAccountKey.privateKey).toMatch(/BEGIN PRIVATE KEY/);
     for (const key of ["ca.key", "admin.key", "apiserver.key", "sa.key"]) expect(statSync(join(d, key)).mode & 0o777).toBe(0o600);
     const caDays = (new Date(new X509Certificate(pki.ca.cert).validTo).getTime() - Date.now()) / 86_400_000;

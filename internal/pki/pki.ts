@@ -14,7 +14,7 @@ import { createCa, createSigningKeyPair, daysLeft, issueCert, signedBy, type Cer
 export const RENEW_BEFORE_DAYS = 90;
 
 export interface PkiOptions {
-  /** Nodes that get a `system:node:<name>` client certificate. */
+  /** Nodes that get a `system:node:<name>` client certificate and their agent's serving certificate (node-<name>-serving). */
   nodeNames?: string[];
   /** The machine's addresses for the serving certificate. Default: every non-loopback address. */
   nodeAddresses?: string[];
@@ -45,6 +45,8 @@ export interface ClusterPki {
   scheduler: CertKeyPair;
   controllerManager: CertKeyPair;
   nodes: Record<string, CertKeyPair>;
+  /** Each node agent's serving certificate for its port (SANs: the node's name, the machine's addresses, loopback). */
+  nodeServing: Record<string, CertKeyPair>;
   /** ServiceAccount token signing key pair (PEM): sa.key / sa.pub. */
   serviceAccountKey: { privateKey: string; publicKey: string };
   /** Paths of an identity's files by its base name ("admin", "node-worker-1", …). */
@@ -81,7 +83,12 @@ export async function ensurePki(dir: string, opts: PkiOptions = {}): Promise<Clu
   const serviceIp = formatIPv4(parseServiceCidr(opts.serviceCidr ?? DEFAULT_SERVICE_CIDR).first);
   const servingSans = unique([...LOOPBACK_SANS, "kubernetes", "kubernetes.default", "kubernetes.default.svc", serviceIp, ...(opts.nodeAddresses ?? machineAddresses()), ...(opts.extraSans ?? [])]);
   const nodes: Record<string, CertKeyPair> = {};
-  for (const n of opts.nodeNames ?? []) nodes[n] = await leaf(`node-${n}`, { commonName: `system:node:${n}`, organizations: ["system:nodes"], usage: "client" });
+  const nodeServing: Record<string, CertKeyPair> = {};
+  for (const n of opts.nodeNames ?? []) {
+    nodes[n] = await leaf(`node-${n}`, { commonName: `system:node:${n}`, organizations: ["system:nodes"], usage: "client" });
+    // The apiserver dials the agent at the Node's InternalIP (PodService.Log): the node's addresses go in.
+    nodeServing[n] = await leaf(`node-${n}-serving`, { commonName: `system:node:${n}`, sans: nodeServingSans(n, opts.nodeAddresses ?? machineAddresses()), usage: "server" });
+  }
 
   const saFiles = { key: join(dir, "sa.key"), pub: join(dir, "sa.pub") };
   if (!existsSync(saFiles.key) || !existsSync(saFiles.pub)) {
@@ -101,6 +108,7 @@ export async function ensurePki(dir: string, opts: PkiOptions = {}): Promise<Clu
     scheduler: await leaf("scheduler", { commonName: "system:kube-scheduler", usage: "client" }),
     controllerManager: await leaf("controller-manager", { commonName: "system:kube-controller-manager", usage: "client" }),
     nodes,
+    nodeServing,
     serviceAccountKey: { privateKey: readFileSync(saFiles.key, "utf8"), publicKey: readFileSync(saFiles.pub, "utf8") },
     files,
   };
@@ -136,6 +144,11 @@ function writeSecret(path: string, text: string): void {
   writeFileSync(tmp, text, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
+}
+
+/** A node agent's serving certificate names: the node, its addresses, loopback. */
+export function nodeServingSans(nodeName: string, addresses: string[]): string[] {
+  return unique([...LOOPBACK_SANS, nodeName, ...addresses]);
 }
 
 function machineAddresses(): string[] {

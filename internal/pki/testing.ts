@@ -3,9 +3,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { AgentServingTls } from "../agent/server.ts";
+import type { KubeletClientTls } from "../apiserver/pod-logs.ts";
 import type { ApiCredentials } from "../client/credentials.ts";
 import { createCa, issueCert, type CertKeyPair } from "./certs.ts";
-import { ensurePki, type ClusterPki } from "./pki.ts";
+import { ensurePki, nodeServingSans, type ClusterPki } from "./pki.ts";
 
 export interface TestPki extends ClusterPki {
   /** The apiserver's TLS options (startApiServer's `tls`). */
@@ -20,6 +22,10 @@ export interface TestPki extends ClusterPki {
   issueClient(user: string, groups?: string[], validity?: { notBefore?: Date; notAfter?: Date }): Promise<CertKeyPair>;
   /** A node's certificate (`system:node:<name>` in `system:nodes`), made on first use. */
   nodeCredentials(name: string): Promise<ApiCredentials>;
+  /** The apiserver's client TLS toward node agents (startApiServer's `kubeletClient`: CN system:apiserver). */
+  kubeletClient: KubeletClientTls;
+  /** A node agent's serving TLS (startAgentServer's / createAgent's `tls`) for the node and the addresses it is dialed at (loopback always). */
+  agentServing(nodeName: string, addresses?: string[]): Promise<AgentServingTls>;
 }
 
 let cached: Promise<TestPki> | undefined;
@@ -52,6 +58,11 @@ async function makeTestPki(): Promise<TestPki> {
     credentials,
     adminCredentials: credentials(pki.admin),
     adminNodeOptions: { ca: pki.ca.cert, cert: pki.admin.cert, key: pki.admin.key },
+    kubeletClient: { ...pki.apiserverClient, ca: pki.ca.cert },
+    agentServing: async (nodeName, addresses = []) => ({
+      ...(await issueCert(pki.ca, { commonName: `system:node:${nodeName}`, sans: nodeServingSans(nodeName, addresses), usage: "server" })),
+      clientCa: pki.ca.cert,
+    }),
     issueClient: (user, groups = [], validity = {}) => issueCert(pki.ca, { commonName: user, organizations: groups, usage: "client", ...validity }),
     nodeCredentials(name) {
       let c = nodes.get(name);

@@ -10,12 +10,13 @@
 // them afterwards.
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run, runChecked } from "../../internal/network/exec.ts";
 import { readNatTable, removeNetworkNatRules } from "../../internal/network/iptables.ts";
 import { hasMasquerade, removeMasquerade } from "../../internal/network/masquerade.ts";
 import { deleteNetns, listNetns } from "../../internal/network/netns.ts";
+import { testPki } from "../../internal/pki/testing.ts";
 import { startGuardedProcess, type GuardedProcess } from "../harness/process.ts";
 
 export const DEFAULT_NETWORK = "skiff";
@@ -143,11 +144,31 @@ function parseLog(path: string): Record<string, unknown>[] {
 }
 
 /**
+ * The agent port's TLS flags (unless args has them): a serving certificate from the test PKI for
+ * the node and its --listen address, written next to the agent's log, and the cluster CA as the
+ * client CA. An apiserver started with testPki().kubeletClient (the harness's default) reaches such an agent.
+ */
+async function tlsFlags(args: string[], dir: string): Promise<string[]> {
+  if (args.some((a) => a.startsWith("--tls-cert-file"))) return [];
+  const listen = args[args.indexOf("--listen") + 1] ?? "";
+  const host = args.includes("--listen") ? listen.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") : "";
+  const nodeName = args.includes("--node-name") ? args[args.indexOf("--node-name") + 1] : "agent";
+  const tls = await (await testPki()).agentServing(nodeName, host ? [host] : []);
+  const file = (name: string, text: string) => {
+    const path = join(dir, `agent-${process.pid}-${name}`);
+    writeFileSync(path, text, { mode: 0o600 });
+    return path;
+  };
+  return ["--tls-cert-file", file("tls.crt", tls.cert), "--tls-private-key-file", file("tls.key", tls.key), "--client-ca-file", file("client-ca.crt", tls.clientCa)];
+}
+
+/**
  * Starts `skiff agent <args>` (behind `opts.prefix`, a command that execs the rest, e.g. nsenter)
  * and waits until it logs
  * "agent ready": node registered, pods listed, orphans removed, pod workers running.
  */
 export async function startCliAgent(args: string[], logPath: string, timeoutMs = 60_000, opts: { prefix?: string[] } = {}): Promise<CliAgent> {
+  args = [...args, ...(await tlsFlags(args, dirname(logPath)))];
   const ready = () => parseLog(logPath).some((l) => l.msg === "agent ready");
   let guarded: GuardedProcess;
   try {

@@ -9,12 +9,11 @@
 // containers, temp dirs) is removed before starting; stop() removes what this run made.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
-import { AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
 import { PodSchema, type Container, type Pod, type PodSpec } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
 import { createAgent, type Agent, type AgentOptions } from "../../internal/agent/agent.ts";
 import { createCniNetwork, type PodNetwork } from "../../internal/agent/network.ts";
 import { waitFor } from "../../internal/agent/testing.ts";
@@ -137,6 +136,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     rootDir,
     log: pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" }),
     listen: { host: "127.0.0.1", port: 0 },
+    tls: await cp.pki.agentServing(nodeName),
     podCidr,
     resolvConfPath,
     heartbeatMs: 500,
@@ -201,11 +201,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         .sort((a, b) => a.attempt - b.attempt);
     },
     async logs(pod, o = {}) {
-      const client = createClient(AgentService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${c.agent.port()}` }));
+      // Through the apiserver, as users read them (it dials the agent over mutual TLS).
+      const client = createClient(PodService, cp.transport);
       let out = "";
-      const req = { namespace: "default", pod, container: o.container ?? "", previous: o.previous ?? false, follow: o.follow ?? false, tailLines: o.tailLines === undefined ? undefined : BigInt(o.tailLines) };
+      const req = { namespace: "default", name: pod, container: o.container ?? "", previous: o.previous ?? false, follow: o.follow ?? false, tailLines: o.tailLines === undefined ? undefined : BigInt(o.tailLines) };
       try {
-        for await (const chunk of client.logs(req, { signal: o.signal })) {
+        for await (const chunk of client.log(req, { signal: o.signal })) {
           const text = Buffer.from(chunk.data).toString();
           out += text;
           o.onData?.(text);

@@ -1,14 +1,20 @@
 // `skiffctl logs` end to end: the real CLI (`node cmd/skiffctl.ts`, a child process) against a
 // real apiserver on etcd and a real node agent on containerd + runc + the CNI bridge, with pods
-// from a busybox-static image. The CLI finds the agent the way it would on any cluster: the pod's
-// node → the Node's InternalIP and agent port. The node comes from test/agent/cluster.ts: names and
+// from a busybox-static image. The CLI asks the apiserver (PodService.Log), which finds the agent:
+// the pod's node → the Node's InternalIP and agent port, over mutual TLS. The node comes from
+// test/agent/cluster.ts: names and
 // the pod CIDR are unique to this run; everything is removed afterwards, a crashed run's leftovers
 // first.
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { spawn } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
+import { RoleBindingSchema } from "../../gen/skiff/v1alpha1/rbac_pb.js";
+import { createApiTransport } from "../../internal/client/transport.ts";
 import { createAgent } from "../../internal/agent/agent.ts";
 import { cstatus, testPod, waitFor } from "../../internal/agent/testing.ts";
 import { startCluster, type Cluster } from "../agent/cluster.ts";
@@ -83,6 +89,24 @@ describe("skiffctl logs on a real node", () => {
     expect(all).toEqual({ code: 0, out: FIVE, err: "" });
     expect(await skiffctl(["logs", "pod/printer", "--tail", "2", "-n", "default"])).toEqual({ code: 0, out: "line 4\nline 5\n", err: "" });
     expect((await skiffctl(["logs", "printer", "-c", "app", "--tail=0"])).out).toBe("");
+  });
+
+  it("PodService.Log is authorized as get on pods/log: a user bound to view reads it, one with no binding gets PERMISSION_DENIED", async () => {
+    const readAs = async (user: string) => {
+      const transport = createApiTransport(c.cp.server.url, c.cp.pki.credentials(await c.cp.pki.issueClient(user)));
+      let out = "";
+      for await (const chunk of createClient(PodService, transport).log({ namespace: "default", name: "printer", tailLines: 1n })) out += Buffer.from(chunk.data).toString();
+      return out;
+    };
+    await c.cp.client("RoleBinding").create(
+      create(RoleBindingSchema, { metadata: { name: "log-reader-view", namespace: "default" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" }, subjects: [{ kind: "User", name: "log-reader" }] }),
+    );
+    expect(await waitFor("the view binding to take effect", () => readAs("log-reader").catch(() => undefined), 15_000)).toBe("line 5\n");
+    const denied = await readAs("log-stranger").then(
+      () => undefined,
+      (err) => ConnectError.from(err),
+    );
+    expect([denied?.code, denied?.rawMessage]).toEqual([Code.PermissionDenied, expect.stringContaining('User "log-stranger" cannot get resource "pods/log" in API group "" in the namespace "default"')]);
   });
 
   it("-f prints a line written later, until Ctrl-C (exit 0)", async () => {
@@ -197,7 +221,7 @@ describe("skiffctl logs on a real node", () => {
     const port = c.agent.port();
     await c.agent.stop();
     const r = await skiffctl(["logs", "printer"]);
-    expect(r.err).toMatch(new RegExp(`^Error: cannot reach the agent of node "${c.nodeName}" at http://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`));
+    expect(r.err).toMatch(new RegExp(`^Error: cannot reach the agent of node "${c.nodeName}" at https://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`));
     expect(r.code).toBe(1);
   });
 });

@@ -14,10 +14,12 @@ import { NodeSchema, type Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { createAgent, type Agent } from "../../internal/agent/agent.ts";
 import { createNodeLease } from "../../internal/agent/lease.ts";
+import type { AgentServingTls } from "../../internal/agent/server.ts";
 import { createHostNetwork } from "../../internal/agent/network.ts";
 import { createNodeLifecycleController } from "../../internal/controller/node/lifecycle.ts";
 import { TAINT_UNREACHABLE } from "../../internal/controller/node/taints.ts";
 import { controllerHarness, gone, sleep, testNode, testPod, waitFor, type ControllerHarness } from "../../internal/controller/node/testing.ts";
+import { testPki } from "../../internal/pki/testing.ts";
 import { createFakeRuntime } from "../../internal/runtime/fake/fake.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 import { makeTempDir, removeTempDir } from "../harness/tmp.ts";
@@ -28,10 +30,13 @@ const EVICTION_MS = 3000;
 let cp: ControlPlane;
 let h: ControllerHarness;
 let rootDir: string;
+let agentTls: AgentServingTls;
 const runtime = createFakeRuntime();
 
 beforeAll(async () => {
   cp = await startControlPlane();
+  // One loopback serving certificate for every agent here: the apiserver dials each at 127.0.0.1.
+  agentTls = await (await testPki()).agentServing("lifecycle-agent");
   rootDir = makeTempDir("skiff-nodelifecycle-");
   writeFileSync(join(rootDir, "resolv.conf"), "nameserver 192.0.2.53\n");
   // Settings through ControllerContext.options, as the controller-manager passes its flags.
@@ -54,6 +59,7 @@ function agentFor(nodeName: string): Agent {
     rootDir: join(rootDir, "agent"),
     log: pino({ level: process.env.SKIFF_TEST_LOG ?? "silent" }),
     listen: { host: "127.0.0.1", port: 0 },
+    tls: agentTls,
     heartbeatMs: 200,
     statusRefreshMs: 1000,
     resyncMs: 300,

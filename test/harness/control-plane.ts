@@ -30,7 +30,8 @@ export async function startControlPlane(opts: Partial<ApiServerOptions> = {}): P
   const etcd = await startEtcd();
   const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff-test", tls: etcd.tls });
   // ServiceAccount tokens are signed with the PKI's sa.key, as `skiff up` does.
-  const base = { heartbeatMs: 1000, tls: pki.serving, serviceAccountSigningKey: pki.serviceAccountKey.privateKey };
+  // kubeletClient: the apiserver reads logs from agents as system:apiserver (agents serve testPki().agentServing certificates).
+  const base = { heartbeatMs: 1000, tls: pki.serving, serviceAccountSigningKey: pki.serviceAccountKey.privateKey, kubeletClient: pki.kubeletClient };
   let server = await startApiServer({ ...base, ...opts, store, port: 0 });
   const transport = createApiTransport(server.url, pki.adminCredentials);
   return {

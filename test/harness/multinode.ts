@@ -191,6 +191,7 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
     await runChecked("ip", ["addr", "add", `${bridgeIP}/24`, "dev", name]);
     await runChecked("ip", ["link", "set", name, "up"]);
 
+    // The apiserver reads logs from the agents (their TLS flags come from the same test PKI: cli-agent.ts).
     const pki = await testPki();
     const [cp, ctrd] = await Promise.all([startControlPlane({ host: bridgeIP, tls: await servingTlsFor(pki, [bridgeIP]) }), startContainerd()]);
     cleanups.push(() => cp.stop(), () => ctrd.stop());

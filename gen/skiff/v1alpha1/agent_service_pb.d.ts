@@ -113,8 +113,9 @@ export declare const AgentServiceLogsResponseSchema: GenMessage<AgentServiceLogs
 
 /**
  * AgentService is served by the node agent on every node, on its own port (the node's
- * status.daemon_endpoints.kubelet_endpoint.port, at the node's InternalIP address). Clients such
- * as `skiffctl logs` reach it directly, not through the apiserver.
+ * status.daemon_endpoints.kubelet_endpoint.port, at the node's InternalIP address), over TLS.
+ * Only the apiserver calls it (client certificate CN system:apiserver); users go through
+ * PodService.Log, which the apiserver authorizes and proxies here.
  *
  * @generated from service skiff.v1alpha1.AgentService
  */

@@ -427,6 +427,104 @@ export declare type PodServiceBindResponse = Message<"skiff.v1alpha1.PodServiceB
 export declare const PodServiceBindResponseSchema: GenMessage<PodServiceBindResponse>;
 
 /**
+ * PodServiceLogRequest names the pod and container and how much of its log to send (the fields
+ * after name mean what they mean in AgentServiceLogsRequest).
+ *
+ * @generated from message skiff.v1alpha1.PodServiceLogRequest
+ */
+export declare type PodServiceLogRequest = Message<"skiff.v1alpha1.PodServiceLogRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * May be empty when the pod has exactly one container.
+   *
+   * @generated from field: string container = 3;
+   */
+  container: string;
+
+  /**
+   * Keep the stream open and send new output as it is written.
+   *
+   * @generated from field: bool follow = 4;
+   */
+  follow: boolean;
+
+  /**
+   * Only the last N lines (absent: the whole log).
+   *
+   * @generated from field: optional int64 tail_lines = 5;
+   */
+  tailLines?: bigint | undefined;
+
+  /**
+   * Only lines written in the last N seconds (N > 0).
+   *
+   * @generated from field: optional int64 since_seconds = 6;
+   */
+  sinceSeconds?: bigint | undefined;
+
+  /**
+   * The log of the previous (last terminated) instance of the container.
+   *
+   * @generated from field: bool previous = 7;
+   */
+  previous: boolean;
+
+  /**
+   * Prefix every line with the RFC 3339 time (UTC, nanoseconds) it was written, and a space.
+   *
+   * @generated from field: bool timestamps = 8;
+   */
+  timestamps: boolean;
+
+  /**
+   * Only lines written at or after this RFC 3339 time; at most one of since_seconds and since_time.
+   *
+   * @generated from field: string since_time = 9;
+   */
+  sinceTime: string;
+
+  /**
+   * Stop after this many bytes of output (N > 0), even with follow.
+   *
+   * @generated from field: optional int64 limit_bytes = 10;
+   */
+  limitBytes?: bigint | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.PodServiceLogRequest.
+ * Use `create(PodServiceLogRequestSchema)` to create a new message.
+ */
+export declare const PodServiceLogRequestSchema: GenMessage<PodServiceLogRequest>;
+
+/**
+ * PodServiceLogResponse is one chunk of log bytes (not aligned to lines).
+ *
+ * @generated from message skiff.v1alpha1.PodServiceLogResponse
+ */
+export declare type PodServiceLogResponse = Message<"skiff.v1alpha1.PodServiceLogResponse"> & {
+  /**
+   * @generated from field: bytes data = 1;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.PodServiceLogResponse.
+ * Use `create(PodServiceLogResponseSchema)` to create a new message.
+ */
+export declare const PodServiceLogResponseSchema: GenMessage<PodServiceLogResponse>;
+
+/**
  * PodService manages Pod objects. Every call is generic in the apiserver (the kind registry drives it).
  *
  * @generated from service skiff.v1alpha1.PodService
@@ -513,6 +611,21 @@ export declare const PodService: GenService<{
     methodKind: "unary";
     input: typeof PodServiceBindRequestSchema;
     output: typeof PodServiceBindResponseSchema;
+  },
+  /**
+   * Log streams a container's log from the pod's node (authorized as get on pods/log; the
+   * apiserver dials the node agent over mutual TLS and passes the chunks on). With follow the
+   * stream stays open until the container exits or the client cancels (which cancels the call to
+   * the agent). FAILED_PRECONDITION: the pod is not scheduled yet, its node is gone or reports no
+   * address or port, or the container has not started; NOT_FOUND: no such pod, container or
+   * previous instance; INVALID_ARGUMENT: as AgentService.Logs; UNAVAILABLE: the agent cannot be reached.
+   *
+   * @generated from rpc skiff.v1alpha1.PodService.Log
+   */
+  log: {
+    methodKind: "server_streaming";
+    input: typeof PodServiceLogRequestSchema;
+    output: typeof PodServiceLogResponseSchema;
   },
 }>;
 

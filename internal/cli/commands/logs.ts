@@ -1,45 +1,21 @@
 // skiffctl logs POD [-c CONTAINER] [-f] [--tail N] [-p] [--since D | --since-time T] [--timestamps]
-// [--limit-bytes N] [-n NS] — a container's output, read from
-// the node agent directly (not through the apiserver): the pod's node → the Node's InternalIP and
-// agent port → AgentService.Logs over gRPC (h2c). Bytes are printed as they arrive; with -f the
-// stream stays open until the container ends or Ctrl-C (exit 0).
+// [--limit-bytes N] [-n NS] — a container's output, through the apiserver: PodService.Log, which
+// the apiserver authorizes (pods/log) and proxies to the pod's node agent. skiffctl never dials a
+// node. Bytes are printed as they arrive; with -f the stream stays open until the container ends
+// or Ctrl-C (exit 0), which cancels the call (and the apiserver's call to the agent).
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { defineCommand } from "citty";
-import { AgentService } from "../../../gen/skiff/v1alpha1/agent_service_pb.js";
-import type { Node } from "../../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../../gen/skiff/v1alpha1/pod_pb.js";
+import { PodService } from "../../../gen/skiff/v1alpha1/pod_service_pb.js";
 import { kindByName } from "../../api/registry.ts";
-import { connect, namespaceArgs, namespaceOf, serverArg, type Api, type Session } from "../context.ts";
+import { connect, namespaceArgs, namespaceOf, serverArg } from "../context.ts";
+import type { Session } from "../context.ts";
 import { CliError, isUnreachable } from "../errors.ts";
-import { agentUrl, checkOneSince, checkReachable, defaultContainer, parseLimitBytes, parseSince, parseSinceTime, parseTail, podName } from "../logs.ts";
+import { checkOneSince, defaultContainer, parseLimitBytes, parseSince, parseSinceTime, parseTail, podName } from "../logs.ts";
 import { strictFlags } from "./flags.ts";
 
-/** How long connecting to the agent may take (the stream itself has no limit). */
-const CONNECT_TIMEOUT_MS = 10_000;
-
-async function getOrExplain<T>(what: () => Promise<T>, notFound: string): Promise<T> {
-  try {
-    return await what();
-  } catch (err) {
-    if (err instanceof ConnectError && err.code === Code.NotFound) throw new CliError(notFound);
-    throw err;
-  }
-}
-
-/** The pod, its node, and the URL of that node's agent. */
-async function locate(api: Api, ns: string, name: string): Promise<{ pod: Pod; node: string; url: string }> {
-  const pod = (await getOrExplain(() => api.client(kindByName("Pod")!).get(ns, name), `pod "${name}" not found in namespace "${ns}"`)) as Pod;
-  const nodeName = pod.spec?.nodeName ?? "";
-  if (!nodeName) {
-    throw new CliError(`pod "${name}" is not scheduled to a node yet (phase ${pod.status?.phase || "Pending"}): it has no logs`);
-  }
-  const node = (await getOrExplain(
-    () => api.client(kindByName("Node")!).get("", nodeName),
-    `node "${nodeName}" of pod "${name}" not found`,
-  )) as Node;
-  return { pod, node: nodeName, url: agentUrl(node) };
-}
+/** The apiserver's messages about the connection to a node agent (they may name ECONNREFUSED and the like). */
+const AGENT_TROUBLE = /^cannot reach the agent of node /;
 
 export function logsCommand(session: Session) {
   return defineCommand({
@@ -70,34 +46,36 @@ export function logsCommand(session: Session) {
       const limitBytes = parseLimitBytes(args["limit-bytes"]);
       const ns = namespaceOf(args);
       const api = await connect(session, args);
-      const { pod, node, url } = await locate(api, ns, name);
 
       let container = args.container ?? "";
       if (container === "") {
+        // The pod tells which container kubectl would pick (and whether to say so).
+        let pod: Pod;
+        try {
+          pod = (await api.client(kindByName("Pod")!).get(ns, name)) as Pod;
+        } catch (err) {
+          if (err instanceof ConnectError && err.code === Code.NotFound) throw new CliError(`pod "${name}" not found in namespace "${ns}"`);
+          throw err;
+        }
         const picked = defaultContainer(pod);
         container = picked.name;
         if (picked.note) io.err(`${picked.note}\n`);
       }
 
-      const where = `the agent of node "${node}" at ${url}`;
-      try {
-        await checkReachable(url, CONNECT_TIMEOUT_MS, io.signal);
-      } catch (err) {
-        if (io.signal.aborted) return;
-        throw new CliError(`cannot reach ${where}: ${(err as Error).message}`);
-      }
-      const client = createClient(AgentService, createGrpcTransport({ baseUrl: url }));
+      const client = createClient(PodService, api.transport);
       const decoder = new TextDecoder();
       try {
-        const stream = client.logs(
-          { namespace: ns, pod: name, container, follow: args.follow === true, previous: args.previous === true, tailLines, sinceSeconds, sinceTime, limitBytes, timestamps: args.timestamps === true },
+        const stream = client.log(
+          { namespace: ns, name, container, follow: args.follow === true, previous: args.previous === true, tailLines, sinceSeconds, sinceTime, limitBytes, timestamps: args.timestamps === true },
           { signal: io.signal },
         );
         for await (const chunk of stream) io.out(decoder.decode(chunk.data, { stream: true }));
       } catch (err) {
         if (io.signal.aborted) return; // Ctrl-C ends a follow: not an error
         if (!(err instanceof ConnectError)) throw err;
-        if (isUnreachable(err) || err.code === Code.Unavailable) throw new CliError(`lost or no connection to ${where}: ${err.rawMessage}`);
+        // The apiserver's own words (including why it could not reach the node's agent) as they
+        // are; a failed connection to the apiserver itself gets the CLI's usual message.
+        if (isUnreachable(err) && !AGENT_TROUBLE.test(err.rawMessage)) throw err;
         throw new CliError(err.rawMessage);
       } finally {
         const rest = decoder.decode();
