@@ -58,9 +58,10 @@ function countDirs(dir: string): number {
   return n;
 }
 
+/** Rows of a `ctr … ls` listing (without its header line); NaN when ctr failed. */
 function ctr(scope: InventoryScope, ...args: string[]): number {
-  // `-q` prints one id per line and no header.
-  return lines(sh("ctr", ["-a", scope.ctrdAddress, "-n", scope.ctrdNamespace, ...args, "-q"])).length;
+  const out = sh("ctr", ["-a", scope.ctrdAddress, "-n", scope.ctrdNamespace, ...args]);
+  return out === "" ? NaN : lines(out).length - 1;
 }
 
 function rssKiB(pid: number): number {
@@ -111,7 +112,12 @@ export function takeInventory(scope: InventoryScope): Inventory {
 
 /** The pid of the containerd serving from dir (its command line names the dir's config). */
 export function containerdPid(dir: string): number | undefined {
-  for (const p of readProcs().values()) if (p.comm === "containerd" && p.cmdline.includes(dir)) return p.pid;
+  return serverPid("containerd", dir);
+}
+
+/** The pid of the server `comm` whose command line mentions `needle` (not the harness's sh wrapper). */
+export function serverPid(comm: string, needle: string): number | undefined {
+  for (const p of readProcs().values()) if (p.comm === comm && p.cmdline.includes(needle)) return p.pid;
   return undefined;
 }
 

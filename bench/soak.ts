@@ -20,8 +20,7 @@ import { startBenchControlPlane } from "./lib/control-plane.ts";
 import { sleep, summarize } from "./lib/stats.ts";
 import { fmtMs, renderTable } from "./lib/table.ts";
 import { startBenchNode } from "./pods-node.ts";
-import { containerdPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
-import { readProcs } from "./lib/proc.ts";
+import { containerdPid, serverPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
 
 const options = {
   cycles: { type: "string", default: "2000" },
@@ -102,7 +101,8 @@ function podWaiter(pods: ResourceClient<Pod>) {
   };
 }
 
-const differing = (a: Inventory, b: Inventory) => Object.keys(a.objects).filter((k) => a.objects[k] !== b.objects[k]);
+// NaN (a listing that failed) differs from everything: it is reported, never taken for "no leak".
+const differing = (a: Inventory, b: Inventory) => Object.keys(a.objects).filter((k) => !(a.objects[k] === b.objects[k]));
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
@@ -121,7 +121,7 @@ export async function run(argv: string[]): Promise<void> {
   const cp = await startBenchControlPlane({ inProcess: false });
   console.log(`apiserver:  ${cp.mode}; etcd ${cp.etcdVersion}`);
   const node = await startBenchNode({ apiUrl: cp.url, pki: cp.pki, logLevel: v["agent-log-level"], untraced: true });
-  const etcdPid = [...readProcs().values()].find((p) => p.cmdline.includes(cp.etcd.dataDir))?.pid;
+  const etcdPid = serverPid("etcd", cp.etcd.dataDir);
   const scope: InventoryScope = {
     networkName: node.networkName,
     cniStateDir: node.cniOptions.stateDir!,
@@ -177,11 +177,13 @@ export async function run(argv: string[]): Promise<void> {
     return out;
   };
   /** Polls the inventory until it matches `want` (or the timeout): teardown may lag the DELETED event by a little. */
+  // Without `want`: until no shim outlives its task (a shim exits a moment after its task is deleted).
   const settle = async (want?: Inventory): Promise<{ inv: Inventory; ms: number }> => {
     const t0 = performance.now();
     for (;;) {
       const inv = takeInventory(scope);
-      if (!want || differing(inv, want).length === 0 || performance.now() - t0 > settleTimeout) return { inv, ms: performance.now() - t0 };
+      const done = want ? differing(inv, want).length === 0 : inv.objects["shim processes"] <= inv.objects["containerd tasks"];
+      if (done || performance.now() - t0 > settleTimeout) return { inv, ms: performance.now() - t0 };
       await sleep(500);
     }
   };
@@ -191,6 +193,21 @@ export async function run(argv: string[]): Promise<void> {
     await churn("warmup", warmup);
     console.log("done");
   }
+  // A full wave running, counted: shows that every counter sees what a pod makes.
+  process.stdout.write(`loaded:     ${conc} pods Running, counting… `);
+  const wave = Array.from({ length: conc }, (_, i) => `wave-${i}`);
+  await Promise.all(wave.map(async (name) => {
+    const isRunning = waiter.running(name, podTimeout);
+    await pods.create(podSpec(name));
+    await isRunning;
+  }));
+  const loaded = takeInventory(scope);
+  await Promise.all(wave.map(async (name) => {
+    const isGone = waiter.gone(name, podTimeout);
+    await pods.delete(NS, name, { gracePeriodSeconds: 1n });
+    await isGone;
+  }));
+  console.log("done");
   global.gc?.();
   const { inv: before } = await settle();
   const t0 = performance.now();
@@ -198,7 +215,9 @@ export async function run(argv: string[]): Promise<void> {
   const startMs = await churn("soak", cycles, (done) => {
     if (performance.now() - lastReport > 10_000) {
       lastReport = performance.now();
-      console.log(`            ${done}/${cycles} cycles, ${((done * 1000) / (lastReport - t0)).toFixed(1)}/s`);
+      const rss = takeInventory(scope).rssKiB;
+      const mib = Object.entries(rss).map(([p, kib]) => `${p} ${(kib / 1024).toFixed(0)}`).join(", ");
+      console.log(`            ${done}/${cycles} cycles, ${((done * 1000) / (lastReport - t0)).toFixed(1)}/s; RSS MiB: ${mib}`);
     }
   });
   const wallS = (performance.now() - t0) / 1000;
@@ -208,8 +227,9 @@ export async function run(argv: string[]): Promise<void> {
 
   const s = summarize(startMs);
   console.log(`\npod create → Running (ms, ${s.count} pods): p50 ${fmtMs(s.p50)}  p99 ${fmtMs(s.p99)}  max ${fmtMs(s.max)}\n`);
-  const leaks = differing(before, after);
-  console.log(renderTable(["node object", "before", "after", "leaked"], Object.keys(before.objects).map((k) => [k, before.objects[k], after.objects[k], after.objects[k] - before.objects[k]])));
+  const leaks = differing(before, after).filter((k) => !(after.objects[k] <= before.objects[k]));
+  const objectRows = Object.keys(before.objects).map((k) => [k, loaded.objects[k], before.objects[k], after.objects[k], after.objects[k] - before.objects[k]]);
+  console.log(renderTable(["node object", `with ${conc} pods`, "before", "after", "leaked"], objectRows));
   console.log("");
   const rssRows = Object.keys(scope.processes).map((p) => {
     const growth = ((after.rssKiB[p] - before.rssKiB[p]) / before.rssKiB[p]) * 100;
