@@ -5,6 +5,7 @@
 // (10 + maxSurge for the Deployment, 10 for any one ReplicaSet); at the end there are exactly 10
 // pods, all of the newest ReplicaSet, Running, none restarted — none lost, none twice.
 import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { DeploymentSchema, type Deployment } from "../../gen/skiff/v1alpha1/deployment_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
@@ -30,6 +31,7 @@ function boundWatcher() {
   const live = new Map<string, string>(); // pod uid → owning ReplicaSet, while not terminating
   const maxPerRs = new Map<string, number>();
   let maxTotal = 0;
+  let relists = 0;
   const abort = new AbortController();
   let markLive!: () => void;
   const ready = new Promise<void>((r) => (markLive = r));
@@ -47,18 +49,28 @@ function boundWatcher() {
     let rv = "";
     while (!abort.signal.aborted) {
       try {
+        if (rv === "") {
+          // First, or too old to resume (a restarted apiserver's watch cache starts at etcd's
+          // current revision): the list is the state to continue from.
+          const list = await c.pods.list("default", { labelSelector: "app=web" });
+          live.clear();
+          for (const p of list.items) see("ADDED", p);
+          rv = list.resourceVersion;
+        }
         for await (const ev of c.pods.watch("default", { resourceVersion: rv, signal: abort.signal, labelSelector: "app=web" })) {
           rv = ev.object.metadata?.resourceVersion || rv;
           if (ev.type === "BOOKMARK") markLive();
           else see(ev.type, ev.object);
         }
-      } catch {
+      } catch (err) {
         if (abort.signal.aborted) return;
+        if (ConnectError.from(err).code === Code.OutOfRange) rv = "";
+        relists += rv === "" ? 1 : 0;
         await new Promise((r) => setTimeout(r, 200)); // the apiserver is down: resume where we were
       }
     }
   })();
-  return { ready, maxTotal: () => maxTotal, maxPerRs, stop: () => abort.abort() };
+  return { ready, maxTotal: () => maxTotal, maxPerRs, relists: () => relists, stop: () => abort.abort() };
 }
 
 const deployments = () => c.cp.client<Deployment>("Deployment");
