@@ -35,6 +35,10 @@ export interface ContainerdServer {
   dir: string;
   /** Kills containerd, every container and shim it started; unmounts and removes the dir. Safe twice. */
   stop(): Promise<void>;
+  /** kill -9 of containerd alone: shims and containers keep running, the dir stays (`restart()` ends it). */
+  kill(): Promise<void>;
+  /** Starts containerd again after kill(), same dir and socket; resolves once it serves. */
+  restart(): Promise<void>;
 }
 
 export interface StartContainerdOptions {
@@ -211,25 +215,50 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   const address = join(dir, SOCKET);
   writeFileSync(join(dir, "config.toml"), config(dir, address));
 
+  // While killed on purpose the dir (and the shims) stay; any other end cleans everything up.
+  let outage = false;
   // Ready when the Version RPC answers.
-  const client = createContainerdClient({ address, namespace });
-  try {
-    const { stop } = await startGuardedProcess({
-      command: bin,
-      args: ["--config", join(dir, "config.toml")],
-      name: "containerd",
-      timeoutMs,
-      exitedBefore: "serving",
-      notReady: `not serving on ${address}`,
-      ready: async () => {
-        if (!existsSync(address)) return false;
-        await client.version.version({}, { timeoutMs: 1000 });
-        return true;
-      },
-      cleanup: () => cleanContainerdDir(dir),
-    });
-    return { address, namespace, dir, stop };
-  } finally {
-    client.close();
-  }
+  const launch = async () => {
+    const client = createContainerdClient({ address, namespace });
+    try {
+      return await startGuardedProcess({
+        command: bin,
+        args: ["--config", join(dir, "config.toml")],
+        name: "containerd",
+        timeoutMs,
+        exitedBefore: "serving",
+        notReady: `not serving on ${address}`,
+        ready: async () => {
+          if (!existsSync(address)) return false;
+          await client.version.version({}, { timeoutMs: 1000 });
+          return true;
+        },
+        cleanup: () => {
+          if (!outage) cleanContainerdDir(dir);
+        },
+      });
+    } finally {
+      client.close();
+    }
+  };
+  let proc = await launch();
+  return {
+    address,
+    namespace,
+    dir,
+    async stop() {
+      outage = false;
+      await proc.stop();
+      if (existsSync(dir)) cleanContainerdDir(dir); // stopped while killed: its cleanup was skipped
+    },
+    async kill() {
+      outage = true;
+      if (proc.child.pid !== undefined) process.kill(-proc.child.pid, "SIGKILL");
+      await proc.stop(); // reaps it; cleanup keeps the dir
+    },
+    async restart() {
+      proc = await launch();
+      outage = false;
+    },
+  };
 }
