@@ -46,6 +46,8 @@ export interface BenchNodeOptions {
   logLevel: string;
   /** The agent's resyncMs; undefined: its default. */
   resyncMs?: number;
+  /** No tracing (the soak): the tracer keeps every span, which would grow this process's memory. */
+  untraced?: boolean;
 }
 
 export async function startBenchNode(opts: BenchNodeOptions): Promise<BenchNode> {
@@ -60,9 +62,11 @@ export async function startBenchNode(opts: BenchNodeOptions): Promise<BenchNode>
 
   const tracer = createTracer();
   const plain = createContainerdRuntime({ address: ctrd.address, namespace: ctrd.namespace });
-  tracer.containerd(plain.client);
-  tracer.execs();
-  const runtime = tracer.runtime(plain);
+  if (!opts.untraced) {
+    tracer.containerd(plain.client);
+    tracer.execs();
+  }
+  const runtime = opts.untraced ? plain : tracer.runtime(plain);
   const image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.bench/busybox", tag: "v1" });
   await plain.importImage(image.tarPath);
 
@@ -72,7 +76,7 @@ export async function startBenchNode(opts: BenchNodeOptions): Promise<BenchNode>
     network: { name: networkName, bridge: networkName, podCidr },
   };
   const untraced = createCniNetwork(cniOptions);
-  const network = tracer.network(untraced);
+  const network = opts.untraced ? untraced : tracer.network(untraced);
   // Whatever is still on the node once the pods are gone (or when they could not be deleted):
   // containers, then the pods' networks (netns, IPs, NAT rules), the bridge.
   onCleanup(async () => {
@@ -83,8 +87,9 @@ export async function startBenchNode(opts: BenchNodeOptions): Promise<BenchNode>
     await removeUnusedPortmapChains().catch(() => undefined);
   });
 
+  const apiTransport = createApiTransport(opts.apiUrl, await opts.pki.nodeCredentials(nodeName));
   const agent = createAgent({
-    transport: tracer.transport(createApiTransport(opts.apiUrl, await opts.pki.nodeCredentials(nodeName))),
+    transport: opts.untraced ? apiTransport : tracer.transport(apiTransport),
     nodeName,
     runtime,
     network,

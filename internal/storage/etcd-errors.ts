@@ -28,6 +28,9 @@ export function isUnavailableError(err: unknown): boolean {
   if (err instanceof StoreError) return err.code === "Unavailable";
   if (!(err instanceof Error)) return false;
   if (err instanceof ConnectError && (err.code === Code.Unavailable || err.code === Code.DeadlineExceeded)) return true;
+  // The store never cancels its own KV calls (they carry a deadline, no signal): a Canceled one
+  // is a stream reset by a connection to etcd that went away mid-call (etcd killed or restarted).
+  if (err instanceof ConnectError && err.code === Code.Canceled) return true;
   return isRecoverableError(err) || err instanceof ClientClosedError || TRANSIENT.test(err.message);
 }
 

@@ -45,6 +45,10 @@ export interface ContainerdServer {
    * --state-dir), so containerd finds the bundles of dead shims at start and cleans them up.
    */
   reboot(opts?: { stateOnDisk?: boolean }): Promise<void>;
+  /** kill -9 of containerd alone: shims and containers keep running, the dir stays (`restart()` ends it). */
+  kill(): Promise<void>;
+  /** Starts containerd again after kill(), same dir and socket; resolves once it serves. */
+  restart(): Promise<void>;
 }
 
 export interface StartContainerdOptions {
@@ -291,9 +295,12 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   const address = join(dir, SOCKET);
   writeFileSync(join(dir, "config.toml"), config(dir, address));
 
+  // The dir is kept while a reboot is half done (it is the machine's disk) and while containerd is
+  // killed on purpose (the shims stay); any other end cleans everything up.
   let rebooting = false;
+  let outage = false;
+  // Ready when the Version RPC answers.
   const launch = async () => {
-    // Ready when the Version RPC answers.
     const client = createContainerdClient({ address, namespace });
     try {
       return await startGuardedProcess({
@@ -308,9 +315,8 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
           await client.version.version({}, { timeoutMs: 1000 });
           return true;
         },
-        // Not between the two halves of a reboot: the dir is the machine's disk.
         cleanup: () => {
-          if (!rebooting) cleanContainerdDir(dir);
+          if (!rebooting && !outage) cleanContainerdDir(dir);
         },
       });
     } finally {
@@ -322,7 +328,11 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     address,
     namespace,
     dir,
-    stop: () => current.stop(),
+    async stop() {
+      outage = false;
+      await current.stop();
+      if (existsSync(dir)) cleanContainerdDir(dir); // stopped while killed: its cleanup was skipped
+    },
     async reboot(opts = {}) {
       rebooting = true;
       try {
@@ -332,6 +342,15 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
         rebooting = false;
       }
       current = await launch();
+    },
+    async kill() {
+      outage = true;
+      if (current.child.pid !== undefined) process.kill(-current.child.pid, "SIGKILL");
+      await current.stop(); // reaps it; cleanup keeps the dir
+    },
+    async restart() {
+      current = await launch();
+      outage = false;
     },
   };
 }

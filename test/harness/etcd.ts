@@ -24,6 +24,10 @@ export interface EtcdServer {
   dataDir: string;
   /** Kills etcd and removes its data dir. Safe to call twice. */
   stop(): Promise<void>;
+  /** kill -9 of etcd, keeping its data dir and ports (an outage; `restart()` ends it). */
+  kill(): Promise<void>;
+  /** Starts etcd again after kill(), same data, ports and certificates; resolves once healthy. */
+  restart(): Promise<void>;
 }
 
 export interface StartEtcdOptions {
@@ -60,22 +64,48 @@ async function startOnce(bin: string, timeoutMs: number): Promise<EtcdServer> {
     "--log-outputs=stderr",
     "--log-level=warn",
   ];
-  const { stop } = await startGuardedProcess({
-    command: bin,
-    args,
-    name: "etcd",
-    timeoutMs,
-    exitedBefore: "becoming healthy",
-    notReady: `at ${endpoint} not healthy`,
-    ready: async () => {
-      const res = await fetch(`${metricsBase}/health`, { signal: AbortSignal.timeout(1000) });
-      const body = (await res.json()) as { health?: string };
-      return res.ok && body.health === "true";
-    },
-    cleanup: () => removeTempDir(dir),
-  });
+  // While killed on purpose the data dir stays; any other end of the process removes it.
+  let outage = false;
+  const launch = () =>
+    startGuardedProcess({
+      command: bin,
+      args, // on a restart etcd finds its data dir and ignores the --initial-* flags
+      name: "etcd",
+      timeoutMs,
+      exitedBefore: "becoming healthy",
+      notReady: `at ${endpoint} not healthy`,
+      ready: async () => {
+        const res = await fetch(`${metricsBase}/health`, { signal: AbortSignal.timeout(1000) });
+        const body = (await res.json()) as { health?: string };
+        return res.ok && body.health === "true";
+      },
+      cleanup: () => {
+        if (!outage) removeTempDir(dir);
+      },
+    });
+  let proc = await launch();
   const tls = { ca: pki.ca.cert, cert: pki.apiserverClient.cert, key: pki.apiserverClient.key };
-  return { endpoint, tls, metricsUrl: `${metricsBase}/metrics`, healthUrl: `${metricsBase}/health`, dataDir: join(dir, "data"), stop };
+  return {
+    endpoint,
+    tls,
+    metricsUrl: `${metricsBase}/metrics`,
+    healthUrl: `${metricsBase}/health`,
+    dataDir: join(dir, "data"),
+    stop: async () => {
+      outage = false;
+      await proc.stop();
+      removeTempDir(dir);
+    },
+    async kill() {
+      outage = true;
+      if (proc.child.pid !== undefined) process.kill(-proc.child.pid, "SIGKILL");
+      await proc.stop(); // reaps it; cleanup keeps the data dir
+    },
+    async restart() {
+      proc = await launch();
+      outage = false;
+    },
+  };
 }
 
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer> {
