@@ -77,20 +77,38 @@ export function toApiError(err: unknown, onInternal?: (err: unknown) => void): C
   return new ConnectError("internal error", Code.Internal);
 }
 
+function isAsyncIterable(x: unknown): x is AsyncIterable<unknown> {
+  return typeof x === "object" && x !== null && !(x instanceof Promise) && Symbol.asyncIterator in x;
+}
+
+async function* streamWithApiErrors(source: AsyncIterable<unknown>, onInternal?: (err: unknown) => void): AsyncGenerator<unknown> {
+  try {
+    yield* source;
+  } catch (err) {
+    throw toApiError(err, onInternal);
+  }
+}
+
 /**
- * Unary handlers whose every failure, thrown or rejected, goes through toApiError. For services
- * outside service.ts (encryption, access reviews) and the unary RPCs inside it.
+ * Handlers whose every failure, thrown, rejected or raised mid-stream, goes through toApiError.
+ * For services outside service.ts (encryption, access reviews) and the RPCs inside it but Watch
+ * (e.g. PodService.Log, server streaming: its stream stays a stream, not a promise of one).
  */
 export function withApiErrors(handlers: Record<string, unknown>, onInternal?: (err: unknown) => void): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(handlers)) {
     const handler = fn as (req: unknown, ctx: unknown) => unknown;
-    out[name] = async (req: unknown, ctx: unknown) => {
+    out[name] = (req: unknown, ctx: unknown) => {
+      let result: unknown;
       try {
-        return await handler(req, ctx);
+        result = handler(req, ctx);
       } catch (err) {
-        throw toApiError(err, onInternal);
+        return Promise.reject(toApiError(err, onInternal));
       }
+      if (isAsyncIterable(result)) return streamWithApiErrors(result, onInternal);
+      return Promise.resolve(result).catch((err: unknown) => {
+        throw toApiError(err, onInternal);
+      });
     };
   }
   return out;

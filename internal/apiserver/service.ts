@@ -165,7 +165,7 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
   if (kind.kind === "Pod") {
     impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
   }
-  // Every unary handler's failure goes through the one error table (the watch does it above).
+  // Every handler's failure goes through the one error table (the watch does it above).
   const { watch, ...unary } = impl;
   return { ...withApiErrors(unary, opts.onInternalError), watch };
 }

@@ -9,8 +9,8 @@
 // options give the same digests.
 
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import tar from "tar-stream";
 
@@ -36,6 +36,11 @@ export interface BusyboxImageOptions {
   workingDir?: string;
   /** The image's USER ("nobody", "65534:65534", …); default none (root). */
   user?: string;
+  /**
+   * Absolute host paths copied into the top layer at the same path (symlinks followed), e.g. a
+   * dynamically linked binary and the libraries `ldd` lists for it.
+   */
+  hostFiles?: string[];
 }
 
 export interface BuiltImage {
@@ -96,6 +101,18 @@ function baseLayer(): FileSpec[] {
   ];
 }
 
+/** The files and, once each, their parent directories (the layer must create them). */
+function hostFileEntries(paths: string[]): FileSpec[] {
+  const dirs = new Set<string>();
+  const files = paths.map((p): FileSpec => {
+    if (!isAbsolute(p)) throw new Error(`hostFiles: ${p} is not an absolute path`);
+    const name = p.slice(1);
+    for (let d = dirname(name); d !== "."; d = dirname(d)) dirs.add(`${d}/`);
+    return { name, type: "file", mode: statSync(p).mode & 0o777, data: readFileSync(p) };
+  });
+  return [...[...dirs].map((name): FileSpec => ({ name, type: "directory", mode: 0o755 })), ...files];
+}
+
 /** Builds the image under `dir` (created if missing): `<dir>/layout/` and `<dir>/<name>-<tag>.tar`. */
 export async function buildBusyboxImage(dir: string, opts: BusyboxImageOptions): Promise<BuiltImage> {
   const ref = `${opts.name}:${opts.tag}`;
@@ -112,7 +129,7 @@ export async function buildBusyboxImage(dir: string, opts: BusyboxImageOptions):
   const html = opts.indexHtml ?? `<html><body>${ref}</body></html>\n`;
   const layers = [
     await tarOf(baseLayer()),
-    await tarOf([{ name: "www/index.html", type: "file", mode: 0o644, data: Buffer.from(html) }]),
+    await tarOf([{ name: "www/index.html", type: "file", mode: 0o644, data: Buffer.from(html) }, ...hostFileEntries(opts.hostFiles ?? [])]),
   ];
   const diffIds = layers.map(sha256);
   const layerDescs = layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...put(gzipSync(l)) }));
