@@ -3,6 +3,7 @@
 // a kind means a .proto plus one entry below.
 import type { DescMessage, Message } from "@bufbuild/protobuf";
 import type { GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { ObjectMeta } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { NamespaceService } from "../../gen/skiff/v1alpha1/namespace_service_pb.js";
@@ -100,7 +101,55 @@ export interface Kind {
   subresourceRpcs?: Record<string, { verb: Verb; subresource: string }>;
   /** Policy on create and update (Pod Security), after validation. */
   admit?: AdmitHook;
+  /** How a delete marks an object that stays stored for a while (Kubernetes' graceful deletion). */
+  deletion?: DeleteStrategy;
+  /** A client may set the status on create (a Node's agent registers its capacity with it). */
+  statusOnCreate?: boolean;
+  /** The namespace authorization sees for an object named `name` (a Namespace is its own). */
+  authorizationNamespace?: (name: string, namespace: string) => string;
 }
+
+/**
+ * Per-kind deletion (Kubernetes' per-resource strategy). Kinds without one are removed at once,
+ * unless finalizers hold them.
+ */
+export interface DeleteStrategy {
+  /**
+   * Marks `obj` (the copy about to be stored) as being deleted; `grace` is the request's grace
+   * period. False: this object takes the generic path.
+   */
+  mark(obj: any, grace: bigint | undefined): boolean;
+  /** A marked object with no finalizers left that must still stay (a pod its agent has not stopped). */
+  waits(obj: any): boolean;
+  /** Delete only marks: the apiserver removes the object later (a Namespace, once it is empty). */
+  removedLater?: boolean;
+}
+
+/** A pod bound to a node is stopped by its agent, which then confirms with grace period 0. */
+const podDeletion: DeleteStrategy = {
+  mark(pod, grace) {
+    if (pod.spec.nodeName === "") return false;
+    const m = pod.metadata;
+    const g = grace ?? m.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30n;
+    if (m.deletionGracePeriodSeconds === undefined || g < m.deletionGracePeriodSeconds) {
+      m.deletionGracePeriodSeconds = g;
+      m.deletionTimestamp = timestampFromDate(new Date(Date.now() + Number(g) * 1000));
+    }
+    return true;
+  },
+  waits: (pod) => pod.spec?.nodeName !== "" && pod.metadata?.deletionGracePeriodSeconds !== 0n,
+};
+
+/** A namespace turns Terminating; the apiserver deletes its contents, then it. */
+const namespaceDeletion: DeleteStrategy = {
+  mark(ns) {
+    ns.metadata.deletionTimestamp ??= timestampNow();
+    ns.status.phase = "Terminating";
+    return true;
+  },
+  waits: () => false,
+  removedLater: true,
+};
 
 type KindInit = Omit<Kind, "fields" | "defaults" | "validate" | "validateStatus" | "admit" | "singular" | "shortNames"> & {
   shortNames?: string[];
@@ -125,16 +174,20 @@ export const kinds: readonly Kind[] = [
     kind: "Namespace", plural: "namespaces", shortNames: ["ns"], apiVersion: "v1", namespaced: false,
     hasStatus: true, schema: NamespaceSchema, service: NamespaceService, field: "namespace",
     fields: { "status.phase": (o) => o.status?.phase },
+    deletion: namespaceDeletion,
+    // A named Namespace is its own namespace (RoleBindings in it apply), as in Kubernetes.
+    authorizationNamespace: (name) => name,
   }),
   kind({
     kind: "Node", plural: "nodes", shortNames: ["no"], apiVersion: "v1", namespaced: false, hasStatus: true,
-    schema: NodeSchema, service: NodeService, field: "node",
+    schema: NodeSchema, service: NodeService, field: "node", statusOnCreate: true,
     fields: { "spec.unschedulable": (o) => String(o.spec?.unschedulable ?? false) },
   }),
   kind({
     kind: "Pod", plural: "pods", shortNames: ["po"], apiVersion: "v1", namespaced: true, hasStatus: true,
     schema: PodSchema, service: PodService, field: "pod", watchIndex: "spec.nodeName",
     subresourceRpcs: { log: { verb: "get", subresource: "log" } },
+    deletion: podDeletion,
     fields: {
       "spec.nodeName": (o) => o.spec?.nodeName ?? "",
       "spec.restartPolicy": (o) => o.spec?.restartPolicy ?? "",

@@ -114,10 +114,9 @@ export function createRequestPipeline(opts: RequestPipelineOptions): RequestPipe
       if (!a) throw new Error(`${kind.service.typeName}.${method}: no authorization attributes; add the method to METHOD_ATTRIBUTES (internal/apiserver/pipeline.ts) or to the kind's subresourceRpcs`);
       out[method] = (req: any) => {
         const obj = a.target === "object" ? req?.[kind.field]?.metadata : undefined;
-        let namespace = kind.namespaced ? String((obj ? obj.namespace : req?.namespace) ?? "") : "";
         const name = a.target === "name" ? String(req?.name ?? "") : a.target === "object" && method !== "create" ? String(obj?.name ?? "") : "";
-        // A named Namespace is its own namespace (RoleBindings in it apply), as in Kubernetes.
-        if (kind.kind === "Namespace") namespace = name;
+        const stored = kind.namespaced ? String((obj ? obj.namespace : req?.namespace) ?? "") : "";
+        const namespace = kind.authorizationNamespace ? kind.authorizationNamespace(name, stored) : stored;
         const attrs: Omit<RequestAttributes, "user"> = { verb: a.verb, apiGroup, resource: kind.plural, subresource: a.subresource, namespace, name };
         // The node authorizer lets an agent list and watch only its own pods (spec.nodeName=<node>).
         if (a.target === "namespace") {

@@ -2,7 +2,7 @@
 // and internal callers (namespace cleanup) both go through these, so the semantics live once:
 // defaulting, validation, optimistic concurrency, generation, status, graceful deletion.
 import { clone, create, equals } from "@bufbuild/protobuf";
-import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
 import { ConditionSchema, ObjectMetaSchema, type DeleteOptions } from "../../gen/skiff/v1alpha1/meta_pb.js";
@@ -22,8 +22,8 @@ import type { UserInfo } from "../auth/types.ts";
 export interface ResourceContext {
   store: Store;
   caches: Map<string, WatchCache>;
-  /** Called when a namespace gets its deletion timestamp: its contents must go. */
-  onNamespaceTerminating?: (name: string) => void;
+  /** Called after a delete marked an object whose kind removes it later (a Namespace: its contents must go). */
+  onDeleting?: (name: string) => void;
   /** Storage writes that must commit together with the kind's objects (Service allocations). */
   hooks?: WriteHooks;
   /** Admission of a new object after defaulting: may change it, or refuse it with a ConnectError. */
@@ -198,12 +198,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
   }
 
   function mustFinishNow(obj: ApiObject): boolean {
-    return obj.metadata!.deletionTimestamp !== undefined && obj.metadata!.finalizers.length === 0 && !waitsForNode(obj);
-  }
-
-  /** A pod bound to a node waits for its node agent to confirm the containers are gone. */
-  function waitsForNode(obj: ApiObject): boolean {
-    return kind.kind === "Pod" && (obj as any).spec?.nodeName !== "" && obj.metadata?.deletionGracePeriodSeconds !== 0n;
+    return obj.metadata!.deletionTimestamp !== undefined && obj.metadata!.finalizers.length === 0 && !kind.deletion?.waits(obj);
   }
 
   const ops: ResourceOps = {
@@ -247,7 +242,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       m.deletionGracePeriodSeconds = undefined;
       // Status is observed state: a client cannot create it (nodes excepted, whose agent registers
       // capacity with the node, as in Kubernetes).
-      if (kind.hasStatus && kind.kind !== "Node") obj.status = undefined;
+      if (kind.hasStatus && !kind.statusOnCreate) obj.status = undefined;
       kind.defaults?.(obj);
       validate(obj);
       if (kind.namespaced) await checkNamespace(m.namespace);
@@ -400,28 +395,14 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         const nm = next.metadata!;
         const finalizer = propagationFinalizers[policy];
         if (finalizer && !nm.finalizers.includes(finalizer) && !m.deletionTimestamp) nm.finalizers.push(finalizer);
-        if (kind.kind === "Pod" && (next as any).spec.nodeName !== "") {
-          // Graceful: the node agent stops the containers, then confirms with grace period 0.
-          const g = grace ?? nm.deletionGracePeriodSeconds ?? (next as any).spec.terminationGracePeriodSeconds ?? 30n;
-          if (nm.deletionGracePeriodSeconds === undefined || g < nm.deletionGracePeriodSeconds) {
-            nm.deletionGracePeriodSeconds = g;
-            nm.deletionTimestamp = timestampFromDate(new Date(Date.now() + Number(g) * 1000));
-          }
-        } else if (kind.kind === "Namespace") {
-          nm.deletionTimestamp ??= timestampNow();
-          (next as any).status.phase = "Terminating";
-        } else if (nm.finalizers.length > 0) {
+        // The kind's deletion strategy marks first (graceful pods, terminating namespaces); other
+        // objects go now, unless finalizers hold them.
+        const marked = kind.deletion?.mark(next, grace) ?? false;
+        if (!marked && nm.finalizers.length > 0) {
           nm.deletionTimestamp ??= timestampNow();
           nm.deletionGracePeriodSeconds ??= 0n;
-        } else {
-          try {
-            return await finish(cur);
-          } catch (err) {
-            if (err instanceof ConnectError && err.code === Code.Aborted && !opts?.resourceVersion) continue;
-            throw err;
-          }
         }
-        if (kind.kind !== "Namespace" && mustFinishNow(next)) {
+        if (marked ? !kind.deletion!.removedLater && mustFinishNow(next) : nm.finalizers.length === 0) {
           try {
             return await finish(cur);
           } catch (err) {
@@ -430,12 +411,12 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
           }
         }
         if (equals(kind.schema, next, cur)) {
-          if (kind.kind === "Namespace") ctx.onNamespaceTerminating?.(name);
+          if (kind.deletion?.removedLater) ctx.onDeleting?.(name);
           return { obj: cur, deleted: false };
         }
         try {
           const stored = await write(objectKey(kind, next), next, Number(m.resourceVersion));
-          if (kind.kind === "Namespace") ctx.onNamespaceTerminating?.(name);
+          if (kind.deletion?.removedLater) ctx.onDeleting?.(name);
           return { obj: stored, deleted: false };
         } catch (err) {
           if (err instanceof StoreError && err.code === "Conflict" && !opts?.resourceVersion) continue;

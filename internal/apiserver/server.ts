@@ -29,6 +29,7 @@ import { createResourceOps, type ResourceOps } from "./resources.ts";
 import { createRequestPipeline, type HeaderLookup, type Target } from "./pipeline.ts";
 import { serviceImpl } from "./service.ts";
 import { createServiceAllocator } from "./service-alloc.ts";
+import { createKindHooks } from "./strategies.ts";
 import { MAX_REQUEST_BYTES } from "./limits.ts";
 import { rewriteConnectErrors } from "./wire-errors.ts";
 import { createWatchBudget } from "./watch-budget.ts";
@@ -143,10 +144,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     issuer: opts.serviceAccountIssuer,
     audiences: opts.apiAudiences,
   });
+  // podLogs is made below, from the Pod and Node operations; a log request comes after that.
+  const kindHooks = createKindHooks({ store, ops, caches, allocator, serviceAccounts, namespaceFinalizer: finalizer, podLogs: () => podLogs });
   for (const k of kinds) {
-    const hooks = k.kind === "Service" ? allocator.hooks : undefined;
-    const admit = k.kind === "Pod" ? serviceAccounts.admitPod : undefined;
-    ops.set(k.kind, createResourceOps(k, { store, caches, hooks, admit, admitWrite: (req) => authorization.admit(req), onNamespaceTerminating: (n) => finalizer.terminate(n) }));
+    const h = kindHooks.get(k.kind);
+    ops.set(k.kind, createResourceOps(k, { store, caches, hooks: h?.writeHooks, admit: h?.admit, admitWrite: (req) => authorization.admit(req), onDeleting: h?.onDeleting }));
   }
   await Promise.all([...caches.values()].map((c) => c.start()));
 
@@ -210,7 +212,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
             onWatch: (kind, d) => metrics.watchers.inc({ kind }, d),
             onInternalError,
             watchLimiter,
-            extraRpcs: k.kind === "ServiceAccount" ? serviceAccounts.rpcs : k.kind === "Pod" ? { log: podLogs.log } : undefined,
+            extraRpcs: kindHooks.get(k.kind)?.extraRpcs,
           }),
         );
         router.service(k.service, impl as any);

@@ -9,7 +9,7 @@ import { invalid, toApiError, withApiErrors } from "./errors.ts";
 import { checkPageRequest } from "./list.ts";
 import { parseResourceVersion } from "./objects.ts";
 import { userKey } from "../auth/types.ts";
-import { bindPod, handOver, type ResourceOps } from "./resources.ts";
+import { handOver, type ResourceOps } from "./resources.ts";
 import type { CacheWatcher, ObjectFilter, WatchCache } from "./watchcache.ts";
 import { watchOwnerKey, type WatchLimiter } from "./watch-limits.ts";
 
@@ -23,7 +23,7 @@ export interface ServiceOptions {
   watchLimiter?: WatchLimiter;
   /** How long a watch from a resource version newer than storage's waits for it. Default 3 s. */
   futureVersionWaitMs?: number;
-  /** Handlers of the kind's RPCs beyond the generic ones (ServiceAccountService.CreateToken). */
+  /** Handlers of the kind's RPCs beyond the generic ones (strategies.ts: PodService.Bind, ServiceAccountService.CreateToken). */
   extraRpcs?: Record<string, unknown>;
 }
 
@@ -162,9 +162,6 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
     impl.updateStatus = async (req: any, ctx: HandlerContext) => ({ [f]: await ops.updateStatus(handOver(req[f]), ctx.values.get(userKey)) });
   }
   Object.assign(impl, opts.extraRpcs);
-  if (kind.kind === "Pod") {
-    impl.bind = async (req: any) => ({ pod: await bindPod(ops, store, req.namespace, req.name, req.nodeName, req.uid, cache) });
-  }
   // Every handler's failure goes through the one error table (the watch does it above).
   const { watch, ...unary } = impl;
   return { ...withApiErrors(unary, opts.onInternalError), watch };
