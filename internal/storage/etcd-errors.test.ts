@@ -17,8 +17,12 @@ describe("mapEtcdError", () => {
     expect((mapEtcdError(new ConnectError("etcdserver: mvcc: required revision has been compacted", Code.OutOfRange), "list") as StoreError).code).toBe("Compacted");
   });
 
-  it("other errors pass through unchanged", () => {
+  it("other gRPC statuses of etcd become a plain error (the apiserver answers INTERNAL), other errors pass through", () => {
     const denied = new ConnectError("etcdserver: permission denied", Code.PermissionDenied);
-    expect(mapEtcdError(denied, "get")).toBe(denied);
+    const mapped = mapEtcdError(denied, "get");
+    expect(mapped).not.toBeInstanceOf(ConnectError);
+    expect((mapped as Error).message).toBe("get: etcd answered PermissionDenied: etcdserver: permission denied");
+    const misuse = new TypeError("not a key");
+    expect(mapEtcdError(misuse, "get")).toBe(misuse);
   });
 });
