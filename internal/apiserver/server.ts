@@ -351,7 +351,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       // HTTP/1.1 connections have no GOAWAY: end them (a keep-alive one would hold close() up).
       for (const s of sockets) if (s.alpnProtocol !== "h2") s.end();
       // Watches never finish by themselves: end them (clients resume from their last version).
-      shutdown.abort();
+      // The reason is the status connect-served watches end with (abort() alone would make it a plain cancel).
+      shutdown.abort(new ConnectError("server shutting down: call again (a watch: resume from the last resource version)", Code.Unavailable));
       for (const c of caches.values()) c.stop();
       podLogs.close();
       // Last resort for connections that do not go away.

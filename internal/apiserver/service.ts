@@ -95,7 +95,12 @@ export function serviceImpl(ops: ResourceOps, cache: WatchCache, store: Store, o
         // Aborted by the server shutting down (a client's own cancel never reaches its stream).
         throw new ConnectError("server shutting down: resume the watch from the last resource version", Code.Unavailable);
       } catch (err) {
-        if (ctx.signal.aborted && err instanceof ConnectError && err.code === Code.Canceled) return;
+        if (ctx.signal.aborted && err instanceof ConnectError && err.code === Code.Canceled) {
+          // The watch was closed by the abort: a shutdown (or deadline) still ends it with its status.
+          const reason: unknown = ctx.signal.reason;
+          if (reason instanceof ConnectError && reason.code !== Code.Canceled) throw reason;
+          return;
+        }
         throw toApiError(err, opts.onInternalError);
       } finally {
         ctx.signal.removeEventListener("abort", stop);
