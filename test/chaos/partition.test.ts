@@ -128,6 +128,8 @@ it("a partition shorter than the grace moves nothing; a longer one moves the nod
   await heal(n1);
   await waitFor("node 1 Ready again", async () => (await readyOf(n1)) === "True", 60_000);
   await waitFor("node 1's containers of the deleted pods removed", async () => (await n1.runtime.listContainers()).length === 0, 60_000);
+  // The agent removes the containers first and then confirms each deletion: the objects go a moment later.
+  await waitFor("node 1's deleted pods confirmed gone", async () => (await webPods()).length === REPLICAS, 30_000);
   const final = await webPods();
   expect(final.length).toBe(REPLICAS);
   expect(final.every((p) => p.status?.phase === "Running" && p.spec!.nodeName === n2.name)).toBe(true);
