@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(etcd-server containerd runc containernetworking-plugins docker-registry skopeo busybox-static iproute2 iptables nftables conntrack python3-grpcio)
+debs=(etcd-server containerd runc containernetworking-plugins docker-registry skopeo busybox-static iproute2 iptables nftables conntrack python3-grpcio prometheus)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -13,10 +13,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian's packages start their own etcd and docker-registry services where systemd runs;
+# Debian's packages start their own etcd, docker-registry and prometheus services where systemd runs;
 # Skiff starts what it needs itself (tests: on temp dirs and free ports).
 if command -v systemctl >/dev/null 2>&1; then
-  for svc in etcd docker-registry; do
+  for svc in etcd docker-registry prometheus; do
     systemctl is-active --quiet "$svc" 2>/dev/null && systemctl disable --now "$svc" >/dev/null 2>&1 || true
   done
 fi
