@@ -16,6 +16,7 @@ import {
   type FieldViolation,
 } from "./names.ts";
 import { compareQuantity, validateResourceList } from "./quantity.ts";
+import { podUpdateViolations } from "./pod-update.ts";
 import { validatePodSecurity } from "./security-context.ts";
 import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
 
@@ -245,23 +246,6 @@ function validateDataKeys(keys: string[], path: string): Violation[] {
   return keys
     .filter((k) => !dataKey.test(k) || k.length > 253)
     .map((k) => ({ field: `${path}[${k}]`, message: "a key must consist of alphanumeric characters, '-', '_' or '.' (at most 253)" }));
-}
-
-/** Kubernetes lets a running pod change only its images, its active deadline and add tolerations. */
-function podUpdateViolations(spec: PodSpec, old: PodSpec): Violation[] {
-  const strip = (s: PodSpec) =>
-    JSON.stringify(
-      { ...s, containers: s.containers.map((c) => ({ ...c, image: "" })), initContainers: s.initContainers.map((c) => ({ ...c, image: "" })), activeDeadlineSeconds: undefined, tolerations: undefined },
-      // Keys sorted: fields set by defaulting or admission in another order are the same spec.
-      (_k, v) => (typeof v === "bigint" ? v.toString() : v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v),
-    );
-  const out: Violation[] = [];
-  if (old.nodeName !== "" && spec.nodeName !== old.nodeName) {
-    out.push({ field: "spec.nodeName", message: "field is immutable once the pod is bound" });
-  } else if (strip({ ...spec, nodeName: old.nodeName }) !== strip(old)) {
-    out.push({ field: "spec", message: "pod updates may not change fields other than spec.containers[*].image, spec.initContainers[*].image, spec.activeDeadlineSeconds and spec.tolerations" });
-  }
-  return out;
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;

@@ -220,7 +220,7 @@ describe("skiffctl against a real apiserver", () => {
     const u = await skiffctl(["apply", "-f", unsupported]);
     expect(u.code).toBe(1);
     expect(u.out).toBe("");
-    expect(u.err).toBe(`Error: ${unsupported}: document 1 (Deployment web): unsupported field spec.template.spec.shareProcessNamespace\n`);
+    expect(u.err).toBe(`Error: ${unsupported}: document 1 (Deployment web): unsupported field spec.template.spec.shareProcessNamespace (Skiff does not support it yet)\n`);
 
     const q = await skiffctl(["apply", "-f", "-"], { stdin: webManifest(1).replace("cpu: 50m", "cpu: fast") });
     expect(q.code).toBe(1);
