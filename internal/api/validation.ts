@@ -306,6 +306,28 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, old: ServiceS
     if (p.nodePort !== 0 && !nodePorts && !leftOver) out.push({ field: `${path}.nodePort`, message: `may not be set for type ${type}` });
   });
   out.push(...at("spec.selector", validateLabels(spec.selector)));
+  out.push(...serviceProxyViolations(spec));
+  return out;
+}
+
+/**
+ * What the service proxy does not do (yet) is refused, never stored and ignored; what Skiff does
+ * (one IPv4 cluster IP) may be said the way Kubernetes says it.
+ */
+function serviceProxyViolations(spec: ServiceSpec): Violation[] {
+  const out: Violation[] = [];
+  const notYet = (field: string, value: string, instead: string) =>
+    out.push({ field, message: `"${value}" is not supported yet: the service proxy does not implement it (use ${instead})` });
+  if (spec.sessionAffinity === "ClientIP") notYet("spec.sessionAffinity", "ClientIP", '"None"');
+  if (spec.externalTrafficPolicy === "Local") notYet("spec.externalTrafficPolicy", "Local", '"Cluster"');
+  if (spec.internalTrafficPolicy === "Local") notYet("spec.internalTrafficPolicy", "Local", '"Cluster"');
+  spec.ipFamilies.forEach((f, i) => {
+    if (f !== "IPv4") out.push({ field: `spec.ipFamilies[${i}]`, message: `"${f}" is not supported: this cluster is IPv4 single-stack (use IPv4)` });
+  });
+  if (spec.ipFamilies.length > 1) out.push({ field: "spec.ipFamilies", message: "at most one family: this cluster is IPv4 single-stack" });
+  if (spec.ipFamilyPolicy !== "" && spec.ipFamilyPolicy !== "SingleStack") {
+    out.push({ field: "spec.ipFamilyPolicy", message: `"${spec.ipFamilyPolicy}" is not supported: this cluster is IPv4 single-stack (use SingleStack)` });
+  }
   return out;
 }
 

@@ -56,7 +56,14 @@ export const KUBE_FIELDS_SKIFF_LACKS: Readonly<Record<string, UnsupportedEntry>>
       "allocateLoadBalancerNodePorts", "loadBalancerClass", "trafficDistribution",
     ],
     // Stored but not acted on by the service proxy yet: refused rather than ignored.
-    values: { sessionAffinity: ["ClientIP"], externalTrafficPolicy: ["Local"], internalTrafficPolicy: ["Local"] },
+    values: {
+      sessionAffinity: ["ClientIP"],
+      externalTrafficPolicy: ["Local"],
+      internalTrafficPolicy: ["Local"],
+      // This cluster is IPv4 single-stack.
+      ipFamilies: ["IPv6"],
+      ipFamilyPolicy: ["PreferDualStack", "RequireDualStack"],
+    },
   },
   LoadBalancerIngress: { fields: ["ipMode", "ports"] },
   PersistentVolumeSpec: { fields: [...VOLUME_SOURCES_SKIFF_LACKS, "volumeAttributesClassName"] },

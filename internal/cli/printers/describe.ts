@@ -120,6 +120,8 @@ function describeService(svc: any, extras: DescribeExtras): { fields: Field[]; a
   const fields: Field[] = [
     ["Selector", formatLabels(s.selector)],
     ["Type", s.type || "ClusterIP"],
+    ["IP Family Policy", s.ipFamilyPolicy || undefined],
+    ["IP Families", (s.ipFamilies ?? []).length ? s.ipFamilies.join(",") : undefined],
     ["IP", s.clusterIp || "<none>"],
     ["External IPs", (s.externalIps ?? []).length ? s.externalIps.join(",") : undefined],
     ["External Name", s.externalName || undefined],
