@@ -173,7 +173,7 @@ export const upCommand = defineCommand({
         env: process.env,
         signal: new AbortController().signal,
       });
-      if (code !== 0) log.warn({ manifests: args.apply }, "applying the manifests failed (the cluster keeps running)");
+      if (code !== 0) log.warn({ manifests: args.apply }, "some manifests could not be applied: see the errors above (the others were; the cluster keeps running)");
     }
 
     let stopping = false;
