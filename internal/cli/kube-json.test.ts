@@ -157,3 +157,10 @@ describe("toProtoJson reports every problem at once", () => {
     ]);
   });
 });
+
+describe("a document of garbage", () => {
+  it("counts every problem and spells out the first 50", () => {
+    const junk = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`junk${i}`, i]));
+    expect(() => toProtoJson(PodSchema, { spec: junk })).toThrow(/^60 problems: unknown field spec\.junk0; .*unknown field spec\.junk49; and 10 more$/);
+  });
+});

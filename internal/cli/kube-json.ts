@@ -43,18 +43,20 @@ export class UnknownFieldError extends ManifestFieldError {
   }
 }
 
+// At most this many problems are spelt out for one object (a document of garbage stays readable).
+const MAX_REPORTED = 50;
+
 /** Every problem of one object, reported together ("3 problems: a; b; c"). */
 export class ManifestFieldErrors extends Error {
   override name = "ManifestFieldErrors";
   readonly errors: ManifestFieldError[];
   constructor(errors: ManifestFieldError[]) {
-    super(errors.length === 1 ? errors[0].message : `${errors.length} problems: ${errors.map((e) => e.message).join("; ")}`);
+    const shown = errors.slice(0, MAX_REPORTED).map((e) => e.message);
+    if (errors.length > MAX_REPORTED) shown.push(`and ${errors.length - MAX_REPORTED} more`);
+    super(errors.length === 1 ? errors[0].message : `${errors.length} problems: ${shown.join("; ")}`);
     this.errors = errors;
   }
 }
-
-// At most this many problems are listed for one object (a document of garbage stays one line).
-const MAX_REPORTED = 50;
 
 // Non-leading name parts that Kubernetes writes as capitalised initialisms.
 const INITIALISMS: Record<string, string> = { ip: "IP", ips: "IPs", id: "ID", cidr: "CIDR", cidrs: "CIDRs", pid: "PID", ipc: "IPC", urls: "URLs" };
@@ -129,10 +131,6 @@ export function toProtoJson(desc: DescMessage, value: unknown, path = ""): Json 
   const problems: ManifestFieldError[] = [];
   const out = collect(problems, () => messageToProto(desc, value, path, problems));
   if (problems.length === 1) throw problems[0];
-  if (problems.length > MAX_REPORTED) {
-    const more = problems.length - MAX_REPORTED;
-    problems.splice(MAX_REPORTED, more, new ManifestFieldError("", `and ${more} more`));
-  }
   if (problems.length > 0) throw new ManifestFieldErrors(problems);
   return out ?? {};
 }
