@@ -35,6 +35,15 @@ describe("skiffctl apply, document by document", () => {
     // Applied again: the good ones are unchanged, the bad ones still reported.
     const again = await api.run(["apply", "-f", file, "-n", "default"]);
     expect(again).toMatchObject({ code: 1, out: "configmap/one unchanged\nconfigmap/three unchanged\n" });
+    // delete -f with the same file removes what it can name, and reports the rest.
+    const del = await api.run(["delete", "-f", file, "-n", "default"]);
+    expect(del.code).toBe(1);
+    expect(del.out).toBe('configmap "one" deleted\nconfigmap "three" deleted\n');
+    const errors = del.err.split("\n").filter(Boolean);
+    expect(errors).toHaveLength(3);
+    expect(errors[0]).toMatch(/document 2 \(Ingress web\): unknown kind "Ingress"/);
+    expect(errors[1]).toMatch(/document 4 \(ConfigMap two\): the namespace in the file/);
+    expect(errors[2]).toBe('Error: pod "p" not found'); // never created: its document was refused
   });
 
   it("exits 1 without contacting the apiserver when no document can be applied", async () => {
