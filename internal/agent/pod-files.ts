@@ -146,8 +146,6 @@ export async function writeEtcFiles(rootDir: string, pod: Pod, podIP: string, ho
 const mkdir = promisify(fs.mkdir);
 const readFile = promisify(fs.readFile);
 const writeFile = promisify(fs.writeFile);
-const chown = promisify(fs.chown);
-const chmod = promisify(fs.chmod);
 
 // What this process last wrote to each pod file, and the pod directories it made or found, so
 // that a sync changing nothing touches no disk (a node resyncs every pod every period).

@@ -4,6 +4,7 @@
 //
 //   gone or deleting ──► stop (grace) · remove · network down · rm dir · confirm Delete(grace 0)
 //   evicted          ──► kill the containers (no grace) · phase Failed, reason Evicted · as terminal
+//                        (node pressure, or an emptyDir over its sizeLimit, measured every sync)
 //   terminal phase   ──► release the network; nothing restarts
 //   otherwise        ──► network up (once) · /etc files · volumes
 //                        init containers in order, each to success ──► app containers

@@ -61,6 +61,7 @@ describe("configMap and secret volumes", () => {
     await configMaps().create(create(ConfigMapSchema, { metadata: { name: "web", namespace: "default" }, data: { "app.conf": "port=8080\n", "other.txt": "x" } }));
     await secrets().create(create(SecretSchema, { metadata: { name: "creds", namespace: "default" }, data: { password: new TextEncoder().encode("hunter2") } }));
     const created = await c.createPod("files", {
+      terminationGracePeriodSeconds: 1n, // sleep as PID 1 ignores SIGTERM
       containers: [
         {
           name: "app",
