@@ -46,3 +46,18 @@ describe("volume validation", () => {
     expect(fields(validateSubPath(m({ subPath: "a", subPathExpr: "b" }), "p"))).toEqual(["p.subPathExpr: subPath and subPathExpr are mutually exclusive"]);
   });
 });
+
+describe("pod spec validation", () => {
+  it("reports volume and subPath violations at their field paths", async () => {
+    const { validatePodSpec } = await import("./validation.ts");
+    const { PodSpecSchema } = await import("../../gen/skiff/v1alpha1/pod_pb.js");
+    const spec = create(PodSpecSchema, {
+      containers: [{ name: "app", image: "x", volumeMounts: [{ name: "d", mountPath: "/d", subPathExpr: "../$(X)" }] }],
+      volumes: [{ name: "d", downwardApi: { items: [{ path: "f", fieldRef: { fieldPath: "metadata.name" }, resourceFieldRef: { resource: "limits.cpu", containerName: "app" } }] } }],
+    });
+    expect(fields(validatePodSpec(spec, "spec"))).toEqual([
+      "spec.volumes[0].downwardAPI.items[0]: exactly one of fieldRef and resourceFieldRef must be set",
+      "spec.containers[0].volumeMounts[0].subPathExpr: must not contain '..'",
+    ]);
+  });
+});
