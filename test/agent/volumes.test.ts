@@ -1,6 +1,7 @@
 // ConfigMap, Secret, downwardAPI and projected volumes on one real node (cluster.ts: etcd,
 // apiserver, containerd + runc, CNI): the files a container reads and their modes; a ConfigMap
-// update reaching the running pod while a reader looping over the file never sees half of it;
+// update reaching the running pod while a reader looping over the file never sees half of it (and
+// not a subPath mount of it);
 // Secrets on tmpfs; a missing ConfigMap holding the pod in ContainerCreating (FailedMount) until it
 // exists; and the tmpfs mounts gone with the pod.
 import { create } from "@bufbuild/protobuf";
@@ -112,7 +113,14 @@ describe("configMap and secret volumes", () => {
       done
       sleep 3600`;
     await c.createPod("reader", {
-      containers: [{ name: "app", command: ["sh", "-c", reader], volumeMounts: [{ name: "cfg", mountPath: "/etc/cfg" }] as any }],
+      containers: [
+        {
+          name: "app",
+          command: ["sh", "-c", reader],
+          // The same key by subPath: it keeps the version the container started with (as in Kubernetes).
+          volumeMounts: [{ name: "cfg", mountPath: "/etc/cfg" }, { name: "cfg", mountPath: "/pinned/big", subPath: "big" }] as any,
+        },
+      ],
       volumes: [{ name: "cfg", configMap: { name: "big" } }] as any,
     });
     await running("reader");
@@ -125,6 +133,7 @@ describe("configMap and secret volumes", () => {
     await waitFor("more reads of the new version", async () => Number((await sh("reader", "cat /tmp/reads")).trim()) > before + 3, 30_000);
     await sh("reader", "touch /tmp/stop");
     expect(await sh("reader", "cat /tmp/torn 2>/dev/null || true")).toBe("");
+    expect(await sh("reader", "head -c 1 /pinned/big; wc -c < /pinned/big")).toBe(`A${SIZE}\n`);
   }, 180_000);
 
   it("keeps the pod in ContainerCreating with a FailedMount event naming a missing ConfigMap, and starts it once it exists", async () => {
