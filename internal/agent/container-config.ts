@@ -8,7 +8,7 @@ import { logPath, podHostname } from "./pod-files.ts";
 import { containerSecurity, type SecurityOptions } from "./security.ts";
 import { resourceFieldValue } from "./volumes/downward.ts";
 import type { VolumePath } from "./volumes/index.ts";
-import { resolveSubPath } from "./volumes/subpath.ts";
+import { pinSubPath, resolveSubPath } from "./volumes/subpath.ts";
 
 /** A container cannot be configured (Kubernetes' CreateContainerConfigError). */
 export class ContainerConfigError extends Error {
@@ -25,6 +25,8 @@ export interface ConfigContext {
   volumes: Map<string, VolumePath>;
   /** The node's allocatable resources: resourceFieldRef limits of containers that set none. */
   nodeAllocatable?: Record<string, string>;
+  /** Where subPath mounts are pinned (volumes/subpath.ts pinSubPath); absent: mounted by path (hollow nodes). */
+  subPathDir?: string;
   /** /etc/hosts, /etc/hostname, /etc/resolv.conf. */
   etcMounts: Mount[];
   /** The ConfigMaps and Secrets the pod's env refers to, by name (absent = not found). */
@@ -175,7 +177,7 @@ export function containerEnv(pod: Pod, c: Container, ctx: ConfigContext): { name
  */
 export function containerMounts(c: Container, ctx: ConfigContext, env: Map<string, string> = new Map()): Mount[] {
   const mounts: Mount[] = [];
-  for (const vm of c.volumeMounts) {
+  for (const [i, vm] of c.volumeMounts.entries()) {
     const vol = ctx.volumes.get(vm.name);
     if (vol === undefined) throw new ContainerConfigError(`container "${c.name}": volumeMount "${vm.name}" names no volume of the pod`);
     const sub = vm.subPathExpr ? expandVars(vm.subPathExpr, env) : vm.subPath;
@@ -183,6 +185,7 @@ export function containerMounts(c: Container, ctx: ConfigContext, env: Map<strin
     if (sub) {
       try {
         hostPath = resolveSubPath(vol.hostPath, sub);
+        if (ctx.subPathDir) hostPath = pinSubPath(vol.hostPath, hostPath, `${ctx.subPathDir}/${c.name}/${i}`);
       } catch (err) {
         throw new ContainerConfigError(`container "${c.name}": volumeMount "${vm.name}": ${err instanceof Error ? err.message : String(err)}`);
       }

@@ -293,7 +293,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       if (tokenMount) etcMounts.push(tokenMount);
       const { configMaps, secrets } = await envSources(pod);
       const serviceEnv = deps.serviceEnv?.(pod.metadata!.namespace, spec.enableServiceLinks !== false) ?? [];
-      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets, serviceEnv, security: deps.security, nodeAllocatable: deps.nodeAllocatable?.() };
+      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets, serviceEnv, security: deps.security, nodeAllocatable: deps.nodeAllocatable?.(), subPathDir: deps.volumes.subPathDir(uid) };
     } catch (err) {
       ctx = err instanceof Error ? err : new Error(String(err));
     }

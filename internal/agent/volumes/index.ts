@@ -49,6 +49,8 @@ export interface VolumeManager {
   removeEmptyDirs(pod: Pod): Promise<void>;
   /** Forgets the pod's tokens and written contents (its directory is being removed). */
   forget(uid: string): void;
+  /** Where the pod's subPath mounts are pinned; undefined on hollow nodes (no mounts made). */
+  subPathDir(uid: string): string | undefined;
 }
 
 interface ResolveContext {
@@ -162,6 +164,7 @@ export function createVolumeManager(deps: VolumeDeps): VolumeManager {
     async removeEmptyDirs(pod) {
       for (const v of pod.spec?.volumes ?? []) if (v.emptyDir) await removeEmptyDir(volumeDir(deps.rootDir, pod.metadata!.uid, v.name));
     },
+    subPathDir: (uid) => (deps.tmpfs ? join(deps.rootDir, "pods", uid, "volume-subpaths") : undefined),
     forget(uid) {
       tokens.forget(uid);
       forgetAtomicDirs(join(deps.rootDir, "pods", uid));

@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { resolveSubPath } from "./subpath.ts";
+import { pinSubPath, resolveSubPath } from "./subpath.ts";
 
 let dir: string;
 let vol: string;
@@ -11,7 +12,16 @@ beforeEach(() => {
   vol = join(dir, "vol");
   mkdirSync(vol);
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => {
+  for (const m of ["pins/dir", "pins/file"]) {
+    try {
+      execFileSync("umount", ["-l", join(dir, m)], { stdio: "ignore" });
+    } catch {
+      // not mounted
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe("resolveSubPath", () => {
   it("makes a missing path as a directory inside the volume", () => {
@@ -40,5 +50,24 @@ describe("resolveSubPath", () => {
   it("refuses .. and absolute paths", () => {
     expect(() => resolveSubPath(vol, "../x")).toThrow(/'\.\.'/);
     expect(() => resolveSubPath(vol, "/etc")).toThrow(/relative/);
+  });
+});
+
+describe("pinSubPath (the node agent runs as root)", () => {
+  it("mounts what was checked: swapping the path for a symlink afterwards changes nothing", () => {
+    mkdirSync(join(vol, "data"));
+    writeFileSync(join(vol, "data", "mine"), "pod data");
+    writeFileSync(join(vol, "conf"), "a file");
+    const real = resolveSubPath(vol, "data");
+    const pinned = pinSubPath(vol, real, join(dir, "pins", "dir"));
+    // The container now swaps the checked directory for a symlink to the node's root.
+    renameSync(join(vol, "data"), join(vol, "moved"));
+    symlinkSync("/", join(vol, "data"));
+    expect(readdirSync(pinned)).toEqual(["mine"]);
+    expect(readFileSync(pinSubPath(vol, resolveSubPath(vol, "conf"), join(dir, "pins", "file")), "utf8")).toBe("a file");
+    // Pinned again (a restarted container): the earlier mount is replaced, not stacked.
+    pinSubPath(vol, join(vol, "moved"), join(dir, "pins", "dir"));
+    const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.split(" ")[4] === join(dir, "pins", "dir"));
+    expect(mounts).toHaveLength(1);
   });
 });
