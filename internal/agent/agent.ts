@@ -40,6 +40,7 @@ import { serviceEnvVars, servicesForPod } from "./service-env.ts";
 import type { AgentServingTls } from "./server.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
 import { createTokenProjector } from "./serviceaccount-token.ts";
+import { createVolumeManager } from "./volumes/index.ts";
 import { createStatusManager } from "./status.ts";
 import { removeOrphans } from "./teardown.ts";
 import { sleep } from "../util/sleep.ts";
@@ -111,6 +112,11 @@ export interface AgentOptions {
   /** PEM of the cluster CA, given to pods as ca.crt beside their ServiceAccount token. */
   clusterCa?: string;
   /**
+   * Secret, projected and ServiceAccount token volumes and emptyDir `medium: Memory` on tmpfs
+   * (needs root). Default: true on nodes with a pod bridge (real ones), false on hollow nodes.
+   */
+  memoryVolumes?: boolean;
+  /**
    * Node pressure: conditions, eviction and image GC from the node's real figures (see
    * eviction/README.md). Absent: off (hollow nodes share the machine's figures).
    */
@@ -144,6 +150,22 @@ export function createAgent(opts: AgentOptions): Agent {
   let server: AgentServer | undefined;
   let runtimeName = "containerd";
   let hostIP = "";
+  /** The node's capacity (= allocatable), known once started. */
+  let allocatable: Record<string, string> = {};
+  async function requestToken(pod: Pod, expirationSeconds: number, audiences?: string[]) {
+    const m = pod.metadata!;
+    const res = await serviceAccounts.createToken({
+      namespace: m.namespace,
+      name: pod.spec?.serviceAccountName || "default",
+      expirationSeconds: BigInt(expirationSeconds),
+      audiences,
+      boundObjectRef: { kind: "Pod", apiVersion: "v1", name: m.name, uid: m.uid },
+    });
+    return { token: res.token, expiresAt: timestampDate(res.expirationTimestamp!) };
+  }
+  // Secrets and tokens on tmpfs, unless told otherwise: by default on nodes with a pod bridge
+  // (real ones); hollow nodes keep them in plain directories.
+  const tmpfs = opts.memoryVolumes ?? network.hostGateway !== undefined;
 
   const informer = createInformer<Pod>(podsClient, {
     fieldSelector: `spec.nodeName=${nodeName}`,
@@ -214,20 +236,31 @@ export function createAgent(opts: AgentOptions): Agent {
       }
     },
     credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: log.child({ component: "pull-secrets" }) }).credentials,
-    tokens: createTokenProjector({
+    tokens: createTokenProjector({ rootDir: opts.rootDir, clusterCa: opts.clusterCa, tmpfs, requestToken }),
+    volumes: createVolumeManager({
       rootDir: opts.rootDir,
-      clusterCa: opts.clusterCa,
-      async requestToken(pod, expirationSeconds) {
-        const m = pod.metadata!;
-        const res = await serviceAccounts.createToken({
-          namespace: m.namespace,
-          name: pod.spec?.serviceAccountName || "default",
-          expirationSeconds: BigInt(expirationSeconds),
-          boundObjectRef: { kind: "Pod", apiVersion: "v1", name: m.name, uid: m.uid },
-        });
-        return { token: res.token, expiresAt: timestampDate(res.expirationTimestamp!) };
+      tmpfs,
+      requestToken,
+      nodeAllocatable: () => allocatable,
+      // Read at every pod sync (a Get each, which the node authorizer allows for objects the
+      // node's pods use): the files follow their objects within the resync period.
+      async readObject(kind, namespace, name) {
+        try {
+          if (kind === "ConfigMap") {
+            const cm = await configMapsClient.get(namespace, name);
+            const out: Record<string, Uint8Array> = {};
+            for (const [k, v] of Object.entries(cm.data)) out[k] = Buffer.from(v, "utf8");
+            for (const [k, v] of Object.entries(cm.binaryData)) out[k] = v;
+            return out;
+          }
+          return { ...(await secretsClient.get(namespace, name)).data };
+        } catch (err) {
+          if (err instanceof ConnectError && err.code === Code.NotFound) return undefined;
+          throw err;
+        }
       },
     }),
+    nodeAllocatable: () => allocatable,
     recorder: createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: nodeName, log }),
     firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
@@ -352,11 +385,12 @@ export function createAgent(opts: AgentOptions): Agent {
         "agent starting",
       );
 
+      allocatable = { cpu: info.cpu, memory: info.memory, pods: "110", ...opts.capacity };
       const nodes = createNodeReporter({
         client: createResourceClient<Node>(opts.transport, "Node"),
         nodeName,
         runtime,
-        facts: { info, capacity: { cpu: info.cpu, memory: info.memory, pods: "110", ...opts.capacity }, daemonPort: server.port },
+        facts: { info, capacity: allocatable, daemonPort: server.port },
         podCidr: opts.podCidr,
         statusRefreshMs: opts.statusRefreshMs ?? 60_000,
         log,

@@ -18,6 +18,7 @@ import {
 import { compareQuantity, validateResourceList } from "./quantity.ts";
 import { podUpdateViolations } from "./pod-update.ts";
 import { validatePodSecurity } from "./security-context.ts";
+import { validateSubPath, validateVolume } from "./volume-validation.ts";
 import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
 
 export type Violation = FieldViolation;
@@ -81,6 +82,7 @@ function validateContainer(c: Container, path: string, volumes: Set<string>): Vi
   c.volumeMounts.forEach((m, i) => {
     if (!volumes.has(m.name)) out.push({ field: `${path}.volumeMounts[${i}].name`, message: `volume "${m.name}" is not in spec.volumes` });
     if (m.mountPath === "") out.push({ field: `${path}.volumeMounts[${i}].mountPath`, message: "required" });
+    out.push(...validateSubPath(m, `${path}.volumeMounts[${i}]`));
   });
   return out;
 }
@@ -89,12 +91,12 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): Violat
   if (!spec) return [{ field: path, message: "required" }];
   const out: Violation[] = [];
   const volumes = new Set<string>();
+  const containerNames = new Set([...spec.initContainers, ...spec.containers].map((c) => c.name));
   spec.volumes.forEach((v, i) => {
     if (v.name !== "") out.push(...at(`${path}.volumes[${i}].name`, validateDNS1123Label(v.name)));
     if (volumes.has(v.name)) out.push({ field: `${path}.volumes[${i}].name`, message: `duplicate volume "${v.name}"` });
     volumes.add(v.name);
-    const sources = [v.emptyDir, v.hostPath, v.configMap, v.secret, v.persistentVolumeClaim].filter(Boolean).length;
-    if (sources !== 1) out.push({ field: `${path}.volumes[${i}]`, message: "exactly one volume source must be set (emptyDir, hostPath, configMap, secret, persistentVolumeClaim)" });
+    out.push(...validateVolume(v, `${path}.volumes[${i}]`, containerNames));
   });
   const names = new Set<string>();
   const check = (list: Container[], field: string) =>

@@ -80,6 +80,8 @@ function volumeSource(v: any): string {
   if (v.configMap) return `ConfigMap ${v.configMap.name}`;
   if (v.secret) return `Secret ${v.secret.secretName}`;
   if (v.persistentVolumeClaim) return `PersistentVolumeClaim ${v.persistentVolumeClaim.claimName}`;
+  if (v.downwardAPI ?? v.downwardApi) return "DownwardAPI";
+  if (v.projected) return `Projected (${(v.projected.sources ?? []).map((s: any) => Object.keys(s)[0]).join(", ")})`;
   return "<unknown>";
 }
 
