@@ -59,7 +59,7 @@ export class ManifestFieldErrors extends Error {
 }
 
 // Non-leading name parts that Kubernetes writes as capitalised initialisms.
-const INITIALISMS: Record<string, string> = { ip: "IP", ips: "IPs", id: "ID", cidr: "CIDR", cidrs: "CIDRs", pid: "PID", ipc: "IPC", urls: "URLs" };
+const INITIALISMS: Record<string, string> = { ip: "IP", ips: "IPs", id: "ID", cidr: "CIDR", cidrs: "CIDRs", pid: "PID", ipc: "IPC", urls: "URLs", api: "API" };
 
 /** The Kubernetes JSON name of a field: proto `pod_ip` -> `podIP`, `api_version` -> `apiVersion`. */
 export function kubeFieldName(field: DescField): string {

@@ -163,6 +163,55 @@ describe("decoding Kubernetes manifests", () => {
     expect(pod.spec.tolerations[0].tolerationSeconds).toBe(300n);
   });
 
+  it("decodes downwardAPI and projected volumes and subPathExpr as the Kubernetes docs write them", () => {
+    const pod = decode(`
+apiVersion: v1
+kind: Pod
+metadata:
+  name: kubernetes-downwardapi-volume-example
+  labels:
+    zone: us-est-coast
+spec:
+  containers:
+  - name: client-container
+    image: registry.k8s.io/busybox:1.27.2
+    command: ["sh", "-c", "sleep 3600"]
+    env:
+    - name: POD_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    volumeMounts:
+    - name: podinfo
+      mountPath: /etc/podinfo
+    - name: all-in-one
+      mountPath: /projected-volume
+      subPathExpr: $(POD_NAME)
+  volumes:
+  - name: podinfo
+    downwardAPI:
+      items:
+      - path: "labels"
+        fieldRef:
+          fieldPath: metadata.labels
+  - name: all-in-one
+    projected:
+      sources:
+      - downwardAPI:
+          items:
+          - path: "labels"
+            fieldRef:
+              fieldPath: metadata.labels
+      - serviceAccountToken:
+          audience: vault
+          expirationSeconds: 3600
+          path: token
+`)[0].object as any;
+    expect(pod.spec.volumes[0].downwardApi.items[0].fieldRef.fieldPath).toBe("metadata.labels");
+    expect(pod.spec.volumes[1].projected.sources[1].serviceAccountToken.audience).toBe("vault");
+    expect(pod.spec.containers[0].volumeMounts[1].subPathExpr).toBe("$(POD_NAME)");
+  });
+
   it("decodes a Secret's base64 data and a Lease", () => {
     const [secret, lease] = decode(`apiVersion: v1
 kind: Secret
