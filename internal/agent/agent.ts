@@ -126,6 +126,8 @@ export interface Agent {
   stop(): Promise<void>;
   /** The log service's port (after start). */
   port(): number;
+  /** A renewed serving certificate: the log service's next connections get it (no restart). */
+  reloadServingTls(tls: AgentServingTls): void;
 }
 
 const WILDCARD = new Set(["0.0.0.0", "::", ""]);
@@ -423,5 +425,9 @@ export function createAgent(opts: AgentOptions): Agent {
       await server?.close();
     },
     port: () => server?.port ?? 0,
+    reloadServingTls(tls) {
+      opts.tls = tls;
+      server?.setTls(tls);
+    },
   };
 }
