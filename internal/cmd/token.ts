@@ -98,7 +98,7 @@ const deleteCmd = defineCommand({
     try {
       await secrets.delete(TOKEN_NAMESPACE, `${TOKEN_SECRET_PREFIX}${id}`);
     } catch (err) {
-      if (ConnectError.from(err).code === Code.NotFound) throw new Error(`no join token "${id}" (skiff token list shows them)`);
+      if (ConnectError.from(err).code === Code.NotFound) throw new Error(`no join token "${id}" (skiff token list shows them)`, { cause: err });
       throw err;
     }
     console.log(`token ${id} deleted`);
