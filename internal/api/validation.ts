@@ -16,6 +16,7 @@ import {
   type FieldViolation,
 } from "./names.ts";
 import { compareQuantity, validateResourceList } from "./quantity.ts";
+import { tokenSecretViolations } from "../join/token.ts";
 import { validatePodSecurity } from "./security-context.ts";
 import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
 
@@ -201,6 +202,7 @@ export const kindValidators: Record<string, (obj: any, old: any | undefined) => 
     ...validateDataKeys(Object.keys(s.data), "data"),
     ...validateDataSize([s.data], "data"),
     ...immutableDataViolations(s, old, ["data"]),
+    ...tokenSecretViolations(s),
   ],
   PersistentVolume: (pv) => [...validateMeta(pv.metadata, false), ...validateResourceList(pv.spec?.capacity ?? {}, "spec.capacity", { standardNames: ["storage"] })],
   PersistentVolumeClaim: (pvc) => [

@@ -73,6 +73,14 @@ describe("NodeIdentityService", () => {
     expect(await codeOf(createClient(NodeIdentityService, adminT).renewNodeCertificates({ requests: mine.requests }))).toBe(Code.PermissionDenied);
   });
 
+  it("the API refuses a token Secret with a field the authenticator would not act on", async () => {
+    const bad = tokenSecret({ id: "abc999", secret: "0123456789abcdef", role: "agent", description: "" });
+    bad.data["auth-extra-groups"] = new TextEncoder().encode("system:masters");
+    const err = ConnectError.from(await createResourceClient(createApiTransport(api.url, pki.adminCredentials), "Secret").create(bad).catch((e: unknown) => e));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(err.rawMessage).toContain("data[auth-extra-groups]: not a join token field");
+  });
+
   it("an apiserver without the CA key refuses joins with what to do", async () => {
     const bare = await startApiServer({ tls: pki.serving, store: createMemoryStore(), port: 0, heartbeatMs: 200 });
     try {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createBootstrapTokenAuthenticator } from "./authenticator.ts";
-import { formatJoinToken, parseJoinToken, tokenSecret, type StoredToken } from "./token.ts";
+import { formatJoinToken, parseJoinToken, tokenSecret, tokenSecretViolations, type StoredToken } from "./token.ts";
 
 const HASH = "a".repeat(64);
 
@@ -39,5 +39,18 @@ describe("bootstrap token authenticator", () => {
     const broken = stored();
     broken.data.expiration = new TextEncoder().encode("next tuesday");
     expect(authn(broken).authenticate("abc123.0123456789abcdef")).toBeUndefined();
+  });
+});
+
+describe("token Secret validation", () => {
+  it("accepts what token create writes and names every field the authenticator would not act on", () => {
+    const good = tokenSecret({ id: "abc123", secret: "0123456789abcdef", role: "agent", description: "x", expires: new Date() });
+    expect(tokenSecretViolations(good)).toEqual([]);
+    const bad = tokenSecret({ id: "abc123", secret: "0123456789abcdef", role: "agent", description: "" });
+    bad.data.role = new TextEncoder().encode("admin");
+    bad.data["auth-extra-groups"] = new TextEncoder().encode("system:masters");
+    bad.data.expiration = new TextEncoder().encode("soon");
+    bad.metadata!.name = "bootstrap-token-zzz999";
+    expect(tokenSecretViolations(bad).map((v) => v.field)).toEqual(["data[auth-extra-groups]", "metadata.name", "data[role]", "data[expiration]"]);
   });
 });

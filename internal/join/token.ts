@@ -110,6 +110,32 @@ export function readTokenSecret(s: Secret): StoredToken | undefined {
   return { id, secret, role: role as TokenRole, expires, description: text("description") };
 }
 
+const TOKEN_KEYS = ["token-id", "token-secret", "role", "expiration", "description"];
+
+/**
+ * What is wrong with a Secret of the token type (the apiserver's Secret validation): every field
+ * is one the authenticator acts on, so anything else is refused rather than stored and ignored.
+ */
+export function tokenSecretViolations(s: Secret): { field: string; message: string }[] {
+  if (s.type !== TOKEN_SECRET_TYPE) return [];
+  const out: { field: string; message: string }[] = [];
+  const text = (k: string) => (s.data[k] ? new TextDecoder().decode(s.data[k]) : "");
+  if (s.metadata?.namespace !== TOKEN_NAMESPACE) out.push({ field: "metadata.namespace", message: `join tokens live in ${TOKEN_NAMESPACE}` });
+  if (Object.keys(s.stringData).length > 0) out.push({ field: "stringData", message: `give a join token's fields in data (${TOKEN_KEYS.join(", ")})` });
+  for (const k of Object.keys(s.data)) {
+    if (!TOKEN_KEYS.includes(k)) out.push({ field: `data[${k}]`, message: `not a join token field: use ${TOKEN_KEYS.join(", ")} (the role names the groups)` });
+  }
+  const id = text("token-id");
+  if (!ID_RE.test(id)) out.push({ field: "data[token-id]", message: "required: 6 characters [a-z0-9]" });
+  else if (s.metadata?.name !== `${TOKEN_SECRET_PREFIX}${id}`) out.push({ field: "metadata.name", message: `must be ${TOKEN_SECRET_PREFIX}${id}` });
+  if (!SECRET_RE.test(text("token-secret"))) out.push({ field: "data[token-secret]", message: "required: 16 characters [a-z0-9]" });
+  if (!(ROLES as readonly string[]).includes(text("role"))) out.push({ field: "data[role]", message: `required: ${ROLES.join(" or ")}` });
+  const exp = text("expiration");
+  if (exp && Number.isNaN(new Date(exp).getTime())) out.push({ field: "data[expiration]", message: "must be an RFC 3339 time such as 2030-01-02T15:04:05Z" });
+  if (text("description").length > MAX_DESCRIPTION) out.push({ field: "data[description]", message: `at most ${MAX_DESCRIPTION} characters` });
+  return out;
+}
+
 export function isExpired(t: StoredToken, now = Date.now()): boolean {
   return t.expires !== undefined && t.expires.getTime() <= now;
 }
