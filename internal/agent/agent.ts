@@ -63,6 +63,11 @@ export interface AgentOptions {
   podCidr?: string;
   /** Where the log service listens. Default 127.0.0.1:10250; port 0 picks a free one. */
   listen?: { host: string; port: number };
+  /**
+   * Annotations of the Node when the agent registers it anew: a joined agent records its identity
+   * (internal/join), so that a Node deleted and registered again stays claimed by this machine.
+   */
+  registrationAnnotations?: Record<string, string>;
   /** The log service's TLS: its certificate, and the CA of the apiserver's client certificate (the only caller it accepts). */
   tls: AgentServingTls;
   /** The node's InternalIP. Default: the listen host if it is one address, else the host's first IPv4. */
@@ -360,6 +365,7 @@ export function createAgent(opts: AgentOptions): Agent {
         runtime,
         facts: { info, capacity: { cpu: info.cpu, memory: info.memory, pods: "110", ...opts.capacity }, daemonPort: server.port },
         podCidr: opts.podCidr,
+        registrationAnnotations: opts.registrationAnnotations,
         statusRefreshMs: opts.statusRefreshMs ?? 60_000,
         log,
         pressure: eviction?.pressure,

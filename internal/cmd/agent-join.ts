@@ -6,7 +6,8 @@ import type { AgentServingTls } from "../agent/server.ts";
 import { createApiTransport } from "../client/transport.ts";
 import type { GrpcTransport } from "../client/grpc-transport.ts";
 import { joinCluster } from "../join/agent-join.ts";
-import type { NodeCredentials } from "../join/credentials.ts";
+import { nodeSecret, type NodeCredentials } from "../join/credentials.ts";
+import { NODE_IDENTITY_ANNOTATION, nodeIdentityOf } from "../join/node-identity.ts";
 import { startCertificateRenewer, type CertificateRenewer } from "../join/renewal.ts";
 
 export const JOIN_TOKEN_PREFIX = "K10";
@@ -15,6 +16,8 @@ export interface JoinedConnection {
   transport: GrpcTransport;
   ca: string;
   tls: AgentServingTls;
+  /** The Node's identity record, for registering it again after it was deleted. */
+  nodeAnnotations: Record<string, string>;
   /** Starts renewing; `reloadServing` gets each renewed serving certificate. */
   startRenewal(reloadServing: (tls: AgentServingTls) => void): CertificateRenewer;
 }
@@ -46,6 +49,7 @@ export async function joinedConnection(o: {
     transport,
     ca: creds.ca,
     tls: servingTls(creds),
+    nodeAnnotations: { [NODE_IDENTITY_ANNOTATION]: nodeIdentityOf(nodeSecret(o.dataDir)) },
     startRenewal: (reloadServing) =>
       startCertificateRenewer({
         transport,

@@ -248,6 +248,7 @@ export const agentCommand = defineCommand({
       // Pods' projected ServiceAccount volume gets the CA that signs the apiserver's certificate.
       clusterCa: ca,
       nodeName,
+      registrationAnnotations: joined?.nodeAnnotations,
       runtime,
       network,
       rootDir,

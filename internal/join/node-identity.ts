@@ -74,7 +74,7 @@ export function createNodeIdentityService(opts: NodeIdentityOptions): Record<str
 
   /** Makes the Node exist with this machine's identity, or refuses when another machine holds the name. */
   async function claim(nodeName: string, nodeSecret: string): Promise<void> {
-    const identity = `sha256:${createHash("sha256").update(nodeSecret).digest("hex")}`;
+    const identity = nodeIdentityOf(nodeSecret);
     for (let attempt = 0; attempt < 5; attempt++) {
       let node: Node | undefined;
       try {
@@ -118,6 +118,11 @@ export function createNodeIdentityService(opts: NodeIdentityOptions): Record<str
       return { certificates: await sign(user.name.slice(NODE_USER_PREFIX.length), req.requests) };
     },
   };
+}
+
+/** The record a Node keeps of the machine that holds its name. */
+export function nodeIdentityOf(nodeSecret: string): string {
+  return `sha256:${createHash("sha256").update(nodeSecret).digest("hex")}`;
 }
 
 async function checkedCsr(pem: string, field: string) {

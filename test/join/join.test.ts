@@ -188,5 +188,15 @@ describe("an agent that joins with a token", () => {
     const node = await c.nodeObjects.get("", n.name);
     expect(node.metadata?.name).toBe(n.name);
   }, 120_000);
+
+  it("a Node deleted and registered again by its agent stays claimed by that machine", async () => {
+    const n = c.nodes[0];
+    const record = (await c.nodeObjects.get("", n.name)).metadata?.annotations[NODE_IDENTITY_ANNOTATION];
+    await n.stopAgent();
+    await c.nodeObjects.delete("", n.name);
+    await n.startAgent();
+    expect((await c.nodeObjects.get("", n.name)).metadata?.annotations[NODE_IDENTITY_ANNOTATION]).toBe(record);
+    expect((await refusal(attempt(c.joinToken!, n.name))).code).toBe(Code.AlreadyExists);
+  }, 120_000);
 });
 
