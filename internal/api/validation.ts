@@ -16,9 +16,9 @@ import {
   type FieldViolation,
 } from "./names.ts";
 import { compareQuantity, validateResourceList } from "./quantity.ts";
-import { tokenSecretViolations } from "../join/token.ts";
 import { validatePodSecurity } from "./security-context.ts";
 import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
+import { tokenSecretViolations } from "../join/token.ts";
 
 export type Violation = FieldViolation;
 
