@@ -64,6 +64,11 @@ export interface AgentOptions {
   podCidr?: string;
   /** Where the log service listens. Default 127.0.0.1:10250; port 0 picks a free one. */
   listen?: { host: string; port: number };
+  /**
+   * Annotations of the Node when the agent registers it anew: a joined agent records its identity
+   * (internal/join), so that a Node deleted and registered again stays claimed by this machine.
+   */
+  registrationAnnotations?: Record<string, string>;
   /** The log service's TLS: its certificate, and the CA of the apiserver's client certificate (the only caller it accepts). */
   tls: AgentServingTls;
   /** The node's InternalIP. Default: the listen host if it is one address, else the host's first IPv4. */
@@ -132,6 +137,8 @@ export interface Agent {
   stop(): Promise<void>;
   /** The log service's port (after start). */
   port(): number;
+  /** A renewed serving certificate: the log service's next connections get it (no restart). */
+  reloadServingTls(tls: AgentServingTls): void;
 }
 
 const WILDCARD = new Set(["0.0.0.0", "::", ""]);
@@ -392,6 +399,7 @@ export function createAgent(opts: AgentOptions): Agent {
         runtime,
         facts: { info, capacity: allocatable, daemonPort: server.port },
         podCidr: opts.podCidr,
+        registrationAnnotations: opts.registrationAnnotations,
         statusRefreshMs: opts.statusRefreshMs ?? 60_000,
         log,
         pressure: eviction?.pressure,
@@ -457,5 +465,9 @@ export function createAgent(opts: AgentOptions): Agent {
       await server?.close();
     },
     port: () => server?.port ?? 0,
+    reloadServingTls(tls) {
+      opts.tls = tls;
+      server?.setTls(tls);
+    },
   };
 }

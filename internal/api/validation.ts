@@ -20,6 +20,7 @@ import { podUpdateViolations } from "./pod-update.ts";
 import { validatePodSecurity } from "./security-context.ts";
 import { validateSubPath, validateVolume } from "./volume-validation.ts";
 import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
+import { tokenSecretViolations } from "../join/token.ts";
 
 export type Violation = FieldViolation;
 
@@ -204,6 +205,7 @@ export const kindValidators: Record<string, (obj: any, old: any | undefined) => 
     ...validateDataKeys(Object.keys(s.data), "data"),
     ...validateDataSize([s.data], "data"),
     ...immutableDataViolations(s, old, ["data"]),
+    ...tokenSecretViolations(s),
   ],
   PersistentVolume: (pv) => [...validateMeta(pv.metadata, false), ...validateResourceList(pv.spec?.capacity ?? {}, "spec.capacity", { standardNames: ["storage"] })],
   PersistentVolumeClaim: (pvc) => [
