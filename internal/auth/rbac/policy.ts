@@ -63,6 +63,9 @@ const leaderElection = (lease: string): PolicyRule[] => [
 
 const eventWriter = (): PolicyRule => rule(["create", "update", "patch"], [""], ["events"]);
 
+// Components ask the apiserver whether a caller may read their /metrics (internal/metrics/access.ts).
+const accessReviewer = (): PolicyRule => rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]);
+
 // internal/scheduler: pod and node informers, Bind, the PodScheduled condition (UpdateStatus),
 // Scheduled/FailedScheduling events, leader election.
 const schedulerRules = (): PolicyRule[] => [
@@ -70,6 +73,7 @@ const schedulerRules = (): PolicyRule[] => [
   rule(["create"], [""], ["pods/binding"]),
   rule(["update"], [""], ["pods/status"]),
   eventWriter(),
+  accessReviewer(),
   ...leaderElection(SCHEDULER_LEASE),
 ];
 
@@ -85,6 +89,7 @@ const controllerManagerRules = (): PolicyRule[] => [
   rule(["create"], ["apps"], ["replicasets"]),
   rule(["update"], ["apps"], ["replicasets/status", "deployments/status"]),
   eventWriter(),
+  accessReviewer(),
   ...leaderElection(CONTROLLER_MANAGER_LEASE),
 ];
 
@@ -95,6 +100,7 @@ const nodeRules = (): PolicyRule[] => [
   rule(READ, [""], ["nodes", "services", "endpoints"]),
   rule(["get"], [""], ["namespaces"]),
   eventWriter(),
+  accessReviewer(),
 ];
 
 // Every authenticated user may ask what they may do and who they are.
@@ -125,6 +131,9 @@ export const CONTROLLER_MANAGER_USER = "system:kube-controller-manager";
 export const NODES_GROUP = "system:nodes";
 export const AUTHENTICATED_GROUP = "system:authenticated";
 export const MASTERS_GROUP = "system:masters";
+/** Kubernetes' group for scrapers: `get` on every component's /metrics and health paths. */
+export const MONITORING_GROUP = "system:monitoring";
+const MONITORING_PATHS = ["/metrics", "/metrics/*", "/healthz", "/healthz/*", "/livez", "/livez/*", "/readyz", "/readyz/*"];
 
 export function defaultClusterRoles(): ClusterRole[] {
   return [
@@ -136,6 +145,7 @@ export function defaultClusterRoles(): ClusterRole[] {
     clusterRole(CONTROLLER_MANAGER_USER, controllerManagerRules()),
     clusterRole("system:node", nodeRules()),
     clusterRole("system:basic-user", basicUserRules()),
+    clusterRole("system:monitoring", [create(PolicyRuleSchema, { verbs: ["get"], nonResourceUrls: MONITORING_PATHS })]),
   ];
 }
 
@@ -146,5 +156,6 @@ export function defaultClusterRoleBindings(): ClusterRoleBinding[] {
     binding(CONTROLLER_MANAGER_USER, CONTROLLER_MANAGER_USER, [{ kind: "User", name: CONTROLLER_MANAGER_USER }]),
     binding("system:node", "system:node", [{ kind: "Group", name: NODES_GROUP }]),
     binding("system:basic-user", "system:basic-user", [{ kind: "Group", name: AUTHENTICATED_GROUP }]),
+    binding("system:monitoring", "system:monitoring", [{ kind: "Group", name: MONITORING_GROUP }]),
   ];
 }
