@@ -6,9 +6,13 @@ import type { Transport } from "@connectrpc/connect";
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { createMetricsAccess } from "../metrics/access.ts";
-import type { HealthChecks } from "../metrics/health.ts";
-import type { Registry } from "../metrics/registry.ts";
-import { startMetricsServer, type MetricsServer } from "../metrics/server.ts";
+import type { AgentOptions } from "../agent/agent.ts";
+import { createAgentMetrics } from "../agent/metrics.ts";
+import { setDefaultWorkQueueMetrics } from "../client/workqueue.ts";
+import { createHealthChecks, type HealthChecks } from "../metrics/health.ts";
+import { createComponentRegistry, type Registry } from "../metrics/registry.ts";
+import { createObservabilityHandler, startMetricsServer, type MetricsServer } from "../metrics/server.ts";
+import { createWorkQueueMetrics } from "../metrics/workqueue.ts";
 import { createCa, issueCert } from "../pki/certs.ts";
 import { parseListen } from "./apiserver.ts";
 
@@ -68,4 +72,20 @@ export async function serveComponentMetrics(
     access: createMetricsAccess({ transport: c.transport, server: { url: c.server, ca: c.ca } }),
     log: c.log,
   });
+}
+
+/**
+ * The agent's metrics and health on its own port: a registry with the agent's metrics and the work
+ * queue's, health checks the agent fills in, and the handler its server calls. Bearer tokens never
+ * reach that port (its TLS handshake requires a client certificate), so only certificates count.
+ */
+export function agentObservability(transport: Transport, log: Logger, opts: { workQueues: boolean }): Pick<AgentOptions, "metrics" | "health" | "observability"> {
+  const registry = createComponentRegistry("agent");
+  if (opts.workQueues) setDefaultWorkQueueMetrics(createWorkQueueMetrics(registry));
+  const health = createHealthChecks();
+  return {
+    metrics: createAgentMetrics(registry),
+    health,
+    observability: createObservabilityHandler({ registry, health, access: createMetricsAccess({ transport }), log }),
+  };
 }
