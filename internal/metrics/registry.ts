@@ -26,13 +26,18 @@ export function skiffVersion(): string {
 export function createComponentRegistry(component: string): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  addBuildInfo(registry, component);
+  return registry;
+}
+
+/** `skiff_build_info{component,version,node_version} 1`. */
+export function addBuildInfo(registry: Registry, component: string): void {
   new Gauge({
     name: "skiff_build_info",
     help: "Always 1: the component, Skiff version and Node.js version that serve these metrics.",
     labelNames: ["component", "version", "node_version"],
     registers: [registry],
   }).set({ component, version: skiffVersion(), node_version: process.version }, 1);
-  return registry;
 }
 
 /** Kubernetes' leader_election_master_status{name}: 1 while `leading()` says this process holds the lease `name`. */

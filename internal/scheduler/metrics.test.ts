@@ -42,7 +42,7 @@ describe("scheduler metrics", () => {
     }
     expect([...decisions]).toEqual(["b"]);
     const h = await registry.getSingleMetric("scheduler_plugin_execution_duration_seconds")!.get();
-    const counts = h.values.filter((v) => v.metricName === "scheduler_plugin_execution_duration_seconds_count");
+    const counts = h.values.filter((v) => (v as { metricName?: string }).metricName === "scheduler_plugin_execution_duration_seconds_count");
     // One sampled cycle: each filter plugin once (node "small" rejected by the resources filter), each scorer once.
     expect(counts.length).toBe(defaultFilters.length + defaultScorers.filter((s) => s.weight !== 0).length);
     expect(counts.every((c) => c.value === 1)).toBe(true);
