@@ -1,5 +1,7 @@
 // `--metrics-listen` and its TLS flags on `skiff scheduler` and `skiff controller-manager`: the
 // port of /metrics, /healthz, /livez and /readyz (Kubernetes' --secure-port: 10259 and 10257).
+// Off unless asked for: several schedulers or controller-managers share a machine (standbys,
+// tests, benchmarks), and a fixed default port would stop all but the first; `skiff up` serves them.
 // Without --tls-cert-file the port serves a self-signed certificate made at start (as
 // kube-scheduler does); client certificates are checked against the cluster CA.
 import type { Transport } from "@connectrpc/connect";
@@ -16,12 +18,12 @@ import { createWorkQueueMetrics } from "../metrics/workqueue.ts";
 import { createCa, issueCert } from "../pki/certs.ts";
 import { parseListen } from "./apiserver.ts";
 
-export function metricsArgs(defaultListen: string) {
+export function metricsArgs(usualListen: string) {
   return {
     "metrics-listen": {
       type: "string",
-      description: 'HOST:PORT serving /metrics (RBAC: get on the path) and /healthz, /livez, /readyz over TLS; "off" for none',
-      default: defaultListen,
+      description: `HOST:PORT serving /metrics (RBAC: get on the path) and /healthz, /livez, /readyz over TLS, e.g. ${usualListen}; default "off"`,
+      default: "off",
     },
     "tls-cert-file": { type: "string", description: "Serving certificate of the metrics port (default: a self-signed one made at start)", valueHint: "FILE" },
     "tls-private-key-file": { type: "string", description: "Its key", valueHint: "FILE" },
