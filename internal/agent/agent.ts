@@ -360,6 +360,7 @@ export function createAgent(opts: AgentOptions): Agent {
           runtime,
           lookupPod: (ns, name) => informer.get(`${ns}/${name}`),
           pollMs: opts.logPollMs,
+          log,
         }),
       });
       const info: HostInfo = { ...hostInfo(), ...opts.hostInfo };

@@ -86,7 +86,7 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
     const failureThreshold = Math.max(1, probe.failureThreshold || 3);
     const started = info.startedAt?.getTime() ?? Date.now();
     const firstDelay = Math.max(0, started + probe.initialDelaySeconds * secondMs - Date.now());
-    const log = opts.log.child({ pod: uid, container: c.name, probe: kind });
+    const log = opts.log.child({ podUid: uid, container: c.name, probe: kind });
 
     const schedule = (ms: number) => {
       if (!w.stopped && !w.done) w.timer = setTimeout(() => void tick(), ms);

@@ -187,7 +187,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     log,
   });
 
-  const podLogs = createPodLogs({ pods: ops.get("Pod")!, nodes: ops.get("Node")!, kubeletClient: opts.kubeletClient });
+  const podLogs = createPodLogs({ pods: ops.get("Pod")!, nodes: ops.get("Node")!, kubeletClient: opts.kubeletClient, log });
   const shutdown = new AbortController();
   const readMaxBytes = MAX_REQUEST_BYTES;
   const onInternalError = (err: unknown) => log?.error({ err }, "request failed");
