@@ -7,13 +7,13 @@ export interface CheckResult {
   message?: string;
 }
 
-export type Check = () => CheckResult | boolean;
+export type Check = () => CheckResult | boolean | Promise<CheckResult | boolean>;
 
 export interface HealthChecks {
   /** A check of liveness (restart me if it fails) and, unless `readyOnly`, also of readiness. */
   add(name: string, check: Check, opts?: { readyOnly?: boolean }): void;
   /** The answer for "/healthz", "/livez" or "/readyz"; `verbose` lists every check. */
-  report(path: "/healthz" | "/livez" | "/readyz", verbose: boolean): { status: number; body: string };
+  report(path: "/healthz" | "/livez" | "/readyz", verbose: boolean): Promise<{ status: number; body: string }>;
 }
 
 export function createHealthChecks(): HealthChecks {
@@ -22,14 +22,14 @@ export function createHealthChecks(): HealthChecks {
     add(name, check, opts) {
       checks.push({ name, check, readyOnly: opts?.readyOnly ?? false });
     },
-    report(path, verbose) {
+    async report(path, verbose) {
       const which = path === "/readyz" ? checks : checks.filter((c) => !c.readyOnly);
       const lines: string[] = [];
       let failed = 0;
       for (const c of which) {
         let r: CheckResult;
         try {
-          const v = c.check();
+          const v = await c.check();
           r = typeof v === "boolean" ? { ok: v } : v;
         } catch (err) {
           r = { ok: false, message: err instanceof Error ? err.message : String(err) };

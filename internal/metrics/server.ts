@@ -36,8 +36,7 @@ export function createObservabilityHandler(opts: ObservabilityOptions): (req: Re
     const path = q < 0 ? url : url.slice(0, q);
     if (HEALTH_PATHS.has(path)) {
       const verbose = q >= 0 && new URLSearchParams(url.slice(q + 1)).has("verbose");
-      const r = opts.health.report(path as "/healthz", verbose);
-      reply(res, r.status, r.body);
+      void opts.health.report(path as "/healthz", verbose).then((r) => reply(res, r.status, r.body));
       return true;
     }
     if (path !== "/metrics") return false;

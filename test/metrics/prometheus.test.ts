@@ -142,6 +142,7 @@ it("refuses /metrics to a caller RBAC does not allow, and to none; health stays 
   expect(denied.body).toContain('User "jane" cannot get path "/metrics"');
   expect((await getTls(`${url}/metrics`, { ca: pki.ca.cert })).status).toBe(401);
   expect((await getTls(`${url}/healthz`, { ca: pki.ca.cert })).body).toBe("ok\n");
+  expect((await getTls(`${c.cp.server.url}/readyz?verbose`, { ca: pki.ca.cert })).body).toBe("[+]ping ok\n[+]shutdown ok\n[+]storage ok\nreadyz check passed\n");
   const allowed = await getTls(`${url}/metrics`, { ca: pki.ca.cert, ...scraper });
   expect(allowed.status).toBe(200);
   expect(allowed.body).toContain("scheduler_pending_pods{queue=");
