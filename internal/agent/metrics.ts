@@ -120,11 +120,15 @@ export function createAgentMetrics(registry: Registry): AgentMetrics {
 
   return {
     instrument(runtime) {
+      // One wrapper per method, made on first use: no closure per call.
+      const wrapped = new Map<string, (...args: unknown[]) => unknown>();
       return new Proxy(runtime, {
         get(target, prop, receiver) {
           const v = Reflect.get(target, prop, receiver);
           if (typeof v !== "function" || typeof prop !== "string" || UNTIMED.has(prop)) return v;
-          return (...args: unknown[]) => {
+          const known = wrapped.get(prop);
+          if (known) return known;
+          const timed = (...args: unknown[]) => {
             const start = performance.now();
             const c = opOf(prop);
             c.count.inc();
@@ -139,6 +143,8 @@ export function createAgentMetrics(registry: Registry): AgentMetrics {
               },
             );
           };
+          wrapped.set(prop, timed);
+          return timed;
         },
       });
     },

@@ -3,7 +3,7 @@
 // work and reconcile outcomes for that queue's name.
 import { afterEach, describe, expect, it } from "vitest";
 import { createWorkQueue, setDefaultWorkQueueMetrics } from "../client/workqueue.ts";
-import { createComponentRegistry } from "./registry.ts";
+import { createComponentRegistry, leaderElectionStatus } from "./registry.ts";
 import { createWorkQueueMetrics } from "./workqueue.ts";
 
 afterEach(() => setDefaultWorkQueueMetrics(undefined));
@@ -57,5 +57,14 @@ describe("work queue metrics", () => {
       expect(text).toContain(`# TYPE ${name} `);
     }
     expect(text).toMatch(/skiff_build_info\{component="scheduler",version="[^"]+",node_version="v\d+[^"]*"\} 1/);
+  });
+
+  it("shows whether this process leads its lease", async () => {
+    const registry = createComponentRegistry("controller-manager");
+    let leading = false;
+    leaderElectionStatus(registry, "skiff-controller-manager", () => leading);
+    expect(await registry.metrics()).toContain('leader_election_master_status{name="skiff-controller-manager"} 0');
+    leading = true;
+    expect(await registry.metrics()).toContain('leader_election_master_status{name="skiff-controller-manager"} 1');
   });
 });

@@ -73,6 +73,8 @@ export function createSchedulerMetrics(registry: Registry, profile = PROFILE): S
     error: { count: attempts.labels({ result: "error", profile }), time: attemptDuration.labels({ result: "error", profile }) },
   };
   let cycle = 0;
+  // Unsampled cycles get the plugins as given, without a new object per cycle.
+  let untimed: { filters: readonly FilterPlugin[]; scorers: readonly ScorePlugin[]; done(): void } | undefined;
   // One cycle's time per plugin and extension point, observed when the cycle is done.
   type Tally = { plugin: string; point: "Filter" | "Score"; seconds: number; rejected: boolean };
   const timedFilter = (p: FilterPlugin, tallies: Tally[]): FilterPlugin => ({
@@ -130,7 +132,10 @@ export function createSchedulerMetrics(registry: Registry, profile = PROFILE): S
       pending = counts;
     },
     plugins(filters, scorers) {
-      if (cycle++ % SAMPLE_EVERY !== 0) return { filters, scorers, done() {} };
+      if (cycle++ % SAMPLE_EVERY !== 0) {
+        if (untimed?.filters !== filters || untimed.scorers !== scorers) untimed = { filters, scorers, done() {} };
+        return untimed;
+      }
       const tallies: Tally[] = [];
       return {
         filters: filters.map((f) => timedFilter(f, tallies)),
