@@ -49,7 +49,7 @@ export function createMetricsAccess(opts: MetricsAccessOptions): MetricsAccess {
   const denied = (who: string, path: string, reason: string): AccessAnswer => ({
     allowed: false,
     status: 403,
-    message: `forbidden: User "${who}" cannot get path "${path}"${reason ? `: ${reason}` : ""}`,
+    message: `forbidden: ${who} cannot get path "${path}"${reason ? `: ${reason}` : ""}`,
   });
 
   async function byToken(token: string, path: string): Promise<AccessAnswer> {
@@ -59,7 +59,7 @@ export function createMetricsAccess(opts: MetricsAccessOptions): MetricsAccess {
       const client = createClient(AuthorizationService, createApiTransport(opts.server!.url, { ca: opts.server!.ca, token }));
       try {
         const r = await client.createSelfSubjectAccessReview({ nonResourceAttributes: { verb: "get", path } }, { timeoutMs: 10_000 });
-        return r.status?.allowed ? { allowed: true } : denied("(bearer token)", path, r.status?.reason ?? "");
+        return r.status?.allowed ? { allowed: true } : denied("the bearer token's user", path, r.status?.reason ?? "");
       } catch (err) {
         const e = ConnectError.from(err);
         if (e.code === Code.Unauthenticated) return { allowed: false, status: 401, message: e.rawMessage };
@@ -82,7 +82,7 @@ export function createMetricsAccess(opts: MetricsAccessOptions): MetricsAccess {
       const key = `u:${user.name}\0${user.groups.join(",")}\0${path}`;
       return cached(key, async () => {
         const r = await reviews.createSubjectAccessReview({ user: user.name, groups: user.groups, nonResourceAttributes: { verb: "get", path } }, { timeoutMs: 10_000 });
-        return r.status?.allowed ? { allowed: true } : denied(user.name, path, r.status?.reason ?? "");
+        return r.status?.allowed ? { allowed: true } : denied(`User "${user.name}"`, path, r.status?.reason ?? "");
       });
     },
   };

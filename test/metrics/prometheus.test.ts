@@ -10,7 +10,10 @@ import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { createClient } from "@connectrpc/connect";
 import { DeploymentSchema, type Deployment } from "../../gen/skiff/v1alpha1/deployment_pb.js";
+import { ServiceAccountSchema, type ServiceAccount } from "../../gen/skiff/v1alpha1/service_account_pb.js";
+import { ServiceAccountService } from "../../gen/skiff/v1alpha1/service_account_service_pb.js";
 import { issueCert } from "../../internal/pki/certs.ts";
 import { startComponent, type Component } from "../chaos/components.ts";
 import { startMultiNode, waitFor, type MultiNodeCluster } from "../harness/multinode.ts";
@@ -143,6 +146,14 @@ it("refuses /metrics to a caller RBAC does not allow, and to none; health stays 
   expect((await getTls(`${url}/metrics`, { ca: pki.ca.cert })).status).toBe(401);
   expect((await getTls(`${url}/healthz`, { ca: pki.ca.cert })).body).toBe("ok\n");
   expect((await getTls(`${c.cp.server.url}/readyz?verbose`, { ca: pki.ca.cert })).body).toBe("[+]ping ok\n[+]shutdown ok\n[+]storage ok\nreadyz check passed\n");
+  // Bearer tokens: the apiserver authenticates them (an unknown one is refused), then RBAC decides.
+  const bogus = await getTls(`${url}/metrics`, { ca: pki.ca.cert, headers: { authorization: "Bearer not-a-token" } });
+  expect(bogus.status).toBe(401);
+  await c.cp.client<ServiceAccount>("ServiceAccount").create(create(ServiceAccountSchema, { metadata: { name: "reader", namespace: "default" } }));
+  const { token } = await createClient(ServiceAccountService, c.cp.transport).createToken({ namespace: "default", name: "reader" });
+  const tokenDenied = await getTls(`${url}/metrics`, { ca: pki.ca.cert, headers: { authorization: `Bearer ${token}` } });
+  expect(tokenDenied.status).toBe(403);
+  expect(tokenDenied.body).toContain('cannot get path "/metrics"');
   const allowed = await getTls(`${url}/metrics`, { ca: pki.ca.cert, ...scraper });
   expect(allowed.status).toBe(200);
   expect(allowed.body).toContain("scheduler_pending_pods{queue=");
