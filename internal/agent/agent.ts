@@ -45,7 +45,7 @@ import { removeOrphans } from "./teardown.ts";
 import { sleep } from "../util/sleep.ts";
 import type { HealthChecks } from "../metrics/health.ts";
 import type { ObservabilityHandler } from "./server.ts";
-import type { AgentMetrics } from "./metrics.ts";
+import { timedSync, type AgentMetrics } from "./metrics.ts";
 
 /** How long stop() waits for pod syncs under way. */
 const STOP_WAIT_MS = 3000;
@@ -454,17 +454,5 @@ export function createAgent(opts: AgentOptions): Agent {
       await server?.close();
     },
     port: () => server?.port ?? 0,
-  };
-}
-
-/** A pod sync that reports how long it took (kubelet_pod_worker_duration_seconds). */
-function timedSync<R>(sync: (uid: string) => Promise<R>, metrics: AgentMetrics): (uid: string) => Promise<R> {
-  return async (uid) => {
-    const start = performance.now();
-    try {
-      return await sync(uid);
-    } finally {
-      metrics.podSync((performance.now() - start) / 1000);
-    }
   };
 }

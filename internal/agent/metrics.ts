@@ -167,3 +167,15 @@ export function createAgentMetrics(registry: Registry): AgentMetrics {
     },
   };
 }
+
+/** A pod sync that reports how long it took (kubelet_pod_worker_duration_seconds). */
+export function timedSync<R>(sync: (uid: string) => Promise<R>, metrics: AgentMetrics): (uid: string) => Promise<R> {
+  return async (uid) => {
+    const start = performance.now();
+    try {
+      return await sync(uid);
+    } finally {
+      metrics.podSync((performance.now() - start) / 1000);
+    }
+  };
+}
