@@ -44,6 +44,9 @@ import { createVolumeManager } from "./volumes/index.ts";
 import { createStatusManager } from "./status.ts";
 import { removeOrphans } from "./teardown.ts";
 import { sleep } from "../util/sleep.ts";
+import type { HealthChecks } from "../metrics/health.ts";
+import type { ObservabilityHandler } from "./server.ts";
+import { timedSync, type AgentMetrics } from "./metrics.ts";
 
 /** How long stop() waits for pod syncs under way. */
 const STOP_WAIT_MS = 3000;
@@ -126,6 +129,12 @@ export interface AgentOptions {
    * eviction/README.md). Absent: off (hollow nodes share the machine's figures).
    */
   eviction?: AgentEvictionOptions;
+  /** Prometheus metrics (metrics.ts); none when absent. */
+  metrics?: AgentMetrics;
+  /** Where the agent adds its readiness checks (apiserver reachable, pods synced). */
+  health?: HealthChecks;
+  /** Serves /metrics and the health paths on the agent's port (internal/metrics/server.ts). */
+  observability?: ObservabilityHandler;
 }
 
 export type AgentEvictionOptions = Pick<EvictionManagerOptions, "thresholds" | "imageFsDir" | "imageGc" | "intervalMs" | "transitionMs" | "onPass">;
@@ -144,7 +153,9 @@ export interface Agent {
 const WILDCARD = new Set(["0.0.0.0", "::", ""]);
 
 export function createAgent(opts: AgentOptions): Agent {
-  const { nodeName, runtime, network, log } = opts;
+  const { nodeName, network, log, metrics } = opts;
+  const runtime = metrics ? metrics.instrument(opts.runtime) : opts.runtime;
+  metrics?.containersFrom(opts.runtime);
   const heartbeatMs = opts.heartbeatMs ?? 10_000;
   const resyncMs = opts.resyncMs ?? 10_000;
   const listen = opts.listen ?? { host: "127.0.0.1", port: 10250 };
@@ -200,6 +211,7 @@ export function createAgent(opts: AgentOptions): Agent {
     log: log.child({ component: "prober" }),
     secondMs: opts.probeSecondMs,
     onChange: (uid) => queue.add(uid),
+    onResult: metrics?.probe,
     onKill: (uid, _name, id, message, grace) => {
       podWorkers.requestKill(uid, id, message, grace);
       queue.add(uid);
@@ -297,7 +309,11 @@ export function createAgent(opts: AgentOptions): Agent {
     : undefined;
   const importer = opts.importImages ? createImageImporter({ runtime, path: opts.importImages, log: log.child({ component: "image-import" }) }) : undefined;
 
-  informer.onAdd((p) => queue.add(p.metadata!.uid));
+  informer.onAdd((p) => {
+    if (metrics && !isTerminal(p) && p.status?.phase !== "Running") metrics.podSeen(p.metadata!.uid);
+    queue.add(p.metadata!.uid);
+  });
+  if (metrics) informer.onUpdate((_old, p) => p.status?.phase === "Running" && metrics.podRunning(p.metadata!.uid));
   // A change of the status alone (mostly this agent's own writes) needs no sync: the resync catches
   // anything else, as in the kubelet. Spec changes move the generation; deletion sets its fields.
   informer.onUpdate((old, p) => {
@@ -309,6 +325,7 @@ export function createAgent(opts: AgentOptions): Agent {
     }
   });
   informer.onDelete((p) => {
+    metrics?.podGone(p.metadata!.uid);
     podWorkers.remember(p);
     queue.add(p.metadata!.uid);
   });
@@ -377,11 +394,13 @@ export function createAgent(opts: AgentOptions): Agent {
         host: listen.host,
         port: listen.port,
         tls: opts.tls,
+        observability: opts.observability,
         service: createLogsService({
           nodeName,
           runtime,
           lookupPod: (ns, name) => informer.get(`${ns}/${name}`),
           pollMs: opts.logPollMs,
+          log,
         }),
       });
       const info: HostInfo = { ...hostInfo(), ...opts.hostInfo };
@@ -411,10 +430,22 @@ export function createAgent(opts: AgentOptions): Agent {
         node: () => nodes.current(),
       });
       await retryUntilDone("register the node", () => nodes.register());
-      await lease.renew().catch((err) => log.warn({ err: String(err) }, "could not renew the node lease"));
+      // Readiness follows the lease: an agent whose last renewal failed has lost the apiserver.
+      let leaseError: string | undefined = "the node lease was not renewed yet";
+      const renew = () =>
+        lease.renew().then(
+          () => (leaseError = undefined),
+          (err) => {
+            leaseError = `the last node lease renewal failed: ${err instanceof Error ? err.message : String(err)}`;
+            log.warn({ err: String(err) }, "could not renew the node lease");
+          },
+        );
+      opts.health?.add("apiserver", () => ({ ok: leaseError === undefined, message: leaseError }), { readyOnly: true });
+      opts.health?.add("pods-synced", () => ({ ok: informer.hasSynced(), message: informer.hasSynced() ? undefined : "the node's pods are not listed yet" }), { readyOnly: true });
+      await renew();
       timers.push(
         setInterval(() => {
-          lease.renew().catch((err) => log.warn({ err: String(err) }, "could not renew the node lease"));
+          void renew();
           nodes.refresh().catch((err) => log.warn({ err: String(err) }, "could not update the node status"));
         }, heartbeatMs),
       );
@@ -436,7 +467,7 @@ export function createAgent(opts: AgentOptions): Agent {
         (uid) => lookup(uid) !== undefined || podWorkers.known(uid),
       );
       if (removed.length > 0) log.info({ pods: removed.length }, "removed orphaned pods");
-      queue.run(opts.podWorkers ?? 64, (uid) => podWorkers.syncPod(uid));
+      queue.run(opts.podWorkers ?? 64, metrics ? timedSync(podWorkers.syncPod, metrics) : (uid) => podWorkers.syncPod(uid));
       void watchRuntimeEvents();
       eviction?.start(stopping.signal);
       timers.push(

@@ -11,6 +11,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { FileHandle } from "node:fs/promises";
 import { AgentServiceLogsResponseSchema, type AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import type { Logger } from "../log/log.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { parseLogRecord, parseRfc3339 } from "../runtime/log-format.ts";
 import { concatFiles, openLogFiles, openNextLogFile, rotatedAway, type OpenLogFile, type RandomAccess } from "./log-files.ts";
@@ -24,6 +25,8 @@ export interface LogsDeps {
   lookupPod(namespace: string, name: string): Pod | undefined;
   /** How often a followed log is checked for new output. Default 250 ms. */
   pollMs?: number;
+  /** Each log request is logged with the apiserver's requestId and the pod's uid. */
+  log?: Logger;
 }
 
 const CHUNK = 64 * 1024;
@@ -292,6 +295,7 @@ export function createLogsService(deps: LogsDeps): ServiceImpl<typeof AgentServi
         const reason = statuses.find((s) => s.name === name)?.state?.waiting?.reason || "ContainerCreating";
         throw new ConnectError(`container "${name}" in pod "${req.pod}" is waiting to start: ${reason}`, Code.FailedPrecondition);
       }
+      deps.log?.info({ requestId: ctx.requestHeader.get("x-request-id") ?? "", podUid: uid, pod: `${namespace}/${req.pod}`, container: name, follow: req.follow }, "serving a container log");
       const stream = streamLogFile(target.logPath, {
         tailLines: req.tailLines === undefined ? undefined : Number(req.tailLines),
         sinceNs,

@@ -137,7 +137,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     const grace = Number(m.deletionGracePeriodSeconds ?? state.pod.spec?.terminationGracePeriodSeconds ?? 30n);
     deps.probes.removePod(state.uid);
     const containers = await podContainers(state.uid);
-    log.info({ pod: `${m.namespace}/${m.name}`, containers: containers.length, graceSeconds: grace }, "stopping pod");
+    log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, containers: containers.length, graceSeconds: grace }, "stopping pod");
     await teardownPod(deps, state.uid, containers, grace);
     states.delete(state.uid);
     deps.status.forget(state.uid);
@@ -146,7 +146,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     if (!confirm) return;
     try {
       await deps.pods.delete(m.namespace, m.name, { gracePeriodSeconds: 0n, uid: m.uid });
-      log.info({ pod: `${m.namespace}/${m.name}` }, "pod stopped; deletion confirmed");
+      log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid }, "pod stopped; deletion confirmed");
     } catch (err) {
       const code = ConnectError.from(err).code;
       if (code !== Code.NotFound && code !== Code.Aborted) throw err;
@@ -178,7 +178,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       s.message = state.eviction!;
       return s;
     });
-    log.info({ pod: `${m.namespace}/${m.name}`, message: state.eviction }, "pod evicted");
+    log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, message: state.eviction }, "pod evicted");
     if (stored && !isTerminal(stored)) return { requeue: true };
     await releaseNetwork(state);
     state.networkReleased = true;
@@ -229,7 +229,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
         if (net.restored) faults.networkRestored(pod, pod.status?.podIp ?? "", net.ip);
       } catch (err) {
         state.setupError = `failed to set up the pod network: ${err instanceof Error ? err.message : String(err)}`;
-        log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, err: state.setupError }, "network setup failed");
+        log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, podUid: pod.metadata!.uid, err: state.setupError }, "network setup failed");
         await writeStatus(state, await podContainers(uid), "");
         return { requeue: true };
       }
@@ -249,7 +249,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
         e.timer = setTimeout(() => {
           e.write = podContainers(uid)
             .then((cs) => writeStatus(state, cs, podIP))
-            .catch((err) => log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, err: String(err) }, "status write failed"));
+            .catch((err) => log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, podUid: pod.metadata!.uid, err: String(err) }, "status write failed"));
         }, delay);
         early = e;
       }
@@ -395,7 +395,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       if (!kill) return;
       state.killRequests.delete(cur.id);
       state.killMessages.set(cur.id, kill.message);
-      log.info({ pod: `${m.namespace}/${m.name}`, container: c.name, reason: kill.message }, "killing container");
+      log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, reason: kill.message }, "killing container");
       await runtime.stopContainer(cur.id, kill.graceSeconds);
       cur = await runtime.containerStatus(cur.id);
       if (cur?.state !== "exited") return;
@@ -447,7 +447,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     try {
       if (ctx instanceof Error) throw new ContainerStartError("CreateContainerConfigError", ctx.message);
       const id = await startContainer(startDeps, pod, c, attempt, rec, ctx);
-      log.info({ pod: `${m.namespace}/${m.name}`, container: c.name, attempt, id }, "container started");
+      log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, attempt, id }, "container started");
       rec.waiting = undefined;
       rec.retry = undefined;
       // Keep the instance before this one for `logs --previous`; older ones go.
@@ -455,7 +455,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     } catch (err) {
       if (!(err instanceof ContainerStartError)) throw err;
       rec.waiting = { reason: err.reason, message: err.message };
-      log.info({ pod: `${m.namespace}/${m.name}`, container: c.name, reason: err.reason, message: err.message }, "container could not start");
+      log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, reason: err.reason, message: err.message }, "container could not start");
       if (err.retryAt !== undefined) noteRetry(err.retryAt);
       else {
         rec.retry = nextBackoff(rec.retry, deps.startRetry, Date.now());

@@ -25,6 +25,8 @@ export interface ProbeManagerOptions {
   onKill(uid: string, container: string, containerId: string, message: string, graceSeconds: number): void;
   /** How long a probe "second" is (tests shorten it). Default 1000. */
   secondMs?: number;
+  /** Every probe run's outcome (metrics). */
+  onResult?(pod: Pod, container: string, kind: ProbeKind, success: boolean): void;
 }
 
 export interface ProbeManager extends ProbeResults {
@@ -84,7 +86,7 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
     const failureThreshold = Math.max(1, probe.failureThreshold || 3);
     const started = info.startedAt?.getTime() ?? Date.now();
     const firstDelay = Math.max(0, started + probe.initialDelaySeconds * secondMs - Date.now());
-    const log = opts.log.child({ pod: uid, container: c.name, probe: kind });
+    const log = opts.log.child({ podUid: uid, container: c.name, probe: kind });
 
     const schedule = (ms: number) => {
       if (!w.stopped && !w.done) w.timer = setTimeout(() => void tick(), ms);
@@ -97,6 +99,7 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
       if (!target) return;
       const outcome = await runProbe(probe, { runtime: opts.runtime, containerId: w.containerId, container: c, podIP: target.podIP }, timeoutMs);
       if (w.stopped) return;
+      opts.onResult?.(target.pod, c.name, kind, outcome.success);
       const before = w.result;
       if (outcome.success) {
         w.failures = 0;

@@ -1,9 +1,11 @@
 // The agent's own port (Kubernetes' kubelet port, 10250): AgentService over gRPC and Connect on
-// HTTP/2 with TLS, plus GET /healthz. Only the apiserver may call it: the TLS handshake requires a
-// client certificate from `clientCa` (no certificate, or another CA: the handshake fails), and
-// every request must come from the apiserver's identity (subject CN system:apiserver); any other
-// certificate of that CA gets PERMISSION_DENIED (/healthz: 403). Users read logs through the
-// apiserver's PodService.Log, which authorizes them and dials this port.
+// HTTP/2 with TLS, plus GET /healthz. The TLS handshake requires a client certificate from
+// `clientCa` (no certificate, or another CA: the handshake fails). AgentService answers the
+// apiserver's identity only (subject CN system:apiserver); any other certificate of that CA gets
+// PERMISSION_DENIED. Users read logs through the apiserver's PodService.Log, which authorizes them
+// and dials this port. With `observability`, /metrics (RBAC through the apiserver) and /healthz,
+// /livez, /readyz (any certificate of the CA) are served here too; without it, /healthz answers
+// the apiserver only (403 for others).
 import type { ConnectRouter, Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -30,12 +32,16 @@ export interface AgentServer {
   close(): Promise<void>;
 }
 
+/** Answers /metrics and the health paths; false for other paths (internal/metrics/server.ts). */
+export type ObservabilityHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => boolean;
+
 export interface AgentServerOptions {
   host: string;
   port: number;
   service: ServiceImpl<typeof AgentService>;
   /** The agent's serving certificate and the CA the apiserver's client certificate comes from (PEM). */
   tls: AgentServingTls;
+  observability?: ObservabilityHandler;
 }
 
 const peerKey = createContextKey<string>("", { description: "the client certificate's subject CN" });
@@ -65,8 +71,9 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
     shutdownSignal: shutdown.signal,
   });
   const server = http2.createSecureServer(
-    { cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" },
+    { cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.clientCa, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2", allowHTTP1: true },
     (req, res) => {
+      if (opts.observability?.(req, res)) return;
       if (req.url === "/healthz") {
         const who = peerName(req.socket);
         res.writeHead(who === APISERVER_CLIENT_CN ? 200 : 403, { "content-type": "text/plain" });

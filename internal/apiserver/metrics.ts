@@ -2,6 +2,7 @@
 // per kind, and the latency of every storage call.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { addBuildInfo } from "../metrics/registry.ts";
 import type { Store } from "../storage/store.ts";
 import type { WatchBudget } from "./watch-budget.ts";
 
@@ -18,7 +19,9 @@ export interface ApiMetrics {
 
 export function createApiMetrics(): ApiMetrics {
   const registry = new Registry();
+  // Its own prefix (bench/lib/probe.ts reads it): `skiff up` runs the apiserver beside the others.
   collectDefaultMetrics({ register: registry, prefix: "skiff_apiserver_process_" });
+  addBuildInfo(registry, "apiserver");
   const requests = new Counter({
     name: "skiff_apiserver_requests_total",
     help: "API requests by service, method and result code.",

@@ -9,7 +9,9 @@
 // transport's read-ahead queue and HTTP/2's flow-control windows are held here, per call), and
 // the client's cancel cancels the agent call.
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { randomUUID } from "node:crypto";
 import net from "node:net";
+import type { Logger } from "pino";
 import { AgentService } from "../../gen/skiff/v1alpha1/agent_service_pb.js";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
@@ -32,13 +34,30 @@ export interface PodLogsOptions {
   kubeletClient?: KubeletClientTls;
   /** How long connecting to an agent (TCP + TLS) may take. Default 10 s. */
   connectTimeoutMs?: number;
+  /** Each request proxied to an agent is logged with its requestId and the pod's uid. */
+  log?: Logger;
 }
 
 export interface PodLogs {
   /** The PodService.Log handler (server streaming). */
-  log(req: PodServiceLogRequest, ctx: { signal: AbortSignal }): AsyncIterable<{ data: Uint8Array }>;
+  log(req: PodServiceLogRequest, ctx: LogCallContext): AsyncIterable<{ data: Uint8Array }>;
   /** Closes the connections to agents. */
   close(): void;
+}
+
+/** The call's context as the handler gets it: its signal, and its headers when known. */
+export interface LogCallContext {
+  signal: AbortSignal;
+  requestHeader?: Headers;
+}
+
+/** Carries a request's correlation id from the client (if it sent one) through the apiserver to the agent. */
+export const REQUEST_ID_HEADER = "x-request-id";
+
+/** The client's x-request-id when it is a sane token, else a new one. */
+function requestIdOf(ctx: LogCallContext): string {
+  const given = ctx.requestHeader?.get(REQUEST_ID_HEADER) ?? "";
+  return /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
 }
 
 /** Connections kept to distinct agent addresses; the oldest goes first beyond this. */
@@ -77,7 +96,7 @@ export function createPodLogs(opts: PodLogsOptions): PodLogs {
     agents.delete(url);
   }
 
-  async function* log(req: PodServiceLogRequest, ctx: { signal: AbortSignal }): AsyncIterable<{ data: Uint8Array }> {
+  async function* log(req: PodServiceLogRequest, ctx: LogCallContext): AsyncIterable<{ data: Uint8Array }> {
     const missing = [!req.namespace && "namespace", !req.name && "name"].filter(Boolean) as string[];
     if (missing.length) throw invalid("log request", missing.map((field) => ({ field, message: "required" })));
     const pod = (await opts.pods.get(req.namespace, req.name).catch((err) => {
@@ -107,8 +126,11 @@ export function createPodLogs(opts: PodLogsOptions): PodLogs {
     }
     const client = agentFor(url, opts.kubeletClient);
     const { name: _name, $typeName: _t, ...rest } = req;
+    // One id for the request on both sides: the agent logs it beside the pod's uid.
+    const requestId = requestIdOf(ctx);
+    opts.log?.info({ requestId, podUid: pod.metadata?.uid, pod: `${req.namespace}/${req.name}`, node: nodeName, container: req.container, follow: req.follow }, "pod log request sent to the agent");
     try {
-      for await (const chunk of client.logs({ ...rest, pod: req.name }, { signal: ctx.signal })) yield { data: chunk.data };
+      for await (const chunk of client.logs({ ...rest, pod: req.name }, { signal: ctx.signal, headers: { [REQUEST_ID_HEADER]: requestId } })) yield { data: chunk.data };
     } catch (err) {
       // The client went away (nobody hears this), or the apiserver is shutting down: the client
       // must not take that for the end of the log.

@@ -22,6 +22,7 @@ import type { Store } from "../storage/store.ts";
 import { withApiErrors } from "./errors.ts";
 import { createDirectGrpc } from "./grpc-direct.ts";
 import { createApiMetrics } from "./metrics.ts";
+import { createHealthChecks } from "../metrics/health.ts";
 import { bytesOf } from "./objects.ts";
 import { createNamespaceFinalizer } from "./namespaces.ts";
 import { createPodLogs } from "./pod-logs.ts";
@@ -208,7 +209,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     return { joinNode: refuse, renewNodeCertificates: refuse };
   }
 
-  const podLogs = createPodLogs({ pods: ops.get("Pod")!, nodes: ops.get("Node")!, kubeletClient: opts.kubeletClient });
+  const podLogs = createPodLogs({ pods: ops.get("Pod")!, nodes: ops.get("Node")!, kubeletClient: opts.kubeletClient, log });
   const shutdown = new AbortController();
   const readMaxBytes = MAX_REQUEST_BYTES;
   const onInternalError = (err: unknown) => log?.error({ err }, "request failed");
@@ -266,19 +267,22 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
 
   let ready = true;
+  // Kubernetes' health paths with ?verbose, as every component answers them (internal/metrics).
+  const health = createHealthChecks();
+  health.add("shutdown", () => ({ ok: ready, message: ready ? undefined : "shutting down" }), { readyOnly: true });
+  health.add("storage", async () => ((await store.ready().catch(() => false)) ? true : { ok: false, message: "storage unreachable" }), { readyOnly: true });
   async function handle(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) {
     const path = (req.url ?? "").split("?")[0];
     const reply = (code: number, body: string, type = "text/plain") => {
       (res as http.ServerResponse).writeHead(code, { "content-type": type });
       res.end(body);
     };
-    if (path === "/healthz" || path === "/livez") return reply(200, "ok\n");
     // Open to anyone, like k3s's: a joining machine fetches the CA without trusting it and checks
     // it against the hash in its join token before it sends any secret.
     if (path === "/cacerts") return reply(200, String(opts.nodeSigner?.ca.cert ?? opts.tls.clientCa), "application/x-pem-file");
-    if (path === "/readyz") {
-      const ok = ready && (await store.ready().catch(() => false));
-      return reply(ok ? 200 : 503, ok ? "ok\n" : "storage unreachable\n");
+    if (path === "/healthz" || path === "/livez" || path === "/readyz") {
+      const r = await health.report(path, /[?&]verbose(=|&|$)/.test(req.url ?? ""));
+      return reply(r.status, r.body);
     }
     if (path === "/metrics") {
       try {

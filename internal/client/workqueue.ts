@@ -42,6 +42,18 @@ export interface WorkQueueMetrics {
   workDurationMs?(queue: string, ms: number): void;
   /** addRateLimited was called (a retry). */
   retried?(queue: string): void;
+  /** A handler finished: returned nothing, threw, asked to requeue, or asked to check again later. */
+  handled?(queue: string, outcome: "success" | "error" | "requeue" | "requeue_after"): void;
+  /** Called once per queue: reads the handlers running now (total and longest time so far). */
+  track?(queue: string, inFlight: () => { totalMs: number; longestMs: number }): void;
+}
+
+// Queues made without `metrics` report here (client-go's global metrics provider): the process
+// sets it once, so no controller has to pass it along.
+let defaultMetrics: WorkQueueMetrics | undefined;
+/** Where queues created without their own `metrics` report from now on (undefined: nowhere). */
+export function setDefaultWorkQueueMetrics(m: WorkQueueMetrics | undefined): void {
+  defaultMetrics = m;
 }
 
 export interface WorkQueueOptions<K extends string = string> {
@@ -98,7 +110,7 @@ export function createWorkQueue<K extends string = string>(
 ): WorkQueue<K> {
   const name = opts.name ?? "workqueue";
   const now = opts.now ?? (() => performance.now());
-  const metrics = opts.metrics ?? {};
+  const metrics = opts.metrics ?? defaultMetrics ?? {};
   const limiter =
     opts.rateLimiter ??
     createDefaultControllerRateLimiter<K>({
@@ -111,7 +123,8 @@ export function createWorkQueue<K extends string = string>(
 
   // A Set keeps insertion order, so it is both the FIFO and the dedupe index.
   const waiting = new Set<K>();
-  const processing = new Set<K>();
+  // Keys being handled, with when their handler started (for the in-flight metrics).
+  const processing = new Map<K, number>();
   const dirty = new Set<K>();
   const delayed = new Map<K, Delayed>();
   const queuedAt = new Map<K, number>();
@@ -171,14 +184,14 @@ export function createWorkQueue<K extends string = string>(
     while (!shuttingDown && handler && processing.size < workers && waiting.size > 0) {
       const key = waiting.values().next().value as K;
       waiting.delete(key);
-      processing.add(key);
+      processing.set(key, now());
       void work(key, handler);
     }
     reportDepth();
   };
 
   const work = async (key: K, h: Handler<K>): Promise<void> => {
-    const start = now();
+    const start = processing.get(key) ?? now();
     const since = queuedAt.get(key);
     if (since !== undefined) {
       queuedAt.delete(key);
@@ -189,13 +202,17 @@ export function createWorkQueue<K extends string = string>(
       if (result && typeof result.requeueAfterMs === "number") {
         // A planned re-check is not a failure: start the backoff over.
         limiter.forget(key);
+        if (metrics.handled) safe(() => metrics.handled!(name, "requeue_after"));
         q.addAfter(key, result.requeueAfterMs);
       } else if (result && result.requeue) {
+        if (metrics.handled) safe(() => metrics.handled!(name, "requeue"));
         q.addRateLimited(key);
       } else {
         limiter.forget(key);
+        if (metrics.handled) safe(() => metrics.handled!(name, "success"));
       }
     } catch (err) {
+      if (metrics.handled) safe(() => metrics.handled!(name, "error"));
       if (opts.onError) safe(() => opts.onError!(key, err));
       q.addRateLimited(key);
     } finally {
@@ -227,6 +244,21 @@ export function createWorkQueue<K extends string = string>(
     q.add(key);
     settle();
   };
+
+  if (metrics.track) {
+    safe(() =>
+      metrics.track!(name, () => {
+        const t = now();
+        let totalMs = 0;
+        let longestMs = 0;
+        for (const since of processing.values()) {
+          totalMs += t - since;
+          if (t - since > longestMs) longestMs = t - since;
+        }
+        return { totalMs, longestMs };
+      }),
+    );
+  }
 
   const q: WorkQueue<K> = {
     add(key) {

@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import net from "node:net";
 import { readFileSync } from "node:fs";
 import { createAgent, type AgentOptions } from "../agent/agent.ts";
+import { agentObservability } from "./metrics-flags.ts";
 import type { AgentServingTls } from "../agent/server.ts";
 import type { NodeDnsOptions } from "../agent/dns.ts";
 import { parseUpstream } from "../dns/server.ts";
@@ -266,6 +267,7 @@ export const agentCommand = defineCommand({
       proxy: proxyMode === "nftables" ? { cleanup: args.cleanup, serviceCidr } : undefined,
       eviction,
       dns,
+      ...agentObservability(transport, log, { workQueues: true }),
     });
     const renewer = joined?.startRenewal((next) => agent.reloadServingTls(next));
     let stopping = false;

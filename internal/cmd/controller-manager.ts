@@ -9,6 +9,12 @@ import { createControllerManager, type ControllerManagerOptions } from "../contr
 import { createLogger } from "../log/log.ts";
 import { componentTransport, componentClientArgs } from "./client-flags.ts";
 import { guarded } from "./guard.ts";
+import { setDefaultWorkQueueMetrics } from "../client/workqueue.ts";
+import { addLeaderChecks } from "../metrics/component.ts";
+import { createHealthChecks } from "../metrics/health.ts";
+import { createComponentRegistry, leaderElectionStatus } from "../metrics/registry.ts";
+import { createWorkQueueMetrics } from "../metrics/workqueue.ts";
+import { metricsArgs, metricsListen, serveComponentMetrics } from "./metrics-flags.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -68,6 +74,7 @@ export const controllerManagerCommand = defineCommand({
     "node-cidr-mask-size": { type: "string", description: "Prefix length of each node's pod range", default: String(d.nodeCidrMaskSize) },
     "terminated-pod-gc-threshold": { type: "string", description: "Terminated pods kept before the oldest are deleted (0: never)", default: String(d.terminatedPodGcThreshold) },
     "event-ttl": { type: "string", description: "How long events are kept", default: secs(d.eventTtlMs) },
+    ...metricsArgs("127.0.0.1:10257"),
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
@@ -92,8 +99,15 @@ export const controllerManagerCommand = defineCommand({
       retryPeriodMs: parseDuration("leader-elect-retry-period", args["leader-elect-retry-period"]),
       config,
     };
-    const { transport, server } = await componentTransport(args);
+    metricsListen(args);
+    const { transport, server, ca } = await componentTransport(args);
+    const registry = createComponentRegistry("controller-manager");
+    setDefaultWorkQueueMetrics(createWorkQueueMetrics(registry));
     const manager = createControllerManager({ transport, log, options });
+    const health = createHealthChecks();
+    addLeaderChecks(health, { electing: options.leaderElect !== false, leading: manager.isLeading, synced: manager.isRunning });
+    if (options.leaderElect !== false) leaderElectionStatus(registry, options.leaseName ?? "skiff-controller-manager", manager.isLeading);
+    const metricsServer = await serveComponentMetrics(args, { component: "controller-manager", registry, health, transport, server, ca, log });
     log.info({ server, identity: manager.identity, controllers: manager.controllers, leaderElect: options.leaderElect }, "starting");
     let stopping = false;
     const stop = async (signal: string) => {
@@ -101,6 +115,7 @@ export const controllerManagerCommand = defineCommand({
       stopping = true;
       log.info({ signal }, "shutting down (releasing the lease)");
       await manager.stop();
+      await metricsServer?.close();
       process.exit(0);
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));

@@ -9,6 +9,13 @@ import { createScheduler } from "../scheduler/scheduler.ts";
 import { parseBool } from "./controller-manager.ts";
 import { componentTransport, componentClientArgs } from "./client-flags.ts";
 import { guarded } from "./guard.ts";
+import { setDefaultWorkQueueMetrics } from "../client/workqueue.ts";
+import { addLeaderChecks } from "../metrics/component.ts";
+import { createHealthChecks } from "../metrics/health.ts";
+import { createComponentRegistry, leaderElectionStatus } from "../metrics/registry.ts";
+import { createWorkQueueMetrics } from "../metrics/workqueue.ts";
+import { createSchedulerMetrics } from "../scheduler/metrics.ts";
+import { metricsArgs, metricsListen, serveComponentMetrics } from "./metrics-flags.ts";
 
 function positiveMs(flag: string, value: string): number {
   const n = Number(value);
@@ -33,11 +40,12 @@ export const schedulerCommand = defineCommand({
     },
     "backoff-initial": { type: "string", description: "First retry delay (ms) of a pod that did not fit", default: "1000" },
     "backoff-max": { type: "string", description: "Largest retry delay (ms)", default: "10000" },
+    ...metricsArgs("127.0.0.1:10259"),
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("scheduler", args["log-level"]);
-    const { transport } = await componentTransport(args);
+    const { transport, server, ca } = await componentTransport(args);
     const bindConcurrency = Number(args["bind-concurrency"]);
     if (!Number.isInteger(bindConcurrency) || bindConcurrency < 1) throw new Error(`--bind-concurrency must be a positive integer, got "${args["bind-concurrency"]}"`);
     const backoff = { initialMs: positiveMs("backoff-initial", args["backoff-initial"]), maxMs: positiveMs("backoff-max", args["backoff-max"]) };
@@ -45,17 +53,28 @@ export const schedulerCommand = defineCommand({
     if (!Number.isInteger(percentage) || percentage < 0 || percentage > 100) {
       throw new Error(`--percentage-of-nodes-to-score must be an integer from 0 to 100, got "${args["percentage-of-nodes-to-score"]}"`);
     }
+    metricsListen(args);
+    const electing = parseBool("leader-elect", args["leader-elect"]);
+    const registry = createComponentRegistry("scheduler");
+    const metrics = createSchedulerMetrics(registry, args["scheduler-name"]);
+    setDefaultWorkQueueMetrics(createWorkQueueMetrics(registry));
+    const state = { leading: !electing, synced: false };
+    const health = createHealthChecks();
+    addLeaderChecks(health, { electing, leading: () => state.leading, synced: () => state.synced });
+    if (electing) leaderElectionStatus(registry, args["lease-name"], () => state.leading);
+    const metricsServer = await serveComponentMetrics(args, { component: "scheduler", registry, health, transport, server, ca, log });
     const make = () =>
-      createScheduler({ transport, log, schedulerName: args["scheduler-name"], bindConcurrency, backoff, percentageOfNodesToScore: percentage });
+      createScheduler({ transport, log, schedulerName: args["scheduler-name"], bindConcurrency, backoff, percentageOfNodesToScore: percentage, metrics });
 
     const shutdown = new AbortController();
     let exitCode = 0;
     process.on("SIGTERM", () => shutdown.abort());
     process.on("SIGINT", () => shutdown.abort());
 
-    if (!parseBool("leader-elect", args["leader-elect"])) {
+    if (!electing) {
       const scheduler = make();
       await scheduler.start(shutdown.signal);
+      state.synced = true;
       await untilAborted(shutdown.signal);
       await scheduler.stop();
     } else {
@@ -68,7 +87,7 @@ export const schedulerCommand = defineCommand({
           identity,
           log,
           // A new scheduler per term: its informers start from a fresh list, nothing carries over.
-          onStartedLeading: (term) => lead(make(), term, log),
+          onStartedLeading: (term) => lead(make(), term, log, state),
           onStoppedLeading: () => log.info({ identity }, "stopped leading"),
         },
         shutdown.signal,
@@ -77,17 +96,22 @@ export const schedulerCommand = defineCommand({
         exitCode = 1;
       });
     }
+    await metricsServer?.close();
     log.info("scheduler stopped");
     process.exit(exitCode);
   }),
 });
 
-async function lead(scheduler: ReturnType<typeof createScheduler>, term: AbortSignal, log: Logger): Promise<void> {
+async function lead(scheduler: ReturnType<typeof createScheduler>, term: AbortSignal, log: Logger, state: { leading: boolean; synced: boolean }): Promise<void> {
   log.info("leading: scheduling pods");
+  state.leading = true;
   try {
     await scheduler.start(term);
+    state.synced = true;
     await untilAborted(term);
   } finally {
+    state.leading = false;
+    state.synced = false;
     await scheduler.stop();
   }
 }

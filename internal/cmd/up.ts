@@ -33,6 +33,8 @@ import { startEtcdProcess } from "./etcd-process.ts";
 import { guarded } from "./guard.ts";
 import { evictionArgs, evictionOptions } from "./eviction-flags.ts";
 import { serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
+import { agentObservability } from "./metrics-flags.ts";
+import { startUpMetrics } from "./up-metrics.ts";
 
 /** Secrets are encrypted from the first start: a config with a fresh key, readable by its owner only. */
 function defaultEncryptionConfig(stateDir: string, log: Logger): string {
@@ -55,7 +57,9 @@ export const upCommand = defineCommand({
     "node-name": { type: "string", description: "This node's name (default: the hostname, lowercased)" },
     "pod-cidr": { type: "string", description: "This node's pod network", default: "10.88.0.0/24" },
     ...containerLogArgs,
-    "agent-listen": { type: "string", description: "HOST:PORT of the agent's log service", default: "127.0.0.1:10250" },
+    "agent-listen": { type: "string", description: "HOST:PORT of the agent's log service (and its /metrics, /healthz)", default: "127.0.0.1:10250" },
+    "scheduler-metrics-listen": { type: "string", description: 'HOST:PORT of the scheduler\'s /metrics and health (TLS); "off" for none', default: "127.0.0.1:10259" },
+    "controller-manager-metrics-listen": { type: "string", description: 'HOST:PORT of the controller-manager\'s /metrics and health (TLS); "off" for none', default: "127.0.0.1:10257" },
     "service-cluster-ip-range": { type: "string", description: "IPv4 CIDR Service ClusterIPs are allocated from", default: "10.96.0.0/12" },
     "service-node-port-range": { type: "string", description: "Port range NodePorts are allocated from, FIRST-LAST", default: "30000-32767" },
     "cluster-domain": { type: "string", description: "The cluster's DNS domain", default: "cluster.local" },
@@ -128,9 +132,17 @@ export const upCommand = defineCommand({
     mkdirSync(imageDir, { recursive: true });
     await buildBusyboxImage(imageDir, { name: "skiff.local/busybox-httpd", tag: "v1" });
 
-    const scheduler = createScheduler({ transport: as(pki.scheduler), log: log.child({ component: "scheduler" }) });
-    void scheduler.start(running.signal);
+    const observe = await startUpMetrics({
+      pki,
+      server: server.url,
+      scheduler: { listen: args["scheduler-metrics-listen"], transport: as(pki.scheduler) },
+      controllerManager: { listen: args["controller-manager-metrics-listen"], transport: as(pki.controllerManager) },
+      log,
+    });
+    const scheduler = createScheduler({ transport: as(pki.scheduler), log: log.child({ component: "scheduler" }), metrics: observe.schedulerMetrics });
+    void scheduler.start(running.signal).then(() => observe.schedulerSynced());
     const controllers = createControllerManager({ transport: as(pki.controllerManager), log: log.child({ component: "controller-manager" }) });
+    observe.watchControllerManager(controllers);
     void controllers.start(running.signal);
     const nodeTransport = as(pki.nodes[nodeName]);
     const agent = createAgent({
@@ -154,6 +166,8 @@ export const upCommand = defineCommand({
       tls: { ...pki.nodeServing[nodeName], clientCa: pki.ca.cert },
       importImages: imageDir,
       dns,
+      // Work queues (the agent's too) report on the controller-manager's port: one process, one set.
+      ...agentObservability(nodeTransport, log.child({ component: "agent" }), { workQueues: false }),
     });
     await agent.start();
     const loggerReports = await startLoggerReports(rootDir, {
@@ -189,6 +203,7 @@ export const upCommand = defineCommand({
       await runtime.close();
       loggerReports.close();
       await containerd.stop();
+      await observe.close();
       await server.close();
       await store.close();
       await etcd.stop();

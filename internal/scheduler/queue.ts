@@ -26,6 +26,8 @@ export interface QueuedPod {
   priority: number;
   /** Failed attempts so far. */
   attempts: number;
+  /** When the pod was first queued (the queue's clock, ms): the start of its end-to-end latency. */
+  readonly queuedAt: number;
   state: EntryState;
   /** Whether the pod has required pod affinity (moved when other pods appear). */
   podAffinity: boolean;
@@ -165,6 +167,7 @@ export function createSchedulingQueue(opts: QueueOptions = {}): SchedulingQueue 
         key: `${pod.metadata?.namespace}/${pod.metadata?.name}`,
         priority: pod.spec?.priority ?? 0,
         attempts: 0,
+        queuedAt: now(),
         state: "gone",
         podAffinity: hasPodAffinity(pod),
         seq: seq++,

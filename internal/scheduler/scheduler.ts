@@ -18,6 +18,8 @@ import { createPacedRecorder } from "./events.ts";
 import { createPool } from "./pool.ts";
 import { createSchedulingQueue, type QueuedPod } from "./queue.ts";
 import { createConditionWriter } from "./status.ts";
+import { defaultFilters, defaultScorers } from "./core/plugins/index.ts";
+import type { SchedulerMetrics } from "./metrics.ts";
 
 export const DEFAULT_SCHEDULER_NAME = "default-scheduler";
 /** How long the loop decides before it lets other work run. */
@@ -52,6 +54,8 @@ export interface SchedulerOptions {
   rng?: () => number;
   /** kube-scheduler's percentageOfNodesToScore (schedule.ts): 0 = adaptive (default), 100 = every node. */
   percentageOfNodesToScore?: number;
+  /** Prometheus metrics (metrics.ts); none when absent. */
+  metrics?: SchedulerMetrics;
 }
 
 export interface SchedulerStats {
@@ -95,6 +99,9 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
   const binds = createPool(opts.bindConcurrency ?? 32);
   const conditions = createConditionWriter({ pods: createResourceClient<Pod>(opts.transport, "Pod"), getPod: (k) => pods.get(k), log });
   const counters = { attempts: 0, bound: 0, unschedulable: 0, bindConflicts: 0, bindErrors: 0 };
+  const metrics = opts.metrics;
+  metrics?.pendingFrom(() => queue.counts());
+  const sinceMs = (start: number) => (performance.now() - start) / 1000;
   const abort = new AbortController();
   const unsubscribe: (() => void)[] = [];
   let loop: Promise<void> | undefined;
@@ -154,16 +161,19 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
   }
 
   // ---- the loop ----
-  async function bind(pod: Pod, nodeName: string, entry: QueuedPod): Promise<void> {
+  async function bind(pod: Pod, nodeName: string, entry: QueuedPod, started: number): Promise<void> {
     const m = pod.metadata!;
     try {
       await podApi.bind({ namespace: m.namespace, name: m.name, nodeName, uid: m.uid }, { timeoutMs: 30_000 });
       cache.finishBinding(m.uid);
       queue.done(m.uid);
       counters.bound++;
+      metrics?.attempt("scheduled", sinceMs(started));
+      metrics?.scheduled(sinceMs(entry.queuedAt), entry.attempts + 1);
       recorder.event(pod, "Normal", "Scheduled", `Successfully assigned ${m.namespace}/${m.name} to ${nodeName}`);
     } catch (err) {
       if (cache.forget(m.uid)) queue.moveAll();
+      metrics?.attempt("error", sinceMs(started));
       const e = ConnectError.from(err);
       if (e.code === Code.FailedPrecondition || e.code === Code.NotFound || e.code === Code.Aborted) {
         // Bound by someone else, being deleted, gone, or replaced by a new pod of that name.
@@ -187,23 +197,27 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       return;
     }
     counters.attempts++;
+    const started = performance.now();
     const info = podInfoOf(pod);
     const snapshot = cache.snapshot();
+    const plugins = metrics?.plugins(opts.filters ?? defaultFilters, opts.scorers ?? defaultScorers);
     const result = schedule(info, snapshot, {
-      filters: opts.filters,
-      scorers: opts.scorers,
+      filters: plugins?.filters ?? opts.filters,
+      scorers: plugins?.scorers ?? opts.scorers,
       rng: opts.rng,
       percentageOfNodesToScore: opts.percentageOfNodesToScore,
       startIndex: nextStartIndex,
     });
+    plugins?.done();
     if (isScheduled(result)) {
       // The next pod starts where this one's search stopped, so every node gets looked at.
       nextStartIndex = (nextStartIndex + result.examined) % Math.max(1, snapshot.nodes.length);
       cache.assume(info, result.node);
-      await binds.run(() => bind(pod, result.node, entry));
+      await binds.run(() => bind(pod, result.node, entry, started));
       return;
     }
     counters.unschedulable++;
+    metrics?.attempt("unschedulable", sinceMs(started));
     log?.debug({ pod: entry.key, reason: result.message }, "pod does not fit");
     queue.failed(entry, "unschedulable");
     recorder.event(pod, "Warning", "FailedScheduling", result.message);
@@ -219,6 +233,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         await scheduleOne(entry);
       } catch (err) {
         log?.error({ pod: entry.key, err: String(err) }, "scheduling attempt failed");
+        metrics?.attempt("error", 0);
         queue.failed(entry, "error");
       }
       // A burst of ready pods runs as one chain of microtasks: after a time slice, let informer

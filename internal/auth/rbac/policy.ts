@@ -63,6 +63,9 @@ const leaderElection = (lease: string): PolicyRule[] => [
 
 const eventWriter = (): PolicyRule => rule(["create", "update", "patch"], [""], ["events"]);
 
+// Components ask the apiserver whether a caller may read their /metrics (internal/metrics/access.ts).
+const accessReviewer = (): PolicyRule => rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]);
+
 // internal/scheduler: pod and node informers, Bind, the PodScheduled condition (UpdateStatus),
 // Scheduled/FailedScheduling events, leader election.
 const schedulerRules = (): PolicyRule[] => [
@@ -70,6 +73,7 @@ const schedulerRules = (): PolicyRule[] => [
   rule(["create"], [""], ["pods/binding"]),
   rule(["update"], [""], ["pods/status"]),
   eventWriter(),
+  accessReviewer(),
   ...leaderElection(SCHEDULER_LEASE),
 ];
 
@@ -85,6 +89,7 @@ const controllerManagerRules = (): PolicyRule[] => [
   rule(["create"], ["apps"], ["replicasets"]),
   rule(["update"], ["apps"], ["replicasets/status", "deployments/status"]),
   eventWriter(),
+  accessReviewer(),
   ...leaderElection(CONTROLLER_MANAGER_LEASE),
 ];
 
@@ -95,6 +100,7 @@ const nodeRules = (): PolicyRule[] => [
   rule(READ, [""], ["nodes", "services", "endpoints"]),
   rule(["get"], [""], ["namespaces"]),
   eventWriter(),
+  accessReviewer(),
 ];
 
 // Joining (internal/join): a bootstrapper of role agent may ask for its first node certificates,
@@ -131,6 +137,9 @@ export const CONTROLLER_MANAGER_USER = "system:kube-controller-manager";
 export const NODES_GROUP = "system:nodes";
 export const AUTHENTICATED_GROUP = "system:authenticated";
 export const MASTERS_GROUP = "system:masters";
+/** Kubernetes' group for scrapers: `get` on every component's /metrics and health paths. */
+export const MONITORING_GROUP = "system:monitoring";
+const MONITORING_PATHS = ["/metrics", "/metrics/*", "/healthz", "/healthz/*", "/livez", "/livez/*", "/readyz", "/readyz/*"];
 
 export function defaultClusterRoles(): ClusterRole[] {
   return [
@@ -144,6 +153,7 @@ export function defaultClusterRoles(): ClusterRole[] {
     clusterRole("system:basic-user", basicUserRules()),
     clusterRole(NODE_BOOTSTRAPPER_ROLE, [rule(["create"], ["certificates.k8s.io"], ["certificatesigningrequests/nodeclient"])]),
     clusterRole(SELF_NODE_CLIENT_ROLE, [rule(["create"], ["certificates.k8s.io"], ["certificatesigningrequests/selfnodeclient"])]),
+    clusterRole("system:monitoring", [create(PolicyRuleSchema, { verbs: ["get"], nonResourceUrls: MONITORING_PATHS })]),
   ];
 }
 
@@ -156,5 +166,6 @@ export function defaultClusterRoleBindings(): ClusterRoleBinding[] {
     binding("system:basic-user", "system:basic-user", [{ kind: "Group", name: AUTHENTICATED_GROUP }]),
     binding(NODE_BOOTSTRAPPER_ROLE, NODE_BOOTSTRAPPER_ROLE, [{ kind: "Group", name: AGENT_BOOTSTRAPPERS_GROUP }]),
     binding(SELF_NODE_CLIENT_ROLE, SELF_NODE_CLIENT_ROLE, [{ kind: "Group", name: NODES_GROUP }]),
+    binding("system:monitoring", "system:monitoring", [{ kind: "Group", name: MONITORING_GROUP }]),
   ];
 }
