@@ -17,6 +17,7 @@ import {
 } from "./names.ts";
 import { compareQuantity, validateResourceList } from "./quantity.ts";
 import { validatePodSecurity } from "./security-context.ts";
+import { validatePersistentVolume, validatePersistentVolumeClaim, validateStorageClass } from "./storage-validation.ts";
 import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
 
 export type Violation = FieldViolation;
@@ -202,11 +203,9 @@ export const kindValidators: Record<string, (obj: any, old: any | undefined) => 
     ...validateDataSize([s.data], "data"),
     ...immutableDataViolations(s, old, ["data"]),
   ],
-  PersistentVolume: (pv) => [...validateMeta(pv.metadata, false), ...validateResourceList(pv.spec?.capacity ?? {}, "spec.capacity", { standardNames: ["storage"] })],
-  PersistentVolumeClaim: (pvc) => [
-    ...validateMeta(pvc.metadata, true),
-    ...validateResourceList(pvc.spec?.resources?.requests ?? {}, "spec.resources.requests", { standardNames: ["storage"] }),
-  ],
+  PersistentVolume: validatePersistentVolume,
+  PersistentVolumeClaim: validatePersistentVolumeClaim,
+  StorageClass: validateStorageClass,
   Lease: (l) => validateMeta(l.metadata, true),
   Event: (e) => validateMeta(e.metadata, true),
 };
