@@ -16,6 +16,9 @@ export const PV_PROTECTION_FINALIZER = "kubernetes.io/pv-protection";
 /** A local-path volume waits for its node's agent to remove its directory. */
 export const LOCAL_PATH_CLEANUP_FINALIZER = "skiff.io/local-path-cleanup";
 
+/** On a Node: the directory its agent makes local-path volumes in (<root-dir>/storage). */
+export const LOCAL_PATH_DIR_ANNOTATION = "skiff.io/local-path-dir";
+
 /** The built-in provisioner (a directory on the pod's node, like k3s's local-path). */
 export const LOCAL_PATH_PROVISIONER = "skiff.io/local-path";
 /** Classes of static volumes only (nobody provisions). */

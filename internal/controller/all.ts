@@ -9,6 +9,7 @@ import { createGarbageCollector } from "./gc/gc.ts";
 import { createPodGcController } from "./podgc/podgc.ts";
 import { createEventTtlController } from "./eventttl/eventttl.ts";
 import { createServiceAccountController } from "./serviceaccount/serviceaccount.ts";
+import { createVolumeController } from "./volume/controller.ts";
 
 export const controllers: Record<string, ControllerFactory> = {
   replicaset: replicaSetController,
@@ -19,4 +20,5 @@ export const controllers: Record<string, ControllerFactory> = {
   podgc: createPodGcController,
   eventttl: createEventTtlController,
   serviceaccount: createServiceAccountController,
+  persistentvolume: createVolumeController,
 };
