@@ -20,6 +20,8 @@ export interface ConfigContext {
   netnsPath: string;
   /** Host paths of the pod's volumes, by volume name. */
   volumes: Map<string, string>;
+  /** Volumes every container mounts read-only (a persistentVolumeClaim volume with readOnly). */
+  readOnlyVolumes?: ReadonlySet<string>;
   /** /etc/hosts, /etc/hostname, /etc/resolv.conf. */
   etcMounts: Mount[];
   /** The ConfigMaps and Secrets the pod's env refers to, by name (absent = not found). */
@@ -164,7 +166,7 @@ export function containerMounts(c: Container, ctx: ConfigContext): Mount[] {
     const host = ctx.volumes.get(vm.name);
     if (host === undefined) throw new ContainerConfigError(`container "${c.name}": volumeMount "${vm.name}" names no volume of the pod`);
     if (vm.subPath.split("/").includes("..")) throw new ContainerConfigError(`container "${c.name}": subPath "${vm.subPath}" must not contain ".."`);
-    mounts.push({ hostPath: vm.subPath ? `${host}/${vm.subPath}` : host, containerPath: vm.mountPath, readOnly: vm.readOnly });
+    mounts.push({ hostPath: vm.subPath ? `${host}/${vm.subPath}` : host, containerPath: vm.mountPath, readOnly: vm.readOnly || (ctx.readOnlyVolumes?.has(vm.name) ?? false) });
   }
   // The pod's /etc files, unless the container mounts something of its own there.
   for (const m of ctx.etcMounts) if (!mounts.some((x) => x.containerPath === m.containerPath)) mounts.push(m);

@@ -9,6 +9,7 @@ import { promisify } from "node:util";
 import { join } from "node:path";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Mount } from "../runtime/runtime.ts";
+import type { ClaimVolumes } from "./pvc-volume.ts";
 
 export function podDir(rootDir: string, uid: string): string {
   return join(rootDir, "pods", uid);
@@ -170,7 +171,7 @@ export class VolumeError extends Error {
  * Prepares every volume of the pod and returns the host path of each by name. emptyDir and
  * hostPath are supported; other sources fail with a VolumeError naming them.
  */
-export async function prepareVolumes(rootDir: string, pod: Pod): Promise<Map<string, string>> {
+export async function prepareVolumes(rootDir: string, pod: Pod, claims?: ClaimVolumes): Promise<Map<string, string>> {
   const paths = new Map<string, string>();
   for (const v of pod.spec?.volumes ?? []) {
     if (v.emptyDir) {
@@ -187,6 +188,8 @@ export async function prepareVolumes(rootDir: string, pod: Pod): Promise<Map<str
     } else if (v.hostPath) {
       if (v.hostPath.type === "DirectoryOrCreate") await mkdir(v.hostPath.path, { recursive: true });
       paths.set(v.name, v.hostPath.path);
+    } else if (v.persistentVolumeClaim && claims) {
+      paths.set(v.name, await claims.resolve(pod, v.name, v.persistentVolumeClaim));
     } else {
       const source = v.configMap ? "configMap" : v.secret ? "secret" : v.persistentVolumeClaim ? "persistentVolumeClaim" : "unknown";
       throw new VolumeError(`volume "${v.name}": ${source} volumes are not supported by this agent yet`);

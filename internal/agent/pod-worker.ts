@@ -22,6 +22,7 @@ import { envReferences, type ConfigContext } from "./container-config.ts";
 import { createFaultReporter } from "./faults.ts";
 import type { SecurityOptions } from "./security.ts";
 import type { PodNetwork } from "./network.ts";
+import type { ClaimVolumes } from "./pvc-volume.ts";
 import { prepareVolumes, volumeDir, writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
 import type { EnvPair } from "./service-env.ts";
 import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
@@ -58,6 +59,8 @@ export interface PodWorkerDeps {
   startRetry: BackoffPolicy;
   /** A ConfigMap's data or a Secret's data (decoded) in a namespace; undefined when absent. */
   configData?(kind: "ConfigMap" | "Secret", namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  /** persistentVolumeClaim volumes (pvc-volume.ts); absent: such pods fail with a clear error. */
+  claimVolumes?: ClaimVolumes;
   /** The ServiceAccount token, CA and namespace files of pods (serviceaccount-token.ts). */
   tokens?: TokenProjector;
   /** Events about the pods (lost containers, networks set up again). */
@@ -267,13 +270,14 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
     let ctx: ConfigContext | Error;
     try {
-      const volumes = await prepareVolumes(deps.rootDir, pod);
+      const volumes = await prepareVolumes(deps.rootDir, pod, deps.claimVolumes);
+      const readOnlyVolumes = new Set(spec.volumes.filter((v) => v.persistentVolumeClaim?.readOnly).map((v) => v.name));
       const etcMounts = await writeEtcFiles(deps.rootDir, pod, podIP, deps.resolvConfPath, deps.dns?.());
       const tokenMount = await deps.tokens?.ensure(pod);
       if (tokenMount) etcMounts.push(tokenMount);
       const { configMaps, secrets } = await envSources(pod);
       const serviceEnv = deps.serviceEnv?.(pod.metadata!.namespace, spec.enableServiceLinks !== false) ?? [];
-      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets, serviceEnv, security: deps.security };
+      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, readOnlyVolumes, etcMounts, configMaps, secrets, serviceEnv, security: deps.security };
     } catch (err) {
       ctx = err instanceof Error ? err : new Error(String(err));
     }

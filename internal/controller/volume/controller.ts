@@ -8,13 +8,13 @@ import { ObjectReferenceSchema } from "../../../gen/skiff/v1alpha1/endpoints_pb.
 import type { Node } from "../../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../../gen/skiff/v1alpha1/pod_pb.js";
 import type { PersistentVolume, PersistentVolumeClaim, StorageClass } from "../../../gen/skiff/v1alpha1/storage_pb.js";
-import { claimClass, claimRefKey, LOCAL_PATH_CLASS, LOCAL_PATH_PROVISIONER, PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER, SELECTED_NODE_ANNOTATION } from "../../api/storage.ts";
+import { claimClass, claimRefKey, isLocalPath, LOCAL_PATH_CLASS, LOCAL_PATH_PROVISIONER, PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER, SELECTED_NODE_ANNOTATION } from "../../api/storage.ts";
 import { findVolumeFor, isPreBoundTo } from "../../api/volume-match.ts";
 import { keyOf } from "../../client/informer.ts";
 import { createResourceClient } from "../../client/resource-client.ts";
 import { podClaimNames, volumeFitsNode } from "../../scheduler/core/plugins/volume-binding.ts";
 import { createController, type Controller, type ControllerContext, type Result } from "../controller.ts";
-import { isLocalPath, localPathClass, localPathVolume, provisionedName } from "./provision.ts";
+import { localPathClass, localPathVolume, provisionedName } from "./provision.ts";
 
 const CLAIM = "claim/";
 const VOLUME = "volume/";

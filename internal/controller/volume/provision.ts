@@ -57,6 +57,3 @@ export function localPathVolume(pvc: PersistentVolumeClaim, sc: StorageClass, no
     },
   });
 }
-
-/** Whether a volume was made by the local-path provisioner. */
-export const isLocalPath = (pv: PersistentVolume) => pv.metadata?.annotations[PROVISIONED_BY_ANNOTATION] === LOCAL_PATH_PROVISIONER;
