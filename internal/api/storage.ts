@@ -86,9 +86,3 @@ export function localPathDirName(pvName: string, namespace: string, claim: strin
 
 /** Whether a volume was made by the local-path provisioner. */
 export const isLocalPath = (pv: PersistentVolume) => pv.metadata?.annotations[PROVISIONED_BY_ANNOTATION] === LOCAL_PATH_PROVISIONER;
-
-/** Kubernetes' short forms of access modes, for the CLI: RWO, ROX, RWX, RWOP. */
-export function accessModesShort(modes: readonly string[]): string {
-  const short: Record<string, string> = { ReadWriteOnce: "RWO", ReadOnlyMany: "ROX", ReadWriteMany: "RWX", ReadWriteOncePod: "RWOP" };
-  return modes.map((m) => short[m] ?? m).join(",");
-}

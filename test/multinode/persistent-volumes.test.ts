@@ -58,7 +58,7 @@ async function phase(name: string, want: string, timeoutMs = 120_000) {
   } catch (err) {
     const pod = await c.pods.get("default", name).catch(() => undefined);
     const events = (await c.cp.client<Event>("Event").list("default")).items.filter((e) => e.involvedObject?.name === name || e.involvedObject?.kind === "PersistentVolumeClaim");
-    throw new Error(`${String(err)}\npod: ${JSON.stringify({ node: pod?.spec?.nodeName, status: pod?.status }, (_k, v) => (typeof v === "bigint" ? String(v) : v))}\nevents: ${events.map((e) => `${e.reason}: ${e.message}`).join("\n")}`);
+    throw new Error(`${String(err)}\npod: ${JSON.stringify({ node: pod?.spec?.nodeName, status: pod?.status }, (_k, v) => (typeof v === "bigint" ? String(v) : v))}\nevents: ${events.map((e) => `${e.reason}: ${e.message}`).join("\n")}`, { cause: err });
   }
 }
 const succeeded = (name: string) => phase(name, "Succeeded");
