@@ -143,6 +143,13 @@ describe("PersistentVolume controller", () => {
     expect((await boundClaim("wants-reserved")).spec!.volumeName).toBe("reserved");
     expect((await boundClaim("by-name")).spec!.volumeName).toBe("named");
     expect((await volumePhase("named", "Bound")).spec!.claimRef!.name).toBe("by-name");
+
+    // A claim naming a volume that does not serve it (another class) is not bound to it.
+    await pvs.create(volume("fast-one", "5Gi", { cls: "fast" }));
+    await pvcs.create(claim("wrong-class", "1Gi", { volumeName: "fast-one" }));
+    await waitFor("VolumeMismatch event", async () => (await cluster.client("Event").list("default")).items.some((e: any) => e.reason === "VolumeMismatch" && e.involvedObject.name === "wrong-class"));
+    expect((await pvcs.get("default", "wrong-class")).status!.phase).toBe("Pending");
+    expect((await pvs.get("", "fast-one")).spec!.claimRef).toBeUndefined();
   });
 
   it("a Delete volume it did not provision fails rather than losing data silently", async () => {

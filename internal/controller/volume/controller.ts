@@ -9,7 +9,7 @@ import type { Node } from "../../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../../gen/skiff/v1alpha1/pod_pb.js";
 import type { PersistentVolume, PersistentVolumeClaim, StorageClass } from "../../../gen/skiff/v1alpha1/storage_pb.js";
 import { claimClass, claimRefKey, isLocalPath, LOCAL_PATH_CLASS, LOCAL_PATH_PROVISIONER, PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER, SELECTED_NODE_ANNOTATION } from "../../api/storage.ts";
-import { findVolumeFor, isPreBoundTo } from "../../api/volume-match.ts";
+import { findVolumeFor, isPreBoundTo, mismatch } from "../../api/volume-match.ts";
 import { keyOf } from "../../client/informer.ts";
 import { createResourceClient } from "../../client/resource-client.ts";
 import { podClaimNames, volumeFitsNode } from "../../scheduler/core/plugins/volume-binding.ts";
@@ -61,7 +61,12 @@ export function createVolumeController(ctx: ControllerContext): Controller {
     const pv = volumes.get(volumeName);
     if (!pv) return setClaimPhase(pvc, pvc.status?.phase === "Bound" ? "Lost" : "Pending");
     const ref = pv.spec?.claimRef;
-    if (!ref?.name) return bind(pv, pvc); // named by the claim: finish the binding
+    if (!ref?.name) {
+      // Named by the claim: bind it if it serves the claim (Kubernetes' checkVolumeSatisfyClaim).
+      const why = mismatch(pv, pvc);
+      if (why) return event(pvc, "Warning", "VolumeMismatch", `volume "${volumeName}" ${why}`);
+      return bind(pv, pvc);
+    }
     if (!isPreBoundTo(pv, pvc)) return setClaimPhase(pvc, pvc.status?.phase === "Bound" ? "Lost" : "Pending");
     return setClaimBound(pvc, pv);
   }
