@@ -44,7 +44,7 @@ export function createVolumeController(ctx: ControllerContext): Controller {
   controller.watch(pods, (p) => podClaimNames(p.spec).map((n) => `${CLAIM}${p.metadata!.namespace}/${n}`));
   const unbound = () => claims.list().filter((c) => !c.spec?.volumeName).map((c) => CLAIM + keyOf(c));
   controller.watch(classes, unbound);
-  volumes.onAdd(() => unbound().forEach((k) => controller.enqueue(k)));
+  const offVolumeAdds = volumes.onAdd(() => unbound().forEach((k) => controller.enqueue(k)));
 
   async function reconcile(key: string): Promise<Result> {
     if (key.startsWith(CLAIM)) return syncClaim(key.slice(CLAIM.length));
@@ -241,6 +241,10 @@ export function createVolumeController(ctx: ControllerContext): Controller {
     run(workers) {
       controller.run(workers ?? 1);
       void ensureLocalPathClass();
+    },
+    async stop() {
+      offVolumeAdds();
+      await controller.stop();
     },
   };
 }
