@@ -7,11 +7,12 @@ import { apiserverCommand } from "../internal/cmd/apiserver.ts";
 import { controllerManagerCommand } from "../internal/cmd/controller-manager.ts";
 import { schedulerCommand } from "../internal/cmd/scheduler.ts";
 import { secretsEncryptCommand } from "../internal/cmd/secrets-encrypt.ts";
+import { tokenCommand } from "../internal/cmd/token.ts";
 import { upCommand } from "../internal/cmd/up.ts";
 
 const main = defineCommand({
   meta: { name: "skiff", description: "Skiff daemons: a Kubernetes-style orchestrator, gRPC-first" },
-  subCommands: { apiserver: apiserverCommand, agent: agentCommand, "controller-manager": controllerManagerCommand, scheduler: schedulerCommand, "secrets-encrypt": secretsEncryptCommand, up: upCommand },
+  subCommands: { apiserver: apiserverCommand, agent: agentCommand, "controller-manager": controllerManagerCommand, scheduler: schedulerCommand, "secrets-encrypt": secretsEncryptCommand, token: tokenCommand, up: upCommand },
 });
 
 void runMain(main);

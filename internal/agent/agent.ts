@@ -44,6 +44,7 @@ import { serviceEnvVars, servicesForPod } from "./service-env.ts";
 import type { AgentServingTls } from "./server.ts";
 import { startAgentServer, type AgentServer } from "./server.ts";
 import { createTokenProjector } from "./serviceaccount-token.ts";
+import { createVolumeManager } from "./volumes/index.ts";
 import { createStatusManager } from "./status.ts";
 import { removeOrphans } from "./teardown.ts";
 import { sleep } from "../util/sleep.ts";
@@ -67,6 +68,11 @@ export interface AgentOptions {
   podCidr?: string;
   /** Where the log service listens. Default 127.0.0.1:10250; port 0 picks a free one. */
   listen?: { host: string; port: number };
+  /**
+   * Annotations of the Node when the agent registers it anew: a joined agent records its identity
+   * (internal/join), so that a Node deleted and registered again stays claimed by this machine.
+   */
+  registrationAnnotations?: Record<string, string>;
   /** The log service's TLS: its certificate, and the CA of the apiserver's client certificate (the only caller it accepts). */
   tls: AgentServingTls;
   /** The node's InternalIP. Default: the listen host if it is one address, else the host's first IPv4. */
@@ -115,6 +121,11 @@ export interface AgentOptions {
   /** PEM of the cluster CA, given to pods as ca.crt beside their ServiceAccount token. */
   clusterCa?: string;
   /**
+   * Secret, projected and ServiceAccount token volumes and emptyDir `medium: Memory` on tmpfs
+   * (needs root). Default: true on nodes with a pod bridge (real ones), false on hollow nodes.
+   */
+  memoryVolumes?: boolean;
+  /**
    * Node pressure: conditions, eviction and image GC from the node's real figures (see
    * eviction/README.md). Absent: off (hollow nodes share the machine's figures).
    */
@@ -130,6 +141,8 @@ export interface Agent {
   stop(): Promise<void>;
   /** The log service's port (after start). */
   port(): number;
+  /** A renewed serving certificate: the log service's next connections get it (no restart). */
+  reloadServingTls(tls: AgentServingTls): void;
 }
 
 const WILDCARD = new Set(["0.0.0.0", "::", ""]);
@@ -148,6 +161,22 @@ export function createAgent(opts: AgentOptions): Agent {
   let server: AgentServer | undefined;
   let runtimeName = "containerd";
   let hostIP = "";
+  /** The node's capacity (= allocatable), known once started. */
+  let allocatable: Record<string, string> = {};
+  async function requestToken(pod: Pod, expirationSeconds: number, audiences?: string[]) {
+    const m = pod.metadata!;
+    const res = await serviceAccounts.createToken({
+      namespace: m.namespace,
+      name: pod.spec?.serviceAccountName || "default",
+      expirationSeconds: BigInt(expirationSeconds),
+      audiences,
+      boundObjectRef: { kind: "Pod", apiVersion: "v1", name: m.name, uid: m.uid },
+    });
+    return { token: res.token, expiresAt: timestampDate(res.expirationTimestamp!) };
+  }
+  // Secrets and tokens on tmpfs, unless told otherwise: by default on nodes with a pod bridge
+  // (real ones); hollow nodes keep them in plain directories.
+  const tmpfs = opts.memoryVolumes ?? network.hostGateway !== undefined;
 
   const informer = createInformer<Pod>(podsClient, {
     fieldSelector: `spec.nodeName=${nodeName}`,
@@ -188,11 +217,9 @@ export function createAgent(opts: AgentOptions): Agent {
     localPathDir,
     claims: createResourceClient<PersistentVolumeClaim>(opts.transport, "PersistentVolumeClaim"),
     volumes: volumesClient,
-    recorder: createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: nodeName, log }),
   });
   const localPath = createLocalPathAgent({ nodeName, dir: localPathDir, volumes: volumesClient, log });
   const podWorkers = createPodWorkers({
-    claimVolumes,
     nodeName,
     rootDir: opts.rootDir,
     runtime,
@@ -230,20 +257,32 @@ export function createAgent(opts: AgentOptions): Agent {
       }
     },
     credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: log.child({ component: "pull-secrets" }) }).credentials,
-    tokens: createTokenProjector({
+    tokens: createTokenProjector({ rootDir: opts.rootDir, clusterCa: opts.clusterCa, tmpfs, requestToken }),
+    volumes: createVolumeManager({
       rootDir: opts.rootDir,
-      clusterCa: opts.clusterCa,
-      async requestToken(pod, expirationSeconds) {
-        const m = pod.metadata!;
-        const res = await serviceAccounts.createToken({
-          namespace: m.namespace,
-          name: pod.spec?.serviceAccountName || "default",
-          expirationSeconds: BigInt(expirationSeconds),
-          boundObjectRef: { kind: "Pod", apiVersion: "v1", name: m.name, uid: m.uid },
-        });
-        return { token: res.token, expiresAt: timestampDate(res.expirationTimestamp!) };
+      claims: claimVolumes,
+      tmpfs,
+      requestToken,
+      nodeAllocatable: () => allocatable,
+      // Read at every pod sync (a Get each, which the node authorizer allows for objects the
+      // node's pods use): the files follow their objects within the resync period.
+      async readObject(kind, namespace, name) {
+        try {
+          if (kind === "ConfigMap") {
+            const cm = await configMapsClient.get(namespace, name);
+            const out: Record<string, Uint8Array> = {};
+            for (const [k, v] of Object.entries(cm.data)) out[k] = Buffer.from(v, "utf8");
+            for (const [k, v] of Object.entries(cm.binaryData)) out[k] = v;
+            return out;
+          }
+          return { ...(await secretsClient.get(namespace, name)).data };
+        } catch (err) {
+          if (err instanceof ConnectError && err.code === Code.NotFound) return undefined;
+          throw err;
+        }
       },
     }),
+    nodeAllocatable: () => allocatable,
     recorder: createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: nodeName, log }),
     firstStatusDelayMs: opts.firstStatusDelayMs ?? 500,
     insecureRegistries: opts.insecureRegistries,
@@ -368,12 +407,14 @@ export function createAgent(opts: AgentOptions): Agent {
         "agent starting",
       );
 
+      allocatable = { cpu: info.cpu, memory: info.memory, pods: "110", ...opts.capacity };
       const nodes = createNodeReporter({
         client: createResourceClient<Node>(opts.transport, "Node"),
         nodeName,
         runtime,
-        facts: { info, capacity: { cpu: info.cpu, memory: info.memory, pods: "110", ...opts.capacity }, daemonPort: server.port },
+        facts: { info, capacity: allocatable, daemonPort: server.port },
         podCidr: opts.podCidr,
+        registrationAnnotations: opts.registrationAnnotations,
         statusRefreshMs: opts.statusRefreshMs ?? 60_000,
         log,
         pressure: eviction?.pressure,
@@ -441,5 +482,9 @@ export function createAgent(opts: AgentOptions): Agent {
       await server?.close();
     },
     port: () => server?.port ?? 0,
+    reloadServingTls(tls) {
+      opts.tls = tls;
+      server?.setTls(tls);
+    },
   };
 }

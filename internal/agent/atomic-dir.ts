@@ -1,15 +1,34 @@
 // Kubernetes' atomic writer: a directory whose files all change at once, so that a reader inside a
-// container never sees half an update (a new token beside an old CA):
+// container never sees half an update (a new token beside an old CA, half a config file):
 //
 //   <dir>/..2026_01_01_00_00_00.123456789/{token,ca.crt,namespace}   this version's files
 //   <dir>/..data -> ..2026_01_01_00_00_00.123456789                    swapped by rename(2)
 //   <dir>/token -> ..data/token                                         stable names, made once
 //
+// A file path may have directories ("conf/app.yaml"): the stable name is its first element.
 // The directory is bind-mounted into containers; the symlinks resolve inside the mount.
-import { mkdir, readdir, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { chmod, chown, mkdir, readdir, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 
 const DATA = "..data";
+
+export interface AtomicFile {
+  /** Relative path inside the directory (no "..", not starting with "..", no leading "/"). */
+  path: string;
+  data: string | Uint8Array;
+  mode: number;
+}
+
+export interface AtomicWriteOptions {
+  /** Group owner of every file (the pod's fsGroup): the group may read them. */
+  fsGroup?: number;
+  /**
+   * Keep earlier versions: a container's subPath mount holds a file of the version it started
+   * with, and removing it would take the file away from under that mount.
+   */
+  keepOldVersions?: boolean;
+}
 
 function versionName(): string {
   const d = new Date();
@@ -18,26 +37,73 @@ function versionName(): string {
   return `..${stamp}.${p(d.getUTCMilliseconds(), 3)}${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** Replaces every file of `dir` with `files` in one step; files no longer listed disappear. */
-export async function writeAtomicDir(dir: string, files: Record<string, string>, mode = 0o644): Promise<void> {
-  for (const name of Object.keys(files)) {
-    if (name.startsWith("..") || name.includes("/") || name === "") throw new Error(`atomic dir: bad file name "${name}"`);
+/** A file path the writer accepts: relative, no "..", not hidden behind the writer's own names. */
+export function checkAtomicPath(path: string): void {
+  const parts = path.split("/");
+  if (path === "" || path.startsWith("/") || parts.includes("..") || parts.includes("") || path.startsWith("..")) {
+    throw new Error(`atomic dir: bad file path "${path}"`);
   }
+}
+
+// What each directory last got (a digest of files, modes and owner), so that a sync changing
+// nothing writes nothing: configMap and secret volumes are written again at every pod sync.
+const lastDigest = new Map<string, string>();
+
+function digestOf(files: AtomicFile[], opts: AtomicWriteOptions): string {
+  const h = createHash("sha256");
+  h.update(`${opts.fsGroup ?? ""}\0`);
+  for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    h.update(`${f.path}\0${f.mode}\0${Buffer.byteLength(f.data)}\0`);
+    h.update(f.data);
+  }
+  return h.digest("hex");
+}
+
+/** Replaces every file of `dir` with `files` in one step; files no longer listed disappear. Returns whether it wrote. */
+export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: AtomicWriteOptions = {}): Promise<boolean> {
+  for (const f of files) checkAtomicPath(f.path);
+  const digest = digestOf(files, opts);
+  if (lastDigest.get(dir) === digest) return false;
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const version = versionName();
-  await mkdir(join(dir, version), { mode: 0o755 });
-  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, version, name), text, { mode });
+  const vdir = join(dir, version);
+  await mkdir(vdir, { mode: 0o755 });
+  for (const f of files) {
+    const path = join(vdir, f.path);
+    await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    await writeFile(path, f.data, { mode: f.mode });
+    // writeFile's mode is masked by the umask; the file must have exactly the mode asked for.
+    await chmod(path, f.mode);
+    if (opts.fsGroup !== undefined) await chown(path, 0, opts.fsGroup);
+  }
   const tmp = join(dir, `${DATA}_tmp`);
   await rm(tmp, { force: true });
   await symlink(version, tmp);
   await rename(tmp, join(dir, DATA));
+  const top = new Set(files.map((f) => f.path.split("/")[0]));
   const entries = await readdir(dir);
-  for (const name of Object.keys(files)) {
+  for (const name of top) {
     if (!entries.includes(name)) await symlink(join(DATA, name), join(dir, name));
   }
   for (const e of entries) {
     // Old versions, and stable names of files that are gone.
-    if (e.startsWith("..") && e !== DATA && e !== version && e !== `${DATA}_tmp`) await rm(join(dir, e), { recursive: true, force: true });
-    else if (!e.startsWith("..") && !(e in files) && (await readlink(join(dir, e)).catch(() => "")).startsWith(DATA)) await rm(join(dir, e), { force: true });
+    if (e.startsWith("..") && e !== DATA && e !== version && e !== `${DATA}_tmp`) {
+      if (!opts.keepOldVersions) await rm(join(dir, e), { recursive: true, force: true });
+    } else if (!e.startsWith("..") && !top.has(e) && (await readlink(join(dir, e)).catch(() => "")).startsWith(DATA)) await rm(join(dir, e), { force: true });
   }
+  lastDigest.set(dir, digest);
+  return true;
+}
+
+/** Forgets what was written under `dir` (the pod is gone). */
+export function forgetAtomicDirs(under: string): void {
+  for (const dir of lastDigest.keys()) if (dir === under || dir.startsWith(`${under}/`)) lastDigest.delete(dir);
+}
+
+/** Replaces every file of `dir` with `files` (name → text), all with `mode`. */
+export async function writeAtomicDir(dir: string, files: Record<string, string>, mode = 0o644): Promise<void> {
+  for (const name of Object.keys(files)) {
+    if (name.startsWith("..") || name.includes("/") || name === "") throw new Error(`atomic dir: bad file name "${name}"`);
+  }
+  await writeAtomicFiles(dir, Object.entries(files).map(([path, data]) => ({ path, data, mode })));
 }

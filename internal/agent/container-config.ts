@@ -6,6 +6,9 @@ import { quantityToBytes, quantityToMilli } from "../api/quantity.ts";
 import type { ContainerConfig, ContainerResources, Mount } from "../runtime/runtime.ts";
 import { logPath, podHostname } from "./pod-files.ts";
 import { containerSecurity, type SecurityOptions } from "./security.ts";
+import { resourceFieldValue } from "./volumes/downward.ts";
+import type { VolumePath } from "./volumes/index.ts";
+import { pinSubPath, resolveSubPath } from "./volumes/subpath.ts";
 
 /** A container cannot be configured (Kubernetes' CreateContainerConfigError). */
 export class ContainerConfigError extends Error {
@@ -18,10 +21,12 @@ export interface ConfigContext {
   hostIP: string;
   podIP: string;
   netnsPath: string;
-  /** Host paths of the pod's volumes, by volume name. */
-  volumes: Map<string, string>;
-  /** Volumes every container mounts read-only (a persistentVolumeClaim volume with readOnly). */
-  readOnlyVolumes?: ReadonlySet<string>;
+  /** The pod's prepared volumes, by volume name (volumes/index.ts). */
+  volumes: Map<string, VolumePath>;
+  /** The node's allocatable resources: resourceFieldRef limits of containers that set none. */
+  nodeAllocatable?: Record<string, string>;
+  /** Where subPath mounts are pinned (volumes/subpath.ts pinSubPath); absent: mounted by path (hollow nodes). */
+  subPathDir?: string;
   /** /etc/hosts, /etc/hostname, /etc/resolv.conf. */
   etcMounts: Mount[];
   /** The ConfigMaps and Secrets the pod's env refers to, by name (absent = not found). */
@@ -125,8 +130,14 @@ function envValue(pod: Pod, c: Container, e: EnvVar, vars: Map<string, string>, 
   const ns = pod.metadata!.namespace;
   if (from.configMapKeyRef) return keyRef("configmap", ctx.configMaps, ns, from.configMapKeyRef);
   if (from.secretKeyRef) return keyRef("secret", ctx.secrets, ns, from.secretKeyRef);
-  const what = from.resourceFieldRef ? "resourceFieldRef" : "valueFrom";
-  throw new ContainerConfigError(`container "${c.name}" env ${e.name}: ${what} is not supported by this agent yet`);
+  if (from.resourceFieldRef) {
+    try {
+      return resourceFieldValue(pod, from.resourceFieldRef, ctx.nodeAllocatable ?? {}, c.name);
+    } catch (err) {
+      throw new ContainerConfigError(`container "${c.name}" env ${e.name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  throw new ContainerConfigError(`container "${c.name}" env ${e.name}: valueFrom names no source`);
 }
 
 export function containerEnv(pod: Pod, c: Container, ctx: ConfigContext): { name: string; value: string }[] {
@@ -160,13 +171,26 @@ export function containerEnv(pod: Pod, c: Container, ctx: ConfigContext): { name
   return out;
 }
 
-export function containerMounts(c: Container, ctx: ConfigContext): Mount[] {
+/**
+ * The container's mounts: its volumeMounts (a subPath, or a subPathExpr expanded from `env`,
+ * resolved inside the volume), then the pod's /etc files unless it mounts something there.
+ */
+export function containerMounts(c: Container, ctx: ConfigContext, env: Map<string, string> = new Map()): Mount[] {
   const mounts: Mount[] = [];
-  for (const vm of c.volumeMounts) {
-    const host = ctx.volumes.get(vm.name);
-    if (host === undefined) throw new ContainerConfigError(`container "${c.name}": volumeMount "${vm.name}" names no volume of the pod`);
-    if (vm.subPath.split("/").includes("..")) throw new ContainerConfigError(`container "${c.name}": subPath "${vm.subPath}" must not contain ".."`);
-    mounts.push({ hostPath: vm.subPath ? `${host}/${vm.subPath}` : host, containerPath: vm.mountPath, readOnly: vm.readOnly || (ctx.readOnlyVolumes?.has(vm.name) ?? false) });
+  for (const [i, vm] of c.volumeMounts.entries()) {
+    const vol = ctx.volumes.get(vm.name);
+    if (vol === undefined) throw new ContainerConfigError(`container "${c.name}": volumeMount "${vm.name}" names no volume of the pod`);
+    const sub = vm.subPathExpr ? expandVars(vm.subPathExpr, env) : vm.subPath;
+    let hostPath = vol.hostPath;
+    if (sub) {
+      try {
+        hostPath = resolveSubPath(vol.hostPath, sub);
+        if (ctx.subPathDir) hostPath = pinSubPath(vol.hostPath, hostPath, `${ctx.subPathDir}/${c.name}/${i}`);
+      } catch (err) {
+        throw new ContainerConfigError(`container "${c.name}": volumeMount "${vm.name}": ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    mounts.push({ hostPath, containerPath: vm.mountPath, readOnly: vm.readOnly || vol.readOnly });
   }
   // The pod's /etc files, unless the container mounts something of its own there.
   for (const m of ctx.etcMounts) if (!mounts.some((x) => x.containerPath === m.containerPath)) mounts.push(m);
@@ -188,7 +212,7 @@ export function buildContainerConfig(pod: Pod, c: Container, attempt: number, ct
     args: c.args.map((s) => expandVars(s, vars)),
     env,
     workingDir: c.workingDir,
-    mounts: containerMounts(c, ctx),
+    mounts: containerMounts(c, ctx, vars),
     resources: containerResources(c),
     netnsPath: ctx.netnsPath,
     hostname: podHostname(pod),

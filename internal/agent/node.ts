@@ -32,6 +32,8 @@ export interface NodeReporterOptions {
   runtime: ContainerRuntime;
   facts: NodeFacts;
   podCidr?: string;
+  /** Annotations the Node gets when this agent creates it (a joined node's identity record). */
+  registrationAnnotations?: Record<string, string>;
   statusRefreshMs: number;
   log: Logger;
   /** The eviction manager's view: MemoryPressure / DiskPressure with their messages. */
@@ -146,7 +148,7 @@ export function createNodeReporter(opts: NodeReporterOptions): NodeReporter {
       }
       if (!cur) {
         const fresh = create(NodeSchema, {
-          metadata: { name: nodeName, labels: wantedLabels(), annotations: { ...opts.annotations } },
+          metadata: { name: nodeName, labels: wantedLabels(), annotations: { ...opts.registrationAnnotations, ...opts.annotations } },
           spec: { podCidr: opts.podCidr ?? "", podCidrs: opts.podCidr ? [opts.podCidr] : [] },
         });
         try {

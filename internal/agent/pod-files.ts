@@ -1,6 +1,6 @@
 // What a pod owns on the node's disk, all under <rootDir>/pods/<uid>/:
 //   etc-hosts, etc-hostname, etc-resolv.conf   bind-mounted over /etc/hosts, /etc/hostname, /etc/resolv.conf
-//   volumes/<name>/                            emptyDir volumes
+//   volumes/<name>/                            the pod's volumes (volumes/README.md), tmpfs for secrets
 //   logs/<container>/<attempt>.log             each container instance's stdout+stderr
 // Removing the pod directory removes all of it.
 import * as fs from "node:fs";
@@ -9,15 +9,14 @@ import { promisify } from "node:util";
 import { join } from "node:path";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Mount } from "../runtime/runtime.ts";
-import type { ClaimVolumes } from "./pvc-volume.ts";
+import { forgetAtomicDirs } from "./atomic-dir.ts";
+import { unmountUnder } from "./volumes/tmpfs.ts";
 
 export function podDir(rootDir: string, uid: string): string {
   return join(rootDir, "pods", uid);
 }
 
-export function volumeDir(rootDir: string, uid: string, volume: string): string {
-  return join(podDir(rootDir, uid), "volumes", volume);
-}
+export { volumeDir } from "./volumes/index.ts";
 
 export function logPath(rootDir: string, uid: string, container: string, attempt: number): string {
   return join(podDir(rootDir, uid), "logs", container, `${attempt}.log`);
@@ -147,8 +146,6 @@ export async function writeEtcFiles(rootDir: string, pod: Pod, podIP: string, ho
 const mkdir = promisify(fs.mkdir);
 const readFile = promisify(fs.readFile);
 const writeFile = promisify(fs.writeFile);
-const chown = promisify(fs.chown);
-const chmod = promisify(fs.chmod);
 
 // What this process last wrote to each pod file, and the pod directories it made or found, so
 // that a sync changing nothing touches no disk (a node resyncs every pod every period).
@@ -163,44 +160,12 @@ async function writeIfChanged(path: string, text: string, fresh: boolean): Promi
   lastWritten.set(path, text);
 }
 
-export class VolumeError extends Error {
-  override name = "VolumeError";
-}
-
-/**
- * Prepares every volume of the pod and returns the host path of each by name. emptyDir and
- * hostPath are supported; other sources fail with a VolumeError naming them.
- */
-export async function prepareVolumes(rootDir: string, pod: Pod, claims?: ClaimVolumes): Promise<Map<string, string>> {
-  const paths = new Map<string, string>();
-  for (const v of pod.spec?.volumes ?? []) {
-    if (v.emptyDir) {
-      const dir = volumeDir(rootDir, pod.metadata!.uid, v.name);
-      const made = await mkdir(dir, { recursive: true, mode: 0o777 });
-      const fsGroup = pod.spec?.securityContext?.fsGroup;
-      // Once, when made: later syncs leave what the containers did to it alone.
-      if (fsGroup !== undefined && made !== undefined) {
-        // Kubernetes' fsGroup ownership: the group owns it, and setgid hands the group on to what is made inside.
-        await chown(dir, 0, Number(fsGroup));
-        await chmod(dir, 0o2777);
-      }
-      paths.set(v.name, dir);
-    } else if (v.hostPath) {
-      if (v.hostPath.type === "DirectoryOrCreate") await mkdir(v.hostPath.path, { recursive: true });
-      paths.set(v.name, v.hostPath.path);
-    } else if (v.persistentVolumeClaim && claims) {
-      paths.set(v.name, await claims.resolve(pod, v.name, v.persistentVolumeClaim));
-    } else {
-      const source = v.configMap ? "configMap" : v.secret ? "secret" : v.persistentVolumeClaim ? "persistentVolumeClaim" : "unknown";
-      throw new VolumeError(`volume "${v.name}": ${source} volumes are not supported by this agent yet`);
-    }
-  }
-  return paths;
-}
-
 export async function removePodDir(rootDir: string, uid: string): Promise<void> {
   const dir = podDir(rootDir, uid);
   knownDirs.delete(dir);
   for (const file of ETC_FILES) lastWritten.delete(join(dir, file));
+  forgetAtomicDirs(dir);
+  // tmpfs volumes (secrets, emptyDir Memory) first: rm cannot remove a mount point.
+  await unmountUnder(dir);
   await rm(dir, { recursive: true, force: true });
 }

@@ -4,6 +4,7 @@
 //
 //   gone or deleting ──► stop (grace) · remove · network down · rm dir · confirm Delete(grace 0)
 //   evicted          ──► kill the containers (no grace) · phase Failed, reason Evicted · as terminal
+//                        (node pressure, or an emptyDir over its sizeLimit, measured every sync)
 //   terminal phase   ──► release the network; nothing restarts
 //   otherwise        ──► network up (once) · /etc files · volumes
 //                        init containers in order, each to success ──► app containers
@@ -11,7 +12,6 @@
 //                        policy after CrashLoopBackOff · none? pull per policy, create, start
 //                   ──► probes follow the running containers ──► status (written if changed)
 import { Code, ConnectError } from "@connectrpc/connect";
-import { rm } from "node:fs/promises";
 import type { Result } from "../client/workqueue.ts";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { EventRecorder } from "../client/events.ts";
@@ -22,8 +22,8 @@ import { envReferences, type ConfigContext } from "./container-config.ts";
 import { createFaultReporter } from "./faults.ts";
 import type { SecurityOptions } from "./security.ts";
 import type { PodNetwork } from "./network.ts";
-import type { ClaimVolumes } from "./pvc-volume.ts";
-import { prepareVolumes, volumeDir, writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
+import { writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
+import { VolumeMountError, type VolumeManager } from "./volumes/index.ts";
 import type { EnvPair } from "./service-env.ts";
 import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
 import type { ProbeManager } from "./probes.ts";
@@ -59,8 +59,10 @@ export interface PodWorkerDeps {
   startRetry: BackoffPolicy;
   /** A ConfigMap's data or a Secret's data (decoded) in a namespace; undefined when absent. */
   configData?(kind: "ConfigMap" | "Secret", namespace: string, name: string): Promise<Record<string, string> | undefined>;
-  /** persistentVolumeClaim volumes (pvc-volume.ts); absent: such pods fail with a clear error. */
-  claimVolumes?: ClaimVolumes;
+  /** The pods' volumes (volumes/index.ts). */
+  volumes: VolumeManager;
+  /** The node's allocatable resources (downward API resourceFieldRef of containers without limits). */
+  nodeAllocatable?(): Record<string, string>;
   /** The ServiceAccount token, CA and namespace files of pods (serviceaccount-token.ts). */
   tokens?: TokenProjector;
   /** Events about the pods (lost containers, networks set up again). */
@@ -140,6 +142,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     states.delete(state.uid);
     deps.status.forget(state.uid);
     deps.tokens?.forget(state.uid);
+    deps.volumes.forget(state.uid);
     if (!confirm) return;
     try {
       await deps.pods.delete(m.namespace, m.name, { gracePeriodSeconds: 0n, uid: m.uid });
@@ -166,9 +169,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     }
     // What it wrote to its emptyDirs is most likely what filled the disk: give it back now, as the
     // kubelet tears down a terminated pod's volumes (logs stay until the pod is deleted).
-    for (const v of state.pod.spec?.volumes ?? []) {
-      if (v.emptyDir) await rm(volumeDir(deps.rootDir, state.uid, v.name), { recursive: true, force: true });
-    }
+    await deps.volumes.removeEmptyDirs(state.pod);
     const containers = await podContainers(state.uid);
     const stored = await deps.status.sync(state.pod, (base) => {
       const s = computePodStatus({ pod: base, state, containers, hostIP: deps.hostIP(), podIP: "", runtimeName: deps.runtimeName(), probes: deps.probes, now: new Date() });
@@ -195,6 +196,15 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     if (!apiPod || pod.metadata!.deletionTimestamp) {
       await terminate(state, apiPod !== undefined);
       return;
+    }
+    if (!state.eviction && !isTerminal(pod)) {
+      // emptyDir sizeLimit: measured at every sync, like the kubelet's local storage eviction.
+      const over = await deps.volumes.sizeLimitExceeded(pod);
+      if (over) {
+        state.eviction = over;
+        deps.recorder?.event(pod, "Warning", "Evicted", over);
+        log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, message: over }, "emptyDir over its sizeLimit: evicting the pod");
+      }
     }
     if (state.eviction && !isTerminal(pod)) return evictPod(state);
     if (isTerminal(pod)) {
@@ -270,14 +280,20 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
     let ctx: ConfigContext | Error;
     try {
-      const volumes = await prepareVolumes(deps.rootDir, pod, deps.claimVolumes);
-      const readOnlyVolumes = new Set(spec.volumes.filter((v) => v.persistentVolumeClaim?.readOnly).map((v) => v.name));
+      let volumes;
+      try {
+        volumes = await deps.volumes.prepare(pod);
+      } catch (err) {
+        // Tried again at the next sync: the container waits in ContainerCreating meanwhile.
+        if (err instanceof VolumeMountError) deps.recorder?.event(pod, "Warning", "FailedMount", err.message);
+        throw err;
+      }
       const etcMounts = await writeEtcFiles(deps.rootDir, pod, podIP, deps.resolvConfPath, deps.dns?.());
       const tokenMount = await deps.tokens?.ensure(pod);
       if (tokenMount) etcMounts.push(tokenMount);
       const { configMaps, secrets } = await envSources(pod);
       const serviceEnv = deps.serviceEnv?.(pod.metadata!.namespace, spec.enableServiceLinks !== false) ?? [];
-      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, readOnlyVolumes, etcMounts, configMaps, secrets, serviceEnv, security: deps.security };
+      ctx = { rootDir: deps.rootDir, nodeName: deps.nodeName, hostIP: deps.hostIP(), podIP, netnsPath, volumes, etcMounts, configMaps, secrets, serviceEnv, security: deps.security, nodeAllocatable: deps.nodeAllocatable?.(), subPathDir: deps.volumes.subPathDir(uid) };
     } catch (err) {
       ctx = err instanceof Error ? err : new Error(String(err));
     }
@@ -424,6 +440,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       return;
     }
 
+    if (ctx instanceof VolumeMountError) {
+      rec.waiting = { reason: "ContainerCreating", message: ctx.message };
+      return;
+    }
     try {
       if (ctx instanceof Error) throw new ContainerStartError("CreateContainerConfigError", ctx.message);
       const id = await startContainer(startDeps, pod, c, attempt, rec, ctx);

@@ -148,13 +148,27 @@ describe("running a pod", () => {
     expect(env.GONE).toBeUndefined();
   });
 
-  it("reports CreateContainerConfigError for what it cannot provide yet, naming it", async () => {
+  it("gives containers their resources through env resourceFieldRef (the node's allocatable where no limit is set)", async () => {
     h = await startHarness();
+    const configs = recordConfigs(h);
     await h.createPod("rf", {
-      containers: [{ name: "app", env: [{ name: "X", valueFrom: { resourceFieldRef: { resource: "limits.cpu" } } }] as any }],
+      containers: [
+        {
+          name: "app",
+          resources: { limits: { memory: "64Mi" }, requests: { cpu: "250m" } },
+          env: [
+            { name: "MEM_MI", valueFrom: { resourceFieldRef: { resource: "limits.memory", divisor: "1Mi" } } },
+            { name: "CPU_REQ_M", valueFrom: { resourceFieldRef: { resource: "requests.cpu", divisor: "1m" } } },
+            { name: "CPU_LIMIT", valueFrom: { resourceFieldRef: { resource: "limits.cpu" } } },
+          ],
+        },
+      ] as any,
     });
-    const p = await h.waitForPod("rf", "config error", (p) => cstatus(p)?.state?.waiting?.reason === "CreateContainerConfigError");
-    expect(cstatus(p)!.state!.waiting!.message).toContain("resourceFieldRef is not supported");
+    await h.waitForPod("rf", "Running", (p) => p.status?.phase === "Running");
+    const env = Object.fromEntries(configs.at(-1)!.env.map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ MEM_MI: "64", CPU_REQ_M: "250" });
+    // No cpu limit: the node's allocatable cpu, in whole cores rounded up.
+    expect(Number(env.CPU_LIMIT)).toBeGreaterThanOrEqual(1);
   });
 
   it("runs init containers in order to completion before the app containers", async () => {

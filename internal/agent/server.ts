@@ -25,6 +25,8 @@ export interface AgentServingTls {
 export interface AgentServer {
   host: string;
   port: number;
+  /** New serving material (a renewed certificate) for connections from now on. */
+  setTls(tls: AgentServingTls): void;
   close(): Promise<void>;
 }
 
@@ -92,6 +94,9 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentS
   return {
     host: opts.host,
     port,
+    setTls(tls) {
+      server.setSecureContext({ cert: tls.cert, key: tls.key, ca: tls.clientCa, minVersion: "TLSv1.2" });
+    },
     async close() {
       shutdown.abort();
       await new Promise<void>((resolve) => {

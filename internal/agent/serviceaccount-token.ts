@@ -7,7 +7,7 @@
 //   ca.crt     the cluster CA this agent trusts (absent when the agent was given none)
 //   namespace  the pod's namespace
 //
-// Written with the atomic writer (atomic-dir.ts) under <pod dir>/volumes/kube-api-access.
+// Written with the atomic writer (atomic-dir.ts) under <pod dir>/volumes/kube-api-access, a tmpfs.
 import { decodeJwt } from "jose";
 import { readFile } from "node:fs/promises";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
@@ -15,6 +15,7 @@ import type { Mount } from "../runtime/runtime.ts";
 import { writeAtomicDir } from "./atomic-dir.ts";
 import { podDir } from "./pod-files.ts";
 import { join } from "node:path";
+import { ensureTmpfs, SECRET_TMPFS_BYTES } from "./volumes/tmpfs.ts";
 
 export const SERVICE_ACCOUNT_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount";
 export const TOKEN_EXPIRATION_SECONDS = 3600;
@@ -28,10 +29,12 @@ export interface IssuedToken {
 
 export interface TokenProjectorOptions {
   rootDir: string;
-  /** CreateToken for the pod's account, bound to the pod. */
-  requestToken(pod: Pod, expirationSeconds: number): Promise<IssuedToken>;
+  /** CreateToken for the pod's account, bound to the pod (audiences: the apiserver's when absent). */
+  requestToken(pod: Pod, expirationSeconds: number, audiences?: string[]): Promise<IssuedToken>;
   /** PEM of the cluster CA; absent: no ca.crt. */
   clusterCa?: string;
+  /** The files on a tmpfs (a real node); false: a plain directory (hollow nodes, unit tests). */
+  tmpfs?: boolean;
   now?: () => number;
 }
 
@@ -75,6 +78,8 @@ export function createTokenProjector(opts: TokenProjectorOptions): TokenProjecto
       const { token, expiresAt } = await opts.requestToken(pod, TOKEN_EXPIRATION_SECONDS);
       const files: Record<string, string> = { token, namespace: pod.metadata!.namespace };
       if (opts.clusterCa) files["ca.crt"] = opts.clusterCa;
+      // A credential: in memory, never on the node's disk.
+      if (opts.tmpfs) await ensureTmpfs(dir, { sizeBytes: SECRET_TMPFS_BYTES });
       await writeAtomicDir(dir, files);
       refreshAt.set(uid, issuedAt + (expiresAt.getTime() - issuedAt) * REFRESH_AT);
       return mount;

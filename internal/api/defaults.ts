@@ -84,6 +84,15 @@ export const kindDefaults: Record<string, (obj: any) => void> = {
     if (!s) return;
     if (s.type === "") s.type = s.externalName ? "ExternalName" : "ClusterIP";
     if (s.sessionAffinity === "") s.sessionAffinity = "None";
+    // Kubernetes' address family fields, for a cluster that is IPv4 single-stack; an ExternalName
+    // Service has no cluster IP, so none (also when it had them as another type).
+    if (s.type === "ExternalName") {
+      s.ipFamilies = [];
+      s.ipFamilyPolicy = "";
+    } else {
+      if (s.ipFamilies.length === 0) s.ipFamilies = ["IPv4"];
+      if (s.ipFamilyPolicy === "") s.ipFamilyPolicy = "SingleStack";
+    }
     for (const p of s.ports) {
       if (p.protocol === "") p.protocol = "TCP";
       if (p.targetPort === "") p.targetPort = String(p.port);

@@ -16,9 +16,12 @@ import {
   type FieldViolation,
 } from "./names.ts";
 import { compareQuantity, validateResourceList } from "./quantity.ts";
+import { podUpdateViolations } from "./pod-update.ts";
 import { validatePodSecurity } from "./security-context.ts";
+import { validateSubPath, validateVolume } from "./volume-validation.ts";
 import { validatePersistentVolume, validatePersistentVolumeClaim, validateStorageClass } from "./storage-validation.ts";
 import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
+import { tokenSecretViolations } from "../join/token.ts";
 
 export type Violation = FieldViolation;
 
@@ -81,6 +84,7 @@ function validateContainer(c: Container, path: string, volumes: Set<string>): Vi
   c.volumeMounts.forEach((m, i) => {
     if (!volumes.has(m.name)) out.push({ field: `${path}.volumeMounts[${i}].name`, message: `volume "${m.name}" is not in spec.volumes` });
     if (m.mountPath === "") out.push({ field: `${path}.volumeMounts[${i}].mountPath`, message: "required" });
+    out.push(...validateSubPath(m, `${path}.volumeMounts[${i}]`));
   });
   return out;
 }
@@ -89,12 +93,12 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): Violat
   if (!spec) return [{ field: path, message: "required" }];
   const out: Violation[] = [];
   const volumes = new Set<string>();
+  const containerNames = new Set([...spec.initContainers, ...spec.containers].map((c) => c.name));
   spec.volumes.forEach((v, i) => {
     if (v.name !== "") out.push(...at(`${path}.volumes[${i}].name`, validateDNS1123Label(v.name)));
     if (volumes.has(v.name)) out.push({ field: `${path}.volumes[${i}].name`, message: `duplicate volume "${v.name}"` });
     volumes.add(v.name);
-    const sources = [v.emptyDir, v.hostPath, v.configMap, v.secret, v.persistentVolumeClaim].filter(Boolean).length;
-    if (sources !== 1) out.push({ field: `${path}.volumes[${i}]`, message: "exactly one volume source must be set (emptyDir, hostPath, configMap, secret, persistentVolumeClaim)" });
+    out.push(...validateVolume(v, `${path}.volumes[${i}]`, containerNames));
   });
   const names = new Set<string>();
   const check = (list: Container[], field: string) =>
@@ -202,6 +206,7 @@ export const kindValidators: Record<string, (obj: any, old: any | undefined) => 
     ...validateDataKeys(Object.keys(s.data), "data"),
     ...validateDataSize([s.data], "data"),
     ...immutableDataViolations(s, old, ["data"]),
+    ...tokenSecretViolations(s),
   ],
   PersistentVolume: validatePersistentVolume,
   PersistentVolumeClaim: validatePersistentVolumeClaim,
@@ -244,23 +249,6 @@ function validateDataKeys(keys: string[], path: string): Violation[] {
   return keys
     .filter((k) => !dataKey.test(k) || k.length > 253)
     .map((k) => ({ field: `${path}[${k}]`, message: "a key must consist of alphanumeric characters, '-', '_' or '.' (at most 253)" }));
-}
-
-/** Kubernetes lets a running pod change only its images, its active deadline and add tolerations. */
-function podUpdateViolations(spec: PodSpec, old: PodSpec): Violation[] {
-  const strip = (s: PodSpec) =>
-    JSON.stringify(
-      { ...s, containers: s.containers.map((c) => ({ ...c, image: "" })), initContainers: s.initContainers.map((c) => ({ ...c, image: "" })), activeDeadlineSeconds: undefined, tolerations: undefined },
-      // Keys sorted: fields set by defaulting or admission in another order are the same spec.
-      (_k, v) => (typeof v === "bigint" ? v.toString() : v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v),
-    );
-  const out: Violation[] = [];
-  if (old.nodeName !== "" && spec.nodeName !== old.nodeName) {
-    out.push({ field: "spec.nodeName", message: "field is immutable once the pod is bound" });
-  } else if (strip({ ...spec, nodeName: old.nodeName }) !== strip(old)) {
-    out.push({ field: "spec", message: "pod updates may not change fields other than spec.containers[*].image, spec.initContainers[*].image, spec.activeDeadlineSeconds and spec.tolerations" });
-  }
-  return out;
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -321,6 +309,28 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, old: ServiceS
     if (p.nodePort !== 0 && !nodePorts && !leftOver) out.push({ field: `${path}.nodePort`, message: `may not be set for type ${type}` });
   });
   out.push(...at("spec.selector", validateLabels(spec.selector)));
+  out.push(...serviceProxyViolations(spec));
+  return out;
+}
+
+/**
+ * What the service proxy does not do (yet) is refused, never stored and ignored; what Skiff does
+ * (one IPv4 cluster IP) may be said the way Kubernetes says it.
+ */
+function serviceProxyViolations(spec: ServiceSpec): Violation[] {
+  const out: Violation[] = [];
+  const notYet = (field: string, value: string, instead: string) =>
+    out.push({ field, message: `"${value}" is not supported yet: the service proxy does not implement it (use ${instead})` });
+  if (spec.sessionAffinity === "ClientIP") notYet("spec.sessionAffinity", "ClientIP", '"None"');
+  if (spec.externalTrafficPolicy === "Local") notYet("spec.externalTrafficPolicy", "Local", '"Cluster"');
+  if (spec.internalTrafficPolicy === "Local") notYet("spec.internalTrafficPolicy", "Local", '"Cluster"');
+  spec.ipFamilies.forEach((f, i) => {
+    if (f !== "IPv4") out.push({ field: `spec.ipFamilies[${i}]`, message: `"${f}" is not supported: this cluster is IPv4 single-stack (use IPv4)` });
+  });
+  if (spec.ipFamilies.length > 1) out.push({ field: "spec.ipFamilies", message: "at most one family: this cluster is IPv4 single-stack" });
+  if (spec.ipFamilyPolicy !== "" && spec.ipFamilyPolicy !== "SingleStack") {
+    out.push({ field: "spec.ipFamilyPolicy", message: `"${spec.ipFamilyPolicy}" is not supported: this cluster is IPv4 single-stack (use SingleStack)` });
+  }
   return out;
 }
 

@@ -43,6 +43,12 @@ import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem, type Servi
 import { advertisedAddress } from "./advertise.ts";
 import { reconcileKubernetesService } from "./kubernetes-service.ts";
 import { createServiceAccounts } from "./serviceaccounts.ts";
+import { NodeIdentityService } from "../../gen/skiff/v1alpha1/node_identity_service_pb.js";
+import type { Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
+import { createBootstrapTokenAuthenticator } from "../join/authenticator.ts";
+import { createNodeIdentityService, nodeIdentityTargets } from "../join/node-identity.ts";
+import type { CertKeyPair } from "../pki/certs.ts";
+import { keyFor } from "./objects.ts";
 
 /** The apiserver's TLS material (PEM). There is no plaintext mode. */
 export interface ServerTls {
@@ -97,6 +103,11 @@ export interface ApiServerOptions {
   encryptionProviderConfig?: string;
   /** The client certificate PodService.Log dials node agents with (CN system:apiserver), and the CA of their serving certificates. */
   kubeletClient?: KubeletClientTls;
+  /**
+   * The cluster CA with its key: signs node certificates for agents that join with a token
+   * (NodeIdentityService). Absent: joining answers FAILED_PRECONDITION.
+   */
+  nodeSigner?: { ca: CertKeyPair; certificateTtlMs?: number };
 }
 
 export interface ApiServer {
@@ -178,14 +189,24 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   await finalizer.resume();
   // Authorization answers from the watch caches; the default policy exists before anyone asks.
   const authorization = createClusterAuthorization(caches);
+  const secretKind = kinds.find((k) => k.kind === "Secret")!;
+  const bootstrapTokens = createBootstrapTokenAuthenticator((ns, name) => caches.get("Secret")!.get(keyFor(secretKind, ns, name)) as Secret | undefined);
   await policyVisible(await bootstrapPolicy(ops, log), caches, log);
   const pipeline = createRequestPipeline({
-    authenticator: createAuthenticator({ tokens: [...(opts.tokenAuthenticators ?? []), serviceAccounts.authenticator] }),
+    authenticator: createAuthenticator({ tokens: [...(opts.tokenAuthenticators ?? []), serviceAccounts.authenticator, bootstrapTokens] }),
     authorizer: opts.authorizer ?? authorization.authorizer,
     // A replaced authorizer (unit tests) has no policy changes to follow.
     revoker: opts.authorizer ? undefined : authorization.revoker,
     log,
   });
+
+  function nodeIdentityHandlers(): Record<string, unknown> {
+    if (opts.nodeSigner) return createNodeIdentityService({ ca: opts.nodeSigner.ca, nodes: ops.get("Node")!, certificateTtlMs: opts.nodeSigner.certificateTtlMs });
+    const refuse = () => {
+      throw new ConnectError("this apiserver signs no node certificates: start it with the cluster CA's key (--pki-dir, or --cluster-signing-cert-file and --cluster-signing-key-file)", Code.FailedPrecondition);
+    };
+    return { joinNode: refuse, renewNodeCertificates: refuse };
+  }
 
   const podLogs = createPodLogs({ pods: ops.get("Pod")!, nodes: ops.get("Node")!, kubeletClient: opts.kubeletClient });
   const shutdown = new AbortController();
@@ -225,6 +246,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       const review = pipeline.guardService(AuthorizationService, withApiErrors(createAuthorizationService(authorization.authorizer), onInternalError), reviewTargets);
       router.service(AuthorizationService, review as any);
       direct.register(AuthorizationService, review);
+      const nodeIdentity = pipeline.guardService(NodeIdentityService, withApiErrors(nodeIdentityHandlers(), onInternalError), nodeIdentityTargets);
+      router.service(NodeIdentityService, nodeIdentity as any);
+      direct.register(NodeIdentityService, nodeIdentity);
       // After every service is registered: it rewrites the handlers the router holds.
       rewriteConnectErrors(router);
     },
@@ -249,6 +273,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       res.end(body);
     };
     if (path === "/healthz" || path === "/livez") return reply(200, "ok\n");
+    // Open to anyone, like k3s's: a joining machine fetches the CA without trusting it and checks
+    // it against the hash in its join token before it sends any secret.
+    if (path === "/cacerts") return reply(200, String(opts.nodeSigner?.ca.cert ?? opts.tls.clientCa), "application/x-pem-file");
     if (path === "/readyz") {
       const ok = ready && (await store.ready().catch(() => false));
       return reply(ok ? 200 : 503, ok ? "ok\n" : "storage unreachable\n");

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { PodSchema, PodStatusSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { ServiceSchema, ServiceSpecSchema } from "../../gen/skiff/v1alpha1/service_pb.js";
 import { NodeSpecSchema, NodeSystemInfoSchema } from "../../gen/skiff/v1alpha1/node_pb.js";
-import { kubeFieldName, ManifestFieldError, toKubeJson, toProtoJson, UnsupportedFieldError } from "./kube-json.ts";
+import { kubeFieldName, ManifestFieldError, ManifestFieldErrors, toKubeJson, toProtoJson, UnknownFieldError, UnsupportedFieldError } from "./kube-json.ts";
 
 const name = (schema: { fields: { name: string }[] }, proto: string) =>
   kubeFieldName((schema as any).fields.find((f: { name: string }) => f.name === proto));
@@ -47,7 +47,7 @@ describe("toProtoJson", () => {
   it("names an unsupported field by its full path", () => {
     const run = () => toProtoJson(PodSchema, { spec: { containers: [{ name: "a", image: "b", terminationMessagePath: "/x" }] } });
     expect(run).toThrow(UnsupportedFieldError);
-    expect(run).toThrow("unsupported field spec.containers[0].terminationMessagePath");
+    expect(run).toThrow("unsupported field spec.containers[0].terminationMessagePath (Skiff does not support it yet)");
   });
 
   it("treats null as unset and checks value types", () => {
@@ -96,5 +96,71 @@ describe("toKubeJson", () => {
       metadata: { name: "s", generation: 3 },
       spec: { clusterIP: "10.0.0.1", clusterIPs: ["10.0.0.1"], ports: [{ port: 80, targetPort: 8080 }, { port: 81, targetPort: "http" }] },
     });
+  });
+});
+
+describe("toProtoJson reports every problem at once", () => {
+  const container = (extra: Record<string, unknown>) => ({ spec: { containers: [{ name: "a", image: "b", ...extra }] } });
+  const problems = (value: unknown): string[] => {
+    try {
+      toProtoJson(PodSchema, value);
+    } catch (err) {
+      if (err instanceof ManifestFieldErrors) return err.errors.map((e) => e.message);
+      return [(err as Error).message];
+    }
+    return [];
+  };
+
+  it("tells a Kubernetes field Skiff lacks from a typo, with the nearest name", () => {
+    expect(problems(container({ securityContext: { readOnlyRootFilesytem: true } }))).toEqual([
+      "unknown field spec.containers[0].securityContext.readOnlyRootFilesytem (did you mean readOnlyRootFilesystem?)",
+    ]);
+    expect(problems(container({ lifecycle: { preStop: { exec: { command: ["sleep", "5"] } } } }))).toEqual([
+      "unsupported field spec.containers[0].lifecycle (Skiff does not support it yet)",
+    ]);
+    expect(problems({ spec: { priorityClassNam: "high" } })).toEqual(["unknown field spec.priorityClassNam (did you mean priorityClassName?)"]);
+    expect(problems({ spec: { frobnicate: 1 } })).toEqual(["unknown field spec.frobnicate"]);
+    expect(() => toProtoJson(PodSchema, container({ stdinOnce: true }))).toThrow(UnsupportedFieldError);
+    expect(() => toProtoJson(PodSchema, container({ stdinonce: true }))).toThrow(UnknownFieldError);
+  });
+
+  it("lists every unsupported field, unknown field and bad value of an object in one error", () => {
+    const pod = {
+      spec: {
+        shareProcessNamespace: true,
+        priorityClassName: "high",
+        hostNetwork: "yes",
+        containers: [
+          { name: "a", image: "b", terminationMessagePolicy: "FallbackToLogsOnError", livenessProbe: { grpc: { port: 9000 } }, ports: [{ containerPort: "80" }] },
+          { name: "c", image: "d", lifecycle: {}, resources: { requests: { cpu: "lots" } }, imagePullPolicyy: "Always" },
+        ],
+      },
+    };
+    let err: unknown;
+    try {
+      toProtoJson(PodSchema, pod);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ManifestFieldErrors);
+    expect((err as Error).message).toMatch(/^9 problems: /);
+    expect((err as ManifestFieldErrors).errors.map((e) => e.message)).toEqual([
+      "unsupported field spec.shareProcessNamespace (Skiff does not support it yet)",
+      "unsupported field spec.priorityClassName (Skiff does not support it yet)",
+      "spec.hostNetwork: must be true or false, got string \"yes\"",
+      "unsupported field spec.containers[0].terminationMessagePolicy (Skiff does not support it yet)",
+      "unsupported field spec.containers[0].livenessProbe.grpc (Skiff does not support it yet)",
+      "spec.containers[0].ports[0].containerPort: must be a 32-bit integer, got string \"80\"",
+      "unsupported field spec.containers[1].lifecycle (Skiff does not support it yet)",
+      expect.stringMatching(/^spec\.containers\[1\]\.resources\.requests\.cpu: invalid quantity "lots"/),
+      "unknown field spec.containers[1].imagePullPolicyy (did you mean imagePullPolicy?)",
+    ]);
+  });
+});
+
+describe("a document of garbage", () => {
+  it("counts every problem and spells out the first 50", () => {
+    const junk = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`junk${i}`, i]));
+    expect(() => toProtoJson(PodSchema, { spec: junk })).toThrow(/^60 problems: unknown field spec\.junk0; .*unknown field spec\.junk49; and 10 more$/);
   });
 });

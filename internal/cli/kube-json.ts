@@ -7,10 +7,13 @@
 // and any field may be null.
 //
 // Reading (toProtoJson) is strict: a field our proto does not have is an error naming its path,
-// never silently dropped. Writing (toKubeJson) renames to Kubernetes' spelling and prints int64
+// never silently dropped — "unsupported" when Kubernetes has it (kube-unsupported.ts), "unknown"
+// with the nearest name when Kubernetes does not either — and every problem of an object is
+// reported at once. Writing (toKubeJson) renames to Kubernetes' spelling and prints int64
 // values as numbers, as Kubernetes does.
 import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { parseQuantity } from "../api/quantity.ts";
+import { nearestName, unsupportedEntry } from "./kube-unsupported.ts";
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -24,15 +27,39 @@ export class ManifestFieldError extends Error {
   }
 }
 
+/** A field Kubernetes has and Skiff does not (yet). */
 export class UnsupportedFieldError extends ManifestFieldError {
   override name = "UnsupportedFieldError";
   constructor(path: string) {
-    super("", `unsupported field ${path}`);
+    super("", `unsupported field ${path} (Skiff does not support it yet)`);
+  }
+}
+
+/** A field Kubernetes does not have either: most likely a typo. */
+export class UnknownFieldError extends ManifestFieldError {
+  override name = "UnknownFieldError";
+  constructor(path: string, suggestion?: string) {
+    super("", `unknown field ${path}${suggestion ? ` (did you mean ${suggestion}?)` : ""}`);
+  }
+}
+
+// At most this many problems are spelt out for one object (a document of garbage stays readable).
+const MAX_REPORTED = 50;
+
+/** Every problem of one object, reported together ("3 problems: a; b; c"). */
+export class ManifestFieldErrors extends Error {
+  override name = "ManifestFieldErrors";
+  readonly errors: ManifestFieldError[];
+  constructor(errors: ManifestFieldError[]) {
+    const shown = errors.slice(0, MAX_REPORTED).map((e) => e.message);
+    if (errors.length > MAX_REPORTED) shown.push(`and ${errors.length - MAX_REPORTED} more`);
+    super(errors.length === 1 ? errors[0].message : `${errors.length} problems: ${shown.join("; ")}`);
+    this.errors = errors;
   }
 }
 
 // Non-leading name parts that Kubernetes writes as capitalised initialisms.
-const INITIALISMS: Record<string, string> = { ip: "IP", ips: "IPs", id: "ID", cidr: "CIDR", cidrs: "CIDRs", pid: "PID", ipc: "IPC", urls: "URLs" };
+const INITIALISMS: Record<string, string> = { ip: "IP", ips: "IPs", id: "ID", cidr: "CIDR", cidrs: "CIDRs", pid: "PID", ipc: "IPC", urls: "URLs", api: "API" };
 
 /** The Kubernetes JSON name of a field: proto `pod_ip` -> `podIP`, `api_version` -> `apiVersion`. */
 export function kubeFieldName(field: DescField): string {
@@ -96,9 +123,49 @@ const join = (path: string, key: string) => (path === "" ? key : `${path}.${key}
 
 /**
  * Converts one Kubernetes JSON object (apiVersion and kind already removed) into the proto3 JSON
- * of `desc`, ready for fromJson. Throws ManifestFieldError / UnsupportedFieldError naming the path.
+ * of `desc`, ready for fromJson. Every problem is found before anything is thrown: one
+ * ManifestFieldError (UnsupportedFieldError, UnknownFieldError) naming its path, or
+ * ManifestFieldErrors listing them all.
  */
 export function toProtoJson(desc: DescMessage, value: unknown, path = ""): Json {
+  const problems: ManifestFieldError[] = [];
+  const out = collect(problems, () => messageToProto(desc, value, path, problems));
+  if (problems.length === 1) throw problems[0];
+  if (problems.length > 0) throw new ManifestFieldErrors(problems);
+  return out ?? {};
+}
+
+/** Runs one conversion; a ManifestFieldError becomes a recorded problem (undefined returned). */
+function collect<T>(problems: ManifestFieldError[], convert: () => T): T | undefined {
+  try {
+    return convert();
+  } catch (err) {
+    if (!(err instanceof ManifestFieldError)) throw err;
+    problems.push(err);
+    return undefined;
+  }
+}
+
+/** The names a misspelt field of `desc` may have meant: ours and Kubernetes' (Skiff lacks them). */
+function knownNames(desc: DescMessage): string[] {
+  return [...desc.fields.map(kubeFieldName), ...(unsupportedEntry(desc.typeName)?.fields ?? [])];
+}
+
+function unknownKeyError(desc: DescMessage, key: string, path: string): ManifestFieldError {
+  if (unsupportedEntry(desc.typeName)?.fields?.includes(key)) return new UnsupportedFieldError(path);
+  return new UnknownFieldError(path, nearestName(key, knownNames(desc)));
+}
+
+/** A value Kubernetes allows that Skiff refuses (the table's `values`). */
+function refusedValue(desc: DescMessage, field: DescField, v: unknown, path: string): ManifestFieldError | undefined {
+  const refused = unsupportedEntry(desc.typeName)?.values?.[kubeFieldName(field)];
+  if (!refused) return undefined;
+  const items = Array.isArray(v) ? v : [v];
+  const bad = items.find((item) => typeof item === "string" && refused.includes(item));
+  return bad === undefined ? undefined : new ManifestFieldError(path, `unsupported value ${JSON.stringify(bad)} (Skiff does not support it yet)`);
+}
+
+function messageToProto(desc: DescMessage, value: unknown, path: string, problems: ManifestFieldError[]): Json {
   if (desc.typeName === "google.protobuf.Timestamp") {
     if (typeof value !== "string") throw new ManifestFieldError(path, `must be an RFC 3339 time string, got ${describe(value)}`);
     if (Number.isNaN(Date.parse(value))) throw new ManifestFieldError(path, `invalid time ${JSON.stringify(value)}`);
@@ -110,14 +177,20 @@ export function toProtoJson(desc: DescMessage, value: unknown, path = ""): Json 
   for (const [key, v] of Object.entries(value)) {
     const fieldPath = join(path, key);
     const field = idx.get(key);
-    if (!field) throw new UnsupportedFieldError(fieldPath);
+    if (!field) {
+      problems.push(unknownKeyError(desc, key, fieldPath));
+      continue;
+    }
     if (v === null || v === undefined) continue; // null means unset, as in Kubernetes
-    out[field.jsonName] = fieldToProto(desc, field, v, fieldPath);
+    const refused = refusedValue(desc, field, v, fieldPath);
+    if (refused) problems.push(refused);
+    const converted = collect(problems, () => fieldToProto(desc, field, v, fieldPath, problems));
+    if (converted !== undefined) out[field.jsonName] = converted;
   }
   return out;
 }
 
-function fieldToProto(desc: DescMessage, field: DescField, v: unknown, path: string): Json {
+function fieldToProto(desc: DescMessage, field: DescField, v: unknown, path: string, problems: ManifestFieldError[]): Json {
   const id = `${desc.typeName}.${field.name}`;
   switch (field.fieldKind) {
     case "scalar":
@@ -125,16 +198,19 @@ function fieldToProto(desc: DescMessage, field: DescField, v: unknown, path: str
     case "enum":
       return enumToProto(field.enum.values, v, path);
     case "message":
-      return toProtoJson(field.message, v, path);
+      return messageToProto(field.message, v, path, problems);
     case "list": {
       if (!Array.isArray(v)) throw new ManifestFieldError(path, `must be a list, got ${describe(v)}`);
-      return v.map((item, i) => {
+      const items = v.map((item, i) => {
         const p = `${path}[${i}]`;
-        if (item === null) throw new ManifestFieldError(p, "must not be null");
-        if (field.listKind === "message") return toProtoJson(field.message, item, p);
-        if (field.listKind === "enum") return enumToProto(field.enum.values, item, p);
-        return scalarToProto(field.scalar, item, p, id);
+        return collect(problems, () => {
+          if (item === null) throw new ManifestFieldError(p, "must not be null");
+          if (field.listKind === "message") return messageToProto(field.message, item, p, problems);
+          if (field.listKind === "enum") return enumToProto(field.enum.values, item, p);
+          return scalarToProto(field.scalar, item, p, id);
+        });
       });
+      return items.filter((item): item is Json => item !== undefined);
     }
     case "map": {
       if (!isPlainObject(v)) throw new ManifestFieldError(path, `must be an object, got ${describe(v)}`);
@@ -142,9 +218,12 @@ function fieldToProto(desc: DescMessage, field: DescField, v: unknown, path: str
       for (const [k, item] of Object.entries(v)) {
         const p = `${path}.${k}`;
         if (item === null || item === undefined) continue;
-        if (field.mapKind === "message") out[k] = toProtoJson(field.message, item, p);
-        else if (field.mapKind === "enum") out[k] = enumToProto(field.enum.values, item, p);
-        else out[k] = scalarToProto(field.scalar, item, p, id);
+        const converted = collect(problems, () => {
+          if (field.mapKind === "message") return messageToProto(field.message, item, p, problems);
+          if (field.mapKind === "enum") return enumToProto(field.enum.values, item, p);
+          return scalarToProto(field.scalar, item, p, id);
+        });
+        if (converted !== undefined) out[k] = converted;
       }
       return out;
     }

@@ -77,7 +77,7 @@ describe("skiffctl without an apiserver", () => {
     const r = await run(["apply", "-f", file], DOWN);
     expect(r.err).toBe(`Error: ${file}: document 1 (Pod p): spec.containers[0].resources.limits.cpu: invalid quantity "1x": unknown suffix "x" (use one of m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei or an exponent such as e3)\n`);
     const stdin = await run(["apply", "-f", "-"], DOWN, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  bogus: 1\n");
-    expect(stdin.err).toBe("Error: <stdin>: document 1 (Pod p): unsupported field metadata.bogus\n");
+    expect(stdin.err).toBe("Error: <stdin>: document 1 (Pod p): unknown field metadata.bogus\n");
   });
 
   it("keeps its config in $SKIFF_CONFIG", async () => {

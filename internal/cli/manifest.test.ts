@@ -121,7 +121,12 @@ spec:
     tolerationSeconds: 300
 `;
 
-const decode = (text: string, source = "m.yaml") => decodeDocuments(parseManifestText(text, source));
+/** The decoded objects; any failure thrown, one line each. */
+function decode(text: string, source = "m.yaml") {
+  const { objects, failures } = decodeDocuments(parseManifestText(text, source));
+  if (failures.length > 0) throw new Error(failures.join("\n"));
+  return objects;
+}
 
 describe("decoding Kubernetes manifests", () => {
   it("decodes a Deployment with int-or-string, quantities, probes and YAML 1.1 octal modes", () => {
@@ -158,6 +163,55 @@ describe("decoding Kubernetes manifests", () => {
     expect(pod.spec.tolerations[0].tolerationSeconds).toBe(300n);
   });
 
+  it("decodes downwardAPI and projected volumes and subPathExpr as the Kubernetes docs write them", () => {
+    const pod = decode(`
+apiVersion: v1
+kind: Pod
+metadata:
+  name: kubernetes-downwardapi-volume-example
+  labels:
+    zone: us-est-coast
+spec:
+  containers:
+  - name: client-container
+    image: registry.k8s.io/busybox:1.27.2
+    command: ["sh", "-c", "sleep 3600"]
+    env:
+    - name: POD_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    volumeMounts:
+    - name: podinfo
+      mountPath: /etc/podinfo
+    - name: all-in-one
+      mountPath: /projected-volume
+      subPathExpr: $(POD_NAME)
+  volumes:
+  - name: podinfo
+    downwardAPI:
+      items:
+      - path: "labels"
+        fieldRef:
+          fieldPath: metadata.labels
+  - name: all-in-one
+    projected:
+      sources:
+      - downwardAPI:
+          items:
+          - path: "labels"
+            fieldRef:
+              fieldPath: metadata.labels
+      - serviceAccountToken:
+          audience: vault
+          expirationSeconds: 3600
+          path: token
+`)[0].object as any;
+    expect(pod.spec.volumes[0].downwardApi.items[0].fieldRef.fieldPath).toBe("metadata.labels");
+    expect(pod.spec.volumes[1].projected.sources[1].serviceAccountToken.audience).toBe("vault");
+    expect(pod.spec.containers[0].volumeMounts[1].subPathExpr).toBe("$(POD_NAME)");
+  });
+
   it("decodes a Secret's base64 data and a Lease", () => {
     const [secret, lease] = decode(`apiVersion: v1
 kind: Secret
@@ -180,7 +234,7 @@ spec: {holderIdentity: me, leaseDurationSeconds: 15}
     const list = parseManifestText(JSON.stringify({ apiVersion: "v1", kind: "List", items: [{ apiVersion: "v1", kind: "Namespace", metadata: { name: "x" } }, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "y" } }] }), "l.json");
     expect(list.map((d) => [d.index, d.item])).toEqual([[1, 1], [1, 2]]);
     expect(() => decodeDocument({ ...list[1], value: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "y" }, bogus: 1 } })).toThrow(
-      "l.json: document 1, item 2 (ConfigMap y): unsupported field bogus",
+      "l.json: document 1, item 2 (ConfigMap y): unknown field bogus",
     );
   });
 
@@ -194,7 +248,7 @@ describe("manifest errors", () => {
   it("names an unsupported field with file, document, kind and name", () => {
     const text = `${CONFIGMAP}---\n${DEPLOYMENT.replace("      containers:", "      shareProcessNamespace: true\n      containers:")}`;
     expect(() => decode(text, "deploy.yaml")).toThrow(
-      "deploy.yaml: document 2 (Deployment nginx-deployment): unsupported field spec.template.spec.shareProcessNamespace",
+      "deploy.yaml: document 2 (Deployment nginx-deployment): unsupported field spec.template.spec.shareProcessNamespace (Skiff does not support it yet)",
     );
   });
 
@@ -207,8 +261,42 @@ describe("manifest errors", () => {
       msg = (e as Error).message;
     }
     expect(msg.split("\n")).toEqual([
-      "m.yaml: document 1 (Service my-service): unsupported field spec.ports[0].bogus",
+      "m.yaml: document 1 (Service my-service): unknown field spec.ports[0].bogus",
       expect.stringMatching(/^m\.yaml: document 2 \(Deployment nginx-deployment\): spec\.template\.spec\.containers\[0\]\.resources\.requests\.memory: invalid quantity "64MB!"/),
+    ]);
+  });
+
+  it("decodes each document on its own: the good ones come back with every failure beside them", () => {
+    const text = `${CONFIGMAP}---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n---\n${SERVICE.replace("port: 80", "port: 80\n      bogus: 1")}---\n${POD}`;
+    const { objects, failures } = decodeDocuments(parseManifestText(text, "mixed.yaml"));
+    expect(objects.map((o) => o.where)).toEqual(["mixed.yaml: document 1 (ConfigMap game-demo)", "mixed.yaml: document 4 (Pod busybox)"]);
+    expect(failures).toEqual([
+      expect.stringMatching(/^mixed\.yaml: document 2 \(Job j\): unknown kind "Job"/),
+      "mixed.yaml: document 3 (Service my-service): unknown field spec.ports[0].bogus",
+    ]);
+  });
+
+  it("lists a Deployment's seven unsupported fields and a typo in one error", () => {
+    const deployment = DEPLOYMENT.replace(
+      "      containers:",
+      "      shareProcessNamespace: true\n      priorityClassName: high\n      topologySpreadConstraints: []\n      containers:",
+    ).replace(
+      "      - image: nginx:1.14.2",
+      "      - image: nginx:1.14.2\n        terminationMessagePolicy: FallbackToLogsOnError\n        lifecycle: {preStop: {exec: {command: [sleep, '5']}}}\n        stdinOnce: true\n        volumeDevices: []\n        securityContext: {readOnlyRootFilesytem: true}",
+    );
+    const { failures } = decodeDocuments(parseManifestText(deployment, "d.yaml"));
+    expect(failures).toHaveLength(1);
+    const [where, rest] = failures[0].split(": 8 problems: ");
+    expect(where).toBe("d.yaml: document 1 (Deployment nginx-deployment)");
+    expect(rest.split("; ")).toEqual([
+      "unsupported field spec.template.spec.shareProcessNamespace (Skiff does not support it yet)",
+      "unsupported field spec.template.spec.priorityClassName (Skiff does not support it yet)",
+      "unsupported field spec.template.spec.topologySpreadConstraints (Skiff does not support it yet)",
+      "unsupported field spec.template.spec.containers[0].terminationMessagePolicy (Skiff does not support it yet)",
+      "unsupported field spec.template.spec.containers[0].lifecycle (Skiff does not support it yet)",
+      "unsupported field spec.template.spec.containers[0].stdinOnce (Skiff does not support it yet)",
+      "unsupported field spec.template.spec.containers[0].volumeDevices (Skiff does not support it yet)",
+      "unknown field spec.template.spec.containers[0].securityContext.readOnlyRootFilesytem (did you mean readOnlyRootFilesystem?)",
     ]);
   });
 

@@ -1,6 +1,6 @@
 // Decodes Kubernetes manifests into our API objects. A manifest for one of our kinds with the
 // Kubernetes apiVersion ("v1", "apps/v1", "coordination.k8s.io/v1") applies unchanged where our
-// proto has the fields; anything else is an error naming the field and the document.
+// proto has the fields; anything else is an error naming the document and every field at fault.
 import { fromJson } from "@bufbuild/protobuf";
 import { kindByName, kinds, type ApiObject, type Kind } from "../api/registry.ts";
 import { toProtoJson } from "./kube-json.ts";
@@ -82,22 +82,28 @@ export function decodeDocument(doc: RawDocument): ManifestObject {
   return { kind, object, where };
 }
 
+export interface DecodedDocuments {
+  objects: ManifestObject[];
+  /** One message per document that cannot be applied, starting with where it is. */
+  failures: string[];
+}
+
 /**
- * Decodes every document; if any fails, throws one ManifestError listing every failure (one per
- * line), so nothing is applied from a partly broken set of files.
+ * Decodes every document on its own, as kubectl does: a document of an unknown kind or with
+ * unsupported fields is a failure of its own, and the others still apply.
  */
-export function decodeDocuments(docs: RawDocument[]): ManifestObject[] {
-  const out: ManifestObject[] = [];
-  const errors: string[] = [];
+export function decodeDocuments(docs: RawDocument[]): DecodedDocuments {
+  const objects: ManifestObject[] = [];
+  const failures: string[] = [];
   for (const d of docs) {
     try {
-      out.push(decodeDocument(d));
+      objects.push(decodeDocument(d));
     } catch (err) {
-      errors.push((err as Error).message);
+      if (!(err instanceof ManifestError)) throw err;
+      failures.push(err.message);
     }
   }
-  if (errors.length > 0) throw new ManifestError(errors.join("\n"));
-  return out;
+  return { objects, failures };
 }
 
 /** Namespaces first (so the rest can go into them), otherwise in file order. */

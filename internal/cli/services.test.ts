@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import { startCliTestApi, type CliTestApi } from "./testing.ts";
 
@@ -61,5 +62,45 @@ describe("skiffctl and Service allocation", () => {
     const r = await api.run(["apply", "-f", file]);
     expect(r.code).toBe(1);
     expect(r.err).toContain("spec.clusterIP: 192.0.2.1 is not in the valid range: the range of valid IPs is 10.96.0.0/12");
+  });
+
+  it("stores and shows the IPv4 single-stack address family fields, as Kubernetes reports them", async () => {
+    const file = join(dir, "families.yaml");
+    await writeFile(file, "apiVersion: v1\nkind: Service\nmetadata: {name: fam}\nspec:\n  ipFamilies: [IPv4]\n  ipFamilyPolicy: SingleStack\n  ports: [{port: 80}]\n");
+    expect(await api.run(["apply", "-f", file])).toMatchObject({ code: 0, out: "service/fam created\n" });
+    // A manifest without them gets the same defaults: nothing to change.
+    await writeFile(file, "apiVersion: v1\nkind: Service\nmetadata: {name: fam}\nspec:\n  ports: [{port: 80}]\n");
+    expect(await api.run(["apply", "-f", file])).toMatchObject({ code: 0, out: "service/fam unchanged\n" });
+    const svc = await api.client<Service>("Service").get("default", "fam");
+    expect([svc.spec!.ipFamilies, svc.spec!.ipFamilyPolicy]).toEqual([["IPv4"], "SingleStack"]);
+    expect((await api.run(["get", "svc", "fam", "-o", "yaml"])).out).toMatch(/ipFamilies:\n\s+- IPv4\n\s+ipFamilyPolicy: SingleStack\n/);
+    const desc = (await api.run(["describe", "svc", "fam"])).out;
+    expect(desc).toMatch(/IP Family Policy:\s+SingleStack\n/);
+    expect(desc).toMatch(/IP Families:\s+IPv4\n/);
+  });
+
+  it("refuses what the service proxy does not do, at apply and at the apiserver, naming each field", async () => {
+    const file = join(dir, "affinity.yaml");
+    const spec = "  sessionAffinity: ClientIP\n  type: NodePort\n  externalTrafficPolicy: Local\n  internalTrafficPolicy: Local\n  ipFamilyPolicy: RequireDualStack\n  ports: [{port: 80}]\n";
+    await writeFile(file, `apiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n${spec}`);
+    const r = await api.run(["apply", "-f", file]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `Error: ${file}: document 1 (Service sticky): 4 problems: spec.sessionAffinity: unsupported value "ClientIP" (Skiff does not support it yet); ` +
+        'spec.externalTrafficPolicy: unsupported value "Local" (Skiff does not support it yet); spec.internalTrafficPolicy: unsupported value "Local" (Skiff does not support it yet); ' +
+        'spec.ipFamilyPolicy: unsupported value "RequireDualStack" (Skiff does not support it yet)\n',
+    );
+    // Any other client gets the apiserver's refusal: INVALID_ARGUMENT with every field path.
+    const services = api.client<Service>("Service");
+    const err = await services
+      .create({ metadata: { name: "sticky", namespace: "default" }, spec: { type: "NodePort", sessionAffinity: "ClientIP", externalTrafficPolicy: "Local", internalTrafficPolicy: "Local", ipFamilies: ["IPv6"], ports: [{ port: 80 }] } } as any)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.InvalidArgument);
+    for (const field of ["spec.sessionAffinity", "spec.externalTrafficPolicy", "spec.internalTrafficPolicy", "spec.ipFamilies[0]"]) {
+      expect((err as ConnectError).rawMessage).toContain(`${field}: `);
+    }
+    expect((err as ConnectError).rawMessage).toContain('spec.sessionAffinity: "ClientIP" is not supported yet');
+    await expect(services.get("default", "sticky")).rejects.toThrow(/not found/);
   });
 });

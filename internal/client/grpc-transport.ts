@@ -31,6 +31,11 @@ export interface GrpcTransportOptions {
 export interface GrpcTransport extends Transport {
   /** Closes the connection; calls in flight fail with UNAVAILABLE, later calls open a new one. */
   close(): void;
+  /**
+   * New TLS material (a renewed client certificate): later calls open a new connection with it;
+   * calls in flight (watches) finish on the old one, which the server authenticated when it opened.
+   */
+  updateTls(tls: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer }): void;
 }
 
 const STREAM_QUEUE_HIGH = 256;
@@ -408,6 +413,12 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       const s = session;
       session = undefined;
       s?.destroy();
+    },
+
+    updateTls(tls) {
+      if (url.protocol !== "https:") throw new TypeError(`${authority}: TLS material for a plaintext URL`);
+      Object.assign(connectOptions, { ca: tls.ca, cert: tls.cert, key: tls.key });
+      if (session) retire(session);
     },
   };
   return transport;

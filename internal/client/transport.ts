@@ -1,13 +1,12 @@
 // How clients reach the apiserver: plain gRPC over one TLS HTTP/2 connection, with the caller's
 // credentials (client certificate or bearer token, optionally impersonating), and pings so that
 // long watches survive idle periods and a dead server is noticed (grpc-transport.ts).
-import type { Transport } from "@connectrpc/connect";
 import { credentialHeaders, type ApiCredentials } from "./credentials.ts";
-import { createGrpcTransport } from "./grpc-transport.ts";
+import { createGrpcTransport, type GrpcTransport } from "./grpc-transport.ts";
 
 export type { ApiCredentials } from "./credentials.ts";
 
-export function createApiTransport(baseUrl: string, credentials: ApiCredentials): Transport {
+export function createApiTransport(baseUrl: string, credentials: ApiCredentials): GrpcTransport {
   return createGrpcTransport({
     baseUrl,
     pingIntervalMs: 10_000,

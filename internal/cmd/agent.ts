@@ -30,6 +30,7 @@ import { parseDuration } from "./controller-manager.ts";
 import { componentTransport, componentClientArgs } from "./client-flags.ts";
 import { evictionArgs, evictionOptions } from "./eviction-flags.ts";
 import { guarded } from "./guard.ts";
+import { JOIN_TOKEN_PREFIX, joinedConnection, servingSans } from "./agent-join.ts";
 
 /** The containerd runtime, loaded only when asked for (the fake runtime needs none of it). */
 async function containerdRuntime(address: string, namespace: string, containerLog: ContainerLogOptions): Promise<ContainerRuntime> {
@@ -133,6 +134,7 @@ export const agentCommand = defineCommand({
     containerd: { type: "string", description: "containerd's socket", default: "/run/containerd/containerd.sock" },
     "containerd-namespace": { type: "string", description: "containerd namespace for Skiff's containers and images", default: "skiff" },
     "root-dir": { type: "string", description: "Pod directories (volumes, logs) and agent state", default: "/var/lib/skiff" },
+    "data-dir": { type: "string", description: "Where an agent that joins with --token K10… keeps its key, certificates and CA (default <root-dir>/agent)", valueHint: "DIR" },
     listen: { type: "string", description: "HOST:PORT of the agent's log service (TLS; the apiserver is its only client)", default: "127.0.0.1:10250" },
     "tls-cert-file": { type: "string", description: "PEM certificate of the agent's port (its SANs must hold the node's InternalIP)", valueHint: "FILE" },
     "tls-private-key-file": { type: "string", description: "PEM private key of --tls-cert-file", valueHint: "FILE" },
@@ -186,15 +188,26 @@ export const agentCommand = defineCommand({
   },
   run: guarded(async ({ args, rawArgs }) => {
     const log = createLogger("agent", args["log-level"]);
-    const tls = agentTlsFiles(args);
     const nodeName = args["node-name"] || os.hostname().toLowerCase();
     const { host, port } = parseListen(args.listen);
     const rootDir = args["root-dir"];
+    // A join token: credentials come from the cluster (checked CA, node certificates) instead of files.
+    const joined = args.token?.startsWith(JOIN_TOKEN_PREFIX)
+      ? await joinedConnection({
+          server: args.server,
+          token: args.token,
+          nodeName,
+          dataDir: args["data-dir"] || join(rootDir, "agent"),
+          sans: servingSans(nodeName, args["node-ip"] || undefined, host),
+          log,
+        })
+      : undefined;
+    const tls = joined ? joined.tls : agentTlsFiles(args);
     const serviceCidr = normalizeServiceCidr(args["service-cluster-ip-range"]);
     // A hollow node shares the machine's figures with the others: it reports no pressure.
     const eviction = args.runtime === "fake" ? undefined : evictionOptions(args);
     const containerLog = containerLogOptions(args);
-    const { transport, ca } = await componentTransport(args);
+    const { transport, ca } = joined ?? (await componentTransport(args));
     const podCidr = args["pod-cidr"] === ALLOCATED
       ? await allocatedPodCidr({ client: createResourceClient<Node>(transport, "Node"), nodeName, log })
       : args["pod-cidr"];
@@ -235,6 +248,7 @@ export const agentCommand = defineCommand({
       // Pods' projected ServiceAccount volume gets the CA that signs the apiserver's certificate.
       clusterCa: ca,
       nodeName,
+      registrationAnnotations: joined?.nodeAnnotations,
       runtime,
       network,
       rootDir,
@@ -253,10 +267,12 @@ export const agentCommand = defineCommand({
       eviction,
       dns,
     });
+    const renewer = joined?.startRenewal((next) => agent.reloadServingTls(next));
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
+      renewer?.stop();
       log.info({ signal }, "shutting down (containers keep running)");
       await agent.stop();
       await runtime.close();

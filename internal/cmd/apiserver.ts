@@ -14,6 +14,7 @@ import { serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flag
 import { createEtcdStore } from "../storage/etcd.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import type { Store } from "../storage/store.ts";
+import { nodeSignerArgs, nodeSignerOptions } from "./node-signer-flags.ts";
 
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen);
@@ -63,6 +64,7 @@ export const apiserverCommand = defineCommand({
     "kubelet-client-certificate": { type: "string", description: "PEM client certificate (CN system:apiserver) for node agents' ports (PodService.Log; default with --pki-dir: apiserver-client.crt)", valueHint: "FILE" },
     "kubelet-client-key": { type: "string", description: "PEM private key of --kubelet-client-certificate", valueHint: "FILE" },
     "kubelet-certificate-authority": { type: "string", description: "PEM CA of node agents' serving certificates (default with --pki-dir: ca.crt)", valueHint: "FILE" },
+    ...nodeSignerArgs,
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
@@ -103,6 +105,7 @@ export const apiserverCommand = defineCommand({
       ...saOptions,
       encryptionProviderConfig: args["encryption-provider-config"],
       kubeletClient,
+      nodeSigner: nodeSignerOptions(args, pki),
     });
     let stopping = false;
     const stop = async (signal: string) => {

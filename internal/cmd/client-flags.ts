@@ -11,7 +11,7 @@ export const componentClientArgs = {
   "certificate-authority": { type: "string", description: "CA file the apiserver's certificate is checked against", valueHint: "FILE" },
   "client-certificate": { type: "string", description: "This component's client certificate file", valueHint: "FILE" },
   "client-key": { type: "string", description: "Its key file", valueHint: "FILE" },
-  token: { type: "string", description: "A bearer token instead of a client certificate", valueHint: "TOKEN" },
+  token: { type: "string", description: "A bearer token instead of a client certificate (skiff agent: a join token K10…, see --data-dir)", valueHint: "TOKEN" },
 } as const;
 
 export async function componentTransport(args: {

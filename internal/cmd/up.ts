@@ -102,6 +102,8 @@ export const upCommand = defineCommand({
       store,
       // Logs: the apiserver dials the agent as system:apiserver; the agent serves the PKI's node-<name>-serving certificate.
       kubeletClient: { ...pki.apiserverClient, ca: pki.ca.cert },
+      // Agents of other machines join with `skiff token create` tokens; this CA signs their certificates.
+      nodeSigner: { ca: pki.ca },
       tls: { cert: pki.apiserver.cert, key: pki.apiserver.key, clientCa: pki.ca.cert },
       host,
       port,
@@ -173,7 +175,7 @@ export const upCommand = defineCommand({
         env: process.env,
         signal: new AbortController().signal,
       });
-      if (code !== 0) log.warn({ manifests: args.apply }, "applying the manifests failed (the cluster keeps running)");
+      if (code !== 0) log.warn({ manifests: args.apply }, "some manifests could not be applied: see the errors above (the others were; the cluster keeps running)");
     }
 
     let stopping = false;

@@ -9,6 +9,7 @@ import { createGarbageCollector } from "./gc/gc.ts";
 import { createPodGcController } from "./podgc/podgc.ts";
 import { createEventTtlController } from "./eventttl/eventttl.ts";
 import { createServiceAccountController } from "./serviceaccount/serviceaccount.ts";
+import { createTokenCleaner } from "./tokencleaner/tokencleaner.ts";
 import { createVolumeController } from "./volume/controller.ts";
 
 export const controllers: Record<string, ControllerFactory> = {
@@ -20,5 +21,6 @@ export const controllers: Record<string, ControllerFactory> = {
   podgc: createPodGcController,
   eventttl: createEventTtlController,
   serviceaccount: createServiceAccountController,
+  tokencleaner: createTokenCleaner,
   persistentvolume: createVolumeController,
 };

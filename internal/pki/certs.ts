@@ -13,7 +13,7 @@ type X509CertificateCreateSelfSignedKeys = Parameters<typeof x509.X509Certificat
 type X509SigningKey = Extract<Parameters<typeof x509.X509CertificateGenerator.create>[0], { signingKey: unknown }>["signingKey"];
 type X509Key = Parameters<typeof x509.SubjectKeyIdentifierExtension.create>[0];
 
-const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
+export const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const DAY_MS = 86_400_000;
 
 /** A certificate and its private key, both PEM. */
@@ -57,11 +57,17 @@ export async function createCa(commonName: string, years = 10): Promise<CertKeyP
   return { cert: cert.toString("pem"), key: exportKey(keys.privateKey as Key) };
 }
 
-/** A leaf certificate signed by `ca`. */
+/** A leaf certificate signed by `ca`, with a new key. */
 export async function issueCert(ca: CertKeyPair, spec: CertSpec): Promise<CertKeyPair> {
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ["sign", "verify"]);
+  const cert = await signPublicKey(ca, keys.publicKey as Key, spec);
+  return { cert, key: exportKey(keys.privateKey as Key) };
+}
+
+/** A leaf certificate (PEM) for someone else's public key, signed by `ca`: what a signer does with a CSR. */
+export async function signPublicKey(ca: CertKeyPair, publicKey: Key, spec: CertSpec): Promise<string> {
   const caCert = new x509.X509Certificate(ca.cert);
   const caKey = await importKey(ca.key);
-  const keys = await webcrypto.subtle.generateKey(ALG, true, ["sign", "verify"]);
   const notBefore = spec.notBefore ?? new Date(Date.now() - 60_000);
   const usages: string[] = [];
   if (spec.usage !== "client") usages.push(x509.ExtendedKeyUsage.serverAuth);
@@ -84,12 +90,12 @@ export async function issueCert(ca: CertKeyPair, spec: CertSpec): Promise<CertKe
     issuer: caCert.subject,
     notBefore,
     notAfter: spec.notAfter ?? new Date(notBefore.getTime() + 365 * DAY_MS),
-    publicKey: keys.publicKey as unknown as X509Key,
+    publicKey: publicKey as unknown as X509Key,
     signingKey: caKey as unknown as X509SigningKey,
     signingAlgorithm: ALG,
     extensions,
   });
-  return { cert: cert.toString("pem"), key: exportKey(keys.privateKey as Key) };
+  return cert.toString("pem");
 }
 
 /** An ECDSA P-256 key pair as PEM (PKCS#8 private, SPKI public): the ServiceAccount token signing key. */
@@ -115,7 +121,7 @@ export function signedBy(certPem: string, caPem: string): boolean {
   }
 }
 
-function exportKey(k: Key): string {
+export function exportKey(k: Key): string {
   return KeyObject.from(k).export({ type: "pkcs8", format: "pem" }) as string;
 }
 

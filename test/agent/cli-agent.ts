@@ -149,7 +149,8 @@ function parseLog(path: string): Record<string, unknown>[] {
  * client CA. An apiserver started with testPki().kubeletClient (the harness's default) reaches such an agent.
  */
 async function tlsFlags(args: string[], dir: string): Promise<string[]> {
-  if (args.some((a) => a.startsWith("--tls-cert-file"))) return [];
+  // An agent joining with a token gets its serving certificate from the cluster.
+  if (args.some((a) => a.startsWith("--tls-cert-file")) || args.some((a) => a.startsWith("K10"))) return [];
   const listen = args[args.indexOf("--listen") + 1] ?? "";
   const host = args.includes("--listen") ? listen.replace(/:\d+$/, "").replace(/^\[|\]$/g, "") : "";
   const nodeName = args.includes("--node-name") ? args[args.indexOf("--node-name") + 1] : "agent";

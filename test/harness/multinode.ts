@@ -47,6 +47,8 @@ import { clientCertArgs, servingTlsFor, testPki } from "./pki.ts";
 import { createApiTransport } from "../../internal/client/transport.ts";
 import { buildBusyboxImage, type BuiltImage } from "./images.ts";
 import { makeTempDir, removeTempDir } from "./tmp.ts";
+import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
+import { caHashOf, formatJoinToken, newTokenId, newTokenSecret, TOKEN_NAMESPACE, tokenSecret, type TokenRole } from "../../internal/join/token.ts";
 
 export { waitFor };
 
@@ -69,6 +71,13 @@ export interface MultiNodeOptions {
   allocatePodCidrs?: boolean;
   /** Extra flags for every agent (logs: $SKIFF_TEST_AGENT_LOG_LEVEL; kept in $SKIFF_TEST_KEEP_LOGS after stop). */
   agentArgs?: string[];
+  /**
+   * Agents join the way a new machine does (`--token K10…`, internal/join): the apiserver signs
+   * their certificates; no credentials are handed to them. Default false (the test PKI issues them).
+   */
+  joinWithTokens?: boolean;
+  /** With joinWithTokens: the lifetime of the node certificates the apiserver signs (default one year). */
+  nodeCertificateTtlMs?: number;
 }
 
 export interface ClusterNode {
@@ -110,6 +119,8 @@ export interface MultiNodeCluster {
   cp: ControlPlane;
   ctrd: ContainerdServer;
   image: BuiltImage;
+  /** With joinWithTokens: the agent-role join token every node joined with. */
+  joinToken?: string;
   /** The shared host bridge and its address (where the apiserver listens). */
   bridge: string;
   bridgeIP: string;
@@ -193,7 +204,8 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
 
     // The apiserver reads logs from the agents (their TLS flags come from the same test PKI: cli-agent.ts).
     const pki = await testPki();
-    const [cp, ctrd] = await Promise.all([startControlPlane({ host: bridgeIP, tls: await servingTlsFor(pki, [bridgeIP]) }), startContainerd()]);
+    const nodeSigner = opts.joinWithTokens ? { ca: pki.ca, certificateTtlMs: opts.nodeCertificateTtlMs } : undefined;
+    const [cp, ctrd] = await Promise.all([startControlPlane({ host: bridgeIP, tls: await servingTlsFor(pki, [bridgeIP]), nodeSigner }), startContainerd()]);
     cleanups.push(() => cp.stop(), () => ctrd.stop());
     const image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.test/busybox", tag: "v1", indexHtml: INDEX_HTML });
     const apiURL = cp.server.url;
@@ -213,6 +225,7 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
       await Promise.all([scheduler?.stop(), controllers?.stop()]);
     });
 
+    const joinToken = opts.joinWithTokens ? await createJoinToken(cp, pki.ca.cert, "agent", 3_600_000) : undefined;
     const nodes: ClusterNode[] = [];
     for (let i = 1; i <= count; i++) nodes.push(await addNode(i));
 
@@ -235,7 +248,9 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
       const runtime = createContainerdRuntime({ address: ctrd.address, namespace: containerdNamespace });
       cleanups.push(async () => runtime.close());
       let starts = 0;
-      const identity = clientCertArgs(pki, await pki.issueClient(`system:node:${netns}`, ["system:nodes"]), join(rootDir, "pki"), "node");
+      const identity = joinToken
+        ? ["--token", joinToken, "--data-dir", join(rootDir, "agent")]
+        : clientCertArgs(pki, await pki.issueClient(`system:node:${netns}`, ["system:nodes"]), join(rootDir, "pki"), "node");
       const args = () => [
         "--server", apiURL,
         ...identity,
@@ -304,6 +319,7 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
     const c: MultiNodeCluster = {
       runName: name,
       dir,
+      joinToken,
       cp,
       ctrd,
       image,
@@ -379,6 +395,19 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
     removeTempDir(dir);
     throw err;
   }
+}
+
+/** A join token (K10…) for `role`, stored through the API as `skiff token create` does; the admin makes it. */
+export async function createJoinToken(cp: ControlPlane, caPem: string, role: TokenRole, ttlMs: number | undefined, description = "test"): Promise<string> {
+  try {
+    await cp.client("Namespace").create(create(NamespaceSchema, { metadata: { name: TOKEN_NAMESPACE } }));
+  } catch (err) {
+    if (ConnectError.from(err).code !== Code.AlreadyExists) throw err;
+  }
+  const id = newTokenId();
+  const secret = newTokenSecret();
+  await cp.client("Secret").create(tokenSecret({ id, secret, role, description, expires: ttlMs === undefined ? undefined : new Date(Date.now() + ttlMs) }));
+  return formatJoinToken({ caHash: caHashOf(caPem), id, secret });
 }
 
 /** The last lines of a node's agent log (for failure messages). */

@@ -2,6 +2,7 @@
 // owns it; a later run removes dirs whose owner is gone, so a crashed run leaves nothing behind
 // for long and never collides with the next (every dir name is unique anyway).
 
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,7 +35,7 @@ export function sweepStaleTempDirs(prefix: string): void {
     } catch {
       continue; // not ours, or still being set up: leave it
     }
-    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) rmSync(dir, { recursive: true, force: true });
+    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) removeTempDir(dir);
   }
 }
 
@@ -46,6 +47,33 @@ export function makeTempDir(prefix: string): string {
   return dir;
 }
 
+/**
+ * Detaches every mount under `dir`, deepest first: an agent's pods have tmpfs volumes (secrets,
+ * tokens, emptyDir Memory), which rm cannot remove and which would stay mounted.
+ */
+function unmountUnder(dir: string): void {
+  let text: string;
+  try {
+    text = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return;
+  }
+  const points = text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.split(" ")[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((m) => m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const m of points) {
+    try {
+      execFileSync("umount", ["-l", m], { stdio: "ignore" });
+    } catch {
+      // already gone
+    }
+  }
+}
+
 export function removeTempDir(dir: string): void {
+  unmountUnder(dir);
   rmSync(dir, { recursive: true, force: true });
 }

@@ -579,6 +579,13 @@ export declare type VolumeMount = Message<"skiff.v1alpha1.VolumeMount"> & {
    * @generated from field: string sub_path = 4;
    */
   subPath: string;
+
+  /**
+   * Like sub_path, with $(VAR) expanded from the container's environment; not both.
+   *
+   * @generated from field: string sub_path_expr = 5;
+   */
+  subPathExpr: string;
 };
 
 /**
@@ -622,6 +629,16 @@ export declare type Volume = Message<"skiff.v1alpha1.Volume"> & {
    * @generated from field: skiff.v1alpha1.PersistentVolumeClaimVolumeSource persistent_volume_claim = 6;
    */
   persistentVolumeClaim?: PersistentVolumeClaimVolumeSource | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.DownwardAPIVolumeSource downward_api = 7 [json_name = "downwardAPI"];
+   */
+  downwardApi?: DownwardAPIVolumeSource | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.ProjectedVolumeSource projected = 8;
+   */
+  projected?: ProjectedVolumeSource | undefined;
 };
 
 /**
@@ -629,6 +646,224 @@ export declare type Volume = Message<"skiff.v1alpha1.Volume"> & {
  * Use `create(VolumeSchema)` to create a new message.
  */
 export declare const VolumeSchema: GenMessage<Volume>;
+
+/**
+ * DownwardAPIVolumeSource writes fields of the pod (and its containers' resources) as files.
+ *
+ * @generated from message skiff.v1alpha1.DownwardAPIVolumeSource
+ */
+export declare type DownwardAPIVolumeSource = Message<"skiff.v1alpha1.DownwardAPIVolumeSource"> & {
+  /**
+   * @generated from field: repeated skiff.v1alpha1.DownwardAPIVolumeFile items = 1;
+   */
+  items: DownwardAPIVolumeFile[];
+
+  /**
+   * @generated from field: optional int32 default_mode = 2;
+   */
+  defaultMode?: number | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.DownwardAPIVolumeSource.
+ * Use `create(DownwardAPIVolumeSourceSchema)` to create a new message.
+ */
+export declare const DownwardAPIVolumeSourceSchema: GenMessage<DownwardAPIVolumeSource>;
+
+/**
+ * DownwardAPIVolumeFile is one file: exactly one of field_ref and resource_field_ref.
+ *
+ * @generated from message skiff.v1alpha1.DownwardAPIVolumeFile
+ */
+export declare type DownwardAPIVolumeFile = Message<"skiff.v1alpha1.DownwardAPIVolumeFile"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: skiff.v1alpha1.ObjectFieldSelector field_ref = 2;
+   */
+  fieldRef?: ObjectFieldSelector | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.ResourceFieldSelector resource_field_ref = 3;
+   */
+  resourceFieldRef?: ResourceFieldSelector | undefined;
+
+  /**
+   * @generated from field: optional int32 mode = 4;
+   */
+  mode?: number | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.DownwardAPIVolumeFile.
+ * Use `create(DownwardAPIVolumeFileSchema)` to create a new message.
+ */
+export declare const DownwardAPIVolumeFileSchema: GenMessage<DownwardAPIVolumeFile>;
+
+/**
+ * ProjectedVolumeSource puts several sources into one directory.
+ *
+ * @generated from message skiff.v1alpha1.ProjectedVolumeSource
+ */
+export declare type ProjectedVolumeSource = Message<"skiff.v1alpha1.ProjectedVolumeSource"> & {
+  /**
+   * @generated from field: repeated skiff.v1alpha1.VolumeProjection sources = 1;
+   */
+  sources: VolumeProjection[];
+
+  /**
+   * @generated from field: optional int32 default_mode = 2;
+   */
+  defaultMode?: number | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.ProjectedVolumeSource.
+ * Use `create(ProjectedVolumeSourceSchema)` to create a new message.
+ */
+export declare const ProjectedVolumeSourceSchema: GenMessage<ProjectedVolumeSource>;
+
+/**
+ * VolumeProjection is one source of a projected volume: exactly one is set.
+ *
+ * @generated from message skiff.v1alpha1.VolumeProjection
+ */
+export declare type VolumeProjection = Message<"skiff.v1alpha1.VolumeProjection"> & {
+  /**
+   * @generated from field: skiff.v1alpha1.SecretProjection secret = 1;
+   */
+  secret?: SecretProjection | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.ConfigMapProjection config_map = 2;
+   */
+  configMap?: ConfigMapProjection | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.DownwardAPIProjection downward_api = 3 [json_name = "downwardAPI"];
+   */
+  downwardApi?: DownwardAPIProjection | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.ServiceAccountTokenProjection service_account_token = 4;
+   */
+  serviceAccountToken?: ServiceAccountTokenProjection | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.VolumeProjection.
+ * Use `create(VolumeProjectionSchema)` to create a new message.
+ */
+export declare const VolumeProjectionSchema: GenMessage<VolumeProjection>;
+
+/**
+ * SecretProjection projects a Secret's keys.
+ *
+ * @generated from message skiff.v1alpha1.SecretProjection
+ */
+export declare type SecretProjection = Message<"skiff.v1alpha1.SecretProjection"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated skiff.v1alpha1.KeyToPath items = 2;
+   */
+  items: KeyToPath[];
+
+  /**
+   * @generated from field: optional bool optional = 3;
+   */
+  optional?: boolean | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.SecretProjection.
+ * Use `create(SecretProjectionSchema)` to create a new message.
+ */
+export declare const SecretProjectionSchema: GenMessage<SecretProjection>;
+
+/**
+ * ConfigMapProjection projects a ConfigMap's keys.
+ *
+ * @generated from message skiff.v1alpha1.ConfigMapProjection
+ */
+export declare type ConfigMapProjection = Message<"skiff.v1alpha1.ConfigMapProjection"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated skiff.v1alpha1.KeyToPath items = 2;
+   */
+  items: KeyToPath[];
+
+  /**
+   * @generated from field: optional bool optional = 3;
+   */
+  optional?: boolean | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.ConfigMapProjection.
+ * Use `create(ConfigMapProjectionSchema)` to create a new message.
+ */
+export declare const ConfigMapProjectionSchema: GenMessage<ConfigMapProjection>;
+
+/**
+ * DownwardAPIProjection projects fields of the pod.
+ *
+ * @generated from message skiff.v1alpha1.DownwardAPIProjection
+ */
+export declare type DownwardAPIProjection = Message<"skiff.v1alpha1.DownwardAPIProjection"> & {
+  /**
+   * @generated from field: repeated skiff.v1alpha1.DownwardAPIVolumeFile items = 1;
+   */
+  items: DownwardAPIVolumeFile[];
+};
+
+/**
+ * Describes the message skiff.v1alpha1.DownwardAPIProjection.
+ * Use `create(DownwardAPIProjectionSchema)` to create a new message.
+ */
+export declare const DownwardAPIProjectionSchema: GenMessage<DownwardAPIProjection>;
+
+/**
+ * ServiceAccountTokenProjection writes a token of the pod's ServiceAccount, bound to the pod.
+ *
+ * @generated from message skiff.v1alpha1.ServiceAccountTokenProjection
+ */
+export declare type ServiceAccountTokenProjection = Message<"skiff.v1alpha1.ServiceAccountTokenProjection"> & {
+  /**
+   * Default: the apiserver's audiences.
+   *
+   * @generated from field: string audience = 1;
+   */
+  audience: string;
+
+  /**
+   * Default 3600; at least 600.
+   *
+   * @generated from field: optional int64 expiration_seconds = 2;
+   */
+  expirationSeconds?: bigint | undefined;
+
+  /**
+   * @generated from field: string path = 3;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.ServiceAccountTokenProjection.
+ * Use `create(ServiceAccountTokenProjectionSchema)` to create a new message.
+ */
+export declare const ServiceAccountTokenProjectionSchema: GenMessage<ServiceAccountTokenProjection>;
 
 /**
  * EmptyDirVolumeSource is a directory that lives as long as the pod.

@@ -80,7 +80,7 @@ export declare type ServiceSpec = Message<"skiff.v1alpha1.ServiceSpec"> & {
   externalName: string;
 
   /**
-   * "None" (default) or "ClientIP".
+   * "None" (default); "ClientIP" is refused until the service proxy keeps a client on one backend.
    *
    * @generated from field: string session_affinity = 7;
    */
@@ -97,16 +97,33 @@ export declare type ServiceSpec = Message<"skiff.v1alpha1.ServiceSpec"> & {
   publishNotReadyAddresses: boolean;
 
   /**
-   * "Cluster" (default) or "Local".
+   * "Cluster" (or empty); "Local" is refused until the service proxy implements it.
    *
    * @generated from field: string external_traffic_policy = 10;
    */
   externalTrafficPolicy: string;
 
   /**
+   * "Cluster" (or empty); "Local" is refused until the service proxy implements it.
+   *
    * @generated from field: string internal_traffic_policy = 11;
    */
   internalTrafficPolicy: string;
+
+  /**
+   * The address families of the Service's cluster IPs: this cluster is IPv4 single-stack, so
+   * ["IPv4"] (the default for every type but ExternalName), as Kubernetes reports it.
+   *
+   * @generated from field: repeated string ip_families = 12;
+   */
+  ipFamilies: string[];
+
+  /**
+   * "SingleStack" (the default for every type but ExternalName); dual-stack policies are refused.
+   *
+   * @generated from field: string ip_family_policy = 13;
+   */
+  ipFamilyPolicy: string;
 };
 
 /**

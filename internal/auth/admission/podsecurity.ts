@@ -4,6 +4,7 @@
 // documentation reads across. Pure: the admission hook (index.ts) brings the namespace.
 import type { Container, PodSpec, PodSecurityContext, SecurityContext } from "../../../gen/skiff/v1alpha1/pod_pb.js";
 import { bareCapability } from "../../api/security-context.ts";
+import { volumeSources } from "../../api/volume-validation.ts";
 
 export type Level = "privileged" | "baseline" | "restricted";
 export const LEVELS: readonly Level[] = ["privileged", "baseline", "restricted"];
@@ -25,7 +26,7 @@ const BASELINE_CAPABILITIES = new Set([
 ]);
 
 /** Volume sources a restricted pod may use (of those this API has). */
-const RESTRICTED_VOLUMES = new Set(["emptyDir", "configMap", "secret", "persistentVolumeClaim"]);
+const RESTRICTED_VOLUMES = new Set(["emptyDir", "configMap", "secret", "persistentVolumeClaim", "downwardAPI", "projected"]);
 
 type Named = { name: string; sc: SecurityContext | undefined; c: Container };
 
@@ -88,7 +89,7 @@ const baseline: Check[] = [
 const restricted: Check[] = [
   function volumeTypes(spec) {
     const details = spec.volumes.flatMap((v) => {
-      const type = (["emptyDir", "hostPath", "configMap", "secret", "persistentVolumeClaim"] as const).find((t) => v[t] !== undefined);
+      const type = volumeSources(v)[0];
       return type && !RESTRICTED_VOLUMES.has(type) ? [`volume ${JSON.stringify(v.name)} uses restricted volume type ${JSON.stringify(type)}`] : [];
     });
     return details.length ? { check: "restricted volume types", details } : undefined;

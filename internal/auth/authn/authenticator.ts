@@ -54,6 +54,9 @@ export function createAuthenticator(opts: AuthenticatorOptions = {}): Authentica
       }
       if (user) {
         const u = withAuthenticatedGroup(user);
+        // Bootstrap tokens are answered from the watch cache already, and a deleted or expired
+        // one must stop working at once: not cached.
+        if (u.authenticatedBy === "bootstrap-token") return u;
         if (tokenCache.size >= maxTokens) tokenCache.delete(tokenCache.keys().next().value!);
         tokenCache.set(token, { user: u, until: Date.now() + ttl });
         return u;

@@ -26,6 +26,10 @@ export function podReferences(pod: Pod): RefKey[] {
   for (const v of spec.volumes) {
     secret(v.secret?.secretName);
     configMap(v.configMap?.name);
+    for (const s of v.projected?.sources ?? []) {
+      secret(s.secret?.name);
+      configMap(s.configMap?.name);
+    }
     if (v.persistentVolumeClaim?.claimName) out.add(refKey("persistentvolumeclaims", ns, v.persistentVolumeClaim.claimName));
   }
   for (const c of [...spec.initContainers, ...spec.containers]) {

@@ -102,6 +102,12 @@ const nodeRules = (): PolicyRule[] => [
   eventWriter(),
 ];
 
+// Joining (internal/join): a bootstrapper of role agent may ask for its first node certificates,
+// and nothing else; a node may renew its own (NodeIdentityService, certificates.k8s.io).
+export const NODE_BOOTSTRAPPER_ROLE = "system:node-bootstrapper";
+export const SELF_NODE_CLIENT_ROLE = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient";
+export const AGENT_BOOTSTRAPPERS_GROUP = "system:bootstrappers:agent";
+
 // Every authenticated user may ask what they may do and who they are.
 const basicUserRules = (): PolicyRule[] => [
   rule(["create"], ["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
@@ -141,6 +147,8 @@ export function defaultClusterRoles(): ClusterRole[] {
     clusterRole(CONTROLLER_MANAGER_USER, controllerManagerRules()),
     clusterRole("system:node", nodeRules()),
     clusterRole("system:basic-user", basicUserRules()),
+    clusterRole(NODE_BOOTSTRAPPER_ROLE, [rule(["create"], ["certificates.k8s.io"], ["certificatesigningrequests/nodeclient"])]),
+    clusterRole(SELF_NODE_CLIENT_ROLE, [rule(["create"], ["certificates.k8s.io"], ["certificatesigningrequests/selfnodeclient"])]),
   ];
 }
 
@@ -151,5 +159,7 @@ export function defaultClusterRoleBindings(): ClusterRoleBinding[] {
     binding(CONTROLLER_MANAGER_USER, CONTROLLER_MANAGER_USER, [{ kind: "User", name: CONTROLLER_MANAGER_USER }]),
     binding("system:node", "system:node", [{ kind: "Group", name: NODES_GROUP }]),
     binding("system:basic-user", "system:basic-user", [{ kind: "Group", name: AUTHENTICATED_GROUP }]),
+    binding(NODE_BOOTSTRAPPER_ROLE, NODE_BOOTSTRAPPER_ROLE, [{ kind: "Group", name: AGENT_BOOTSTRAPPERS_GROUP }]),
+    binding(SELF_NODE_CLIENT_ROLE, SELF_NODE_CLIENT_ROLE, [{ kind: "Group", name: NODES_GROUP }]),
   ];
 }

@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { applyObject } from "../apply.ts";
 import { connect, namespaceArgs, serverArg, type Session } from "../context.ts";
 import { AlreadyReported, CliError, describeError, isUnreachable } from "../errors.ts";
-import { decodeDocuments, namespacesFirst, targetNamespace } from "../manifest.ts";
+import { decodeDocuments, ManifestError, namespacesFirst, targetNamespace } from "../manifest.ts";
 import { readManifests } from "../manifest-source.ts";
 import { resourceRef } from "../printers/object.ts";
 import { flagValues, strictFlags } from "./flags.ts";
@@ -27,12 +27,25 @@ export function applyCommand(session: Session) {
       if (files.length === 0) throw new CliError("apply needs -f FILE, -f DIR or -f -");
       const { io } = session;
       const docs = await readManifests(files, { readStdin: io.readStdin });
-      const objs = namespacesFirst(decodeDocuments(docs));
-      if (objs.length === 0) throw new CliError(`no objects in ${files.join(", ")}`);
-      for (const o of objs) o.object.metadata!.namespace = targetNamespace(o.kind, o.object.metadata!.namespace, args.namespace, o.where);
+      if (docs.length === 0) throw new CliError(`no objects in ${files.join(", ")}`);
+      // Like kubectl: a document that cannot be applied is reported, the others still are.
+      const decoded = decodeDocuments(docs);
+      const failures = [...decoded.failures];
+      const objs = namespacesFirst(decoded.objects).filter((o) => {
+        try {
+          o.object.metadata!.namespace = targetNamespace(o.kind, o.object.metadata!.namespace, args.namespace, o.where);
+          return true;
+        } catch (err) {
+          if (!(err instanceof ManifestError)) throw err;
+          failures.push(err.message);
+          return false;
+        }
+      });
+      for (const f of failures) io.err(`Error: ${f}\n`);
+      let failed = failures.length > 0;
+      if (objs.length === 0) throw new AlreadyReported();
       const api = await connect(session, args);
       const dry = args["dry-run"] === true;
-      let failed = false;
       for (const o of objs) {
         try {
           const { result } = await applyObject(api.client(o.kind), o.object, { dryRun: dry });

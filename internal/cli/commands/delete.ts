@@ -38,7 +38,8 @@ export function parseGracePeriod(v: string | undefined): bigint | undefined {
   return BigInt(v);
 }
 
-async function victimsFromFiles(files: string[], flagNs: string | undefined, readStdin: () => Promise<string>): Promise<Victim[]> {
+/** The objects the files name; a document that names none is a failure of its own (as in apply). */
+async function victimsFromFiles(files: string[], flagNs: string | undefined, readStdin: () => Promise<string>): Promise<{ victims: Victim[]; failures: string[] }> {
   const docs = await readManifests(files, { readStdin });
   const out: Victim[] = [];
   const errors: string[] = [];
@@ -47,12 +48,12 @@ async function victimsFromFiles(files: string[], flagNs: string | undefined, rea
       const id = identifyDocument(d);
       out.push({ kind: id.kind, name: id.name, namespace: targetNamespace(id.kind, id.namespace, flagNs, id.where) });
     } catch (err) {
-      errors.push((err as Error).message);
+      if (!(err instanceof ManifestError)) throw err;
+      errors.push(err.message);
     }
   }
-  if (errors.length) throw new ManifestError(errors.join("\n"));
   // Namespaces last: what is in them is deleted by name first.
-  return [...out.filter((v) => v.kind.kind !== "Namespace"), ...out.filter((v) => v.kind.kind === "Namespace")];
+  return { victims: [...out.filter((v) => v.kind.kind !== "Namespace"), ...out.filter((v) => v.kind.kind === "Namespace")], failures: errors };
 }
 
 export function deleteCommand(session: Session) {
@@ -77,9 +78,14 @@ export function deleteCommand(session: Session) {
       const options = { propagationPolicy: parseCascade(args.cascade), gracePeriodSeconds: parseGracePeriod(args["grace-period"]) };
       let victims: Victim[] = [];
       let kindForSelector: Kind | undefined;
+      let failed = false;
       if (files.length > 0) {
         if (positionals.length) throw new CliError("give either -f or KIND NAME…, not both");
-        victims = await victimsFromFiles(files, args.namespace, io.readStdin);
+        const fromFiles = await victimsFromFiles(files, args.namespace, io.readStdin);
+        for (const f of fromFiles.failures) io.err(`Error: ${f}\n`);
+        failed = fromFiles.failures.length > 0;
+        if (failed && fromFiles.victims.length === 0) throw new AlreadyReported();
+        victims = fromFiles.victims;
       } else if (positionals.length === 0) {
         throw new CliError("say what to delete: KIND NAME…, KIND/NAME…, -f FILE, or KIND -l SELECTOR");
       } else if (positionals[0].includes("/")) {
@@ -106,7 +112,6 @@ export function deleteCommand(session: Session) {
         victims = items.map((o) => ({ kind: kindForSelector, name: o.metadata!.name, namespace: o.metadata!.namespace }));
         if (victims.length === 0) io.err(kindForSelector.namespaced ? `No resources found in ${ns} namespace.\n` : "No resources found\n");
       }
-      let failed = false;
       for (const v of victims) {
         try {
           await api.client(v.kind).delete(v.namespace, v.name, options);

@@ -81,6 +81,8 @@ function volumeSource(v: any): string {
   if (v.configMap) return `ConfigMap ${v.configMap.name}`;
   if (v.secret) return `Secret ${v.secret.secretName}`;
   if (v.persistentVolumeClaim) return `PersistentVolumeClaim ${v.persistentVolumeClaim.claimName}${v.persistentVolumeClaim.readOnly ? " (read-only)" : ""}`;
+  if (v.downwardAPI ?? v.downwardApi) return "DownwardAPI";
+  if (v.projected) return `Projected (${(v.projected.sources ?? []).map((s: any) => Object.keys(s)[0]).join(", ")})`;
   return "<unknown>";
 }
 
@@ -121,6 +123,8 @@ function describeService(svc: any, extras: DescribeExtras): { fields: Field[]; a
   const fields: Field[] = [
     ["Selector", formatLabels(s.selector)],
     ["Type", s.type || "ClusterIP"],
+    ["IP Family Policy", s.ipFamilyPolicy || undefined],
+    ["IP Families", (s.ipFamilies ?? []).length ? s.ipFamilies.join(",") : undefined],
     ["IP", s.clusterIp || "<none>"],
     ["External IPs", (s.externalIps ?? []).length ? s.externalIps.join(",") : undefined],
     ["External Name", s.externalName || undefined],
