@@ -30,6 +30,10 @@ import { createImageImporter } from "./image-import.ts";
 import { createNodeLease } from "./lease.ts";
 import { createLogsService } from "./logs.ts";
 import type { PodNetwork } from "./network.ts";
+import { createLocalPathAgent } from "./local-path.ts";
+import { createClaimVolumes } from "./pvc-volume.ts";
+import type { PersistentVolume, PersistentVolumeClaim } from "../../gen/skiff/v1alpha1/storage_pb.js";
+import { LOCAL_PATH_DIR_ANNOTATION } from "../api/storage.ts";
 import { createNodeReporter } from "./node.ts";
 import { createPodRouting, type PodRoutingOptions } from "./pod-routing.ts";
 import { isTerminal } from "./pod-status.ts";
@@ -217,6 +221,16 @@ export function createAgent(opts: AgentOptions): Agent {
       queue.add(uid);
     },
   });
+  // persistentVolumeClaim volumes, and the local-path volumes of this node (<root-dir>/storage).
+  const localPathDir = join(opts.rootDir, "storage");
+  const volumesClient = createResourceClient<PersistentVolume>(opts.transport, "PersistentVolume");
+  const claimVolumes = createClaimVolumes({
+    nodeName,
+    localPathDir,
+    claims: createResourceClient<PersistentVolumeClaim>(opts.transport, "PersistentVolumeClaim"),
+    volumes: volumesClient,
+  });
+  const localPath = createLocalPathAgent({ nodeName, dir: localPathDir, volumes: volumesClient, log });
   const podWorkers = createPodWorkers({
     nodeName,
     rootDir: opts.rootDir,
@@ -258,6 +272,7 @@ export function createAgent(opts: AgentOptions): Agent {
     tokens: createTokenProjector({ rootDir: opts.rootDir, clusterCa: opts.clusterCa, tmpfs, requestToken }),
     volumes: createVolumeManager({
       rootDir: opts.rootDir,
+      claims: claimVolumes,
       tmpfs,
       requestToken,
       nodeAllocatable: () => allocatable,
@@ -422,6 +437,7 @@ export function createAgent(opts: AgentOptions): Agent {
         statusRefreshMs: opts.statusRefreshMs ?? 60_000,
         log,
         pressure: eviction?.pressure,
+        annotations: { [LOCAL_PATH_DIR_ANNOTATION]: localPathDir },
       });
       const lease = createNodeLease({
         client: createResourceClient<Lease>(opts.transport, "Lease"),
@@ -454,6 +470,7 @@ export function createAgent(opts: AgentOptions): Agent {
       proxy?.start(stopping.signal);
       informer.start(stopping.signal);
       serviceInformers.start(stopping.signal);
+      localPath.start(stopping.signal);
       await Promise.all([informer.waitForSync(stopping.signal), serviceInformers.waitForSync(stopping.signal)]);
       // DNS is up before any pod starts: their first lookups must not fail.
       try {

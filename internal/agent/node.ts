@@ -38,6 +38,8 @@ export interface NodeReporterOptions {
   log: Logger;
   /** The eviction manager's view: MemoryPressure / DiskPressure with their messages. */
   pressure?: () => NodePressure;
+  /** Annotations the agent keeps on its Node (the local-path directory). */
+  annotations?: Record<string, string>;
 }
 
 export interface NodeReporter {
@@ -146,7 +148,7 @@ export function createNodeReporter(opts: NodeReporterOptions): NodeReporter {
       }
       if (!cur) {
         const fresh = create(NodeSchema, {
-          metadata: { name: nodeName, labels: wantedLabels(), annotations: opts.registrationAnnotations ?? {} },
+          metadata: { name: nodeName, labels: wantedLabels(), annotations: { ...opts.registrationAnnotations, ...opts.annotations } },
           spec: { podCidr: opts.podCidr ?? "", podCidrs: opts.podCidr ? [opts.podCidr] : [] },
         });
         try {
@@ -159,6 +161,7 @@ export function createNodeReporter(opts: NodeReporterOptions): NodeReporter {
       }
       const next = clone(NodeSchema, cur);
       next.metadata!.labels = { ...next.metadata!.labels, ...wantedLabels() };
+      next.metadata!.annotations = { ...next.metadata!.annotations, ...opts.annotations };
       next.spec ??= create(NodeSpecSchema);
       if (opts.podCidr && next.spec.podCidr === "") {
         next.spec.podCidr = opts.podCidr;

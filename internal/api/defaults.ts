@@ -114,6 +114,10 @@ export const kindDefaults: Record<string, (obj: any) => void> = {
     pv.status ??= create(PersistentVolumeStatusSchema);
     if (!pv.status.phase) pv.status.phase = "Pending";
   },
+  StorageClass(sc) {
+    if (sc.reclaimPolicy === "") sc.reclaimPolicy = "Delete";
+    if (sc.volumeBindingMode === "") sc.volumeBindingMode = "Immediate";
+  },
   PersistentVolumeClaim(pvc) {
     if (pvc.spec && pvc.spec.volumeMode === "") pvc.spec.volumeMode = "Filesystem";
     pvc.status ??= create(PersistentVolumeClaimStatusSchema);

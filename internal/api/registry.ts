@@ -22,7 +22,9 @@ import { EndpointsService } from "../../gen/skiff/v1alpha1/endpoints_service_pb.
 import { ConfigMapSchema, SecretSchema } from "../../gen/skiff/v1alpha1/config_pb.js";
 import { ConfigMapService } from "../../gen/skiff/v1alpha1/config_map_service_pb.js";
 import { SecretService } from "../../gen/skiff/v1alpha1/secret_service_pb.js";
-import { PersistentVolumeClaimSchema, PersistentVolumeSchema } from "../../gen/skiff/v1alpha1/storage_pb.js";
+import { PersistentVolumeClaimSchema, PersistentVolumeSchema, StorageClassSchema } from "../../gen/skiff/v1alpha1/storage_pb.js";
+import { StorageClassService } from "../../gen/skiff/v1alpha1/storage_class_service_pb.js";
+import { PINNED_NODE_FIELD, pinnedNode } from "./storage.ts";
 import { PersistentVolumeService } from "../../gen/skiff/v1alpha1/persistent_volume_service_pb.js";
 import { PersistentVolumeClaimService } from "../../gen/skiff/v1alpha1/persistent_volume_claim_service_pb.js";
 import { EventSchema, LeaseSchema } from "../../gen/skiff/v1alpha1/coordination_pb.js";
@@ -48,6 +50,8 @@ export type ApiObject = Message & { metadata?: ObjectMeta; spec?: unknown; statu
 export interface AdmissionContext {
   /** The Namespace object, or undefined when there is none. */
   namespace(name: string): Promise<ApiObject | undefined>;
+  /** Every object of a kind, from the apiserver's watch cache (StorageClasses for the default class). */
+  objects(kind: string): ApiObject[];
   /** Who writes (absent for the apiserver's own writes). */
   user?: UserInfo;
 }
@@ -225,7 +229,12 @@ export const kinds: readonly Kind[] = [
   kind({
     kind: "PersistentVolume", plural: "persistentvolumes", shortNames: ["pv"], apiVersion: "v1", namespaced: false,
     hasStatus: true, schema: PersistentVolumeSchema, service: PersistentVolumeService, field: "persistentVolume",
-    fields: { "status.phase": (o) => o.status?.phase ?? "" },
+    // The node a volume is pinned to: agents watch their local-path volumes by it.
+    fields: { "status.phase": (o) => o.status?.phase ?? "", [PINNED_NODE_FIELD]: (o) => pinnedNode(o) },
+  }),
+  kind({
+    kind: "StorageClass", plural: "storageclasses", shortNames: ["sc"], apiVersion: "storage.k8s.io/v1", namespaced: false,
+    hasStatus: false, schema: StorageClassSchema, service: StorageClassService, field: "storageClass",
   }),
   kind({
     kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", shortNames: ["pvc"], apiVersion: "v1",

@@ -19,6 +19,7 @@ import { compareQuantity, validateResourceList } from "./quantity.ts";
 import { podUpdateViolations } from "./pod-update.ts";
 import { validatePodSecurity } from "./security-context.ts";
 import { validateSubPath, validateVolume } from "./volume-validation.ts";
+import { validatePersistentVolume, validatePersistentVolumeClaim, validateStorageClass } from "./storage-validation.ts";
 import { labelSelectorFromObject, matchesLabels } from "./selector.ts";
 import { tokenSecretViolations } from "../join/token.ts";
 
@@ -207,11 +208,9 @@ export const kindValidators: Record<string, (obj: any, old: any | undefined) => 
     ...immutableDataViolations(s, old, ["data"]),
     ...tokenSecretViolations(s),
   ],
-  PersistentVolume: (pv) => [...validateMeta(pv.metadata, false), ...validateResourceList(pv.spec?.capacity ?? {}, "spec.capacity", { standardNames: ["storage"] })],
-  PersistentVolumeClaim: (pvc) => [
-    ...validateMeta(pvc.metadata, true),
-    ...validateResourceList(pvc.spec?.resources?.requests ?? {}, "spec.resources.requests", { standardNames: ["storage"] }),
-  ],
+  PersistentVolume: validatePersistentVolume,
+  PersistentVolumeClaim: validatePersistentVolumeClaim,
+  StorageClass: validateStorageClass,
   Lease: (l) => validateMeta(l.metadata, true),
   Event: (e) => validateMeta(e.metadata, true),
 };

@@ -138,7 +138,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
     const kv = await store.get(key);
     return kv ? decode(nsKind, kv.value, kv.modRevision) : undefined;
   }
-  const admission = { namespace: readNamespace };
+  const admission = { namespace: readNamespace, objects: (k: string) => ctx.caches.get(k)?.list() ?? [] };
 
   /** The namespace must exist and accept new objects. */
   async function checkNamespace(ns: string): Promise<void> {

@@ -3,6 +3,8 @@
 //   authorize(attrs) = node authorizer, then RBAC (union: first allow/deny wins, else deny)
 //   revoker          = ends open watches whose caller a policy change refused
 //   admit(write)     = node restriction + RBAC escalation prevention, for the admission step
+import type { PersistentVolume } from "../../gen/skiff/v1alpha1/storage_pb.js";
+import { keyFor } from "../apiserver/objects.ts";
 import type { WatchCache } from "../apiserver/watchcache.ts";
 import { createNodeAuthorizer } from "./node/authorizer.ts";
 import { createNodeGraph } from "./node/graph.ts";
@@ -29,7 +31,8 @@ export interface ClusterAuthorization {
 export function createClusterAuthorization(caches: Map<string, WatchCache>): ClusterAuthorization {
   const pods = caches.get("Pod");
   if (!pods) throw new Error("cluster authorization: no watch cache for Pod");
-  const node = createNodeAuthorizer(createNodeGraph(pods));
+  const volumes = caches.get("PersistentVolume");
+  const node = createNodeAuthorizer(createNodeGraph(pods), (name) => volumes?.get(keyFor(volumes.kind, "", name)) as PersistentVolume | undefined);
   const rbac = createRbacAuthorizer(caches);
   const authorizer = union(node, rbac);
   const revoker = createAccessRevoker(authorizer);

@@ -10,6 +10,7 @@ import { createPodGcController } from "./podgc/podgc.ts";
 import { createEventTtlController } from "./eventttl/eventttl.ts";
 import { createServiceAccountController } from "./serviceaccount/serviceaccount.ts";
 import { createTokenCleaner } from "./tokencleaner/tokencleaner.ts";
+import { createVolumeController } from "./volume/controller.ts";
 
 export const controllers: Record<string, ControllerFactory> = {
   replicaset: replicaSetController,
@@ -21,4 +22,5 @@ export const controllers: Record<string, ControllerFactory> = {
   eventttl: createEventTtlController,
   serviceaccount: createServiceAccountController,
   tokencleaner: createTokenCleaner,
+  persistentvolume: createVolumeController,
 };

@@ -11,6 +11,7 @@ import { createEventRecorder, type EventRecorder } from "../client/events.ts";
 import { createSharedInformerFactory, type Informer, type SharedInformerFactory } from "../client/informer.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createSchedulerCache } from "./cache.ts";
+import { createVolumeBinding } from "./volume-binding.ts";
 import type { FilterPlugin, ScorePlugin } from "./core/framework.ts";
 import { isTerminal, podInfoOf } from "./core/pod-info.ts";
 import { isScheduled, schedule } from "./core/schedule.ts";
@@ -91,6 +92,8 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
   const pods: Informer<Pod> = factory.informerFor<Pod>("Pod");
   const nodes: Informer<Node> = factory.informerFor<Node>("Node");
   const cache = createSchedulerCache({ assumeTtlMs: opts.assumeTtlMs });
+  const volumeBinding = createVolumeBinding({ transport: opts.transport, informers: factory });
+  const filters = opts.filters ?? [...defaultFilters, volumeBinding.filter];
   const queue = createSchedulingQueue({
     initialBackoffMs: opts.backoff?.initialMs,
     maxBackoffMs: opts.backoff?.maxMs,
@@ -164,6 +167,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
   async function bind(pod: Pod, nodeName: string, entry: QueuedPod, started: number): Promise<void> {
     const m = pod.metadata!;
     try {
+      await volumeBinding.selectNode(pod, nodeName);
       await podApi.bind({ namespace: m.namespace, name: m.name, nodeName, uid: m.uid }, { timeoutMs: 30_000 });
       cache.finishBinding(m.uid);
       queue.done(m.uid);
@@ -200,9 +204,9 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     const started = performance.now();
     const info = podInfoOf(pod);
     const snapshot = cache.snapshot();
-    const plugins = metrics?.plugins(opts.filters ?? defaultFilters, opts.scorers ?? defaultScorers);
+    const plugins = metrics?.plugins(filters, opts.scorers ?? defaultScorers);
     const result = schedule(info, snapshot, {
-      filters: plugins?.filters ?? opts.filters,
+      filters: plugins?.filters ?? filters,
       scorers: plugins?.scorers ?? opts.scorers,
       rng: opts.rng,
       percentageOfNodesToScore: opts.percentageOfNodesToScore,
@@ -257,8 +261,10 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       }
       watchNodes();
       watchPods();
+      // A claim, volume or class that changes may let a waiting pod fit.
+      unsubscribe.push(volumeBinding.onChange(() => queue.moveAll()));
       if (ownFactory) factory.start(abort.signal);
-      await Promise.all([pods.waitForSync(abort.signal), nodes.waitForSync(abort.signal)]).catch((err) => {
+      await Promise.all([pods.waitForSync(abort.signal), nodes.waitForSync(abort.signal), volumeBinding.waitForSync(abort.signal)]).catch((err) => {
         if (!abort.signal.aborted) throw err;
       });
       if (abort.signal.aborted) return;

@@ -104,6 +104,14 @@ export declare type PersistentVolumeSpec = Message<"skiff.v1alpha1.PersistentVol
    * @generated from field: skiff.v1alpha1.VolumeNodeAffinity node_affinity = 10;
    */
   nodeAffinity?: VolumeNodeAffinity | undefined;
+
+  /**
+   * Refused by validation: no node agent here mounts NFS (kept so that a manifest using it gets
+   * a clear error rather than an unknown-field one).
+   *
+   * @generated from field: skiff.v1alpha1.NFSVolumeSource nfs = 11;
+   */
+  nfs?: NFSVolumeSource | undefined;
 };
 
 /**
@@ -111,6 +119,34 @@ export declare type PersistentVolumeSpec = Message<"skiff.v1alpha1.PersistentVol
  * Use `create(PersistentVolumeSpecSchema)` to create a new message.
  */
 export declare const PersistentVolumeSpecSchema: GenMessage<PersistentVolumeSpec>;
+
+/**
+ * NFSVolumeSource is an NFS export (server and path). Not supported: see PersistentVolumeSpec.nfs.
+ *
+ * @generated from message skiff.v1alpha1.NFSVolumeSource
+ */
+export declare type NFSVolumeSource = Message<"skiff.v1alpha1.NFSVolumeSource"> & {
+  /**
+   * @generated from field: string server = 1;
+   */
+  server: string;
+
+  /**
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * @generated from field: bool read_only = 3;
+   */
+  readOnly: boolean;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.NFSVolumeSource.
+ * Use `create(NFSVolumeSourceSchema)` to create a new message.
+ */
+export declare const NFSVolumeSourceSchema: GenMessage<NFSVolumeSource>;
 
 /**
  * LocalVolumeSource is a disk or directory on one node.
@@ -284,4 +320,66 @@ export declare type PersistentVolumeClaimStatus = Message<"skiff.v1alpha1.Persis
  * Use `create(PersistentVolumeClaimStatusSchema)` to create a new message.
  */
 export declare const PersistentVolumeClaimStatusSchema: GenMessage<PersistentVolumeClaimStatus>;
+
+/**
+ * StorageClass describes a class of storage and who provisions it (cluster-scoped, storage.k8s.io/v1).
+ * The annotation storageclass.kubernetes.io/is-default-class: "true" makes it the class of claims
+ * that name none.
+ *
+ * @generated from message skiff.v1alpha1.StorageClass
+ */
+export declare type StorageClass = Message<"skiff.v1alpha1.StorageClass"> & {
+  /**
+   * @generated from field: skiff.v1alpha1.ObjectMeta metadata = 1;
+   */
+  metadata?: ObjectMeta | undefined;
+
+  /**
+   * Who makes volumes of this class: "skiff.io/local-path" (built in) or
+   * "kubernetes.io/no-provisioner" (static volumes only).
+   *
+   * @generated from field: string provisioner = 2;
+   */
+  provisioner: string;
+
+  /**
+   * Handed to the provisioner; the built-in one takes none.
+   *
+   * @generated from field: map<string, string> parameters = 3;
+   */
+  parameters: { [key: string]: string };
+
+  /**
+   * Of the volumes it provisions: "Delete" (default) or "Retain".
+   *
+   * @generated from field: string reclaim_policy = 4;
+   */
+  reclaimPolicy: string;
+
+  /**
+   * "Immediate" (default): bind claims at once; "WaitForFirstConsumer": after the scheduler picks
+   * the node of the first pod using the claim.
+   *
+   * @generated from field: string volume_binding_mode = 5;
+   */
+  volumeBindingMode: string;
+
+  /**
+   * Must be false or unset: no provisioner here can grow a volume.
+   *
+   * @generated from field: bool allow_volume_expansion = 6;
+   */
+  allowVolumeExpansion: boolean;
+
+  /**
+   * @generated from field: repeated string mount_options = 7;
+   */
+  mountOptions: string[];
+};
+
+/**
+ * Describes the message skiff.v1alpha1.StorageClass.
+ * Use `create(StorageClassSchema)` to create a new message.
+ */
+export declare const StorageClassSchema: GenMessage<StorageClass>;
 

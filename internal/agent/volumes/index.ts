@@ -9,6 +9,7 @@ import { prepareHostPath } from "./host-path.ts";
 import { checkNoDuplicatePaths, DEFAULT_MODE, downwardFiles, keyFiles, VolumeMountError, type ObjectData } from "./projections.ts";
 import { ensureTmpfs, SECRET_TMPFS_BYTES } from "./tmpfs.ts";
 import { createTokenSource, type TokenRequester } from "./tokens.ts";
+import type { ClaimVolumes } from "../pvc-volume.ts";
 
 export { VolumeMountError } from "./projections.ts";
 
@@ -34,6 +35,8 @@ export interface VolumeDeps {
    */
   tmpfs: boolean;
   now?: () => number;
+  /** persistentVolumeClaim volumes (../pvc-volume.ts); absent: such volumes fail, saying so. */
+  claims?: ClaimVolumes;
 }
 
 export interface VolumeManager {
@@ -126,8 +129,10 @@ export function createVolumeManager(deps: VolumeDeps): VolumeManager {
       // Projected volumes may hold secrets and tokens: always on tmpfs.
       return writeFiles(ctx, files, true);
     },
-    async persistentVolumeClaim({ volume }) {
-      throw new Error(`volume "${volume.name}": persistentVolumeClaim volumes are not supported by this agent yet`);
+    async persistentVolumeClaim({ pod, volume }) {
+      const src = volume.persistentVolumeClaim!;
+      if (!deps.claims) throw new VolumeMountError("persistentVolumeClaim volumes are not supported by this agent");
+      return { hostPath: await deps.claims.resolve(pod, src), readOnly: src.readOnly };
     },
   };
 

@@ -5,6 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AdmitHook } from "../../api/registry.ts";
 import { checkPod, enforcedLevel, formatViolations, validateNamespaceLabels } from "./podsecurity.ts";
+import { admitPersistentVolume, admitPersistentVolumeClaim } from "./storage.ts";
 
 const admitPod: AdmitHook = async (pod, old, ctx) => {
   // A pod update may change only images, deadlines and tolerations (validation), none of which
@@ -29,4 +30,6 @@ const admitNamespace: AdmitHook = (ns) => {
 export const admissionHooks: Record<string, AdmitHook> = {
   Pod: admitPod,
   Namespace: admitNamespace,
+  PersistentVolumeClaim: admitPersistentVolumeClaim,
+  PersistentVolume: admitPersistentVolume,
 };

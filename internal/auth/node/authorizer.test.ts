@@ -146,3 +146,35 @@ describe("node restriction", () => {
     expect(refused(() => admitNodeRestriction({ user: n1, kind: "Lease", operation: "create", object: lease("skiff-scheduler") }))).toMatch(/Lease "skiff-scheduler"/);
   });
 });
+
+describe("node authorizer: persistent volumes", () => {
+  const pinned = (node: string) => ({ required: { nodeSelectorTerms: [{ matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [node] }] }] } });
+  const volume = (name: string, node: string, claim?: string) => ({
+    metadata: { name },
+    spec: { capacity: { storage: "1Gi" }, accessModes: ["ReadWriteOnce"], hostPath: { path: `/srv/${name}` }, nodeAffinity: pinned(node), claimRef: claim ? { namespace: "a", name: claim } : undefined },
+  });
+
+  it("lets a node read the volume of a claim its pod uses, and watch, read and update the volumes pinned to it", async () => {
+    await api.put("PersistentVolume", volume("mine", "n1"));
+    await api.put("PersistentVolume", volume("theirs", "n2", "shared-data"));
+    await api.put("PersistentVolume", volume("unused", "n2", "nobody"));
+    await api.put("Pod", { metadata: { name: "uses-claim", namespace: "a" }, spec: { nodeName: "n1", containers: [{ name: "c", image: "busybox" }], volumes: [{ name: "d", persistentVolumeClaim: { claimName: "shared-data" } }] } });
+    const on = (verb: "get" | "update", name: string) => ok(attrs(n1, verb, "persistentvolumes", { name }));
+    expect(on("get", "mine")).toBe(true);
+    expect(on("update", "mine")).toBe(true);
+    expect(on("get", "theirs")).toBe(true); // its pod's claim is bound to it
+    expect(on("update", "theirs")).toBe(false);
+    expect(on("get", "unused")).toBe(false);
+    expect(ok(attrs(n1, "watch", "persistentvolumes", { fieldSelector: "spec.nodeAffinity.nodeName=n1" }))).toBe(true);
+    expect(ok(attrs(n1, "watch", "persistentvolumes", { fieldSelector: "spec.nodeAffinity.nodeName=n2" }))).toBe(false);
+    expect(ok(attrs(n1, "list", "persistentvolumes"))).toBe(false);
+  });
+
+  it("lets a node only remove finalizers of a volume", () => {
+    const pv = (finalizers: string[], path = "/srv/v") => ({ metadata: { name: "v", finalizers }, spec: { hostPath: { path } } }) as never;
+    expect(() => admitNodeRestriction({ user: n1, kind: "PersistentVolume", operation: "update", oldObject: pv(["a", "b"]), object: pv(["a"]) })).not.toThrow();
+    expect(() => admitNodeRestriction({ user: n1, kind: "PersistentVolume", operation: "update", oldObject: pv(["a"]), object: pv(["a"], "/etc") })).toThrow(/beyond removing its finalizers/);
+    expect(() => admitNodeRestriction({ user: n1, kind: "PersistentVolume", operation: "update", oldObject: pv([]), object: pv(["x"]) })).toThrow(/beyond removing its finalizers/);
+    expect(() => admitNodeRestriction({ user: n1, kind: "PersistentVolume", operation: "create", object: pv([]) })).toThrow(/create PersistentVolume/);
+  });
+});

@@ -11,9 +11,15 @@
 //                            fieldSelector spec.nodeName=<its name>
 //   Secrets, ConfigMaps,     get of those its pods use (graph.ts); create serviceaccounts/token
 //   PVCs, ServiceAccounts    for the ServiceAccounts its pods run as
+//   PersistentVolumes        get of those bound to claims its pods use; get, update and (with
+//                            fieldSelector spec.nodeAffinity.nodeName=<its name>) list and watch
+//                            of those pinned to it (its local-path volumes: it makes and removes
+//                            their directories; restriction.ts lets it only remove finalizers)
 import { parseFieldSelector } from "../../api/selector.ts";
 import { NODE_LEASE_NAMESPACE } from "../../agent/lease.ts";
 import type { Authorizer, Decision, PolicySource, RequestAttributes, UserInfo } from "../types.ts";
+import type { PersistentVolume } from "../../../gen/skiff/v1alpha1/storage_pb.js";
+import { PINNED_NODE_FIELD, pinnedNode } from "../../api/storage.ts";
 import { refKey, type NodeGraph } from "./graph.ts";
 
 export const NODE_USER_PREFIX = "system:node:";
@@ -32,7 +38,10 @@ export interface NodeAuthorizer extends Authorizer, PolicySource {
   close(): void;
 }
 
-export function createNodeAuthorizer(graph: NodeGraph): NodeAuthorizer {
+/** Reads a PersistentVolume by name (the apiserver's watch cache). */
+export type VolumeLookup = (name: string) => PersistentVolume | undefined;
+
+export function createNodeAuthorizer(graph: NodeGraph, volumeByName: VolumeLookup = () => undefined): NodeAuthorizer {
   const allow = (why: string): Decision => ({ decision: "allow", reason: `node authorizer: ${why}` });
   // Not ours to allow: RBAC decides; the reason says what the node authorizer would need.
   const notMine = (why: string): Decision => ({ decision: "no-opinion", reason: why });
@@ -71,7 +80,23 @@ export function createNodeAuthorizer(graph: NodeGraph): NodeAuthorizer {
     return notMine(`no pod bound to node "${node}" uses ${a.resource} ${a.namespace}/${a.name || "*"}`);
   }
 
+  function persistentVolumes(a: RequestAttributes, node: string): Decision {
+    if (a.subresource !== "") return notMine(`a node may not ${a.verb} persistentvolumes/${a.subresource}`);
+    if (a.verb === "list" || a.verb === "watch") {
+      if (selectsNode(a.fieldSelector, node, PINNED_NODE_FIELD)) return allow(`persistent volumes pinned to "${node}"`);
+      return notMine(`node "${node}" may only list and watch persistentvolumes with fieldSelector ${PINNED_NODE_FIELD}=${node}`);
+    }
+    const pv = a.name === "" ? undefined : volumeByName(a.name);
+    if (pv && ["get", "update", "patch"].includes(a.verb) && pinnedNode(pv) === node) return allow(`persistentvolume ${a.name} is pinned to "${node}"`);
+    const ref = pv?.spec?.claimRef;
+    if (pv && a.verb === "get" && ref && graph.uses(node, refKey("persistentvolumeclaims", ref.namespace, ref.name))) {
+      return allow(`a pod bound to "${node}" uses claim ${ref.namespace}/${ref.name} of persistentvolume ${a.name}`);
+    }
+    return notMine(`no pod bound to node "${node}" uses persistentvolume ${a.name || "*"}, nor is it pinned to the node`);
+  }
+
   const byResource: Record<string, (a: RequestAttributes, node: string) => Decision> = {
+    persistentvolumes: persistentVolumes,
     nodes,
     leases,
     pods,
@@ -95,11 +120,11 @@ export function createNodeAuthorizer(graph: NodeGraph): NodeAuthorizer {
   };
 }
 
-/** Whether a field selector pins spec.nodeName to this node. */
-function selectsNode(selector: string | undefined, node: string): boolean {
+/** Whether a field selector pins spec.nodeName (or `field`) to this node. */
+function selectsNode(selector: string | undefined, node: string, field = "spec.nodeName"): boolean {
   if (!selector) return false;
   try {
-    return parseFieldSelector(selector).requirements.some((r) => r.field === "spec.nodeName" && r.operator === "Equals" && r.value === node);
+    return parseFieldSelector(selector).requirements.some((r) => r.field === field && r.operator === "Equals" && r.value === node);
   } catch {
     return false;
   }

@@ -26,7 +26,7 @@ export interface AdmissionRequest {
 export function admitNodeRestriction(req: AdmissionRequest): void {
   const node = nodeNameOf(req.user);
   if (node === undefined) return;
-  const problem = req.kind === "Node" ? nodeProblem(node, req) : req.kind === "Lease" ? leaseProblem(node, req) : undefined;
+  const problem = req.kind === "Node" ? nodeProblem(node, req) : req.kind === "Lease" ? leaseProblem(node, req) : req.kind === "PersistentVolume" ? volumeProblem(req) : undefined;
   if (problem) throw new ConnectError(`node "${node}" is not allowed to ${problem}`, Code.PermissionDenied);
 }
 
@@ -52,6 +52,16 @@ function nodeProblem(node: string, req: AdmissionRequest): string | undefined {
 function leaseProblem(node: string, req: AdmissionRequest): string | undefined {
   const name = (req.object ?? req.oldObject)?.metadata?.name ?? "";
   return name === node ? undefined : `${req.operation} Lease "${name}": a node may only write the Lease named after it`;
+}
+
+/** A node's agent removes the finalizer of a local-path volume whose directory it removed, nothing else. */
+function volumeProblem(req: AdmissionRequest): string | undefined {
+  const name = (req.object ?? req.oldObject)?.metadata?.name ?? "";
+  if (req.operation !== "update" || !req.object || !req.oldObject) return `${req.operation} PersistentVolume "${name}"`;
+  const strip = (o: ApiObject) => ({ spec: o.spec, labels: o.metadata?.labels, annotations: o.metadata?.annotations });
+  const removedOnly = req.object.metadata!.finalizers.every((f) => req.oldObject!.metadata!.finalizers.includes(f));
+  if (!removedOnly || json(strip(req.object)) !== json(strip(req.oldObject))) return `change PersistentVolume "${name}" beyond removing its finalizers`;
+  return undefined;
 }
 
 const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x));

@@ -68,8 +68,11 @@ const accessReviewer = (): PolicyRule => rule(["create"], ["authorization.k8s.io
 
 // internal/scheduler: pod and node informers, Bind, the PodScheduled condition (UpdateStatus),
 // Scheduled/FailedScheduling events, leader election.
+// Volume binding: claims, volumes and classes read; the selected-node annotation on claims.
 const schedulerRules = (): PolicyRule[] => [
-  rule(READ, [""], ["pods", "nodes"]),
+  rule(READ, [""], ["pods", "nodes", "persistentvolumeclaims", "persistentvolumes"]),
+  rule(READ, ["storage.k8s.io"], ["storageclasses"]),
+  rule(["update"], [""], ["persistentvolumeclaims"]),
   rule(["create"], [""], ["pods/binding"]),
   rule(["update"], [""], ["pods/status"]),
   eventWriter(),
@@ -79,13 +82,15 @@ const schedulerRules = (): PolicyRule[] => [
 
 // internal/controller/*: the garbage collector watches every kind and updates (owner references,
 // finalizers) or deletes any object; replicaset creates pods, deployment creates replicasets,
+// persistentvolume provisions PVs, writes PV and PVC statuses and makes the local-path class,
 // endpoints creates Endpoints, serviceaccount a "default" ServiceAccount per namespace; statuses
 // of replicasets, deployments, nodes and pods (node lifecycle); events; leader election. No
 // subresource beyond status (no logs, no binding, no tokens).
 const controllerManagerRules = (): PolicyRule[] => [
   ...registryRules(["get", "list", "watch", "update", "delete"]),
-  rule(["create"], [""], ["pods", "endpoints", "serviceaccounts"]),
-  rule(["update"], [""], ["pods/status", "nodes/status"]),
+  rule(["create"], [""], ["pods", "endpoints", "serviceaccounts", "persistentvolumes"]),
+  rule(["update"], [""], ["pods/status", "nodes/status", "persistentvolumes/status", "persistentvolumeclaims/status"]),
+  rule(["create"], ["storage.k8s.io"], ["storageclasses"]),
   rule(["create"], ["apps"], ["replicasets"]),
   rule(["update"], ["apps"], ["replicasets/status", "deployments/status"]),
   eventWriter(),

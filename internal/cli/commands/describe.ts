@@ -30,6 +30,11 @@ async function extrasFor(api: Api, kind: Kind, obj: ApiObject): Promise<Describe
   if (kind.kind === "Node") {
     extras.pods = (await listAllPages(api.client(kindByName("Pod")!), "", { fieldSelector: `spec.nodeName=${name}` })).items;
   }
+  if (kind.kind === "PersistentVolumeClaim") {
+    // "Used By": the namespace's pods with a volume of this claim.
+    const pods = (await listAllPages(api.client(kindByName("Pod")!), obj.metadata?.namespace ?? "", {})).items as any[];
+    extras.pods = pods.filter((p) => (p.spec?.volumes ?? []).some((v: any) => v.persistentVolumeClaim?.claimName === name));
+  }
   return extras;
 }
 

@@ -1,12 +1,15 @@
 // The columns `get` prints per kind, after NAME (and NAMESPACE with -A). `wide` columns are
 // appended with -o wide. A kind without an entry here gets just AGE.
 import type { ApiObject } from "../../api/registry.ts";
+import { DEFAULT_CLASS_ANNOTATION } from "../../api/storage.ts";
 import { age, formatLabels } from "./table.ts";
 import { podReady, podRestarts, podStatus } from "./pod-status.ts";
 
 export interface KindColumns {
   /** Kinds whose names say nothing (events) leave out the NAME column. */
   noName?: boolean;
+  /** What the NAME column shows, when more than the name ("local-path (default)"). */
+  name?(obj: any): string;
   header: string[];
   row(obj: any, now: number): string[];
   wideHeader?: string[];
@@ -144,7 +147,7 @@ export const kindColumns: Record<string, KindColumns> = {
     row: (s, now) => [s.type || "Opaque", String(Object.keys(s.data ?? {}).length), created(s, now)],
   },
   PersistentVolume: {
-    header: ["CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS", "AGE"],
+    header: ["CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS", "REASON", "AGE"],
     row: (pv, now) => [
       pv.spec?.capacity?.storage ?? "",
       accessModes(pv.spec?.accessModes),
@@ -152,6 +155,7 @@ export const kindColumns: Record<string, KindColumns> = {
       pv.status?.phase ?? "",
       pv.spec?.claimRef ? `${pv.spec.claimRef.namespace}/${pv.spec.claimRef.name}` : "",
       pv.spec?.storageClassName ?? "",
+      pv.status?.reason ?? "",
       created(pv, now),
     ],
   },
@@ -165,6 +169,11 @@ export const kindColumns: Record<string, KindColumns> = {
       c.spec?.storageClassName ?? "",
       created(c, now),
     ],
+  },
+  StorageClass: {
+    name: (sc) => `${sc.metadata?.name ?? ""}${sc.metadata?.annotations?.[DEFAULT_CLASS_ANNOTATION] === "true" ? " (default)" : ""}`,
+    header: ["PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"],
+    row: (sc, now) => [sc.provisioner ?? "", sc.reclaimPolicy ?? "", sc.volumeBindingMode ?? "", String(sc.allowVolumeExpansion ?? false), created(sc, now)],
   },
   Lease: {
     header: ["HOLDER", "AGE"],

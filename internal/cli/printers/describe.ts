@@ -6,6 +6,7 @@ import { containerFields, podTemplateLines } from "./describe-pod.ts";
 import { formatTime, mapLines, renderEvents, renderFields, renderTable, type EventLike, type Field } from "./describe-layout.ts";
 import { endpointsList, nodeReady, nodeRoles } from "./columns.ts";
 import { podStatus } from "./pod-status.ts";
+import { describePersistentVolume, describePersistentVolumeClaim, describeStorageClass } from "./describe-storage.ts";
 import { toKubeObject, toYaml } from "./object.ts";
 import { formatLabels } from "./table.ts";
 
@@ -14,7 +15,7 @@ export interface DescribeExtras {
   events: EventLike[];
   /** Services: the Endpoints of the same name. */
   endpoints?: ApiObject;
-  /** Nodes: the pods bound to the node. */
+  /** Nodes: the pods bound to the node; claims: the pods using the claim. */
   pods?: ApiObject[];
 }
 
@@ -79,7 +80,7 @@ function volumeSource(v: any): string {
   if (v.hostPath) return `HostPath ${v.hostPath.path}`;
   if (v.configMap) return `ConfigMap ${v.configMap.name}`;
   if (v.secret) return `Secret ${v.secret.secretName}`;
-  if (v.persistentVolumeClaim) return `PersistentVolumeClaim ${v.persistentVolumeClaim.claimName}`;
+  if (v.persistentVolumeClaim) return `PersistentVolumeClaim ${v.persistentVolumeClaim.claimName}${v.persistentVolumeClaim.readOnly ? " (read-only)" : ""}`;
   if (v.downwardAPI ?? v.downwardApi) return "DownwardAPI";
   if (v.projected) return `Projected (${(v.projected.sources ?? []).map((s: any) => Object.keys(s)[0]).join(", ")})`;
   return "<unknown>";
@@ -216,6 +217,9 @@ export function describeObject(kind: Kind, obj: ApiObject, extras: DescribeExtra
     case "Namespace": body = { fields: [["Status", (obj as any).status?.phase || "Active"]], after: [] }; break;
     case "ConfigMap": body = describeConfigMap(obj); break;
     case "Secret": body = describeSecret(obj); break;
+    case "StorageClass": body = describeStorageClass(obj); break;
+    case "PersistentVolume": body = describePersistentVolume(obj); break;
+    case "PersistentVolumeClaim": body = describePersistentVolumeClaim(obj, (extras.pods ?? []).map((p) => p.metadata?.name ?? "")); break;
     default: body = describeGeneric(kind, obj);
   }
   const lines = [

@@ -27,7 +27,7 @@ export function tableHeader(kind: Kind, opts: TableOptions): string[] {
 
 export function tableRow(kind: Kind, obj: ApiObject, opts: TableOptions): string[] {
   const cols = columnsFor(kind.kind);
-  const name = obj.metadata?.name ?? "";
+  const name = cols.name?.(obj) ?? obj.metadata?.name ?? "";
   return [
     ...(opts.allNamespaces && kind.namespaced ? [obj.metadata?.namespace ?? ""] : []),
     ...(cols.noName ? [] : [opts.withKind ? `${resourceRef(kind)}/${name}` : name]),
