@@ -301,7 +301,11 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       const requested = clone(kind.schema, obj) as ApiObject;
       // Without a resource version the update is unconditional: retry races against other writers.
       for (let attempt = 0; ; attempt++) {
-        const cur = await read(m.namespace, m.name);
+        // As in updateStatus: the watch cache's copy when it is the version the writer saw (a
+        // Lease renewal, a controller's update); the write is conditional on that version, so a
+        // stale copy can only fail with the conflict a storage read would have given.
+        const cached = wanted !== undefined && attempt === 0 ? ctx.caches.get(kind.kind)?.get(keyFor(kind, m.namespace, m.name)) : undefined;
+        const cur = cached && cached.metadata?.resourceVersion === wanted ? cached : await read(m.namespace, m.name);
         const cm = cur.metadata!;
         if (wanted !== undefined && wanted !== cm.resourceVersion) throw conflict(label, m.name);
         if (m.uid !== "" && m.uid !== cm.uid) {
