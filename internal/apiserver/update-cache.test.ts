@@ -1,16 +1,18 @@
-// Update with a resourceVersion starts from the watch cache's copy when the cache holds that
+// Writes that start from the watch cache's object never change it (UpdateStatus, Bind copy what
+// they change). Update with a resourceVersion starts from the watch cache's copy when the cache holds that
 // version (no storage read: a Lease renewal per node every 10 s, a controller's updates). The write
 // stays conditional on the version, so a cache that lags storage can never make an update win
 // over a newer write: the caller gets the same conflict a storage read would have given.
-import { clone, create } from "@bufbuild/protobuf";
+import { clone, create, equals } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { beforeEach, describe, expect, it } from "vitest";
 import { LeaseSchema, type Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
+import { PodSchema, type Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { kindByName, type ApiObject } from "../api/registry.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import type { Store } from "../storage/store.ts";
 import { keyFor } from "./objects.ts";
-import { createResourceOps, type ResourceOps } from "./resources.ts";
+import { bindPod, createResourceOps, type ResourceOps } from "./resources.ts";
 import type { WatchCache } from "./watchcache.ts";
 
 const leaseKind = kindByName("Lease")!;
@@ -74,5 +76,33 @@ describe("update from the watch cache", () => {
     expect(reads).toBe(1);
     expect((v3 as unknown as Lease).spec?.holderIdentity).toBe("c");
     expect((await failure(leases.update(renew(v2, "d")))).code).toBe(Code.Aborted);
+  });
+});
+
+describe("writes that start from the watch cache's object", () => {
+  it("UpdateStatus and Bind leave the cached pod exactly as it was (they copy what they change)", async () => {
+    const podKind = kindByName("Pod")!;
+    const podCache = new Map<string, ApiObject>();
+    const cache = { kind: podKind, get: (key: string) => podCache.get(key) } as unknown as WatchCache;
+    const pods = createResourceOps(podKind, { store, caches: new Map([["Pod", cache]]) });
+    const created = await pods.create(create(PodSchema, { metadata: { name: "p", namespace: "default" }, spec: { containers: [{ name: "c", image: "busybox" }] } }) as unknown as ApiObject);
+    const key = keyFor(podKind, "default", "p");
+    podCache.set(key, created);
+    const snapshot = clone(PodSchema, created as unknown as Pod);
+
+    const bound = (await bindPod(pods, store, "default", "p", "n1", "", cache)) as unknown as Pod;
+    expect(bound.spec!.nodeName).toBe("n1");
+    expect(bound.status!.conditions.map((c) => c.type)).toContain("PodScheduled");
+    expect(equals(PodSchema, created as unknown as Pod, snapshot)).toBe(true);
+
+    podCache.set(key, bound as unknown as ApiObject);
+    const boundSnapshot = clone(PodSchema, bound);
+    const status = clone(PodSchema, bound);
+    status.status!.phase = "Running";
+    const running = (await pods.updateStatus(status as unknown as ApiObject)) as unknown as Pod;
+    expect(running.status!.phase).toBe("Running");
+    expect(running.metadata!.resourceVersion).not.toBe(bound.metadata!.resourceVersion);
+    expect(equals(PodSchema, bound, boundSnapshot)).toBe(true);
+    expect((await pods.get("default", "p")) as unknown as Pod).toMatchObject({ spec: { nodeName: "n1" }, status: { phase: "Running" } });
   });
 });
