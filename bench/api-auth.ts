@@ -28,7 +28,7 @@ export async function measurePipelineCost(calls = 200_000): Promise<PipelineCost
   const handler = async (req: { namespace: string; name: string }) => req.name;
   const guarded = pipeline.guard(kind, { get: handler }).get as (req: unknown, ctx: unknown) => Promise<string>;
   const certPeer = (): Peer => {
-    const socket = { authorized: true, getPeerCertificate: () => ({ subject: { CN: "admin", O: "system:masters" } }) } as unknown as TLSSocket;
+    const socket = { authorized: true, getPeerCertificate: () => ({ subject: { CN: "admin", O: "system:masters" }, valid_to: "Jan  1 00:00:00 2100 GMT" }) } as unknown as TLSSocket;
     return { key: {}, socket };
   };
   const noCert: Peer = { key: {}, socket: { authorized: false, getPeerCertificate: () => ({}) } as unknown as TLSSocket };

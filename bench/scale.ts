@@ -32,7 +32,7 @@ import { startNodeScript, startSkiff, type Daemon } from "./lib/child.ts";
 import { interruptedBy, onCleanup } from "./lib/cleanup.ts";
 import { ETCD_PREFIX, startBenchControlPlane } from "./lib/control-plane.ts";
 import { watchPods } from "./lib/pod-watch.ts";
-import { cpuMark, cpuSince, type Groups } from "./lib/proc.ts";
+import { cpuMark, cpuSince, type CpuSample, type Groups } from "./lib/proc.ts";
 import { scrape } from "./lib/prom.ts";
 import { runLoad, sleep } from "./lib/stats.ts";
 import { printScaleReport, type RawPuts } from "./scale-report.ts";
@@ -52,6 +52,7 @@ const options = {
   puts: { type: "string", default: "5000" },
   timeout: { type: "string", default: "180000" },
   stall: { type: "string", default: "30000" },
+  idle: { type: "string", default: "10000" },
   "cpu-prof": { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -71,6 +72,9 @@ const help = `usage: npm run bench -- scale [options]
   --puts N                raw etcd puts after the run (default 5000)
   --timeout MS            give up waiting for every pod to be Running after this (default 180000)
   --stall MS              … or when nothing moved for this long (default 30000)
+  --idle MS               before the run, measure each process's CPU with every node Ready and
+                          no pods for this long (default 10000: one heartbeat period); the report
+                          subtracts that rate from the run's CPU (0: no idle phase)
   --cpu-prof DIR          V8 CPU profiles of every child process (apiserver, scheduler,
                           controller-manager, hollow nodes) into DIR, with each one's top
                           functions in the report`;
@@ -132,6 +136,7 @@ export async function run(argv: string[]): Promise<void> {
   const puts = int("puts", v.puts);
   const timeoutMs = int("timeout", v.timeout);
   const stallMs = int("stall", v.stall);
+  const idleMs = int("idle", v.idle, 0);
   const total = deployments * replicas;
   const profDir = v["cpu-prof"];
   if (profDir) mkdirSync(profDir, { recursive: true });
@@ -188,6 +193,17 @@ export async function run(argv: string[]): Promise<void> {
     scheduler: (p) => p.pid === scheduler.pid,
     "controller-manager": (p) => p.pid === cm.pid,
   };
+
+  // ---- idle: what the components cost per second with nothing to do (heartbeats, leases,
+  // elections): over a slow run it is a large share of each pod's CPU, so the report subtracts it ----
+  let idle: CpuSample | undefined;
+  if (idleMs > 0) {
+    process.stdout.write(`idle for ${idleMs} ms (every node Ready, no pods)… `);
+    const mark = cpuMark(groups);
+    await sleep(idleMs);
+    idle = cpuSince(groups, mark);
+    console.log("done");
+  }
 
   // ---- the run ----
   const deps = createResourceClient<Deployment>(transport, "Deployment");
@@ -296,6 +312,7 @@ export async function run(argv: string[]): Promise<void> {
     metricsBefore,
     metricsAfter,
     cpu: cpuRun,
+    idleCpu: idle,
     groupOrder: Object.keys(groups),
     hollow: hollowStats,
     raw,

@@ -8,7 +8,7 @@ import { createRequestPipeline } from "./pipeline.ts";
 
 const kind = (k: string) => kinds.find((x) => x.kind === k)!;
 // A connection whose certificate TLS already verified.
-const peer = (cn: string, o: string[] = []): Peer => ({ key: {}, socket: { authorized: true, getPeerCertificate: () => ({ subject: { CN: cn, O: o } }) } as unknown as TLSSocket });
+const peer = (cn: string, o: string[] = []): Peer => ({ key: {}, socket: { authorized: true, getPeerCertificate: () => ({ subject: { CN: cn, O: o }, valid_to: "Jan  1 00:00:00 2100 GMT" }) } as unknown as TLSSocket });
 const noHeaders = () => undefined;
 
 function setup() {

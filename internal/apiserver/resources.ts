@@ -301,7 +301,11 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       const requested = clone(kind.schema, obj) as ApiObject;
       // Without a resource version the update is unconditional: retry races against other writers.
       for (let attempt = 0; ; attempt++) {
-        const cur = await read(m.namespace, m.name);
+        // As in updateStatus: the watch cache's copy when it is the version the writer saw (a
+        // Lease renewal, a controller's update); the write is conditional on that version, so a
+        // stale copy can only fail with the conflict a storage read would have given.
+        const cached = wanted !== undefined && attempt === 0 ? ctx.caches.get(kind.kind)?.get(keyFor(kind, m.namespace, m.name)) : undefined;
+        const cur = cached && cached.metadata?.resourceVersion === wanted ? cached : await read(m.namespace, m.name);
         const cm = cur.metadata!;
         if (wanted !== undefined && wanted !== cm.resourceVersion) throw conflict(label, m.name);
         if (m.uid !== "" && m.uid !== cm.uid) {
@@ -358,7 +362,9 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         const cached = wanted !== undefined ? ctx.caches.get(kind.kind)?.get(keyFor(kind, m.namespace, m.name)) : undefined;
         const cur = cached && cached.metadata?.resourceVersion === wanted ? cached : await read(m.namespace, m.name);
         if (wanted !== undefined && wanted !== cur.metadata!.resourceVersion) throw conflict(label, m.name);
-        const next = clone(kind.schema, cur) as ApiObject;
+        // Only metadata (its version is set on write) and the status are new; the rest is shared
+        // with `cur`, which may be the watch cache's object and is never changed.
+        const next = { ...cur, metadata: { ...cur.metadata! } } as ApiObject;
         next.status = obj.status;
         validateStatus(next);
         if (user) ctx.admitWrite?.({ user, kind: kind.kind, operation: "update", object: next, oldObject: cur });
@@ -465,11 +471,11 @@ export async function bindPod(
     if (pod.spec.nodeName !== "") {
       throw new ConnectError(`pod "${name}" is already bound to node "${pod.spec.nodeName}"`, Code.FailedPrecondition);
     }
-    const next = clone(ops.kind.schema, cur) as any;
-    next.spec.nodeName = nodeName;
-    const conds = next.status.conditions.filter((c: { type: string }) => c.type !== "PodScheduled");
+    // New copies of what a binding changes (and of metadata, whose version the write sets); the
+    // rest is shared with `cur`, which may be the watch cache's object and is never changed.
+    const conds = pod.status.conditions.filter((c: { type: string }) => c.type !== "PodScheduled");
     conds.push(create(ConditionSchema, { type: "PodScheduled", status: "True", lastTransitionTime: timestampNow() }));
-    next.status.conditions = conds;
+    const next = { ...pod, metadata: { ...pod.metadata }, spec: { ...pod.spec, nodeName }, status: { ...pod.status, conditions: conds } };
     try {
       const kv = await store.update(objectKey(ops.kind, next), encode(ops.kind, next), Number(pod.metadata.resourceVersion));
       next.metadata.resourceVersion = String(kv.modRevision);

@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Endpoints } from "../../gen/skiff/v1alpha1/endpoints_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { ServiceAccountSchema, type ServiceAccount } from "../../gen/skiff/v1alpha1/service_account_pb.js";
-import { ServiceAccountService } from "../../gen/skiff/v1alpha1/service_account_service_pb.js";
+import { ServiceAccountService, ServiceAccountServiceCreateTokenRequestSchema } from "../../gen/skiff/v1alpha1/service_account_service_pb.js";
+import type { ApiObject } from "../api/registry.ts";
+import { generateSigningKeyPem, signingKeyFromPem } from "../auth/serviceaccount/keys.ts";
 import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createApiTransport } from "../client/transport.ts";
@@ -14,6 +16,8 @@ import { testPod } from "../controller/node/testing.ts";
 import { testPki } from "../pki/testing.ts";
 import { createMemoryStore } from "../storage/memory.ts";
 import { startApiServer, type ApiServer } from "./server.ts";
+import { createServiceAccounts } from "./serviceaccounts.ts";
+import type { WatchCache } from "./watchcache.ts";
 
 let server: ApiServer;
 let transport: ReturnType<typeof createApiTransport>;
@@ -83,6 +87,45 @@ describe("ServiceAccountService.CreateToken", () => {
     expect(await server.serviceAccountAuthenticator.authenticate(token)).toBeDefined();
     await pods().delete("default", "bound-pod", { gracePeriodSeconds: 0n });
     await expect.poll(() => server.serviceAccountAuthenticator.verify(token)).toEqual({ ok: false, reason: "pod default/bound-pod the token is bound to no longer exists" });
+  });
+  it("binds to the pod under that name now: right after a re-create the new uid gets its token, the old uid is refused", async () => {
+    await accounts().create(sa("again"));
+    const p = testPod("again-pod");
+    p.spec!.serviceAccountName = "again";
+    const first = await pods().create(p);
+    await pods().delete("default", "again-pod", { gracePeriodSeconds: 0n });
+    const second = await pods().create(p);
+    expect(second.metadata!.uid).not.toBe(first.metadata!.uid);
+    // At once: the watch cache may still hold the first pod; the token is bound to the second.
+    const { token } = await tokens().createToken({ namespace: "default", name: "again", boundObjectRef: { kind: "Pod", name: "again-pod", uid: second.metadata!.uid } });
+    const claims = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+    expect(claims["kubernetes.io"].pod).toEqual({ name: "again-pod", uid: second.metadata!.uid });
+    await expect.poll(() => server.serviceAccountAuthenticator.verify(token)).toMatchObject({ ok: true });
+    const old = () =>
+      tokens()
+        .createToken({ namespace: "default", name: "again", boundObjectRef: { kind: "Pod", name: "again-pod", uid: first.metadata!.uid } })
+        .then(() => "issued", (err) => Code[ConnectError.from(err).code]);
+    await expect.poll(old).toBe("FailedPrecondition");
+  });
+
+  it("reads the bound pod from storage when the watch cache holds another uid under its name (a re-create it has not seen)", async () => {
+    await accounts().create(sa("stale"));
+    const p = testPod("stale-pod");
+    p.spec!.serviceAccountName = "stale";
+    const now = await pods().create(p);
+    const cached = server.caches.get("Pod")!;
+    const before = { ...now, metadata: { ...now.metadata!, uid: "the-pod-before" } } as unknown as ApiObject;
+    // The cache as it is a moment after a delete and re-create: still the pod before.
+    const staleCache = { ...cached, kind: cached.kind, get: (key: string) => (key.endsWith("/stale-pod") ? before : cached.get(key)) } as WatchCache;
+    const { rpcs } = createServiceAccounts({
+      signingKey: signingKeyFromPem(generateSigningKeyPem().privateKey),
+      ops: server.ops,
+      caches: new Map([...server.caches, ["Pod", staleCache]]),
+    });
+    const createToken = rpcs.createToken as (req: unknown) => Promise<{ token: string }>;
+    const req = (uid: string) => create(ServiceAccountServiceCreateTokenRequestSchema, { namespace: "default", name: "stale", boundObjectRef: { kind: "Pod", name: "stale-pod", uid } });
+    const { token } = await createToken(req(now.metadata!.uid));
+    expect(JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString())["kubernetes.io"].pod.uid).toBe(now.metadata!.uid);
   });
 });
 

@@ -6,7 +6,8 @@
 //              "default" one is made on the spot if the controller has not yet) ─► the account's
 //              imagePullSecrets (pod has none) and automountServiceAccountToken: false copied in
 //
-//   CreateToken ─► account (and bound pod) read from storage ─► JWT signed with the cluster key
+//   CreateToken ─► account (and bound pod) from the watch cache, storage on a miss ─► JWT signed
+//                  with the cluster key
 //   authenticate ─► signature cached per token ─► account and pod looked up in the watch caches
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -70,6 +71,18 @@ export function createServiceAccounts(opts: ServiceAccountOptions & { ops: Map<s
     }
   }
 
+  /**
+   * The watch cache's copy when it has one (and `usable` accepts it), else storage (the cache may
+   * lag a create by a moment): CreateToken runs once per pod start, and two storage reads each
+   * time cost etcd more than the token. A token issued from a copy a moment stale (its account or
+   * pod just deleted) is refused when used: the authenticator checks both in the same caches.
+   */
+  async function cachedOrRead<T extends ApiObject>(ops: ResourceOps, namespace: string, name: string, usable: (cached: T) => boolean = () => true): Promise<T | undefined> {
+    const cached = opts.caches.get(ops.kind.kind)?.get(keyFor(ops.kind, namespace, name)) as T | undefined;
+    if (cached && usable(cached)) return cached;
+    return read<T>(ops, namespace, name);
+  }
+
   /** The watch cache's copy, else storage (the cache may lag a create by a moment). */
   function uidOf(kindName: string, namespace: string, name: string): string | undefined | Promise<string | undefined> {
     const ops = opts.ops.get(kindName)!;
@@ -109,12 +122,13 @@ export function createServiceAccounts(opts: ServiceAccountOptions & { ops: Map<s
     }
     if (v.length) throw invalid("token request", v);
 
-    const sa = await read<ServiceAccount>(saOps(), ns, req.name);
+    const sa = await cachedOrRead<ServiceAccount>(saOps(), ns, req.name);
     if (!sa) throw new ConnectError(`serviceaccount "${req.name}" not found in namespace "${ns}"`, Code.NotFound);
     if (sa.metadata!.deletionTimestamp) throw new ConnectError(`serviceaccount "${ns}/${req.name}" is being deleted`, Code.FailedPrecondition);
     let pod: { name: string; uid: string } | undefined;
     if (bound) {
-      const p = await read<Pod>(podOps(), ns, bound.name);
+      // A cached pod of another uid may be the one before a re-create: storage decides then.
+      const p = await cachedOrRead<Pod>(podOps(), ns, bound.name, (c) => bound.uid === "" || c.metadata!.uid === bound.uid);
       if (!p) throw new ConnectError(`boundObjectRef: pod "${bound.name}" not found in namespace "${ns}"`, Code.NotFound);
       if (bound.uid !== "" && bound.uid !== p.metadata!.uid) {
         throw new ConnectError(`boundObjectRef: pod "${bound.name}" has uid ${p.metadata!.uid}, not ${bound.uid}`, Code.FailedPrecondition);

@@ -49,10 +49,21 @@ export interface RequestAttributes {
   path?: string;
 }
 
+/**
+ * Which requests a policy change may decide differently, when it is not everyone's (an RBAC
+ * binding or role changed: no scope): those of these users, and anyone's that name this object.
+ * A pod bound to a node changes what that node may read and the answers about that pod, nothing
+ * else; so open watches of the other 499 nodes need no re-check.
+ */
+export interface PolicyChangeScope {
+  users: string[];
+  object?: { resource: string; namespace: string; name: string };
+}
+
 /** Authorizers whose answers depend on objects (RBAC bindings, pods bound to nodes) say when they changed. */
 export interface PolicySource {
   /** Calls `listener` (synchronously, after the change is visible to authorize()); returns unsubscribe. */
-  onPolicyChange(listener: () => void): () => void;
+  onPolicyChange(listener: (scope?: PolicyChangeScope) => void): () => void;
 }
 
 /** An authorizer's answer. `reason` goes into logs and (for denials) into the error message. */

@@ -1,7 +1,7 @@
 // Authentication: who is calling. A client certificate signed by the cluster CA (CN = user,
-// O = groups) is checked once per connection and its identity kept on it; bearer tokens go
-// through the token authenticators (static file, ServiceAccount JWTs), their answers cached
-// briefly. Every authenticated user is in `system:authenticated`; there is no anonymous user.
+// O = groups) is checked once per connection and its identity kept on it until the certificate
+// expires; bearer tokens go through the token authenticators (static file, ServiceAccount JWTs),
+// their answers cached briefly. Every authenticated user is in `system:authenticated`; there is no anonymous user.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { TLSSocket } from "node:tls";
 import type { UserInfo } from "../types.ts";
@@ -25,16 +25,20 @@ export interface AuthenticatorOptions {
   tokenCacheTtlMs?: number;
   /** Tokens remembered at most (oldest dropped first). Default 4096. */
   tokenCacheSize?: number;
+  /** The clock (tests). */
+  now?: () => number;
 }
 
 export const AUTHENTICATED_GROUP = "system:authenticated";
 
-type CertResult = { user: UserInfo } | { error: string } | { none: true };
+/** A verified certificate's identity is kept on its connection until the certificate's notAfter. */
+type CertResult = { user: UserInfo; notAfter: number } | { error: string } | { none: true };
 
 export function createAuthenticator(opts: AuthenticatorOptions = {}): Authenticator {
   const tokenAuthenticators = opts.tokens ?? [];
   const ttl = opts.tokenCacheTtlMs ?? 10_000;
   const maxTokens = opts.tokenCacheSize ?? 4096;
+  const now = opts.now ?? Date.now;
   const byConnection = new WeakMap<object, CertResult>();
   const tokenCache = new Map<string, { user: UserInfo; until: number }>();
 
@@ -68,7 +72,8 @@ export function createAuthenticator(opts: AuthenticatorOptions = {}): Authentica
   return {
     authenticate(peer, authorization) {
       const cert = certOf(peer);
-      if ("user" in cert) return cert.user;
+      // A connection may outlive its certificate: the identity ends with it.
+      if ("user" in cert && now() <= cert.notAfter) return cert.user;
       if (authorization !== undefined) {
         const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
         if (!m) throw new ConnectError('the Authorization header must be "Bearer <token>"', Code.Unauthenticated);
@@ -77,6 +82,7 @@ export function createAuthenticator(opts: AuthenticatorOptions = {}): Authentica
         if (hit) tokenCache.delete(m[1]);
         return byToken(m[1]);
       }
+      if ("user" in cert) throw new ConnectError(`client certificate rejected: ${explainCertError("CERT_HAS_EXPIRED")} (it expired while this connection was open)`, Code.Unauthenticated);
       if ("error" in cert) throw new ConnectError(`client certificate rejected: ${cert.error}`, Code.Unauthenticated);
       throw new ConnectError(
         "no credentials: present a client certificate signed by the cluster CA or an Authorization: Bearer token (skiffctl: --client-certificate/--client-key or --token, or a context in its config file)",
@@ -95,7 +101,9 @@ function verifyPeer(socket: TLSSocket): CertResult {
   if (!name) return { error: "it has no common name (CN), which names the user" };
   const o = cert.subject?.O;
   const groups = o === undefined ? [] : Array.isArray(o) ? o : [o];
-  return { user: withAuthenticatedGroup({ name, groups, authenticatedBy: "x509" }) };
+  const notAfter = Date.parse(cert.valid_to);
+  if (Number.isNaN(notAfter)) return { error: "its validity period cannot be read" };
+  return { user: withAuthenticatedGroup({ name, groups, authenticatedBy: "x509" }), notAfter };
 }
 
 function explainCertError(code: string): string {

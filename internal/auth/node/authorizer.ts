@@ -115,7 +115,7 @@ export function createNodeAuthorizer(graph: NodeGraph, volumeByName: VolumeLooku
       if (!check || a.apiGroup !== (groups[a.resource] ?? "")) return NO_OPINION;
       return check(a, node);
     },
-    onPolicyChange: (l) => graph.onChange(l),
+    onPolicyChange: (l) => graph.onChange((change) => l(change && { users: change.nodes.map((n) => NODE_USER_PREFIX + n), object: { resource: "pods", ...change.pod } })),
     close: () => graph.close(),
   };
 }

@@ -54,8 +54,18 @@ export interface NodeGraph {
   nodeOfPod(namespace: string, name: string): string | undefined;
   /** Whether the pod exists at all (bound or not). */
   podExists(namespace: string, name: string): boolean;
-  onChange(listener: () => void): () => void;
+  /**
+   * Calls `listener` after a change of what nodes may do: with the nodes whose pods changed and
+   * the pod, or with nothing when everything may have changed (the cache was rebuilt).
+   */
+  onChange(listener: (change?: NodeGraphChange) => void): () => void;
   close(): void;
+}
+
+/** A pod's binding or references changed: what `nodes` may read, and answers about the pod. */
+export interface NodeGraphChange {
+  nodes: string[];
+  pod: { namespace: string; name: string };
 }
 
 interface PodEntry {
@@ -67,7 +77,7 @@ export function createNodeGraph(pods: Pick<WatchCache, "kind" | "get" | "list" |
   const entries = new Map<string, PodEntry>();
   // node → ref → how many of its pods use it
   const refsByNode = new Map<string, Map<RefKey, number>>();
-  const listeners = new Set<() => void>();
+  const listeners = new Set<(change?: NodeGraphChange) => void>();
 
   function remove(key: string): void {
     const e = entries.get(key);
@@ -99,16 +109,27 @@ export function createNodeGraph(pods: Pick<WatchCache, "kind" | "get" | "list" |
     for (const p of pods.list()) put(p);
   };
   rebuild();
+  const notify = (change?: NodeGraphChange) => {
+    for (const l of listeners) l(change);
+  };
+  const sameRefs = (a: RefKey[] | undefined, b: RefKey[] | undefined) => (a ?? []).length === (b ?? []).length && (a ?? []).every((r, i) => r === b?.[i]);
   const off = pods.onChange((ev) => {
-    if (!ev) rebuild();
-    else if (ev.type === "DELETED") remove(`${ev.obj.metadata?.namespace}/${ev.obj.metadata?.name}`);
-    else {
-      const before = ev.prev ? (ev.prev as Pod).spec?.nodeName : undefined;
-      put(ev.obj);
-      // Only a change of what a node may read matters to open watches: a binding, a deletion.
-      if (before === (ev.obj as Pod).spec?.nodeName && ev.type === "MODIFIED") return;
+    if (!ev) {
+      rebuild();
+      notify();
+      return;
     }
-    for (const l of listeners) l();
+    const namespace = ev.obj.metadata?.namespace ?? "";
+    const name = ev.obj.metadata?.name ?? "";
+    const key = `${namespace}/${name}`;
+    const before = entries.get(key);
+    if (ev.type === "DELETED") remove(key);
+    else put(ev.obj);
+    const after = entries.get(key);
+    // A status write changes nothing a node may do: only a new or gone pod, a binding, or other references do.
+    if (ev.type === "MODIFIED" && before?.node === after?.node && sameRefs(before?.refs, after?.refs)) return;
+    const nodes = [...new Set([before?.node, after?.node].filter((n): n is string => !!n))];
+    notify({ nodes, pod: { namespace, name } });
   });
 
   return {

@@ -90,8 +90,11 @@ export function createEscalationCheck(rbac: RbacAuthorizer, caches: RbacCaches):
     return obj?.rules;
   }
 
+  const RBAC_WRITE_KINDS = new Set(["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"]);
   return {
     admit(w) {
+      // Only RBAC objects grant anything: every other write (a pod's status, a Lease) is done here.
+      if (!RBAC_WRITE_KINDS.has(w.kind)) return;
       const ns = w.object.metadata?.namespace ?? "";
       const name = w.object.metadata?.name ?? "";
       const held = rbac.rulesFor(w.user, ns);

@@ -1,4 +1,4 @@
-import { SignJWT } from "jose";
+import { compactVerify, decodeProtectedHeader, jwtVerify, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { createServiceAccountAuthenticator, type TokenObjectLookup } from "./authenticator.ts";
 import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem } from "./keys.ts";
@@ -46,6 +46,27 @@ describe("service account tokens", () => {
       authenticatedBy: "serviceaccount",
     });
     expect(issuer.issuer).toBe("https://kubernetes.default.svc");
+  });
+
+  it("is a standard ES256 JWS any JWT library verifies, with Kubernetes' claims; a changed claim breaks its signature", async () => {
+    const { token: t } = await token({ pod: true });
+    expect(decodeProtectedHeader(t)).toEqual({ alg: "ES256", kid: key.keyId, typ: "JWT" });
+    const { payload } = await jwtVerify(t, key.publicKey, { issuer: DEFAULT_ISSUER, audience: DEFAULT_ISSUER, currentDate: new Date(clock) });
+    expect(payload).toMatchObject({
+      sub: "system:serviceaccount:ci:build-bot",
+      aud: [DEFAULT_ISSUER],
+      iat: clock / 1000,
+      nbf: clock / 1000,
+      exp: clock / 1000 + 3600,
+      "kubernetes.io": { namespace: "ci", serviceaccount: { name: "build-bot", uid: "sa-uid-1" }, pod: { name: "runner", uid: "pod-uid-1" } },
+    });
+    expect(payload.jti).toMatch(/^[0-9a-f-]{36}$/);
+    const [h, p, sig] = t.split(".");
+    const claims = JSON.parse(Buffer.from(p, "base64url").toString());
+    claims.sub = "system:serviceaccount:kube-system:admin";
+    const tampered = `${h}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${sig}`;
+    await expect(compactVerify(tampered, key.publicKey)).rejects.toThrow(/signature verification failed/);
+    expect(await authn(world().lookup).verify(tampered)).toEqual({ ok: false, reason: "signature does not verify with any trusted key" });
   });
 
   it("a verified token is answered synchronously from then on (no crypto on the hot path)", async () => {
