@@ -69,6 +69,8 @@ const schedulerRules = (): PolicyRule[] => [
   rule(READ, [""], ["pods", "nodes"]),
   rule(["create"], [""], ["pods/binding"]),
   rule(["update"], [""], ["pods/status"]),
+  // Where every apiserver is (its client moves to another when one dies: internal/client/failover.ts).
+  rule(["get"], [""], ["endpoints"], ["kubernetes"]),
   eventWriter(),
   ...leaderElection(SCHEDULER_LEASE),
 ];
