@@ -33,8 +33,8 @@ export interface RestoreResult {
   revision?: string;
 }
 
-/** The revision an etcd backend file holds (`etcdctl snapshot status` reads it without etcd). */
-async function dbRevision(db: string): Promise<number> {
+/** The revision an etcd backend or snapshot file holds (`etcdctl snapshot status` reads it without etcd). */
+export async function dbRevision(db: string): Promise<number> {
   const { stdout } = await run(etcdctl(), ["snapshot", "status", db, "--write-out=json"], { env: { ...process.env, ETCDCTL_API: "3" }, timeout: 60_000 });
   const rev = Number((JSON.parse(stdout) as { revision?: number }).revision);
   if (!Number.isSafeInteger(rev) || rev < 0) throw new Error(`etcdctl snapshot status ${db}: no revision in ${stdout.slice(0, 200)}`);

@@ -11,6 +11,7 @@ import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "no
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
 import type { EtcdTls } from "../storage/etcd.ts";
+import { dbRevision } from "./restore.ts";
 
 export interface SnapshotInfo {
   /** The file name (no directory). */
@@ -66,7 +67,7 @@ export async function saveSnapshot(conn: EtcdConnection, dir: string, name: stri
       out.on("error", fail);
       stream.on("error", (err) => fail(new Error(`etcd snapshot failed: ${err.message}`)));
       stream.on("data", (chunk) => {
-        if (!revision && chunk.header?.revision) revision = String(chunk.header.revision);
+        if (!revision && Number(chunk.header?.revision) > 0) revision = String(chunk.header.revision);
         hash.update(chunk.blob);
         size += chunk.blob.length;
         out.write(chunk.blob);
@@ -77,6 +78,8 @@ export async function saveSnapshot(conn: EtcdConnection, dir: string, name: stri
       });
     });
     if (size === 0) throw new Error("etcd sent an empty snapshot");
+    // etcd 3.4 sends no header with the snapshot: the file says which revision it holds.
+    if (!revision) revision = String(await dbRevision(tmp));
     const info: SnapshotInfo = { file, name, node, createdAt: now.toISOString(), revision, size, sha256: hash.digest("hex") };
     await rename(tmp, join(dir, file));
     await writeFileAtomic(join(dir, `${file}.json`), JSON.stringify(info, null, 2) + "\n");

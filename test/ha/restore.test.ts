@@ -55,6 +55,7 @@ it("a namespace deleted after a snapshot is back with its Deployment running aft
   const dir = join(c.dir, "snapshots");
   const snap = await saveSnapshot({ endpoints: [c.cp.etcd.endpoint], tls: c.cp.etcd.tls }, dir, "before", "test");
   expect((await listSnapshots(dir)).map((s) => s.file)).toEqual([snap.file]);
+  expect(Number(snap.revision)).toBeGreaterThan(0);
 
   // After the snapshot: a pod on the node, and the namespace deleted (its pods' containers go).
   await c.createPod(node, "late");
