@@ -201,7 +201,7 @@ export const upCommand = defineCommand({
       stopping = true;
       log.info({ signal }, "stopping the cluster (pods keep running; the next start adopts them)");
       running.abort();
-      snapshotSchedule?.stop();
+      await snapshotSchedule?.stop();
       await agent.stop();
       await Promise.all([scheduler.stop(), controllers.stop()]);
       await runtime.close();

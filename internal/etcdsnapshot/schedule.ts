@@ -19,7 +19,8 @@ export interface SnapshotScheduleOptions {
 export interface SnapshotSchedule {
   /** When the next snapshot is due. */
   next(): Date | null;
-  stop(): void;
+  /** No more ticks; resolves once a snapshot under way has finished (and pruned). */
+  stop(): Promise<void>;
 }
 
 /** Checks a cron expression (throws a message naming the flag). */
@@ -34,7 +35,9 @@ export function checkCron(expr: string): void {
 export function startSnapshotSchedule(opts: SnapshotScheduleOptions): SnapshotSchedule {
   checkCron(opts.cron);
   if (!Number.isInteger(opts.retention) || opts.retention < 1) throw new Error(`--etcd-snapshot-retention must be a whole number ≥ 1, got ${opts.retention}`);
-  const job = new Cron(opts.cron, { protect: true, unref: true }, async () => {
+  let running: Promise<void> = Promise.resolve();
+  const job = new Cron(opts.cron, { protect: true, unref: true }, () => (running = takeOne()));
+  async function takeOne(): Promise<void> {
     try {
       const info = await saveSnapshot(opts.conn, opts.dir, SCHEDULED_SNAPSHOT_NAME, opts.node);
       const removed = await pruneSnapshots(opts.dir, SCHEDULED_SNAPSHOT_NAME, opts.node, opts.retention);
@@ -42,6 +45,12 @@ export function startSnapshotSchedule(opts: SnapshotScheduleOptions): SnapshotSc
     } catch (err) {
       opts.log.error({ err: (err as Error).message }, "scheduled etcd snapshot failed; the next one is at the next tick");
     }
-  });
-  return { next: () => job.nextRun(), stop: () => job.stop() };
+  }
+  return {
+    next: () => job.nextRun(),
+    async stop() {
+      job.stop();
+      await running;
+    },
+  };
 }
