@@ -4,6 +4,7 @@
 import type { Transport } from "@connectrpc/connect";
 import { createApiTransport } from "../client/transport.ts";
 import { resolveConnection } from "../cli/connection.ts";
+import type { Logger } from "../log/log.ts";
 
 export const componentClientArgs = {
   kubeconfig: { type: "string", description: "Config file (skiffctl's kubeconfig shape) with the apiserver and this component's credentials", valueHint: "FILE" },
@@ -21,9 +22,12 @@ export async function componentTransport(args: {
   "client-certificate"?: string;
   "client-key"?: string;
   token?: string;
-}): Promise<{ server: string; transport: Transport; /** The CA (PEM) the apiserver's certificate is checked against. */ ca: string }> {
+}, log?: Logger): Promise<{ server: string; transport: Transport; /** The CA (PEM) the apiserver's certificate is checked against. */ ca: string }> {
   // Without --kubeconfig only the flags count: point the config lookup at nothing.
   const c = await resolveConnection({ ...args, kubeconfig: args.kubeconfig || "/dev/null" }, {});
   // Components hold every apiserver: the ones given and those the `kubernetes` Endpoints list.
-  return { server: c.server, transport: createApiTransport(c.servers, c.credentials, { discover: true }), ca: String(c.credentials.ca) };
+  return { server: c.server, transport: createApiTransport(c.servers, c.credentials, {
+    discover: true,
+    onMove: (from, to, reason) => log?.warn({ from, to, reason }, "apiserver unavailable: moving to another"),
+  }), ca: String(c.credentials.ca) };
 }

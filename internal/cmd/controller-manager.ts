@@ -92,7 +92,7 @@ export const controllerManagerCommand = defineCommand({
       retryPeriodMs: parseDuration("leader-elect-retry-period", args["leader-elect-retry-period"]),
       config,
     };
-    const { transport, server } = await componentTransport(args);
+    const { transport, server } = await componentTransport(args, log);
     const manager = createControllerManager({ transport, log, options });
     log.info({ server, identity: manager.identity, controllers: manager.controllers, leaderElect: options.leaderElect }, "starting");
     let stopping = false;

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { fileSha256, type SnapshotInfo } from "../../internal/etcdsnapshot/snapshot.ts";
+import { fileSha256, listSnapshots, type SnapshotInfo } from "../../internal/etcdsnapshot/snapshot.ts";
+import { SCHEDULED_SNAPSHOT_NAME, startSnapshotSchedule } from "../../internal/etcdsnapshot/schedule.ts";
 import { restoreSnapshot } from "../../internal/etcdsnapshot/restore.ts";
 import { testPki } from "../../internal/pki/testing.ts";
 import { createEtcdStore } from "../../internal/storage/etcd.ts";
@@ -116,3 +117,33 @@ it("refuses a damaged snapshot before touching the data dir, and bad names and f
   expect(noEtcd.code).toBe(1);
   expect(noEtcd.err).toMatch(/--etcd-cafile: cannot read .*ca\.crt/);
 }, 300_000);
+
+it("takes scheduled snapshots at each cron tick and keeps only the retention's newest", async () => {
+  const scheduled = join(dir, "scheduled");
+  const log = { info: () => {}, error: (o: unknown) => console.error("scheduled snapshot failed", o) } as never;
+  // Every second (croner's six-field form): ticks come faster than the test looks.
+  const schedule = startSnapshotSchedule({ conn: { endpoints: [etcd.endpoint], tls: etcd.tls }, dir: scheduled, node: "n1", cron: "* * * * * *", retention: 2, log });
+  const seen = new Set<string>();
+  try {
+    await waitUntil(async () => {
+      const list = await listSnapshots(scheduled);
+      for (const s of list) seen.add(s.file);
+      return seen.size >= 4;
+    });
+  } finally {
+    await schedule.stop();
+  }
+  // After the last tick's prune: two are left, the newest, of the four or more taken.
+  const left = await listSnapshots(scheduled);
+  expect(left.length).toBe(2);
+  expect(left.every((s) => s.name === SCHEDULED_SNAPSHOT_NAME && s.node === "n1")).toBe(true);
+  for (const f of seen) if (f < left[1].file) expect(existsSync(join(scheduled, f)), `${f} pruned`).toBe(false);
+}, 300_000);
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -135,6 +135,7 @@ it("kill -9 of the apiserver an agent, skiffctl and a watcher use: all move to t
   // The agent moved: a pod made now runs and is reported Running; one deleted now goes.
   await pods.create(c.pod(node, "after"));
   await waitForRunning("after");
+  expect(node.agent!.logLines().filter((l) => l.msg === "apiserver unavailable: moving to another").map((l) => l.to)).toContain(urls[1]);
   await pods.delete("default", "before");
   await waitFor("pod before gone (the agent confirmed its deletion)", () => pods.get("default", "before").then(() => false, isNotFound), 90_000);
 
