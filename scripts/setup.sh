@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(etcd-server containerd runc containernetworking-plugins docker-registry skopeo busybox-static iproute2 iptables nftables conntrack python3-grpcio prometheus)
+debs=(etcd-server etcd-client containerd runc containernetworking-plugins docker-registry skopeo busybox-static iproute2 iptables nftables conntrack python3-grpcio prometheus)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

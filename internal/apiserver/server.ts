@@ -43,6 +43,7 @@ import { createAuthorizationService, reviewAttributes } from "../auth/review/ser
 import { generateSigningKeyPem, signingKeyFromPem, verifyKeysFromPem, type ServiceAccountAuthenticator } from "../auth/serviceaccount/index.ts";
 import { advertisedAddress } from "./advertise.ts";
 import { reconcileKubernetesService } from "./kubernetes-service.ts";
+import { startEndpointLeases } from "./endpoint-leases.ts";
 import { createServiceAccounts } from "./serviceaccounts.ts";
 import { NodeIdentityService } from "../../gen/skiff/v1alpha1/node_identity_service_pb.js";
 import type { Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
@@ -100,6 +101,15 @@ export interface ApiServerOptions {
   apiAudiences?: string[];
   /** Where pods reach this apiserver (the `kubernetes` Service's Endpoints). Default: see advertise.ts. */
   advertiseAddress?: string;
+  /**
+   * How the `kubernetes` Endpoints are kept: "lease" (every apiserver renews a Lease and the
+   * Endpoints list the live ones: several apiservers on one etcd, endpoint-leases.ts) or "none"
+   * (written once at start with this apiserver's address). Default "none".
+   */
+  endpointReconciler?: "lease" | "none";
+  /** The "lease" reconciler's renew interval and lease duration (defaults 5 s / 15 s). */
+  endpointLeaseIntervalMs?: number;
+  endpointLeaseDurationSeconds?: number;
   /** Kubernetes' EncryptionConfiguration file: which resources are encrypted at rest, and how. */
   encryptionProviderConfig?: string;
   /** The client certificate PodService.Log dials node agents with (CN system:apiserver), and the CA of their serving certificates. */
@@ -336,9 +346,14 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const host = opts.host ?? "127.0.0.1";
   const url = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
   log?.info({ url }, "apiserver listening");
-  await reconcileKubernetesService({ ops, serviceCidr: opts.serviceCidr, advertiseAddress: opts.advertiseAddress ?? advertisedAddress(host, log), port, log }).catch((err) =>
+  const advertiseAddress = opts.advertiseAddress ?? advertisedAddress(host, log);
+  await reconcileKubernetesService({ ops, serviceCidr: opts.serviceCidr, advertiseAddress, port, log }).catch((err) =>
     log?.warn({ err: String(err) }, "could not reconcile the kubernetes service"),
   );
+  const endpointLeases =
+    opts.endpointReconciler === "lease"
+      ? startEndpointLeases({ ops, address: advertiseAddress, port, intervalMs: opts.endpointLeaseIntervalMs, leaseDurationSeconds: opts.endpointLeaseDurationSeconds, log })
+      : undefined;
 
   async function compact(revision?: number): Promise<number> {
     const rev = revision ?? (await opts.store.currentRevision());
@@ -370,6 +385,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     serviceAccountAuthenticator: serviceAccounts.authenticator,
     compact,
     async close() {
+      // First, while storage is still ours: clients stop being sent here.
+      await Promise.race([endpointLeases?.stop(), new Promise((r) => setTimeout(r, 2000).unref())]);
       ready = false;
       clearInterval(compactor);
       clearInterval(repairTimer);

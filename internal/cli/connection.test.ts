@@ -20,7 +20,7 @@ describe("resolveConnection", () => {
       "current-context": "admin@c",
     });
     const c = await resolveConnection({}, { SKIFF_CONFIG: path });
-    expect(c).toEqual({ server: "https://10.0.0.1:6443", caFile: join(dir, "pki/ca.crt"), credentials: { ca: "PEM of ca.crt", cert: "PEM of admin.crt", key: "PEM of admin.key" } });
+    expect(c).toEqual({ server: "https://10.0.0.1:6443", servers: ["https://10.0.0.1:6443"], caFile: join(dir, "pki/ca.crt"), credentials: { ca: "PEM of ca.crt", cert: "PEM of admin.crt", key: "PEM of admin.key" } });
     expect((await resolveConnection({ context: "ci@c" }, { SKIFF_CONFIG: path })).credentials).toEqual({ ca: "PEM of ca.crt", token: "t0k" });
   });
 
@@ -31,6 +31,14 @@ describe("resolveConnection", () => {
     );
     expect(c.server).toBe("https://127.0.0.1:7443");
     expect(c.credentials).toEqual({ ca: "PEM of other-ca.crt", token: "flag-token", impersonateUser: "jane", impersonateGroups: ["devs", "ops"] });
+  });
+
+  it("takes several servers, comma-separated, each checked", async () => {
+    const c = await resolveConnection({ server: "https://10.0.0.1:6443, https://10.0.0.2:6443" }, { SKIFF_CONFIG: path });
+    expect(c.servers).toEqual(["https://10.0.0.1:6443", "https://10.0.0.2:6443"]);
+    expect(c.server).toBe("https://10.0.0.1:6443");
+    await expect(resolveConnection({ server: "https://10.0.0.1:6443,http://10.0.0.2:6443" }, { SKIFF_CONFIG: path })).rejects.toThrow("use https:// in http://10.0.0.2:6443");
+    await expect(resolveConnection({ server: "https://10.0.0.1:6443,10.0.0.2" }, { SKIFF_CONFIG: path })).rejects.toThrow(/invalid server URL "10.0.0.2"/);
   });
 
   it("says what is missing or wrong in one sentence", async () => {

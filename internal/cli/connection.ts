@@ -21,7 +21,10 @@ export interface ConnectionFlags {
 }
 
 export interface Connection {
+  /** The first server (for messages). */
   server: string;
+  /** Every server given: `--server` and the config's `server` may list several, comma-separated (calls move to the next when one is down). */
+  servers: string[];
   credentials: ApiCredentials;
   /** The CA file the server's certificate is checked against (for error messages). */
   caFile: string;
@@ -32,8 +35,11 @@ export async function resolveConnection(flags: ConnectionFlags, env: Env = proce
   const cfg = await loadConfig(path);
   const { cluster, user } = currentEntries(cfg, flags.context, path);
   const fromConfig = (f: string | undefined) => (f ? configRelative(path, f) : undefined);
-  const server = checkServerUrl(flags.server || env.SKIFF_SERVER || cluster?.cluster.server || cfg.server || DEFAULT_SERVER);
-  if (!server.startsWith("https://")) throw new CliError(`the apiserver only speaks TLS: use https:// in ${server}`);
+  const given = flags.server || env.SKIFF_SERVER || cluster?.cluster.server || cfg.server || DEFAULT_SERVER;
+  const servers = given.split(",").map((s) => s.trim()).filter(Boolean).map(checkServerUrl);
+  if (servers.length === 0) throw new CliError(`no server URL in "${given}"`);
+  for (const s of servers) if (!s.startsWith("https://")) throw new CliError(`the apiserver only speaks TLS: use https:// in ${s}`);
+  const server = servers[0];
   const caFile = flags["certificate-authority"] || fromConfig(cluster?.cluster["certificate-authority"]);
   if (!caFile) {
     throw new CliError(`no CA to check ${server}'s certificate against: pass --certificate-authority FILE or set a context (skiffctl config set-cluster NAME --server URL --certificate-authority FILE)`);
@@ -50,7 +56,7 @@ export async function resolveConnection(flags: ConnectionFlags, env: Env = proce
   if (token) credentials.token = token;
   if (flags.as) credentials.impersonateUser = flags.as;
   if (flags["as-group"]) credentials.impersonateGroups = flags["as-group"].split(",").map((g) => g.trim()).filter(Boolean);
-  return { server, credentials, caFile };
+  return { server, servers, credentials, caFile };
 }
 
 async function readPem(file: string, what: string): Promise<string> {

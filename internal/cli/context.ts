@@ -55,10 +55,10 @@ function withTimeout(c: ResourceClient): ResourceClient {
 export async function connect(session: Session, flags: ConnectionFlags): Promise<Api> {
   const merged: ConnectionFlags = { ...session.rootFlags };
   for (const [k, v] of Object.entries(flags)) if (k in connectionArgs && v) (merged as Record<string, unknown>)[k] = v;
-  const { server, credentials, caFile } = await resolveConnection(merged, session.io.env);
+  const { server, servers, credentials, caFile } = await resolveConnection(merged, session.io.env);
   session.server = server;
   session.caFile = caFile;
-  const transport = createApiTransport(server, credentials);
+  const transport = createApiTransport(servers, credentials);
   const clients = new Map<string, ResourceClient>();
   return {
     server,

@@ -3,7 +3,7 @@
 import net from "node:net";
 import { networkInterfaces } from "node:os";
 import type { AgentServingTls } from "../agent/server.ts";
-import { createApiTransport } from "../client/transport.ts";
+import { createServerTransport } from "../client/transport.ts";
 import type { GrpcTransport } from "../client/grpc-transport.ts";
 import { joinCluster } from "../join/agent-join.ts";
 import { nodeSecret, type NodeCredentials } from "../join/credentials.ts";
@@ -44,7 +44,7 @@ export async function joinedConnection(o: {
 }): Promise<JoinedConnection> {
   if (!o.server) throw new Error("joining with --token K10… needs --server https://HOST:PORT (a server of the cluster)");
   let creds = await joinCluster({ server: o.server, token: o.token, nodeName: o.nodeName, dataDir: o.dataDir, servingSans: o.sans, log: o.log });
-  const transport = createApiTransport(o.server, { ca: creds.ca, cert: creds.cert, key: creds.key });
+  const transport = createServerTransport(o.server, { ca: creds.ca, cert: creds.cert, key: creds.key });
   return {
     transport,
     ca: creds.ca,

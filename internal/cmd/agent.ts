@@ -208,7 +208,7 @@ export const agentCommand = defineCommand({
     // A hollow node shares the machine's figures with the others: it reports no pressure.
     const eviction = args.runtime === "fake" ? undefined : evictionOptions(args);
     const containerLog = containerLogOptions(args);
-    const { transport, ca } = joined ?? (await componentTransport(args));
+    const { transport, ca } = joined ?? (await componentTransport(args, log));
     const podCidr = args["pod-cidr"] === ALLOCATED
       ? await allocatedPodCidr({ client: createResourceClient<Node>(transport, "Node"), nodeName, log })
       : args["pod-cidr"];

@@ -65,10 +65,17 @@ export const apiserverCommand = defineCommand({
     "kubelet-client-key": { type: "string", description: "PEM private key of --kubelet-client-certificate", valueHint: "FILE" },
     "kubelet-certificate-authority": { type: "string", description: "PEM CA of node agents' serving certificates (default with --pki-dir: ca.crt)", valueHint: "FILE" },
     ...nodeSignerArgs,
+    "endpoint-reconciler-type": {
+      type: "string",
+      description: "lease: every apiserver on this etcd renews a Lease and the kubernetes Endpoints list the live ones (clients find them there); none: this apiserver's address, written once",
+      default: "lease",
+    },
     "log-level": { type: "string", description: "trace, debug, info, warn or error", default: "info" },
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("apiserver", args["log-level"]);
+    const endpointReconciler = args["endpoint-reconciler-type"];
+    if (endpointReconciler !== "lease" && endpointReconciler !== "none") throw new Error(`--endpoint-reconciler-type must be lease or none, got "${endpointReconciler}"`);
     const { host, port } = parseListen(args.listen);
     const kubeletFiles = kubeletClientFiles(args);
     // Bad ranges stop the server before it touches storage.
@@ -106,6 +113,7 @@ export const apiserverCommand = defineCommand({
       encryptionProviderConfig: args["encryption-provider-config"],
       kubeletClient,
       nodeSigner: nodeSignerOptions(args, pki),
+      endpointReconciler,
     });
     let stopping = false;
     const stop = async (signal: string) => {

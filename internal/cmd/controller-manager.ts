@@ -100,7 +100,7 @@ export const controllerManagerCommand = defineCommand({
       config,
     };
     metricsListen(args);
-    const { transport, server, ca } = await componentTransport(args);
+    const { transport, server, ca } = await componentTransport(args, log);
     const registry = createComponentRegistry("controller-manager");
     setDefaultWorkQueueMetrics(createWorkQueueMetrics(registry));
     const manager = createControllerManager({ transport, log, options });

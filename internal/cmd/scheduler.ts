@@ -45,7 +45,7 @@ export const schedulerCommand = defineCommand({
   },
   run: guarded(async ({ args }) => {
     const log = createLogger("scheduler", args["log-level"]);
-    const { transport, server, ca } = await componentTransport(args);
+    const { transport, server, ca } = await componentTransport(args, log);
     const bindConcurrency = Number(args["bind-concurrency"]);
     if (!Number.isInteger(bindConcurrency) || bindConcurrency < 1) throw new Error(`--bind-concurrency must be a positive integer, got "${args["bind-concurrency"]}"`);
     const backoff = { initialMs: positiveMs("backoff-initial", args["backoff-initial"]), maxMs: positiveMs("backoff-max", args["backoff-max"]) };

@@ -7,7 +7,7 @@ import { NamespaceSchema, type Namespace } from "../../gen/skiff/v1alpha1/namesp
 import type { Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
 import { resolveConnection } from "../cli/connection.ts";
 import { createResourceClient } from "../client/resource-client.ts";
-import { createApiTransport } from "../client/transport.ts";
+import { createServerTransport } from "../client/transport.ts";
 import {
   caHashOf,
   formatJoinToken,
@@ -35,7 +35,7 @@ const connectionArgs = {
 
 async function connect(args: { kubeconfig?: string; server?: string; "certificate-authority"?: string; "client-certificate"?: string; "client-key"?: string }) {
   const c = await resolveConnection(args);
-  const transport = createApiTransport(c.server, c.credentials);
+  const transport = createServerTransport(c.server, c.credentials);
   return { transport, secrets: createResourceClient<Secret>(transport, "Secret"), ca: String(c.credentials.ca) };
 }
 

@@ -30,6 +30,10 @@ import { createEventRecorder } from "../client/events.ts";
 import { parseListen } from "./apiserver.ts";
 import { useOrStartContainerd } from "./containerd-process.ts";
 import { startEtcdProcess } from "./etcd-process.ts";
+import { snapshotDir, upSnapshotArgs, upSnapshotOptions } from "./etcd-snapshot.ts";
+import { restoreSnapshot, type RestoreResult } from "../etcdsnapshot/restore.ts";
+import { bumpRevision } from "../etcdsnapshot/bump.ts";
+import { startSnapshotSchedule } from "../etcdsnapshot/schedule.ts";
 import { guarded } from "./guard.ts";
 import { evictionArgs, evictionOptions } from "./eviction-flags.ts";
 import { serviceAccountArgs, serviceAccountOptions } from "./serviceaccount-flags.ts";
@@ -66,6 +70,7 @@ export const upCommand = defineCommand({
     "dns-upstream": { type: "string", description: "Where the node's DNS sends names outside the cluster domain (default: none, they are refused)", valueHint: "IP[:PORT]" },
     ...serviceAccountArgs,
     ...evictionArgs,
+    ...upSnapshotArgs,
     "encryption-provider-config": {
       type: "string",
       description: "EncryptionConfiguration file for Secrets at rest (default: <state-dir>/encryption-config.yaml, generated with a new key on first start)",
@@ -84,6 +89,7 @@ export const upCommand = defineCommand({
     const dns = dnsOptions(args);
     evictionOptions(args); // bad thresholds stop `up` before anything starts
     const containerLog = containerLogOptions(args);
+    const snapshots = upSnapshotOptions(args);
 
     const nodeName = args["node-name"] || hostname().toLowerCase();
     const pkiDir = join(stateDir, "pki");
@@ -94,13 +100,26 @@ export const upCommand = defineCommand({
       onWrite: (file, why) => log.info({ file }, `certificate ${why}`),
     });
     const encryptionConfig = args["encryption-provider-config"] ?? defaultEncryptionConfig(stateDir, log);
+    let restored: RestoreResult | undefined;
+    if (args["cluster-reset"] && args["cluster-reset-restore-path"]) {
+      const file = resolve(args["cluster-reset-restore-path"]);
+      restored = await restoreSnapshot(file, { dataDir: join(stateDir, "etcd"), memberName: "skiff", peerUrl: `http://127.0.0.1:${etcdPort + 1}` });
+      log.warn({ snapshot: file, revision: restored.revision, previousData: restored.movedAside }, "restored etcd from a snapshot; agents reconcile their pods with the restored state");
+    }
     log.info({ stateDir }, "starting etcd");
     const etcd = await startEtcdProcess(stateDir, etcdPort, etcdPort + 1, {
       certFile: pki.files("etcd-server").cert,
       keyFile: pki.files("etcd-server").key,
       trustedCaFile: pki.files("ca").cert,
     });
-    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff", tls: { ca: pki.ca.cert, ...pki.apiserverClient } });
+    const etcdTls = { ca: pki.ca.cert, ...pki.apiserverClient };
+    if (restored?.previousRevision !== undefined) {
+      // Before anyone reads: resource versions clients hold from before the restore become "too old".
+      const bumped = await bumpRevision({ endpoints: [etcd.endpoint], tls: etcdTls }, restored.previousRevision, (at, target) => log.info({ at, target }, "advancing etcd's revision past the old data's"));
+      log.info(bumped, "etcd's revision is past the old data's; watches from before the restore relist");
+    }
+    const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff", tls: etcdTls });
+    const snapshotSchedule = snapshots && startSnapshotSchedule({ conn: { endpoints: [etcd.endpoint], tls: etcdTls }, dir: snapshotDir(stateDir), node: nodeName, ...snapshots, log: log.child({ component: "etcd-snapshot" }) });
     const agentListen = parseListen(args["agent-listen"]);
     const server = await startApiServer({
       store,
@@ -198,6 +217,7 @@ export const upCommand = defineCommand({
       stopping = true;
       log.info({ signal }, "stopping the cluster (pods keep running; the next start adopts them)");
       running.abort();
+      await snapshotSchedule?.stop();
       await agent.stop();
       await Promise.all([scheduler.stop(), controllers.stop()]);
       await runtime.close();

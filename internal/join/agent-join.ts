@@ -9,7 +9,7 @@
 import { createClient } from "@connectrpc/connect";
 import https from "node:https";
 import { NodeIdentityService, type NodeCertificates } from "../../gen/skiff/v1alpha1/node_identity_service_pb.js";
-import { createApiTransport } from "../client/transport.ts";
+import { createServerTransport } from "../client/transport.ts";
 import { createCsr } from "../pki/csr.ts";
 import { nodeSecret, readValidCredentials, writeCredentials, type NodeCredentials } from "./credentials.ts";
 import { NODE_USER_PREFIX, NODES_GROUP } from "./node-identity.ts";
@@ -81,7 +81,7 @@ export async function joinCluster(opts: JoinOptions): Promise<NodeCredentials> {
     throw new Error(`the CA of ${opts.server} (sha256 ${hash}) is not the one the join token names (${token.caHash}): refusing to join; check --server, or get a token from this cluster (skiff token create)`);
   }
   const { requests, keys } = await nodeCsrs(opts.nodeName, opts.servingSans);
-  const transport = createApiTransport(opts.server, { ca, token: bearerOf(token) });
+  const transport = createServerTransport(opts.server, { ca, token: bearerOf(token) });
   try {
     const res = await createClient(NodeIdentityService, transport).joinNode({ nodeName: opts.nodeName, nodeSecret: nodeSecret(opts.dataDir), requests }, { timeoutMs: 30_000 });
     const creds = credentialsFrom(res.certificates, keys);

@@ -20,8 +20,11 @@ export interface ControlPlane {
   /** The admin's transport (system:masters). */
   transport: Transport;
   client<T extends ApiObject = any>(kind: string): ResourceClient<T>;
-  /** Stops and starts the apiserver on the same port and etcd (clients keep their URL). */
-  restartApiServer(): Promise<void>;
+  /**
+   * Stops and starts the apiserver on the same port and etcd (clients keep their URL);
+   * `whileDown` runs in between (e.g. restoring etcd from a snapshot).
+   */
+  restartApiServer(whileDown?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,9 +46,10 @@ export async function startControlPlane(opts: Partial<ApiServerOptions> = {}): P
     },
     transport,
     client: (kind) => createResourceClient(transport, kind),
-    async restartApiServer() {
+    async restartApiServer(whileDown) {
       const port = server.port;
       await server.close();
+      await whileDown?.();
       server = await startApiServer({ ...base, ...opts, store, port });
     },
     async stop() {

@@ -22,6 +22,9 @@ export interface EtcdServer {
   /** etcd's /health, plain HTTP on loopback. */
   healthUrl: string;
   dataDir: string;
+  /** The member's name and peer URL (what a snapshot restore for this etcd must be given). */
+  memberName: string;
+  peerUrl: string;
   /** Kills etcd and removes its data dir. Safe to call twice. */
   stop(): Promise<void>;
   /** kill -9 of etcd, keeping its data dir and ports (an outage; `restart()` ends it). */
@@ -91,6 +94,8 @@ async function startOnce(bin: string, timeoutMs: number): Promise<EtcdServer> {
     metricsUrl: `${metricsBase}/metrics`,
     healthUrl: `${metricsBase}/health`,
     dataDir: join(dir, "data"),
+    memberName: name,
+    peerUrl: peer,
     stop: async () => {
       outage = false;
       await proc.stop();

@@ -75,6 +75,8 @@ const schedulerRules = (): PolicyRule[] => [
   rule(["update"], [""], ["persistentvolumeclaims"]),
   rule(["create"], [""], ["pods/binding"]),
   rule(["update"], [""], ["pods/status"]),
+  // Where every apiserver is (its client moves to another when one dies: internal/client/failover.ts).
+  rule(["get"], [""], ["endpoints"], ["kubernetes"]),
   eventWriter(),
   accessReviewer(),
   ...leaderElection(SCHEDULER_LEASE),
