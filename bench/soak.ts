@@ -131,6 +131,8 @@ export async function run(argv: string[]): Promise<void> {
 
   console.log(`Skiff soak: ${cycles} pod create/delete cycles, ${conc} at a time, ${new Date().toISOString()}`);
   const cp = await startBenchControlPlane({ inProcess: false, apiserverArgs: ["--compaction-interval", String(compactionS)] });
+  // Its RSS is one of the figures: in this process it would be mixed with the agent's.
+  if (cp.mode !== "child process") throw new Error(`the apiserver must run as a child process here: ${cp.modeNote}`);
   console.log(`apiserver:  ${cp.mode}; etcd ${cp.etcdVersion}`);
   const node = await startBenchNode({ apiUrl: cp.url, pki: cp.pki, logLevel: v["agent-log-level"], untraced: true });
   const etcdPid = serverPid("etcd", cp.etcd.dataDir);

@@ -102,7 +102,8 @@ async function startChild(etcdEndpoint: string, pki: TestPki, cpuProfDir: string
     );
     const url = `https://${LOOPBACK}:${port}`;
     try {
-      await waitReady(`${url}/readyz`, daemon);
+      // Generous: on a loaded machine loading and compiling the apiserver alone can take 30 s.
+      await waitReady(`${url}/readyz`, daemon, 120_000);
       return { url, serverPid: daemon.pid, stopServer: daemon.stop };
     } catch (err) {
       lastErr = err;
