@@ -161,9 +161,20 @@ export async function run(argv: string[]): Promise<void> {
   const start = takeInventory(scope);
   // RSS along the run: [cycles done (warm-up included), KiB by process].
   const samples: [number, Record<string, number>][] = [[0, start.rssKiB]];
+  // The apiserver's V8 heap in use and its off-heap (ArrayBuffer) bytes at each sample, from its
+  // /metrics: tells growth of live objects from a heap V8 merely keeps large.
+  const apiHeap = new Map<number, Promise<string>>();
+  const sampleApiHeap = (n: number) =>
+    apiHeap.set(n, scrape(`${cp.url}/metrics`).then(
+      (m) => ["heap_size_used", "external_memory"].map((k) => ((m.get(`skiff_apiserver_process_nodejs_${k}_bytes`) ?? NaN) / 1048576).toFixed(1)).join(" / "),
+      () => "?",
+    ));
+  sampleApiHeap(0);
   let cyclesDone = 0;
   const countCycle = () => {
-    if (++cyclesDone % sampleEvery === 0) samples.push([cyclesDone, takeInventory(scope).rssKiB]);
+    if (++cyclesDone % sampleEvery !== 0) return;
+    samples.push([cyclesDone, takeInventory(scope).rssKiB]);
+    sampleApiHeap(cyclesDone);
   };
 
   const podSpec = (name: string): Pod =>
@@ -266,7 +277,12 @@ export async function run(argv: string[]): Promise<void> {
   console.log(renderTable(["process", "fds before", "fds after", "RSS MiB start", `after ${warmup} warm-up`, "end", "growth from start", "growth after warm-up"], rssRows));
   console.log(`\nRSS MiB along the run (every ${sampleEvery} cycles, warm-up included; the end row is after the settle):`);
   samples.push([cyclesDone, after.rssKiB]);
-  console.log(renderTable(["cycles", ...Object.keys(scope.processes)], samples.map(([n, rss], i) => [i === samples.length - 1 ? `${n} end` : n, ...Object.keys(scope.processes).map((p) => mib(rss[p]))])));
+  sampleApiHeap(-1);
+  const heapCol = await Promise.all(samples.map(([n], i) => apiHeap.get(i === samples.length - 1 ? -1 : n) ?? "?"));
+  console.log(renderTable(
+    ["cycles", ...Object.keys(scope.processes), "apiserver heap used / external MiB"],
+    samples.map(([n, rss], i) => [i === samples.length - 1 ? `${n} end` : n, ...Object.keys(scope.processes).map((p) => mib(rss[p])), heapCol[i]]),
+  ));
   const fdLeaks = Object.keys(scope.processes).filter((p) => after.fds[p] > before.fds[p]);
   const rssOver = Object.keys(scope.processes).filter((p) => after.rssKiB[p] > before.rssKiB[p] * 1.1);
   console.log(
