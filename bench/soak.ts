@@ -6,7 +6,10 @@
 // containers/tasks/snapshots/leases, runc state, shims, pod dirs and log files) and compared with
 // the count taken after a warm-up: every difference is a leak. Open fds and RSS of the agent (in
 // this process, untraced), the apiserver child, containerd and etcd are compared too (RSS target:
-// < 10 % growth). Prints create → Running p50/p99 over the whole run.
+// < 10 % growth), both from the start and after the warm-up, with RSS sampled along the run (does
+// it plateau?). The apiserver compacts etcd every --compaction-interval seconds, and the final
+// count waits for a compaction past the last cycle (etcd keeps every revision until then).
+// Prints create → Running p50/p99 over the whole run.
 import { create } from "@bufbuild/protobuf";
 import { performance } from "node:perf_hooks";
 import { join } from "node:path";
@@ -17,6 +20,7 @@ import { createApiTransport } from "../internal/client/transport.ts";
 import { namespace } from "../test/fixtures/objects.ts";
 import { interruptedBy, onCleanup } from "./lib/cleanup.ts";
 import { startBenchControlPlane } from "./lib/control-plane.ts";
+import { scrape } from "./lib/prom.ts";
 import { sleep, summarize } from "./lib/stats.ts";
 import { fmtMs, renderTable } from "./lib/table.ts";
 import { startBenchNode } from "./pods-node.ts";
@@ -25,7 +29,9 @@ import { containerdPid, serverPid, takeInventory, type Inventory, type Inventory
 const options = {
   cycles: { type: "string", default: "2000" },
   concurrency: { type: "string", default: "20" },
-  warmup: { type: "string", default: "40" },
+  warmup: { type: "string", default: "100" },
+  "compaction-interval": { type: "string", default: "30" },
+  "sample-every": { type: "string", default: "100" },
   "pod-timeout": { type: "string", default: "60000" },
   "settle-timeout": { type: "string", default: "30000" },
   "agent-log-level": { type: "string", default: "silent" },
@@ -36,7 +42,11 @@ const help = `usage: npm run bench -- soak [options]
 
   --cycles N            pod create → Running → delete → gone cycles (default 2000)
   --concurrency N       cycles in flight at once (default 20)
-  --warmup N            untimed cycles before the "before" inventory (default 40)
+  --warmup N            untimed cycles before the "before" inventory (default 100)
+  --compaction-interval S  the apiserver's etcd compaction interval (default 30; its own default
+                        is 300, like Kubernetes'); the final count waits for a compaction past the
+                        last cycle
+  --sample-every N      RSS of every process sampled every N cycles, from the start (default 100)
   --pod-timeout MS      a pod not Running (or not gone) after this fails the run (default 60000)
   --settle-timeout MS   how long the node may take to get back to its "before" counts once the
                         namespace is empty (default 30000); what differs after it is a leak
@@ -115,10 +125,14 @@ export async function run(argv: string[]): Promise<void> {
   const warmup = int("warmup", v.warmup, 0);
   const podTimeout = int("pod-timeout", v["pod-timeout"]);
   const settleTimeout = int("settle-timeout", v["settle-timeout"]);
+  const compactionS = int("compaction-interval", v["compaction-interval"]);
+  const sampleEvery = int("sample-every", v["sample-every"]);
   if (process.getuid?.() !== 0) throw new Error("bench soak needs root (containerd, runc, network namespaces, iptables)");
 
   console.log(`Skiff soak: ${cycles} pod create/delete cycles, ${conc} at a time, ${new Date().toISOString()}`);
-  const cp = await startBenchControlPlane({ inProcess: false });
+  const cp = await startBenchControlPlane({ inProcess: false, apiserverArgs: ["--compaction-interval", String(compactionS)] });
+  // Its RSS is one of the figures: in this process it would be mixed with the agent's.
+  if (cp.mode !== "child process") throw new Error(`the apiserver must run as a child process here: ${cp.modeNote}`);
   console.log(`apiserver:  ${cp.mode}; etcd ${cp.etcdVersion}`);
   const node = await startBenchNode({ apiUrl: cp.url, pki: cp.pki, logLevel: v["agent-log-level"], untraced: true });
   const etcdPid = serverPid("etcd", cp.etcd.dataDir);
@@ -143,6 +157,25 @@ export async function run(argv: string[]): Promise<void> {
   await createResourceClient(transport, "Namespace").create(namespace(NS));
   const waiter = podWaiter(pods);
   await waiter.ready;
+  global.gc?.();
+  const start = takeInventory(scope);
+  // RSS along the run: [cycles done (warm-up included), KiB by process].
+  const samples: [number, Record<string, number>][] = [[0, start.rssKiB]];
+  // The apiserver's V8 heap in use and its off-heap (ArrayBuffer) bytes at each sample, from its
+  // /metrics: tells growth of live objects from a heap V8 merely keeps large.
+  const apiHeap = new Map<number, Promise<string>>();
+  const sampleApiHeap = (n: number) =>
+    apiHeap.set(n, scrape(`${cp.url}/metrics`).then(
+      (m) => ["heap_size_used", "external_memory"].map((k) => ((m.get(`skiff_apiserver_process_nodejs_${k}_bytes`) ?? NaN) / 1048576).toFixed(1)).join(" / "),
+      () => "?",
+    ));
+  sampleApiHeap(0);
+  let cyclesDone = 0;
+  const countCycle = () => {
+    if (++cyclesDone % sampleEvery !== 0) return;
+    samples.push([cyclesDone, takeInventory(scope).rssKiB]);
+    sampleApiHeap(cyclesDone);
+  };
 
   const podSpec = (name: string): Pod =>
     create(PodSchema, {
@@ -170,6 +203,7 @@ export async function run(argv: string[]): Promise<void> {
         while (next < n) {
           const i = next++;
           out.push(await cycle(`${prefix}-${i}`));
+          countCycle();
           onDone?.(out.length);
         }
       }),
@@ -221,9 +255,12 @@ export async function run(argv: string[]): Promise<void> {
     }
   });
   const wallS = (performance.now() - t0) / 1000;
+  const lastRevision = Number((await pods.list(NS)).resourceVersion);
+  const compacted = await compactedPast(cp.etcd.metricsUrl, lastRevision, 3 * compactionS * 1000);
   global.gc?.();
   const { inv: after, ms: settledMs } = await settle(before);
   console.log(`churn:      ${cycles} cycles in ${wallS.toFixed(1)} s (${(cycles / wallS).toFixed(1)} cycles/s); node settled ${(settledMs / 1000).toFixed(1)} s after the last deletion`);
+  console.log(`etcd:       ${compacted === undefined ? `NOT compacted past the last cycle's revision ${lastRevision} within ${3 * compactionS} s` : `compacted to revision ${compacted} (last cycle: ${lastRevision}) before the final count`}`);
 
   const s = summarize(startMs);
   console.log(`\npod create → Running (ms, ${s.count} pods): p50 ${fmtMs(s.p50)}  p99 ${fmtMs(s.p99)}  max ${fmtMs(s.max)}\n`);
@@ -231,16 +268,40 @@ export async function run(argv: string[]): Promise<void> {
   const objectRows = Object.keys(before.objects).map((k) => [k, loaded.objects[k], before.objects[k], after.objects[k], after.objects[k] - before.objects[k]]);
   console.log(renderTable(["node object", `with ${conc} pods`, "before", "after", "leaked"], objectRows));
   console.log("");
-  const rssRows = Object.keys(scope.processes).map((p) => {
-    const growth = ((after.rssKiB[p] - before.rssKiB[p]) / before.rssKiB[p]) * 100;
-    return [p, before.fds[p], after.fds[p], (before.rssKiB[p] / 1024).toFixed(1), (after.rssKiB[p] / 1024).toFixed(1), `${growth.toFixed(1)} %`];
-  });
-  console.log(renderTable(["process", "fds before", "fds after", "RSS MiB before", "RSS MiB after", "RSS growth"], rssRows));
+  const mib = (kib: number) => (kib / 1024).toFixed(1);
+  const growth = (from: number, to: number) => `${(((to - from) / from) * 100).toFixed(1)} %`;
+  const rssRows = Object.keys(scope.processes).map((p) => [
+    p, before.fds[p], after.fds[p], mib(start.rssKiB[p]), mib(before.rssKiB[p]), mib(after.rssKiB[p]),
+    growth(start.rssKiB[p], after.rssKiB[p]), growth(before.rssKiB[p], after.rssKiB[p]),
+  ]);
+  console.log(renderTable(["process", "fds before", "fds after", "RSS MiB start", `after ${warmup} warm-up`, "end", "growth from start", "growth after warm-up"], rssRows));
+  console.log(`\nRSS MiB along the run (every ${sampleEvery} cycles, warm-up included; the end row is after the settle):`);
+  samples.push([cyclesDone, after.rssKiB]);
+  sampleApiHeap(-1);
+  const heapCol = await Promise.all(samples.map(([n], i) => apiHeap.get(i === samples.length - 1 ? -1 : n) ?? "?"));
+  console.log(renderTable(
+    ["cycles", ...Object.keys(scope.processes), "apiserver heap used / external MiB"],
+    samples.map(([n, rss], i) => [i === samples.length - 1 ? `${n} end` : n, ...Object.keys(scope.processes).map((p) => mib(rss[p])), heapCol[i]]),
+  ));
   const fdLeaks = Object.keys(scope.processes).filter((p) => after.fds[p] > before.fds[p]);
   const rssOver = Object.keys(scope.processes).filter((p) => after.rssKiB[p] > before.rssKiB[p] * 1.1);
   console.log(
     `\nverdict:    ${leaks.length === 0 ? "no leaked node objects" : `LEAKED: ${leaks.join(", ")}`}; ` +
       `${fdLeaks.length === 0 ? "no fd growth" : `fds grew in ${fdLeaks.join(", ")}`}; ` +
-      `${rssOver.length === 0 ? "RSS growth < 10 % everywhere" : `RSS grew ≥ 10 % in ${rssOver.join(", ")}`}`,
+      `${rssOver.length === 0 ? "RSS growth < 10 % everywhere after the warm-up" : `RSS grew ≥ 10 % after the warm-up in ${rssOver.join(", ")}`}`,
   );
+}
+
+/**
+ * Waits until etcd's compaction revision passes `revision` (its etcd_debugging_mvcc_compact_revision
+ * gauge); returns it, or undefined when none came within timeoutMs.
+ */
+async function compactedPast(metricsUrl: string, revision: number, timeoutMs: number): Promise<number | undefined> {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    const rev = (await scrape(metricsUrl).catch(() => undefined))?.get("etcd_debugging_mvcc_compact_revision");
+    if (rev !== undefined && rev >= revision) return rev;
+    if (performance.now() > until) return undefined;
+    await sleep(1000);
+  }
 }

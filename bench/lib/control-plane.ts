@@ -38,6 +38,8 @@ export interface ControlPlaneOptions {
   cpuProfDir?: string;
   /** The apiserver's --service-cluster-ip-range (default its own). */
   serviceCidr?: string;
+  /** More apiserver flags (child mode only). */
+  apiserverArgs?: string[];
 }
 
 export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise<BenchControlPlane> {
@@ -55,7 +57,7 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
       why = "cmd/skiff.ts not found";
     } else {
       try {
-        const child = await startChild(etcd.endpoint, pki, opts.cpuProfDir, opts.serviceCidr);
+        const child = await startChild(etcd.endpoint, pki, opts.cpuProfDir, opts.serviceCidr, opts.apiserverArgs);
         return { etcd, etcdVersion, pki, credentials, ...child, mode: "child process", modeNote: "node cmd/skiff.ts apiserver; client and server on separate event loops" };
       } catch (err) {
         why = `starting cmd/skiff.ts apiserver failed: ${String(err).split("\n")[0]}`;
@@ -84,7 +86,7 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
   };
 }
 
-async function startChild(etcdEndpoint: string, pki: TestPki, cpuProfDir: string | undefined, serviceCidr?: string): Promise<{ url: string; serverPid: number; stopServer(): Promise<void> }> {
+async function startChild(etcdEndpoint: string, pki: TestPki, cpuProfDir: string | undefined, serviceCidr?: string, extraArgs: string[] = []): Promise<{ url: string; serverPid: number; stopServer(): Promise<void> }> {
   let lastErr: unknown;
   // A free port can be taken between picking and binding it: retry with another.
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -94,12 +96,14 @@ async function startChild(etcdEndpoint: string, pki: TestPki, cpuProfDir: string
         "apiserver", "--etcd-servers", etcdEndpoint, "--etcd-prefix", ETCD_PREFIX, "--listen", `${LOOPBACK}:${port}`, "--log-level", "warn",
         ...apiserverTlsArgs(pki),
         ...(serviceCidr ? ["--service-cluster-ip-range", serviceCidr] : []),
+        ...extraArgs,
       ],
       { nodeArgs: cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : [] },
     );
     const url = `https://${LOOPBACK}:${port}`;
     try {
-      await waitReady(`${url}/readyz`, daemon);
+      // Generous: on a loaded machine loading and compiling the apiserver alone can take 30 s.
+      await waitReady(`${url}/readyz`, daemon, 120_000);
       return { url, serverPid: daemon.pid, stopServer: daemon.stop };
     } catch (err) {
       lastErr = err;

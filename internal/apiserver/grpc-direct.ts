@@ -71,7 +71,9 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
       if (hit) return hit;
     }
     const bytes = encodeResponse(output, msg);
-    const frame = Buffer.allocUnsafe(5 + bytes.length);
+    // A cached frame lives as long as the watch cache holds its event: never a slice of Node's
+    // shared 8 KiB pool, which one small frame would keep alive whole.
+    const frame = cache ? Buffer.allocUnsafeSlow(5 + bytes.length) : Buffer.allocUnsafe(5 + bytes.length);
     frame[0] = 0;
     frame.writeUInt32BE(bytes.length, 1);
     frame.set(bytes, 5);

@@ -74,6 +74,8 @@ export interface ApiServerOptions {
   log?: Logger;
   /** Events per kind kept for watch resumes. */
   watchCacheSize?: number;
+  /** Bytes of events per kind kept for watch resumes (default 64 MiB). */
+  watchCacheBytes?: number;
   heartbeatMs?: number;
   /** How often storage history is compacted (0 = never). */
   compactionIntervalMs?: number;
@@ -154,7 +156,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const watchBudget = createWatchBudget({ perWatcherBytes: opts.watchBufferBytes, totalBytes: opts.watchBufferTotalBytes });
   metrics.watchBudget(watchBudget);
   for (const k of kinds) {
-    caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, log, budget: watchBudget }));
+    caches.set(k.kind, createWatchCache(k, encryption.store, { historySize: opts.watchCacheSize, historyBytes: opts.watchCacheBytes, log, budget: watchBudget }));
   }
   if (!opts.serviceAccountSigningKey) log?.warn("no service account signing key given: tokens issued now stop working when this apiserver restarts");
   const serviceAccounts = createServiceAccounts({

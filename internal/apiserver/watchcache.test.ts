@@ -89,3 +89,48 @@ describe("watch cache index on spec.nodeName", () => {
     await expect(a.next(1)).rejects.toThrow(/watch closed/);
   });
 });
+
+describe("watch cache resumes from its history", () => {
+  it("replays, a slice per read, every event after the resume version that passes the filter, then goes live", async () => {
+    revs.clear();
+    await setup();
+    const from = cache.revision();
+    // More events than one replay slice, half of them on node a.
+    for (let i = 0; i < 600; i++) await put(pod(`r-${i}`, i % 2 === 0 ? "a" : "b"));
+    await expect.poll(() => cache.revision(), { timeout: 2000 }).toBe(await store.currentRevision());
+    const ops = createResourceOps(podKind, { store, caches: new Map([["Pod", cache]]) });
+    const onA = cache.watch(from, ops.filter("", "", "spec.nodeName=a"));
+    const everything = cache.watch(from, () => true);
+    await put(pod("live", "a"));
+    const drain = async (w: CacheWatcher) => {
+      const out: string[] = [];
+      for (let reads = 0; !out.includes("ADDED live"); reads++) {
+        const batch = await w.next(1000);
+        expect(batch.length).toBeLessThanOrEqual(300);
+        out.push(...batch.map((e) => `${e.type} ${e.obj?.metadata?.name}`));
+      }
+      return out;
+    };
+    expect(await drain(onA)).toEqual([...Array.from({ length: 300 }, (_, i) => `ADDED r-${2 * i}`), "ADDED live"]);
+    const all = await drain(everything);
+    expect(all.length).toBe(601);
+    expect(all.slice(0, 3)).toEqual(["ADDED r-0", "ADDED r-1", "ADDED r-2"]);
+  });
+
+  it("a resume that the history moves past while it replays ends OUT_OF_RANGE", async () => {
+    store = createMemoryStore();
+    cache = createWatchCache(podKind, store, { historySize: 300 });
+    await cache.start();
+    revs.clear();
+    const from = cache.revision();
+    for (let i = 0; i < 280; i++) await put(pod(`o-${i}`));
+    await expect.poll(() => cache.revision(), { timeout: 2000 }).toBe(await store.currentRevision());
+    const w = cache.watch(from, () => true);
+    expect((await w.next(1000)).length).toBeGreaterThan(0); // the first slice
+    for (let i = 0; i < 400; i++) await put(pod(`n-${i}`));
+    await expect.poll(() => cache.revision(), { timeout: 2000 }).toBe(await store.currentRevision());
+    const err = await w.next(1000).then(() => undefined, (e: unknown) => e);
+    expect(String(err)).toMatch(/too old .*list again and watch from the new resource version/);
+    expect(cache.watcherCount()).toBe(0);
+  });
+});

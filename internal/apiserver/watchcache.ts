@@ -1,14 +1,16 @@
 // The watch cache: ONE storage watch per kind, decoded once, fanned out to every client watch
 // with its selectors applied here. It keeps the current objects (for the initial state of a
-// watch) and a bounded window of recent events (for resumes); older resumes get OUT_OF_RANGE and
-// the client relists, as with Kubernetes' cacher.
+// watch) and a window of recent events bounded by count and bytes (watch-history.ts, for
+// resumes); older resumes get OUT_OF_RANGE and the client relists, as with Kubernetes' cacher.
+// A resume is replayed from that window a slice at a time, as its client reads.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ApiObject, Kind } from "../api/registry.ts";
 import { UndecryptableError } from "../encryption/providers.ts";
 import { StoreError, type Store, type WatchEvent } from "../storage/store.ts";
-import { bytesOf, decode, prefixFor } from "./objects.ts";
+import { bytesOf, decode, encode, prefixFor } from "./objects.ts";
 import { createWatchBudget, EVENT_OVERHEAD_BYTES, type BudgetHolder, type WatchBudget } from "./watch-budget.ts";
+import { createWatchHistory } from "./watch-history.ts";
 
 export type EventType = "ADDED" | "MODIFIED" | "DELETED";
 
@@ -70,6 +72,8 @@ export interface WatchCache {
 export interface WatchCacheOptions {
   /** Events kept for resumes. */
   historySize?: number;
+  /** Bytes of events kept for resumes (stored object sizes, watch-history.ts). */
+  historyBytes?: number;
   /** Events buffered for one client before it is cut off as too slow. */
   maxWatcherBuffer?: number;
   /** Byte budget of watch buffers, shared by every kind's cache. Default: a budget of its own. */
@@ -81,22 +85,24 @@ interface Watcher extends BudgetHolder {
   filter: ObjectFilter;
   from: number;
   seen: number;
+  /** History still to replay: events above replayAfter, up to replayUntil (the revision when it started). */
+  replayAfter: number;
+  replayUntil: number;
   buffer: WatchOut[];
   wake: (() => void) | undefined;
   error: ConnectError | undefined;
 }
 
 const WAKE_SLICE = 64;
+/** History events decoded per read of a resuming watch. */
+const REPLAY_SLICE = 256;
 
 export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptions = {}): WatchCache {
-  const historySize = opts.historySize ?? 10_000;
+  const history = createWatchHistory(opts.historySize ?? 10_000, opts.historyBytes ?? 64 * 1024 * 1024);
   const maxBuffer = opts.maxWatcherBuffer ?? 50_000;
   const budget = opts.budget ?? createWatchBudget();
   const prefix = prefixFor(kind);
   const objects = new Map<string, ApiObject>();
-  let history: CacheEvent[] = [];
-  // Resumes from a revision below this one have lost events.
-  let historyStart = 0;
   let rev = 0;
   const watchers = new Set<Watcher>();
   const listeners = new Set<(ev: CacheEvent | undefined) => void>();
@@ -141,15 +147,19 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     );
   }
 
-  /** `live`: false for a replay from history, which holds those objects anyway (not charged). */
-  function deliver(w: Watcher, ev: CacheEvent, live = true): void {
+  /** What an event is to a watcher with this filter, if anything. */
+  function typeFor(filter: ObjectFilter, ev: Pick<CacheEvent, "type" | "obj" | "prev">): EventType | undefined {
+    const now = ev.type !== "DELETED" && filter(ev.obj);
+    const before = ev.prev !== undefined && ev.type !== "ADDED" && filter(ev.prev);
+    if (ev.type === "DELETED") return before || filter(ev.obj) ? "DELETED" : undefined;
+    if (now) return before ? "MODIFIED" : "ADDED";
+    if (before) return "DELETED"; // moved out of the selector: to this watcher it is gone
+    return undefined;
+  }
+
+  function deliver(w: Watcher, ev: CacheEvent): void {
     if (ev.revision <= w.from) return;
-    const now = ev.type !== "DELETED" && w.filter(ev.obj);
-    const before = ev.prev !== undefined && ev.type !== "ADDED" && w.filter(ev.prev);
-    let type: EventType | undefined;
-    if (ev.type === "DELETED") type = before || w.filter(ev.obj) ? "DELETED" : undefined;
-    else if (now) type = before ? "MODIFIED" : "ADDED";
-    else if (before) type = "DELETED"; // moved out of the selector: to this watcher it is gone
+    const type = typeFor(w.filter, ev);
     if (!type) return;
     w.buffer.push({ type, obj: ev.obj, revision: ev.revision });
     if (w.buffer.length > maxBuffer) {
@@ -157,7 +167,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       cut(w, tooSlow(w, `${w.buffer.length} events unsent (at most ${maxBuffer})`));
       return;
     }
-    if (live) budget.charge(w, ev.cost);
+    budget.charge(w, ev.cost);
     if (w.error) return; // cut by the total budget just now
     if (w.bytes > budget.perWatcherBytes) {
       budget.cuts.watcher++;
@@ -187,14 +197,34 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     });
   }
 
+  /**
+   * The next slice of a resuming watcher's replay, decoded now (the history keeps bytes only), or
+   * undefined when the replay is done. Throws OUT_OF_RANGE when the history moved past it.
+   */
+  function replaySlice(w: Watcher): WatchOut[] | undefined {
+    while (w.replayAfter < w.replayUntil) {
+      if (w.replayAfter < history.start()) throw tooOld(w.seen);
+      const entries = history.after(w.replayAfter, REPLAY_SLICE);
+      const out: WatchOut[] = [];
+      for (const e of entries) {
+        if (e.revision > w.replayUntil) break;
+        w.replayAfter = e.revision;
+        const obj = decode(kind, e.bytes, e.revision);
+        const prev = e.prevBytes ? decode(kind, e.prevBytes, e.revision) : undefined;
+        const type = typeFor(w.filter, { type: e.type, obj, prev });
+        if (type) out.push({ type, obj, revision: e.revision });
+      }
+      if (entries.length === 0 || entries[entries.length - 1].revision >= w.replayUntil) w.replayAfter = w.replayUntil;
+      if (out.length > 0) return out;
+    }
+    return undefined;
+  }
+
+  const storedBytesOf = (obj: ApiObject) => bytesOf(obj) ?? encode(kind, obj);
+
   function record(ev: CacheEvent): void {
     rev = ev.revision;
-    history.push(ev);
-    if (history.length > historySize * 2) {
-      const dropped = history.length - historySize;
-      historyStart = history[dropped - 1].revision;
-      history = history.slice(dropped);
-    }
+    history.push({ type: ev.type, revision: ev.revision, bytes: storedBytesOf(ev.type === "DELETED" ? ev.prev! : ev.obj), prevBytes: ev.prev && ev.type !== "DELETED" ? storedBytesOf(ev.prev) : undefined });
     for (const l of listeners) l(ev);
     for (const w of unindexed) deliver(w, ev);
     if (byIndex.size === 0) return;
@@ -225,8 +255,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     const { items, revision } = await store.list(prefix);
     objects.clear();
     for (const kv of items) objects.set(kv.key, decode(kind, kv.value, kv.modRevision));
-    history = [];
-    historyStart = revision;
+    history.reset(revision);
     rev = revision;
     undecryptable = undefined;
     // Events between the old state and this list are unknown: every open watch must relist.
@@ -268,7 +297,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
 
   function tooOld(from: number): ConnectError {
     return new ConnectError(
-      `resource version ${from} is too old (the server keeps events after ${historyStart}): list again and watch from the new resource version`,
+      `resource version ${from} is too old (the server keeps events after ${history.start()}): list again and watch from the new resource version`,
       Code.OutOfRange,
     );
   }
@@ -293,9 +322,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       return () => listeners.delete(listener);
     },
     compact(revision) {
-      if (revision <= historyStart) return;
-      history = history.filter((e) => e.revision > revision);
-      historyStart = revision;
+      history.compact(revision);
     },
     watcherCount: () => watchers.size,
     watch(from, filter) {
@@ -303,6 +330,8 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
         filter,
         from,
         seen: from,
+        replayAfter: from,
+        replayUntil: rev,
         buffer: [],
         wake: undefined,
         error: undefined,
@@ -310,14 +339,24 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
         cut: () => cut(w, tooSlow(w, "the watch buffers of all clients together are over their budget")),
       };
       if (undecryptable) throw undecryptable;
-      if (from < historyStart) throw tooOld(from);
+      if (from < history.start()) throw tooOld(from);
       budget.add(w);
-      // Replay and register in one synchronous step, so no event falls between the two.
-      for (const ev of history) deliver(w, ev, false);
-      if (w.error) throw w.error;
+      // Registered at the current revision: what came before is replayed from history as the
+      // client reads (replaySlice), what comes after is delivered live. Nothing falls between.
       addWatcher(w);
       return {
         async next(timeoutMs) {
+          if (!w.error && w.replayAfter < w.replayUntil) {
+            try {
+              const replayed = replaySlice(w);
+              if (replayed) {
+                w.seen = Math.max(w.seen, replayed[replayed.length - 1].revision);
+                return replayed;
+              }
+            } catch (err) {
+              cut(w, err as ConnectError);
+            }
+          }
           if (w.buffer.length === 0 && !w.error) {
             let timer: NodeJS.Timeout | undefined;
             await new Promise<void>((r) => {

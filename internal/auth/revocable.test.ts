@@ -1,12 +1,15 @@
 // A real Watch stream (the apiserver's own watch handler over its watch cache) wrapped by
 // revocable(): it delivers pod events while the caller is bound to `view`, and ends with
-// PERMISSION_DENIED once the binding is deleted, delivering nothing after.
+// PERMISSION_DENIED once the binding is deleted, delivering nothing after. A long-lived stream
+// keeps none of the messages it already delivered.
 import { create } from "@bufbuild/protobuf";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PodSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { serviceImpl } from "../apiserver/service.ts";
-import { revocable } from "./revocation.ts";
+import { revocable, type AccessRevoker } from "./revocation.ts";
 import { attrs, startAuthTestApi, user, type AuthTestApi } from "./testing.ts";
 
 let api: AuthTestApi;
@@ -51,5 +54,26 @@ describe("revocable watch", () => {
     expect((failure as ConnectError).code).toBe(Code.PermissionDenied);
     expect(seen).toEqual(["before"]);
     expect(server.authorization.revoker.size()).toBe(0);
+  });
+
+  it("holds no message it already delivered while the stream stays open", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const revoker: AccessRevoker = { track: () => () => {}, size: () => 1, generation: () => 0, recheck: () => undefined, close() {} };
+    const delivered: WeakRef<object>[] = [];
+    async function* source() {
+      for (let i = 0; ; i++) {
+        const message = { i, payload: "x".repeat(1000) };
+        delivered.push(new WeakRef(message));
+        yield message;
+      }
+    }
+    const stream = revocable(revoker, attrs(user("jane"), "watch", "pods", { namespace: "a" }), source());
+    for (let i = 0; i < 1000; i++) await stream.next();
+    await new Promise((r) => setImmediate(r));
+    gc();
+    // The open stream may hold its latest message; not the 999 before it.
+    expect(delivered.slice(0, 999).filter((ref) => ref.deref() !== undefined).length).toBe(0);
+    await stream.return(undefined);
   });
 });

@@ -166,17 +166,24 @@ export function createAccessRevoker(authorizer: Authorizer & PolicySource, opts:
  */
 export async function* revocable<T>(revoker: AccessRevoker, attrs: RequestAttributes, source: AsyncIterable<T>): AsyncGenerator<T> {
   let revoked: ConnectError | undefined;
-  let wake!: () => void;
-  const gone = new Promise<void>((r) => (wake = r));
+  // Wakes the read in progress. One promise per read, never a race against one long-lived
+  // promise: each race would add a reaction to it, holding that read's message (the whole event)
+  // for as long as the stream lives — memory growing with every event a watch delivered.
+  let wake: (() => void) | undefined;
   const untrack = revoker.track(attrs, (err) => {
     revoked = err;
-    wake();
+    wake?.();
   });
   const it = source[Symbol.asyncIterator]();
   let checked = revoker.generation();
   try {
     for (;;) {
-      const next = await Promise.race([it.next(), gone.then(() => undefined)]);
+      if (revoked) throw revoked;
+      const next = await new Promise<IteratorResult<T> | undefined>((resolve, reject) => {
+        wake = () => resolve(undefined);
+        it.next().then(resolve, reject);
+      });
+      wake = undefined;
       if (revoked) throw revoked;
       if (!next || next.done) return;
       // The policy changed since the last check (its change is already visible to the

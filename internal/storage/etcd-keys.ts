@@ -12,7 +12,14 @@ export function prefixRange(prefix: Buffer): { key: Buffer; range_end: Buffer } 
   return { key: prefix.length ? prefix : Buffer.from([0]), range_end: Buffer.from([0]) };
 }
 
-/** A plain Uint8Array view of a Buffer's bytes (same bytes, plain type, so deep equality matches memory). */
+/**
+ * A value's bytes as a plain Uint8Array (plain type, so deep equality matches memory) that owns
+ * its memory. gRPC hands values out as views into its 64 KiB receive buffers: keeping such a view
+ * (the watch cache keeps each event's bytes) would keep the whole buffer alive, ~7 KiB per 1 KB
+ * value, so a view into a larger buffer is copied out.
+ */
 export function bytes(b: Uint8Array | undefined): Uint8Array {
-  return b ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : new Uint8Array(0);
+  if (!b) return new Uint8Array(0);
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return new Uint8Array(b.buffer, 0, b.byteLength);
+  return new Uint8Array(b);
 }
