@@ -59,7 +59,7 @@ describe("revocable watch", () => {
   it("holds no message it already delivered while the stream stays open", async () => {
     setFlagsFromString("--expose-gc");
     const gc = runInNewContext("gc") as () => void;
-    const revoker: AccessRevoker = { track: () => () => {}, size: () => 1, generation: () => 0, recheck: () => undefined, close() {} };
+    const revoker: AccessRevoker = { track: () => () => {}, size: () => 1, generation: () => 0, changedSince: () => false, recheck: () => undefined, close() {} };
     const delivered: WeakRef<object>[] = [];
     async function* source() {
       for (let i = 0; ; i++) {
