@@ -35,8 +35,9 @@ export interface RunningCli {
 export interface CliTestApi {
   server: ApiServer;
   client<T extends ApiObject = any>(kind: string): ResourceClient<T>;
-  run(args: string[]): Promise<CliRun>;
-  start(args: string[]): RunningCli;
+  /** `env` adds variables (e.g. EDITOR) to the run's environment. */
+  run(args: string[], env?: Record<string, string>): Promise<CliRun>;
+  start(args: string[], env?: Record<string, string>): RunningCli;
   close(): Promise<void>;
 }
 
@@ -80,16 +81,16 @@ export async function startCliTestApi(): Promise<CliTestApi> {
   const dir = mkdtempSync(join(tmpdir(), "skiffctl-unit-"));
   const env = { SKIFF_SERVER: server.url, SKIFF_CONFIG: join(dir, "config.yaml") };
   await saveConfig(env.SKIFF_CONFIG, adminConfig());
-  const start = (args: string[]): RunningCli => {
+  const start = (args: string[], extra: Record<string, string> = {}): RunningCli => {
     const t = outputTracker();
     const interrupt = new AbortController();
-    const done = runSkiffctl(args, { out: t.out, err: t.err, readStdin: async () => "", env, signal: interrupt.signal }).then(t.result);
+    const done = runSkiffctl(args, { out: t.out, err: t.err, readStdin: async () => "", env: { ...env, ...extra }, signal: interrupt.signal }).then(t.result);
     return t.view(done, () => interrupt.abort());
   };
   return {
     server,
     client: (kind) => createResourceClient(transport, kind),
-    run: (args) => start(args).done,
+    run: (args, extra) => start(args, extra).done,
     start,
     async close() {
       await server.close();
