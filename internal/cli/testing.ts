@@ -127,10 +127,11 @@ export function adminConfigFile(): string {
 
 /**
  * Runs the real skiffctl (on the Node running the test) against `server` as the test PKI's admin
- * (after testPki()); interrupt() is Ctrl-C. Nothing of the user's config is read.
+ * (after testPki()), with `extraEnv` added (e.g. EDITOR); interrupt() is Ctrl-C. Nothing of the
+ * user's config is read.
  */
-export function spawnSkiffctl(server: string, args: string[]): RunningCli {
-  const env = { ...process.env, SKIFF_SERVER: server, SKIFF_CONFIG: adminConfigFile(), NO_COLOR: "1" };
+export function spawnSkiffctl(server: string, args: string[], extraEnv: Record<string, string> = {}): RunningCli {
+  const env = { ...process.env, ...extraEnv, SKIFF_SERVER: server, SKIFF_CONFIG: adminConfigFile(), NO_COLOR: "1" };
   const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   const t = outputTracker();
   child.stdout.setEncoding("utf8").on("data", t.out);
