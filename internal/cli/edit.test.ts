@@ -1,10 +1,12 @@
 // skiffctl edit against an in-process apiserver, with $EDITOR a small shell script standing in
 // for the user: changed, unchanged, invalid then fixed, refused identity changes, a conflict.
+import { create } from "@bufbuild/protobuf";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { DeploymentSchema, DeploymentStatusSchema, type Deployment } from "../../gen/skiff/v1alpha1/deployment_pb.js";
 import { startCliTestApi, type CliTestApi } from "./testing.ts";
 
 let api: CliTestApi;
@@ -118,6 +120,25 @@ describe("skiffctl edit", () => {
     expect(await readFile(kept, "utf8")).toMatch(/greeting: mine/);
     await rm(join(kept, ".."), { recursive: true });
     expect((await cm()).data).toEqual({ greeting: "theirs" });
+  });
+
+  it("works for every kind alike: a Deployment with its status, a cluster-scoped Namespace", async () => {
+    const deployments = api.client<Deployment>("Deployment");
+    const template = { metadata: { labels: { app: name } }, spec: { containers: [{ name: "c", image: "busybox:1" }] } };
+    const made = await deployments.create(create(DeploymentSchema, { metadata: { name, namespace: "default" }, spec: { replicas: 1, selector: { matchLabels: { app: name } }, template } }));
+    // As the controller would report it: the status is printed, and must read back.
+    made.status = create(DeploymentStatusSchema, { observedGeneration: 1n, replicas: 1, readyReplicas: 1, conditions: [{ type: "Available", status: "True", reason: "MinimumReplicasAvailable" }] });
+    await deployments.updateStatus(made);
+    const r = await api.run(["edit", "deploy", name], await editor(`sed -i 's/^  replicas: 1$/  replicas: 3/' "$f"`));
+    expect(r).toEqual({ code: 0, out: `deployment.apps/${name} edited\n`, err: "" });
+    const after = await deployments.get("default", name);
+    expect(after.spec!.replicas).toBe(3);
+    expect(after.status!.readyReplicas).toBe(1);
+
+    await api.client("Namespace").create({ metadata: { name } } as never);
+    const ns = await api.run(["edit", `ns/${name}`], await editor(`sed -i 's/^  name: ${name}$/  name: ${name}\\n  labels: {team: blue}/' "$f"`));
+    expect(ns).toEqual({ code: 0, out: `namespace/${name} edited\n`, err: "" });
+    expect((await api.client("Namespace").get("", name)).metadata!.labels).toEqual({ team: "blue" });
   });
 
   it("names what is wrong with the arguments or the editor", async () => {

@@ -3,7 +3,8 @@
 // as public projects write them — a ConfigMap, a Secret, a local-path claim and a Deployment that
 // mounts all three — applied with the real skiffctl; the pod serves the ConfigMap's page;
 // `skiffctl get pvc,pv,sc` shows the claim Bound; `skiffctl edit configmap web` (the editor a sed
-// script) changes the page and the running pod serves the new one; a file written to the claim
+// script) changes the page and the running pod serves the new one (a running pod and its
+// Deployment take an edit too); a file written to the claim
 // is still there for the pod the Deployment makes after the first one is deleted.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -171,6 +172,15 @@ it("applies a ConfigMap, a Secret, a claim and a Deployment; edit changes the ru
     async () => (await wget(`http://${first.status!.podIp}:8080/index.html`).catch(() => "")) === "<p>second edition</p>\n",
     90_000,
   );
+
+  // Objects the controllers and the agent report on read back as they are printed: a running pod
+  // and its Deployment take a new label through edit too.
+  e.manifest("label.sh", `sed -i 's/^  labels:$/  labels:\\n    edited: "yes"/' "$1"\n`);
+  for (const target of [`pod/${first.metadata!.name}`, "deployment/web"]) {
+    const r = await spawnSkiffctl(e.node.cp.server.url, ["edit", target], { KUBE_EDITOR: `sh ${join(e.dir, "label.sh")}` }).done;
+    expect(r).toEqual({ code: 0, out: `${target.replace("deployment/", "deployment.apps/")} edited\n`, err: "" });
+  }
+  expect((await e.client<Pod>("Pod").get("default", first.metadata!.name)).metadata!.labels.edited).toBe("yes");
 
   // The claim outlives the pod: the Deployment's next pod appends to the file the first one wrote.
   const node = e.node;
