@@ -39,7 +39,7 @@ describe("skiffctl without an apiserver", () => {
   it("prints help and its version", async () => {
     const help = await run(["--help"]);
     expect(help.code).toBe(0);
-    expect(help.out).toMatch(/USAGE skiffctl .*apply\|create\|get\|describe\|delete\|logs\|scale\|set\|rollout\|cordon\|uncordon\|drain\|config/);
+    expect(help.out).toMatch(/USAGE skiffctl .*apply\|create\|get\|describe\|delete\|edit\|logs\|scale\|set\|rollout\|cordon\|uncordon\|drain\|config/);
     expect((await run(["rollout", "--help"])).out).toMatch(/USAGE skiffctl rollout status\|history\|undo\|pause\|resume/);
     expect((await run(["rollout", "status", "--help"])).out).toMatch(/--timeout=<DURATION>/);
     expect((await run(["set", "image", "--help"])).out).toMatch(/USAGE skiffctl set image/);

@@ -8,6 +8,7 @@ import { configCommand } from "./commands/config.ts";
 import { createCommand } from "./commands/create.ts";
 import { deleteCommand } from "./commands/delete.ts";
 import { describeCommand } from "./commands/describe.ts";
+import { editCommand } from "./commands/edit.ts";
 import { getCommand } from "./commands/get.ts";
 import { logsCommand } from "./commands/logs.ts";
 import { cordonCommands } from "./commands/node.ts";
@@ -21,7 +22,7 @@ export const VERSION = "0.1.0";
 
 export function createRootCommand(session: Session): CommandDef<any> {
   return defineCommand({
-    meta: { name: "skiffctl", version: VERSION, description: "Drive a Skiff cluster: apply manifests; get, describe and delete objects; read logs; scale, update and roll back deployments; drain nodes" },
+    meta: { name: "skiffctl", version: VERSION, description: "Drive a Skiff cluster: apply manifests; get, describe, edit and delete objects; read logs; scale, update and roll back deployments; drain nodes" },
     args: { ...serverArg },
     setup({ args }) {
       session.rootFlags = args;
@@ -32,6 +33,7 @@ export function createRootCommand(session: Session): CommandDef<any> {
       get: getCommand(session),
       describe: describeCommand(session),
       delete: deleteCommand(session),
+      edit: editCommand(session),
       logs: logsCommand(session),
       scale: scaleCommand(session),
       set: setCommand(session),

@@ -35,8 +35,9 @@ export interface RunningCli {
 export interface CliTestApi {
   server: ApiServer;
   client<T extends ApiObject = any>(kind: string): ResourceClient<T>;
-  run(args: string[]): Promise<CliRun>;
-  start(args: string[]): RunningCli;
+  /** `env` adds variables (e.g. EDITOR) to the run's environment. */
+  run(args: string[], env?: Record<string, string>): Promise<CliRun>;
+  start(args: string[], env?: Record<string, string>): RunningCli;
   close(): Promise<void>;
 }
 
@@ -80,16 +81,16 @@ export async function startCliTestApi(): Promise<CliTestApi> {
   const dir = mkdtempSync(join(tmpdir(), "skiffctl-unit-"));
   const env = { SKIFF_SERVER: server.url, SKIFF_CONFIG: join(dir, "config.yaml") };
   await saveConfig(env.SKIFF_CONFIG, adminConfig());
-  const start = (args: string[]): RunningCli => {
+  const start = (args: string[], extra: Record<string, string> = {}): RunningCli => {
     const t = outputTracker();
     const interrupt = new AbortController();
-    const done = runSkiffctl(args, { out: t.out, err: t.err, readStdin: async () => "", env, signal: interrupt.signal }).then(t.result);
+    const done = runSkiffctl(args, { out: t.out, err: t.err, readStdin: async () => "", env: { ...env, ...extra }, signal: interrupt.signal }).then(t.result);
     return t.view(done, () => interrupt.abort());
   };
   return {
     server,
     client: (kind) => createResourceClient(transport, kind),
-    run: (args) => start(args).done,
+    run: (args, extra) => start(args, extra).done,
     start,
     async close() {
       await server.close();
@@ -126,10 +127,11 @@ export function adminConfigFile(): string {
 
 /**
  * Runs the real skiffctl (on the Node running the test) against `server` as the test PKI's admin
- * (after testPki()); interrupt() is Ctrl-C. Nothing of the user's config is read.
+ * (after testPki()), with `extraEnv` added (e.g. EDITOR); interrupt() is Ctrl-C. Nothing of the
+ * user's config is read.
  */
-export function spawnSkiffctl(server: string, args: string[]): RunningCli {
-  const env = { ...process.env, SKIFF_SERVER: server, SKIFF_CONFIG: adminConfigFile(), NO_COLOR: "1" };
+export function spawnSkiffctl(server: string, args: string[], extraEnv: Record<string, string> = {}): RunningCli {
+  const env = { ...process.env, ...extraEnv, SKIFF_SERVER: server, SKIFF_CONFIG: adminConfigFile(), NO_COLOR: "1" };
   const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   const t = outputTracker();
   child.stdout.setEncoding("utf8").on("data", t.out);
