@@ -66,7 +66,8 @@ export const KUBE_FIELDS_SKIFF_LACKS: Readonly<Record<string, UnsupportedEntry>>
     },
   },
   LoadBalancerIngress: { fields: ["ipMode", "ports"] },
-  PersistentVolumeSpec: { fields: [...VOLUME_SOURCES_SKIFF_LACKS, "volumeAttributesClassName"] },
+  // nfs is a field of ours: the apiserver refuses it with its own reason (no agent here mounts NFS).
+  PersistentVolumeSpec: { fields: [...VOLUME_SOURCES_SKIFF_LACKS.filter((f) => f !== "nfs"), "volumeAttributesClassName"] },
   PersistentVolumeStatus: { fields: ["lastPhaseTransitionTime"] },
   PersistentVolumeClaimSpec: { fields: ["dataSource", "dataSourceRef", "volumeAttributesClassName"] },
   PersistentVolumeClaimStatus: {
