@@ -43,6 +43,7 @@ function recorder() {
         return "done" as const;
       },
       bridgeNetfilterOn: () => true,
+      readAffinity: async () => new Map<string, string[]>(),
     } satisfies ProxyKernel,
   };
   return k;
@@ -148,7 +149,7 @@ describe("service proxy sync loop", () => {
     cur.subsets[0].addresses.pop();
     await s.endpoints.update(cur);
     const f = await until("a flush", () => s.k.flushes[0]);
-    expect(f.removedBackends.map((r) => r.backend)).toEqual([{ ip: "10.88.0.6", port: 8080 }]);
+    expect(f.removedBackends.map((r) => r.backend)).toEqual([{ ip: "10.88.0.6", port: 8080, local: false }]);
   });
 
   it("leaves the table when it stops, and removes it with cleanup", async () => {
