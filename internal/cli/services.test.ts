@@ -107,6 +107,10 @@ describe("skiffctl and Service allocation", () => {
     const r = await api.run(["apply", "-f", file]);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
+    expect(await api.run(["apply", "-f", file])).toMatchObject({ code: 0, out: "service/sticky unchanged\nservice/sticky-default unchanged\n" });
+    const desc = (await api.run(["describe", "svc", "sticky"])).out;
+    expect(desc).toMatch(/Session Affinity Timeout:\s+600s\n/);
+    expect(desc).toMatch(/External Traffic Policy:\s+Local\n/);
     const yaml = (await api.run(["get", "svc", "sticky", "-o", "yaml"])).out;
     expect(yaml).toMatch(/sessionAffinityConfig:\n\s+clientIP:\n\s+timeoutSeconds: 600\n/);
     expect(yaml).toMatch(/externalTrafficPolicy: Local\n/);
