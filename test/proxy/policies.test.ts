@@ -15,7 +15,8 @@ import { waitFor } from "../../internal/agent/testing.ts";
 import { run, runChecked } from "../../internal/network/exec.ts";
 import { createNetns } from "../../internal/network/netns.ts";
 import { parseAffinityElements } from "../../internal/network/proxy/kernel.ts";
-import { createServiceProxy, type ServiceProxy } from "../../internal/network/proxy/index.ts";
+import { buildModel, buildRuleset, createServiceProxy, type ServiceProxy } from "../../internal/network/proxy/index.ts";
+import { renderChanges } from "../../internal/network/proxy/ruleset.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 import { removeRun, runName, sweepCrashedRuns } from "../network/leftovers.ts";
 
@@ -189,4 +190,34 @@ describe("session affinity and traffic policies in the service proxy", () => {
     await setEndpoints("itp", ["node-b", "node-c"]);
     await waitFor("the Service is refused on this node", async () => (await connect(ip, 80))[0] === "error:ECONNREFUSED", 30_000);
   }, 120_000);
+
+  it("changes between the policies sent as differences leave the kernel the same table as a whole write", async () => {
+    const table = `${run_}x`;
+    const eps = create(EndpointsSchema, {
+      metadata: { name: "web", namespace: "default" },
+      subsets: [{ addresses: [{ ip: BACKENDS[0], nodeName: THIS_NODE }, { ip: BACKENDS[1], nodeName: "node-b" }], ports: [{ port: 8080 }] }],
+    } as any);
+    const ports = [{ port: 80, nodePort: 30080 }];
+    const affinity = { sessionAffinity: "ClientIP", sessionAffinityConfig: { clientIp: { timeoutSeconds: 60 } } };
+    const specs = [{}, affinity, { ...affinity, externalTrafficPolicy: "Local", internalTrafficPolicy: "Local" }, { externalTrafficPolicy: "Local" }, {}];
+    const ruleset = (spec: object) => {
+      const svc = create(ServiceSchema, { metadata: { name: "web", namespace: "default" }, spec: { clusterIp: "10.100.0.10", type: "NodePort", ports, ...spec } } as any);
+      return buildRuleset(buildModel([svc], [eps], THIS_NODE), { table, nodeAddresses: [NODE_IP] });
+    };
+    const nft = (text: string) => runChecked("ip", ["netns", "exec", node, "nft", "-f", "-"], { stdin: text });
+    const listed = async () => (await inNs(node, ["nft", "list", "table", "ip", table])).stdout.split("\n").map((l) => l.trim()).filter(Boolean).sort();
+    let prev = ruleset(specs[0]);
+    await nft(prev.text);
+    for (const spec of [...specs.slice(1), ...specs.slice(0, -1).reverse()]) {
+      const next = ruleset(spec);
+      const changes = renderChanges(prev.state, next.state);
+      expect(changes).toBeDefined();
+      await nft(changes!);
+      const incremental = await listed();
+      await nft(next.text);
+      expect(incremental).toEqual(await listed());
+      prev = next;
+    }
+    await inNs(node, ["nft", "delete", "table", "ip", table]);
+  });
 });
