@@ -251,11 +251,13 @@ describe("Services across two nodes", () => {
       service("np-local", { type: "NodePort", externalTrafficPolicy: "Local", selector: { pod: "web-a1" }, ports: [{ port: 80, targetPort: "8080" }] }),
     );
     const port = np.spec!.ports[0].nodePort;
-    await waitForRules(nodeA, "local NodePort", (t) => t.includes(`tcp . ${port} : goto lcl-default/np-local/`));
-    await waitForRules(nodeB, "NodePort dropped", (t) => t.includes(`tcp . ${port} : drop`));
+    await waitForRules(nodeA, "local NodePort", (t) => /chain ext-default\/np-local\/tcp-80 \{[^}]*goto lcl-default\/np-local\//.test(t));
+    await waitForRules(nodeB, "NodePort dropped", (t) => /chain ext-default\/np-local\/tcp-80 \{[^}]*\bdrop\b/.test(t));
     expect(answered(await getFromHost(`http://${nodeA.ip}:${port}/`, 20))).toEqual(["web-a1"]);
     const [fromB] = await getFromHost(`http://${nodeB.ip}:${port}/`, 1);
     expect(fromB).toMatch(/^FAIL/);
+    // Node B's own pods are not outside clients: they reach the backend on node A (as kube-proxy).
+    expect(answered(await getFrom(clientB, `http://${nodeB.ip}:${port}/`, 5))).toEqual(["web-a1"]);
 
     // The backend answered the host's own address (conntrack's reply direction on node A): not
     // masqueraded, unlike the Cluster policy NodePort of "web-np".

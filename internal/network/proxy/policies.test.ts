@@ -65,21 +65,34 @@ describe("sessionAffinity ClientIP", () => {
 
 describe("externalTrafficPolicy Local", () => {
   const nodePort = (extra: Record<string, unknown> = {}) => ({ type: "NodePort", externalTrafficPolicy: "Local", ports: [{ port: 80, nodePort: 30080 }], ...extra });
+  const withPods = (spec: Record<string, unknown>, node: string) =>
+    buildRuleset(buildModel([svc(spec)], [eps], node), { ...opts, podCidr: "10.88.0.0/24" }).state;
 
-  it("sends NodePort traffic to this node's backends only, without the masquerade mark; the ClusterIP still spreads over all", () => {
-    const s = rules(nodePort());
-    expect(s.elements["node-ports"].get("tcp . 30080")).toBe("goto lcl-default/web/tcp-80");
+  it("sends outside clients to this node's backends only, without the masquerade mark; the ClusterIP still spreads over all", () => {
+    const s = withPods(nodePort(), "node-a");
+    expect(s.elements["node-ports"].get("tcp . 30080")).toBe("goto ext-default/web/tcp-80");
+    expect(s.chains.get("ext-default/web/tcp-80")).toEqual([
+      "ip saddr 10.88.0.0/24 goto svc-default/web/tcp-80",
+      "fib saddr type local meta mark set meta mark | 0x4000",
+      "fib saddr type local goto svc-default/web/tcp-80",
+      "goto lcl-default/web/tcp-80",
+    ]);
     expect(s.chains.get("lcl-default/web/tcp-80")).toEqual([`goto ${EP_A}`]);
-    expect(s.chains.has("ext-default/web/tcp-80")).toBe(false);
     expect(s.elements["cluster-ips"].get("10.96.0.10 . tcp . 80")).toBe("goto svc-default/web/tcp-80");
     expect(s.chains.get("svc-default/web/tcp-80")).toEqual([`numgen random mod 2 vmap { 0 : goto ${EP_A}, 1 : goto ${EP_B} }`]);
   });
 
-  it("drops NodePort traffic on a node without a backend of its own", () => {
-    const s = rules(nodePort(), "node-c");
-    expect(s.elements["node-ports"].has("tcp . 30080")).toBe(false);
-    expect(s.elements["no-endpoint-node-ports"].get("tcp . 30080")).toBe("drop");
+  it("drops outside clients on a node without a backend of its own; its pods and the node itself still reach every backend", () => {
+    const s = withPods(nodePort(), "node-c");
+    expect(s.chains.get("ext-default/web/tcp-80")).toEqual([
+      "ip saddr 10.88.0.0/24 goto svc-default/web/tcp-80",
+      "fib saddr type local meta mark set meta mark | 0x4000",
+      "fib saddr type local goto svc-default/web/tcp-80",
+      "drop",
+    ]);
     expect(s.chains.has("lcl-default/web/tcp-80")).toBe(false);
+    expect(s.chains.has(EP_A) && s.chains.has(EP_B)).toBe(true);
+    expect(rules(nodePort(), "node-c").chains.get("ext-default/web/tcp-80")![0]).toBe("fib saddr type local meta mark set meta mark | 0x4000");
   });
 
   it("Cluster (the default) masquerades NodePort traffic and spreads it over every backend", () => {

@@ -159,6 +159,7 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
         table,
         nodeAddresses: nodeAddresses(),
         masqueradePodCidr: opts.podCidr && !kernel.bridgeNetfilterOn() ? opts.podCidr : undefined,
+        podCidr: opts.podCidr,
         serviceCidr,
       });
       const skipped = JSON.stringify([...model.skipped, ...ruleset.skipped]);

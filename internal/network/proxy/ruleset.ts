@@ -39,6 +39,11 @@ export interface RulesetOptions {
    */
   masqueradePodCidr?: string;
   /**
+   * This node's pod CIDR: its pods reaching a NodePort with externalTrafficPolicy Local go to
+   * every backend (as kube-proxy: the policy is about keeping outside clients' addresses).
+   */
+  podCidr?: string;
+  /**
    * The cluster's Service range (the apiserver's --service-cluster-ip-range). Traffic to an
    * address in it that no Service port holds is rejected instead of leaving by the default route.
    */
@@ -141,6 +146,7 @@ export function buildRuleset(model: ProxyModel, opts: RulesetOptions): Ruleset {
     if (parseIPv4(p) === undefined) throw new Error(`invalid node address ${JSON.stringify(p)}: want IPv4`);
   }
   if (opts.masqueradePodCidr) parseCidr(opts.masqueradePodCidr);
+  if (opts.podCidr) parseCidr(opts.podCidr);
   const serviceCidr = opts.serviceCidr ? normalizeServiceCidr(opts.serviceCidr) : undefined;
   const skipped: Skipped[] = [];
   const el = Object.fromEntries(Object.keys(ELEMENT_SETS).map((k) => [k, new Map<string, string>()])) as TableState["elements"];
@@ -178,23 +184,27 @@ export function buildRuleset(model: ProxyModel, opts: RulesetOptions): Ruleset {
       else el["no-endpoint-cluster-ips"].set(ipKey, "goto reject-no-endpoints");
     }
     if (hasNodePort) {
+      el["node-ports"].set(npKey, `goto ${extChain(p)}`);
       if (!p.externalLocal) {
-        el["node-ports"].set(npKey, `goto ${extChain(p)}`);
         // Masquerade so that a backend on another node answers through this one.
         chains.set(extChain(p), [`meta mark set meta mark | ${M}`, `goto ${svcChain(p)}`]);
-      } else if (local.length > 0) {
-        el["node-ports"].set(npKey, `goto ${localChain(p)}`);
       } else {
-        // As kube-proxy: a node without a backend of its own drops, so a load balancer's health
-        // check (or the client's retry) moves on to a node that has one.
-        el["no-endpoint-node-ports"].set(npKey, "drop");
+        // Local: outside clients go to this node's backends unmasqueraded (they keep their
+        // address) or, without one here, are dropped as kube-proxy does, so a client's retry or a
+        // load balancer moves on. This node's pods and the node itself go everywhere, as Cluster.
+        chains.set(extChain(p), [
+          ...(opts.podCidr ? [`ip saddr ${opts.podCidr} goto ${svcChain(p)}`] : []),
+          `fib saddr type local meta mark set meta mark | ${M}`,
+          `fib saddr type local goto ${svcChain(p)}`,
+          local.length > 0 ? `goto ${localChain(p)}` : "drop",
+        ]);
       }
     }
-    const viaCluster = (hasIP && !p.internalLocal) || (hasNodePort && !p.externalLocal);
+    const viaCluster = (hasIP && !p.internalLocal) || hasNodePort;
     const viaLocal = local.length > 0 && ((hasIP && p.internalLocal) || (hasNodePort && p.externalLocal));
     if (viaCluster) chains.set(svcChain(p), spread(p, p.backends));
     if (viaLocal) chains.set(localChain(p), spread(p, local));
-    for (const b of viaCluster ? p.backends : viaLocal ? local : []) {
+    for (const b of viaCluster ? p.backends : local) {
       // Hairpin: a pod reaching itself must not see its own address as the source.
       const from = opts.masqueradePodCidr && inCidr(b.ip, opts.masqueradePodCidr) ? opts.masqueradePodCidr : b.ip;
       const remember = p.affinitySeconds > 0 ? [`update @${affinitySet(p, b)} { ip saddr }`] : [];
