@@ -47,8 +47,11 @@ describe("sessionAffinity ClientIP", () => {
     const carried = parseAffinityElements(
       JSON.stringify({ nftables: [{ metainfo: {} }, { set: { name: AFF_A, elem: [{ elem: { val: "198.51.100.1", expires: 599 } }, { elem: { val: "x; drop", expires: 5 } }] } }, { set: { name: "node-ips", elem: ["192.0.2.2"] } }] }),
     );
-    expect([...carried]).toEqual([[AFF_A, ["198.51.100.1 expires 599s"]]]);
+    expect([...carried]).toEqual([[AFF_A, [{ ip: "198.51.100.1", expiresSeconds: 599 }]]]);
     expect(renderTable(rules(sticky), carried)).toContain(`\tset ${AFF_A} {\n\t\ttype ipv4_addr; flags dynamic,timeout; timeout 600s;\n\t\telements = { 198.51.100.1 expires 599s }\n\t}\n`);
+    // A shorter timeout than the client has left (the kernel refuses expires > timeout).
+    const shorter = rules({ ...sticky, sessionAffinityConfig: { clientIp: { timeoutSeconds: 60 } } });
+    expect(renderTable(shorter, carried)).toContain("elements = { 198.51.100.1 expires 60s }");
   });
 
   it("adds sets before the rules using them, deletes them after, and asks for a whole write when the timeout changes", () => {

@@ -11,6 +11,7 @@ import { createResourceClient } from "../../client/resource-client.ts";
 import { createMemoryStore } from "../../storage/memory.ts";
 import type { UdpFlush } from "./model.ts";
 import { createServiceProxy, type ProxyKernel, type ServiceProxy } from "./proxy.ts";
+import type { AffinityClient } from "./ruleset.ts";
 import { loadedTestPki, testPki } from "../../pki/testing.ts";
 
 let server: ApiServer | undefined;
@@ -43,7 +44,7 @@ function recorder() {
         return "done" as const;
       },
       bridgeNetfilterOn: () => true,
-      readAffinity: async () => new Map<string, string[]>(),
+      readAffinity: async () => new Map<string, AffinityClient[]>(),
     } satisfies ProxyKernel,
   };
   return k;

@@ -20,7 +20,7 @@ import { createSharedInformerFactory, type InformerLogger, type SharedInformerFa
 import { parseIPv4 } from "../conflist.ts";
 import { applyRuleset, bridgeNetfilterOn, deleteTable, flushConntrack, readAffinity, type ConntrackResult } from "./kernel.ts";
 import { buildModel, udpFlushes, type ProxyModel, type UdpFlush } from "./model.ts";
-import { buildRuleset, normalizeServiceCidr, renderChanges, renderTable, type TableState } from "./ruleset.ts";
+import { buildRuleset, normalizeServiceCidr, renderChanges, renderTable, type AffinityClient, type TableState } from "./ruleset.ts";
 
 export const DEFAULT_TABLE = "skiff-proxy";
 
@@ -30,8 +30,8 @@ export interface ProxyKernel {
   deleteTable(name: string): Promise<void>;
   flushConntrack(f: UdpFlush): Promise<ConntrackResult>;
   bridgeNetfilterOn(): boolean;
-  /** The clients in the table's session affinity sets ("ip expires Ns" by set), kept across a whole write. */
-  readAffinity(table: string): Promise<Map<string, string[]>>;
+  /** The clients in the table's session affinity sets, by set, kept across a whole write. */
+  readAffinity(table: string): Promise<Map<string, AffinityClient[]>>;
 }
 
 const hostKernel: ProxyKernel = { apply: applyRuleset, deleteTable, flushConntrack, bridgeNetfilterOn, readAffinity };

@@ -221,14 +221,20 @@ export function buildRuleset(model: ProxyModel, opts: RulesetOptions): Ruleset {
   return { text: renderTable(state), state, rules, skipped };
 }
 
+/** A client an affinity set holds, and the seconds until it is forgotten. */
+export interface AffinityClient {
+  ip: string;
+  expiresSeconds: number;
+}
+
 const affinityDecl = (timeout: number) => `type ipv4_addr; flags dynamic,timeout; timeout ${timeout}s;`;
 
 /**
  * The whole table, replacing whatever table of that name there is, in one transaction.
- * `carried`: elements of the affinity sets as the kernel holds them now ("ip expires Ns"), so
- * that clients stay on their backends across a whole write.
+ * `carried`: the clients of the affinity sets as the kernel holds them now, so that they stay on
+ * their backends across a whole write (none longer than the set's timeout, which may be new).
  */
-export function renderTable(state: TableState, carried?: ReadonlyMap<string, readonly string[]>): string {
+export function renderTable(state: TableState, carried?: ReadonlyMap<string, readonly AffinityClient[]>): string {
   const out = [deleteTableText(state.table), `table ip ${state.table} {\n\tcomment "skiff service proxy: written as a whole by the node agent"\n`];
   for (const [name, type] of Object.entries(ELEMENT_SETS) as [ElementSet, string][]) {
     const items = [...state.elements[name]].map(([k, v]) => `\t\t\t${element(k, v)},\n`).join("");
@@ -236,7 +242,7 @@ export function renderTable(state: TableState, carried?: ReadonlyMap<string, rea
     out.push(`\t${decl}${items ? `\t\telements = {\n${items}\t\t}\n` : ""}\t}\n`);
   }
   for (const [name, timeout] of state.affinitySets) {
-    const items = carried?.get(name) ?? [];
+    const items = (carried?.get(name) ?? []).filter((c) => c.expiresSeconds >= 1).map((c) => `${c.ip} expires ${Math.min(c.expiresSeconds, timeout)}s`);
     out.push(`\tset ${name} {\n\t\t${affinityDecl(timeout)}\n${items.length > 0 ? `\t\telements = { ${items.join(", ")} }\n` : ""}\t}\n`);
   }
   for (const [name, type, hook, priority, rule] of HOOKS) {
