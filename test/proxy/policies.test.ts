@@ -159,6 +159,14 @@ describe("session affinity and traffic policies in the service proxy", () => {
     expect(answers).toHaveLength(100);
     expect(new Set(answers.map(backendOf)).size).toBe(1);
     expect(BACKENDS).toContain(backendOf(answers[0]));
+
+    // A shorter timeout replaces the sets; the client keeps its backend (its time left cut to the timeout).
+    const cur = await cp.client<Service>("Service").get("default", "sticky");
+    cur.spec!.sessionAffinityConfig!.clientIp!.timeoutSeconds = 60;
+    await cp.client<Service>("Service").update(cur);
+    await waitFor("the sets have the new timeout", async () => (await inNs(node, ["nft", "list", "table", "ip", run_])).stdout.includes("timeout 1m"), 30_000);
+    expect(new Set((await connect(sticky.spec!.clusterIp, 80, 25)).map(backendOf))).toEqual(new Set([backendOf(answers[0])]));
+    expect(proxy!.stats().lastError).toBeUndefined();
   }, 120_000);
 
   it("externalTrafficPolicy Local: the backend on this node sees the client's address; without one here the NodePort does not forward", async () => {
