@@ -304,7 +304,7 @@ export function createAgent(opts: AgentOptions): Agent {
     ? createPodRouting({ ...opts.podRouting, transport: opts.transport, nodeName, podCidr: opts.podCidr, log })
     : undefined;
   const proxy = opts.proxy
-    ? createServiceProxy({ ...opts.proxy, transport: opts.transport, informers: serviceInformers, podCidr: opts.podCidr, log: log.child({ component: "proxy" }) })
+    ? createServiceProxy({ ...opts.proxy, transport: opts.transport, informers: serviceInformers, podCidr: opts.podCidr, nodeName, log: log.child({ component: "proxy" }) })
     : undefined;
   const recorder = createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: nodeName, log });
   const eviction = opts.eviction

@@ -1,6 +1,7 @@
 // Server-side defaults per kind, applied on create and update before validation, as Kubernetes
 // does, so that stored objects are explicit and clients need not repeat the defaults.
 import { create } from "@bufbuild/protobuf";
+import { ClientIPConfigSchema, SessionAffinityConfigSchema } from "../../gen/skiff/v1alpha1/service_pb.js";
 import { PodStatusSchema, type Container, type PodSpec, type Probe } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { NamespaceStatusSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { DeploymentStrategySchema, RollingUpdateDeploymentSchema } from "../../gen/skiff/v1alpha1/deployment_pb.js";
@@ -84,6 +85,11 @@ export const kindDefaults: Record<string, (obj: any) => void> = {
     if (!s) return;
     if (s.type === "") s.type = s.externalName ? "ExternalName" : "ClusterIP";
     if (s.sessionAffinity === "") s.sessionAffinity = "None";
+    if (s.sessionAffinity === "ClientIP") {
+      s.sessionAffinityConfig ??= create(SessionAffinityConfigSchema);
+      s.sessionAffinityConfig.clientIp ??= create(ClientIPConfigSchema);
+      if (s.sessionAffinityConfig.clientIp.timeoutSeconds === 0) s.sessionAffinityConfig.clientIp.timeoutSeconds = 10_800;
+    }
     // Kubernetes' address family fields, for a cluster that is IPv4 single-stack; an ExternalName
     // Service has no cluster IP, so none (also when it had them as another type).
     if (s.type === "ExternalName") {

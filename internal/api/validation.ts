@@ -314,16 +314,18 @@ export function validateServiceSpec(spec: ServiceSpec | undefined, old: ServiceS
 }
 
 /**
- * What the service proxy does not do (yet) is refused, never stored and ignored; what Skiff does
- * (one IPv4 cluster IP) may be said the way Kubernetes says it.
+ * What the service proxy does not do is refused, never stored and ignored; what Skiff does (one
+ * IPv4 cluster IP) may be said the way Kubernetes says it.
  */
 function serviceProxyViolations(spec: ServiceSpec): Violation[] {
   const out: Violation[] = [];
-  const notYet = (field: string, value: string, instead: string) =>
-    out.push({ field, message: `"${value}" is not supported yet: the service proxy does not implement it (use ${instead})` });
-  if (spec.sessionAffinity === "ClientIP") notYet("spec.sessionAffinity", "ClientIP", '"None"');
-  if (spec.externalTrafficPolicy === "Local") notYet("spec.externalTrafficPolicy", "Local", '"Cluster"');
-  if (spec.internalTrafficPolicy === "Local") notYet("spec.internalTrafficPolicy", "Local", '"Cluster"');
+  if (spec.sessionAffinityConfig && spec.sessionAffinity !== "ClientIP") {
+    out.push({ field: "spec.sessionAffinityConfig", message: 'may only be set with sessionAffinity "ClientIP"' });
+  }
+  const timeout = spec.sessionAffinityConfig?.clientIp?.timeoutSeconds;
+  if (spec.sessionAffinity === "ClientIP" && timeout !== undefined && (timeout < 1 || timeout > 86_400)) {
+    out.push({ field: "spec.sessionAffinityConfig.clientIP.timeoutSeconds", message: `must be from 1 to 86400 seconds, got ${timeout}` });
+  }
   spec.ipFamilies.forEach((f, i) => {
     if (f !== "IPv4") out.push({ field: `spec.ipFamilies[${i}]`, message: `"${f}" is not supported: this cluster is IPv4 single-stack (use IPv4)` });
   });

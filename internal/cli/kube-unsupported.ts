@@ -52,14 +52,10 @@ export const KUBE_FIELDS_SKIFF_LACKS: Readonly<Record<string, UnsupportedEntry>>
   DeploymentStatus: { fields: ["terminatingReplicas"] },
   ServiceSpec: {
     fields: [
-      "loadBalancerIP", "loadBalancerSourceRanges", "healthCheckNodePort", "sessionAffinityConfig",
+      "loadBalancerIP", "loadBalancerSourceRanges", "healthCheckNodePort",
       "allocateLoadBalancerNodePorts", "loadBalancerClass", "trafficDistribution",
     ],
-    // Stored but not acted on by the service proxy yet: refused rather than ignored.
     values: {
-      sessionAffinity: ["ClientIP"],
-      externalTrafficPolicy: ["Local"],
-      internalTrafficPolicy: ["Local"],
       // This cluster is IPv4 single-stack.
       ipFamilies: ["IPv6"],
       ipFamilyPolicy: ["PreferDualStack", "RequireDualStack"],

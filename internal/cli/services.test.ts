@@ -80,27 +80,47 @@ describe("skiffctl and Service allocation", () => {
   });
 
   it("refuses what the service proxy does not do, at apply and at the apiserver, naming each field", async () => {
-    const file = join(dir, "affinity.yaml");
-    const spec = "  sessionAffinity: ClientIP\n  type: NodePort\n  externalTrafficPolicy: Local\n  internalTrafficPolicy: Local\n  ipFamilyPolicy: RequireDualStack\n  ports: [{port: 80}]\n";
-    await writeFile(file, `apiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n${spec}`);
+    const file = join(dir, "dual.yaml");
+    await writeFile(file, "apiVersion: v1\nkind: Service\nmetadata: {name: dual}\nspec:\n  ipFamilyPolicy: RequireDualStack\n  ports: [{port: 80}]\n");
     const r = await api.run(["apply", "-f", file]);
     expect(r.code).toBe(1);
-    expect(r.err).toBe(
-      `Error: ${file}: document 1 (Service sticky): 4 problems: spec.sessionAffinity: unsupported value "ClientIP" (Skiff does not support it yet); ` +
-        'spec.externalTrafficPolicy: unsupported value "Local" (Skiff does not support it yet); spec.internalTrafficPolicy: unsupported value "Local" (Skiff does not support it yet); ' +
-        'spec.ipFamilyPolicy: unsupported value "RequireDualStack" (Skiff does not support it yet)\n',
-    );
+    expect(r.err).toBe(`Error: ${file}: document 1 (Service dual): spec.ipFamilyPolicy: unsupported value "RequireDualStack" (Skiff does not support it yet)\n`);
     // Any other client gets the apiserver's refusal: INVALID_ARGUMENT with every field path.
     const services = api.client<Service>("Service");
     const err = await services
-      .create({ metadata: { name: "sticky", namespace: "default" }, spec: { type: "NodePort", sessionAffinity: "ClientIP", externalTrafficPolicy: "Local", internalTrafficPolicy: "Local", ipFamilies: ["IPv6"], ports: [{ port: 80 }] } } as any)
+      .create({
+        metadata: { name: "sticky", namespace: "default" },
+        spec: { sessionAffinity: "None", sessionAffinityConfig: { clientIp: { timeoutSeconds: 60 } }, ipFamilies: ["IPv6"], ports: [{ port: 80 }] },
+      } as any)
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.InvalidArgument);
-    for (const field of ["spec.sessionAffinity", "spec.externalTrafficPolicy", "spec.internalTrafficPolicy", "spec.ipFamilies[0]"]) {
-      expect((err as ConnectError).rawMessage).toContain(`${field}: `);
-    }
-    expect((err as ConnectError).rawMessage).toContain('spec.sessionAffinity: "ClientIP" is not supported yet');
+    expect((err as ConnectError).rawMessage).toContain('spec.sessionAffinityConfig: may only be set with sessionAffinity "ClientIP"');
+    expect((err as ConnectError).rawMessage).toContain("spec.ipFamilies[0]: ");
     await expect(services.get("default", "sticky")).rejects.toThrow(/not found/);
+  });
+
+  it("accepts session affinity and the Local traffic policies as Kubernetes writes them, defaulting the affinity timeout", async () => {
+    const file = join(dir, "sticky.yaml");
+    const spec = "  type: NodePort\n  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}\n  externalTrafficPolicy: Local\n  internalTrafficPolicy: Local\n  ports: [{port: 80}]\n";
+    await writeFile(file, `apiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n${spec}---\napiVersion: v1\nkind: Service\nmetadata: {name: sticky-default}\nspec:\n  sessionAffinity: ClientIP\n  ports: [{port: 80}]\n`);
+    const r = await api.run(["apply", "-f", file]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(await api.run(["apply", "-f", file])).toMatchObject({ code: 0, out: "service/sticky unchanged\nservice/sticky-default unchanged\n" });
+    const desc = (await api.run(["describe", "svc", "sticky"])).out;
+    expect(desc).toMatch(/Session Affinity Timeout:\s+600s\n/);
+    expect(desc).toMatch(/External Traffic Policy:\s+Local\n/);
+    const yaml = (await api.run(["get", "svc", "sticky", "-o", "yaml"])).out;
+    expect(yaml).toMatch(/sessionAffinityConfig:\n\s+clientIP:\n\s+timeoutSeconds: 600\n/);
+    expect(yaml).toMatch(/externalTrafficPolicy: Local\n/);
+    expect(yaml).toMatch(/internalTrafficPolicy: Local\n/);
+    const services = api.client<Service>("Service");
+    expect((await services.get("default", "sticky-default")).spec!.sessionAffinityConfig?.clientIp?.timeoutSeconds).toBe(10_800);
+    const err = await services
+      .create({ metadata: { name: "long", namespace: "default" }, spec: { sessionAffinity: "ClientIP", sessionAffinityConfig: { clientIp: { timeoutSeconds: 90_000 } }, ports: [{ port: 80 }] } } as any)
+      .catch((e: unknown) => e);
+    expect((err as ConnectError).code).toBe(Code.InvalidArgument);
+    expect((err as ConnectError).rawMessage).toContain("timeoutSeconds");
   });
 });

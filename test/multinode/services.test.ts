@@ -234,6 +234,47 @@ describe("Services across two nodes", () => {
     }
   });
 
+  it("keeps a client on one backend with sessionAffinity ClientIP", async () => {
+    const sticky = await services().create(service("sticky", { selector: { app: "web" }, sessionAffinity: "ClientIP", ports: [{ port: 80, targetPort: "8080" }] }));
+    const ip = sticky.spec!.clusterIp;
+    for (const n of c.nodes) await waitForRules(n, "affinity", (t) => t.includes(`${ip} . tcp . 80`) && t.includes("update @aff-default/sticky/"));
+    // 100 requests from one pod over 4 backends; without affinity all four answer (see above).
+    const lines = await getFrom(client, `http://${ip}/`, 100);
+    expect(lines).toHaveLength(100);
+    expect(answered(lines)).toHaveLength(1);
+    expect(names).toContain(lines[0]);
+    await services().delete("default", "sticky");
+  });
+
+  it("externalTrafficPolicy Local: only a node with a backend forwards its NodePort, and the backend sees the client's address", async () => {
+    const np = await services().create(
+      service("np-local", { type: "NodePort", externalTrafficPolicy: "Local", selector: { pod: "web-a1" }, ports: [{ port: 80, targetPort: "8080" }] }),
+    );
+    const port = np.spec!.ports[0].nodePort;
+    await waitForRules(nodeA, "local NodePort", (t) => /chain ext-default\/np-local\/tcp-80 \{[^}]*goto lcl-default\/np-local\//.test(t));
+    await waitForRules(nodeB, "NodePort dropped", (t) => /chain ext-default\/np-local\/tcp-80 \{[^}]*\bdrop\b/.test(t));
+    expect(answered(await getFromHost(`http://${nodeA.ip}:${port}/`, 20))).toEqual(["web-a1"]);
+    const [fromB] = await getFromHost(`http://${nodeB.ip}:${port}/`, 1);
+    expect(fromB).toMatch(/^FAIL/);
+    // Node B's own pods are not outside clients: they reach the backend on node A (as kube-proxy).
+    expect(answered(await getFrom(clientB, `http://${nodeB.ip}:${port}/`, 5))).toEqual(["web-a1"]);
+
+    // The backend answered the host's own address (conntrack's reply direction on node A): not
+    // masqueraded, unlike the Cluster policy NodePort of "web-np".
+    const replies = async (p: number) => {
+      const r = await nodeA.exec(["conntrack", "-L", "-p", "tcp", "--orig-src", c.bridgeIP, "--orig-port-dst", String(p)]);
+      return r.stdout.trim().split("\n").filter((l) => l.includes(`dport=${p}`));
+    };
+    const local = await replies(port);
+    expect(local.length).toBeGreaterThanOrEqual(20);
+    for (const l of local) expect(l).toContain(`src=${ipOf("web-a1")} dst=${c.bridgeIP} sport=8080`);
+    await getFromHost(`http://${nodeA.ip}:${nodePort}/`, 4);
+    const cluster = await replies(nodePort);
+    expect(cluster.length).toBeGreaterThanOrEqual(1);
+    for (const l of cluster) expect(l).not.toContain(`dst=${c.bridgeIP} sport=8080`);
+    await services().delete("default", "np-local");
+  });
+
   it("keeps Service traffic from pods on both nodes flowing while node B's agent restarts", async () => {
     // Batches of requests from a pod on each node, and a watch on the Endpoints, from before the
     // restart begins until a second after the new agent is ready.

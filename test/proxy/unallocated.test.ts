@@ -121,6 +121,7 @@ describe("the service proxy and the unallocated addresses of the Service range",
         deleteTable: async (name) => void (await run("ip", ["netns", "exec", client, "nft", "delete", "table", "ip", name])),
         flushConntrack: async () => "done",
         bridgeNetfilterOn: () => false,
+        readAffinity: async () => new Map(),
       },
     });
     proxy.start();

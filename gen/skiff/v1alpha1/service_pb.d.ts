@@ -80,7 +80,7 @@ export declare type ServiceSpec = Message<"skiff.v1alpha1.ServiceSpec"> & {
   externalName: string;
 
   /**
-   * "None" (default); "ClientIP" is refused until the service proxy keeps a client on one backend.
+   * "None" (default) or "ClientIP": the service proxy keeps a client address on one backend.
    *
    * @generated from field: string session_affinity = 7;
    */
@@ -97,14 +97,15 @@ export declare type ServiceSpec = Message<"skiff.v1alpha1.ServiceSpec"> & {
   publishNotReadyAddresses: boolean;
 
   /**
-   * "Cluster" (or empty); "Local" is refused until the service proxy implements it.
+   * "Cluster" (or empty); "Local": NodePort traffic goes only to backends on the node it reached,
+   * unmasqueraded (the client's address is kept); a node without one drops it.
    *
    * @generated from field: string external_traffic_policy = 10;
    */
   externalTrafficPolicy: string;
 
   /**
-   * "Cluster" (or empty); "Local" is refused until the service proxy implements it.
+   * "Cluster" (or empty); "Local": ClusterIP traffic goes only to backends on the sender's node.
    *
    * @generated from field: string internal_traffic_policy = 11;
    */
@@ -124,6 +125,13 @@ export declare type ServiceSpec = Message<"skiff.v1alpha1.ServiceSpec"> & {
    * @generated from field: string ip_family_policy = 13;
    */
   ipFamilyPolicy: string;
+
+  /**
+   * Only with sessionAffinity "ClientIP" (defaulted then).
+   *
+   * @generated from field: skiff.v1alpha1.SessionAffinityConfig session_affinity_config = 14;
+   */
+  sessionAffinityConfig?: SessionAffinityConfig | undefined;
 };
 
 /**
@@ -131,6 +139,44 @@ export declare type ServiceSpec = Message<"skiff.v1alpha1.ServiceSpec"> & {
  * Use `create(ServiceSpecSchema)` to create a new message.
  */
 export declare const ServiceSpecSchema: GenMessage<ServiceSpec>;
+
+/**
+ * SessionAffinityConfig tunes session affinity.
+ *
+ * @generated from message skiff.v1alpha1.SessionAffinityConfig
+ */
+export declare type SessionAffinityConfig = Message<"skiff.v1alpha1.SessionAffinityConfig"> & {
+  /**
+   * @generated from field: skiff.v1alpha1.ClientIPConfig client_ip = 1;
+   */
+  clientIp?: ClientIPConfig | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.SessionAffinityConfig.
+ * Use `create(SessionAffinityConfigSchema)` to create a new message.
+ */
+export declare const SessionAffinityConfigSchema: GenMessage<SessionAffinityConfig>;
+
+/**
+ * ClientIPConfig: how long a client address stays on its backend after its last new connection.
+ *
+ * @generated from message skiff.v1alpha1.ClientIPConfig
+ */
+export declare type ClientIPConfig = Message<"skiff.v1alpha1.ClientIPConfig"> & {
+  /**
+   * Seconds, 1 to 86400; defaulted to 10800 (3 hours).
+   *
+   * @generated from field: int32 timeout_seconds = 1;
+   */
+  timeoutSeconds: number;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.ClientIPConfig.
+ * Use `create(ClientIPConfigSchema)` to create a new message.
+ */
+export declare const ClientIPConfigSchema: GenMessage<ClientIPConfig>;
 
 /**
  * ServicePort maps a service port to a target port on the selected pods.

@@ -137,6 +137,9 @@ function describeService(svc: any, extras: DescribeExtras): { fields: Field[]; a
   }
   fields.push(["Endpoints", extras.endpoints ? endpointsList(extras.endpoints, 10) : "<none>"]);
   fields.push(["Session Affinity", s.sessionAffinity || "None"]);
+  if (s.sessionAffinity === "ClientIP") fields.push(["Session Affinity Timeout", `${s.sessionAffinityConfig?.clientIp?.timeoutSeconds ?? 10_800}s`]);
+  if (s.externalTrafficPolicy) fields.push(["External Traffic Policy", s.externalTrafficPolicy]);
+  if (s.internalTrafficPolicy) fields.push(["Internal Traffic Policy", s.internalTrafficPolicy]);
   return { fields, after: [] };
 }
 

@@ -3,7 +3,7 @@
 // conntrack); a missing conntrack binary only costs stale UDP flows their timeout.
 import { readFileSync } from "node:fs";
 import { run, runChecked, sbinPath } from "../exec.ts";
-import { deleteTableText } from "./ruleset.ts";
+import { AFFINITY_PREFIX, deleteTableText, type AffinityClient } from "./ruleset.ts";
 import type { UdpFlush } from "./model.ts";
 
 /** Loads a ruleset text in one nft transaction (all of it or, on error, none of it). */
@@ -31,6 +31,31 @@ export async function listTable(name: string): Promise<string | undefined> {
   if (r.code === 0) return r.stdout;
   if (/No such file or directory/.test(r.stderr)) return undefined;
   throw new Error(`nft list table ip ${name}: ${r.stderr.trim()}`);
+}
+
+/** Affinity set elements from `nft -j list table` output, by set name. Pure. */
+export function parseAffinityElements(json: string): Map<string, AffinityClient[]> {
+  const out = new Map<string, AffinityClient[]>();
+  for (const o of (JSON.parse(json) as { nftables?: { set?: { name: string; elem?: unknown[] } }[] }).nftables ?? []) {
+    const set = o.set;
+    if (!set?.name.startsWith(AFFINITY_PREFIX)) continue;
+    const items: AffinityClient[] = [];
+    for (const e of set.elem ?? []) {
+      const elem = (e as { elem?: { val?: unknown; expires?: unknown } }).elem;
+      if (typeof elem?.val !== "string" || typeof elem.expires !== "number" || elem.expires < 1) continue;
+      if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(elem.val)) continue;
+      items.push({ ip: elem.val, expiresSeconds: Math.floor(elem.expires) });
+    }
+    if (items.length > 0) out.set(set.name, items);
+  }
+  return out;
+}
+
+/** The clients the affinity sets of table `ip <name>` hold now (none when there is no table). */
+export async function readAffinity(name: string): Promise<Map<string, AffinityClient[]>> {
+  const r = await run("nft", ["-j", "list", "table", "ip", name], { env: { ...process.env, PATH: sbinPath() }, timeoutMs: 30_000 });
+  if (r.code !== 0) return new Map();
+  return parseAffinityElements(r.stdout);
 }
 
 /**

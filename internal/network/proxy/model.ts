@@ -3,7 +3,8 @@
 //
 // Matching follows Kubernetes: an EndpointPort serves the ServicePort with the same name and
 // protocol (the Endpoints controller already resolved named targetPorts to numbers); only
-// `addresses` (ready) are used, never `notReadyAddresses`.
+// `addresses` (ready) are used, never `notReadyAddresses`. A backend is local when its address's
+// nodeName is the proxy's node (traffic policies "Local").
 import type { Endpoints } from "../../../gen/skiff/v1alpha1/endpoints_pb.js";
 import type { Service } from "../../../gen/skiff/v1alpha1/service_pb.js";
 import { parseIPv4 } from "../conflist.ts";
@@ -13,6 +14,8 @@ export type Protocol = "tcp" | "udp";
 export interface Backend {
   ip: string;
   port: number;
+  /** On the proxy's own node (the Endpoints address's nodeName). */
+  local: boolean;
 }
 
 export interface ServicePortRules {
@@ -28,6 +31,12 @@ export interface ServicePortRules {
   nodePort: number;
   /** Ready backends, sorted by ip then port, no duplicates. */
   backends: Backend[];
+  /** sessionAffinity ClientIP: seconds a client address stays on its backend; 0: no affinity. */
+  affinitySeconds: number;
+  /** externalTrafficPolicy Local: NodePort traffic only to local backends, unmasqueraded. */
+  externalLocal: boolean;
+  /** internalTrafficPolicy Local: ClusterIP traffic only to local backends. */
+  internalLocal: boolean;
 }
 
 export interface Skipped {
@@ -55,21 +64,25 @@ function compareBackends(a: Backend, b: Backend): number {
 }
 
 /** The ready backends of one service port, found in the Service's Endpoints. */
-function backendsFor(ep: Endpoints | undefined, portName: string, protocol: Protocol): Backend[] {
+function backendsFor(ep: Endpoints | undefined, portName: string, protocol: Protocol, nodeName: string | undefined): Backend[] {
   const seen = new Map<string, Backend>();
   for (const subset of ep?.subsets ?? []) {
     for (const p of subset.ports) {
       if (p.name !== portName || PROTOCOLS[p.protocol] !== protocol || p.port < 1 || p.port > 65535) continue;
       for (const a of subset.addresses) {
         if (parseIPv4(a.ip) === undefined) continue; // IPv6 or junk: this proxy is IPv4 only
-        seen.set(`${a.ip}:${p.port}`, { ip: a.ip, port: p.port });
+        seen.set(`${a.ip}:${p.port}`, { ip: a.ip, port: p.port, local: nodeName !== undefined && a.nodeName === nodeName });
       }
     }
   }
   return [...seen.values()].sort(compareBackends);
 }
 
-export function buildModel(services: readonly Service[], endpoints: readonly Endpoints[]): ProxyModel {
+/** Kubernetes' default for sessionAffinityConfig.clientIP.timeoutSeconds (3 hours). */
+export const DEFAULT_AFFINITY_SECONDS = 10_800;
+
+/** `nodeName`: the proxy's node, for traffic policies "Local" (none: no backend is local). */
+export function buildModel(services: readonly Service[], endpoints: readonly Endpoints[], nodeName?: string): ProxyModel {
   const eps = new Map(endpoints.map((e) => [key(e.metadata?.namespace ?? "", e.metadata?.name ?? ""), e]));
   const ports: ServicePortRules[] = [];
   const skipped: Skipped[] = [];
@@ -100,7 +113,10 @@ export function buildModel(services: readonly Service[], endpoints: readonly End
         clusterIP,
         port: sp.port,
         nodePort,
-        backends: backendsFor(eps.get(key(namespace, name)), sp.name, protocol),
+        backends: backendsFor(eps.get(key(namespace, name)), sp.name, protocol, nodeName),
+        affinitySeconds: spec.sessionAffinity === "ClientIP" ? spec.sessionAffinityConfig?.clientIp?.timeoutSeconds || DEFAULT_AFFINITY_SECONDS : 0,
+        externalLocal: nodePort !== 0 && spec.externalTrafficPolicy === "Local",
+        internalLocal: spec.internalTrafficPolicy === "Local",
       });
     }
   }

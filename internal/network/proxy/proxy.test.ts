@@ -11,6 +11,7 @@ import { createResourceClient } from "../../client/resource-client.ts";
 import { createMemoryStore } from "../../storage/memory.ts";
 import type { UdpFlush } from "./model.ts";
 import { createServiceProxy, type ProxyKernel, type ServiceProxy } from "./proxy.ts";
+import type { AffinityClient } from "./ruleset.ts";
 import { loadedTestPki, testPki } from "../../pki/testing.ts";
 
 let server: ApiServer | undefined;
@@ -43,6 +44,7 @@ function recorder() {
         return "done" as const;
       },
       bridgeNetfilterOn: () => true,
+      readAffinity: async () => new Map<string, AffinityClient[]>(),
     } satisfies ProxyKernel,
   };
   return k;
@@ -148,7 +150,7 @@ describe("service proxy sync loop", () => {
     cur.subsets[0].addresses.pop();
     await s.endpoints.update(cur);
     const f = await until("a flush", () => s.k.flushes[0]);
-    expect(f.removedBackends.map((r) => r.backend)).toEqual([{ ip: "10.88.0.6", port: 8080 }]);
+    expect(f.removedBackends.map((r) => r.backend)).toEqual([{ ip: "10.88.0.6", port: 8080, local: false }]);
   });
 
   it("leaves the table when it stops, and removes it with cleanup", async () => {

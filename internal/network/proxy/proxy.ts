@@ -18,9 +18,9 @@ import type { Endpoints } from "../../../gen/skiff/v1alpha1/endpoints_pb.js";
 import type { Service } from "../../../gen/skiff/v1alpha1/service_pb.js";
 import { createSharedInformerFactory, type InformerLogger, type SharedInformerFactory } from "../../client/informer.ts";
 import { parseIPv4 } from "../conflist.ts";
-import { applyRuleset, bridgeNetfilterOn, deleteTable, flushConntrack, type ConntrackResult } from "./kernel.ts";
+import { applyRuleset, bridgeNetfilterOn, deleteTable, flushConntrack, readAffinity, type ConntrackResult } from "./kernel.ts";
 import { buildModel, udpFlushes, type ProxyModel, type UdpFlush } from "./model.ts";
-import { buildRuleset, normalizeServiceCidr, renderChanges, type TableState } from "./ruleset.ts";
+import { buildRuleset, normalizeServiceCidr, renderChanges, renderTable, type AffinityClient, type TableState } from "./ruleset.ts";
 
 export const DEFAULT_TABLE = "skiff-proxy";
 
@@ -30,13 +30,17 @@ export interface ProxyKernel {
   deleteTable(name: string): Promise<void>;
   flushConntrack(f: UdpFlush): Promise<ConntrackResult>;
   bridgeNetfilterOn(): boolean;
+  /** The clients in the table's session affinity sets, by set, kept across a whole write. */
+  readAffinity(table: string): Promise<Map<string, AffinityClient[]>>;
 }
 
-const hostKernel: ProxyKernel = { apply: applyRuleset, deleteTable, flushConntrack, bridgeNetfilterOn };
+const hostKernel: ProxyKernel = { apply: applyRuleset, deleteTable, flushConntrack, bridgeNetfilterOn, readAffinity };
 
 export interface ServiceProxyOptions {
   transport: Transport;
   log: InformerLogger;
+  /** This node's name: Endpoints addresses with it are the local backends (traffic policies "Local"). */
+  nodeName?: string;
   /**
    * Service and Endpoints informers from a factory the caller starts and stops (the node agent
    * shares its own, so a node keeps one watch per kind). Default: a factory of the proxy's own.
@@ -150,11 +154,12 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
     lastStart = Date.now();
     const t0 = performance.now();
     try {
-      const model = buildModel(services.list(), endpoints.list());
+      const model = buildModel(services.list(), endpoints.list(), opts.nodeName);
       const ruleset = buildRuleset(model, {
         table,
         nodeAddresses: nodeAddresses(),
         masqueradePodCidr: opts.podCidr && !kernel.bridgeNetfilterOn() ? opts.podCidr : undefined,
+        podCidr: opts.podCidr,
         serviceCidr,
       });
       const skipped = JSON.stringify([...model.skipped, ...ruleset.skipped]);
@@ -164,14 +169,20 @@ export function createServiceProxy(opts: ServiceProxyOptions): ServiceProxy {
       let whole = force || lastState === undefined;
       if (!whole) {
         try {
-          await kernel.apply(renderChanges(lastState!, ruleset.state));
+          const changes = renderChanges(lastState!, ruleset.state);
+          if (changes === undefined) whole = true;
+          else await kernel.apply(changes);
         } catch (err) {
           log.warn({ err: err instanceof Error ? err.message.slice(0, 500) : String(err) }, "incremental rule update failed; writing the whole table");
           whole = true;
         }
       }
       lastState = undefined; // unknown until this write succeeds
-      if (whole) await kernel.apply(ruleset.text);
+      if (whole) {
+        // The table is replaced as a whole: its affinity sets keep their clients only if written back.
+        const carried = ruleset.state.affinitySets.size > 0 ? await kernel.readAffinity(table) : undefined;
+        await kernel.apply(carried && carried.size > 0 ? renderTable(ruleset.state, carried) : ruleset.text);
+      }
       lastState = ruleset.state;
       const durationMs = performance.now() - t0;
       const first = stats.applied === 0;

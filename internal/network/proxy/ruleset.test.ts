@@ -222,7 +222,7 @@ describe("renderChanges", () => {
   });
 
   it("adds the new backend's chain, rewrites the service chain, then deletes the old backend's chain", () => {
-    expect(renderChanges(np(["10.88.0.5", "10.88.0.6"]), np(["10.88.0.6", "10.88.0.7"])).split("\n")).toEqual([
+    expect(renderChanges(np(["10.88.0.5", "10.88.0.6"]), np(["10.88.0.6", "10.88.0.7"]))!.split("\n")).toEqual([
       "flush chain ip skiff-proxy svc-default/web/tcp-80",
       "add chain ip skiff-proxy ep-default/web/tcp-80/10.88.0.7-8080",
       "add rule ip skiff-proxy svc-default/web/tcp-80 numgen random mod 2 vmap { 0 : goto ep-default/web/tcp-80/10.88.0.6-8080, 1 : goto ep-default/web/tcp-80/10.88.0.7-8080 }",
@@ -234,7 +234,7 @@ describe("renderChanges", () => {
   });
 
   it("moves a service to the reject maps when its last backend goes, dropping its chains referrers first", () => {
-    expect(renderChanges(np(["10.88.0.5"]), np([])).split("\n")).toEqual([
+    expect(renderChanges(np(["10.88.0.5"]), np([]))!.split("\n")).toEqual([
       "delete element ip skiff-proxy cluster-ips { 10.96.0.10 . tcp . 80 }",
       "delete element ip skiff-proxy node-ports { tcp . 30080 }",
       "add element ip skiff-proxy no-endpoint-cluster-ips { 10.96.0.10 . tcp . 80 : goto reject-no-endpoints }",

@@ -13,6 +13,13 @@
 //                         any other address of the Service range ─► reject (TCP reset / ICMP
 //                         host unreachable): a deleted Service's IP must not follow the default route
 //   postrouting: marked packets are masqueraded (hairpin, NodePort)
+//
+// sessionAffinity ClientIP: every backend has a set `aff-…` of client addresses (with the
+// Service's timeout); its ep- chain adds or refreshes the client, and the svc- chain sends a
+// client found in a backend's set to that backend before spreading the others. Traffic policy
+// "Local": `lcl-…` spreads over this node's backends only; NodePort traffic to it is not
+// masqueraded (the backend sees the client's address), and without a local backend NodePort
+// traffic is dropped and ClusterIP traffic rejected.
 import { formatIPv4, parseIPv4Cidr } from "../../util/ipv4.ts";
 import { parseCidr, parseIPv4 } from "../conflist.ts";
 import type { Backend, ProxyModel, ServicePortRules, Skipped } from "./model.ts";
@@ -31,6 +38,11 @@ export interface RulesetOptions {
    * on the bridge straight to the client pod and never meets conntrack to be un-NATed.
    */
   masqueradePodCidr?: string;
+  /**
+   * This node's pod CIDR: its pods reaching a NodePort with externalTrafficPolicy Local go to
+   * every backend (as kube-proxy: the policy is about keeping outside clients' addresses).
+   */
+  podCidr?: string;
   /**
    * The cluster's Service range (the apiserver's --service-cluster-ip-range). Traffic to an
    * address in it that no Service port holds is rejected instead of leaving by the default route.
@@ -58,6 +70,8 @@ export interface TableState {
   elements: Record<ElementSet, Map<string, string>>;
   /** Regular chains (not the hook chains, which never change): name → rules. */
   chains: Map<string, string[]>;
+  /** Session affinity sets: name → timeout in seconds. */
+  affinitySets: Map<string, number>;
 }
 
 export interface Ruleset {
@@ -100,6 +114,17 @@ const portTag = (p: ServicePortRules) => `${p.protocol}-${p.port}`;
 const svcChain = (p: ServicePortRules) => `svc-${ident(p.namespace, p.name, portTag(p))}`;
 const extChain = (p: ServicePortRules) => `ext-${ident(p.namespace, p.name, portTag(p))}`;
 const epChain = (p: ServicePortRules, b: Backend) => `ep-${ident(p.namespace, p.name, portTag(p), `${b.ip}-${b.port}`)}`;
+const localChain = (p: ServicePortRules) => `lcl-${ident(p.namespace, p.name, portTag(p))}`;
+/** Name prefix of the session affinity sets (kernel.ts reads them back before a whole write). */
+export const AFFINITY_PREFIX = "aff-";
+const affinitySet = (p: ServicePortRules, b: Backend) => `${AFFINITY_PREFIX}${ident(p.namespace, p.name, portTag(p), `${b.ip}-${b.port}`)}`;
+
+/** A client already in a backend's affinity set goes there; the others spread evenly. */
+function spread(p: ServicePortRules, backends: readonly Backend[]): string[] {
+  const eps = backends.map((b) => epChain(p, b));
+  const sticky = p.affinitySeconds > 0 ? backends.map((b) => `ip saddr @${affinitySet(p, b)} goto ${epChain(p, b)}`) : [];
+  return [...sticky, eps.length === 1 ? `goto ${eps[0]}` : `numgen random mod ${eps.length} vmap { ${eps.map((c, i) => `${i} : goto ${c}`).join(", ")} }`];
+}
 
 function inCidr(ip: string, cidr: string | undefined): boolean {
   if (!cidr) return false;
@@ -121,10 +146,12 @@ export function buildRuleset(model: ProxyModel, opts: RulesetOptions): Ruleset {
     if (parseIPv4(p) === undefined) throw new Error(`invalid node address ${JSON.stringify(p)}: want IPv4`);
   }
   if (opts.masqueradePodCidr) parseCidr(opts.masqueradePodCidr);
+  if (opts.podCidr) parseCidr(opts.podCidr);
   const serviceCidr = opts.serviceCidr ? normalizeServiceCidr(opts.serviceCidr) : undefined;
   const skipped: Skipped[] = [];
   const el = Object.fromEntries(Object.keys(ELEMENT_SETS).map((k) => [k, new Map<string, string>()])) as TableState["elements"];
   const chains = new Map<string, string[]>();
+  const affinitySets = new Map<string, number>();
   chains.set("services", ["ip daddr . meta l4proto . th dport vmap @cluster-ips", "ip daddr @node-ips meta l4proto . th dport vmap @node-ports"]);
   chains.set("no-endpoints", [
     "ip daddr . meta l4proto . th dport vmap @no-endpoint-cluster-ips",
@@ -150,39 +177,73 @@ export function buildRuleset(model: ProxyModel, opts: RulesetOptions): Ruleset {
       if (hasNodePort) el["no-endpoint-node-ports"].set(npKey, "goto reject-no-endpoints");
       continue;
     }
-    if (hasIP) el["cluster-ips"].set(ipKey, `goto ${svcChain(p)}`);
+    const local = p.backends.filter((b) => b.local);
+    if (hasIP) {
+      if (!p.internalLocal) el["cluster-ips"].set(ipKey, `goto ${svcChain(p)}`);
+      else if (local.length > 0) el["cluster-ips"].set(ipKey, `goto ${localChain(p)}`);
+      else el["no-endpoint-cluster-ips"].set(ipKey, "goto reject-no-endpoints");
+    }
     if (hasNodePort) {
       el["node-ports"].set(npKey, `goto ${extChain(p)}`);
-      // Masquerade so that a backend on another node answers through this one.
-      chains.set(extChain(p), [`meta mark set meta mark | ${M}`, `goto ${svcChain(p)}`]);
+      if (!p.externalLocal) {
+        // Masquerade so that a backend on another node answers through this one.
+        chains.set(extChain(p), [`meta mark set meta mark | ${M}`, `goto ${svcChain(p)}`]);
+      } else {
+        // Local: outside clients go to this node's backends unmasqueraded (they keep their
+        // address) or, without one here, are dropped as kube-proxy does, so a client's retry or a
+        // load balancer moves on. This node's pods and the node itself go everywhere, as Cluster.
+        chains.set(extChain(p), [
+          ...(opts.podCidr ? [`ip saddr ${opts.podCidr} goto ${svcChain(p)}`] : []),
+          `fib saddr type local meta mark set meta mark | ${M}`,
+          `fib saddr type local goto ${svcChain(p)}`,
+          local.length > 0 ? `goto ${localChain(p)}` : "drop",
+        ]);
+      }
     }
-    const eps = p.backends.map((b) => epChain(p, b));
-    chains.set(
-      svcChain(p),
-      eps.length === 1 ? [`goto ${eps[0]}`] : [`numgen random mod ${eps.length} vmap { ${eps.map((c, i) => `${i} : goto ${c}`).join(", ")} }`],
-    );
-    for (const b of p.backends) {
+    const viaCluster = (hasIP && !p.internalLocal) || hasNodePort;
+    const viaLocal = local.length > 0 && ((hasIP && p.internalLocal) || (hasNodePort && p.externalLocal));
+    if (viaCluster) chains.set(svcChain(p), spread(p, p.backends));
+    if (viaLocal) chains.set(localChain(p), spread(p, local));
+    for (const b of viaCluster ? p.backends : local) {
       // Hairpin: a pod reaching itself must not see its own address as the source.
       const from = opts.masqueradePodCidr && inCidr(b.ip, opts.masqueradePodCidr) ? opts.masqueradePodCidr : b.ip;
-      chains.set(epChain(p, b), [`ip saddr ${from} meta mark set meta mark | ${M}`, `meta l4proto ${p.protocol} dnat to ${b.ip}:${b.port}`]);
+      const remember = p.affinitySeconds > 0 ? [`update @${affinitySet(p, b)} { ip saddr }`] : [];
+      if (p.affinitySeconds > 0) affinitySets.set(affinitySet(p, b), p.affinitySeconds);
+      chains.set(epChain(p, b), [`ip saddr ${from} meta mark set meta mark | ${M}`, ...remember, `meta l4proto ${p.protocol} dnat to ${b.ip}:${b.port}`]);
     }
   }
   for (const ip of [...new Set(opts.nodeAddresses)].sort((a, b) => parseIPv4(a)! - parseIPv4(b)!)) el["node-ips"].set(ip, "");
 
-  const state: TableState = { table: opts.table, elements: el, chains };
+  const state: TableState = { table: opts.table, elements: el, chains, affinitySets };
   let rules = HOOKS.length;
   for (const m of Object.values(el)) rules += m.size;
   for (const body of chains.values()) rules += body.length;
   return { text: renderTable(state), state, rules, skipped };
 }
 
-/** The whole table, replacing whatever table of that name there is, in one transaction. */
-export function renderTable(state: TableState): string {
+/** A client an affinity set holds, and the seconds until it is forgotten. */
+export interface AffinityClient {
+  ip: string;
+  expiresSeconds: number;
+}
+
+const affinityDecl = (timeout: number) => `type ipv4_addr; flags dynamic,timeout; timeout ${timeout}s;`;
+
+/**
+ * The whole table, replacing whatever table of that name there is, in one transaction.
+ * `carried`: the clients of the affinity sets as the kernel holds them now, so that they stay on
+ * their backends across a whole write (none longer than the set's timeout, which may be new).
+ */
+export function renderTable(state: TableState, carried?: ReadonlyMap<string, readonly AffinityClient[]>): string {
   const out = [deleteTableText(state.table), `table ip ${state.table} {\n\tcomment "skiff service proxy: written as a whole by the node agent"\n`];
   for (const [name, type] of Object.entries(ELEMENT_SETS) as [ElementSet, string][]) {
     const items = [...state.elements[name]].map(([k, v]) => `\t\t\t${element(k, v)},\n`).join("");
     const decl = type === "set" ? `set ${name} {\n\t\ttype ipv4_addr\n` : `map ${name} {\n\t\ttype ${type}\n`;
     out.push(`\t${decl}${items ? `\t\telements = {\n${items}\t\t}\n` : ""}\t}\n`);
+  }
+  for (const [name, timeout] of state.affinitySets) {
+    const items = (carried?.get(name) ?? []).filter((c) => c.expiresSeconds >= 1).map((c) => `${c.ip} expires ${Math.min(c.expiresSeconds, timeout)}s`);
+    out.push(`\tset ${name} {\n\t\t${affinityDecl(timeout)}\n${items.length > 0 ? `\t\telements = { ${items.join(", ")} }\n` : ""}\t}\n`);
   }
   for (const [name, type, hook, priority, rule] of HOOKS) {
     out.push(`\tchain ${name} {\n\t\ttype ${type} hook ${hook} priority ${priority}; policy accept;\n\t\t${rule}\n\t}\n`);
@@ -194,19 +255,25 @@ export function renderTable(state: TableState): string {
 
 const sameRules = (a: string[] | undefined, b: string[]) => a !== undefined && a.length === b.length && a.every((l, i) => l === b[i]);
 
-/** Chains referring to others go first when chains are deleted: ext- → svc- → ep-. */
-const deleteOrder = (name: string) => (name.startsWith("ext-") ? 0 : name.startsWith("svc-") ? 1 : 2);
+/** Chains referring to others go first when chains are deleted: ext- → svc-/lcl- → ep-. */
+const deleteOrder = (name: string) => (name.startsWith("ext-") ? 0 : name.startsWith("svc-") || name.startsWith("lcl-") ? 1 : 2);
 
 /**
  * The changes from table `prev` to `next` as one nft transaction ("" when there are none): new
  * chains, rewritten chains, element changes, then chains nothing refers to any more. Far less
  * work for the kernel and nft than the whole table when one Service of thousands changed. It
  * assumes the kernel holds `prev`: if someone changed the table, the transaction fails as a
- * whole and the caller writes the whole table instead.
+ * whole and the caller writes the whole table instead. Undefined when only a whole write will
+ * do (an affinity set's timeout changed: a set's timeout cannot be altered in place).
  */
-export function renderChanges(prev: TableState, next: TableState): string {
+export function renderChanges(prev: TableState, next: TableState): string | undefined {
   const t = next.table;
   const out: string[] = [];
+  for (const [name, timeout] of next.affinitySets) {
+    const old = prev.affinitySets.get(name);
+    if (old === undefined) out.push(`add set ip ${t} ${name} { ${affinityDecl(timeout)} }\n`);
+    else if (old !== timeout) return undefined;
+  }
   const rules: string[] = [];
   for (const [name, body] of next.chains) {
     const old = prev.chains.get(name);
@@ -225,5 +292,6 @@ export function renderChanges(prev: TableState, next: TableState): string {
   }
   const removed = [...prev.chains.keys()].filter((n) => !next.chains.has(n)).sort((a, b) => deleteOrder(a) - deleteOrder(b));
   for (const name of removed) out.push(`delete chain ip ${t} ${name}\n`);
+  for (const name of prev.affinitySets.keys()) if (!next.affinitySets.has(name)) out.push(`delete set ip ${t} ${name}\n`);
   return out.join("");
 }
