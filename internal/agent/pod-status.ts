@@ -111,7 +111,10 @@ function containerStatus(input: StatusInput, spec: Container, instances: Contain
     ready: false,
     started: false,
   });
-  if (cur?.state === "running") {
+  if (cur?.state === "running" && rec?.postStartRunning === cur.id) {
+    status.state = waitingState("ContainerCreating", "postStart hook running");
+    if (prev) status.lastState = terminated(prev, runtimeName, state);
+  } else if (cur?.state === "running") {
     status.state = create(ContainerStateSchema, { running: { startedAt: ts(cur.startedAt) } });
     if (prev) status.lastState = terminated(prev, runtimeName, state);
     // Init containers are not probed.

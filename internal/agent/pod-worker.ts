@@ -33,6 +33,7 @@ import { containerRecord, newPodState, nextBackoff, type BackoffPolicy, type Pod
 import type { TokenProjector } from "./serviceaccount-token.ts";
 import type { StatusManager } from "./status.ts";
 import { teardownPod } from "./teardown.ts";
+import { POST_START_TIMEOUT_MS, runHook, stopWithHooks } from "./hooks.ts";
 
 export interface PodWorkerDeps {
   nodeName: string;
@@ -111,6 +112,8 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
   const { runtime, log } = deps;
   const states = new Map<string, PodState>();
   const faults = createFaultReporter({ log, recorder: deps.recorder });
+  /** Where httpGet hooks go: the pod's IP (as reported, if the agent restarted since setting it up). */
+  const podIPOf = (state: PodState) => (state.pod.spec?.hostNetwork ? deps.hostIP() : state.network?.ip || state.pod.status?.podIp || "");
   const startDeps = { runtime, imagePullBackoff: deps.imagePull, credentials: deps.credentials, insecureRegistries: deps.insecureRegistries };
 
   async function podContainers(uid: string): Promise<ContainerInfo[]> {
@@ -138,7 +141,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     deps.probes.removePod(state.uid);
     const containers = await podContainers(state.uid);
     log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, containers: containers.length, graceSeconds: grace }, "stopping pod");
-    await teardownPod(deps, state.uid, containers, grace);
+    await teardownPod(deps, state.uid, containers, grace, { pod: state.pod, podIP: podIPOf(state) });
     states.delete(state.uid);
     deps.status.forget(state.uid);
     deps.tokens?.forget(state.uid);
@@ -396,7 +399,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       state.killRequests.delete(cur.id);
       state.killMessages.set(cur.id, kill.message);
       log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, reason: kill.message }, "killing container");
-      await runtime.stopContainer(cur.id, kill.graceSeconds);
+      await stopWithHooks(deps, pod, podIPOf(state), cur, kill.graceSeconds);
       cur = await runtime.containerStatus(cur.id);
       if (cur?.state !== "exited") return;
     }
@@ -448,6 +451,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       if (ctx instanceof Error) throw new ContainerStartError("CreateContainerConfigError", ctx.message);
       const id = await startContainer(startDeps, pod, c, attempt, rec, ctx);
       log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, attempt, id }, "container started");
+      if (c.lifecycle?.postStart && !isInit) await postStart(state, c, id);
       rec.waiting = undefined;
       rec.retry = undefined;
       // Keep the instance before this one for `logs --previous`; older ones go.
@@ -462,6 +466,30 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
         noteRetry(rec.retry.until);
       }
     }
+  }
+
+  /**
+   * Runs the container's postStart hook; this pass (hence the pod's status) waits for it, so the
+   * container is not reported Running before it returns. A failed hook kills the container.
+   */
+  async function postStart(state: PodState, c: Container, id: string): Promise<void> {
+    const pod = state.pod;
+    const m = pod.metadata!;
+    const target = { runtime, containerId: id, container: c, podIP: podIPOf(state) };
+    const rec = containerRecord(state, c.name);
+    rec.postStartRunning = id;
+    let outcome;
+    try {
+      outcome = await runHook(c.lifecycle!.postStart!, target, POST_START_TIMEOUT_MS);
+    } finally {
+      rec.postStartRunning = undefined;
+    }
+    if (outcome.success) return;
+    const message = `PostStartHook failed: ${outcome.message}`;
+    log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, id, message }, "postStart hook failed; killing the container");
+    deps.recorder?.event(pod, "Warning", "FailedPostStartHook", `${c.name}: ${outcome.message}`);
+    state.killMessages.set(id, message);
+    await runtime.stopContainer(id, Number(pod.spec?.terminationGracePeriodSeconds ?? 30n));
   }
 
   return {

@@ -3,7 +3,7 @@
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
-import type { Container, Probe } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import type { Container, HTTPGetAction, Probe } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 
 export interface ProbeTarget {
@@ -54,6 +54,18 @@ function tcpConnect(host: string, port: number, timeoutMs: number): Promise<Prob
   });
 }
 
+/** An httpGet action (probe or lifecycle hook) against the pod's IP unless it names a host. */
+export function httpGetAction(g: HTTPGetAction, target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
+  const host = g.host || target.podIP;
+  const port = resolvePort(g.port, target.container);
+  const scheme = (g.scheme || "HTTP").toLowerCase();
+  const path = g.path ? (g.path.startsWith("/") ? g.path : `/${g.path}`) : "/";
+  const url = new URL(`${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}${path}`);
+  const headers: Record<string, string> = {};
+  for (const h of g.httpHeaders) headers[h.name] = h.value;
+  return httpGet(url, headers, timeoutMs);
+}
+
 export async function runProbe(probe: Probe, target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
   try {
     if (probe.exec) {
@@ -62,17 +74,7 @@ export async function runProbe(probe: Probe, target: ProbeTarget, timeoutMs: num
       const out = `${res.stdout}${res.stderr}`.trim();
       return { success: false, message: `command ${JSON.stringify(probe.exec.command)} exited with ${res.exitCode}${out ? `: ${out}` : ""}` };
     }
-    if (probe.httpGet) {
-      const g = probe.httpGet;
-      const host = g.host || target.podIP;
-      const port = resolvePort(g.port, target.container);
-      const scheme = (g.scheme || "HTTP").toLowerCase();
-      const path = g.path ? (g.path.startsWith("/") ? g.path : `/${g.path}`) : "/";
-      const url = new URL(`${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}${path}`);
-      const headers: Record<string, string> = {};
-      for (const h of g.httpHeaders) headers[h.name] = h.value;
-      return await httpGet(url, headers, timeoutMs);
-    }
+    if (probe.httpGet) return await httpGetAction(probe.httpGet, target, timeoutMs);
     if (probe.tcpSocket) {
       return await tcpConnect(probe.tcpSocket.host || target.podIP, resolvePort(probe.tcpSocket.port, target.container), timeoutMs);
     }

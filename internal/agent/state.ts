@@ -35,6 +35,8 @@ export interface ContainerRecord {
   pull?: BackoffState & { image: string; message: string };
   /** Retries after create/start/config errors. */
   retry?: BackoffState;
+  /** The id of the instance whose postStart hook is running (it is not Running until done). */
+  postStartRunning?: string;
 }
 
 export interface PodState {

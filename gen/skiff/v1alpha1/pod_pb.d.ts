@@ -292,6 +292,13 @@ export declare type Container = Message<"skiff.v1alpha1.Container"> & {
    * @generated from field: repeated skiff.v1alpha1.EnvFromSource env_from = 17;
    */
   envFrom: EnvFromSource[];
+
+  /**
+   * Hooks the agent runs right after the container starts and before it is stopped.
+   *
+   * @generated from field: skiff.v1alpha1.Lifecycle lifecycle = 18;
+   */
+  lifecycle?: Lifecycle | undefined;
 };
 
 /**
@@ -299,6 +306,80 @@ export declare type Container = Message<"skiff.v1alpha1.Container"> & {
  * Use `create(ContainerSchema)` to create a new message.
  */
 export declare const ContainerSchema: GenMessage<Container>;
+
+/**
+ * Lifecycle holds a container's hooks. Not allowed on init containers.
+ *
+ * @generated from message skiff.v1alpha1.Lifecycle
+ */
+export declare type Lifecycle = Message<"skiff.v1alpha1.Lifecycle"> & {
+  /**
+   * Runs right after the container starts; the container is not Running until it returns, and a
+   * failure kills it (event FailedPostStartHook).
+   *
+   * @generated from field: skiff.v1alpha1.LifecycleHandler post_start = 1;
+   */
+  postStart?: LifecycleHandler | undefined;
+
+  /**
+   * Runs before the container is sent SIGTERM; its time counts against the grace period.
+   *
+   * @generated from field: skiff.v1alpha1.LifecycleHandler pre_stop = 2;
+   */
+  preStop?: LifecycleHandler | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.Lifecycle.
+ * Use `create(LifecycleSchema)` to create a new message.
+ */
+export declare const LifecycleSchema: GenMessage<Lifecycle>;
+
+/**
+ * LifecycleHandler is one hook action: exactly one of exec, httpGet or sleep.
+ *
+ * @generated from message skiff.v1alpha1.LifecycleHandler
+ */
+export declare type LifecycleHandler = Message<"skiff.v1alpha1.LifecycleHandler"> & {
+  /**
+   * @generated from field: skiff.v1alpha1.ExecAction exec = 1;
+   */
+  exec?: ExecAction | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.HTTPGetAction http_get = 2;
+   */
+  httpGet?: HTTPGetAction | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.SleepAction sleep = 3;
+   */
+  sleep?: SleepAction | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.LifecycleHandler.
+ * Use `create(LifecycleHandlerSchema)` to create a new message.
+ */
+export declare const LifecycleHandlerSchema: GenMessage<LifecycleHandler>;
+
+/**
+ * SleepAction waits (in the agent) for a number of seconds.
+ *
+ * @generated from message skiff.v1alpha1.SleepAction
+ */
+export declare type SleepAction = Message<"skiff.v1alpha1.SleepAction"> & {
+  /**
+   * @generated from field: int64 seconds = 1;
+   */
+  seconds: bigint;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.SleepAction.
+ * Use `create(SleepActionSchema)` to create a new message.
+ */
+export declare const SleepActionSchema: GenMessage<SleepAction>;
 
 /**
  * ContainerPort is a port a container listens on.
