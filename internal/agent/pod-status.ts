@@ -85,7 +85,7 @@ function terminated(c: ContainerInfo, runtimeName: string, state: PodState): Con
     terminated: {
       exitCode: c.exitCode ?? -1,
       reason: terminationReason(c),
-      message: state.killMessages.get(c.id) ?? (c.lost ? LOST_MESSAGE : ""),
+      message: state.terminationMessages.get(c.id) || (state.killMessages.get(c.id) ?? (c.lost ? LOST_MESSAGE : "")),
       startedAt: ts(c.startedAt),
       finishedAt: ts(c.finishedAt),
       containerId: `${runtimeName}://${c.id}`,

@@ -12,6 +12,7 @@
 //                        policy after CrashLoopBackOff · none? pull per policy, create, start
 //                   ──► probes follow the running containers ──► status (written if changed)
 import { Code, ConnectError } from "@connectrpc/connect";
+import { rm } from "node:fs/promises";
 import type { Result } from "../client/workqueue.ts";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { EventRecorder } from "../client/events.ts";
@@ -33,6 +34,7 @@ import { containerRecord, newPodState, nextBackoff, type BackoffPolicy, type Pod
 import type { TokenProjector } from "./serviceaccount-token.ts";
 import type { StatusManager } from "./status.ts";
 import { teardownPod } from "./teardown.ts";
+import { readTerminationMessage, terminationLogPath } from "./termination-message.ts";
 import { POST_START_TIMEOUT_MS, runHook, stopWithHooks } from "./hooks.ts";
 
 export interface PodWorkerDeps {
@@ -120,7 +122,20 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     return (await runtime.listContainers()).filter((c) => c.podUid === uid);
   }
 
+  /** Reads the termination message of every exited instance not read yet (once: it cannot change). */
+  async function loadTerminationMessages(state: PodState, containers: ContainerInfo[]): Promise<void> {
+    const spec = state.pod.spec;
+    for (const info of containers) {
+      if (info.state !== "exited" || state.terminationMessages.has(info.id)) continue;
+      const c = spec?.containers.find((x) => x.name === info.containerName) ?? spec?.initContainers.find((x) => x.name === info.containerName);
+      if (!c) continue;
+      const file = terminationLogPath(deps.rootDir, state.uid, c.name, info.attempt);
+      state.terminationMessages.set(info.id, await readTerminationMessage(c, info, file));
+    }
+  }
+
   async function writeStatus(state: PodState, containers: ContainerInfo[], podIP: string): Promise<Pod | undefined> {
+    await loadTerminationMessages(state, containers);
     return deps.status.sync(state.pod, (base) =>
       computePodStatus({
         pod: base,
@@ -174,6 +189,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     // kubelet tears down a terminated pod's volumes (logs stay until the pod is deleted).
     await deps.volumes.removeEmptyDirs(state.pod);
     const containers = await podContainers(state.uid);
+    await loadTerminationMessages(state, containers);
     const stored = await deps.status.sync(state.pod, (base) => {
       const s = computePodStatus({ pod: base, state, containers, hostIP: deps.hostIP(), podIP: "", runtimeName: deps.runtimeName(), probes: deps.probes, now: new Date() });
       s.phase = "Failed";
@@ -374,6 +390,8 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     // Its log goes too, as kubelet's does: a crash loop must not fill the disk attempt by attempt.
     await removeLogFiles(c.logPath);
     state.killMessages.delete(c.id);
+    state.terminationMessages.delete(c.id);
+    await rm(terminationLogPath(deps.rootDir, state.uid, c.containerName, c.attempt), { force: true });
     state.lostReported.delete(c.id);
   }
 

@@ -49,6 +49,8 @@ export interface PodState {
   containers: Map<string, ContainerRecord>;
   /** Messages for terminated containers the agent killed (liveness), by container id. */
   killMessages: Map<string, string>;
+  /** What exited instances left in their termination message file (or log), by container id. */
+  terminationMessages: Map<string, string>;
   /** Lost container instances (ContainerInfo.lost) already reported, by id. */
   lostReported: Set<string>;
   /** Containers a probe asked to kill, by container id, with the reason. */
@@ -64,7 +66,7 @@ export interface PodState {
 }
 
 export function newPodState(pod: Pod): PodState {
-  return { uid: pod.metadata!.uid, pod, containers: new Map(), killMessages: new Map(), lostReported: new Set(), killRequests: new Map() };
+  return { uid: pod.metadata!.uid, pod, containers: new Map(), killMessages: new Map(), terminationMessages: new Map(), lostReported: new Set(), killRequests: new Map() };
 }
 
 export function containerRecord(state: PodState, name: string): ContainerRecord {

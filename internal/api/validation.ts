@@ -69,6 +69,9 @@ function validateLifecycle(c: Container, path: string, isInit: boolean): Violati
 
 function validateContainer(c: Container, path: string, volumes: Set<string>, isInit = false): Violation[] {
   const out: Violation[] = validateLifecycle(c, path, isInit);
+  if (c.terminationMessagePath !== "" && !c.terminationMessagePath.startsWith("/")) {
+    out.push({ field: `${path}.terminationMessagePath`, message: "must be an absolute path" });
+  }
   // Empty names and images are reported by the .proto rules; formats are checked here.
   if (c.name !== "") out.push(...at(`${path}.name`, validateDNS1123Label(c.name)));
   if (c.image.trim() !== c.image) out.push({ field: `${path}.image`, message: "must not have leading or trailing whitespace" });

@@ -299,6 +299,22 @@ export declare type Container = Message<"skiff.v1alpha1.Container"> & {
    * @generated from field: skiff.v1alpha1.Lifecycle lifecycle = 18;
    */
   lifecycle?: Lifecycle | undefined;
+
+  /**
+   * Where the container may write why it ended (read, up to 4 KiB, into the terminated state's
+   * message); "" means /dev/termination-log.
+   *
+   * @generated from field: string termination_message_path = 19;
+   */
+  terminationMessagePath: string;
+
+  /**
+   * "File" (default): the file only; "FallbackToLogsOnError": the log's tail when the file is
+   * empty and the container failed.
+   *
+   * @generated from field: string termination_message_policy = 20;
+   */
+  terminationMessagePolicy: string;
 };
 
 /**

@@ -25,3 +25,10 @@ describe("lifecycle hooks in a pod spec", () => {
     ]);
   });
 });
+
+describe("termination message fields", () => {
+  it("refuses a relative terminationMessagePath", () => {
+    const spec = create(PodSpecSchema, { containers: [{ name: "app", image: "busybox", terminationMessagePath: "tmp/why" }] });
+    expect(validatePodSpec(spec, "spec")).toEqual([{ field: "spec.containers[0].terminationMessagePath", message: "must be an absolute path" }]);
+  });
+});
