@@ -1,10 +1,12 @@
-// Runs one probe once: exec (in the container, exit 0), httpGet (a status from 200 to 399) or
-// tcpSocket (the connection is accepted), each bounded by the probe's timeout.
+// Runs one probe once: exec (in the container, exit 0), httpGet (a status from 200 to 399),
+// tcpSocket (the connection is accepted) or grpc (grpc-health.ts: SERVING), each bounded by the
+// probe's timeout.
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import type { Container, HTTPGetAction, Probe } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
+import { grpcHealthCheck } from "./grpc-health.ts";
 
 export interface ProbeTarget {
   runtime: ContainerRuntime;
@@ -78,7 +80,8 @@ export async function runProbe(probe: Probe, target: ProbeTarget, timeoutMs: num
     if (probe.tcpSocket) {
       return await tcpConnect(probe.tcpSocket.host || target.podIP, resolvePort(probe.tcpSocket.port, target.container), timeoutMs);
     }
-    return { success: false, message: "probe has no exec, httpGet or tcpSocket action" };
+    if (probe.grpc) return await grpcHealthCheck(target.podIP, probe.grpc.port, probe.grpc.service, timeoutMs);
+    return { success: false, message: "probe has no exec, httpGet, tcpSocket or grpc action" };
   } catch (err) {
     return { success: false, message: err instanceof Error ? err.message : String(err) };
   }

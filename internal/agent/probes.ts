@@ -112,7 +112,9 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
         if (w.failures >= failureThreshold) w.result = false;
       }
       if (kind === "startup" && w.result) w.done = true;
-      if ((kind === "liveness" || kind === "startup") && !w.result) {
+      // Startup's result starts false: only failureThreshold failures in a row kill, not the first.
+      const failedForGood = !outcome.success && w.failures >= failureThreshold;
+      if ((kind === "liveness" || kind === "startup") && failedForGood) {
         w.done = true;
         const grace = Number(probe.terminationGracePeriodSeconds ?? target.pod.spec?.terminationGracePeriodSeconds ?? 30n);
         const message = `${label[kind]} probe failed: ${outcome.message}`;

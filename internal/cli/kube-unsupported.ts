@@ -39,7 +39,6 @@ export const KUBE_FIELDS_SKIFF_LACKS: Readonly<Record<string, UnsupportedEntry>>
   },
   ResourceRequirements: { fields: ["claims"] },
   VolumeMount: { fields: ["recursiveReadOnly", "mountPropagation"] },
-  Probe: { fields: ["grpc"] },
   SecurityContext: { fields: ["seLinuxOptions", "windowsOptions", "appArmorProfile"] },
   PodSecurityContext: {
     fields: ["seLinuxOptions", "windowsOptions", "supplementalGroupsPolicy", "fsGroupChangePolicy", "appArmorProfile", "seLinuxChangePolicy"],

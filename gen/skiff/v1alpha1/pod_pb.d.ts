@@ -1128,7 +1128,7 @@ export declare type PersistentVolumeClaimVolumeSource = Message<"skiff.v1alpha1.
 export declare const PersistentVolumeClaimVolumeSourceSchema: GenMessage<PersistentVolumeClaimVolumeSource>;
 
 /**
- * Probe checks a container's health by exec, HTTP GET or TCP connect.
+ * Probe checks a container's health by exec, HTTP GET, TCP connect or gRPC health check.
  *
  * @generated from message skiff.v1alpha1.Probe
  */
@@ -1177,6 +1177,11 @@ export declare type Probe = Message<"skiff.v1alpha1.Probe"> & {
    * @generated from field: optional int64 termination_grace_period_seconds = 9;
    */
   terminationGracePeriodSeconds?: bigint | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.GRPCAction grpc = 10;
+   */
+  grpc?: GRPCAction | undefined;
 };
 
 /**
@@ -1184,6 +1189,31 @@ export declare type Probe = Message<"skiff.v1alpha1.Probe"> & {
  * Use `create(ProbeSchema)` to create a new message.
  */
 export declare const ProbeSchema: GenMessage<Probe>;
+
+/**
+ * GRPCAction calls grpc.health.v1.Health/Check at the pod's IP; SERVING is success.
+ *
+ * @generated from message skiff.v1alpha1.GRPCAction
+ */
+export declare type GRPCAction = Message<"skiff.v1alpha1.GRPCAction"> & {
+  /**
+   * @generated from field: int32 port = 1;
+   */
+  port: number;
+
+  /**
+   * The service name sent in the request; "" asks about the server as a whole.
+   *
+   * @generated from field: string service = 2;
+   */
+  service: string;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.GRPCAction.
+ * Use `create(GRPCActionSchema)` to create a new message.
+ */
+export declare const GRPCActionSchema: GenMessage<GRPCAction>;
 
 /**
  * ExecAction runs a command inside the container; exit 0 is success.
