@@ -45,7 +45,10 @@ export function decodeHealthCheckResponse(buf: Buffer): number {
     if (wire === 0) {
       const v = readVarint();
       if (field === 1) status = v;
-    } else if (wire === 2) i += readVarint();
+    } else if (wire === 2) {
+      const length = readVarint(); // read before `i +=` takes i's value
+      i += length;
+    }
     else if (wire === 1) i += 8;
     else if (wire === 5) i += 4;
     else throw new Error(`unexpected wire type ${wire} in HealthCheckResponse`);
