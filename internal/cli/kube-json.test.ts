@@ -111,6 +111,19 @@ describe("toProtoJson reports every problem at once", () => {
     return [];
   };
 
+  it("takes lifecycle hooks, gRPC probes and termination message fields as Kubernetes manifests write them", () => {
+    const fields = {
+      lifecycle: { postStart: { httpGet: { path: "/warm", port: 8080 } }, preStop: { sleep: { seconds: 5 } } },
+      readinessProbe: { grpc: { port: 9000, service: "app" } },
+      terminationMessagePath: "/tmp/why",
+      terminationMessagePolicy: "FallbackToLogsOnError",
+    };
+    expect(problems(container(fields))).toEqual([]);
+    expect(toProtoJson(PodSchema, container(fields))).toMatchObject({
+      spec: { containers: [{ lifecycle: { postStart: { httpGet: { port: "8080" } }, preStop: { sleep: { seconds: 5 } } }, readinessProbe: { grpc: { port: 9000 } } }] },
+    });
+  });
+
   it("tells a Kubernetes field Skiff lacks from a typo, with the nearest name", () => {
     expect(problems(container({ securityContext: { readOnlyRootFilesytem: true } }))).toEqual([
       "unknown field spec.containers[0].securityContext.readOnlyRootFilesytem (did you mean readOnlyRootFilesystem?)",
