@@ -51,7 +51,7 @@ export interface StopDeps {
  * one and is running), then SIGTERM with what is left of the grace period, then SIGKILL.
  */
 export async function stopWithHooks(deps: StopDeps, pod: Pod | undefined, podIP: string, info: ContainerInfo, graceSeconds: number): Promise<void> {
-  const container = pod?.spec?.containers.find((c) => c.name === info.containerName);
+  const container = [...(pod?.spec?.containers ?? []), ...(pod?.spec?.initContainers ?? [])].find((c) => c.name === info.containerName);
   const preStop = container?.lifecycle?.preStop;
   let grace = graceSeconds;
   if (preStop && info.state === "running" && graceSeconds > 0) {

@@ -26,7 +26,7 @@ import type { PodNetwork } from "./network.ts";
 import { writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
 import { VolumeMountError, type VolumeManager } from "./volumes/index.ts";
 import type { EnvPair } from "./service-env.ts";
-import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
+import { computePodStatus, instancesByName, isSidecar, isTerminal, shouldRestart } from "./pod-status.ts";
 import type { ProbeManager } from "./probes.ts";
 import { ContainerStartError, startContainer } from "./start-container.ts";
 import { removeLogFiles } from "./log-files.ts";
@@ -101,6 +101,8 @@ export interface PodWorkers {
 /** How long a container listed without its state keeps its last status (see startPod). */
 export const UNREADABLE_GRACE_MS = 30_000;
 const UNREADABLE_RETRY_MS = 500;
+/** How soon a sidecar just started (without a startup probe) is looked at again, to go on with the init sequence. */
+const SIDECAR_RECHECK_MS = 200;
 
 /** Go-style durations, as Kubernetes prints them: "10s", "1m20s", "5m0s", "250ms". */
 export function formatDelay(ms: number): string {
@@ -329,17 +331,30 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
     const ensure = (c: Container, isInit: boolean) =>
       ensureContainer(state, c, isInit, byName.get(c.name) ?? [], ctx, noteRetry);
+    // Sidecars (restartPolicy Always) are kept running all along; in the init sequence, one that
+    // runs and passed its startup probe lets the next init container start.
+    const ensured = new Set<string>();
     let initialized = spec.containers.some((c) => (byName.get(c.name) ?? []).length > 0);
     if (!initialized) {
       initialized = true;
       for (const c of spec.initContainers) {
         const cur = byName.get(c.name)?.[0];
-        if (cur?.state === "exited" && cur.exitCode === 0) continue;
+        if (isSidecar(c)) {
+          await ensure(c, true);
+          ensured.add(c.name);
+          const started = cur?.state === "running" && (!c.startupProbe || deps.probes.started(uid, c.name, cur.id));
+          if (started) continue;
+          // Look again soon: a sidecar without a startup probe counts as started once it runs.
+          if (!c.startupProbe) noteRetry(Date.now() + SIDECAR_RECHECK_MS);
+        } else {
+          if (cur?.state === "exited" && cur.exitCode === 0) continue;
+          await ensure(c, true);
+        }
         initialized = false;
-        await ensure(c, true);
         break;
       }
     }
+    for (const c of spec.initContainers) if (isSidecar(c) && !ensured.has(c.name)) await ensure(c, true);
     if (initialized) for (const c of spec.containers) await ensure(c, false);
 
     await beforeStatus();
@@ -360,11 +375,22 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     const stored = await writeStatus(state, containers, podIP);
     if (stored && isTerminal(stored)) {
       deps.probes.removePod(uid);
+      await stopSidecars(state, containers, podIP);
       await releaseNetwork(state);
       state.networkReleased = true;
       return;
     }
     return retryAt === undefined ? undefined : { requeueAfterMs: Math.max(0, retryAt - Date.now()) };
+  }
+
+  /** The app containers are done for good: its sidecars stop too, the last one first. */
+  async function stopSidecars(state: PodState, containers: ContainerInfo[], podIP: string): Promise<void> {
+    const grace = Number(state.pod.spec?.terminationGracePeriodSeconds ?? 30n);
+    for (const c of [...state.pod.spec!.initContainers].reverse()) {
+      if (!isSidecar(c)) continue;
+      const cur = containers.find((x) => x.containerName === c.name && x.state === "running");
+      if (cur) await stopWithHooks(deps, state.pod, podIP, cur, grace);
+    }
   }
 
   /** Reads the ConfigMaps and Secrets the pod's containers take environment from. */
@@ -430,7 +456,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       await removeInstance(state, cur);
       older.shift(); // the instance before it stays, for logs --previous
     } else if (cur?.state === "exited") {
-      const restart = shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit);
+      const restart = isSidecar(c) || shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit);
       if (cur.lost && !state.lostReported.has(cur.id)) {
         state.lostReported.add(cur.id);
         faults.containerLost(pod, cur, restart);
@@ -469,7 +495,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       if (ctx instanceof Error) throw new ContainerStartError("CreateContainerConfigError", ctx.message);
       const id = await startContainer(startDeps, pod, c, attempt, rec, ctx);
       log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, attempt, id }, "container started");
-      if (c.lifecycle?.postStart && !isInit) await postStart(state, c, id);
+      if (c.lifecycle?.postStart && (!isInit || isSidecar(c))) await postStart(state, c, id);
       rec.waiting = undefined;
       rec.retry = undefined;
       // Keep the instance before this one for `logs --previous`; older ones go.

@@ -19,7 +19,7 @@ describe("lifecycle hooks in a pod spec", () => {
       ],
     });
     expect(validatePodSpec(spec, "spec")).toEqual([
-      { field: "spec.initContainers[0].lifecycle", message: "may not be set for init containers" },
+      { field: "spec.initContainers[0].lifecycle", message: "may not be set for init containers (except sidecars, restartPolicy: Always)" },
       { field: "spec.containers[0].lifecycle.postStart", message: "must specify exactly one of exec, httpGet or sleep" },
       { field: "spec.containers[0].lifecycle.preStop", message: "must specify exactly one of exec, httpGet or sleep" },
     ]);
@@ -30,5 +30,17 @@ describe("termination message fields", () => {
   it("refuses a relative terminationMessagePath", () => {
     const spec = create(PodSpecSchema, { containers: [{ name: "app", image: "busybox", terminationMessagePath: "tmp/why" }] });
     expect(validatePodSpec(spec, "spec")).toEqual([{ field: "spec.containers[0].terminationMessagePath", message: "must be an absolute path" }]);
+  });
+});
+
+describe("sidecar init containers", () => {
+  it("takes restartPolicy Always (and hooks) on init containers only", () => {
+    const spec = create(PodSpecSchema, {
+      initContainers: [{ name: "proxy", image: "busybox", restartPolicy: "Always", lifecycle: { preStop: { sleep: { seconds: 1n } } } }],
+      containers: [{ name: "app", image: "busybox", restartPolicy: "Always" }],
+    });
+    expect(validatePodSpec(spec, "spec")).toEqual([
+      { field: "spec.containers[0].restartPolicy", message: "may only be set on init containers (restartPolicy: Always makes a sidecar)" },
+    ]);
   });
 });

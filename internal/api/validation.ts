@@ -56,7 +56,7 @@ export function validateMeta(m: ObjectMeta | undefined, namespaced: boolean, nam
 /** Each lifecycle hook has exactly one action; init containers run to completion and have none. */
 function validateLifecycle(c: Container, path: string, isInit: boolean): Violation[] {
   if (!c.lifecycle) return [];
-  if (isInit) return [{ field: `${path}.lifecycle`, message: "may not be set for init containers" }];
+  if (isInit && c.restartPolicy !== "Always") return [{ field: `${path}.lifecycle`, message: "may not be set for init containers (except sidecars, restartPolicy: Always)" }];
   const out: Violation[] = [];
   for (const hook of ["postStart", "preStop"] as const) {
     const h = c.lifecycle[hook];
@@ -69,6 +69,9 @@ function validateLifecycle(c: Container, path: string, isInit: boolean): Violati
 
 function validateContainer(c: Container, path: string, volumes: Set<string>, isInit = false): Violation[] {
   const out: Violation[] = validateLifecycle(c, path, isInit);
+  if (!isInit && c.restartPolicy !== "") {
+    out.push({ field: `${path}.restartPolicy`, message: "may only be set on init containers (restartPolicy: Always makes a sidecar)" });
+  }
   if (c.terminationMessagePath !== "" && !c.terminationMessagePath.startsWith("/")) {
     out.push({ field: `${path}.terminationMessagePath`, message: "must be an absolute path" });
   }

@@ -35,7 +35,7 @@ export const KUBE_FIELDS_SKIFF_LACKS: Readonly<Record<string, UnsupportedEntry>>
     ],
   },
   Container: {
-    fields: ["resizePolicy", "restartPolicy", "volumeDevices", "stdinOnce"],
+    fields: ["resizePolicy", "volumeDevices", "stdinOnce"],
   },
   ResourceRequirements: { fields: ["claims"] },
   VolumeMount: { fields: ["recursiveReadOnly", "mountPropagation"] },

@@ -315,6 +315,15 @@ export declare type Container = Message<"skiff.v1alpha1.Container"> & {
    * @generated from field: string termination_message_policy = 20;
    */
   terminationMessagePolicy: string;
+
+  /**
+   * "Always" on an init container makes it a sidecar: started in order before the app
+   * containers (once running and past its startup probe), restarted whenever it exits, stopped
+   * after the app containers. Not allowed on app containers.
+   *
+   * @generated from field: string restart_policy = 21;
+   */
+  restartPolicy: string;
 };
 
 /**
