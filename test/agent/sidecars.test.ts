@@ -65,6 +65,37 @@ describe("sidecar init containers", () => {
     expect(lines(join(o.dir, "log"))).toEqual(["setup", "proxy-start", "app-start", "proxy-start", "app-TERM", "app-exit", "proxy-TERM"]);
   });
 
+  it("a sidecar with a startup probe holds the app containers back until the probe passes", async () => {
+    const o = outVolume("sidecar-probe");
+    await c.createPod("sidecar-probe", {
+      terminationGracePeriodSeconds: 30n,
+      volumes: o.volumes,
+      initContainers: [
+        {
+          name: "proxy",
+          restartPolicy: "Always",
+          command: ["sh", "-c", PROXY],
+          volumeMounts: o.volumeMounts,
+          // Each run notes itself; it passes once the test creates /out/proxy-ready.
+          startupProbe: { exec: { command: ["sh", "-c", "echo probe >> /out/probes; test -f /out/proxy-ready"] }, periodSeconds: 1, failureThreshold: 1000 } as any,
+        },
+      ],
+      containers: [{ name: "app", command: ["sh", "-c", "echo app-start >> /out/log; sleep 3600 & wait"], volumeMounts: o.volumeMounts }],
+    });
+    await waitFor("the startup probe failing three times", () => lines(join(o.dir, "probes")).length >= 3, 60_000);
+    const waiting = await c.getPod("sidecar-probe");
+    expect(lines(join(o.dir, "log"))).toEqual(["proxy-start"]);
+    expect(condition(waiting, "Initialized")).toBe("False");
+    expect(cstatus(waiting, "proxy")).toMatchObject({ started: false, restartCount: 0 });
+    expect(cstatus(waiting, "app")!.state!.waiting!.reason).toBe("PodInitializing");
+
+    writeFileSync(join(o.dir, "proxy-ready"), "");
+    await c.waitForPod("sidecar-probe", "app running", (p) => cstatus(p, "app")?.state?.running !== undefined && condition(p, "Initialized") === "True", 60_000);
+    expect(lines(join(o.dir, "log"))).toEqual(["proxy-start", "app-start"]);
+    await c.pods.delete("default", "sidecar-probe", { gracePeriodSeconds: 1n });
+    await c.waitForGone("sidecar-probe", 60_000);
+  });
+
   it("a run-to-completion pod succeeds when its app containers are done, and its sidecar is stopped", async () => {
     const o = outVolume("sidecar-job");
     await c.createPod("sidecar-job", {
