@@ -9,6 +9,7 @@ import { containerSecurity, type SecurityOptions } from "./security.ts";
 import { resourceFieldValue } from "./volumes/downward.ts";
 import type { VolumePath } from "./volumes/index.ts";
 import { pinSubPath, resolveSubPath } from "./volumes/subpath.ts";
+import { terminationLogPath, terminationMount } from "./termination-message.ts";
 
 /** A container cannot be configured (Kubernetes' CreateContainerConfigError). */
 export class ContainerConfigError extends Error {
@@ -212,7 +213,7 @@ export function buildContainerConfig(pod: Pod, c: Container, attempt: number, ct
     args: c.args.map((s) => expandVars(s, vars)),
     env,
     workingDir: c.workingDir,
-    mounts: containerMounts(c, ctx, vars),
+    mounts: [...containerMounts(c, ctx, vars), terminationMount(c, terminationLogPath(ctx.rootDir, m.uid, c.name, attempt))],
     resources: containerResources(c),
     netnsPath: ctx.netnsPath,
     hostname: podHostname(pod),

@@ -61,6 +61,9 @@ export function instancesByName(containers: ContainerInfo[]): Map<string, Contai
   return out;
 }
 
+/** An init container with restartPolicy Always: runs beside the app containers. */
+export const isSidecar = (c: Container) => c.restartPolicy === "Always";
+
 /** Whether an exited container is started again (init containers restart only on failure). */
 export function shouldRestart(restartPolicy: string, exitCode: number | undefined, isInit: boolean): boolean {
   const policy = restartPolicy || "Always";
@@ -85,7 +88,7 @@ function terminated(c: ContainerInfo, runtimeName: string, state: PodState): Con
     terminated: {
       exitCode: c.exitCode ?? -1,
       reason: terminationReason(c),
-      message: state.killMessages.get(c.id) ?? (c.lost ? LOST_MESSAGE : ""),
+      message: state.terminationMessages.get(c.id) || (state.killMessages.get(c.id) ?? (c.lost ? LOST_MESSAGE : "")),
       startedAt: ts(c.startedAt),
       finishedAt: ts(c.finishedAt),
       containerId: `${runtimeName}://${c.id}`,
@@ -111,12 +114,16 @@ function containerStatus(input: StatusInput, spec: Container, instances: Contain
     ready: false,
     started: false,
   });
-  if (cur?.state === "running") {
+  if (cur?.state === "running" && rec?.postStartRunning === cur.id) {
+    status.state = waitingState("ContainerCreating", "postStart hook running");
+    if (prev) status.lastState = terminated(prev, runtimeName, state);
+  } else if (cur?.state === "running") {
     status.state = create(ContainerStateSchema, { running: { startedAt: ts(cur.startedAt) } });
     if (prev) status.lastState = terminated(prev, runtimeName, state);
-    // Init containers are not probed.
-    status.started = isInit || !spec.startupProbe || probes.started(uid, spec.name, cur.id);
-    status.ready = !isInit && status.started && (!spec.readinessProbe || probes.ready(uid, spec.name, cur.id));
+    // Init containers are not probed; sidecars are, as app containers.
+    const probed = !isInit || isSidecar(spec);
+    status.started = !probed || !spec.startupProbe || probes.started(uid, spec.name, cur.id);
+    status.ready = probed && status.started && (!spec.readinessProbe || probes.ready(uid, spec.name, cur.id));
   } else if (cur?.state === "exited") {
     if (rec?.waiting) {
       status.state = waitingState(rec.waiting.reason, rec.waiting.message);
@@ -124,7 +131,7 @@ function containerStatus(input: StatusInput, spec: Container, instances: Contain
     } else {
       status.state = terminated(cur, runtimeName, state);
       if (prev) status.lastState = terminated(prev, runtimeName, state);
-      status.ready = isInit && cur.exitCode === 0;
+      status.ready = isInit && !isSidecar(spec) && cur.exitCode === 0;
     }
   } else {
     const w = rec?.waiting ??
@@ -207,13 +214,16 @@ export function computePodStatus(input: StatusInput): PodStatus {
   const instances = instancesByName(input.containers);
   const appStarted = spec.containers.some((c) => (instances.get(c.name) ?? []).length > 0);
   const initStatuses = spec.initContainers.map((c) => containerStatus(input, c, instances.get(c.name) ?? [], true, false));
-  const initialized = appStarted || initStatuses.every(completed);
+  // A sidecar counts as done with initialization once it runs and its startup probe passed.
+  const sidecar = (i: number) => isSidecar(spec.initContainers[i]!);
+  const initDone = (s: ContainerStatus, i: number) => (sidecar(i) ? s.state?.running !== undefined && s.started : completed(s));
+  const initialized = appStarted || initStatuses.every(initDone);
   const appStatuses = spec.containers.map((c) => containerStatus(input, c, instances.get(c.name) ?? [], false, initialized));
-  const phase = podPhase(pod, initStatuses, appStatuses, initialized);
+  const phase = podPhase(pod, initStatuses.filter((_, i) => !sidecar(i)), appStatuses, initialized);
 
   const terminal = TERMINAL.has(phase);
-  const unready = appStatuses.filter((s) => !s.ready).map((s) => s.name);
-  const incomplete = initStatuses.filter((s) => !completed(s)).map((s) => s.name);
+  const unready = [...initStatuses.filter((_, i) => sidecar(i)), ...appStatuses].filter((s) => !s.ready).map((s) => s.name);
+  const incomplete = initStatuses.filter((s, i) => !initDone(s, i)).map((s) => s.name);
   const conds: Condition[] = [condition(old.conditions, "PodScheduled", "True", now)];
   conds.push(
     initialized

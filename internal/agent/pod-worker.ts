@@ -12,6 +12,7 @@
 //                        policy after CrashLoopBackOff · none? pull per policy, create, start
 //                   ──► probes follow the running containers ──► status (written if changed)
 import { Code, ConnectError } from "@connectrpc/connect";
+import { rm } from "node:fs/promises";
 import type { Result } from "../client/workqueue.ts";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { EventRecorder } from "../client/events.ts";
@@ -25,7 +26,7 @@ import type { PodNetwork } from "./network.ts";
 import { writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
 import { VolumeMountError, type VolumeManager } from "./volumes/index.ts";
 import type { EnvPair } from "./service-env.ts";
-import { computePodStatus, instancesByName, isTerminal, shouldRestart } from "./pod-status.ts";
+import { computePodStatus, instancesByName, isSidecar, isTerminal, shouldRestart } from "./pod-status.ts";
 import type { ProbeManager } from "./probes.ts";
 import { ContainerStartError, startContainer } from "./start-container.ts";
 import { removeLogFiles } from "./log-files.ts";
@@ -33,6 +34,8 @@ import { containerRecord, newPodState, nextBackoff, type BackoffPolicy, type Pod
 import type { TokenProjector } from "./serviceaccount-token.ts";
 import type { StatusManager } from "./status.ts";
 import { teardownPod } from "./teardown.ts";
+import { readTerminationMessage, terminationLogPath } from "./termination-message.ts";
+import { POST_START_TIMEOUT_MS, runHook, stopWithHooks } from "./hooks.ts";
 
 export interface PodWorkerDeps {
   nodeName: string;
@@ -98,6 +101,8 @@ export interface PodWorkers {
 /** How long a container listed without its state keeps its last status (see startPod). */
 export const UNREADABLE_GRACE_MS = 30_000;
 const UNREADABLE_RETRY_MS = 500;
+/** How soon a sidecar just started (without a startup probe) is looked at again, to go on with the init sequence. */
+const SIDECAR_RECHECK_MS = 200;
 
 /** Go-style durations, as Kubernetes prints them: "10s", "1m20s", "5m0s", "250ms". */
 export function formatDelay(ms: number): string {
@@ -111,13 +116,28 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
   const { runtime, log } = deps;
   const states = new Map<string, PodState>();
   const faults = createFaultReporter({ log, recorder: deps.recorder });
+  /** Where httpGet hooks go: the pod's IP (as reported, if the agent restarted since setting it up). */
+  const podIPOf = (state: PodState) => (state.pod.spec?.hostNetwork ? deps.hostIP() : state.network?.ip || state.pod.status?.podIp || "");
   const startDeps = { runtime, imagePullBackoff: deps.imagePull, credentials: deps.credentials, insecureRegistries: deps.insecureRegistries };
 
   async function podContainers(uid: string): Promise<ContainerInfo[]> {
     return (await runtime.listContainers()).filter((c) => c.podUid === uid);
   }
 
+  /** Reads the termination message of every exited instance not read yet (once: it cannot change). */
+  async function loadTerminationMessages(state: PodState, containers: ContainerInfo[]): Promise<void> {
+    const spec = state.pod.spec;
+    for (const info of containers) {
+      if (info.state !== "exited" || state.terminationMessages.has(info.id)) continue;
+      const c = spec?.containers.find((x) => x.name === info.containerName) ?? spec?.initContainers.find((x) => x.name === info.containerName);
+      if (!c) continue;
+      const file = terminationLogPath(deps.rootDir, state.uid, c.name, info.attempt);
+      state.terminationMessages.set(info.id, await readTerminationMessage(c, info, file));
+    }
+  }
+
   async function writeStatus(state: PodState, containers: ContainerInfo[], podIP: string): Promise<Pod | undefined> {
+    await loadTerminationMessages(state, containers);
     return deps.status.sync(state.pod, (base) =>
       computePodStatus({
         pod: base,
@@ -138,7 +158,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     deps.probes.removePod(state.uid);
     const containers = await podContainers(state.uid);
     log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, containers: containers.length, graceSeconds: grace }, "stopping pod");
-    await teardownPod(deps, state.uid, containers, grace);
+    await teardownPod(deps, state.uid, containers, grace, { pod: state.pod, podIP: podIPOf(state) });
     states.delete(state.uid);
     deps.status.forget(state.uid);
     deps.tokens?.forget(state.uid);
@@ -171,6 +191,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     // kubelet tears down a terminated pod's volumes (logs stay until the pod is deleted).
     await deps.volumes.removeEmptyDirs(state.pod);
     const containers = await podContainers(state.uid);
+    await loadTerminationMessages(state, containers);
     const stored = await deps.status.sync(state.pod, (base) => {
       const s = computePodStatus({ pod: base, state, containers, hostIP: deps.hostIP(), podIP: "", runtimeName: deps.runtimeName(), probes: deps.probes, now: new Date() });
       s.phase = "Failed";
@@ -310,17 +331,30 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
 
     const ensure = (c: Container, isInit: boolean) =>
       ensureContainer(state, c, isInit, byName.get(c.name) ?? [], ctx, noteRetry);
+    // Sidecars (restartPolicy Always) are kept running all along; in the init sequence, one that
+    // runs and passed its startup probe lets the next init container start.
+    const ensured = new Set<string>();
     let initialized = spec.containers.some((c) => (byName.get(c.name) ?? []).length > 0);
     if (!initialized) {
       initialized = true;
       for (const c of spec.initContainers) {
         const cur = byName.get(c.name)?.[0];
-        if (cur?.state === "exited" && cur.exitCode === 0) continue;
+        if (isSidecar(c)) {
+          await ensure(c, true);
+          ensured.add(c.name);
+          const started = cur?.state === "running" && (!c.startupProbe || deps.probes.started(uid, c.name, cur.id));
+          if (started) continue;
+          // Look again soon: a sidecar without a startup probe counts as started once it runs.
+          if (!c.startupProbe) noteRetry(Date.now() + SIDECAR_RECHECK_MS);
+        } else {
+          if (cur?.state === "exited" && cur.exitCode === 0) continue;
+          await ensure(c, true);
+        }
         initialized = false;
-        await ensure(c, true);
         break;
       }
     }
+    for (const c of spec.initContainers) if (isSidecar(c) && !ensured.has(c.name)) await ensure(c, true);
     if (initialized) for (const c of spec.containers) await ensure(c, false);
 
     await beforeStatus();
@@ -341,11 +375,22 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     const stored = await writeStatus(state, containers, podIP);
     if (stored && isTerminal(stored)) {
       deps.probes.removePod(uid);
+      await stopSidecars(state, containers, podIP);
       await releaseNetwork(state);
       state.networkReleased = true;
       return;
     }
     return retryAt === undefined ? undefined : { requeueAfterMs: Math.max(0, retryAt - Date.now()) };
+  }
+
+  /** The app containers are done for good: its sidecars stop too, the last one first. */
+  async function stopSidecars(state: PodState, containers: ContainerInfo[], podIP: string): Promise<void> {
+    const grace = Number(state.pod.spec?.terminationGracePeriodSeconds ?? 30n);
+    for (const c of [...state.pod.spec!.initContainers].reverse()) {
+      if (!isSidecar(c)) continue;
+      const cur = containers.find((x) => x.containerName === c.name && x.state === "running");
+      if (cur) await stopWithHooks(deps, state.pod, podIP, cur, grace);
+    }
   }
 
   /** Reads the ConfigMaps and Secrets the pod's containers take environment from. */
@@ -371,6 +416,8 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     // Its log goes too, as kubelet's does: a crash loop must not fill the disk attempt by attempt.
     await removeLogFiles(c.logPath);
     state.killMessages.delete(c.id);
+    state.terminationMessages.delete(c.id);
+    await rm(terminationLogPath(deps.rootDir, state.uid, c.containerName, c.attempt), { force: true });
     state.lostReported.delete(c.id);
   }
 
@@ -396,7 +443,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       state.killRequests.delete(cur.id);
       state.killMessages.set(cur.id, kill.message);
       log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, reason: kill.message }, "killing container");
-      await runtime.stopContainer(cur.id, kill.graceSeconds);
+      await stopWithHooks(deps, pod, podIPOf(state), cur, kill.graceSeconds);
       cur = await runtime.containerStatus(cur.id);
       if (cur?.state !== "exited") return;
     }
@@ -409,7 +456,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       await removeInstance(state, cur);
       older.shift(); // the instance before it stays, for logs --previous
     } else if (cur?.state === "exited") {
-      const restart = shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit);
+      const restart = isSidecar(c) || shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit);
       if (cur.lost && !state.lostReported.has(cur.id)) {
         state.lostReported.add(cur.id);
         faults.containerLost(pod, cur, restart);
@@ -448,6 +495,7 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       if (ctx instanceof Error) throw new ContainerStartError("CreateContainerConfigError", ctx.message);
       const id = await startContainer(startDeps, pod, c, attempt, rec, ctx);
       log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, attempt, id }, "container started");
+      if (c.lifecycle?.postStart && (!isInit || isSidecar(c))) await postStart(state, c, id);
       rec.waiting = undefined;
       rec.retry = undefined;
       // Keep the instance before this one for `logs --previous`; older ones go.
@@ -462,6 +510,30 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
         noteRetry(rec.retry.until);
       }
     }
+  }
+
+  /**
+   * Runs the container's postStart hook; this pass (hence the pod's status) waits for it, so the
+   * container is not reported Running before it returns. A failed hook kills the container.
+   */
+  async function postStart(state: PodState, c: Container, id: string): Promise<void> {
+    const pod = state.pod;
+    const m = pod.metadata!;
+    const target = { runtime, containerId: id, container: c, podIP: podIPOf(state) };
+    const rec = containerRecord(state, c.name);
+    rec.postStartRunning = id;
+    let outcome;
+    try {
+      outcome = await runHook(c.lifecycle!.postStart!, target, POST_START_TIMEOUT_MS);
+    } finally {
+      rec.postStartRunning = undefined;
+    }
+    if (outcome.success) return;
+    const message = `PostStartHook failed: ${outcome.message}`;
+    log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, id, message }, "postStart hook failed; killing the container");
+    deps.recorder?.event(pod, "Warning", "FailedPostStartHook", `${c.name}: ${outcome.message}`);
+    state.killMessages.set(id, message);
+    await runtime.stopContainer(id, Number(pod.spec?.terminationGracePeriodSeconds ?? 30n));
   }
 
   return {

@@ -1,10 +1,12 @@
-// Runs one probe once: exec (in the container, exit 0), httpGet (a status from 200 to 399) or
-// tcpSocket (the connection is accepted), each bounded by the probe's timeout.
+// Runs one probe once: exec (in the container, exit 0), httpGet (a status from 200 to 399),
+// tcpSocket (the connection is accepted) or grpc (grpc-health.ts: SERVING), each bounded by the
+// probe's timeout.
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
-import type { Container, Probe } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import type { Container, HTTPGetAction, Probe } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
+import { grpcHealthCheck } from "./grpc-health.ts";
 
 export interface ProbeTarget {
   runtime: ContainerRuntime;
@@ -54,6 +56,18 @@ function tcpConnect(host: string, port: number, timeoutMs: number): Promise<Prob
   });
 }
 
+/** An httpGet action (probe or lifecycle hook) against the pod's IP unless it names a host. */
+export function httpGetAction(g: HTTPGetAction, target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
+  const host = g.host || target.podIP;
+  const port = resolvePort(g.port, target.container);
+  const scheme = (g.scheme || "HTTP").toLowerCase();
+  const path = g.path ? (g.path.startsWith("/") ? g.path : `/${g.path}`) : "/";
+  const url = new URL(`${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}${path}`);
+  const headers: Record<string, string> = {};
+  for (const h of g.httpHeaders) headers[h.name] = h.value;
+  return httpGet(url, headers, timeoutMs);
+}
+
 export async function runProbe(probe: Probe, target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
   try {
     if (probe.exec) {
@@ -62,21 +76,12 @@ export async function runProbe(probe: Probe, target: ProbeTarget, timeoutMs: num
       const out = `${res.stdout}${res.stderr}`.trim();
       return { success: false, message: `command ${JSON.stringify(probe.exec.command)} exited with ${res.exitCode}${out ? `: ${out}` : ""}` };
     }
-    if (probe.httpGet) {
-      const g = probe.httpGet;
-      const host = g.host || target.podIP;
-      const port = resolvePort(g.port, target.container);
-      const scheme = (g.scheme || "HTTP").toLowerCase();
-      const path = g.path ? (g.path.startsWith("/") ? g.path : `/${g.path}`) : "/";
-      const url = new URL(`${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}${path}`);
-      const headers: Record<string, string> = {};
-      for (const h of g.httpHeaders) headers[h.name] = h.value;
-      return await httpGet(url, headers, timeoutMs);
-    }
+    if (probe.httpGet) return await httpGetAction(probe.httpGet, target, timeoutMs);
     if (probe.tcpSocket) {
       return await tcpConnect(probe.tcpSocket.host || target.podIP, resolvePort(probe.tcpSocket.port, target.container), timeoutMs);
     }
-    return { success: false, message: "probe has no exec, httpGet or tcpSocket action" };
+    if (probe.grpc) return await grpcHealthCheck(target.podIP, probe.grpc.port, probe.grpc.service, timeoutMs);
+    return { success: false, message: "probe has no exec, httpGet, tcpSocket or grpc action" };
   } catch (err) {
     return { success: false, message: err instanceof Error ? err.message : String(err) };
   }

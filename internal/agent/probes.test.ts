@@ -118,8 +118,10 @@ describe("probes in a pod", () => {
     expect(cstatus(p)!.ready).toBe(false);
     expect(seen.filter((s) => s !== "booted")).toEqual([]);
     booted = true;
-    await h.waitForPod("slow", "started and Ready", (p) => cstatus(p)?.started === true && cond(p, "Ready") === "True");
+    const started = await h.waitForPod("slow", "started and Ready", (p) => cstatus(p)?.started === true && cond(p, "Ready") === "True");
     expect(seen).toContain("alive");
+    // Failures below failureThreshold did not kill it.
+    expect(cstatus(started)!.restartCount).toBe(0);
   });
 
   it("a new pod is not Ready before its readiness probe passes, even in the status written while its container starts", async () => {

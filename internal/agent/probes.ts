@@ -112,7 +112,9 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
         if (w.failures >= failureThreshold) w.result = false;
       }
       if (kind === "startup" && w.result) w.done = true;
-      if ((kind === "liveness" || kind === "startup") && !w.result) {
+      // Startup's result starts false: only failureThreshold failures in a row kill, not the first.
+      const failedForGood = !outcome.success && w.failures >= failureThreshold;
+      if ((kind === "liveness" || kind === "startup") && failedForGood) {
         w.done = true;
         const grace = Number(probe.terminationGracePeriodSeconds ?? target.pod.spec?.terminationGracePeriodSeconds ?? 30n);
         const message = `${label[kind]} probe failed: ${outcome.message}`;
@@ -132,7 +134,9 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
       const uid = pod.metadata!.uid;
       pods.set(uid, { pod, podIP });
       const wanted = new Set<string>();
-      for (const c of pod.spec?.containers ?? []) {
+      // Sidecars (init containers with restartPolicy Always) are probed as app containers.
+      const probed = [...(pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always"), ...(pod.spec?.containers ?? [])];
+      for (const c of probed) {
         const info = running.find((r) => r.containerName === c.name && r.state === "running");
         if (!info) continue;
         for (const kind of KINDS) {
@@ -145,7 +149,7 @@ export function createProbeManager(opts: ProbeManagerOptions): ProbeManager {
           stopWorker(k);
           // A container this agent adopted keeps what its status already said (ready, started)
           // until a probe says otherwise: an agent restart must not flap Ready.
-          const st = pod.status?.containerStatuses.find((s) => s.name === c.name && s.containerId.endsWith(`://${info.id}`));
+          const st = [...(pod.status?.containerStatuses ?? []), ...(pod.status?.initContainerStatuses ?? [])].find((s) => s.name === c.name && s.containerId.endsWith(`://${info.id}`));
           const known = kind === "readiness" ? st?.ready === true : kind === "startup" ? st?.started === true : false;
           startWorker(uid, c, info, kind, probe, known);
         }

@@ -12,6 +12,7 @@ import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { defaultPullPolicy } from "../api/defaults.ts";
 import { ContainerConfigRefusedError, type ContainerRuntime, type RegistryAuth } from "../runtime/runtime.ts";
 import { buildContainerConfig, type ConfigContext } from "./container-config.ts";
+import { prepareTerminationLog, terminationLogPath } from "./termination-message.ts";
 import { nextBackoff, type BackoffPolicy, type ContainerRecord } from "./state.ts";
 
 export class ContainerStartError extends Error {
@@ -93,6 +94,7 @@ export async function startContainer(deps: StartDeps, pod: Pod, c: Container, at
   try {
     cfg = buildContainerConfig(pod, c, attempt, ctx);
     await mkdir(dirname(cfg.logPath), { recursive: true });
+    await prepareTerminationLog(terminationLogPath(ctx.rootDir, pod.metadata!.uid, c.name, attempt));
   } catch (err) {
     throw new ContainerStartError("CreateContainerConfigError", messageOf(err));
   }

@@ -35,6 +35,8 @@ export interface ContainerRecord {
   pull?: BackoffState & { image: string; message: string };
   /** Retries after create/start/config errors. */
   retry?: BackoffState;
+  /** The id of the instance whose postStart hook is running (it is not Running until done). */
+  postStartRunning?: string;
 }
 
 export interface PodState {
@@ -47,6 +49,8 @@ export interface PodState {
   containers: Map<string, ContainerRecord>;
   /** Messages for terminated containers the agent killed (liveness), by container id. */
   killMessages: Map<string, string>;
+  /** What exited instances left in their termination message file (or log), by container id. */
+  terminationMessages: Map<string, string>;
   /** Lost container instances (ContainerInfo.lost) already reported, by id. */
   lostReported: Set<string>;
   /** Containers a probe asked to kill, by container id, with the reason. */
@@ -62,7 +66,7 @@ export interface PodState {
 }
 
 export function newPodState(pod: Pod): PodState {
-  return { uid: pod.metadata!.uid, pod, containers: new Map(), killMessages: new Map(), lostReported: new Set(), killRequests: new Map() };
+  return { uid: pod.metadata!.uid, pod, containers: new Map(), killMessages: new Map(), terminationMessages: new Map(), lostReported: new Set(), killRequests: new Map() };
 }
 
 export function containerRecord(state: PodState, name: string): ContainerRecord {

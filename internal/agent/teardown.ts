@@ -4,9 +4,11 @@
 // disk holds for pods that no longer exist or are not bound to this node.
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
+import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Logger } from "../log/log.ts";
 import type { ContainerInfo, ContainerRuntime } from "../runtime/runtime.ts";
 import type { PodNetwork } from "./network.ts";
+import { MIN_GRACE_AFTER_PRESTOP, stopWithHooks } from "./hooks.ts";
 import { removePodDir } from "./pod-files.ts";
 
 export interface TeardownDeps {
@@ -19,11 +21,23 @@ export interface TeardownDeps {
 /** Grace period for containers nobody owns any more (Kubernetes' minimum). */
 export const ORPHAN_GRACE_SECONDS = 2;
 
-/** Stops and removes the given containers of one pod, then its network and directory. */
-export async function teardownPod(deps: TeardownDeps, uid: string, containers: ContainerInfo[], graceSeconds: number): Promise<void> {
+/**
+ * Stops and removes the given containers of one pod, then its network and directory. With the
+ * pod (and its IP) at hand, each container's preStop hook runs first (hooks.ts); orphans have none.
+ */
+export async function teardownPod(deps: TeardownDeps, uid: string, containers: ContainerInfo[], graceSeconds: number, owner?: { pod: Pod; podIP: string }): Promise<void> {
   const { runtime } = deps;
   const running = containers.filter((c) => c.state === "running" || c.state === "unknown");
-  await Promise.all(running.map((c) => runtime.stopContainer(c.id, graceSeconds)));
+  // Sidecars (init containers with restartPolicy Always) stop after the app containers, the last
+  // one first, each with what is left of the grace period.
+  const sidecars = (owner?.pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always").map((c) => c.name).reverse();
+  const started = Date.now();
+  const stop = (c: ContainerInfo, grace: number) => stopWithHooks(deps, owner?.pod, owner?.podIP ?? "", c, grace);
+  await Promise.all(running.filter((c) => !sidecars.includes(c.containerName)).map((c) => stop(c, graceSeconds)));
+  for (const name of sidecars) {
+    const left = Math.max(graceSeconds - Math.floor((Date.now() - started) / 1000), Math.min(graceSeconds, MIN_GRACE_AFTER_PRESTOP));
+    for (const c of running.filter((x) => x.containerName === name)) await stop(c, left);
+  }
   await Promise.all(containers.map((c) => runtime.removeContainer(c.id)));
   await deps.network.tearDown(uid);
   await removePodDir(deps.rootDir, uid);

@@ -53,8 +53,28 @@ export function validateMeta(m: ObjectMeta | undefined, namespaced: boolean, nam
   return out;
 }
 
-function validateContainer(c: Container, path: string, volumes: Set<string>): Violation[] {
+/** Each lifecycle hook has exactly one action; init containers run to completion and have none. */
+function validateLifecycle(c: Container, path: string, isInit: boolean): Violation[] {
+  if (!c.lifecycle) return [];
+  if (isInit && c.restartPolicy !== "Always") return [{ field: `${path}.lifecycle`, message: "may not be set for init containers (except sidecars, restartPolicy: Always)" }];
   const out: Violation[] = [];
+  for (const hook of ["postStart", "preStop"] as const) {
+    const h = c.lifecycle[hook];
+    if (!h) continue;
+    const actions = [h.exec, h.httpGet, h.sleep].filter((a) => a !== undefined).length;
+    if (actions !== 1) out.push({ field: `${path}.lifecycle.${hook}`, message: "must specify exactly one of exec, httpGet or sleep" });
+  }
+  return out;
+}
+
+function validateContainer(c: Container, path: string, volumes: Set<string>, isInit = false): Violation[] {
+  const out: Violation[] = validateLifecycle(c, path, isInit);
+  if (!isInit && c.restartPolicy !== "") {
+    out.push({ field: `${path}.restartPolicy`, message: "may only be set on init containers (restartPolicy: Always makes a sidecar)" });
+  }
+  if (c.terminationMessagePath !== "" && !c.terminationMessagePath.startsWith("/")) {
+    out.push({ field: `${path}.terminationMessagePath`, message: "must be an absolute path" });
+  }
   // Empty names and images are reported by the .proto rules; formats are checked here.
   if (c.name !== "") out.push(...at(`${path}.name`, validateDNS1123Label(c.name)));
   if (c.image.trim() !== c.image) out.push({ field: `${path}.image`, message: "must not have leading or trailing whitespace" });
@@ -105,7 +125,7 @@ export function validatePodSpec(spec: PodSpec | undefined, path: string): Violat
     list.forEach((c, i) => {
       if (names.has(c.name)) out.push({ field: `${path}.${field}[${i}].name`, message: `duplicate container name "${c.name}"` });
       names.add(c.name);
-      out.push(...validateContainer(c, `${path}.${field}[${i}]`, volumes));
+      out.push(...validateContainer(c, `${path}.${field}[${i}]`, volumes, field === "initContainers"));
     });
   check(spec.initContainers, "initContainers");
   check(spec.containers, "containers");

@@ -45,9 +45,9 @@ describe("toProtoJson", () => {
   });
 
   it("names an unsupported field by its full path", () => {
-    const run = () => toProtoJson(PodSchema, { spec: { containers: [{ name: "a", image: "b", terminationMessagePath: "/x" }] } });
+    const run = () => toProtoJson(PodSchema, { spec: { containers: [{ name: "a", image: "b", resizePolicy: [] }] } });
     expect(run).toThrow(UnsupportedFieldError);
-    expect(run).toThrow("unsupported field spec.containers[0].terminationMessagePath (Skiff does not support it yet)");
+    expect(run).toThrow("unsupported field spec.containers[0].resizePolicy (Skiff does not support it yet)");
   });
 
   it("treats null as unset and checks value types", () => {
@@ -111,12 +111,25 @@ describe("toProtoJson reports every problem at once", () => {
     return [];
   };
 
+  it("takes lifecycle hooks, gRPC probes and termination message fields as Kubernetes manifests write them", () => {
+    const fields = {
+      lifecycle: { postStart: { httpGet: { path: "/warm", port: 8080 } }, preStop: { sleep: { seconds: 5 } } },
+      readinessProbe: { grpc: { port: 9000, service: "app" } },
+      terminationMessagePath: "/tmp/why",
+      terminationMessagePolicy: "FallbackToLogsOnError",
+    };
+    expect(problems(container(fields))).toEqual([]);
+    expect(toProtoJson(PodSchema, container(fields))).toMatchObject({
+      spec: { containers: [{ lifecycle: { postStart: { httpGet: { port: "8080" } }, preStop: { sleep: { seconds: 5 } } }, readinessProbe: { grpc: { port: 9000 } } }] },
+    });
+  });
+
   it("tells a Kubernetes field Skiff lacks from a typo, with the nearest name", () => {
     expect(problems(container({ securityContext: { readOnlyRootFilesytem: true } }))).toEqual([
       "unknown field spec.containers[0].securityContext.readOnlyRootFilesytem (did you mean readOnlyRootFilesystem?)",
     ]);
-    expect(problems(container({ lifecycle: { preStop: { exec: { command: ["sleep", "5"] } } } }))).toEqual([
-      "unsupported field spec.containers[0].lifecycle (Skiff does not support it yet)",
+    expect(problems(container({ volumeDevices: [{ name: "disk", devicePath: "/dev/xvda" }] }))).toEqual([
+      "unsupported field spec.containers[0].volumeDevices (Skiff does not support it yet)",
     ]);
     expect(problems({ spec: { priorityClassNam: "high" } })).toEqual(["unknown field spec.priorityClassNam (did you mean priorityClassName?)"]);
     expect(problems({ spec: { frobnicate: 1 } })).toEqual(["unknown field spec.frobnicate"]);
@@ -131,8 +144,8 @@ describe("toProtoJson reports every problem at once", () => {
         priorityClassName: "high",
         hostNetwork: "yes",
         containers: [
-          { name: "a", image: "b", terminationMessagePolicy: "FallbackToLogsOnError", livenessProbe: { grpc: { port: 9000 } }, ports: [{ containerPort: "80" }] },
-          { name: "c", image: "d", lifecycle: {}, resources: { requests: { cpu: "lots" } }, imagePullPolicyy: "Always" },
+          { name: "a", image: "b", stdinOnce: true, volumeDevices: [], ports: [{ containerPort: "80" }] },
+          { name: "c", image: "d", resizePolicy: [], resources: { requests: { cpu: "lots" } }, imagePullPolicyy: "Always" },
         ],
       },
     };
@@ -148,10 +161,10 @@ describe("toProtoJson reports every problem at once", () => {
       "unsupported field spec.shareProcessNamespace (Skiff does not support it yet)",
       "unsupported field spec.priorityClassName (Skiff does not support it yet)",
       "spec.hostNetwork: must be true or false, got string \"yes\"",
-      "unsupported field spec.containers[0].terminationMessagePolicy (Skiff does not support it yet)",
-      "unsupported field spec.containers[0].livenessProbe.grpc (Skiff does not support it yet)",
+      "unsupported field spec.containers[0].stdinOnce (Skiff does not support it yet)",
+      "unsupported field spec.containers[0].volumeDevices (Skiff does not support it yet)",
       "spec.containers[0].ports[0].containerPort: must be a 32-bit integer, got string \"80\"",
-      "unsupported field spec.containers[1].lifecycle (Skiff does not support it yet)",
+      "unsupported field spec.containers[1].resizePolicy (Skiff does not support it yet)",
       expect.stringMatching(/^spec\.containers\[1\]\.resources\.requests\.cpu: invalid quantity "lots"/),
       "unknown field spec.containers[1].imagePullPolicyy (did you mean imagePullPolicy?)",
     ]);

@@ -35,11 +35,10 @@ export const KUBE_FIELDS_SKIFF_LACKS: Readonly<Record<string, UnsupportedEntry>>
     ],
   },
   Container: {
-    fields: ["resizePolicy", "restartPolicy", "volumeDevices", "lifecycle", "terminationMessagePath", "terminationMessagePolicy", "stdinOnce"],
+    fields: ["resizePolicy", "volumeDevices", "stdinOnce"],
   },
   ResourceRequirements: { fields: ["claims"] },
   VolumeMount: { fields: ["recursiveReadOnly", "mountPropagation"] },
-  Probe: { fields: ["grpc"] },
   SecurityContext: { fields: ["seLinuxOptions", "windowsOptions", "appArmorProfile"] },
   PodSecurityContext: {
     fields: ["seLinuxOptions", "windowsOptions", "supplementalGroupsPolicy", "fsGroupChangePolicy", "appArmorProfile", "seLinuxChangePolicy"],

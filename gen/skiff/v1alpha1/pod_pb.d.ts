@@ -292,6 +292,38 @@ export declare type Container = Message<"skiff.v1alpha1.Container"> & {
    * @generated from field: repeated skiff.v1alpha1.EnvFromSource env_from = 17;
    */
   envFrom: EnvFromSource[];
+
+  /**
+   * Hooks the agent runs right after the container starts and before it is stopped.
+   *
+   * @generated from field: skiff.v1alpha1.Lifecycle lifecycle = 18;
+   */
+  lifecycle?: Lifecycle | undefined;
+
+  /**
+   * Where the container may write why it ended (read, up to 4 KiB, into the terminated state's
+   * message); "" means /dev/termination-log.
+   *
+   * @generated from field: string termination_message_path = 19;
+   */
+  terminationMessagePath: string;
+
+  /**
+   * "File" (default): the file only; "FallbackToLogsOnError": the log's tail when the file is
+   * empty and the container failed.
+   *
+   * @generated from field: string termination_message_policy = 20;
+   */
+  terminationMessagePolicy: string;
+
+  /**
+   * "Always" on an init container makes it a sidecar: started in order before the app
+   * containers (once running and past its startup probe), restarted whenever it exits, stopped
+   * after the app containers. Not allowed on app containers.
+   *
+   * @generated from field: string restart_policy = 21;
+   */
+  restartPolicy: string;
 };
 
 /**
@@ -299,6 +331,80 @@ export declare type Container = Message<"skiff.v1alpha1.Container"> & {
  * Use `create(ContainerSchema)` to create a new message.
  */
 export declare const ContainerSchema: GenMessage<Container>;
+
+/**
+ * Lifecycle holds a container's hooks. Not allowed on init containers.
+ *
+ * @generated from message skiff.v1alpha1.Lifecycle
+ */
+export declare type Lifecycle = Message<"skiff.v1alpha1.Lifecycle"> & {
+  /**
+   * Runs right after the container starts; the container is not Running until it returns, and a
+   * failure kills it (event FailedPostStartHook).
+   *
+   * @generated from field: skiff.v1alpha1.LifecycleHandler post_start = 1;
+   */
+  postStart?: LifecycleHandler | undefined;
+
+  /**
+   * Runs before the container is sent SIGTERM; its time counts against the grace period.
+   *
+   * @generated from field: skiff.v1alpha1.LifecycleHandler pre_stop = 2;
+   */
+  preStop?: LifecycleHandler | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.Lifecycle.
+ * Use `create(LifecycleSchema)` to create a new message.
+ */
+export declare const LifecycleSchema: GenMessage<Lifecycle>;
+
+/**
+ * LifecycleHandler is one hook action: exactly one of exec, httpGet or sleep.
+ *
+ * @generated from message skiff.v1alpha1.LifecycleHandler
+ */
+export declare type LifecycleHandler = Message<"skiff.v1alpha1.LifecycleHandler"> & {
+  /**
+   * @generated from field: skiff.v1alpha1.ExecAction exec = 1;
+   */
+  exec?: ExecAction | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.HTTPGetAction http_get = 2;
+   */
+  httpGet?: HTTPGetAction | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.SleepAction sleep = 3;
+   */
+  sleep?: SleepAction | undefined;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.LifecycleHandler.
+ * Use `create(LifecycleHandlerSchema)` to create a new message.
+ */
+export declare const LifecycleHandlerSchema: GenMessage<LifecycleHandler>;
+
+/**
+ * SleepAction waits (in the agent) for a number of seconds.
+ *
+ * @generated from message skiff.v1alpha1.SleepAction
+ */
+export declare type SleepAction = Message<"skiff.v1alpha1.SleepAction"> & {
+  /**
+   * @generated from field: int64 seconds = 1;
+   */
+  seconds: bigint;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.SleepAction.
+ * Use `create(SleepActionSchema)` to create a new message.
+ */
+export declare const SleepActionSchema: GenMessage<SleepAction>;
 
 /**
  * ContainerPort is a port a container listens on.
@@ -1031,7 +1137,7 @@ export declare type PersistentVolumeClaimVolumeSource = Message<"skiff.v1alpha1.
 export declare const PersistentVolumeClaimVolumeSourceSchema: GenMessage<PersistentVolumeClaimVolumeSource>;
 
 /**
- * Probe checks a container's health by exec, HTTP GET or TCP connect.
+ * Probe checks a container's health by exec, HTTP GET, TCP connect or gRPC health check.
  *
  * @generated from message skiff.v1alpha1.Probe
  */
@@ -1080,6 +1186,11 @@ export declare type Probe = Message<"skiff.v1alpha1.Probe"> & {
    * @generated from field: optional int64 termination_grace_period_seconds = 9;
    */
   terminationGracePeriodSeconds?: bigint | undefined;
+
+  /**
+   * @generated from field: skiff.v1alpha1.GRPCAction grpc = 10;
+   */
+  grpc?: GRPCAction | undefined;
 };
 
 /**
@@ -1087,6 +1198,31 @@ export declare type Probe = Message<"skiff.v1alpha1.Probe"> & {
  * Use `create(ProbeSchema)` to create a new message.
  */
 export declare const ProbeSchema: GenMessage<Probe>;
+
+/**
+ * GRPCAction calls grpc.health.v1.Health/Check at the pod's IP; SERVING is success.
+ *
+ * @generated from message skiff.v1alpha1.GRPCAction
+ */
+export declare type GRPCAction = Message<"skiff.v1alpha1.GRPCAction"> & {
+  /**
+   * @generated from field: int32 port = 1;
+   */
+  port: number;
+
+  /**
+   * The service name sent in the request; "" asks about the server as a whole.
+   *
+   * @generated from field: string service = 2;
+   */
+  service: string;
+};
+
+/**
+ * Describes the message skiff.v1alpha1.GRPCAction.
+ * Use `create(GRPCActionSchema)` to create a new message.
+ */
+export declare const GRPCActionSchema: GenMessage<GRPCAction>;
 
 /**
  * ExecAction runs a command inside the container; exit 0 is success.
