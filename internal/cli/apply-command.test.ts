@@ -21,7 +21,7 @@ const cm = (name: string, ns = "") => `apiVersion: v1\nkind: ConfigMap\nmetadata
 describe("skiffctl apply, document by document", () => {
   it("applies every good document, reports each bad one with its place, and exits 1", async () => {
     const file = join(dir, "mixed.yaml");
-    const pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: 'busybox:1', stdinOnce: true, readinessProbe: {grpc: {port: 9}}}]\n";
+    const pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: 'busybox:1', stdinOnce: true, resizePolicy: []}]\n";
     await writeFile(file, [cm("one"), "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\n", pod, cm("two", "other"), cm("three")].join("---\n"));
     const r = await api.run(["apply", "-f", file, "-n", "default"]);
     expect(r.code).toBe(1);
@@ -29,7 +29,7 @@ describe("skiffctl apply, document by document", () => {
     expect(r.err.split("\n").filter(Boolean)).toEqual([
       expect.stringMatching(new RegExp(`^Error: ${file}: document 2 \\(Ingress web\\): unknown kind "Ingress" \\(known kinds: `)),
       `Error: ${file}: document 3 (Pod p): 2 problems: unsupported field spec.containers[0].stdinOnce (Skiff does not support it yet); ` +
-        "unsupported field spec.containers[0].readinessProbe.grpc (Skiff does not support it yet)",
+        "unsupported field spec.containers[0].resizePolicy (Skiff does not support it yet)",
       `Error: ${file}: document 4 (ConfigMap two): the namespace in the file ("other") does not match -n "default"`,
     ]);
     // Applied again: the good ones are unchanged, the bad ones still reported.

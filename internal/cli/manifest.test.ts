@@ -279,10 +279,10 @@ describe("manifest errors", () => {
   it("lists a Deployment's seven unsupported fields and a typo in one error", () => {
     const deployment = DEPLOYMENT.replace(
       "      containers:",
-      "      shareProcessNamespace: true\n      priorityClassName: high\n      topologySpreadConstraints: []\n      containers:",
+      "      shareProcessNamespace: true\n      priorityClassName: high\n      runtimeClassName: gvisor\n      topologySpreadConstraints: []\n      containers:",
     ).replace(
       "      - image: nginx:1.14.2",
-      "      - image: nginx:1.14.2\n        terminationMessagePolicy: FallbackToLogsOnError\n        lifecycle: {preStop: {exec: {command: [sleep, '5']}}}\n        stdinOnce: true\n        volumeDevices: []\n        securityContext: {readOnlyRootFilesytem: true}",
+      "      - image: nginx:1.14.2\n        resizePolicy: []\n        stdinOnce: true\n        volumeDevices: []\n        securityContext: {readOnlyRootFilesytem: true}",
     );
     const { failures } = decodeDocuments(parseManifestText(deployment, "d.yaml"));
     expect(failures).toHaveLength(1);
@@ -291,9 +291,9 @@ describe("manifest errors", () => {
     expect(rest.split("; ")).toEqual([
       "unsupported field spec.template.spec.shareProcessNamespace (Skiff does not support it yet)",
       "unsupported field spec.template.spec.priorityClassName (Skiff does not support it yet)",
+      "unsupported field spec.template.spec.runtimeClassName (Skiff does not support it yet)",
       "unsupported field spec.template.spec.topologySpreadConstraints (Skiff does not support it yet)",
-      "unsupported field spec.template.spec.containers[0].terminationMessagePolicy (Skiff does not support it yet)",
-      "unsupported field spec.template.spec.containers[0].lifecycle (Skiff does not support it yet)",
+      "unsupported field spec.template.spec.containers[0].resizePolicy (Skiff does not support it yet)",
       "unsupported field spec.template.spec.containers[0].stdinOnce (Skiff does not support it yet)",
       "unsupported field spec.template.spec.containers[0].volumeDevices (Skiff does not support it yet)",
       "unknown field spec.template.spec.containers[0].securityContext.readOnlyRootFilesytem (did you mean readOnlyRootFilesystem?)",
