@@ -6,7 +6,7 @@ import { quantityToBytes, quantityToMilli } from "../api/quantity.ts";
 import type { ContainerConfig, ContainerResources, Mount } from "../runtime/runtime.ts";
 import { logPath, podHostname } from "./pod-files.ts";
 import { containerSecurity, type SecurityOptions } from "./security.ts";
-import { resourceFieldValue } from "./volumes/downward.ts";
+import { metadataFieldValue, resourceFieldValue } from "./volumes/downward.ts";
 import type { VolumePath } from "./volumes/index.ts";
 import { pinSubPath, resolveSubPath } from "./volumes/subpath.ts";
 import { terminationLogPath, terminationMount } from "./termination-message.ts";
@@ -89,16 +89,9 @@ export function containerResources(c: Container): ContainerResources {
 
 /** The value of a fieldRef; throws for a field path this agent does not provide. */
 export function podFieldValue(pod: Pod, fieldPath: string, ctx: Pick<ConfigContext, "nodeName" | "hostIP" | "podIP">): string {
-  const m = pod.metadata!;
-  const label = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(fieldPath);
-  if (label) return (label[1] === "labels" ? m.labels : m.annotations)[label[2]] ?? "";
+  const meta = metadataFieldValue(pod, fieldPath);
+  if (meta !== undefined) return meta;
   switch (fieldPath) {
-    case "metadata.name":
-      return m.name;
-    case "metadata.namespace":
-      return m.namespace;
-    case "metadata.uid":
-      return m.uid;
     case "spec.nodeName":
       return pod.spec?.nodeName || ctx.nodeName;
     case "spec.serviceAccountName":

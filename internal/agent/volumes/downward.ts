@@ -16,8 +16,8 @@ export function formatMap(m: Record<string, string>): string {
     .join("\n");
 }
 
-/** A fieldRef's value in a downwardAPI volume file. */
-export function volumeFieldValue(pod: Pod, fieldPath: string): string {
+/** The pod's own metadata a fieldRef names (one label or annotation too), or undefined for another path. */
+export function metadataFieldValue(pod: Pod, fieldPath: string): string | undefined {
   const m = pod.metadata!;
   const one = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(fieldPath);
   if (one) return (one[1] === "labels" ? m.labels : m.annotations)[one[2]] ?? "";
@@ -28,12 +28,18 @@ export function volumeFieldValue(pod: Pod, fieldPath: string): string {
       return m.namespace;
     case "metadata.uid":
       return m.uid;
-    case "metadata.labels":
-      return formatMap(m.labels);
-    case "metadata.annotations":
-      return formatMap(m.annotations);
   }
-  throw new DownwardApiError(`unsupported fieldRef "${fieldPath}" in a downwardAPI volume`);
+  return undefined;
+}
+
+/** A fieldRef's value in a downwardAPI volume file: metadata only, whole maps included. */
+export function volumeFieldValue(pod: Pod, fieldPath: string): string {
+  const m = pod.metadata!;
+  if (fieldPath === "metadata.labels") return formatMap(m.labels);
+  if (fieldPath === "metadata.annotations") return formatMap(m.annotations);
+  const value = metadataFieldValue(pod, fieldPath);
+  if (value === undefined) throw new DownwardApiError(`unsupported fieldRef "${fieldPath}" in a downwardAPI volume`);
+  return value;
 }
 
 const ceilDiv = (a: bigint, b: bigint) => (a + b - 1n) / b;
