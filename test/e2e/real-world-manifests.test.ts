@@ -1,12 +1,14 @@
 // Kubernetes manifests written the way public projects write them (test/fixtures/manifests/
 // real-world/) applied with the real skiffctl to a cluster composed like `skiff up`, run on a real
 // node (containerd + runc + CNI) until every pod is Ready, then applied again: every object is
-// `unchanged` — bound, running pods with pod-level securityContext, dnsConfig and
-// enableServiceLinks: false included. Then a file with broken documents next to good ones.
+// `unchanged` — bound, running pods with pod-level securityContext, dnsConfig,
+// enableServiceLinks: false, a sidecar, hooks, a startup probe, termination-message settings and a
+// Service with ClientIP affinity and IPv4 single-stack included. Then a file with broken documents next to good ones.
 import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import type { Service } from "../../gen/skiff/v1alpha1/service_pb.js";
 import { wget } from "../agent/cluster.ts";
 import { PAGE, serving, startE2ECluster, waitFor, type E2ECluster } from "./cluster.ts";
 
@@ -67,6 +69,11 @@ describe("real-world manifests", () => {
     expect(frontend).toHaveLength(2);
     // What the user sees: the page, served by a non-root, read-only, capability-less container.
     expect(await wget(`http://${frontend[0].status!.podIp}:8080/`)).toBe(PAGE.v1);
+    // cart's sidecar (an init container with restartPolicy: Always) runs beside it, ready.
+    const cart = pods.find((p) => p.metadata!.labels.app === "cart")!;
+    expect(cart.status!.initContainerStatuses.map((s) => [s.name, s.state?.running !== undefined, s.ready])).toEqual([["log-shipper", true, true]]);
+    const cartService = await e.client<Service>("Service").get("shop", "cart");
+    expect([cartService.spec!.sessionAffinity, cartService.spec!.sessionAffinityConfig?.clientIp?.timeoutSeconds]).toEqual(["ClientIP", 10800]);
     const toolbox = pods.find((p) => p.metadata!.name === "toolbox")!;
     expect(toolbox.spec!.nodeName).not.toBe("");
     expect(toolbox.spec!.securityContext!.runAsUser).toBe(1000n);
