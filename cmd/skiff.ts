@@ -7,13 +7,14 @@ import { apiserverCommand } from "../internal/cmd/apiserver.ts";
 import { etcdSnapshotCommand } from "../internal/cmd/etcd-snapshot.ts";
 import { controllerManagerCommand } from "../internal/cmd/controller-manager.ts";
 import { schedulerCommand } from "../internal/cmd/scheduler.ts";
+import { serverCommand } from "../internal/cmd/server.ts";
 import { secretsEncryptCommand } from "../internal/cmd/secrets-encrypt.ts";
 import { tokenCommand } from "../internal/cmd/token.ts";
 import { upCommand } from "../internal/cmd/up.ts";
 
 const main = defineCommand({
   meta: { name: "skiff", description: "Skiff daemons: a Kubernetes-style orchestrator, gRPC-first" },
-  subCommands: { apiserver: apiserverCommand, agent: agentCommand, "controller-manager": controllerManagerCommand, "etcd-snapshot": etcdSnapshotCommand, scheduler: schedulerCommand, "secrets-encrypt": secretsEncryptCommand, token: tokenCommand, up: upCommand },
+  subCommands: { apiserver: apiserverCommand, agent: agentCommand, "controller-manager": controllerManagerCommand, "etcd-snapshot": etcdSnapshotCommand, scheduler: schedulerCommand, server: serverCommand, "secrets-encrypt": secretsEncryptCommand, token: tokenCommand, up: upCommand },
 });
 
 void runMain(main);

@@ -49,6 +49,8 @@ import { NodeIdentityService } from "../../gen/skiff/v1alpha1/node_identity_serv
 import type { Secret } from "../../gen/skiff/v1alpha1/config_pb.js";
 import { createBootstrapTokenAuthenticator } from "../join/authenticator.ts";
 import { createNodeIdentityService, nodeIdentityTargets } from "../join/node-identity.ts";
+import { ServerService } from "../../gen/skiff/v1alpha1/server_service_pb.js";
+import { createServerService, serverServiceTargets, type ServerServiceOptions } from "../serverjoin/service.ts";
 import type { CertKeyPair } from "../pki/certs.ts";
 import { keyFor } from "./objects.ts";
 
@@ -121,6 +123,11 @@ export interface ApiServerOptions {
    * (NodeIdentityService). Absent: joining answers FAILED_PRECONDITION.
    */
   nodeSigner?: { ca: CertKeyPair; certificateTtlMs?: number };
+  /**
+   * Servers join this control plane through this apiserver (ServerService, `skiff server`): its
+   * etcd's member list and the keys every server shares. Absent: ServerService answers FAILED_PRECONDITION.
+   */
+  serverJoin?: Omit<ServerServiceOptions, "nodes" | "log">;
 }
 
 export interface ApiServer {
@@ -221,6 +228,14 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     return { joinNode: refuse, renewNodeCertificates: refuse };
   }
 
+  function serverHandlers(): Record<string, unknown> {
+    if (opts.serverJoin) return createServerService({ ...opts.serverJoin, nodes: ops.get("Node")!, log });
+    const refuse = () => {
+      throw new ConnectError("this apiserver manages no etcd members: servers join and leave through an apiserver run by `skiff server`", Code.FailedPrecondition);
+    };
+    return { joinServer: refuse, removeServer: refuse };
+  }
+
   const podLogs = createPodLogs({ pods: ops.get("Pod")!, nodes: ops.get("Node")!, kubeletClient: opts.kubeletClient, log });
   const shutdown = new AbortController();
   const readMaxBytes = MAX_REQUEST_BYTES;
@@ -262,6 +277,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       const nodeIdentity = pipeline.guardService(NodeIdentityService, withApiErrors(nodeIdentityHandlers(), onInternalError), nodeIdentityTargets);
       router.service(NodeIdentityService, nodeIdentity as any);
       direct.register(NodeIdentityService, nodeIdentity);
+      const servers = pipeline.guardService(ServerService, withApiErrors(serverHandlers(), onInternalError), serverServiceTargets);
+      router.service(ServerService, servers as any);
+      direct.register(ServerService, servers);
       // After every service is registered: it rewrites the handlers the router holds.
       rewriteConnectErrors(router);
     },

@@ -1,15 +1,19 @@
-// Runs Debian's etcd as a child of `skiff up`, its data under the state directory, so a second
-// `skiff up` finds the same cluster. Clients use TLS and must present a certificate from the
-// cluster CA; /health and /metrics are on a plain loopback port (etcd's --listen-metrics-urls).
-// etcd dies with us: it reads EOF on a pipe when we exit.
+// Runs Debian's etcd as a child of `skiff server` / `skiff up`, its data under the data directory,
+// so a restart finds the same member. Clients use TLS and must present a certificate from etcd's
+// trusted CA; members of a multi-machine etcd talk to each other over peer TLS, each presenting a
+// certificate of that CA (--peer-client-cert-auth). /health and /metrics are on a plain loopback
+// port (etcd's --listen-metrics-urls). etcd dies with us: it reads EOF on a pipe when we exit.
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 export interface EtcdProcess {
+  /** This member's client URL as clients elsewhere dial it. */
   endpoint: string;
   /** etcd's /health on its plain loopback metrics port. */
   healthUrl: string;
+  /** Resolves when etcd exits, with its exit code and the end of its log. */
+  exited: Promise<{ code: number | null; log: string }>;
   stop(): Promise<void>;
 }
 
@@ -20,25 +24,60 @@ export interface EtcdServerTlsFiles {
   trustedCaFile: string;
 }
 
-export async function startEtcdProcess(stateDir: string, clientPort: number, peerPort: number, tls: EtcdServerTlsFiles, metricsPort = peerPort + 1): Promise<EtcdProcess> {
-  const endpoint = `https://127.0.0.1:${clientPort}`;
-  const metrics = `http://127.0.0.1:${metricsPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const dataDir = join(stateDir, "etcd");
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+export interface EtcdMemberOptions {
+  /** etcd's --data-dir. */
+  dataDir: string;
+  /** The member's name (`skiff server`: the node name). */
+  name: string;
+  /** Where the member serves clients and peers: 127.0.0.1 for a one-machine etcd. */
+  address: string;
+  clientPort: number;
+  peerPort: number;
+  metricsPort: number;
+  /** Client TLS (always on). */
+  tls: EtcdServerTlsFiles;
+  /** Peer TLS (the member's certificate is also its peer certificate); absent: plain peer URLs on loopback. */
+  peerTls?: EtcdServerTlsFiles;
+  /** --initial-cluster; default this member alone. Ignored by etcd once the data dir holds a member. */
+  initialCluster?: string;
+  /** "existing" when joining a running cluster (after its MemberAdd). Default "new". */
+  initialClusterState?: "new" | "existing";
+}
+
+/** The member's peer URL for its options. */
+export function etcdPeerUrl(o: { address: string; peerPort: number; peerTls?: EtcdServerTlsFiles | boolean }): string {
+  return `${o.peerTls ? "https" : "http"}://${hostPort(o.address, o.peerPort)}`;
+}
+
+/** `skiff up` before `skiff server` existed: member "skiff" on loopback, data under <stateDir>/etcd. */
+export function startEtcdProcess(stateDir: string, clientPort: number, peerPort: number, tls: EtcdServerTlsFiles, metricsPort = peerPort + 1): Promise<EtcdProcess> {
+  return startEtcdMember({ dataDir: join(stateDir, "etcd"), name: "skiff", address: "127.0.0.1", clientPort, peerPort, metricsPort, tls });
+}
+
+export async function startEtcdMember(o: EtcdMemberOptions): Promise<EtcdProcess> {
+  const endpoint = `https://${hostPort(o.address, o.clientPort)}`;
+  // Local clients (the apiserver, snapshots) keep dialing loopback whatever the advertised address.
+  const listenClient = [...new Set([`https://127.0.0.1:${o.clientPort}`, endpoint])];
+  const metrics = `http://127.0.0.1:${o.metricsPort}`;
+  const peer = etcdPeerUrl(o);
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const args = [
-    "--name=skiff",
-    `--data-dir=${dataDir}`,
-    `--listen-client-urls=${endpoint}`,
+    `--name=${o.name}`,
+    `--data-dir=${o.dataDir}`,
+    `--listen-client-urls=${listenClient.join(",")}`,
     `--advertise-client-urls=${endpoint}`,
-    `--cert-file=${tls.certFile}`,
-    `--key-file=${tls.keyFile}`,
-    `--trusted-ca-file=${tls.trustedCaFile}`,
+    `--cert-file=${o.tls.certFile}`,
+    `--key-file=${o.tls.keyFile}`,
+    `--trusted-ca-file=${o.tls.trustedCaFile}`,
     "--client-cert-auth",
     `--listen-metrics-urls=${metrics}`,
     `--listen-peer-urls=${peer}`,
     `--initial-advertise-peer-urls=${peer}`,
-    `--initial-cluster=skiff=${peer}`,
+    `--initial-cluster=${o.initialCluster ?? `${o.name}=${peer}`}`,
+    `--initial-cluster-state=${o.initialClusterState ?? "new"}`,
+    ...(o.peerTls
+      ? [`--peer-cert-file=${o.peerTls.certFile}`, `--peer-key-file=${o.peerTls.keyFile}`, `--peer-trusted-ca-file=${o.peerTls.trustedCaFile}`, "--peer-client-cert-auth"]
+      : []),
     "--logger=zap",
     "--log-level=warn",
   ];
@@ -51,12 +90,13 @@ export async function startEtcdProcess(stateDir: string, clientPort: number, pee
   let log = "";
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (log = (log + d).slice(-4000)));
   child.on("error", () => {});
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const exited = new Promise<{ code: number | null; log: string }>((r) => child.once("exit", (code) => r({ code, log })));
 
-  const deadline = Date.now() + 30_000;
+  // A joining member is healthy only once it has caught up with the others: give it longer.
+  const deadline = Date.now() + (o.initialClusterState === "existing" ? 90_000 : 30_000);
   for (;;) {
     if (child.exitCode !== null) {
-      throw new Error(`etcd exited before it was healthy (is port ${clientPort}, ${peerPort} or ${metricsPort} taken? is Debian's etcd-server installed?):\n${log}`);
+      throw new Error(`etcd exited before it was healthy (is port ${o.clientPort}, ${o.peerPort} or ${o.metricsPort} taken? is Debian's etcd-server installed?):\n${log}`);
     }
     try {
       const res = await fetch(`${metrics}/health`, { signal: AbortSignal.timeout(1000) });
@@ -64,12 +104,16 @@ export async function startEtcdProcess(stateDir: string, clientPort: number, pee
     } catch {
       // not up yet
     }
-    if (Date.now() > deadline) throw new Error(`etcd did not become healthy at ${endpoint}:\n${log}`);
+    if (Date.now() > deadline) {
+      child.stdin!.end();
+      throw new Error(`etcd did not become healthy at ${endpoint}:\n${log}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
     endpoint,
     healthUrl: `${metrics}/health`,
+    exited,
     async stop() {
       child.stdin!.end();
       const hard = setTimeout(() => child.kill("SIGKILL"), 10_000);
@@ -77,4 +121,8 @@ export async function startEtcdProcess(stateDir: string, clientPort: number, pee
       clearTimeout(hard);
     },
   };
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }

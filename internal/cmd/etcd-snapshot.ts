@@ -1,6 +1,6 @@
 // `skiff etcd-snapshot save|ls|prune|delete`: snapshots of the cluster's etcd, on this machine's
 // disk (internal/etcdsnapshot). etcd is found as `skiff up` runs it (under --state-dir: its port,
-// the PKI's CA and the apiserver's etcd client certificate) unless the --etcd-* flags say otherwise.
+// the PKI's etcd CA and the apiserver's etcd client certificate) unless the --etcd-* flags say otherwise.
 import { defineCommand } from "citty";
 import { readFileSync } from "node:fs";
 import { homedir, hostname } from "node:os";
@@ -23,9 +23,9 @@ const where = {
 const etcdArgs = {
   "etcd-port": { type: "string", description: "etcd's client port on 127.0.0.1, as `skiff up --etcd-port`", default: "2379" },
   "etcd-endpoint": { type: "string", description: "etcd client URL (instead of 127.0.0.1:--etcd-port)", valueHint: "URL" },
-  "etcd-cafile": { type: "string", description: "CA of etcd's serving certificate (default: <state-dir>/pki/ca.crt)", valueHint: "FILE" },
-  "etcd-certfile": { type: "string", description: "Client certificate for etcd (default: <state-dir>/pki/apiserver-client.crt)", valueHint: "FILE" },
-  "etcd-keyfile": { type: "string", description: "Its key (default: <state-dir>/pki/apiserver-client.key)", valueHint: "FILE" },
+  "etcd-cafile": { type: "string", description: "CA of etcd's serving certificate (default: <state-dir>/pki/etcd-ca.crt)", valueHint: "FILE" },
+  "etcd-certfile": { type: "string", description: "Client certificate for etcd (default: <state-dir>/pki/etcd-client.crt)", valueHint: "FILE" },
+  "etcd-keyfile": { type: "string", description: "Its key (default: <state-dir>/pki/etcd-client.key)", valueHint: "FILE" },
 } as const;
 
 type WhereArgs = { "state-dir": string; dir?: string; "node-name"?: string };
@@ -52,9 +52,9 @@ export function etcdConnection(args: WhereArgs & { "etcd-port": string; "etcd-en
   return {
     endpoints: [endpoint],
     tls: {
-      ca: read(args["etcd-cafile"] ?? join(pki, "ca.crt"), "--etcd-cafile"),
-      cert: read(args["etcd-certfile"] ?? join(pki, "apiserver-client.crt"), "--etcd-certfile"),
-      key: read(args["etcd-keyfile"] ?? join(pki, "apiserver-client.key"), "--etcd-keyfile"),
+      ca: read(args["etcd-cafile"] ?? join(pki, "etcd-ca.crt"), "--etcd-cafile"),
+      cert: read(args["etcd-certfile"] ?? join(pki, "etcd-client.crt"), "--etcd-certfile"),
+      key: read(args["etcd-keyfile"] ?? join(pki, "etcd-client.key"), "--etcd-keyfile"),
     },
   };
 }

@@ -13,7 +13,7 @@ import { createServerTransport } from "../client/transport.ts";
 import { createCsr } from "../pki/csr.ts";
 import { nodeSecret, readValidCredentials, writeCredentials, type NodeCredentials } from "./credentials.ts";
 import { NODE_USER_PREFIX, NODES_GROUP } from "./node-identity.ts";
-import { bearerOf, caHashOf, parseJoinToken } from "./token.ts";
+import { bearerOf, caHashOf, parseJoinToken, type JoinToken } from "./token.ts";
 
 const MAX_CA_BYTES = 64 * 1024;
 
@@ -50,6 +50,24 @@ export function credentialsFrom(c: NodeCertificates | undefined, keys: { client:
   return { ca: c.caCertificate, cert: c.clientCertificate, key: keys.client, servingCert: c.servingCertificate, servingKey: keys.serving };
 }
 
+/**
+ * The cluster CA from `server`'s /cacerts, fetched without trusting it and accepted only when its
+ * sha256 is the token's: nothing secret has been sent when this throws.
+ */
+export async function verifiedCa(server: string, token: JoinToken): Promise<string> {
+  const ca = await fetchUnverifiedCa(server);
+  let hash: string;
+  try {
+    hash = caHashOf(ca);
+  } catch (err) {
+    throw new Error(`${server}/cacerts did not answer a PEM certificate: refusing to join`, { cause: err });
+  }
+  if (hash !== token.caHash) {
+    throw new Error(`the CA of ${server} (sha256 ${hash}) is not the one the join token names (${token.caHash}): refusing to join; check --server, or get a token from this cluster (skiff token create)`);
+  }
+  return ca;
+}
+
 export interface JoinOptions {
   server: string;
   /** K10<hash>::<id>.<secret> */
@@ -70,16 +88,7 @@ export async function joinCluster(opts: JoinOptions): Promise<NodeCredentials> {
     return stored.creds;
   }
   opts.log?.info({ server: opts.server, reason: stored.creds ? "the stored CA is not the token's" : stored.why }, "joining the cluster");
-  const ca = await fetchUnverifiedCa(opts.server);
-  let hash: string;
-  try {
-    hash = caHashOf(ca);
-  } catch (err) {
-    throw new Error(`${opts.server}/cacerts did not answer a PEM certificate: refusing to join`, { cause: err });
-  }
-  if (hash !== token.caHash) {
-    throw new Error(`the CA of ${opts.server} (sha256 ${hash}) is not the one the join token names (${token.caHash}): refusing to join; check --server, or get a token from this cluster (skiff token create)`);
-  }
+  const ca = await verifiedCa(opts.server, token);
   const { requests, keys } = await nodeCsrs(opts.nodeName, opts.servingSans);
   const transport = createServerTransport(opts.server, { ca, token: bearerOf(token) });
   try {

@@ -24,6 +24,14 @@ export interface PkiOptions {
   extraSans?: string[];
   /** Called for each file created or renewed (for logs). */
   onWrite?(file: string, why: string): void;
+  /**
+   * This machine runs a member of a multi-machine etcd (`skiff server`): etcd gets its own CA
+   * (etcd-ca, kept when present: joining servers receive it) signing the member's certificate
+   * (etcd-member: serving and peer, loopback and these addresses) and the apiserver's client
+   * certificate toward etcd (etcd-client). A certificate of the cluster CA, which every node
+   * holds one of, opens neither etcd's client nor its peer port.
+   */
+  etcdMember?: { addresses: string[] };
 }
 
 /** One identity's files. */
@@ -49,6 +57,8 @@ export interface ClusterPki {
   nodeServing: Record<string, CertKeyPair>;
   /** ServiceAccount token signing key pair (PEM): sa.key / sa.pub. */
   serviceAccountKey: { privateKey: string; publicKey: string };
+  /** With etcdMember: etcd's own CA, the member's certificate and the apiserver's etcd client certificate. */
+  etcd?: { ca: CertKeyPair; member: CertKeyPair; client: CertKeyPair };
   /** Paths of an identity's files by its base name ("admin", "node-worker-1", …). */
   files(name: string): PkiFiles;
 }
@@ -60,21 +70,23 @@ export async function ensurePki(dir: string, opts: PkiOptions = {}): Promise<Clu
   const files = (name: string): PkiFiles => ({ cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) });
   const note = opts.onWrite ?? (() => {});
 
-  let ca = read(files("ca"));
-  if (!ca) {
-    if (existsSync(files("ca").cert)) throw new Error(`${files("ca").cert} exists but its key ${files("ca").key} does not: restore the key or remove both to make a new CA`);
-    ca = await createCa("skiff-ca");
-    write(files("ca"), ca);
-    note(files("ca").cert, "created");
+  async function ensureCa(name: string, commonName: string): Promise<CertKeyPair> {
+    const have = read(files(name));
+    if (have) return have;
+    if (existsSync(files(name).cert)) throw new Error(`${files(name).cert} exists but its key ${files(name).key} does not: restore the key or remove both to make a new CA`);
+    const made = await createCa(commonName);
+    write(files(name), made);
+    note(files(name).cert, "created");
+    return made;
   }
-  const caPair = ca;
+  const caPair = await ensureCa("ca", "skiff-ca");
 
-  async function leaf(name: string, spec: CertSpec): Promise<CertKeyPair> {
+  async function leaf(name: string, spec: CertSpec, signer = caPair): Promise<CertKeyPair> {
     const f = files(name);
     const have = read(f);
-    const why = !have ? "created" : staleReason(have, caPair, spec);
+    const why = !have ? "created" : staleReason(have, signer, spec);
     if (!why) return have!;
-    const pair = await issueCert(caPair, spec);
+    const pair = await issueCert(signer, spec);
     write(f, pair);
     note(f.cert, why);
     return pair;
@@ -98,9 +110,20 @@ export async function ensurePki(dir: string, opts: PkiOptions = {}): Promise<Clu
     note(saFiles.key, "created");
   }
 
+  let etcd: ClusterPki["etcd"];
+  if (opts.etcdMember) {
+    const etcdCa = await ensureCa("etcd-ca", "skiff-etcd-ca");
+    etcd = {
+      ca: etcdCa,
+      member: await leaf("etcd-member", { commonName: "etcd-member", sans: unique([...LOOPBACK_SANS, ...opts.etcdMember.addresses]), usage: "server-and-client" }, etcdCa),
+      client: await leaf("etcd-client", { commonName: "system:apiserver", usage: "client" }, etcdCa),
+    };
+  }
+
   return {
     dir,
     ca: caPair,
+    etcd,
     apiserver: await leaf("apiserver", { commonName: "skiff-apiserver", sans: servingSans, usage: "server" }),
     apiserverClient: await leaf("apiserver-client", { commonName: "system:apiserver", organizations: ["system:masters"], usage: "client" }),
     etcdServer: await leaf("etcd-server", { commonName: "etcd", sans: LOOPBACK_SANS, usage: "server-and-client" }),
@@ -170,4 +193,28 @@ function expandIPv6(ip: string): string {
   const t = tail ? tail.split(":") : [];
   const mid = ip.includes("::") ? Array(8 - h.length - t.length).fill("0") : [];
   return [...h, ...mid, ...t].map((p) => p.replace(/^0+(?=.)/, "").toUpperCase()).join(":");
+}
+
+/** What every server of a cluster holds alike: the CAs with their keys and the ServiceAccount signing key. */
+export interface SharedServerKeys {
+  ca: CertKeyPair;
+  etcdCa: CertKeyPair;
+  serviceAccountKey: { privateKey: string; publicKey: string };
+}
+
+/**
+ * Writes a joining server's shared keys into its PKI directory, before ensurePki() issues its own
+ * leaf certificates from them. Refuses to replace a different CA already there: that directory
+ * belongs to another cluster.
+ */
+export function installSharedServerKeys(dir: string, keys: SharedServerKeys): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const f = (name: string): PkiFiles => ({ cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) });
+  for (const [name, pair] of [["ca", keys.ca], ["etcd-ca", keys.etcdCa]] as const) {
+    const have = read(f(name));
+    if (have && have.cert.trim() !== pair.cert.trim()) throw new Error(`${f(name).cert} holds another cluster's CA: use a new --data-dir for this cluster`);
+    if (!have) write(f(name), pair);
+  }
+  writeSecret(join(dir, "sa.key"), keys.serviceAccountKey.privateKey);
+  writeFileSync(join(dir, "sa.pub"), keys.serviceAccountKey.publicKey, { mode: 0o644 });
 }

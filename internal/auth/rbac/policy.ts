@@ -115,6 +115,9 @@ const nodeRules = (): PolicyRule[] => [
 export const NODE_BOOTSTRAPPER_ROLE = "system:node-bootstrapper";
 export const SELF_NODE_CLIENT_ROLE = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient";
 export const AGENT_BOOTSTRAPPERS_GROUP = "system:bootstrappers:agent";
+// A bootstrapper of role server may join the control plane (ServerService.JoinServer), nothing else.
+export const SERVER_BOOTSTRAPPER_ROLE = "system:server-bootstrapper";
+export const SERVER_BOOTSTRAPPERS_GROUP = "system:bootstrappers:server";
 
 // Every authenticated user may ask what they may do and who they are.
 const basicUserRules = (): PolicyRule[] => [
@@ -160,6 +163,7 @@ export function defaultClusterRoles(): ClusterRole[] {
     clusterRole("system:basic-user", basicUserRules()),
     clusterRole(NODE_BOOTSTRAPPER_ROLE, [rule(["create"], ["certificates.k8s.io"], ["certificatesigningrequests/nodeclient"])]),
     clusterRole(SELF_NODE_CLIENT_ROLE, [rule(["create"], ["certificates.k8s.io"], ["certificatesigningrequests/selfnodeclient"])]),
+    clusterRole(SERVER_BOOTSTRAPPER_ROLE, [rule(["create"], ["skiff.io"], ["servers/join"])]),
     clusterRole("system:monitoring", [create(PolicyRuleSchema, { verbs: ["get"], nonResourceUrls: MONITORING_PATHS })]),
   ];
 }
@@ -173,6 +177,7 @@ export function defaultClusterRoleBindings(): ClusterRoleBinding[] {
     binding("system:basic-user", "system:basic-user", [{ kind: "Group", name: AUTHENTICATED_GROUP }]),
     binding(NODE_BOOTSTRAPPER_ROLE, NODE_BOOTSTRAPPER_ROLE, [{ kind: "Group", name: AGENT_BOOTSTRAPPERS_GROUP }]),
     binding(SELF_NODE_CLIENT_ROLE, SELF_NODE_CLIENT_ROLE, [{ kind: "Group", name: NODES_GROUP }]),
+    binding(SERVER_BOOTSTRAPPER_ROLE, SERVER_BOOTSTRAPPER_ROLE, [{ kind: "Group", name: SERVER_BOOTSTRAPPERS_GROUP }]),
     binding("system:monitoring", "system:monitoring", [{ kind: "Group", name: MONITORING_GROUP }]),
   ];
 }

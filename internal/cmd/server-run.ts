@@ -1,0 +1,225 @@
+// The control plane of one server, shared by `skiff server` and `skiff up`:
+//
+//   join (--server/--token, no etcd data yet) → shared keys into <data-dir>/pki
+//   → PKI (cluster CA, etcd CA, this member's and components' certificates)
+//   → etcd member (peer TLS; a joining one with --initial-cluster-state existing)
+//   → apiserver on the local member (every member listed, for failover) → scheduler and
+//     controller-manager (leader election) → node agent (unless disabled)
+//
+// etcd exiting on its own (this server was removed: `skiff server remove`) stops the server.
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startApiServer, type ApiServer } from "../apiserver/server.ts";
+import { createApiTransport } from "../client/transport.ts";
+import { createControllerManager } from "../controller/manager.ts";
+import { ensureEncryptionConfig } from "../encryption/config.ts";
+import { bumpRevision } from "../etcdsnapshot/bump.ts";
+import { restoreSnapshot } from "../etcdsnapshot/restore.ts";
+import { startSnapshotSchedule } from "../etcdsnapshot/schedule.ts";
+import type { Logger } from "../log/log.ts";
+import type { CertKeyPair } from "../pki/certs.ts";
+import { ensurePki, installSharedServerKeys, type ClusterPki } from "../pki/pki.ts";
+import { createScheduler } from "../scheduler/scheduler.ts";
+import { createEtcdMembers, type EtcdMemberInfo } from "../serverjoin/members.ts";
+import { joinAsServer } from "../serverjoin/join.ts";
+import { quorumWarning } from "../serverjoin/service.ts";
+import { createEtcdStore } from "../storage/etcd.ts";
+import { readFileSync } from "node:fs";
+import { etcdPeerUrl, startEtcdMember } from "./etcd-process.ts";
+import { snapshotDir, upSnapshotOptions } from "./etcd-snapshot.ts";
+import { serviceAccountOptions } from "./serviceaccount-flags.ts";
+import type { SharedServerFlags } from "./server-flags.ts";
+import { startServerAgent, type ServerAgent } from "./server-agent.ts";
+import { startUpMetrics } from "./up-metrics.ts";
+
+export interface ServerRunOptions {
+  flags: SharedServerFlags;
+  dataDir: string;
+  nodeName: string;
+  /** Where the apiserver listens. */
+  listen: { host: string; port: number };
+  /** The etcd member's address (peers and other servers dial it). */
+  memberAddress: string;
+  /** etcd's member name (`skiff server`: the node name; `skiff up`: "skiff", as its data has it). */
+  memberName: string;
+  /** Peer TLS between etcd members (`skiff server`); off: `skiff up`'s loopback-only member. */
+  peerTls: boolean;
+  /** Join this cluster (when the data dir has no etcd member yet). */
+  join?: { server: string; token: string };
+  /** Run the node agent; `importImages`: OCI tarballs in this dir are imported at its start. */
+  agent?: { importImages?: string };
+  log: Logger;
+}
+
+export interface RunningServer {
+  api: ApiServer;
+  pki: ClusterPki;
+  /** Stops everything (pods keep running) and exits the process with `exitCode`. */
+  stop(signal: string, exitCode?: number): Promise<void>;
+}
+
+const ENCRYPTION_CONFIG = "encryption-config.yaml";
+
+/** Runs the server until a signal or a fatal failure stops it (the process exits then). */
+export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
+  const { flags, log, dataDir } = o;
+  const etcdPort = Number(flags["etcd-port"]);
+  if (!Number.isInteger(etcdPort) || etcdPort < 1 || etcdPort > 65533) throw new Error(`--etcd-port must be a port number, got "${flags["etcd-port"]}"`);
+  const snapshots = upSnapshotOptions(flags);
+  const pkiDir = join(dataDir, "pki");
+  const etcdDataDir = join(dataDir, "etcd");
+  const ports = { clientPort: etcdPort, peerPort: etcdPort + 1, metricsPort: etcdPort + 2 };
+  const hasMember = existsSync(join(etcdDataDir, "member"));
+
+  let joined: Awaited<ReturnType<typeof joinAsServer>> | undefined;
+  if (o.join && !hasMember) {
+    if (flags["encryption-provider-config"]) throw new Error("a joining server takes the cluster's encryption config: leave out --encryption-provider-config");
+    if (flags["cluster-reset"]) throw new Error("--cluster-reset restores this server's own etcd: it cannot be combined with joining (--server)");
+    const peerUrl = etcdPeerUrl({ address: o.memberAddress, peerPort: ports.peerPort, peerTls: true });
+    log.info({ server: o.join.server, peerUrl }, "joining the cluster as a server");
+    joined = await joinAsServer({ server: o.join.server, token: o.join.token, serverName: o.nodeName, peerUrl });
+    installSharedServerKeys(pkiDir, {
+      ca: { cert: joined.caCertificate, key: joined.caKey },
+      etcdCa: { cert: joined.etcdCaCertificate, key: joined.etcdCaKey },
+      serviceAccountKey: { privateKey: joined.serviceAccountKey, publicKey: joined.serviceAccountPublicKey },
+    });
+    writeFileSync(join(dataDir, ENCRYPTION_CONFIG), joined.encryptionConfig, { mode: 0o600 });
+  } else if (o.join) {
+    log.info({ dataDir }, "this server's etcd member exists: restarting it with its data (no new join)");
+  }
+
+  const pki = await ensurePki(pkiDir, {
+    nodeNames: o.agent ? [o.nodeName] : [],
+    serviceCidr: flags["service-cluster-ip-range"],
+    extraSans: [o.listen.host, o.memberAddress, ...(flags["tls-san"] ?? "").split(",")].map((x) => x.trim()).filter((x) => x && x !== "0.0.0.0"),
+    etcdMember: { addresses: [o.memberAddress] },
+    onWrite: (file, why) => log.info({ file }, `certificate ${why}`),
+  });
+  const etcdPki = pki.etcd!;
+  const encryptionConfig = flags["encryption-provider-config"] ?? join(dataDir, ENCRYPTION_CONFIG);
+  if (!flags["encryption-provider-config"] && ensureEncryptionConfig(encryptionConfig)) {
+    log.info({ path: encryptionConfig }, "generated an encryption config: Secrets are encrypted at rest with a new key");
+  }
+
+  const peerTlsFiles = { certFile: pki.files("etcd-member").cert, keyFile: pki.files("etcd-member").key, trustedCaFile: pki.files("etcd-ca").cert };
+  let previousRevision: number | undefined;
+  if (flags["cluster-reset"] && flags["cluster-reset-restore-path"]) {
+    const file = flags["cluster-reset-restore-path"];
+    const restored = await restoreSnapshot(file, { dataDir: etcdDataDir, memberName: o.memberName, peerUrl: etcdPeerUrl({ address: o.memberAddress, peerPort: ports.peerPort, peerTls: o.peerTls }) });
+    previousRevision = restored.previousRevision;
+    log.warn({ snapshot: file, revision: restored.revision, previousData: restored.movedAside }, "restored etcd from a snapshot into a new one-member cluster; agents reconcile their pods with the restored state");
+  }
+  log.info({ dataDir: etcdDataDir, member: o.memberName }, "starting etcd");
+  const etcd = await startEtcdMember({
+    dataDir: etcdDataDir,
+    name: o.memberName,
+    address: o.memberAddress,
+    ...ports,
+    tls: peerTlsFiles,
+    peerTls: o.peerTls ? peerTlsFiles : undefined,
+    initialCluster: joined?.initialCluster,
+    initialClusterState: joined ? "existing" : "new",
+  });
+  const etcdTls = { ca: etcdPki.ca.cert, ...etcdPki.client };
+  const local = `https://127.0.0.1:${ports.clientPort}`;
+  const members = createEtcdMembers({ endpoints: [local], tls: etcdTls });
+  const memberList = await members.list();
+  const warning = quorumWarning(memberList.length);
+  if (warning) log.warn({ members: memberList.length }, warning);
+  if (previousRevision !== undefined) {
+    // Before anyone reads: resource versions clients hold from before the restore become "too old".
+    const bumped = await bumpRevision({ endpoints: [local], tls: etcdTls }, previousRevision, (at, target) => log.info({ at, target }, "advancing etcd's revision past the old data's"));
+    log.info(bumped, "etcd's revision is past the old data's; watches from before the restore relist");
+  }
+  // The local member first; the others for when it is unavailable.
+  const store = createEtcdStore({ endpoints: [local, ...otherClientUrls(memberList, etcd.endpoint)], prefix: "/skiff", tls: etcdTls });
+  const snapshotSchedule = snapshots && startSnapshotSchedule({ conn: { endpoints: [local], tls: etcdTls }, dir: snapshotDir(dataDir), node: o.nodeName, ...snapshots, log: log.child({ component: "etcd-snapshot" }) });
+
+  const api = await startApiServer({
+    store,
+    // Logs: the apiserver dials the agent as system:apiserver; the agent serves the PKI's node-<name>-serving certificate.
+    kubeletClient: { ...pki.apiserverClient, ca: pki.ca.cert },
+    // Agents of other machines join with `skiff token create` tokens; this CA signs their certificates.
+    nodeSigner: { ca: pki.ca },
+    // Servers join (and leave) through any server's apiserver.
+    serverJoin: { members, shared: () => sharedKeys(pki, encryptionConfig) },
+    tls: { cert: pki.apiserver.cert, key: pki.apiserver.key, clientCa: pki.ca.cert },
+    host: o.listen.host,
+    port: o.listen.port,
+    log: log.child({ component: "apiserver" }),
+    compactionIntervalMs: 300_000,
+    serviceCidr: flags["service-cluster-ip-range"],
+    nodePortRange: flags["service-node-port-range"],
+    // Every server's apiserver publishes itself in the `kubernetes` Endpoints; clients learn them all.
+    endpointReconciler: "lease",
+    // Tokens outlive a restart and every server signs alike: the signing key is the PKI's sa.key.
+    ...serviceAccountOptions(flags, join(pkiDir, "sa.key")),
+    encryptionProviderConfig: encryptionConfig,
+  });
+  // Each component under its own identity, as when they run as separate processes.
+  const as = (pair: CertKeyPair) => createApiTransport(api.url, { ca: pki.ca.cert, cert: pair.cert, key: pair.key });
+  const running = new AbortController();
+  const observe = await startUpMetrics({
+    pki,
+    server: api.url,
+    scheduler: { listen: flags["scheduler-metrics-listen"], transport: as(pki.scheduler) },
+    controllerManager: { listen: flags["controller-manager-metrics-listen"], transport: as(pki.controllerManager) },
+    log,
+  });
+  const scheduler = createScheduler({ transport: as(pki.scheduler), log: log.child({ component: "scheduler" }), metrics: observe.schedulerMetrics });
+  void scheduler.start(running.signal).then(() => observe.schedulerSynced());
+  const controllers = createControllerManager({ transport: as(pki.controllerManager), log: log.child({ component: "controller-manager" }) });
+  observe.watchControllerManager(controllers);
+  void controllers.start(running.signal);
+  let agent: ServerAgent | undefined;
+  if (o.agent) agent = await startServerAgent({ flags, dataDir, nodeName: o.nodeName, pki, transport: as(pki.nodes[o.nodeName]), importImages: o.agent.importImages, log });
+
+  let stopping = false;
+  const stop = async (signal: string, exitCode = 0) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "stopping the server (pods keep running; the next start adopts them)");
+    running.abort();
+    await snapshotSchedule?.stop();
+    await agent?.stop();
+    await Promise.all([scheduler.stop(), controllers.stop()]);
+    await observe.close();
+    await api.close();
+    await store.close();
+    members.close();
+    await etcd.stop();
+    process.exit(exitCode);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  // Controllers that cannot start leave the cluster without them: stop it all and exit 1.
+  controllers.wait().catch((err: unknown) => {
+    log.error({ err: err instanceof Error ? err.message : String(err) }, "the controller-manager failed; stopping the server");
+    void stop("controller-manager failure", 1);
+  });
+  void etcd.exited.then(({ code, log: tail }) => {
+    if (stopping) return;
+    if (/permanently removed/.test(tail)) {
+      log.warn({}, "this server's etcd member was removed from the cluster (skiff server remove): etcd stopped; stopping the server");
+      void stop("etcd member removed", 0);
+    } else {
+      log.error({ code, etcdLog: tail.slice(-1000) }, "etcd exited; stopping the server");
+      void stop("etcd exited", 1);
+    }
+  });
+  return { api, pki, stop };
+}
+
+/** Client URLs of the other started members. */
+function otherClientUrls(members: EtcdMemberInfo[], self: string): string[] {
+  return members.flatMap((m) => m.clientUrls).filter((u) => u !== self);
+}
+
+function sharedKeys(pki: ClusterPki, encryptionConfig: string) {
+  return {
+    ca: pki.ca,
+    etcdCa: pki.etcd!.ca,
+    serviceAccountKey: { privateKey: readFileSync(join(pki.dir, "sa.key"), "utf8"), publicKey: readFileSync(join(pki.dir, "sa.pub"), "utf8") },
+    encryptionConfig: readFileSync(encryptionConfig, "utf8"),
+  };
+}

@@ -1,0 +1,56 @@
+// etcd's member list through its Cluster API (over the apiserver's TLS connection to etcd):
+// what a server join adds and `skiff server remove` takes away.
+import { Etcd3, type IMember } from "etcd3";
+import type { EtcdTls } from "../storage/etcd.ts";
+
+export interface EtcdMemberInfo {
+  id: string;
+  /** Empty while an added member has not started. */
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+}
+
+export interface EtcdMembers {
+  list(): Promise<EtcdMemberInfo[]>;
+  /** Adds a voting member; answers every member after the add (the new one without a name yet). */
+  add(peerUrl: string): Promise<{ added: EtcdMemberInfo; members: EtcdMemberInfo[] }>;
+  remove(id: string): Promise<EtcdMemberInfo[]>;
+  close(): void;
+}
+
+export function createEtcdMembers(conn: { endpoints: string[]; tls?: EtcdTls }): EtcdMembers {
+  const client = new Etcd3({
+    hosts: conn.endpoints,
+    credentials: conn.tls ? { rootCertificate: Buffer.from(conn.tls.ca), certChain: Buffer.from(conn.tls.cert), privateKey: Buffer.from(conn.tls.key) } : undefined,
+  });
+  const info = (m: IMember): EtcdMemberInfo => ({ id: String(m.ID), name: m.name ?? "", peerUrls: m.peerURLs ?? [], clientUrls: m.clientURLs ?? [] });
+  // Bounded: a cluster without quorum must answer the caller, not hold it.
+  const call = { deadline: () => new Date(Date.now() + 15_000) };
+  return {
+    async list() {
+      return (await client.cluster.memberList({}, { deadline: call.deadline() })).members.map(info);
+    },
+    async add(peerUrl) {
+      const res = await client.cluster.memberAdd({ peerURLs: [peerUrl] }, { deadline: call.deadline() });
+      return { added: info(res.member), members: res.members.map(info) };
+    },
+    async remove(id) {
+      return (await client.cluster.memberRemove({ ID: id }, { deadline: call.deadline() })).members.map(info);
+    },
+    close: () => client.close(),
+  };
+}
+
+/**
+ * etcd's --initial-cluster for a member joining `members` (the list after its MemberAdd): every
+ * started member by name, and the new one (not started, no name yet) under `newName`.
+ */
+export function initialClusterFor(members: EtcdMemberInfo[], newId: string, newName: string): string {
+  return members
+    .flatMap((m) => {
+      const name = m.id === newId ? newName : m.name;
+      return name ? m.peerUrls.map((u) => `${name}=${u}`) : [];
+    })
+    .join(",");
+}
