@@ -41,7 +41,7 @@ const removeCommand = defineCommand({
     const transport = createServerTransport(c.server, c.credentials);
     try {
       const res = await createClient(ServerService, transport).removeServer({ serverName: args.name }, { timeoutMs: 30_000 });
-      console.log(`server ${args.name} removed; etcd members now: ${res.members.map((m) => m.name || "(not started)").join(", ")}`);
+      console.log(`server ${args.name} removed; etcd members now: ${res.members.map((m) => m.name || "(not started)").sort().join(", ")}`);
       if (res.members.length === 2) console.log("warning: 2 servers left: etcd needs both for quorum; add a third");
     } finally {
       transport.close();
