@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createCa, issueCert, signedBy } from "./certs.ts";
-import { ensurePki } from "./pki.ts";
+import { ensurePki, installSharedServerKeys } from "./pki.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "skiff-pki-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -59,5 +59,24 @@ describe("ensurePki", () => {
     writeFileSync(join(d, "admin.crt"), other.cert);
     const pki = await ensurePki(d, { nodeAddresses: [] });
     expect(signedBy(pki.admin.cert, pki.ca.cert)).toBe(true);
+  });
+
+  it("gives a server's etcd its own CA: the member and etcd client certificates are not the cluster CA's, and a joining server keeps the CA it was given", async () => {
+    const first = await ensurePki(join(dir, "etcd-1"), { nodeAddresses: [], etcdMember: { addresses: ["192.0.2.1"] } });
+    const etcd = first.etcd!;
+    expect(signedBy(etcd.member.cert, etcd.ca.cert)).toBe(true);
+    expect(signedBy(etcd.member.cert, first.ca.cert)).toBe(false);
+    expect(signedBy(etcd.client.cert, etcd.ca.cert)).toBe(true);
+    expect(new X509Certificate(etcd.member.cert).checkIP("192.0.2.1")).toBe("192.0.2.1");
+
+    const d2 = join(dir, "etcd-2");
+    installSharedServerKeys(d2, { ca: first.ca, etcdCa: etcd.ca, serviceAccountKey: first.serviceAccountKey });
+    const second = await ensurePki(d2, { nodeAddresses: [], etcdMember: { addresses: ["192.0.2.2"] } });
+    expect(second.ca.cert).toBe(first.ca.cert);
+    expect(second.serviceAccountKey).toEqual(first.serviceAccountKey);
+    expect(signedBy(second.etcd!.member.cert, etcd.ca.cert)).toBe(true);
+    // Another cluster's keys never replace a CA already there.
+    const other = await ensurePki(join(dir, "etcd-3"), { nodeAddresses: [], etcdMember: { addresses: [] } });
+    expect(() => installSharedServerKeys(d2, { ca: other.ca, etcdCa: other.etcd!.ca, serviceAccountKey: other.serviceAccountKey })).toThrow(/another cluster's CA/);
   });
 });
