@@ -7,7 +7,8 @@
 //     controller-manager (leader election) → node agent (unless disabled)
 //
 // etcd exiting on its own (this server was removed: `skiff server remove`) stops the server.
-import { existsSync, writeFileSync } from "node:fs";
+import { createPublicKey } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startApiServer, type ApiServer } from "../apiserver/server.ts";
 import { createApiTransport } from "../client/transport.ts";
@@ -24,7 +25,6 @@ import { createEtcdMembers, type EtcdMemberInfo } from "../serverjoin/members.ts
 import { joinAsServer } from "../serverjoin/join.ts";
 import { quorumWarning } from "../serverjoin/service.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
-import { readFileSync } from "node:fs";
 import { etcdPeerUrl, startEtcdMember } from "./etcd-process.ts";
 import { snapshotDir, upSnapshotOptions } from "./etcd-snapshot.ts";
 import { serviceAccountOptions } from "./serviceaccount-flags.ts";
@@ -135,6 +135,8 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
   const store = createEtcdStore({ endpoints: [local, ...otherClientUrls(memberList, etcd.endpoint)], prefix: "/skiff", tls: etcdTls });
   const snapshotSchedule = snapshots && startSnapshotSchedule({ conn: { endpoints: [local], tls: etcdTls }, dir: snapshotDir(dataDir), node: o.nodeName, ...snapshots, log: log.child({ component: "etcd-snapshot" }) });
 
+  // Tokens outlive a restart and every server signs alike: the signing key is the PKI's sa.key (or the flag's).
+  const serviceAccounts = serviceAccountOptions(flags, join(pkiDir, "sa.key"));
   const api = await startApiServer({
     store,
     // Logs: the apiserver dials the agent as system:apiserver; the agent serves the PKI's node-<name>-serving certificate.
@@ -142,7 +144,7 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
     // Agents of other machines join with `skiff token create` tokens; this CA signs their certificates.
     nodeSigner: { ca: pki.ca },
     // Servers join (and leave) through any server's apiserver.
-    serverJoin: { members, shared: () => sharedKeys(pki, encryptionConfig) },
+    serverJoin: { members, shared: () => sharedKeys(pki, serviceAccounts.serviceAccountSigningKey!, encryptionConfig) },
     tls: { cert: pki.apiserver.cert, key: pki.apiserver.key, clientCa: pki.ca.cert },
     host: o.listen.host,
     port: o.listen.port,
@@ -152,8 +154,7 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
     nodePortRange: flags["service-node-port-range"],
     // Every server's apiserver publishes itself in the `kubernetes` Endpoints; clients learn them all.
     endpointReconciler: "lease",
-    // Tokens outlive a restart and every server signs alike: the signing key is the PKI's sa.key.
-    ...serviceAccountOptions(flags, join(pkiDir, "sa.key")),
+    ...serviceAccounts,
     encryptionProviderConfig: encryptionConfig,
   });
   // Each component under its own identity, as when they run as separate processes.
@@ -215,11 +216,12 @@ function otherClientUrls(members: EtcdMemberInfo[], self: string): string[] {
   return members.flatMap((m) => m.clientUrls).filter((u) => u !== self);
 }
 
-function sharedKeys(pki: ClusterPki, encryptionConfig: string) {
+/** What a joining server receives: the key this server signs ServiceAccount tokens with, so every server's tokens verify everywhere. */
+function sharedKeys(pki: ClusterPki, serviceAccountSigningKey: string, encryptionConfig: string) {
   return {
     ca: pki.ca,
     etcdCa: pki.etcd!.ca,
-    serviceAccountKey: { privateKey: readFileSync(join(pki.dir, "sa.key"), "utf8"), publicKey: readFileSync(join(pki.dir, "sa.pub"), "utf8") },
+    serviceAccountKey: { privateKey: serviceAccountSigningKey, publicKey: createPublicKey(serviceAccountSigningKey).export({ type: "spki", format: "pem" }) as string },
     encryptionConfig: readFileSync(encryptionConfig, "utf8"),
   };
 }
