@@ -23,6 +23,9 @@ export function createEtcdMembers(conn: { endpoints: string[]; tls?: EtcdTls }):
   const client = new Etcd3({
     hosts: conn.endpoints,
     credentials: conn.tls ? { rootCertificate: Buffer.from(conn.tls.ca), certChain: Buffer.from(conn.tls.cert), privateKey: Buffer.from(conn.tls.key) } : undefined,
+    // The library's retries and circuit breaker would turn etcd's "unhealthy cluster" into "circuit
+    // open" for seconds: every call goes out once and the callers here decide what to repeat.
+    faultHandling: { host: () => noRetry, global: noRetry } as never,
   });
   const info = (m: IMember): EtcdMemberInfo => ({ id: String(m.ID), name: m.name ?? "", peerUrls: m.peerURLs ?? [], clientUrls: m.clientURLs ?? [] });
   // Bounded: a cluster without quorum must answer the caller, not hold it.
@@ -32,14 +35,31 @@ export function createEtcdMembers(conn: { endpoints: string[]; tls?: EtcdTls }):
       return (await client.cluster.memberList({}, { deadline: call.deadline() })).members.map(info);
     },
     async add(peerUrl) {
-      const res = await client.cluster.memberAdd({ peerURLs: [peerUrl] }, { deadline: call.deadline() });
-      return { added: info(res.member), members: res.members.map(info) };
+      // etcd refuses a member while its leader has been connected to every member for less than
+      // 5 s (--strict-reconfig-check: "unhealthy cluster"), as right after the previous join: wait that out.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const res = await client.cluster.memberAdd({ peerURLs: [peerUrl] }, { deadline: call.deadline() });
+          return { added: info(res.member), members: res.members.map(info) };
+        } catch (err) {
+          if (!isNotReadyForMembers(err) || attempt >= ADD_ATTEMPTS) throw err;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
     },
     async remove(id) {
       return (await client.cluster.memberRemove({ ID: id }, { deadline: call.deadline() })).members.map(info);
     },
     close: () => client.close(),
   };
+}
+
+const ADD_ATTEMPTS = 20;
+const noRetry = { execute: async (fn: (ctx: { signal: AbortSignal }) => unknown) => fn({ signal: new AbortController().signal }) };
+
+/** etcd's refusals of a member change that pass once the members have been connected a while. */
+export function isNotReadyForMembers(err: unknown): boolean {
+  return /unhealthy cluster|not enough started members/.test(err instanceof Error ? err.message : String(err));
 }
 
 /**

@@ -63,6 +63,15 @@ describe("ServerService", () => {
     expect(await code(svc.removeServer({ serverName: "s1" }))).toBe(Code.FailedPrecondition);
   });
 
+  it("answers UNAVAILABLE while etcd is not ready for another member (the joiner tries again)", async () => {
+    const members = fakeMembers([s1]);
+    members.add = async () => {
+      throw new Error("etcdserver: unhealthy cluster");
+    };
+    const svc = createServerService({ members, shared, nodes }) as unknown as Handlers;
+    expect(await code(svc.joinServer({ serverName: "s2", peerUrl: "https://10.0.0.2:2380" }))).toBe(Code.Unavailable);
+  });
+
   it("initialClusterFor names the new member and leaves out others not started", () => {
     const list = [s1, { id: "7", name: "", peerUrls: ["https://10.0.0.7:2380"], clientUrls: [] }];
     expect(initialClusterFor(list, "7", "s7")).toBe("s1=https://10.0.0.1:2380,s7=https://10.0.0.7:2380");

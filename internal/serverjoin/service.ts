@@ -14,7 +14,7 @@ import type { ResourceOps } from "../apiserver/resources.ts";
 import type { Target } from "../apiserver/pipeline.ts";
 import type { Logger } from "../log/log.ts";
 import type { SharedServerKeys } from "../pki/pki.ts";
-import { initialClusterFor, type EtcdMemberInfo, type EtcdMembers } from "./members.ts";
+import { initialClusterFor, isNotReadyForMembers, type EtcdMemberInfo, type EtcdMembers } from "./members.ts";
 
 export interface ServerServiceOptions {
   members: EtcdMembers;
@@ -38,6 +38,15 @@ export function quorumWarning(members: number): string | undefined {
 }
 
 export function createServerService(opts: ServerServiceOptions): Record<string, unknown> {
+  async function addMember(peerUrl: string) {
+    try {
+      return await opts.members.add(peerUrl);
+    } catch (err) {
+      if (isNotReadyForMembers(err)) throw new ConnectError("etcd is not ready for another member yet (a member is missing, or joined moments ago): try again shortly", Code.Unavailable);
+      throw err;
+    }
+  }
+
   return {
     async joinServer(req: JoinServerRequest) {
       const nameProblems = validateDNS1123Subdomain(req.serverName);
@@ -57,7 +66,7 @@ export function createServerService(opts: ServerServiceOptions): Record<string, 
       }
       // An earlier try of this server that never started (it crashed right after the add): reuse its member.
       const retry = before.find((m) => m.name === "" && m.peerUrls.includes(req.peerUrl));
-      const { added, members } = retry ? { added: retry, members: before } : await opts.members.add(req.peerUrl);
+      const { added, members } = retry ? { added: retry, members: before } : await addMember(req.peerUrl);
       opts.log?.info({ server: req.serverName, peerUrl: req.peerUrl, members: members.length }, "etcd member added for a joining server");
       const warning = quorumWarning(members.length);
       if (warning) opts.log?.warn({ members: members.length }, warning);
