@@ -30,12 +30,13 @@ import { computePodStatus, instancesByName, isSidecar, isTerminal, shouldRestart
 import type { ProbeManager } from "./probes.ts";
 import { ContainerStartError, startContainer } from "./start-container.ts";
 import { removeLogFiles } from "./log-files.ts";
-import { containerRecord, newPodState, nextBackoff, type BackoffPolicy, type PodState } from "./state.ts";
+import { containerRecord, crashBackoff, newPodState, nextBackoff, type BackoffPolicy, type PodState } from "./state.ts";
 import type { TokenProjector } from "./serviceaccount-token.ts";
 import type { StatusManager } from "./status.ts";
 import { teardownPod } from "./teardown.ts";
 import { readTerminationMessage, terminationLogPath } from "./termination-message.ts";
 import { POST_START_TIMEOUT_MS, runHook, stopWithHooks } from "./hooks.ts";
+import { clearInitFloors, countsForSandbox, initFloorsFor, loadInitFloors, saveInitFloors } from "./reinit.ts";
 
 export interface PodWorkerDeps {
   nodeName: string;
@@ -213,6 +214,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       else state.pod = apiPod;
     }
     if (!state) return;
+    if (!state.initFloorsLoaded) {
+      state.initFloors = await loadInitFloors(deps.rootDir, uid);
+      state.initFloorsLoaded = true;
+    }
     const pod = state.pod;
     if (!apiPod || pod.metadata!.deletionTimestamp) {
       await terminate(state, apiPod !== undefined);
@@ -247,7 +252,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
         const net = await deps.network.setUp(pod);
         state.network = net;
         state.setupError = undefined;
-        if (net.restored) faults.networkRestored(pod, pod.status?.podIp ?? "", net.ip);
+        if (net.restored) {
+          faults.networkRestored(pod, pod.status?.podIp ?? "", net.ip);
+          await sandboxRestored(state, net.ip);
+        }
       } catch (err) {
         state.setupError = `failed to set up the pod network: ${err instanceof Error ? err.message : String(err)}`;
         log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, podUid: pod.metadata!.uid, err: state.setupError }, "network setup failed");
@@ -285,6 +293,24 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     } finally {
       await settleEarly();
     }
+  }
+
+  /**
+   * The pod's network namespace was made anew (a reboot): what still runs of it runs in the old
+   * one and stops; the init containers run again before the app containers (reinit.ts).
+   */
+  async function sandboxRestored(state: PodState, podIP: string): Promise<void> {
+    const pod = state.pod;
+    const grace = Number(pod.spec?.terminationGracePeriodSeconds ?? 30n);
+    let containers = await podContainers(state.uid);
+    const running = containers.filter((c) => c.state === "running");
+    for (const c of running) await stopWithHooks(deps, pod, podIP, c, grace);
+    if (running.length > 0) containers = await podContainers(state.uid);
+    const floors = initFloorsFor(pod, containers);
+    if (!floors) return;
+    await saveInitFloors(deps.rootDir, state.uid, floors);
+    state.initFloors = floors;
+    log.info({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, podUid: state.uid, stopped: running.length }, "new pod sandbox: running the init containers again");
   }
 
   /** The pod's containers toward running, then its status; the rest of syncPod. */
@@ -329,25 +355,28 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       if (!names.has(name)) for (const c of list) await removeInstance(state, c);
     }
 
+    const floors = state.initFloors;
     const ensure = (c: Container, isInit: boolean) =>
-      ensureContainer(state, c, isInit, byName.get(c.name) ?? [], ctx, noteRetry);
+      ensureContainer(state, c, isInit, byName.get(c.name) ?? [], ctx, noteRetry, isInit ? floors?.[c.name] : undefined);
     // Sidecars (restartPolicy Always) are kept running all along; in the init sequence, one that
-    // runs and passed its startup probe lets the next init container start.
+    // runs and passed its startup probe lets the next init container start. In a new sandbox
+    // (floors), only init instances made since count, and the app containers wait for them.
     const ensured = new Set<string>();
-    let initialized = spec.containers.some((c) => (byName.get(c.name) ?? []).length > 0);
+    let initialized = !floors && spec.containers.some((c) => (byName.get(c.name) ?? []).length > 0);
     if (!initialized) {
       initialized = true;
       for (const c of spec.initContainers) {
         const cur = byName.get(c.name)?.[0];
+        const current = countsForSandbox(floors, c, cur);
         if (isSidecar(c)) {
           await ensure(c, true);
           ensured.add(c.name);
-          const started = cur?.state === "running" && (!c.startupProbe || deps.probes.started(uid, c.name, cur.id));
+          const started = current && cur.state === "running" && (!c.startupProbe || deps.probes.started(uid, c.name, cur.id));
           if (started) continue;
           // Look again soon: a sidecar without a startup probe counts as started once it runs.
           if (!c.startupProbe) noteRetry(Date.now() + SIDECAR_RECHECK_MS);
         } else {
-          if (cur?.state === "exited" && cur.exitCode === 0) continue;
+          if (current && cur.state === "exited" && cur.exitCode === 0) continue;
           await ensure(c, true);
         }
         initialized = false;
@@ -355,6 +384,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       }
     }
     for (const c of spec.initContainers) if (isSidecar(c) && !ensured.has(c.name)) await ensure(c, true);
+    if (initialized && floors) {
+      await clearInitFloors(deps.rootDir, uid);
+      state.initFloors = undefined;
+    }
     if (initialized) for (const c of spec.containers) await ensure(c, false);
 
     await beforeStatus();
@@ -429,6 +462,8 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     instances: ContainerInfo[],
     ctx: ConfigContext | Error,
     noteRetry: (at: number) => void,
+    /** An init container in a new sandbox: instances below this attempt run again (reinit.ts). */
+    floor = 0,
   ): Promise<void> {
     const pod = state.pod;
     const m = pod.metadata!;
@@ -452,11 +487,12 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     let attempt = 0;
     if (cur?.state === "created") {
       // Created but never started (the agent stopped in between): start that attempt afresh.
-      attempt = cur.attempt;
+      attempt = Math.max(cur.attempt, floor);
       await removeInstance(state, cur);
       older.shift(); // the instance before it stays, for logs --previous
     } else if (cur?.state === "exited") {
-      const restart = isSidecar(c) || shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit);
+      const rerun = cur.attempt < floor; // an init container of the old sandbox: runs again, no back-off
+      const restart = rerun || isSidecar(c) || shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit);
       if (cur.lost && !state.lostReported.has(cur.id)) {
         state.lostReported.add(cur.id);
         faults.containerLost(pod, cur, restart);
@@ -465,14 +501,13 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
         rec.waiting = undefined;
         return;
       }
-      // CrashLoopBackOff, counted once per exited instance; a long run starts the count over.
-      if (rec.crash?.containerId !== cur.id) {
+      // CrashLoopBackOff, counted once per exited instance (crashBackoff: the first is free).
+      if (!rerun && rec.crash?.containerId !== cur.id) {
         const finished = cur.finishedAt?.getTime() ?? now;
         const ran = finished - (cur.startedAt?.getTime() ?? finished);
-        const prev = rec.crash && ran < deps.crashLoop.resetMs ? rec.crash : undefined;
-        rec.crash = { ...nextBackoff(prev, deps.crashLoop, finished), containerId: cur.id };
+        rec.crash = { ...crashBackoff(rec.crash, deps.crashLoop, finished, ran), containerId: cur.id };
       }
-      if (now < rec.crash.until) {
+      if (!rerun && rec.crash && now < rec.crash.until) {
         rec.waiting = {
           reason: "CrashLoopBackOff",
           message: `back-off ${formatDelay(rec.crash.delayMs)} restarting failed container=${c.name} pod=${m.name}_${m.namespace}(${m.uid})`,
