@@ -85,6 +85,11 @@ export function newPodState(pod: Pod): PodState {
   return { uid: pod.metadata!.uid, pod, containers: new Map(), killMessages: new Map(), terminationMessages: new Map(), lostReported: new Set(), killRequests: new Map() };
 }
 
+/** The pod's IP for hooks and probes: the node's for hostNetwork, else as set up (or as last reported, after an agent restart). */
+export function podAddress(state: PodState, hostIP: () => string): string {
+  return state.pod.spec?.hostNetwork ? hostIP() : state.network?.ip || state.pod.status?.podIp || "";
+}
+
 export function containerRecord(state: PodState, name: string): ContainerRecord {
   let rec = state.containers.get(name);
   if (!rec) state.containers.set(name, (rec = {}));
