@@ -292,7 +292,12 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
         break;
       }
     }
-    for (const c of spec.initContainers) if (isSidecar(c) && !ensured.has(c.name)) await ensure(c, true);
+    // The sequence went on past a sidecar only once it started; one further on that has not
+    // started in this sandbox waits for its turn (not started early by the keep-running pass).
+    for (const c of spec.initContainers) {
+      if (!isSidecar(c) || ensured.has(c.name)) continue;
+      if (initialized || countsForSandbox(floors, c, byName.get(c.name)?.[0])) await ensure(c, true);
+    }
     if (initialized && floors) {
       await clearInitFloors(deps.rootDir, uid);
       state.initFloors = undefined;
