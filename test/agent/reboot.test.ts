@@ -141,13 +141,13 @@ describe("node faults", () => {
       containers: [{ name: "app", command: ["sh", "-c", "echo app >> /out/log; exec sleep 3600"], ...out }],
     });
     const before = await c.waitForPod("inits", "Running", (p) => p.status?.phase === "Running" && !!cstatus(p, "app")?.state?.running, 60_000);
-    await waitFor("the app ran", () => lines(join(dir, "log")).includes("app"));
+    await waitFor("the app ran", () => lines(join(dir, "log")).includes("app"), 30_000);
     expect(lines(join(dir, "log"))).toEqual(["setup", "proxy", "migrate", "app"]);
 
     await reboot([before]);
     c.agent = createAgent(c.agentOptions);
     const versions = await watchPod(c, "inits", () => c.agent.start(), (vs) => vs.some((p) => p.status?.phase === "Running" && cstatus(p, "app")?.restartCount === 1 && !!cstatus(p, "app")?.state?.running), 60_000);
-    await waitFor("the app ran again", () => lines(join(dir, "log")).length === 8);
+    await waitFor("the app ran again", () => lines(join(dir, "log")).length === 8, 30_000);
     // Every init container ran once more, in order, and only then the app container.
     expect(lines(join(dir, "log"))).toEqual(["setup", "proxy", "migrate", "app", "setup", "proxy", "migrate", "app"]);
     // While the init containers ran again the pod said so (Pending, not initialized), as Kubernetes does.
