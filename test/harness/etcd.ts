@@ -173,6 +173,7 @@ export interface EtcdMember {
   peerUrl: string;
   /** /health, plain HTTP on loopback. */
   healthUrl: string;
+  dataDir: string;
   /** False between kill9() and restart(). */
   running: boolean;
 }
@@ -239,7 +240,7 @@ async function startClusterOnce(bin: string, timeoutMs: number, size: number): P
   }
   const procs = started.map((r) => (r as PromiseFulfilledResult<MemberProcess>).value);
   const tls = { ca: pki.ca.cert, cert: pki.apiserverClient.cert, key: pki.apiserverClient.key };
-  const members: EtcdMember[] = specs.map((m, index) => ({ name: m.name, index, endpoint: m.endpoint, peerUrl: m.peer, healthUrl: `${m.metricsBase}/health`, running: true }));
+  const members: EtcdMember[] = specs.map((m, index) => ({ name: m.name, index, endpoint: m.endpoint, peerUrl: m.peer, healthUrl: `${m.metricsBase}/health`, dataDir: join(m.dir, "data"), running: true }));
   const ids = new Map<string, EtcdMember>(); // etcd member id → member, learned from their status
   return {
     members,
