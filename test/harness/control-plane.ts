@@ -36,7 +36,7 @@ export interface ControlPlaneOptions {
   etcdMembers?: number;
 }
 
-/** The first member of a cluster seen as an EtcdServer (metrics, health, kill -9 of that member). */
+/** The first member of a cluster seen as an EtcdServer (metrics, health, kill -9 of that member); stop() stops the cluster. */
 function firstMemberOf(cluster: EtcdCluster): EtcdServer {
   const m = cluster.members[0];
   return {

@@ -201,7 +201,6 @@ async function memberStatus(endpoint: string, tls: EtcdTls): Promise<{ id: strin
   const client = new Etcd3({
     hosts: endpoint,
     credentials: { rootCertificate: Buffer.from(tls.ca), certChain: Buffer.from(tls.cert), privateKey: Buffer.from(tls.key) },
-    dialTimeout: 1000,
   });
   try {
     const status = await client.maintenance.status({ deadline: Date.now() + 2000 });
