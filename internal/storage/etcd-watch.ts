@@ -33,7 +33,7 @@ export interface EtcdWatchDeps {
    * A watch etcd has not confirmed (its "created" answer) within this long is opened again on the
    * next member: grpc-js has no connect timeout, a stream to a dead machine would wait for ever.
    */
-  confirmWithinMs: number;
+  confirmWithinMs?: number;
 }
 
 type Item = { batch: WatchEvent[] } | { broken: unknown } | { stop: true };
@@ -97,13 +97,16 @@ export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
       .withPreviousKV()
       .watcher(); // not create(): listeners must be on before the first response arrives
     let dead = false;
-    const unconfirmed = setTimeout(() => {
-      if (dead) return;
-      dead = true;
-      release(watcher);
-      broke(new Error(`etcd did not confirm the watch within ${deps.confirmWithinMs} ms`));
-    }, deps.confirmWithinMs);
-    unconfirmed.unref();
+    const unconfirmed =
+      deps.confirmWithinMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (dead) return;
+            dead = true;
+            release(watcher);
+            broke(new Error(`etcd did not confirm the watch within ${deps.confirmWithinMs} ms`));
+          }, deps.confirmWithinMs);
+    unconfirmed?.unref();
     watcher.on("connected", () => clearTimeout(unconfirmed));
     watcher.on("data", (res: IWatchResponse) => {
       if (dead) return;

@@ -50,9 +50,9 @@ export interface EtcdStoreOptions {
   /** Larger responses are refused by the client; whole-range reads ask again in smaller pages. Default 64 MiB. */
   maxResponseBytes?: number;
   /**
-   * A member not connected within this long counts as down: calls move to the next one and a
-   * watch stream that etcd has not confirmed by then is opened again (maybe on another member).
-   * Default 2 s.
+   * With several endpoints, a member not connected within this long counts as down: calls move to
+   * the next one, and a watch etcd has not confirmed within twice this is opened on the next.
+   * Default 2 s. (With one endpoint calls wait for their deadline.)
    */
   dialTimeoutMs?: number;
 }
@@ -97,7 +97,8 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       tls: url.startsWith("https:") ? opts.tls : undefined,
       writeMaxBytes: ETCD_MAX_REQUEST_BYTES,
       readMaxBytes: opts.maxResponseBytes,
-      connectTimeoutMs: dialTimeoutMs,
+      // With one member there is nowhere to go: waiting out the call's deadline is better than failing early.
+      connectTimeoutMs: opts.endpoints.length > 1 ? dialTimeoutMs : undefined,
     });
     return { url, transport, kv: createClient(KV, transport) };
   });
@@ -286,7 +287,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       }
     },
     isClosed: () => closed,
-    confirmWithinMs: Math.max(dialTimeoutMs, 1000) * 2,
+    confirmWithinMs: opts.endpoints.length > 1 ? Math.max(dialTimeoutMs, 1000) * 2 : undefined,
   });
 
   return {
