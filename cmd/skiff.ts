@@ -11,10 +11,12 @@ import { serverCommand } from "../internal/cmd/server.ts";
 import { secretsEncryptCommand } from "../internal/cmd/secrets-encrypt.ts";
 import { tokenCommand } from "../internal/cmd/token.ts";
 import { upCommand } from "../internal/cmd/up.ts";
+import { quietKnownWarnings } from "../internal/cmd/node-warnings.ts";
 
 const main = defineCommand({
   meta: { name: "skiff", description: "Skiff daemons: a Kubernetes-style orchestrator, gRPC-first" },
   subCommands: { apiserver: apiserverCommand, agent: agentCommand, "controller-manager": controllerManagerCommand, "etcd-snapshot": etcdSnapshotCommand, scheduler: schedulerCommand, server: serverCommand, "secrets-encrypt": secretsEncryptCommand, token: tokenCommand, up: upCommand },
 });
 
+quietKnownWarnings();
 void runMain(main);

@@ -212,11 +212,15 @@ export function computePodStatus(input: StatusInput): PodStatus {
   const spec = pod.spec!;
   const old = pod.status ?? create(PodStatusSchema);
   const instances = instancesByName(input.containers);
-  const appStarted = spec.containers.some((c) => (instances.get(c.name) ?? []).length > 0);
+  // Re-initializing in a new sandbox (reinit.ts): the app containers that ran before do not count,
+  // nor do init instances older than the sandbox.
+  const floors = state.initFloors;
+  const appStarted = !floors && spec.containers.some((c) => (instances.get(c.name) ?? []).length > 0);
   const initStatuses = spec.initContainers.map((c) => containerStatus(input, c, instances.get(c.name) ?? [], true, false));
   // A sidecar counts as done with initialization once it runs and its startup probe passed.
   const sidecar = (i: number) => isSidecar(spec.initContainers[i]!);
-  const initDone = (s: ContainerStatus, i: number) => (sidecar(i) ? s.state?.running !== undefined && s.started : completed(s));
+  const current = (s: ContainerStatus) => s.containerId !== "" && s.restartCount >= (floors?.[s.name] ?? 0);
+  const initDone = (s: ContainerStatus, i: number) => current(s) && (sidecar(i) ? s.state?.running !== undefined && s.started : completed(s));
   const initialized = appStarted || initStatuses.every(initDone);
   const appStatuses = spec.containers.map((c) => containerStatus(input, c, instances.get(c.name) ?? [], false, initialized));
   const phase = podPhase(pod, initStatuses.filter((_, i) => !sidecar(i)), appStatuses, initialized);

@@ -6,13 +6,15 @@
 //   evicted          ──► kill the containers (no grace) · phase Failed, reason Evicted · as terminal
 //                        (node pressure, or an emptyDir over its sizeLimit, measured every sync)
 //   terminal phase   ──► release the network; nothing restarts
-//   otherwise        ──► network up (once) · /etc files · volumes
+//   otherwise        ──► network up (once; made anew: the init containers run again, reinit.ts)
+//                        · /etc files · volumes
 //                        init containers in order, each to success ──► app containers
 //                        each: running? keep (unless a probe asked to kill) · exited? restart per
 //                        policy after CrashLoopBackOff · none? pull per policy, create, start
 //                   ──► probes follow the running containers ──► status (written if changed)
-import { Code, ConnectError } from "@connectrpc/connect";
-import { rm } from "node:fs/promises";
+//
+// Here: the pass and the init sequence. Stopping, evicting and finishing: pod-stop.ts; one
+// container's step: container-sync.ts; the containers listed and the status written: pod-report.ts.
 import type { Result } from "../client/workqueue.ts";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { EventRecorder } from "../client/events.ts";
@@ -20,22 +22,22 @@ import type { ResourceClient } from "../client/resource-client.ts";
 import type { Logger } from "../log/log.ts";
 import type { ContainerInfo, ContainerRuntime, RegistryAuth } from "../runtime/runtime.ts";
 import { envReferences, type ConfigContext } from "./container-config.ts";
+import { createContainerSync } from "./container-sync.ts";
 import { createFaultReporter } from "./faults.ts";
+import { createPodReporter } from "./pod-report.ts";
+import { createPodStopper } from "./pod-stop.ts";
 import type { SecurityOptions } from "./security.ts";
 import type { PodNetwork } from "./network.ts";
 import { writeEtcFiles, type PodDnsSettings } from "./pod-files.ts";
 import { VolumeMountError, type VolumeManager } from "./volumes/index.ts";
 import type { EnvPair } from "./service-env.ts";
-import { computePodStatus, instancesByName, isSidecar, isTerminal, shouldRestart } from "./pod-status.ts";
+import { instancesByName, isSidecar, isTerminal } from "./pod-status.ts";
 import type { ProbeManager } from "./probes.ts";
-import { ContainerStartError, startContainer } from "./start-container.ts";
-import { removeLogFiles } from "./log-files.ts";
-import { containerRecord, newPodState, nextBackoff, type BackoffPolicy, type PodState } from "./state.ts";
+import { newPodState, type BackoffPolicy, type PodState } from "./state.ts";
 import type { TokenProjector } from "./serviceaccount-token.ts";
 import type { StatusManager } from "./status.ts";
-import { teardownPod } from "./teardown.ts";
-import { readTerminationMessage, terminationLogPath } from "./termination-message.ts";
-import { POST_START_TIMEOUT_MS, runHook, stopWithHooks } from "./hooks.ts";
+import { stopWithHooks } from "./hooks.ts";
+import { clearInitFloors, countsForSandbox, initFloorsFor, loadInitFloors, saveInitFloors } from "./reinit.ts";
 
 export interface PodWorkerDeps {
   nodeName: string;
@@ -104,106 +106,14 @@ const UNREADABLE_RETRY_MS = 500;
 /** How soon a sidecar just started (without a startup probe) is looked at again, to go on with the init sequence. */
 const SIDECAR_RECHECK_MS = 200;
 
-/** Go-style durations, as Kubernetes prints them: "10s", "1m20s", "5m0s", "250ms". */
-export function formatDelay(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${Number.isInteger(s) ? s : s.toFixed(1)}s`;
-  return `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
-}
-
 export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
-  const { runtime, log } = deps;
+  const { log } = deps;
   const states = new Map<string, PodState>();
   const faults = createFaultReporter({ log, recorder: deps.recorder });
-  /** Where httpGet hooks go: the pod's IP (as reported, if the agent restarted since setting it up). */
-  const podIPOf = (state: PodState) => (state.pod.spec?.hostNetwork ? deps.hostIP() : state.network?.ip || state.pod.status?.podIp || "");
-  const startDeps = { runtime, imagePullBackoff: deps.imagePull, credentials: deps.credentials, insecureRegistries: deps.insecureRegistries };
-
-  async function podContainers(uid: string): Promise<ContainerInfo[]> {
-    return (await runtime.listContainers()).filter((c) => c.podUid === uid);
-  }
-
-  /** Reads the termination message of every exited instance not read yet (once: it cannot change). */
-  async function loadTerminationMessages(state: PodState, containers: ContainerInfo[]): Promise<void> {
-    const spec = state.pod.spec;
-    for (const info of containers) {
-      if (info.state !== "exited" || state.terminationMessages.has(info.id)) continue;
-      const c = spec?.containers.find((x) => x.name === info.containerName) ?? spec?.initContainers.find((x) => x.name === info.containerName);
-      if (!c) continue;
-      const file = terminationLogPath(deps.rootDir, state.uid, c.name, info.attempt);
-      state.terminationMessages.set(info.id, await readTerminationMessage(c, info, file));
-    }
-  }
-
-  async function writeStatus(state: PodState, containers: ContainerInfo[], podIP: string): Promise<Pod | undefined> {
-    await loadTerminationMessages(state, containers);
-    return deps.status.sync(state.pod, (base) =>
-      computePodStatus({
-        pod: base,
-        state,
-        containers,
-        hostIP: deps.hostIP(),
-        podIP,
-        runtimeName: deps.runtimeName(),
-        probes: deps.probes,
-        now: new Date(),
-      }),
-    );
-  }
-
-  async function terminate(state: PodState, confirm: boolean): Promise<void> {
-    const m = state.pod.metadata!;
-    const grace = Number(m.deletionGracePeriodSeconds ?? state.pod.spec?.terminationGracePeriodSeconds ?? 30n);
-    deps.probes.removePod(state.uid);
-    const containers = await podContainers(state.uid);
-    log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, containers: containers.length, graceSeconds: grace }, "stopping pod");
-    await teardownPod(deps, state.uid, containers, grace, { pod: state.pod, podIP: podIPOf(state) });
-    states.delete(state.uid);
-    deps.status.forget(state.uid);
-    deps.tokens?.forget(state.uid);
-    deps.volumes.forget(state.uid);
-    if (!confirm) return;
-    try {
-      await deps.pods.delete(m.namespace, m.name, { gracePeriodSeconds: 0n, uid: m.uid });
-      log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid }, "pod stopped; deletion confirmed");
-    } catch (err) {
-      const code = ConnectError.from(err).code;
-      if (code !== Code.NotFound && code !== Code.Aborted) throw err;
-    }
-  }
-
-  /** Ends the pod's network once it can no longer run anything. */
-  async function releaseNetwork(state: PodState): Promise<void> {
-    if (state.pod.spec?.hostNetwork || state.network === undefined) return;
-    await deps.network.tearDown(state.uid);
-    state.network = undefined;
-  }
-
-  /** Node pressure: stop at once (hard eviction gives no grace period), then fail the pod. */
-  async function evictPod(state: PodState): Promise<Result> {
-    const m = state.pod.metadata!;
-    deps.probes.removePod(state.uid);
-    for (const c of await podContainers(state.uid)) {
-      if (c.state === "running" || c.state === "created") await runtime.stopContainer(c.id, 0);
-    }
-    // What it wrote to its emptyDirs is most likely what filled the disk: give it back now, as the
-    // kubelet tears down a terminated pod's volumes (logs stay until the pod is deleted).
-    await deps.volumes.removeEmptyDirs(state.pod);
-    const containers = await podContainers(state.uid);
-    await loadTerminationMessages(state, containers);
-    const stored = await deps.status.sync(state.pod, (base) => {
-      const s = computePodStatus({ pod: base, state, containers, hostIP: deps.hostIP(), podIP: "", runtimeName: deps.runtimeName(), probes: deps.probes, now: new Date() });
-      s.phase = "Failed";
-      s.reason = "Evicted";
-      s.message = state.eviction!;
-      return s;
-    });
-    log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, message: state.eviction }, "pod evicted");
-    if (stored && !isTerminal(stored)) return { requeue: true };
-    await releaseNetwork(state);
-    state.networkReleased = true;
-  }
+  const report = createPodReporter(deps);
+  const { podContainers, writeStatus } = report;
+  const { terminate, releaseNetwork, evictPod, stopSidecars } = createPodStopper(deps, report, states);
+  const { ensureContainer, removeInstance } = createContainerSync(deps, faults);
 
   async function syncPod(uid: string): Promise<Result> {
     const apiPod = deps.lookup(uid);
@@ -213,6 +123,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       else state.pod = apiPod;
     }
     if (!state) return;
+    if (!state.initFloorsLoaded) {
+      state.initFloors = await loadInitFloors(deps.rootDir, uid);
+      state.initFloorsLoaded = true;
+    }
     const pod = state.pod;
     if (!apiPod || pod.metadata!.deletionTimestamp) {
       await terminate(state, apiPod !== undefined);
@@ -247,7 +161,10 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
         const net = await deps.network.setUp(pod);
         state.network = net;
         state.setupError = undefined;
-        if (net.restored) faults.networkRestored(pod, pod.status?.podIp ?? "", net.ip);
+        if (net.restored) {
+          faults.networkRestored(pod, pod.status?.podIp ?? "", net.ip);
+          await sandboxRestored(state, net.ip);
+        }
       } catch (err) {
         state.setupError = `failed to set up the pod network: ${err instanceof Error ? err.message : String(err)}`;
         log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, podUid: pod.metadata!.uid, err: state.setupError }, "network setup failed");
@@ -285,6 +202,24 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     } finally {
       await settleEarly();
     }
+  }
+
+  /**
+   * The pod's network namespace was made anew (a reboot): what still runs of it runs in the old
+   * one and stops; the init containers run again before the app containers (reinit.ts).
+   */
+  async function sandboxRestored(state: PodState, podIP: string): Promise<void> {
+    const pod = state.pod;
+    const grace = Number(pod.spec?.terminationGracePeriodSeconds ?? 30n);
+    let containers = await podContainers(state.uid);
+    const running = containers.filter((c) => c.state === "running");
+    for (const c of running) await stopWithHooks(deps, pod, podIP, c, grace);
+    if (running.length > 0) containers = await podContainers(state.uid);
+    const floors = initFloorsFor(pod, containers);
+    if (!floors) return;
+    await saveInitFloors(deps.rootDir, state.uid, floors);
+    state.initFloors = floors;
+    log.info({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, podUid: state.uid, stopped: running.length }, "new pod sandbox: running the init containers again");
   }
 
   /** The pod's containers toward running, then its status; the rest of syncPod. */
@@ -329,32 +264,44 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       if (!names.has(name)) for (const c of list) await removeInstance(state, c);
     }
 
+    const floors = state.initFloors;
     const ensure = (c: Container, isInit: boolean) =>
-      ensureContainer(state, c, isInit, byName.get(c.name) ?? [], ctx, noteRetry);
+      ensureContainer(state, c, isInit, byName.get(c.name) ?? [], ctx, noteRetry, isInit ? floors?.[c.name] : undefined);
     // Sidecars (restartPolicy Always) are kept running all along; in the init sequence, one that
-    // runs and passed its startup probe lets the next init container start.
+    // runs and passed its startup probe lets the next init container start. In a new sandbox
+    // (floors), only init instances made since count, and the app containers wait for them.
     const ensured = new Set<string>();
-    let initialized = spec.containers.some((c) => (byName.get(c.name) ?? []).length > 0);
+    let initialized = !floors && spec.containers.some((c) => (byName.get(c.name) ?? []).length > 0);
     if (!initialized) {
       initialized = true;
       for (const c of spec.initContainers) {
         const cur = byName.get(c.name)?.[0];
+        const current = countsForSandbox(floors, c, cur);
         if (isSidecar(c)) {
           await ensure(c, true);
           ensured.add(c.name);
-          const started = cur?.state === "running" && (!c.startupProbe || deps.probes.started(uid, c.name, cur.id));
+          const started = current && cur.state === "running" && (!c.startupProbe || deps.probes.started(uid, c.name, cur.id));
           if (started) continue;
           // Look again soon: a sidecar without a startup probe counts as started once it runs.
           if (!c.startupProbe) noteRetry(Date.now() + SIDECAR_RECHECK_MS);
         } else {
-          if (cur?.state === "exited" && cur.exitCode === 0) continue;
+          if (current && cur.state === "exited" && cur.exitCode === 0) continue;
           await ensure(c, true);
         }
         initialized = false;
         break;
       }
     }
-    for (const c of spec.initContainers) if (isSidecar(c) && !ensured.has(c.name)) await ensure(c, true);
+    // The sequence went on past a sidecar only once it started; one further on that has not
+    // started in this sandbox waits for its turn (not started early by the keep-running pass).
+    for (const c of spec.initContainers) {
+      if (!isSidecar(c) || ensured.has(c.name)) continue;
+      if (initialized || countsForSandbox(floors, c, byName.get(c.name)?.[0])) await ensure(c, true);
+    }
+    if (initialized && floors) {
+      await clearInitFloors(deps.rootDir, uid);
+      state.initFloors = undefined;
+    }
     if (initialized) for (const c of spec.containers) await ensure(c, false);
 
     await beforeStatus();
@@ -383,16 +330,6 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     return retryAt === undefined ? undefined : { requeueAfterMs: Math.max(0, retryAt - Date.now()) };
   }
 
-  /** The app containers are done for good: its sidecars stop too, the last one first. */
-  async function stopSidecars(state: PodState, containers: ContainerInfo[], podIP: string): Promise<void> {
-    const grace = Number(state.pod.spec?.terminationGracePeriodSeconds ?? 30n);
-    for (const c of [...state.pod.spec!.initContainers].reverse()) {
-      if (!isSidecar(c)) continue;
-      const cur = containers.find((x) => x.containerName === c.name && x.state === "running");
-      if (cur) await stopWithHooks(deps, state.pod, podIP, cur, grace);
-    }
-  }
-
   /** Reads the ConfigMaps and Secrets the pod's containers take environment from. */
   async function envSources(pod: Pod): Promise<Pick<ConfigContext, "configMaps" | "secrets">> {
     const configMaps = new Map<string, Record<string, string>>();
@@ -409,131 +346,6 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
       }
     }
     return { configMaps, secrets };
-  }
-
-  async function removeInstance(state: PodState, c: ContainerInfo): Promise<void> {
-    await runtime.removeContainer(c.id);
-    // Its log goes too, as kubelet's does: a crash loop must not fill the disk attempt by attempt.
-    await removeLogFiles(c.logPath);
-    state.killMessages.delete(c.id);
-    state.terminationMessages.delete(c.id);
-    await rm(terminationLogPath(deps.rootDir, state.uid, c.containerName, c.attempt), { force: true });
-    state.lostReported.delete(c.id);
-  }
-
-  /** One container toward "running" (or "completed", per the restart policy). */
-  async function ensureContainer(
-    state: PodState,
-    c: Container,
-    isInit: boolean,
-    instances: ContainerInfo[],
-    ctx: ConfigContext | Error,
-    noteRetry: (at: number) => void,
-  ): Promise<void> {
-    const pod = state.pod;
-    const m = pod.metadata!;
-    const rec = containerRecord(state, c.name);
-    let cur: ContainerInfo | undefined = instances[0];
-    const older = instances.slice(1);
-    const now = Date.now();
-
-    if (cur?.state === "running") {
-      const kill = state.killRequests.get(cur.id);
-      if (!kill) return;
-      state.killRequests.delete(cur.id);
-      state.killMessages.set(cur.id, kill.message);
-      log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, reason: kill.message }, "killing container");
-      await stopWithHooks(deps, pod, podIPOf(state), cur, kill.graceSeconds);
-      cur = await runtime.containerStatus(cur.id);
-      if (cur?.state !== "exited") return;
-    }
-    if (cur?.state === "unknown") return;
-
-    let attempt = 0;
-    if (cur?.state === "created") {
-      // Created but never started (the agent stopped in between): start that attempt afresh.
-      attempt = cur.attempt;
-      await removeInstance(state, cur);
-      older.shift(); // the instance before it stays, for logs --previous
-    } else if (cur?.state === "exited") {
-      const restart = isSidecar(c) || shouldRestart(pod.spec!.restartPolicy, cur.exitCode, isInit);
-      if (cur.lost && !state.lostReported.has(cur.id)) {
-        state.lostReported.add(cur.id);
-        faults.containerLost(pod, cur, restart);
-      }
-      if (!restart) {
-        rec.waiting = undefined;
-        return;
-      }
-      // CrashLoopBackOff, counted once per exited instance; a long run starts the count over.
-      if (rec.crash?.containerId !== cur.id) {
-        const finished = cur.finishedAt?.getTime() ?? now;
-        const ran = finished - (cur.startedAt?.getTime() ?? finished);
-        const prev = rec.crash && ran < deps.crashLoop.resetMs ? rec.crash : undefined;
-        rec.crash = { ...nextBackoff(prev, deps.crashLoop, finished), containerId: cur.id };
-      }
-      if (now < rec.crash.until) {
-        rec.waiting = {
-          reason: "CrashLoopBackOff",
-          message: `back-off ${formatDelay(rec.crash.delayMs)} restarting failed container=${c.name} pod=${m.name}_${m.namespace}(${m.uid})`,
-        };
-        noteRetry(rec.crash.until);
-        return;
-      }
-      attempt = cur.attempt + 1;
-    }
-    if (rec.retry && now < rec.retry.until) {
-      noteRetry(rec.retry.until);
-      return;
-    }
-
-    if (ctx instanceof VolumeMountError) {
-      rec.waiting = { reason: "ContainerCreating", message: ctx.message };
-      return;
-    }
-    try {
-      if (ctx instanceof Error) throw new ContainerStartError("CreateContainerConfigError", ctx.message);
-      const id = await startContainer(startDeps, pod, c, attempt, rec, ctx);
-      log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, attempt, id }, "container started");
-      if (c.lifecycle?.postStart && (!isInit || isSidecar(c))) await postStart(state, c, id);
-      rec.waiting = undefined;
-      rec.retry = undefined;
-      // Keep the instance before this one for `logs --previous`; older ones go.
-      for (const old of older) await removeInstance(state, old);
-    } catch (err) {
-      if (!(err instanceof ContainerStartError)) throw err;
-      rec.waiting = { reason: err.reason, message: err.message };
-      log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, reason: err.reason, message: err.message }, "container could not start");
-      if (err.retryAt !== undefined) noteRetry(err.retryAt);
-      else {
-        rec.retry = nextBackoff(rec.retry, deps.startRetry, Date.now());
-        noteRetry(rec.retry.until);
-      }
-    }
-  }
-
-  /**
-   * Runs the container's postStart hook; this pass (hence the pod's status) waits for it, so the
-   * container is not reported Running before it returns. A failed hook kills the container.
-   */
-  async function postStart(state: PodState, c: Container, id: string): Promise<void> {
-    const pod = state.pod;
-    const m = pod.metadata!;
-    const target = { runtime, containerId: id, container: c, podIP: podIPOf(state) };
-    const rec = containerRecord(state, c.name);
-    rec.postStartRunning = id;
-    let outcome;
-    try {
-      outcome = await runHook(c.lifecycle!.postStart!, target, POST_START_TIMEOUT_MS);
-    } finally {
-      rec.postStartRunning = undefined;
-    }
-    if (outcome.success) return;
-    const message = `PostStartHook failed: ${outcome.message}`;
-    log.info({ pod: `${m.namespace}/${m.name}`, podUid: m.uid, container: c.name, id, message }, "postStart hook failed; killing the container");
-    deps.recorder?.event(pod, "Warning", "FailedPostStartHook", `${c.name}: ${outcome.message}`);
-    state.killMessages.set(id, message);
-    await runtime.stopContainer(id, Number(pod.spec?.terminationGracePeriodSeconds ?? 30n));
   }
 
   return {

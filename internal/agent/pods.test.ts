@@ -327,13 +327,16 @@ describe("status writes", () => {
   });
 
   it("keeps lastTransitionTime of conditions that did not flip", async () => {
-    h = await startHarness();
+    // A long back-off: the second exit keeps the container down (the first restarts at once).
+    h = await startHarness({ crashLoopBackoff: { initialMs: 60_000, maxMs: 60_000 } });
     await h.createPod("ltt");
     let p = await h.waitForPod("ltt", "Ready", (p) => cond(p, "Ready") === "True");
     const scheduled = p.status!.conditions.find((c) => c.type === "PodScheduled")!.lastTransitionTime;
     const ready = p.status!.conditions.find((c) => c.type === "Ready")!.lastTransitionTime;
     const [c] = await h.containersOf(p);
     h.runtime.exit(c.id, 1);
+    const again = await waitFor("attempt 1 running", async () => (await h!.containersOf(p)).find((x) => x.attempt === 1 && x.state === "running"));
+    h.runtime.exit(again.id, 1);
     p = await h.waitForPod("ltt", "not Ready", (p) => cond(p, "Ready") === "False");
     expect(p.status!.conditions.find((c) => c.type === "PodScheduled")!.lastTransitionTime).toEqual(scheduled);
     expect(p.status!.conditions.find((c) => c.type === "Ready")!.lastTransitionTime).not.toEqual(ready);

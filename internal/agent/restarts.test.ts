@@ -24,44 +24,66 @@ describe("restartPolicy Always", () => {
     const uid = created.metadata!.uid;
     const delays: number[] = [];
     let c = await runningInstance(h, uid, 0);
-    for (let attempt = 1; attempt <= 3; attempt++) {
+    for (let attempt = 1; attempt <= 4; attempt++) {
       h.runtime.exit(c.id, 1);
       const exitedAt = (await h.runtime.containerStatus(c.id))!.finishedAt!.getTime();
-      if (attempt === 2) {
+      if (attempt === 3) {
         // While it waits, the user sees why and for how long.
         const p = await h.waitForPod("crash", "CrashLoopBackOff", (p) => cstatus(p)?.state?.waiting?.reason === "CrashLoopBackOff");
         const s = cstatus(p)!;
         expect(s.state!.waiting!.message).toBe(`back-off 400ms restarting failed container=app pod=crash_default(${uid})`);
         expect(s.lastState!.terminated).toMatchObject({ exitCode: 1, reason: "Error" });
-        expect(s.restartCount).toBe(1);
+        expect(s.restartCount).toBe(2);
         expect(s.ready).toBe(false);
         expect(p.status!.phase).toBe("Running");
       }
       c = await runningInstance(h, uid, attempt);
       delays.push(c.startedAt!.getTime() - exitedAt);
     }
-    // 200, 400, 800 ms (plus scheduling slack): each wait at least its back-off, and growing.
-    expect(delays[0]).toBeGreaterThanOrEqual(190);
-    expect(delays[1]).toBeGreaterThanOrEqual(390);
-    expect(delays[2]).toBeGreaterThanOrEqual(790);
-    expect(delays[1]).toBeGreaterThan(delays[0]);
+    // The first exit restarts at once (as the kubelet does), then 200, 400, 800 ms (plus
+    // scheduling slack): each wait at least its back-off, and growing.
+    expect(delays[1]).toBeGreaterThanOrEqual(190);
+    expect(delays[2]).toBeGreaterThanOrEqual(390);
+    expect(delays[3]).toBeGreaterThanOrEqual(790);
     expect(delays[2]).toBeGreaterThan(delays[1]);
-    const p = await h.waitForPod("crash", "restartCount 3", (p) => cstatus(p)?.restartCount === 3 && !!cstatus(p)?.state?.running);
+    expect(delays[3]).toBeGreaterThan(delays[2]);
+    const p = await h.waitForPod("crash", "restartCount 4", (p) => cstatus(p)?.restartCount === 4 && !!cstatus(p)?.state?.running);
     expect(cstatus(p)!.lastState!.terminated!.exitCode).toBe(1);
     // The running instance and the one before it (for logs --previous); older ones are removed.
-    expect((await h.containersOf(p)).map((c) => c.attempt)).toEqual([2, 3]);
+    expect((await h.containersOf(p)).map((c) => c.attempt)).toEqual([3, 4]);
   }, 20_000);
+
+  it("restarts the first exit at once, and again after an agent restart (the back-off lives in memory, as the kubelet's)", async () => {
+    // A back-off far longer than any wait below: only a restart without it passes.
+    h = await startHarness({ crashLoopBackoff: { initialMs: 600_000, maxMs: 600_000, resetMs: 600_000 } });
+    const uid = (await h.createPod("fresh")).metadata!.uid;
+    h.runtime.exit((await runningInstance(h, uid, 0)).id, 1);
+    h.runtime.exit((await runningInstance(h, uid, 1)).id, 1);
+    const p = await h.waitForPod("fresh", "CrashLoopBackOff", (p) => cstatus(p)?.state?.waiting?.reason === "CrashLoopBackOff");
+    expect(cstatus(p)!.state!.waiting!.message).toContain("back-off 10m0s");
+    expect(cstatus(p)!.restartCount).toBe(1);
+    // A new agent has seen nothing fail yet: it starts the container at once.
+    await h.restartAgent();
+    await runningInstance(h, uid, 2);
+    const q = await h.waitForPod("fresh", "restartCount 2", (p) => cstatus(p)?.restartCount === 2 && !!cstatus(p)?.state?.running);
+    expect(cstatus(q)!.lastState!.terminated).toMatchObject({ exitCode: 1, reason: "Error" });
+  });
 
   it("starts the back-off over after a container ran longer than resetMs", async () => {
     h = await startHarness({ crashLoopBackoff: { initialMs: 300, maxMs: 5000, resetMs: 500 } });
     const uid = (await h.createPod("reset")).metadata!.uid;
     let c = await runningInstance(h, uid, 0);
     h.runtime.exit(c.id, 1);
-    c = await runningInstance(h, uid, 1); // after 300 ms
+    c = await runningInstance(h, uid, 1); // at once
+    h.runtime.exit(c.id, 1);
+    c = await runningInstance(h, uid, 2); // after 300 ms
     await new Promise((r) => setTimeout(r, 600)); // a "long" run
+    h.runtime.exit(c.id, 1);
+    c = await runningInstance(h, uid, 3); // at once again: the count started over
     h.runtime.exit(c.id, 1);
     const p = await h.waitForPod("reset", "CrashLoopBackOff", (p) => cstatus(p)?.state?.waiting?.reason === "CrashLoopBackOff");
     expect(cstatus(p)!.state!.waiting!.message).toContain("back-off 300ms");
+    expect(cstatus(p)!.restartCount).toBe(3);
   });
 
   it("does not restart a container because the agent restarted", async () => {

@@ -1,8 +1,9 @@
 // What the agent remembers about each pod between syncs. Only what the runtime and the API
 // cannot tell it: back-off timers, why a container could not start, why one was killed. Losing
-// it (an agent restart) costs at most one early retry; everything else is rebuilt from the
-// runtime's containers (their labels) and the API's pods.
+// it (an agent restart) starts the back-offs over, as a kubelet restart does; everything else is
+// rebuilt from the runtime's containers (their labels) and the API's pods.
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import type { InitFloors } from "./reinit.ts";
 
 export interface Waiting {
   reason: string;
@@ -26,10 +27,22 @@ export function nextBackoff(prev: BackoffState | undefined, policy: BackoffPolic
   return { delayMs, until: from + delayMs };
 }
 
+/**
+ * CrashLoopBackOff as the kubelet counts it: the first exit this agent sees restarts at once (so
+ * does the first after a run of resetMs or more); each following one waits initialMs, doubling up
+ * to maxMs. It lives in memory only, so a restarted agent (a rebooted node) brings its pods back
+ * at once.
+ */
+export function crashBackoff(prev: BackoffState | undefined, policy: BackoffPolicy & { resetMs: number }, finished: number, ranMs: number): BackoffState {
+  if (!prev || ranMs >= policy.resetMs) return { delayMs: 0, until: finished };
+  const delayMs = prev.delayMs === 0 ? policy.initialMs : Math.min(prev.delayMs * 2, policy.maxMs);
+  return { delayMs, until: finished + delayMs };
+}
+
 export interface ContainerRecord {
   /** Why the container is not running, when the runtime cannot say (pull errors, back-off). */
   waiting?: Waiting;
-  /** CrashLoopBackOff: counted once per exited container instance. */
+  /** CrashLoopBackOff (crashBackoff): counted once per exited container instance. */
   crash?: BackoffState & { containerId: string };
   /** ImagePullBackOff, for this image. */
   pull?: BackoffState & { image: string; message: string };
@@ -63,10 +76,18 @@ export interface PodState {
   unreadableSince?: number;
   /** The eviction manager chose this pod: its message (the pod is stopped and fails as Evicted). */
   eviction?: string;
+  /** Its sandbox was made anew: the init containers run again (reinit.ts); loaded once from disk. */
+  initFloors?: InitFloors;
+  initFloorsLoaded?: boolean;
 }
 
 export function newPodState(pod: Pod): PodState {
   return { uid: pod.metadata!.uid, pod, containers: new Map(), killMessages: new Map(), terminationMessages: new Map(), lostReported: new Set(), killRequests: new Map() };
+}
+
+/** The pod's IP for hooks and probes: the node's for hostNetwork, else as set up (or as last reported, after an agent restart). */
+export function podAddress(state: PodState, hostIP: () => string): string {
+  return state.pod.spec?.hostNetwork ? hostIP() : state.network?.ip || state.pod.status?.podIp || "";
 }
 
 export function containerRecord(state: PodState, name: string): ContainerRecord {

@@ -26,6 +26,18 @@ export interface GrpcTransportOptions {
   headers?: Record<string, string>;
   /** Larger request messages fail with RESOURCE_EXHAUSTED before anything is sent. Default 64 MiB. */
   writeMaxBytes?: number;
+  /**
+   * A connection not established (TCP + TLS + HTTP/2 settings) within this long is given up: its
+   * calls fail UNAVAILABLE with the cause code "ETIMEDOUT" (never sent), rather than wait out
+   * their deadline on a server that does not answer. Default: no limit.
+   */
+  connectTimeoutMs?: number;
+}
+
+/** A call failed before any byte of it left this machine: safe to send to another server. */
+export function neverSent(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown } })?.cause;
+  return err instanceof ConnectError && err.code === Code.Unavailable && (cause?.code === "ECONNREFUSED" || cause?.code === "ETIMEDOUT" || cause?.code === "EHOSTUNREACH" || cause?.code === "ENETUNREACH");
 }
 
 export interface GrpcTransport extends Transport {
@@ -67,6 +79,14 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   function connect(): ClientHttp2Session {
     const s = http2.connect(authority, connectOptions);
     s.on("error", () => {}); // failures reach the calls through their streams
+    if (opts.connectTimeoutMs !== undefined) {
+      const dial = setTimeout(() => {
+        if (s.connecting) s.destroy(Object.assign(new Error(`no connection to ${authority} within ${opts.connectTimeoutMs} ms`), { code: "ETIMEDOUT" }));
+      }, opts.connectTimeoutMs);
+      dial.unref();
+      s.once("connect", () => clearTimeout(dial));
+      s.once("close", () => clearTimeout(dial));
+    }
     const forget = () => {
       if (session === s) {
         session = undefined;

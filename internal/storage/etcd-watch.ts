@@ -9,6 +9,9 @@
 // - A compaction cancels the watch with compact_revision set, but etcd3 only emits an "error"
 //   with an empty reason. On any watcher error we ask etcd whether `next` is still readable:
 //   "required revision has been compacted" -> Compacted, no answer -> Unavailable, else resume.
+// - Watches go to one member (an etcd3 client per member); a broken one is resumed on the next.
+//   grpc-js has no connect timeout: a watch etcd has not confirmed within confirmWithinMs counts
+//   as broken.
 // - Watcher.cancel() can wait forever for a reply when the stream dies at the wrong moment, so
 //   we never block the consumer on it.
 
@@ -18,13 +21,19 @@ import { bytes, prefixRange } from "./etcd-keys.ts";
 import { StoreError, type WatchEvent } from "./store.ts";
 
 export interface EtcdWatchDeps {
-  client: Etcd3;
+  /** One client per etcd member (each its own watch stream), in order of preference. */
+  clients: Etcd3[];
   root: Buffer;
   keyOf(key: Buffer): string;
   currentRevision(): Promise<number>;
   /** "ok" if etcd can read at revision, "compacted" if not, else the error it failed with. */
   probe(revision: number): Promise<"ok" | "compacted" | unknown>;
   isClosed(): boolean;
+  /**
+   * A watch etcd has not confirmed (its "created" answer) within this long is opened again on the
+   * next member: grpc-js has no connect timeout, a stream to a dead machine would wait for ever.
+   */
+  confirmWithinMs?: number;
 }
 
 type Item = { batch: WatchEvent[] } | { broken: unknown } | { stop: true };
@@ -62,6 +71,8 @@ function toBatches(res: IWatchResponse, keyOf: (k: Buffer) => string): WatchEven
 
 export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
   const active = new Set<(item: Item) => void>();
+  // The member new and resumed watches go to; moves on when a watch on it breaks.
+  let preferred = 0;
   const cancelling = new Set<Promise<void>>();
 
   function release(watcher: Watcher): void {
@@ -74,13 +85,29 @@ export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
 
   /** Starts an etcd3 watcher from `from`; everything it reports goes to push, in order. */
   function open(range: { key: Buffer; range_end: Buffer }, from: number, push: (item: Item) => void) {
-    const watcher = deps.client
+    const member = preferred;
+    const broke = (err: unknown) => {
+      if (preferred === member) preferred = (member + 1) % deps.clients.length;
+      push({ broken: err });
+    };
+    const watcher = deps.clients[member]
       .watch()
       .inRange({ start: range.key, end: range.range_end })
       .startRevision(String(from))
       .withPreviousKV()
       .watcher(); // not create(): listeners must be on before the first response arrives
     let dead = false;
+    const unconfirmed =
+      deps.confirmWithinMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (dead) return;
+            dead = true;
+            release(watcher);
+            broke(new Error(`etcd did not confirm the watch within ${deps.confirmWithinMs} ms`));
+          }, deps.confirmWithinMs);
+    unconfirmed?.unref();
+    watcher.on("connected", () => clearTimeout(unconfirmed));
     watcher.on("data", (res: IWatchResponse) => {
       if (dead) return;
       for (const batch of toBatches(res, deps.keyOf)) push({ batch });
@@ -89,17 +116,20 @@ export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
     watcher.on("error", (err: unknown) => {
       if (dead) return;
       dead = true;
-      push({ broken: err });
+      clearTimeout(unconfirmed);
+      broke(err);
     });
     // etcd3 would re-attach this watcher on reconnect: detach it (synchronous while idle).
     watcher.on("disconnected", (err: unknown) => {
       if (dead) return;
       dead = true;
+      clearTimeout(unconfirmed);
       release(watcher);
-      push({ broken: err ?? new Error("watch stream disconnected") });
+      broke(err ?? new Error("watch stream disconnected"));
     });
     return {
       cancel() {
+        clearTimeout(unconfirmed);
         if (dead) return;
         dead = true;
         release(watcher);

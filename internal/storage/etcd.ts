@@ -20,7 +20,7 @@ import {
   type RequestOp,
 } from "../../gen/etcd/api/etcdserverpb/rpc_pb.js";
 import type { KeyValue as EtcdKeyValue } from "../../gen/etcd/api/mvccpb/kv_pb.js";
-import { createGrpcTransport, type GrpcTransport } from "../client/grpc-transport.ts";
+import { createGrpcTransport, neverSent, type GrpcTransport } from "../client/grpc-transport.ts";
 import { isCompactedError, isFutureRevisionError, mapEtcdError } from "./etcd-errors.ts";
 import { bytes, prefixRange } from "./etcd-keys.ts";
 import { createEtcdWatchFactory } from "./etcd-watch.ts";
@@ -49,6 +49,12 @@ export interface EtcdStoreOptions {
   tls?: EtcdTls;
   /** Larger responses are refused by the client; whole-range reads ask again in smaller pages. Default 64 MiB. */
   maxResponseBytes?: number;
+  /**
+   * With several endpoints, a member not connected within this long counts as down: calls move to
+   * the next one, and a watch etcd has not confirmed within twice this is opened on the next.
+   * Default 2 s. (With one endpoint calls wait for their deadline.)
+   */
+  dialTimeoutMs?: number;
 }
 
 export interface EtcdTls {
@@ -78,6 +84,7 @@ const ZERO = Buffer.from([0]);
 export function createEtcdStore(opts: EtcdStoreOptions): Store {
   if (opts.endpoints.length === 0) throw new RangeError("etcd store: no endpoints given");
   const timeoutMs = opts.requestTimeoutMs ?? 10_000;
+  const dialTimeoutMs = opts.dialTimeoutMs ?? 2000;
   const root = Buffer.from(opts.prefix ?? "", "utf8");
   // The key every revision-only read asks about (a range needs a non-empty key).
   const rootKey = root.length ? root : Buffer.from([0]);
@@ -90,30 +97,40 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       tls: url.startsWith("https:") ? opts.tls : undefined,
       writeMaxBytes: ETCD_MAX_REQUEST_BYTES,
       readMaxBytes: opts.maxResponseBytes,
+      // With one member there is nowhere to go: waiting out the call's deadline is better than failing early.
+      connectTimeoutMs: opts.endpoints.length > 1 ? dialTimeoutMs : undefined,
     });
     return { url, transport, kv: createClient(KV, transport) };
   });
   // Calls go to one member until it fails with UNAVAILABLE, then to the next.
   let current = 0;
-  const watchClient = new Etcd3({
-    hosts: opts.endpoints,
-    credentials: opts.tls
-      ? { rootCertificate: Buffer.from(opts.tls.ca), certChain: Buffer.from(opts.tls.cert), privateKey: Buffer.from(opts.tls.key) }
-      : undefined,
-    faultHandling: {
-      host: () => noRetry as unknown as ReturnType<NonNullable<FaultHandling["host"]>>,
-      global: noRetry as unknown as FaultHandling["global"],
-    },
-  });
+  // One etcd3 client (one watch stream) per member, so that the watch factory, not etcd3's random
+  // pick, chooses the member: it starts on the first and moves on when a stream breaks.
+  const watchClients = opts.endpoints.map(
+    (url) =>
+      new Etcd3({
+        hosts: url,
+        credentials: opts.tls
+          ? { rootCertificate: Buffer.from(opts.tls.ca), certChain: Buffer.from(opts.tls.cert), privateKey: Buffer.from(opts.tls.key) }
+          : undefined,
+        // grpc-js pings the stream's connection: a member that stopped answering (its machine gone,
+        // no reset) breaks the stream within ~15 s. etcd refuses pings closer than 5 s apart.
+        grpcOptions: { "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5000 },
+        faultHandling: {
+          host: () => noRetry as unknown as ReturnType<NonNullable<FaultHandling["host"]>>,
+          global: noRetry as unknown as FaultHandling["global"],
+        },
+      }),
+  );
   let closed = false;
 
   /**
    * One KV call with its own deadline. A member that is unavailable hands over to the next one:
-   * for this very call only if it is a read (`idempotent`), since a txn whose reply was lost may
-   * have been applied; for a write the caller gets Unavailable and later calls go to the next.
+   * for this very call if it is a read (`idempotent`) or never reached the member (refused, not
+   * connected within dialTimeoutMs); a txn whose reply was lost may have been applied, so then
+   * the caller gets Unavailable and later calls go to the next.
    */
   async function kvCall<T>(fn: (kv: KVClient, callOpts: { timeoutMs: number }) => Promise<T>, idempotent: boolean, ms = timeoutMs): Promise<T> {
-    const tries = idempotent ? members.length : 1;
     for (let i = 0; ; i++) {
       const at = current;
       try {
@@ -121,7 +138,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       } catch (err) {
         if (!(err instanceof ConnectError && err.code === Code.Unavailable) || closed) throw err;
         if (current === at) current = (at + 1) % members.length;
-        if (i + 1 >= tries) throw err;
+        if (i + 1 >= members.length || !(idempotent || neverSent(err))) throw err;
       }
     }
   }
@@ -254,7 +271,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   }
 
   const watches = createEtcdWatchFactory({
-    client: watchClient,
+    clients: watchClients,
     root,
     keyOf: (k) => k.subarray(root.length).toString("utf8"),
     currentRevision,
@@ -270,6 +287,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       }
     },
     isClosed: () => closed,
+    confirmWithinMs: opts.endpoints.length > 1 ? Math.max(dialTimeoutMs, 1000) * 2 : undefined,
   });
 
   return {
@@ -329,7 +347,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       if (closed) return;
       closed = true;
       await watches.closeAll();
-      watchClient.close();
+      for (const c of watchClients) c.close();
       for (const m of members) m.transport.close();
     },
   };

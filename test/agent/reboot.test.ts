@@ -6,8 +6,10 @@
 // Either way the container is started again as a new attempt (restartCount + 1, lastState
 // terminated with reason Unknown, exit code 255, as Kubernetes shows it), after its pod's network
 // is set up again, with an Event saying what happened — and no status ever claims the old
-// instance runs.
-import { readdirSync, readFileSync } from "node:fs";
+// instance runs. After a reboot a pod's init containers run again, in order, before its app
+// containers. None of it waits for a CrashLoopBackOff: nothing failed yet in the new agent's life.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Event } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
@@ -18,8 +20,9 @@ import { INDEX_HTML, cstatus, startCluster, waitFor, watchPod, wget, type Cluste
 let c: Cluster;
 
 beforeAll(async () => {
-  // The kubelet's default first back-off (10 s): a reboot must bring pods back within 30 s anyway.
-  c = await startCluster({ agent: { crashLoopBackoff: { initialMs: 10_000, maxMs: 20_000 } } });
+  // A back-off far longer than the tests wait: the restarts below must not wait for one (the
+  // kubelet's back-off lives in memory and restarts the first exit it sees at once).
+  c = await startCluster({ agent: { crashLoopBackoff: { initialMs: 600_000, maxMs: 600_000 } } });
 }, 120_000);
 
 afterAll(async () => {
@@ -53,6 +56,17 @@ async function hasTask(id: string): Promise<boolean> {
   );
 }
 
+/** Reboots the node: the agent and containerd stop, every container process goes, the pods' network namespaces and the bridge go. */
+async function reboot(pods: Pod[]): Promise<void> {
+  await c.agent.stop();
+  await c.ctrd.reboot();
+  for (const p of pods) await run("ip", ["netns", "delete", `${c.networkName}-${p.metadata!.uid}`]);
+  await run("ip", ["link", "delete", c.networkName]);
+  expect(shimPids()).toEqual([]);
+}
+
+const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").trim().split("\n") : []);
+
 async function eventsOf(p: Pod): Promise<Event[]> {
   const { items } = await c.cp.client<Event>("Event").list("default");
   return items.filter((e) => e.involvedObject?.uid === p.metadata!.uid);
@@ -73,11 +87,7 @@ describe("node faults", () => {
     const oldShims = shimPids();
     expect(oldShims.length).toBe(oldIds.length);
 
-    await c.agent.stop();
-    await c.ctrd.reboot();
-    for (const p of before) await run("ip", ["netns", "delete", `${c.networkName}-${p.metadata!.uid}`]);
-    await run("ip", ["link", "delete", c.networkName]);
-    expect(shimPids()).toEqual([]);
+    await reboot(before);
 
     // Every status the new agent writes until the pods run again (30 s at most): none says an old
     // instance runs. (The first version of each watch is the stale one from before the reboot.)
@@ -116,6 +126,45 @@ describe("node faults", () => {
 
     for (const name of ["web", "pair", "once"]) await c.pods.delete("default", name, { gracePeriodSeconds: 1n });
     for (const name of ["web", "pair", "once"]) await c.waitForGone(name);
+  });
+
+  it("a reboot runs the init containers again, in order, before the app containers restart", async () => {
+    const dir = join(c.dir, "inits-out");
+    const out = { volumeMounts: [{ name: "out", mountPath: "/out" }] as any };
+    await c.createPod("inits", {
+      volumes: [{ name: "out", hostPath: { path: dir, type: "DirectoryOrCreate" } }] as any,
+      initContainers: [
+        { name: "setup", command: ["sh", "-c", "echo setup >> /out/log"], ...out },
+        { name: "proxy", restartPolicy: "Always", command: ["sh", "-c", "echo proxy >> /out/log; exec sleep 3600"], ...out },
+        { name: "migrate", command: ["sh", "-c", "echo migrate >> /out/log"], ...out },
+      ],
+      containers: [{ name: "app", command: ["sh", "-c", "echo app >> /out/log; exec sleep 3600"], ...out }],
+    });
+    const before = await c.waitForPod("inits", "Running", (p) => p.status?.phase === "Running" && !!cstatus(p, "app")?.state?.running, 60_000);
+    await waitFor("the app ran", () => lines(join(dir, "log")).includes("app"), 30_000);
+    expect(lines(join(dir, "log"))).toEqual(["setup", "proxy", "migrate", "app"]);
+
+    await reboot([before]);
+    c.agent = createAgent(c.agentOptions);
+    const versions = await watchPod(c, "inits", () => c.agent.start(), (vs) => vs.some((p) => p.status?.phase === "Running" && cstatus(p, "app")?.restartCount === 1 && !!cstatus(p, "app")?.state?.running), 60_000);
+    await waitFor("the app ran again", () => lines(join(dir, "log")).length === 8, 30_000);
+    // Every init container ran once more, in order, and only then the app container.
+    expect(lines(join(dir, "log"))).toEqual(["setup", "proxy", "migrate", "app", "setup", "proxy", "migrate", "app"]);
+    // While the init containers ran again the pod said so (Pending, not initialized), as Kubernetes does.
+    expect(versions.slice(1).some((p) => p.status?.phase === "Pending" && p.status.conditions.some((x) => x.type === "Initialized" && x.status === "False"))).toBe(true);
+
+    const p = await c.pods.get("default", "inits");
+    expect(["setup", "proxy", "migrate", "app"].map((n) => cstatus(p, n)!.restartCount)).toEqual([1, 1, 1, 1]);
+    expect(cstatus(p, "setup")!.state!.terminated).toMatchObject({ exitCode: 0, reason: "Completed" });
+    expect(cstatus(p, "proxy")!.state!.running).toBeDefined();
+    expect(cstatus(p, "app")!.lastState!.terminated).toMatchObject({ exitCode: 255, reason: "Unknown", containerId: cstatus(before, "app")!.containerId });
+    // The second setup finished before the new app container started.
+    const setupDone = cstatus(p, "setup")!.state!.terminated!.finishedAt!;
+    const appStarted = cstatus(p, "app")!.state!.running!.startedAt!;
+    expect(appStarted.seconds * 1_000_000_000n + BigInt(appStarted.nanos)).toBeGreaterThanOrEqual(setupDone.seconds * 1_000_000_000n + BigInt(setupDone.nanos));
+
+    await c.pods.delete("default", "inits", { gracePeriodSeconds: 1n });
+    await c.waitForGone("inits");
   });
 
   it("kill -9 of a container's shim: that container restarts as a new attempt", async () => {

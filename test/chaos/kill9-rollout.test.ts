@@ -5,11 +5,11 @@
 // (10 + maxSurge for the Deployment, 10 for any one ReplicaSet); at the end there are exactly 10
 // pods, all of the newest ReplicaSet, Running, none restarted — none lost, none twice.
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { DeploymentSchema, type Deployment } from "../../gen/skiff/v1alpha1/deployment_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { startMultiNode, waitFor, type MultiNodeCluster } from "../harness/multinode.ts";
+import { createBoundWatcher } from "./bound-watcher.ts";
 import { startChildControlPlane, type Component } from "./components.ts";
 
 const REPLICAS = 10;
@@ -25,68 +25,6 @@ afterAll(async () => {
   for (const comp of Object.values(comps ?? {})) await comp.stop();
   await c?.stop();
 });
-
-/** Follows the Deployment's pods, resuming after errors, and keeps the largest live counts it saw. */
-function boundWatcher() {
-  const live = new Map<string, string>(); // pod uid → owning ReplicaSet, while not terminating
-  const maxPerRs = new Map<string, number>();
-  let maxTotal = 0;
-  const maxTotalByPhase = new Map<string, number>();
-  let relists = 0;
-  let phase = "first rollout";
-  let worst = "";
-  const abort = new AbortController();
-  let markLive!: () => void;
-  const ready = new Promise<void>((r) => (markLive = r));
-  const see = (type: string, p: Pod) => {
-    const uid = p.metadata!.uid;
-    const gone = type === "DELETED" || p.metadata!.deletionTimestamp !== undefined || p.status?.phase === "Failed" || p.status?.phase === "Succeeded";
-    if (gone) live.delete(uid);
-    else live.set(uid, p.metadata!.ownerReferences[0]?.name ?? "-");
-    const counts = new Map<string, number>();
-    for (const rs of live.values()) counts.set(rs, (counts.get(rs) ?? 0) + 1);
-    if (live.size > maxTotal) worst = `${live.size} live pods during the ${phase}: ${JSON.stringify(Object.fromEntries(counts))}`;
-    maxTotal = Math.max(maxTotal, live.size);
-    maxTotalByPhase.set(phase, Math.max(maxTotalByPhase.get(phase) ?? 0, live.size));
-    for (const [rs, n] of counts) maxPerRs.set(rs, Math.max(maxPerRs.get(rs) ?? 0, n));
-  };
-  void (async () => {
-    let rv = "";
-    while (!abort.signal.aborted) {
-      try {
-        if (rv === "") {
-          // First, or too old to resume (a restarted apiserver's watch cache starts at etcd's
-          // current revision): the list is the state to continue from.
-          const list = await c.pods.list("default", { labelSelector: "app=web" });
-          live.clear();
-          for (const p of list.items) see("ADDED", p);
-          rv = list.resourceVersion;
-        }
-        for await (const ev of c.pods.watch("default", { resourceVersion: rv, signal: abort.signal, labelSelector: "app=web" })) {
-          rv = ev.object.metadata?.resourceVersion || rv;
-          if (ev.type === "BOOKMARK") markLive();
-          else see(ev.type, ev.object);
-        }
-      } catch (err) {
-        if (abort.signal.aborted) return;
-        if (ConnectError.from(err).code === Code.OutOfRange) rv = "";
-        relists += rv === "" ? 1 : 0;
-        await new Promise((r) => setTimeout(r, 200)); // the apiserver is down: resume where we were
-      }
-    }
-  })();
-  return {
-    ready,
-    maxTotal: () => maxTotal,
-    maxTotalByPhase,
-    /** The largest sample, where it was taken and how it split by ReplicaSet. */
-    worst: () => worst,
-    setPhase: (p: string) => (phase = p),
-    maxPerRs,
-    relists: () => relists,
-    stop: () => abort.abort(),
-  };
-}
 
 const deployments = () => c.cp.client<Deployment>("Deployment");
 
@@ -112,7 +50,7 @@ async function roll(revision: number): Promise<bigint> {
 const podsOfRs = async (rs: string) => (await c.pods.list("default")).items.filter((p) => p.metadata!.ownerReferences[0]?.name === rs);
 
 it("a rolling update survives kill -9 of the apiserver, the scheduler, the controller-manager, an agent and containerd", async () => {
-  const watcher = boundWatcher();
+  const watcher = createBoundWatcher(c.pods, "app=web");
   await watcher.ready;
   const template = c.pod(undefined, "x").spec!;
   template.containers[0].command = ["sleep", "3600"];

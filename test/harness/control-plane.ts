@@ -9,10 +9,13 @@ import { createApiTransport } from "../../internal/client/transport.ts";
 import { testPki, type TestPki } from "../../internal/pki/testing.ts";
 import { createEtcdStore } from "../../internal/storage/etcd.ts";
 import type { Store } from "../../internal/storage/store.ts";
-import { startEtcd, type EtcdServer } from "./etcd.ts";
+import { startEtcd, startEtcdCluster, type EtcdCluster, type EtcdServer } from "./etcd.ts";
 
 export interface ControlPlane {
+  /** The etcd (with etcdMembers > 1: its first member; kill/restart act on that member). */
   etcd: EtcdServer;
+  /** With etcdMembers > 1: the whole etcd cluster (the store and the apiserver use every member). */
+  etcdCluster?: EtcdCluster;
   store: Store;
   server: ApiServer;
   /** The test PKI (identities, the CA, broken credentials for tests). */
@@ -28,10 +31,33 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-export async function startControlPlane(opts: Partial<ApiServerOptions> = {}): Promise<ControlPlane> {
+export interface ControlPlaneOptions {
+  /** etcd members (default 1): more start a cluster with peer TLS (startEtcdCluster). */
+  etcdMembers?: number;
+}
+
+/** The first member of a cluster seen as an EtcdServer (metrics, health, kill -9 of that member); stop() stops the cluster. */
+function firstMemberOf(cluster: EtcdCluster): EtcdServer {
+  const m = cluster.members[0];
+  return {
+    endpoint: m.endpoint,
+    tls: cluster.tls,
+    metricsUrl: m.healthUrl.replace(/\/health$/, "/metrics"),
+    healthUrl: m.healthUrl,
+    dataDir: m.dataDir,
+    memberName: m.name,
+    peerUrl: m.peerUrl,
+    stop: () => cluster.stop(),
+    kill: () => cluster.kill9(m),
+    restart: () => cluster.restart(m),
+  };
+}
+
+export async function startControlPlane(opts: Partial<ApiServerOptions> = {}, cpOpts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const pki = await testPki();
-  const etcd = await startEtcd();
-  const store = createEtcdStore({ endpoints: [etcd.endpoint], prefix: "/skiff-test", tls: etcd.tls });
+  const etcdCluster = (cpOpts.etcdMembers ?? 1) > 1 ? await startEtcdCluster({ size: cpOpts.etcdMembers }) : undefined;
+  const etcd = etcdCluster ? firstMemberOf(etcdCluster) : await startEtcd();
+  const store = createEtcdStore({ endpoints: etcdCluster?.endpoints ?? [etcd.endpoint], prefix: "/skiff-test", tls: etcd.tls });
   // ServiceAccount tokens are signed with the PKI's sa.key, as `skiff up` does.
   // kubeletClient: the apiserver reads logs from agents as system:apiserver (agents serve testPki().agentServing certificates).
   const base = { heartbeatMs: 1000, tls: pki.serving, serviceAccountSigningKey: pki.serviceAccountKey.privateKey, kubeletClient: pki.kubeletClient };
@@ -39,6 +65,7 @@ export async function startControlPlane(opts: Partial<ApiServerOptions> = {}): P
   const transport = createApiTransport(server.url, pki.adminCredentials);
   return {
     etcd,
+    etcdCluster,
     store,
     pki,
     get server() {

@@ -3,8 +3,10 @@
 // the test PKI, like `skiff up`'s etcd), /health and /metrics on a separate plain loopback port
 // (as kubeadm sets etcd up), waits for /health, and removes everything on stop().
 // It runs under startGuardedProcess (process.ts), so a crashed test run cannot leave an etcd
-// behind.
+// behind. startEtcdCluster() starts several members the same way, peers over TLS too, for tests
+// that kill -9 members (the leader) and start them again.
 
+import { Etcd3 } from "etcd3";
 import { join } from "node:path";
 import { testPki } from "../../internal/pki/testing.ts";
 import type { EtcdTls } from "../../internal/storage/etcd.ts";
@@ -40,66 +42,76 @@ export interface StartEtcdOptions {
   timeoutMs?: number;
 }
 
-async function startOnce(bin: string, timeoutMs: number): Promise<EtcdServer> {
-  const [clientPort, peerPort, metricsPort] = await freePorts(3);
+interface MemberSpec {
+  name: string;
+  dir: string;
+  endpoint: string;
+  metricsBase: string;
+  peer: string;
+  /** name=peerURL of every member of the cluster. */
+  initialCluster: string;
+  token: string;
+  /** Peers talk TLS with client-certificate auth (the cluster's members); a single member keeps plain loopback. */
+  peerTls: boolean;
+}
+
+interface MemberProcess {
+  kill(): Promise<void>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts one etcd process for `m` under the guard; resolves once /health says true (needs a quorum). */
+async function launchMember(bin: string, timeoutMs: number, m: MemberSpec): Promise<MemberProcess> {
   const pki = await testPki();
-  const dir = makeTempDir("skiff-etcd-");
-  const endpoint = `https://${LOOPBACK}:${clientPort}`;
-  const metricsBase = `http://${LOOPBACK}:${metricsPort}`;
-  const peer = `http://${LOOPBACK}:${peerPort}`;
-  const name = "skiff-test";
+  const server = pki.files("etcd-server"); // serving + client usage, loopback names: also the peer certificate
   const args = [
-    `--name=${name}`,
-    `--data-dir=${join(dir, "data")}`,
-    `--listen-client-urls=${endpoint}`,
-    `--advertise-client-urls=${endpoint}`,
-    `--cert-file=${pki.files("etcd-server").cert}`,
-    `--key-file=${pki.files("etcd-server").key}`,
+    `--name=${m.name}`,
+    `--data-dir=${join(m.dir, "data")}`,
+    `--listen-client-urls=${m.endpoint}`,
+    `--advertise-client-urls=${m.endpoint}`,
+    `--cert-file=${server.cert}`,
+    `--key-file=${server.key}`,
     `--trusted-ca-file=${pki.files("ca").cert}`,
     "--client-cert-auth",
-    `--listen-metrics-urls=${metricsBase}`,
-    `--listen-peer-urls=${peer}`,
-    `--initial-advertise-peer-urls=${peer}`,
-    `--initial-cluster=${name}=${peer}`,
+    `--listen-metrics-urls=${m.metricsBase}`,
+    `--listen-peer-urls=${m.peer}`,
+    `--initial-advertise-peer-urls=${m.peer}`,
+    `--initial-cluster=${m.initialCluster}`,
     "--initial-cluster-state=new",
-    `--initial-cluster-token=skiff-test-${clientPort}`,
+    `--initial-cluster-token=${m.token}`,
     "--logger=zap",
     "--log-outputs=stderr",
     "--log-level=warn",
   ];
+  if (m.peerTls) {
+    args.push(`--peer-cert-file=${server.cert}`, `--peer-key-file=${server.key}`, `--peer-trusted-ca-file=${pki.files("ca").cert}`, "--peer-client-cert-auth");
+  }
   // While killed on purpose the data dir stays; any other end of the process removes it.
   let outage = false;
   const launch = () =>
     startGuardedProcess({
       command: bin,
       args, // on a restart etcd finds its data dir and ignores the --initial-* flags
-      name: "etcd",
+      name: `etcd ${m.name}`,
       timeoutMs,
       exitedBefore: "becoming healthy",
-      notReady: `at ${endpoint} not healthy`,
+      notReady: `at ${m.endpoint} not healthy`,
       ready: async () => {
-        const res = await fetch(`${metricsBase}/health`, { signal: AbortSignal.timeout(1000) });
+        const res = await fetch(`${m.metricsBase}/health`, { signal: AbortSignal.timeout(1000) });
         const body = (await res.json()) as { health?: string };
         return res.ok && body.health === "true";
       },
       cleanup: () => {
-        if (!outage) removeTempDir(dir);
+        if (!outage) removeTempDir(m.dir);
       },
     });
   let proc = await launch();
-  const tls = { ca: pki.ca.cert, cert: pki.apiserverClient.cert, key: pki.apiserverClient.key };
   return {
-    endpoint,
-    tls,
-    metricsUrl: `${metricsBase}/metrics`,
-    healthUrl: `${metricsBase}/health`,
-    dataDir: join(dir, "data"),
-    memberName: name,
-    peerUrl: peer,
-    stop: async () => {
+    async stop() {
       outage = false;
       await proc.stop();
-      removeTempDir(dir);
+      removeTempDir(m.dir);
     },
     async kill() {
       outage = true;
@@ -113,8 +125,164 @@ async function startOnce(bin: string, timeoutMs: number): Promise<EtcdServer> {
   };
 }
 
+async function startOnce(bin: string, timeoutMs: number): Promise<EtcdServer> {
+  const [clientPort, peerPort, metricsPort] = await freePorts(3);
+  const pki = await testPki();
+  const dir = makeTempDir("skiff-etcd-");
+  const endpoint = `https://${LOOPBACK}:${clientPort}`;
+  const metricsBase = `http://${LOOPBACK}:${metricsPort}`;
+  const peer = `http://${LOOPBACK}:${peerPort}`;
+  const name = "skiff-test";
+  const proc = await launchMember(bin, timeoutMs, {
+    name,
+    dir,
+    endpoint,
+    metricsBase,
+    peer,
+    initialCluster: `${name}=${peer}`,
+    token: `skiff-test-${clientPort}`,
+    peerTls: false,
+  });
+  const tls = { ca: pki.ca.cert, cert: pki.apiserverClient.cert, key: pki.apiserverClient.key };
+  return {
+    endpoint,
+    tls,
+    metricsUrl: `${metricsBase}/metrics`,
+    healthUrl: `${metricsBase}/health`,
+    dataDir: join(dir, "data"),
+    memberName: name,
+    peerUrl: peer,
+    stop: () => proc.stop(),
+    kill: () => proc.kill(),
+    restart: () => proc.restart(),
+  };
+}
+
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer> {
   const bin = opts.bin ?? process.env.SKIFF_ETCD_BIN ?? "etcd";
   const timeoutMs = opts.timeoutMs ?? 30_000;
   return retryOnAddressInUse(() => startOnce(bin, timeoutMs));
+}
+
+export interface EtcdMember {
+  /** etcd's member name, "m0", "m1", … */
+  name: string;
+  index: number;
+  /** Client URL (gRPC over TLS, client certificate required). */
+  endpoint: string;
+  peerUrl: string;
+  /** /health, plain HTTP on loopback. */
+  healthUrl: string;
+  dataDir: string;
+  /** False between kill9() and restart(). */
+  running: boolean;
+}
+
+export interface EtcdCluster {
+  members: EtcdMember[];
+  /** Every member's client URL, in member order (what --etcd-servers takes). */
+  endpoints: string[];
+  /** The apiserver's client credentials (createEtcdStore's `tls`). */
+  tls: EtcdTls;
+  /** kill -9 of one member, keeping its data dir and ports. */
+  kill9(member: EtcdMember): Promise<void>;
+  /** Starts a killed member again (same data, ports, certificates); resolves once it is healthy. */
+  restart(member: EtcdMember): Promise<void>;
+  /** The member the running members agree leads (etcd's Maintenance Status); waits up to timeoutMs for one. */
+  leader(timeoutMs?: number): Promise<EtcdMember>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The status of one member through etcd's Maintenance API: its own id and the leader's id as it
+ * sees them ("0" while it knows no leader).
+ */
+async function memberStatus(endpoint: string, tls: EtcdTls): Promise<{ id: string; leader: string }> {
+  const client = new Etcd3({
+    hosts: endpoint,
+    credentials: { rootCertificate: Buffer.from(tls.ca), certChain: Buffer.from(tls.cert), privateKey: Buffer.from(tls.key) },
+  });
+  try {
+    const status = await client.maintenance.status({ deadline: Date.now() + 2000 });
+    return { id: status.header.member_id, leader: status.leader };
+  } finally {
+    client.close();
+  }
+}
+
+async function startClusterOnce(bin: string, timeoutMs: number, size: number): Promise<EtcdCluster> {
+  const pki = await testPki();
+  const ports = await freePorts(3 * size);
+  const specs: MemberSpec[] = [];
+  for (let i = 0; i < size; i++) {
+    const [clientPort, peerPort, metricsPort] = ports.slice(3 * i, 3 * i + 3);
+    specs.push({
+      name: `m${i}`,
+      dir: makeTempDir(`skiff-etcd-m${i}-`),
+      endpoint: `https://${LOOPBACK}:${clientPort}`,
+      metricsBase: `http://${LOOPBACK}:${metricsPort}`,
+      peer: `https://${LOOPBACK}:${peerPort}`,
+      initialCluster: "",
+      token: `skiff-test-${ports[0]}`,
+      peerTls: true,
+    });
+  }
+  const initialCluster = specs.map((m) => `${m.name}=${m.peer}`).join(",");
+  for (const m of specs) m.initialCluster = initialCluster;
+  // Members become healthy only together (a quorum elects a leader): start them all at once.
+  const started = await Promise.allSettled(specs.map((m) => launchMember(bin, timeoutMs, m)));
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed) {
+    await Promise.all(started.map((r) => (r.status === "fulfilled" ? r.value.stop() : undefined)));
+    for (const m of specs) removeTempDir(m.dir);
+    throw failed.reason;
+  }
+  const procs = started.map((r) => (r as PromiseFulfilledResult<MemberProcess>).value);
+  const tls = { ca: pki.ca.cert, cert: pki.apiserverClient.cert, key: pki.apiserverClient.key };
+  const members: EtcdMember[] = specs.map((m, index) => ({ name: m.name, index, endpoint: m.endpoint, peerUrl: m.peer, healthUrl: `${m.metricsBase}/health`, dataDir: join(m.dir, "data"), running: true }));
+  const ids = new Map<string, EtcdMember>(); // etcd member id → member, learned from their status
+  return {
+    members,
+    endpoints: members.map((m) => m.endpoint),
+    tls,
+    async kill9(member) {
+      member.running = false;
+      await procs[member.index].kill();
+    },
+    async restart(member) {
+      await procs[member.index].restart();
+      member.running = true;
+    },
+    async leader(waitMs = 30_000) {
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        const seen = await Promise.all(
+          members.filter((m) => m.running).map(async (m) => {
+            const s = await memberStatus(m.endpoint, tls).catch(() => undefined);
+            if (s) ids.set(s.id, m);
+            return s?.leader;
+          }),
+        );
+        // Every live member names the same leader, and it is one of them.
+        const leader = seen[0] !== undefined && seen[0] !== "0" && seen.every((l) => l === seen[0]) ? ids.get(seen[0]) : undefined;
+        if (leader?.running) return leader;
+        if (Date.now() > deadline) throw new Error(`etcd cluster: no agreed leader after ${waitMs} ms (members say ${JSON.stringify(seen)})`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async stop() {
+      await Promise.all(procs.map((p) => p.stop()));
+    },
+  };
+}
+
+/**
+ * A cluster of `size` (default 3) etcd members, each its own process on its own loopback ports,
+ * clients and peers over TLS with client-certificate auth (the test PKI's etcd certificate on
+ * both sides).
+ */
+export async function startEtcdCluster(opts: StartEtcdOptions & { size?: number } = {}): Promise<EtcdCluster> {
+  const bin = opts.bin ?? process.env.SKIFF_ETCD_BIN ?? "etcd";
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  return retryOnAddressInUse(() => startClusterOnce(bin, timeoutMs, opts.size ?? 3));
 }

@@ -78,6 +78,8 @@ export interface MultiNodeOptions {
   joinWithTokens?: boolean;
   /** With joinWithTokens: the lifetime of the node certificates the apiserver signs (default one year). */
   nodeCertificateTtlMs?: number;
+  /** etcd members (default 1); more make a cluster with peer TLS (cp.etcdCluster). */
+  etcdMembers?: number;
 }
 
 export interface ClusterNode {
@@ -205,7 +207,7 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
     // The apiserver reads logs from the agents (their TLS flags come from the same test PKI: cli-agent.ts).
     const pki = await testPki();
     const nodeSigner = opts.joinWithTokens ? { ca: pki.ca, certificateTtlMs: opts.nodeCertificateTtlMs } : undefined;
-    const [cp, ctrd] = await Promise.all([startControlPlane({ host: bridgeIP, tls: await servingTlsFor(pki, [bridgeIP]), nodeSigner }), startContainerd()]);
+    const [cp, ctrd] = await Promise.all([startControlPlane({ host: bridgeIP, tls: await servingTlsFor(pki, [bridgeIP]), nodeSigner }, { etcdMembers: opts.etcdMembers }), startContainerd()]);
     cleanups.push(() => cp.stop(), () => ctrd.stop());
     const image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.test/busybox", tag: "v1", indexHtml: INDEX_HTML });
     const apiURL = cp.server.url;

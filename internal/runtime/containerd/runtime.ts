@@ -17,6 +17,8 @@ import { withLease } from "./lease.ts";
 import type { ContainerLogOptions } from "./stdio.ts";
 import { execInTask, startTask, stopTask } from "./tasks.ts";
 import { unpackedTop, unpackImage } from "./unpack.ts";
+import { createShimSweeper } from "./shims.ts";
+import { createLogger, type Logger } from "../../log/log.ts";
 import type { Container } from "../../../gen/containerd/services/containers/v1/containers_pb.js";
 import { Status, type Process } from "../../../gen/containerd/types/task/task_pb.js";
 
@@ -25,6 +27,10 @@ export interface ContainerdRuntimeOptions extends ContainerdClientOptions {
   snapshotter?: string;
   /** Containers' log rotation and the loggers' report FIFO. Default: 10 MiB × 5 files, reports to nowhere. */
   containerLog?: ContainerLogOptions;
+  /** Where shims found outliving their container are reported (shims.ts). */
+  log?: Logger;
+  /** Sweep for such shims this long after a removal (default SHIM_GRACE_MS). */
+  shimGraceMs?: number;
 }
 
 /** kubelet's defaults (containerLogMaxSize 10Mi, containerLogMaxFiles 5). */
@@ -33,6 +39,8 @@ export const DEFAULT_CONTAINER_LOG: ContainerLogOptions = { maxSizeBytes: 10 * 1
 export interface ContainerdRuntime extends ContainerRuntime {
   /** The underlying client (tests and diagnostics inspect containerd's objects through it). */
   readonly client: ContainerdClient;
+  /** Ends shims that outlived their container now (shims.ts; also done on its own after removals). */
+  sweepShims(): Promise<string[]>;
 }
 
 export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): ContainerdRuntime {
@@ -42,6 +50,17 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
   const content = createContentStore(client);
   const images = createImageStore(client, content);
   const ooms = createOomTracker(client, client.namespace);
+  const log = opts.log ?? createLogger("containerd-runtime");
+  const shims = createShimSweeper({
+    svc: client,
+    address: client.address,
+    namespace: client.namespace,
+    graceMs: opts.shimGraceMs,
+    onReaped: (ids) => log.warn({ ids }, "ended containerd shims that outlived their containers (containerd could not shut them down)"),
+  });
+  // A previous life's leftovers (the agent stopped before its sweep); containerd not answering
+  // yet: again after the grace period.
+  shims.sweep().catch(() => shims.removed());
 
   /** Creates the records and unpacks each image, inside the caller's lease. */
   const install = async (svc: Services, records: ImageRecord[]): Promise<void> => {
@@ -161,6 +180,11 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
       if (!record) throw new ConnectError(`image "${cfg.image}" is not present (pull or import it first)`, Code.NotFound);
       const img = await images.resolve(record.target);
       const id = randomBytes(16).toString("hex");
+      // A failed Tasks/Create ends its shim the way Tasks/Delete does: look after it too.
+      const failed = (err: unknown) => {
+        shims.removed();
+        throw err;
+      };
       await withLease(client, "container", async (svc) => {
         const parent = (await unpackedTop(svc, img, snapshotter)) ?? (await unpackImage(svc, createContentStore(svc), img, snapshotter));
         await createContainer(svc, {
@@ -175,7 +199,7 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
           containerLog,
           namespace: client.namespace,
         });
-      });
+      }).catch(failed);
       return id;
     },
 
@@ -187,6 +211,7 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
       await stopTask(client, id, 0);
       await removeContainer(client, id, snapshotter);
       ooms.forget(id);
+      shims.removed();
     },
 
     async listContainers(): Promise<ContainerInfo[]> {
@@ -211,7 +236,11 @@ export function createContainerdRuntime(opts: ContainerdRuntimeOptions = {}): Co
       }
     },
 
+    /** Ends shims that outlived their container now (shims.ts); resolves with their container ids. */
+    sweepShims: () => shims.sweep(),
+
     async close() {
+      shims.stop();
       ooms.stop();
       client.close();
     },
