@@ -21,7 +21,7 @@ import { createInformer, createSharedInformerFactory, NAMESPACE_INDEX, namespace
 import { createServiceProxy, type ServiceProxyOptions } from "../network/proxy/index.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createWorkQueue } from "../client/workqueue.ts";
-import type { Logger } from "../log/log.ts";
+import { componentLog, type Logger } from "../log/log.ts";
 import type { ContainerRuntime } from "../runtime/runtime.ts";
 import { hostInfo, type HostInfo } from "./host-info.ts";
 import { createNodeDns, type NodeDnsOptions } from "./dns.ts";
@@ -192,17 +192,17 @@ export function createAgent(opts: AgentOptions): Agent {
   const informer = createInformer<Pod>(podsClient, {
     fieldSelector: `spec.nodeName=${nodeName}`,
     indexers: { uid: (p) => [p.metadata?.uid ?? ""] },
-    log: log.child({ component: "pod-informer" }),
+    log: componentLog(log, "pod-informer"),
   });
   const lookup = (uid: string) => informer.byIndex("uid", uid)[0];
   // Services for the pods' environment and, with Endpoints, for the node's DNS and the service
   // proxy: one factory, so the node keeps one watch per kind.
-  const serviceInformers = createSharedInformerFactory(opts.transport, { log: log.child({ component: "service-informers" }) });
+  const serviceInformers = createSharedInformerFactory(opts.transport, { log: componentLog(log, "service-informers") });
   const services = serviceInformers.informerFor<Service>("Service");
   services.addIndexers({ [NAMESPACE_INDEX]: namespaceIndexFunc });
   const servesDns = !opts.dns?.clusterDns && network.hostGateway !== undefined;
   const endpoints = servesDns ? serviceInformers.informerFor<Endpoints>("Endpoints") : undefined;
-  const dns = createNodeDns({ ...opts.dns, network, services, endpoints, log: log.child({ component: "dns" }) });
+  const dns = createNodeDns({ ...opts.dns, network, services, endpoints, log: componentLog(log, "dns") });
   const queue = createWorkQueue<string>({
     name: "pods",
     baseDelayMs: 500,
@@ -212,7 +212,7 @@ export function createAgent(opts: AgentOptions): Agent {
   const status = createStatusManager({ client: podsClient, log });
   const probes = createProbeManager({
     runtime,
-    log: log.child({ component: "prober" }),
+    log: componentLog(log, "prober"),
     secondMs: opts.probeSecondMs,
     onChange: (uid) => queue.add(uid),
     onResult: metrics?.probe,
@@ -239,7 +239,7 @@ export function createAgent(opts: AgentOptions): Agent {
     pods: podsClient,
     status,
     probes,
-    log: log.child({ component: "pod-worker" }),
+    log: componentLog(log, "pod-worker"),
     lookup,
     hostIP: () => hostIP,
     runtimeName: () => runtimeName,
@@ -268,7 +268,7 @@ export function createAgent(opts: AgentOptions): Agent {
         throw err;
       }
     },
-    credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: log.child({ component: "pull-secrets" }) }).credentials,
+    credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: componentLog(log, "pull-secrets") }).credentials,
     tokens: createTokenProjector({ rootDir: opts.rootDir, clusterCa: opts.clusterCa, tmpfs, requestToken }),
     volumes: createVolumeManager({
       rootDir: opts.rootDir,
@@ -304,7 +304,7 @@ export function createAgent(opts: AgentOptions): Agent {
     ? createPodRouting({ ...opts.podRouting, transport: opts.transport, nodeName, podCidr: opts.podCidr, log })
     : undefined;
   const proxy = opts.proxy
-    ? createServiceProxy({ ...opts.proxy, transport: opts.transport, informers: serviceInformers, podCidr: opts.podCidr, nodeName, log: log.child({ component: "proxy" }) })
+    ? createServiceProxy({ ...opts.proxy, transport: opts.transport, informers: serviceInformers, podCidr: opts.podCidr, nodeName, log: componentLog(log, "proxy") })
     : undefined;
   const recorder = createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: nodeName, log });
   const eviction = opts.eviction
@@ -312,7 +312,7 @@ export function createAgent(opts: AgentOptions): Agent {
         ...opts.eviction,
         runtime,
         rootDir: opts.rootDir,
-        log: log.child({ component: "eviction" }),
+        log: componentLog(log, "eviction"),
         activePods: () => informer.list().filter((p) => !isTerminal(p) && !p.metadata!.deletionTimestamp),
         evict(pod, message) {
           podWorkers.evict(pod.metadata!.uid, message);
@@ -322,7 +322,7 @@ export function createAgent(opts: AgentOptions): Agent {
         onImageRemoved: (i) => log.info({ image: i.names[0] ?? i.id, sizeBytes: i.sizeBytes }, "removed unused image"),
       })
     : undefined;
-  const importer = opts.importImages ? createImageImporter({ runtime, path: opts.importImages, log: log.child({ component: "image-import" }) }) : undefined;
+  const importer = opts.importImages ? createImageImporter({ runtime, path: opts.importImages, log: componentLog(log, "image-import") }) : undefined;
 
   informer.onAdd((p) => {
     if (metrics && !isTerminal(p) && p.status?.phase !== "Running") metrics.podSeen(p.metadata!.uid);

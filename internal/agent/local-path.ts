@@ -11,7 +11,7 @@ import type { PersistentVolume } from "../../gen/skiff/v1alpha1/storage_pb.js";
 import { isLocalPath, LOCAL_PATH_CLEANUP_FINALIZER, PINNED_NODE_FIELD } from "../api/storage.ts";
 import { createInformer, type Informer } from "../client/informer.ts";
 import type { ResourceClient } from "../client/resource-client.ts";
-import type { Logger } from "../log/log.ts";
+import { componentLog, type Logger } from "../log/log.ts";
 
 /** Whether `path` is strictly inside `dir` (no "..", not dir itself). */
 export function isInside(dir: string, path: string): boolean {
@@ -46,7 +46,7 @@ export function createLocalPathAgent(opts: LocalPathAgentOptions): LocalPathAgen
   const informer: Informer<PersistentVolume> = createInformer(opts.volumes, {
     fieldSelector: `${PINNED_NODE_FIELD}=${opts.nodeName}`,
     resyncMs: 10_000,
-    log: log.child({ component: "local-path" }),
+    log: componentLog(log, "local-path"),
   });
   const running = new Map<string, Promise<void>>();
 

@@ -11,7 +11,7 @@ import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { createEventRecorder } from "../client/events.ts";
 import { createInformer } from "../client/informer.ts";
 import { createResourceClient } from "../client/resource-client.ts";
-import type { Logger } from "../log/log.ts";
+import { componentLog, type Logger } from "../log/log.ts";
 import { ensureMasquerade } from "../network/masquerade.ts";
 import { applyRouteCommands, netContains, parseNet, planRoutes, readHostRoutes, type HostRoutes, type PeerNode } from "../network/routes.ts";
 
@@ -52,14 +52,14 @@ export function peerOf(n: Node): PeerNode {
 export function createPodRouting(
   opts: PodRoutingOptions & { transport: Transport; nodeName: string; podCidr: string; log: Logger },
 ): PodRouting {
-  const log = opts.log.child({ component: "pod-routing" });
+  const log = componentLog(opts.log, "pod-routing");
   const host: RoutingHost = {
     readRoutes: opts.host?.readRoutes ?? readHostRoutes,
     applyRoutes: opts.host?.applyRoutes ?? applyRouteCommands,
     ensureMasquerade: opts.host?.ensureMasquerade ?? ensureMasquerade,
   };
   const resyncMs = opts.resyncMs ?? 10_000;
-  const informer = createInformer<Node>(createResourceClient<Node>(opts.transport, "Node"), { log: log.child({ component: "node-informer" }) });
+  const informer = createInformer<Node>(createResourceClient<Node>(opts.transport, "Node"), { log: componentLog(log, "node-informer") });
   const recorder = createEventRecorder({ transport: opts.transport, component: "skiff-agent", host: opts.nodeName, log });
   const cluster = parseNet(opts.clusterCidr);
   const insideCluster = (cidr: string) => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createAgent } from "../agent/agent.ts";
 import { createCniNetwork } from "../agent/network.ts";
 import { createEventRecorder } from "../client/events.ts";
-import type { Logger } from "../log/log.ts";
+import { componentLog, type Logger } from "../log/log.ts";
 import type { ClusterPki } from "../pki/pki.ts";
 import { createContainerdRuntime } from "../runtime/containerd/index.ts";
 import { containerLogOptions, dnsOptions, loggerReportsPath, startLoggerReports } from "./agent.ts";
@@ -42,7 +42,7 @@ export async function startServerAgent(o: {
   log.info({ address: containerd.address, started: containerd.started }, "containerd");
   const rootDir = join(o.dataDir, "agent");
   const runtime = createContainerdRuntime({ address: containerd.address, namespace: "skiff", containerLog: { ...containerLogOptions(flags), reportPath: loggerReportsPath(rootDir) } });
-  const agentLog = log.child({ component: "agent" });
+  const agentLog = componentLog(log, "agent");
   const agent = createAgent({
     transport: o.transport,
     clusterCa: o.pki.ca.cert,

@@ -17,7 +17,7 @@ import { ensureEncryptionConfig } from "../encryption/config.ts";
 import { bumpRevision } from "../etcdsnapshot/bump.ts";
 import { restoreSnapshot } from "../etcdsnapshot/restore.ts";
 import { startSnapshotSchedule } from "../etcdsnapshot/schedule.ts";
-import type { Logger } from "../log/log.ts";
+import { componentLog, type Logger } from "../log/log.ts";
 import type { CertKeyPair } from "../pki/certs.ts";
 import { ensurePki, installSharedServerKeys, type ClusterPki } from "../pki/pki.ts";
 import { createScheduler } from "../scheduler/scheduler.ts";
@@ -133,7 +133,7 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
   }
   // The local member first; the others for when it is unavailable.
   const store = createEtcdStore({ endpoints: [local, ...otherClientUrls(memberList, etcd.endpoint)], prefix: "/skiff", tls: etcdTls });
-  const snapshotSchedule = snapshots && startSnapshotSchedule({ conn: { endpoints: [local], tls: etcdTls }, dir: snapshotDir(dataDir), node: o.nodeName, ...snapshots, log: log.child({ component: "etcd-snapshot" }) });
+  const snapshotSchedule = snapshots && startSnapshotSchedule({ conn: { endpoints: [local], tls: etcdTls }, dir: snapshotDir(dataDir), node: o.nodeName, ...snapshots, log: componentLog(log, "etcd-snapshot") });
 
   // Tokens outlive a restart and every server signs alike: the signing key is the PKI's sa.key (or the flag's).
   const serviceAccounts = serviceAccountOptions(flags, join(pkiDir, "sa.key"));
@@ -148,7 +148,7 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
     tls: { cert: pki.apiserver.cert, key: pki.apiserver.key, clientCa: pki.ca.cert },
     host: o.listen.host,
     port: o.listen.port,
-    log: log.child({ component: "apiserver" }),
+    log: componentLog(log, "apiserver"),
     compactionIntervalMs: 300_000,
     serviceCidr: flags["service-cluster-ip-range"],
     nodePortRange: flags["service-node-port-range"],
@@ -167,9 +167,9 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
     controllerManager: { listen: flags["controller-manager-metrics-listen"], transport: as(pki.controllerManager) },
     log,
   });
-  const scheduler = createScheduler({ transport: as(pki.scheduler), log: log.child({ component: "scheduler" }), metrics: observe.schedulerMetrics });
+  const scheduler = createScheduler({ transport: as(pki.scheduler), log: componentLog(log, "scheduler"), metrics: observe.schedulerMetrics });
   void scheduler.start(running.signal).then(() => observe.schedulerSynced());
-  const controllers = createControllerManager({ transport: as(pki.controllerManager), log: log.child({ component: "controller-manager" }) });
+  const controllers = createControllerManager({ transport: as(pki.controllerManager), log: componentLog(log, "controller-manager") });
   observe.watchControllerManager(controllers);
   void controllers.start(running.signal);
   let agent: ServerAgent | undefined;

@@ -2,6 +2,7 @@
 // with its own registry and a serving certificate from the cluster CA (made at start, kept in
 // memory); the agent serves its own on its port. Work queues of the whole process report on the
 // controller-manager's port.
+import { componentLog } from "../log/log.ts";
 import type { Transport } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { setDefaultWorkQueueMetrics } from "../client/workqueue.ts";
@@ -43,7 +44,7 @@ export async function startUpMetrics(o: {
         registry,
         health,
         access: createMetricsAccess({ transport, server: { url: o.server, ca: o.pki.ca.cert } }),
-        log: o.log.child({ component }),
+        log: componentLog(o.log, component),
       }),
     );
   }

@@ -14,6 +14,7 @@
 // A term whose controllers cannot all be built (a factory throws) fails: the manager stops,
 // releases the lease and reports the error through wait(), as controller-runtime's manager
 // returns from Start — leading with a controller missing would look healthy and do nothing.
+import { componentLog } from "../log/log.ts";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import os from "node:os";
 import type { Logger } from "pino";
@@ -130,7 +131,7 @@ export function createControllerManager(args: { transport: Transport; log: Logge
     if (lost.aborted) raiseFence();
     else lost.addEventListener("abort", raiseFence, { once: true });
     const fenced = fencedTransport(transport, fence.signal);
-    const informers = createSharedInformerFactory(fenced, { log: log.child({ component: "informer" }) });
+    const informers = createSharedInformerFactory(fenced, { log: componentLog(log, "informer") });
     const recorder = createEventRecorder({ transport: fenced, component: "controller-manager", host: identity, log });
     const started: Controller[] = [];
     try {
@@ -197,7 +198,7 @@ export function createControllerManager(args: { transport: Transport; log: Logge
         leaseDurationMs: o.leaseDurationMs,
         renewDeadlineMs: o.renewDeadlineMs,
         retryPeriodMs: o.retryPeriodMs,
-        log: log.child({ component: "leaderelection" }),
+        log: componentLog(log, "leaderelection"),
         onStartedLeading: async (stop, lost) => {
           leading = true;
           stop.addEventListener("abort", () => (leading = false), { once: true });

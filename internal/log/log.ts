@@ -12,3 +12,20 @@ export function createLogger(component: string, level = process.env.SKIFF_LOG_LE
       : pino.destination(2),
   );
 }
+
+/** The logger a component's `componentLog` call started from, and the component path so far. */
+const componentOf = new WeakMap<Logger, { base: Logger; path: string }>();
+
+/**
+ * A child logger for a part of a component. pino writes every child's bindings again, so nested
+ * `child({ component })` calls printed the key twice ("component":"agent","component":"dns");
+ * here the name is appended to the path instead: "component":"agent/dns".
+ */
+export function componentLog(parent: Logger, name: string): Logger {
+  const known = componentOf.get(parent);
+  const base = known?.base ?? parent;
+  const path = known ? `${known.path}/${name}` : name;
+  const child = base.child({ component: path });
+  componentOf.set(child, { base, path });
+  return child;
+}
