@@ -100,7 +100,7 @@ export async function runSkiffctl(argv: string[], io: CliIO): Promise<number> {
       io.err(`Error: ${msg}\nRun "${["skiffctl", ...path].join(" ")} --help" for usage.\n`);
       return 1;
     }
-    io.err(`${formatError(err, session.server ?? "the configured server", session.caFile)}\n`);
+    io.err(`${formatError(err, session.servers ?? session.server ?? "the configured server", session.caFile)}\n`);
     return 1;
   }
 }
