@@ -11,6 +11,11 @@
 // Each node also has `unreachable <cluster CIDR>`: pod traffic to a node it has no route for
 // (deleted, not yet known) is refused in the node rather than sent on through the host.
 //
+// Every node joins as a new machine does (`skiff agent --server URL --token K10…` with an
+// agent-role token made here): it checks the CA against the token's hash, sends CSRs and runs on
+// the node certificates the apiserver signs (kept under <root-dir>/agent). No test hands an agent
+// credentials.
+//
 // Each agent runs as `nsenter --net=<node netns> node cmd/skiff.ts agent …`, so every `ip`, CNI
 // and iptables call it makes (pod bridge, routes, NAT) lands in its node's network namespace.
 // Not `ip netns exec`: that also gives the agent a mount namespace whose mounts do not propagate
