@@ -7,6 +7,7 @@ import { ServiceAccountService } from "../../../gen/skiff/v1alpha1/service_accou
 import { connect, namespaceArgs, namespaceOf, serverArg, type Session } from "../context.ts";
 import { CliError } from "../errors.ts";
 import { flagValues, parseDuration, strictFlags } from "./flags.ts";
+import { objectGenerators } from "./create-objects.ts";
 
 const USAGE = "skiffctl create token NAME [-n NS] [--duration 1h] [--audience AUD]";
 
@@ -41,7 +42,7 @@ export function createCommand(session: Session) {
     },
   });
   return defineCommand({
-    meta: { name: "create", description: "Create things that are not manifests: create token NAME" },
-    subCommands: { token },
+    meta: { name: "create", description: "Create objects from flags (namespace, serviceaccount, configmap, secret generic, deployment) or a token: create KIND NAME …" },
+    subCommands: { token, ...objectGenerators(session) },
   });
 }
