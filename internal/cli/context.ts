@@ -26,6 +26,8 @@ export interface Session {
   server?: string;
   /** Every server it may move to (the first is `server`), for error messages. */
   servers?: string[];
+  /** Work to finish before skiffctl exits (keeping the servers it learned). */
+  pending?: Promise<unknown>[];
   /** The CA file the server's certificate was checked against, for error messages. */
   caFile?: string;
 }
@@ -66,8 +68,9 @@ export async function connect(session: Session, flags: ConnectionFlags): Promise
   const { server, servers, credentials, caFile, rememberServers } = await resolveConnection(merged, session.io.env);
   session.server = server;
   session.caFile = caFile;
-  // Like the components, skiffctl holds every apiserver: it reads the `kubernetes` Endpoints first
-  // (through the first server that answers) and keeps what they list in its config file.
+  // Like the components, skiffctl holds every apiserver: while the command runs it reads the
+  // `kubernetes` Endpoints (through the first server that answers) and keeps what they list in its
+  // config file; the servers kept last time are already in `servers`, for when the first is down.
   let listed: string[] | undefined;
   const transport = createFailoverTransport({
     servers,
@@ -75,13 +78,18 @@ export async function connect(session: Session, flags: ConnectionFlags): Promise
     discoveryIntervalMs: DISCOVERY_INTERVAL_MS,
     onDiscovered: (urls) => (listed = urls),
   });
-  await transport.discover();
   session.servers = transport.servers();
-  if (listed && rememberServers) await rememberServers(listed).catch(() => undefined); // a read-only config only loses the cache
+  const learned = transport.discover().then(async () => {
+    session.servers = transport.servers();
+    if (listed && rememberServers) await rememberServers(listed);
+  });
+  (session.pending ??= []).push(learned.catch(() => undefined)); // a read-only config only loses the cache
   const clients = new Map<string, ResourceClient>();
   return {
     server,
-    servers: transport.servers(),
+    get servers() {
+      return transport.servers();
+    },
     transport,
     client(kind) {
       let c = clients.get(kind.kind);

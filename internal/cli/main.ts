@@ -88,8 +88,10 @@ export async function runSkiffctl(argv: string[], io: CliIO): Promise<number> {
   }
   try {
     await runCommand(root, { rawArgs: argv });
+    await Promise.all(session.pending ?? []);
     return 0;
   } catch (err) {
+    await Promise.all(session.pending ?? []);
     if (err instanceof AlreadyReported) return 1;
     if (err instanceof Error && err.name === "CLIError") {
       const [cmd, , path] = await commandFor(root, argv);
