@@ -20,7 +20,15 @@ export const DEFAULT_SERVER = "https://127.0.0.1:6443";
 
 export interface ClusterEntry {
   name: string;
-  cluster: { server?: string; "certificate-authority"?: string };
+  cluster: {
+    server?: string;
+    "certificate-authority"?: string;
+    /**
+     * The cluster's other apiservers, comma-separated, as its `kubernetes` Endpoints listed them
+     * when skiffctl last asked (skiffctl keeps it: it moves to them when `server` is down).
+     */
+    "known-servers"?: string;
+  };
 }
 export interface UserEntry {
   name: string;

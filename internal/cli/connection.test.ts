@@ -2,7 +2,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { saveConfig } from "./config.ts";
+import { loadConfig, saveConfig } from "./config.ts";
 import { resolveConnection } from "./connection.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "skiffctl-conn-"));
@@ -19,7 +19,8 @@ describe("resolveConnection", () => {
       contexts: [{ name: "admin@c", context: { cluster: "c", user: "admin" } }, { name: "ci@c", context: { cluster: "c", user: "ci" } }],
       "current-context": "admin@c",
     });
-    const c = await resolveConnection({}, { SKIFF_CONFIG: path });
+    const { rememberServers, ...c } = await resolveConnection({}, { SKIFF_CONFIG: path });
+    expect(rememberServers).toBeTypeOf("function");
     expect(c).toEqual({ server: "https://10.0.0.1:6443", servers: ["https://10.0.0.1:6443"], caFile: join(dir, "pki/ca.crt"), credentials: { ca: "PEM of ca.crt", cert: "PEM of admin.crt", key: "PEM of admin.key" } });
     expect((await resolveConnection({ context: "ci@c" }, { SKIFF_CONFIG: path })).credentials).toEqual({ ca: "PEM of ca.crt", token: "t0k" });
   });
@@ -39,6 +40,31 @@ describe("resolveConnection", () => {
     expect(c.server).toBe("https://10.0.0.1:6443");
     await expect(resolveConnection({ server: "https://10.0.0.1:6443,http://10.0.0.2:6443" }, { SKIFF_CONFIG: path })).rejects.toThrow("use https:// in http://10.0.0.2:6443");
     await expect(resolveConnection({ server: "https://10.0.0.1:6443,10.0.0.2" }, { SKIFF_CONFIG: path })).rejects.toThrow(/invalid server URL "10.0.0.2"/);
+  });
+
+  it("keeps the apiservers the cluster lists in the context's cluster entry and uses them next time, after the configured one", async () => {
+    const own = join(dir, "known.yaml");
+    await saveConfig(own, {
+      clusters: [{ name: "c", cluster: { server: "https://10.0.0.1:6443", "certificate-authority": "pki/ca.crt" } }, { name: "other", cluster: { server: "https://10.9.9.9:6443" } }],
+      users: [{ name: "ci", user: { token: "t0k" } }],
+      contexts: [{ name: "ci@c", context: { cluster: "c", user: "ci" } }],
+      "current-context": "ci@c",
+    });
+    const first = await resolveConnection({}, { SKIFF_CONFIG: own });
+    expect(first.servers).toEqual(["https://10.0.0.1:6443"]);
+    await first.rememberServers!(["https://10.0.0.1:6443", "https://10.0.0.2:6443", "https://10.0.0.3:6443"]);
+    const next = await resolveConnection({}, { SKIFF_CONFIG: own });
+    expect(next.servers).toEqual(["https://10.0.0.1:6443", "https://10.0.0.2:6443", "https://10.0.0.3:6443"]);
+    const cfg = await loadConfig(own);
+    expect(cfg.clusters?.map((c) => c.cluster["known-servers"])).toEqual(["https://10.0.0.2:6443,https://10.0.0.3:6443", undefined]);
+    // A server that left the Endpoints leaves the list.
+    await next.rememberServers!(["https://10.0.0.1:6443", "https://10.0.0.3:6443"]);
+    expect((await resolveConnection({}, { SKIFF_CONFIG: own })).servers).toEqual(["https://10.0.0.1:6443", "https://10.0.0.3:6443"]);
+    // Servers given by flag or environment belong to no config entry: nothing is kept, the kept ones are not used.
+    const flagged = await resolveConnection({ server: "https://10.0.0.7:6443" }, { SKIFF_CONFIG: own });
+    expect(flagged.rememberServers).toBeUndefined();
+    expect(flagged.servers).toEqual(["https://10.0.0.7:6443"]);
+    expect((await resolveConnection({}, { SKIFF_CONFIG: own, SKIFF_SERVER: "https://10.0.0.8:6443" })).rememberServers).toBeUndefined();
   });
 
   it("says what is missing or wrong in one sentence", async () => {

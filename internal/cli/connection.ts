@@ -3,7 +3,7 @@
 // component commands (`skiff scheduler|controller-manager|agent --kubeconfig …`).
 import { readFile } from "node:fs/promises";
 import type { ApiCredentials } from "../client/credentials.ts";
-import { checkServerUrl, configPath, configRelative, currentEntries, DEFAULT_SERVER, loadConfig, type Env } from "./config.ts";
+import { checkServerUrl, configPath, configRelative, currentEntries, DEFAULT_SERVER, loadConfig, saveConfig, type Env } from "./config.ts";
 import { CliError } from "./errors.ts";
 
 /** The flags every command takes (kubectl's names). */
@@ -23,12 +23,24 @@ export interface ConnectionFlags {
 export interface Connection {
   /** The first server (for messages). */
   server: string;
-  /** Every server given: `--server` and the config's `server` may list several, comma-separated (calls move to the next when one is down). */
+  /**
+   * Every server given: `--server` and the config's `server` may list several, comma-separated
+   * (calls move to the next when one is down), then the cluster entry's `known-servers`.
+   */
   servers: string[];
   credentials: ApiCredentials;
   /** The CA file the server's certificate is checked against (for error messages). */
   caFile: string;
+  /**
+   * Set when the servers come from the config file's cluster entry (no --server, no
+   * $SKIFF_SERVER): keeps every apiserver the cluster lists there (`known-servers`), for the next
+   * command when the configured one is down. `servers` already holds the kept ones.
+   */
+  rememberServers?: (listed: string[]) => Promise<void>;
 }
+
+/** Bounded: a hand-edited or damaged config cannot make a command try servers without end. */
+const MAX_KNOWN_SERVERS = 16;
 
 export async function resolveConnection(flags: ConnectionFlags, env: Env = process.env): Promise<Connection> {
   const path = flags.kubeconfig || configPath(env);
@@ -40,6 +52,24 @@ export async function resolveConnection(flags: ConnectionFlags, env: Env = proce
   if (servers.length === 0) throw new CliError(`no server URL in "${given}"`);
   for (const s of servers) if (!s.startsWith("https://")) throw new CliError(`the apiserver only speaks TLS: use https:// in ${s}`);
   const server = servers[0];
+  let rememberServers: Connection["rememberServers"];
+  const entry = cluster?.cluster;
+  if (!flags.server && !env.SKIFF_SERVER && entry?.server) {
+    const configured = servers.map((u) => new URL(u).origin);
+    const known = (entry["known-servers"] ?? "").split(",").map((s) => s.trim()).filter((s) => /^https:\/\/\S+$/.test(s)).slice(0, MAX_KNOWN_SERVERS);
+    for (const k of known) if (!servers.includes(k)) servers.push(k);
+    rememberServers = async (listed) => {
+      const keep = [...new Set(listed)].filter((u) => !configured.includes(u)).slice(0, MAX_KNOWN_SERVERS).join(",");
+      if (listed.length === 0 || keep === (entry["known-servers"] ?? "")) return;
+      // Read again just before writing: only this cluster's entry changes.
+      const now = await loadConfig(path);
+      const at = now.clusters?.find((c) => c.name === cluster!.name);
+      if (!at || at.cluster.server !== entry.server) return;
+      if (keep) at.cluster["known-servers"] = keep;
+      else delete at.cluster["known-servers"];
+      await saveConfig(path, now);
+    };
+  }
   const caFile = flags["certificate-authority"] || fromConfig(cluster?.cluster["certificate-authority"]);
   if (!caFile) {
     throw new CliError(`no CA to check ${server}'s certificate against: pass --certificate-authority FILE or set a context (skiffctl config set-cluster NAME --server URL --certificate-authority FILE)`);
@@ -56,7 +86,7 @@ export async function resolveConnection(flags: ConnectionFlags, env: Env = proce
   if (token) credentials.token = token;
   if (flags.as) credentials.impersonateUser = flags.as;
   if (flags["as-group"]) credentials.impersonateGroups = flags["as-group"].split(",").map((g) => g.trim()).filter(Boolean);
-  return { server, servers, credentials, caFile };
+  return { server, servers, credentials, caFile, rememberServers };
 }
 
 async function readPem(file: string, what: string): Promise<string> {

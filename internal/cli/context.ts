@@ -3,7 +3,8 @@
 import type { CallOptions, Transport } from "@connectrpc/connect";
 import { lookupKind, kinds, type Kind } from "../api/registry.ts";
 import { createResourceClient, type ResourceClient } from "../client/resource-client.ts";
-import { createApiTransport } from "../client/transport.ts";
+import { createFailoverTransport } from "../client/failover.ts";
+import { createServerTransport } from "../client/transport.ts";
 import type { Env } from "./config.ts";
 import { resolveConnection, type ConnectionFlags } from "./connection.ts";
 import { CliError } from "./errors.ts";
@@ -23,16 +24,25 @@ export interface Session {
   rootFlags?: ConnectionFlags;
   /** The server last resolved, for error messages. */
   server?: string;
+  /** Every server it may move to (the first is `server`), for error messages. */
+  servers?: string[];
+  /** Work to finish before skiffctl exits (keeping the servers it learned). */
+  pending?: Promise<unknown>[];
   /** The CA file the server's certificate was checked against, for error messages. */
   caFile?: string;
 }
 
 export interface Api {
   server: string;
+  /** Every server calls may move to (the first is `server`), for error messages. */
+  servers: string[];
   /** For calls beyond the generic ones (ServiceAccountService.CreateToken, AuthorizationService, PodService.Log). */
   transport: Transport;
   client(kind: Kind): ResourceClient;
 }
+
+/** A long watch (`get -w`, `rollout status`) reads the Endpoints again this often. */
+const DISCOVERY_INTERVAL_MS = 60_000;
 
 /** Per-call time limit for everything but watches. */
 const CALL_TIMEOUT_MS = 30_000;
@@ -55,13 +65,31 @@ function withTimeout(c: ResourceClient): ResourceClient {
 export async function connect(session: Session, flags: ConnectionFlags): Promise<Api> {
   const merged: ConnectionFlags = { ...session.rootFlags };
   for (const [k, v] of Object.entries(flags)) if (k in connectionArgs && v) (merged as Record<string, unknown>)[k] = v;
-  const { server, servers, credentials, caFile } = await resolveConnection(merged, session.io.env);
+  const { server, servers, credentials, caFile, rememberServers } = await resolveConnection(merged, session.io.env);
   session.server = server;
   session.caFile = caFile;
-  const transport = createApiTransport(servers, credentials);
+  // Like the components, skiffctl holds every apiserver: while the command runs it reads the
+  // `kubernetes` Endpoints (through the first server that answers) and keeps what they list in its
+  // config file; the servers kept last time are already in `servers`, for when the first is down.
+  let listed: string[] | undefined;
+  const transport = createFailoverTransport({
+    servers,
+    connect: (url) => createServerTransport(url, credentials),
+    discoveryIntervalMs: DISCOVERY_INTERVAL_MS,
+    onDiscovered: (urls) => (listed = urls),
+  });
+  session.servers = transport.servers();
+  const learned = transport.discover().then(async () => {
+    session.servers = transport.servers();
+    if (listed && rememberServers) await rememberServers(listed);
+  });
+  (session.pending ??= []).push(learned.catch(() => undefined)); // a read-only config only loses the cache
   const clients = new Map<string, ResourceClient>();
   return {
     server,
+    get servers() {
+      return transport.servers();
+    },
     transport,
     client(kind) {
       let c = clients.get(kind.kind);

@@ -31,8 +31,13 @@ const UNTRUSTED_CERT_CODES = new Set([
   "CERT_SIGNATURE_FAILURE",
 ]);
 
-/** One line (or a few, one per problem) describing err, without the "Error: " prefix. */
-export function describeError(err: unknown, server: string, caFile?: string): string {
+/**
+ * One line (or a few, one per problem) describing err, without the "Error: " prefix. `servers`:
+ * the one it talked to, or every one it could move to (the first is the one it talked to first).
+ */
+export function describeError(err: unknown, servers: string | string[], caFile?: string): string {
+  const all = typeof servers === "string" ? [servers] : servers;
+  const server = all[0] ?? "the configured server";
   if (err instanceof ConnectError) {
     const code = causeCode(err);
     if (code && UNTRUSTED_CERT_CODES.has(code)) {
@@ -45,6 +50,8 @@ export function describeError(err: unknown, server: string, caFile?: string): st
     if (err.code === Code.PermissionDenied) return /(^|\s)forbidden: /.test(err.rawMessage) ? err.rawMessage : `forbidden: ${err.rawMessage}`;
     if (isUnreachable(err)) {
       const why = err.code === Code.DeadlineExceeded ? "no answer in time" : err.rawMessage;
+      // Calls move on to the next server while one cannot be reached: none answered.
+      if (all.length > 1) return `cannot reach any apiserver (${all.join(", ")}): ${why}`;
       return `cannot reach the apiserver at ${server}: ${why}`;
     }
     return err.rawMessage;
@@ -54,8 +61,8 @@ export function describeError(err: unknown, server: string, caFile?: string): st
 }
 
 /** The text to print on stderr for err: every line starts with "Error: ". */
-export function formatError(err: unknown, server: string, caFile?: string): string {
-  return describeError(err, server, caFile)
+export function formatError(err: unknown, servers: string | string[], caFile?: string): string {
+  return describeError(err, servers, caFile)
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => `Error: ${l}`)

@@ -88,8 +88,10 @@ export async function runSkiffctl(argv: string[], io: CliIO): Promise<number> {
   }
   try {
     await runCommand(root, { rawArgs: argv });
+    await Promise.all(session.pending ?? []);
     return 0;
   } catch (err) {
+    await Promise.all(session.pending ?? []);
     if (err instanceof AlreadyReported) return 1;
     if (err instanceof Error && err.name === "CLIError") {
       const [cmd, , path] = await commandFor(root, argv);
@@ -100,7 +102,7 @@ export async function runSkiffctl(argv: string[], io: CliIO): Promise<number> {
       io.err(`Error: ${msg}\nRun "${["skiffctl", ...path].join(" ")} --help" for usage.\n`);
       return 1;
     }
-    io.err(`${formatError(err, session.server ?? "the configured server", session.caFile)}\n`);
+    io.err(`${formatError(err, session.servers ?? session.server ?? "the configured server", session.caFile)}\n`);
     return 1;
   }
 }

@@ -7,6 +7,8 @@ import { Code, ConnectError, createClient, createRouterTransport, type Transport
 import { describe, expect, it } from "vitest";
 import { NamespaceService } from "../../gen/skiff/v1alpha1/namespace_service_pb.js";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
+import { EndpointsSchema } from "../../gen/skiff/v1alpha1/endpoints_pb.js";
+import { EndpointsService } from "../../gen/skiff/v1alpha1/endpoints_service_pb.js";
 import { createFailoverTransport, neverReached } from "./failover.ts";
 
 type Down = "refused" | "lost" | undefined;
@@ -79,5 +81,40 @@ describe("failover transport", () => {
     expect(names).toEqual(["b"]);
     c.b.down = "refused";
     await expect(c.ns.get({ name: "x" })).rejects.toSatisfy(neverReached);
+  });
+
+  it("learns the servers the kubernetes Endpoints list, tells them, and sends calls on to a learned one", async () => {
+    const listed = create(EndpointsSchema, {
+      metadata: { name: "kubernetes", namespace: "default" },
+      subsets: [{ addresses: [{ ip: "10.0.0.1" }, { ip: "10.0.0.2" }], ports: [{ name: "https", port: 6443 }] }],
+    });
+    const state = new Map([["10.0.0.1", { down: undefined as Down, calls: 0 }], ["10.0.0.2", { down: undefined as Down, calls: 0 }]]);
+    const connect = (url: string): Transport => {
+      const host = new URL(url).hostname;
+      const inner = createRouterTransport(({ service }) => {
+        service(EndpointsService, { get: () => ({ endpoints: listed }) } as never);
+        service(NamespaceService, { get: () => ({ namespace: create(NamespaceSchema, { metadata: { name: host } }) }) } as never);
+      });
+      const fail = () => {
+        const s = state.get(host)!;
+        s.calls++;
+        if (s.down) throw new ConnectError("connect ECONNREFUSED", Code.Unavailable, undefined, undefined, Object.assign(new Error("refused"), { code: "ECONNREFUSED" }));
+      };
+      return {
+        async unary(...args) {
+          fail();
+          return inner.unary(...args);
+        },
+        stream: (...args) => inner.stream(...args),
+      };
+    };
+    const told: string[][] = [];
+    const t = createFailoverTransport({ servers: ["https://10.0.0.1:6443"], connect, onDiscovered: (s) => told.push(s) });
+    await t.discover();
+    expect(told.at(-1)).toEqual(["https://10.0.0.1:6443", "https://10.0.0.2:6443"]);
+    expect(t.servers()).toEqual(["https://10.0.0.1:6443", "https://10.0.0.2:6443"]);
+    state.get("10.0.0.1")!.down = "refused";
+    expect((await createClient(NamespaceService, t).get({ name: "x" })).namespace?.metadata?.name).toBe("10.0.0.2");
+    t.close();
   });
 });

@@ -28,6 +28,8 @@ export interface FailoverOptions {
   discoveryIntervalMs?: number;
   /** Told when calls move to another server. */
   onMove?: (from: string, to: string, reason: string) => void;
+  /** Told every apiserver the `kubernetes` Endpoints list, after each read of them (to keep them for the next start). */
+  onDiscovered?: (servers: string[]) => void;
 }
 
 export interface FailoverTransport extends Transport {
@@ -85,10 +87,12 @@ export function createFailoverTransport(opts: FailoverOptions): FailoverTranspor
           if (!port) continue;
           for (const a of s.addresses) urls.push(normalize(`https://${a.ip.includes(":") ? `[${a.ip}]` : a.ip}:${port}`));
         }
-        discovered = urls.filter((u) => !given.includes(u)).slice(0, MAX_SERVERS);
+        const listed = [...new Set(urls)].slice(0, MAX_SERVERS);
+        discovered = listed.filter((u) => !given.includes(u));
         list = [...given, ...discovered];
         // The current server stays in use while it works, even if the Endpoints no longer list it.
         if (!list.includes(current)) list.push(current);
+        opts.onDiscovered?.(listed);
       } catch {
         // No Endpoints, no permission to read them, no server up: keep what we know.
       } finally {

@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { MultiNodeCluster } from "../harness/multinode.ts";
-import { apiserverTlsArgs, getTls, pkiFileArgs, servingTlsFor } from "../harness/pki.ts";
+import { apiserverTlsArgs, getTls, nodeSignerArgs, pkiFileArgs, servingTlsFor } from "../harness/pki.ts";
 import { startGuardedProcess, type GuardedProcess } from "../harness/process.ts";
 
 const SKIFF = fileURLToPath(new URL("../../cmd/skiff.ts", import.meta.url));
@@ -70,7 +70,8 @@ export async function startChildControlPlane(c: MultiNodeCluster, cmArgs: string
   const serving = await servingTlsFor(c.cp.pki, [c.bridgeIP]);
   writeFileSync(join(dir, "serving.crt"), serving.cert);
   writeFileSync(join(dir, "serving.key"), serving.key, { mode: 0o600 });
-  const tls = apiserverTlsArgs(c.cp.pki);
+  // It signs the certificates of agents that join (or renew) with the cluster's CA, as the in-process one did.
+  const tls = [...apiserverTlsArgs(c.cp.pki), ...nodeSignerArgs(c.cp.pki)];
   const at = (flag: string) => tls.indexOf(flag) + 1;
   tls[at("--tls-cert-file")] = join(dir, "serving.crt");
   tls[at("--tls-private-key-file")] = join(dir, "serving.key");

@@ -1,25 +1,36 @@
 // Two apiservers on one etcd (each `skiff apiserver` a child process, --endpoint-reconciler-type
-// lease), one real node whose agent was given only the first one's URL, skiffctl given both, and
-// a watcher of our own. kill -9 of the apiserver they all use: the agent learned the other from
-// the `kubernetes` Endpoints and moves there (its pods' status keeps being written: a pod made
-// after the kill runs and is reported Running, one deleted after it goes), skiffctl answers from
-// the other, the watcher sees every update of a counter exactly once and in order, and the dead
-// apiserver's lease expires out of the Endpoints.
+// lease, both able to sign node certificates), one real node whose agent joined with a token
+// through the first one's URL (its certificates live 90 s: it renews them every minute or so),
+// skiffctl given only the first one, and a watcher of our own. kill -9 of the apiserver they all
+// use: the agent learned the other from the `kubernetes` Endpoints and moves there (its pods'
+// status keeps being written: a pod made after the kill runs and is reported Running, one deleted
+// after it goes; its certificates are renewed through the other), skiffctl learned it too (kept
+// in its config file) and answers from it, the watcher sees every update of a counter exactly
+// once and in order, the agent started again with its dead --server comes up through the one it
+// kept, and the dead apiserver's lease expires out of the Endpoints.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import YAML from "yaml";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ConfigMapSchema, type ConfigMap } from "../../gen/skiff/v1alpha1/config_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Endpoints } from "../../gen/skiff/v1alpha1/endpoints_pb.js";
-import { spawnSkiffctl } from "../../internal/cli/testing.ts";
+import { adminConfig } from "../../internal/cli/testing.ts";
+import type { CliConfig } from "../../internal/cli/config.ts";
 import { createResourceClient } from "../../internal/client/resource-client.ts";
 import { createApiTransport } from "../../internal/client/transport.ts";
 import { startComponent, type Component } from "../chaos/components.ts";
 import { agentLogTail, startMultiNode, waitFor, type MultiNodeCluster } from "../harness/multinode.ts";
-import { apiserverTlsArgs, getTls, servingTlsFor } from "../harness/pki.ts";
+import { apiserverTlsArgs, getTls, nodeSignerArgs, servingTlsFor } from "../harness/pki.ts";
 import { freePort } from "../harness/ports.ts";
+
+const SKIFFCTL = fileURLToPath(new URL("../../cmd/skiffctl.ts", import.meta.url));
+// Short enough that the agent renews (at 70-90 %) while the test runs, after the kill too.
+const CERT_TTL_MS = 90_000;
 
 let c: MultiNodeCluster;
 let apiservers: Component[] = [];
@@ -37,13 +48,13 @@ function childApiServer(name: string, host: string, port: number, tls: string[])
 }
 
 beforeAll(async () => {
-  c = await startMultiNode({ nodes: 1 });
+  c = await startMultiNode({ nodes: 1, nodeCertificateTtlMs: CERT_TTL_MS });
   const dir = join(c.dir, "ha");
   mkdirSync(dir, { recursive: true });
   const serving = await servingTlsFor(c.cp.pki, [c.bridgeIP]);
   writeFileSync(join(dir, "serving.crt"), serving.cert);
   writeFileSync(join(dir, "serving.key"), serving.key, { mode: 0o600 });
-  const tls = apiserverTlsArgs(c.cp.pki);
+  const tls = [...apiserverTlsArgs(c.cp.pki), ...nodeSignerArgs(c.cp.pki, `${CERT_TTL_MS / 1000}s`)];
   tls[tls.indexOf("--tls-cert-file") + 1] = join(dir, "serving.crt");
   tls[tls.indexOf("--tls-private-key-file") + 1] = join(dir, "serving.key");
   // The first apiserver takes over the in-process one's address (the agent knows only that URL).
@@ -63,6 +74,24 @@ afterAll(async () => {
 
 const isNotFound = (err: unknown) => ConnectError.from(err).code === Code.NotFound;
 
+/** skiffctl as the admin with a config file of its own whose cluster names only the first apiserver. */
+function cliConfigFile(): string {
+  const file = join(c.dir, "ha", "skiffctl.yaml");
+  const cfg = adminConfig();
+  cfg.clusters[0].cluster = { ...cfg.clusters[0].cluster, server: urls[0] } as typeof cfg.clusters[0]["cluster"];
+  writeFileSync(file, YAML.stringify(cfg), { mode: 0o600 });
+  return file;
+}
+let cliConfig = "";
+function skiffctl(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, SKIFF_CONFIG: cliConfig, NO_COLOR: "1" };
+  delete env.SKIFF_SERVER;
+  return new Promise((resolve) => {
+    execFile(process.execPath, [SKIFFCTL, ...args], { env, timeout: 120_000 }, (err, out, errOut) => resolve({ code: err ? Number(err.code ?? 1) : 0, out, err: errOut }));
+  });
+}
+const knownServers = () => (YAML.parse(readFileSync(cliConfig, "utf8")) as CliConfig).clusters?.[0].cluster["known-servers"];
+
 it("kill -9 of the apiserver an agent, skiffctl and a watcher use: all move to the other, nothing missed or repeated", async () => {
   const admin = createApiTransport(urls, c.cp.pki.adminCredentials, { discover: true });
   const endpoints = createResourceClient<Endpoints>(admin, "Endpoints");
@@ -78,6 +107,11 @@ it("kill -9 of the apiserver an agent, skiffctl and a watcher use: all move to t
   // The agent learns the servers when it starts: start it again now that both are published.
   const node = c.nodes[0];
   await node.restartAgent();
+  // skiffctl learns them on its first command and keeps them in its config file's cluster entry.
+  cliConfig = cliConfigFile();
+  const first = await skiffctl(["get", "nodes", "-o", "name"]);
+  expect(first.code, first.err).toBe(0);
+  expect(knownServers()).toBe(urls[1]);
 
   await pods.create(c.pod(node, "before"));
   await waitForRunning("before");
@@ -124,13 +158,14 @@ it("kill -9 of the apiserver an agent, skiffctl and a watcher use: all move to t
   }
   for (let i = 1; i <= N / 2; i++) await write(i);
 
+  const killedAt = Date.now();
   await apiservers[0].kill();
   for (let i = N / 2 + 1; i <= N; i++) await write(i);
 
-  // skiffctl, given both servers, answers from the live one.
-  const cli = await spawnSkiffctl(urls.join(","), ["get", "pods", "-o", "name"]).done;
-  expect(cli.code, cli.err).toBe(0);
-  expect(cli.out).toContain("before");
+  // skiffctl, given only the dead server, answers from the one it learned before the kill.
+  const after = await skiffctl(["get", "pods", "-o", "name"]);
+  expect(after.code, after.err).toBe(0);
+  expect(after.out).toContain("before");
 
   // The agent moved: a pod made now runs and is reported Running; one deleted now goes.
   await pods.create(c.pod(node, "after"));
@@ -138,6 +173,15 @@ it("kill -9 of the apiserver an agent, skiffctl and a watcher use: all move to t
   expect(node.agent!.logLines().filter((l) => l.msg === "apiserver unavailable: moving to another").map((l) => l.to)).toContain(urls[1]);
   await pods.delete("default", "before");
   await waitFor("pod before gone (the agent confirmed its deletion)", () => pods.get("default", "before").then(() => false, isNotFound), 90_000);
+
+  // Renewal goes through the same transport: a renewal after the kill reached the live apiserver.
+  await waitFor(`node certificates renewed after the kill\n${agentLogTail(node)}`, async () =>
+    node.agent!.logLines().some((l) => l.msg === "node certificates renewed" && Number(l.time) > killedAt), CERT_TTL_MS * 2);
+
+  // Started again, its --server dead: it comes up through the apiserver it kept in <data-dir>/servers.
+  await node.restartAgent();
+  await pods.create(c.pod(node, "restarted"));
+  await waitForRunning("restarted");
 
   await waitFor(`the watcher saw all ${N} updates`, async () => seen.length >= N, 60_000);
   stopWatch.abort();
@@ -147,4 +191,11 @@ it("kill -9 of the apiserver an agent, skiffctl and a watcher use: all move to t
 
   // The dead apiserver's lease expires and the live one removes it from the Endpoints.
   await waitFor("only the live apiserver in the Endpoints", async () => JSON.stringify(await published()) === JSON.stringify([urls[1]]), 60_000);
+
+  // With every apiserver down, skiffctl says so in one line naming them.
+  await apiservers[1].kill();
+  const none = await skiffctl(["get", "pods"]);
+  expect(none.code).toBe(1);
+  expect(none.err.trim().split("\n")).toHaveLength(1);
+  expect(none.err).toContain(`Error: cannot reach any apiserver (${urls[0]}, ${urls[1]}): `);
 }, 600_000);

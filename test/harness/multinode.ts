@@ -11,6 +11,11 @@
 // Each node also has `unreachable <cluster CIDR>`: pod traffic to a node it has no route for
 // (deleted, not yet known) is refused in the node rather than sent on through the host.
 //
+// Every node joins as a new machine does (`skiff agent --server URL --token K10…` with an
+// agent-role token made here): it checks the CA against the token's hash, sends CSRs and runs on
+// the node certificates the apiserver signs (kept under <root-dir>/agent). No test hands an agent
+// credentials.
+//
 // Each agent runs as `nsenter --net=<node netns> node cmd/skiff.ts agent …`, so every `ip`, CNI
 // and iptables call it makes (pod bridge, routes, NAT) lands in its node's network namespace.
 // Not `ip netns exec`: that also gives the agent a mount namespace whose mounts do not propagate
@@ -43,7 +48,7 @@ import type { PodInit } from "../agent/cluster.ts";
 import { removeRun, runName, sweepCrashedRuns } from "../network/leftovers.ts";
 import { startContainerd, type ContainerdServer } from "./containerd.ts";
 import { startControlPlane, type ControlPlane } from "./control-plane.ts";
-import { clientCertArgs, servingTlsFor, testPki } from "./pki.ts";
+import { servingTlsFor, testPki } from "./pki.ts";
 import { createApiTransport } from "../../internal/client/transport.ts";
 import { buildBusyboxImage, type BuiltImage } from "./images.ts";
 import { makeTempDir, removeTempDir } from "./tmp.ts";
@@ -66,17 +71,14 @@ export interface MultiNodeOptions {
   controllers?: boolean;
   /**
    * Agents take the pod CIDR the controller-manager allocates (`--pod-cidr allocated`) instead of
-   * one the harness picks; turns on `controllers`. Default false.
+   * one the harness picks; turns on `controllers`. Default: on exactly when `controllers` is (a
+   * joining node's Node exists, without a pod CIDR, before its agent registers, and the
+   * controller-manager's allocator gives it one then: a CIDR picked here would disagree).
    */
   allocatePodCidrs?: boolean;
   /** Extra flags for every agent (logs: $SKIFF_TEST_AGENT_LOG_LEVEL; kept in $SKIFF_TEST_KEEP_LOGS after stop). */
   agentArgs?: string[];
-  /**
-   * Agents join the way a new machine does (`--token K10…`, internal/join): the apiserver signs
-   * their certificates; no credentials are handed to them. Default false (the test PKI issues them).
-   */
-  joinWithTokens?: boolean;
-  /** With joinWithTokens: the lifetime of the node certificates the apiserver signs (default one year). */
+  /** The lifetime of the node certificates the apiserver signs for joining agents (default one year). */
   nodeCertificateTtlMs?: number;
   /** etcd members (default 1); more make a cluster with peer TLS (cp.etcdCluster). */
   etcdMembers?: number;
@@ -121,8 +123,8 @@ export interface MultiNodeCluster {
   cp: ControlPlane;
   ctrd: ContainerdServer;
   image: BuiltImage;
-  /** With joinWithTokens: the agent-role join token every node joined with. */
-  joinToken?: string;
+  /** The agent-role join token every node joined with (`skiff agent --token K10…`). */
+  joinToken: string;
   /** The shared host bridge and its address (where the apiserver listens). */
   bridge: string;
   bridgeIP: string;
@@ -182,6 +184,8 @@ const isNotFound = (err: unknown) => ConnectError.from(err).code === Code.NotFou
 
 export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<MultiNodeCluster> {
   const count = opts.nodes ?? 2;
+  if (opts.controllers && opts.allocatePodCidrs === false) throw new Error("startMultiNode: with controllers, pod CIDRs are allocated (the allocator gives joined Nodes one before their agents register)");
+  opts = { ...opts, allocatePodCidrs: opts.allocatePodCidrs ?? !!opts.controllers };
   if (count < 1 || count > 15) throw new Error(`startMultiNode: 1 to 15 nodes, got ${count}`);
   await sweepCrashedRuns();
   const name = runName();
@@ -206,7 +210,8 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
 
     // The apiserver reads logs from the agents (their TLS flags come from the same test PKI: cli-agent.ts).
     const pki = await testPki();
-    const nodeSigner = opts.joinWithTokens ? { ca: pki.ca, certificateTtlMs: opts.nodeCertificateTtlMs } : undefined;
+    // Nodes join as a new machine does: the apiserver signs their certificates with the cluster CA.
+    const nodeSigner = { ca: pki.ca, certificateTtlMs: opts.nodeCertificateTtlMs };
     const [cp, ctrd] = await Promise.all([startControlPlane({ host: bridgeIP, tls: await servingTlsFor(pki, [bridgeIP]), nodeSigner }, { etcdMembers: opts.etcdMembers }), startContainerd()]);
     cleanups.push(() => cp.stop(), () => ctrd.stop());
     const image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.test/busybox", tag: "v1", indexHtml: INDEX_HTML });
@@ -227,7 +232,7 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
       await Promise.all([scheduler?.stop(), controllers?.stop()]);
     });
 
-    const joinToken = opts.joinWithTokens ? await createJoinToken(cp, pki.ca.cert, "agent", 3_600_000) : undefined;
+    const joinToken = await createJoinToken(cp, pki.ca.cert, "agent", 3_600_000);
     const nodes: ClusterNode[] = [];
     for (let i = 1; i <= count; i++) nodes.push(await addNode(i));
 
@@ -250,12 +255,12 @@ export async function startMultiNode(opts: MultiNodeOptions = {}): Promise<Multi
       const runtime = createContainerdRuntime({ address: ctrd.address, namespace: containerdNamespace });
       cleanups.push(async () => runtime.close());
       let starts = 0;
-      const identity = joinToken
-        ? ["--token", joinToken, "--data-dir", join(rootDir, "agent")]
-        : clientCertArgs(pki, await pki.issueClient(`system:node:${netns}`, ["system:nodes"]), join(rootDir, "pki"), "node");
+      // No credentials are handed to the agent: it checks the CA against the token's hash, sends
+      // CSRs and keeps the node certificates it gets under --data-dir (internal/join).
       const args = () => [
         "--server", apiURL,
-        ...identity,
+        "--token", joinToken,
+        "--data-dir", join(rootDir, "agent"),
         "--node-name", netns,
         "--node-ip", ip,
         "--hostname-override", netns,

@@ -69,3 +69,8 @@ export async function servingTlsFor(pki: TestPki, addresses: string[]): Promise<
   const pair = await issueCert(pki.ca, { commonName: "skiff-apiserver", sans: [...addresses, "127.0.0.1", "localhost"], usage: "server" });
   return { ...pair, clientCa: pki.ca.cert };
 }
+
+/** `skiff apiserver` flags that let it sign the certificates of agents joining with a token (the test PKI's CA), `ttl` their lifetime. */
+export function nodeSignerArgs(pki: TestPki, ttl?: string): string[] {
+  return ["--cluster-signing-cert-file", pki.files("ca").cert, "--cluster-signing-key-file", pki.files("ca").key, ...(ttl ? ["--node-certificate-ttl", ttl] : [])];
+}

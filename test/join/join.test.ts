@@ -1,6 +1,6 @@
 // Joining a machine with a token, for real: an apiserver over TLS on etcd, agents started as
-// `skiff agent --server URL --token K10…` in their own network namespace (the multinode harness's
-// joinWithTokens), pods on containerd. The refusals (wrong CA, expired, wrong role, a taken node
+// `skiff agent --server URL --token K10…` in their own network namespace (every multinode
+// harness node joins this way), pods on containerd. The refusals (wrong CA, expired, wrong role, a taken node
 // name, a deleted token) go through the same client code the agent runs (internal/join).
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -33,7 +33,7 @@ let firstClient: X509Certificate;
 let firstServing: X509Certificate;
 
 beforeAll(async () => {
-  c = await startMultiNode({ nodes: 1, joinWithTokens: true, nodeCertificateTtlMs: CERT_TTL_MS });
+  c = await startMultiNode({ nodes: 1, nodeCertificateTtlMs: CERT_TTL_MS });
   const dataDir = join(c.nodes[0].rootDir, "agent");
   firstClient = new X509Certificate(readFileSync(join(dataDir, "client.crt")));
   firstServing = new X509Certificate(readFileSync(join(dataDir, "serving.crt")));

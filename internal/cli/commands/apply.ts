@@ -52,7 +52,7 @@ export function applyCommand(session: Session) {
           io.out(`${resourceRef(o.kind)}/${o.object.metadata!.name} ${result}${dry ? " (dry run)" : ""}\n`);
         } catch (err) {
           if (isUnreachable(err)) throw err;
-          io.err(`Error: ${o.where}: ${describeError(err, api.server)}\n`);
+          io.err(`Error: ${o.where}: ${describeError(err, api.servers)}\n`);
           failed = true;
         }
       }

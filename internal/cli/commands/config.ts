@@ -31,7 +31,10 @@ export function configCommand(session: Session) {
           await edit((cfg) => {
             const old = cfg.clusters?.find((c) => c.name === args.name)?.cluster ?? {};
             const cluster = { ...old };
-            if (args.server) cluster.server = checkServerUrl(args.server);
+            if (args.server) {
+              cluster.server = checkServerUrl(args.server);
+              delete cluster["known-servers"]; // learned from the old server's cluster
+            }
             if (args["certificate-authority"]) cluster["certificate-authority"] = resolve(args["certificate-authority"]);
             return { ...cfg, clusters: upsert(cfg.clusters, { name: args.name, cluster }) };
           }, `cluster "${args.name}" set`);
@@ -95,7 +98,7 @@ export function configCommand(session: Session) {
           const server = checkServerUrl(args.url);
           const cfg = await loadConfig(path);
           const { cluster } = currentEntries(cfg);
-          await saveConfig(path, cluster ? { ...cfg, clusters: upsert(cfg.clusters, { name: cluster.name, cluster: { ...cluster.cluster, server } }) } : { ...cfg, server });
+          await saveConfig(path, cluster ? { ...cfg, clusters: upsert(cfg.clusters, { name: cluster.name, cluster: { ...cluster.cluster, server, "known-servers": undefined } }) } : { ...cfg, server });
           io.out(`server set to ${server} in ${path}\n`);
         },
       }),

@@ -119,7 +119,7 @@ export function deleteCommand(session: Session) {
         } catch (err) {
           if (isUnreachable(err)) throw err;
           if (args["ignore-not-found"] && err instanceof ConnectError && err.code === Code.NotFound) continue;
-          io.err(`Error: ${describeError(err, api.server)}\n`);
+          io.err(`Error: ${describeError(err, api.servers)}\n`);
           failed = true;
         }
       }

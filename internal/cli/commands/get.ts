@@ -87,7 +87,7 @@ async function fetchTarget(api: Api, t: Target, args: GetArgs, errors: string[])
       items.push(await client.get(ns, name));
     } catch (err) {
       if (!notFound(err)) throw err;
-      errors.push(describeError(err, api.server));
+      errors.push(describeError(err, api.servers));
     }
   }
   return { kind: t.kind, items, resourceVersion: "" };

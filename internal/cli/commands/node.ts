@@ -66,7 +66,7 @@ function cordonCommand(session: Session, on: boolean) {
           await setUnschedulable(session, api, name, on);
         } catch (err) {
           if (isUnreachable(err)) throw err;
-          session.io.err(`Error: ${describeError(err, api.server)}\n`);
+          session.io.err(`Error: ${describeError(err, api.servers)}\n`);
           failed = true;
         }
       }
@@ -144,7 +144,7 @@ function drainCommand(session: Session) {
           await drainNode(session, api, name, opts);
         } catch (err) {
           if (isUnreachable(err) || err instanceof AlreadyReported) throw err;
-          session.io.err(`Error: ${describeError(err, api.server)}\n`);
+          session.io.err(`Error: ${describeError(err, api.servers)}\n`);
           failed = true;
         }
       }

@@ -41,7 +41,7 @@ async function forEach(session: Session, api: Api, list: string[], each: (name: 
       await each(name);
     } catch (err) {
       if (isUnreachable(err)) throw err;
-      session.io.err(`Error: ${describeError(err, api.server)}\n`);
+      session.io.err(`Error: ${describeError(err, api.servers)}\n`);
       failed = true;
     }
   }

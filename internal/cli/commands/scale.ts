@@ -66,7 +66,7 @@ export function scaleCommand(session: Session) {
           io.out(`${resourceRef(kind)}/${name} scaled\n`);
         } catch (err) {
           if (isUnreachable(err)) throw err;
-          io.err(`Error: ${describeError(err, api.server)}\n`);
+          io.err(`Error: ${describeError(err, api.servers)}\n`);
           failed = true;
         }
       }

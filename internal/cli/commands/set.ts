@@ -86,7 +86,7 @@ function imageCommand(session: Session) {
           io.out(`${resourceRef(kind)}/${name} image updated\n`);
         } catch (err) {
           if (isUnreachable(err)) throw err;
-          io.err(`Error: ${describeError(err, api.server)}\n`);
+          io.err(`Error: ${describeError(err, api.servers)}\n`);
           failed = true;
         }
       }
