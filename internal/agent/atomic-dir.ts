@@ -13,8 +13,8 @@ import { readlink, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 
-// The callback forms, promisified: cheaper per call than fs/promises' (see pod-files.ts). A node
-// writes a pod's token directory at every pod start, so every system call here counts.
+// The callback forms, promisified, as pod-files.ts uses them. A node writes a pod's token
+// directory at every pod start, so every file operation here counts.
 const mkdir = promisify(fs.mkdir);
 const writeFile = promisify(fs.writeFile);
 const chmod = promisify(fs.chmod);
