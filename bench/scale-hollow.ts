@@ -5,8 +5,8 @@
 // each with the fake runtime (containers are records: no processes) and createHostNetwork
 // (addresses from its own /24, no namespaces): they register, renew their Lease, watch their
 // pods, "start" them and write their status like real agents. Like kubemark's hollow kubelets.
-// Their API calls share `connections` HTTP/2 connections. Starts are spread over one heartbeat
-// period, so that heartbeats are too.
+// Each has its own TLS connection and identity. The root dir is in memory (bench/scale.ts puts it
+// under /dev/shm). Starts are spread over one heartbeat period, so that heartbeats are too.
 //
 // IPC with the benchmark: → {type:"ready", nodes, ms} once every agent started; ← {type:"mark"}
 // starts a measurement; ← {type:"stats"} → {type:"stats", …} what happened since the mark.

@@ -1,4 +1,4 @@
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -39,6 +39,27 @@ describe("writeAtomicFiles", () => {
     await writeAtomicFiles(dir, [{ path: "a", data: "1", mode: 0o644 }], { keepOldVersions: true });
     await writeAtomicFiles(dir, [{ path: "a", data: "2", mode: 0o644 }], { keepOldVersions: true });
     expect(versions()).toHaveLength(2);
+  });
+
+  it("gives every file exactly its mode under a umask that would take bits away", async () => {
+    const old = process.umask(0o077);
+    try {
+      await writeAtomicFiles(dir, [{ path: "token", data: "t", mode: 0o644 }, { path: "conf/x", data: "x", mode: 0o640 }]);
+      await writeAtomicFiles(dir, [{ path: "token", data: "u", mode: 0o644 }]);
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(join(dir, "token")).mode & 0o777).toBe(0o644);
+    expect(readFileSync(join(dir, "token"), "utf8")).toBe("u");
+  });
+
+  it("writes into a directory that already existed (made by someone else, or left by an interrupted write)", async () => {
+    mkdirSync(join(dir, "..old"), { recursive: true });
+    symlinkSync("..old", join(dir, "..data_tmp"));
+    symlinkSync("..data/stale", join(dir, "stale"));
+    await writeAtomicFiles(dir, [{ path: "a", data: "1", mode: 0o644 }]);
+    expect(readFileSync(join(dir, "a"), "utf8")).toBe("1");
+    expect(readdirSync(dir).sort()).toEqual(["..data", versions()[0], "a"].sort());
   });
 
   it("refuses paths that would leave the directory or hide behind its own names", async () => {

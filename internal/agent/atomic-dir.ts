@@ -8,8 +8,26 @@
 // A file path may have directories ("conf/app.yaml"): the stable name is its first element.
 // The directory is bind-mounted into containers; the symlinks resolve inside the mount.
 import { createHash } from "node:crypto";
-import { chmod, chown, mkdir, readdir, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
+import * as fs from "node:fs";
+import { readlink, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { promisify } from "node:util";
+
+// The callback forms, promisified, as pod-files.ts uses them. A node writes a pod's token
+// directory at every pod start, so every file operation here counts.
+const mkdir = promisify(fs.mkdir);
+const writeFile = promisify(fs.writeFile);
+const chmod = promisify(fs.chmod);
+const chown = promisify(fs.chown);
+const symlink = promisify(fs.symlink);
+const rename = promisify(fs.rename);
+const readdir = promisify(fs.readdir);
+
+/** Whether the process umask would take bits away from `mode` (then a chmod must follow the write). */
+function maskedByUmask(mode: number): boolean {
+  // process.umask() without an argument reads the mask (it sets it back at once).
+  return (mode & process.umask()) !== 0;
+}
 
 const DATA = "..data";
 
@@ -64,23 +82,39 @@ export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: A
   for (const f of files) checkAtomicPath(f.path);
   const digest = digestOf(files, opts);
   if (lastDigest.get(dir) === digest) return false;
-  await mkdir(dir, { recursive: true, mode: 0o755 });
+  // A directory made just now holds nothing: no listing to clean up, no ..data to swap.
+  const fresh = (await mkdir(dir, { recursive: true, mode: 0o755 })) !== undefined;
   const version = versionName();
   const vdir = join(dir, version);
   await mkdir(vdir, { mode: 0o755 });
+  const subdirs = new Set<string>();
   for (const f of files) {
     const path = join(vdir, f.path);
-    await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    const parent = dirname(path);
+    if (parent !== vdir && !subdirs.has(parent)) {
+      await mkdir(parent, { recursive: true, mode: 0o755 });
+      subdirs.add(parent);
+    }
     await writeFile(path, f.data, { mode: f.mode });
     // writeFile's mode is masked by the umask; the file must have exactly the mode asked for.
-    await chmod(path, f.mode);
+    if (maskedByUmask(f.mode)) await chmod(path, f.mode);
     if (opts.fsGroup !== undefined) await chown(path, 0, opts.fsGroup);
   }
-  const tmp = join(dir, `${DATA}_tmp`);
-  await rm(tmp, { force: true });
-  await symlink(version, tmp);
-  await rename(tmp, join(dir, DATA));
   const top = new Set(files.map((f) => f.path.split("/")[0]));
+  if (fresh) {
+    // symlink(2) is atomic on its own: nobody can see a half-made ..data.
+    await symlink(version, join(dir, DATA));
+    for (const name of top) await symlink(join(DATA, name), join(dir, name));
+    lastDigest.set(dir, digest);
+    return true;
+  }
+  const tmp = join(dir, `${DATA}_tmp`);
+  await symlink(version, tmp).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EEXIST") throw err;
+    await rm(tmp, { force: true }); // left by a write that was interrupted
+    await symlink(version, tmp);
+  });
+  await rename(tmp, join(dir, DATA));
   const entries = await readdir(dir);
   for (const name of top) {
     if (!entries.includes(name)) await symlink(join(DATA, name), join(dir, name));

@@ -168,6 +168,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         ? ((await store.txn([{ op: "update", key, value: encode(kind, obj), expectedModRevision: modRevision }, ...extra])).results[0] as KeyValue)
         : await store.update(key, encode(kind, obj), modRevision);
     obj.metadata!.resourceVersion = String(kv.modRevision);
+    ctx.caches.get(kind.kind)?.noteWritten(key, kv.modRevision, obj);
     return obj;
   }
 
@@ -266,6 +267,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
           }
           const kv = await store.create(objectKey(kind, obj), encode(kind, obj));
           m.resourceVersion = String(kv.modRevision);
+          ctx.caches.get(kind.kind)?.noteWritten(kv.key, kv.modRevision, obj);
           return obj;
         } catch (err) {
           if (hookConflict(err, requested, objectKey(kind, obj), attempt)) continue;
@@ -479,6 +481,7 @@ export async function bindPod(
     try {
       const kv = await store.update(objectKey(ops.kind, next), encode(ops.kind, next), Number(pod.metadata.resourceVersion));
       next.metadata.resourceVersion = String(kv.modRevision);
+      cache?.noteWritten(kv.key, kv.modRevision, next);
       return next;
     } catch (err) {
       if (err instanceof StoreError && err.code === "Conflict") continue;

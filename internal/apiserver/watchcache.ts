@@ -64,6 +64,12 @@ export interface WatchCache {
   onChange(listener: (ev: CacheEvent | undefined) => void): () => void;
   /** Every event after revision `from` that passes the filter; OUT_OF_RANGE if history lost some. */
   watch(from: number, filter: ObjectFilter): CacheWatcher;
+  /**
+   * This server just wrote `obj` (as stored, its resource version set) at `revision`: the event
+   * of that write may take the object instead of decoding the same bytes again. Objects read from
+   * storage or handed back after a write are never changed afterwards (objects.ts).
+   */
+  noteWritten(key: string, revision: number, obj: ApiObject): void;
   /** Drops history at or below a revision (after storage compaction). */
   compact(revision: number): void;
   watcherCount(): number;
@@ -94,6 +100,8 @@ interface Watcher extends BudgetHolder {
 }
 
 const WAKE_SLICE = 64;
+/** Objects this server wrote whose events are still to come, at most (a bound, not a tuning). */
+const MAX_JUST_WRITTEN = 1024;
 /** History events decoded per read of a resuming watch. */
 const REPLAY_SLICE = 256;
 
@@ -103,6 +111,8 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
   const budget = opts.budget ?? createWatchBudget();
   const prefix = prefixFor(kind);
   const objects = new Map<string, ApiObject>();
+  // What this server wrote, by key, until the write's event is applied (noteWritten).
+  const justWritten = new Map<string, { revision: number; obj: ApiObject }>();
   let rev = 0;
   const watchers = new Set<Watcher>();
   const listeners = new Set<(ev: CacheEvent | undefined) => void>();
@@ -237,8 +247,11 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
 
   function apply(e: WatchEvent): void {
     const prev = objects.get(e.key);
+    const mine = justWritten.get(e.key);
+    if (mine && mine.revision <= e.modRevision) justWritten.delete(e.key);
     if (e.type === "put") {
-      const obj = decode(kind, e.value!, e.modRevision);
+      // The object this server wrote at this very revision holds exactly these bytes.
+      const obj = mine?.revision === e.modRevision ? mine.obj : decode(kind, e.value!, e.modRevision);
       objects.set(e.key, obj);
       record({ type: prev ? "MODIFIED" : "ADDED", obj, prev, revision: e.modRevision, cost: e.value!.length + EVENT_OVERHEAD_BYTES });
     } else {
@@ -254,6 +267,7 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
   async function relist(): Promise<void> {
     const { items, revision } = await store.list(prefix);
     objects.clear();
+    justWritten.clear();
     for (const kv of items) objects.set(kv.key, decode(kind, kv.value, kv.modRevision));
     history.reset(revision);
     rev = revision;
@@ -320,6 +334,12 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    noteWritten(key, revision, obj) {
+      if (revision <= rev) return; // its event came first
+      justWritten.delete(key);
+      justWritten.set(key, { revision, obj });
+      if (justWritten.size > MAX_JUST_WRITTEN) justWritten.delete(justWritten.keys().next().value!);
     },
     compact(revision) {
       history.compact(revision);

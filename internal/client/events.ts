@@ -4,6 +4,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Transport } from "@connectrpc/connect";
+import { randomInt } from "node:crypto";
 import type { Logger } from "pino";
 import { EventSchema, type Event } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import type { ApiObject } from "../api/registry.ts";
@@ -17,6 +18,18 @@ export interface EventRecorder {
   event(obj: ApiObject, type: EventType, reason: string, message: string): void;
   /** Resolves when every event recorded so far was written (tests, shutdown). */
   flush(): Promise<void>;
+}
+
+// Events of one object written within the same millisecond (a ReplicaSet creating a batch of pods)
+// must not share a name: the apiserver would refuse all but one. Within a process a counter tells
+// them apart; the random part, those of other components about the same object.
+let sequence = 0;
+const hex = (n: number, width: number) => n.toString(16).padStart(width, "0");
+
+/** A new event's name: the object's name, the time, a per-process sequence and a random part. */
+export function eventName(objectName: string, nowMs = Date.now()): string {
+  sequence = (sequence + 1) & 0xffff;
+  return `${objectName}.${nowMs.toString(16)}${hex(sequence, 4)}${hex(randomInt(0x10000), 4)}`;
 }
 
 export function createEventRecorder(opts: { transport: Transport; component: string; host?: string; log?: Logger }): EventRecorder {
@@ -40,7 +53,7 @@ export function createEventRecorder(opts: { transport: Transport; component: str
     const kind = kindForSchema({ typeName: obj.$typeName } as any);
     const now = timestampNow();
     const ev = create(EventSchema, {
-      metadata: { name: `${m.name}.${Date.now().toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`, namespace: m.namespace || "default" },
+      metadata: { name: eventName(m.name), namespace: m.namespace || "default" },
       involvedObject: { kind: kind?.kind ?? "", apiVersion: kind?.apiVersion ?? "", name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion },
       reason,
       message,

@@ -18,17 +18,17 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes `${prefix}*` dirs in the temp dir whose owning process no longer exists. */
-export function sweepStaleTempDirs(prefix: string): void {
+/** Removes `${prefix}*` dirs in `parent` (the temp dir) whose owning process no longer exists. */
+export function sweepStaleTempDirs(prefix: string, parent = tmpdir()): void {
   let names: string[];
   try {
-    names = readdirSync(tmpdir());
+    names = readdirSync(parent);
   } catch {
     return;
   }
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
-    const dir = join(tmpdir(), name);
+    const dir = join(parent, name);
     let owner: number;
     try {
       owner = Number(readFileSync(join(dir, OWNER_FILE), "utf8"));
@@ -39,10 +39,10 @@ export function sweepStaleTempDirs(prefix: string): void {
   }
 }
 
-/** A fresh, unique dir owned by this process. */
-export function makeTempDir(prefix: string): string {
-  sweepStaleTempDirs(prefix);
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+/** A fresh, unique dir owned by this process, in `parent` (the temp dir unless told). */
+export function makeTempDir(prefix: string, parent = tmpdir()): string {
+  sweepStaleTempDirs(prefix, parent);
+  const dir = mkdtempSync(join(parent, prefix));
   writeFileSync(join(dir, OWNER_FILE), String(process.pid));
   return dir;
 }
