@@ -27,7 +27,7 @@ import { fmtMs, renderTable } from "./lib/table.ts";
 import { startBenchNode } from "./pods-node.ts";
 import { mallocTrim } from "./soak-malloc.ts";
 import { printVerdict } from "./soak-report.ts";
-import { containerdPid, serverPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
+import { containerdPid, MACHINE_WIDE, serverPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
 
 const options = {
   cycles: { type: "string", default: "2000" },
@@ -127,7 +127,8 @@ function podWaiter(pods: ResourceClient<Pod>) {
 }
 
 // NaN (a listing that failed) differs from everything: it is reported, never taken for "no leak".
-const differing = (a: Inventory, b: Inventory) => Object.keys(a.objects).filter((k) => !(a.objects[k] === b.objects[k]));
+// Machine-wide counts are left out: other work on the machine moves them.
+const differing = (a: Inventory, b: Inventory) => Object.keys(a.objects).filter((k) => !MACHINE_WIDE.has(k) && !(a.objects[k] === b.objects[k]));
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
@@ -311,7 +312,7 @@ export async function run(argv: string[]): Promise<void> {
   const s = summarize(startMs);
   console.log(`\npod create → Running (ms, ${s.count} pods): p50 ${fmtMs(s.p50)}  p99 ${fmtMs(s.p99)}  max ${fmtMs(s.max)}\n`);
   const leaks = differing(before, after).filter((k) => !(after.objects[k] <= before.objects[k]));
-  const objectRows = Object.keys(before.objects).map((k) => [k, loaded.objects[k], before.objects[k], after.objects[k], after.objects[k] - before.objects[k]]);
+  const objectRows = Object.keys(before.objects).map((k) => [k, loaded.objects[k], before.objects[k], after.objects[k], MACHINE_WIDE.has(k) ? "(machine-wide: not counted)" : after.objects[k] - before.objects[k]]);
   console.log(renderTable(["node object", `with ${conc} pods`, "before", "after", "leaked"], objectRows));
   console.log("");
   const mib = (kib: number) => (kib / 1024).toFixed(1);
