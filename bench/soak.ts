@@ -26,7 +26,7 @@ import { sleep, summarize } from "./lib/stats.ts";
 import { fmtMs, renderTable } from "./lib/table.ts";
 import { startBenchNode } from "./pods-node.ts";
 import { mallocTrim } from "./soak-malloc.ts";
-import { printVerdict } from "./soak-report.ts";
+import { printVerdict, trackRss } from "./soak-report.ts";
 import { containerdPid, MACHINE_WIDE, serverPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
 
 const options = {
@@ -205,7 +205,7 @@ export async function run(argv: string[]): Promise<void> {
   const sampleSidecar = (n: number) =>
     sidecar.set(n, Promise.all([
       scrape(`${cp.url}/metrics`).then(
-        (m) => ["heap_size_used", "external_memory"].map((k) => mibOf(m.get(`skiff_apiserver_process_nodejs_${k}_bytes`))).join(" / "),
+        (m) => ["heap_size_used", "heap_size_total", "external_memory"].map((k) => mibOf(m.get(`skiff_apiserver_process_nodejs_${k}_bytes`))).join(" / "),
         () => "?",
       ),
       events.list(NS).then((l) => String(l.items.length), () => "?"),
@@ -292,6 +292,9 @@ export async function run(argv: string[]): Promise<void> {
   const { inv: before } = await settle();
   const etcdBefore = await scrape(cp.etcd.metricsUrl).catch(() => undefined);
   const t0 = performance.now();
+  // RSS every second: a GC-managed heap swings between collections, so the timed run is judged
+  // on the low and high points of its first and last tenth, not on two single readings.
+  const rssTrack = trackRss(scope.processes, () => cyclesDone - warmup);
   let lastReport = t0;
   const startMs = await churn("soak", cycles, (done) => {
     if (performance.now() - lastReport > 10_000) {
@@ -302,6 +305,7 @@ export async function run(argv: string[]): Promise<void> {
     }
   });
   const wallS = (performance.now() - t0) / 1000;
+  const rssWindows = rssTrack.stop(cycles);
   const lastRevision = Number((await pods.list(NS)).resourceVersion);
   const compacted = await compactedPast(cp.etcd.metricsUrl, lastRevision, 3 * compactionS * 1000);
   global.gc?.();
@@ -328,13 +332,13 @@ export async function run(argv: string[]): Promise<void> {
   if (snapshotDir) await lastHeapSnapshot(snapshotDir, cp.serverPid);
   const sidecarCols = await Promise.all(samples.map(([n], i) => sidecar.get(i === samples.length - 1 ? -1 : n) ?? ["?", "?", "?"]));
   console.log(renderTable(
-    ["cycles", ...Object.keys(scope.processes), "apiserver heap used / external MiB", "Events", "etcd db / in use MiB"],
+    ["cycles", ...Object.keys(scope.processes), "apiserver V8 heap used / total, external MiB", "Events", "etcd db / in use MiB"],
     samples.map(([n, rss], i) => [i === samples.length - 1 ? `${n} end` : n, ...Object.keys(scope.processes).map((p) => mib(rss[p])), ...sidecarCols[i]]),
   ));
   const etcdAfter = await scrape(cp.etcd.metricsUrl).catch(() => undefined);
   // Taken last: it gives memory back, which changes what it measures.
   const trim = mallocTrim(cp.serverPid);
-  printVerdict({ scope, before, after, leaks, warmup, cycles, trim, etcdBefore, etcdAfter });
+  printVerdict({ scope, before, after, leaks, warmup, cycles, trim, etcdBefore, etcdAfter, rssWindows });
 }
 
 /** Takes the end snapshot and waits until it is written (the apiserver is stopped right after). */
