@@ -5,11 +5,13 @@
 // again (soak-inventory.ts: netns, veths, host-local IPs, NAT rules, cgroups, mounts, containerd
 // containers/tasks/snapshots/leases, runc state, shims, pod dirs and log files) and compared with
 // the count taken after a warm-up: every difference is a leak. Open fds and RSS of the agent (in
-// this process, untraced), the apiserver child, containerd and etcd are compared too (RSS target:
-// < 10 % growth), both from the start and after the warm-up, with RSS sampled along the run (does
-// it plateau?). The apiserver compacts etcd every --compaction-interval seconds, and the final
-// count waits for a compaction past the last cycle (etcd keeps every revision until then).
-// Prints create → Running p50/p99 over the whole run.
+// this process, untraced), the apiserver child, containerd and etcd are followed too (RSS target:
+// < 10 % growth): read every second and judged on the low and high points of the first and last
+// tenth of the timed cycles (soak-report.ts), sampled along the run with the apiserver's V8 heap
+// and etcd's database size (does it plateau? is it live objects?), and explained where known
+// (malloc_trim of the apiserver, etcd's raft entries). The apiserver compacts etcd every
+// --compaction-interval seconds, and the final count waits for a compaction past the last cycle
+// (etcd keeps every revision until then). Prints create → Running p50/p99 over the whole run.
 import { create } from "@bufbuild/protobuf";
 import { performance } from "node:perf_hooks";
 import { readdirSync, statSync } from "node:fs";
