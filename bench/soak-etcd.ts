@@ -17,25 +17,25 @@ import { renderTable } from "./lib/table.ts";
 import { serverPid } from "./soak-inventory.ts";
 
 const options = {
-  writes: { type: "string", default: "300000" },
+  writes: { type: "string", default: "150000" },
   "snapshot-count": { type: "string", default: "" },
   "writes-per-cycle": { type: "string", default: "8" },
   "value-bytes": { type: "string", default: "1500" },
   concurrency: { type: "string", default: "20" },
-  "compact-every": { type: "string", default: "20000" },
-  "sample-every": { type: "string", default: "20000" },
+  "compact-every": { type: "string", default: "10000" },
+  "sample-every": { type: "string", default: "10000" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
 const help = `usage: npm run bench -- soak-etcd [options]
 
-  --writes N            writes in all (default 300000)
+  --writes N            writes in all (default 150000: past the first snapshot at etcd 3.4's default)
   --snapshot-count N    etcd's --snapshot-count (default: etcd's own, 100000 for 3.4)
   --writes-per-cycle N  puts per key before it is deleted, like one pod's life (default 8)
   --value-bytes N       bytes per put (default 1500, a stored pod)
   --concurrency N       keys churned at once (default 20)
-  --compact-every N     compact every N writes to the revision N writes ago (default 20000)
-  --sample-every N      sample etcd every N writes (default 20000)`;
+  --compact-every N     compact every N writes to the revision N writes ago (default 10000)
+  --sample-every N      sample etcd every N writes (default 10000)`;
 
 function int(name: string, value: string, min = 1): number {
   const n = Number(value);
