@@ -17,6 +17,7 @@ const benches: Record<string, { about: string; load: () => Promise<Benchmark> }>
   dns: { about: "cluster DNS queries/s over UDP and TCP; Service create (with IP/port allocation) vs ConfigMap create", load: () => import("./dns.ts") },
   authz: { about: "authorization per request (node authorizer + RBAC) on 1,000 bindings and 4,000 pods; re-checking 1,000 watches", load: () => import("./authz.ts") },
   soak: { about: "pod create/delete churn on a real node, then count what is left (netns, veths, IPs, cgroups, mounts, containerd objects, shims, logs, fds, RSS)", load: () => import("./soak.ts") },
+  "soak-etcd": { about: "etcd alone under the soak's write pattern, fast: does its memory level off (RSS, Go heap, db file, raft log)?", load: () => import("./soak-etcd.ts") },
   ha: { about: "kill -9 of the client's apiserver → first read/write on the other; snapshot restore → serving", load: () => import("./ha.ts") },
   "etcd-leader": { about: "kill -9 of the etcd leader (3 members) → first write, a pod scheduled, a ReplicaSet pod created", load: () => import("./ha-etcd.ts") },
   scale: { about: "5,000 pods (50 Deployments) on 500 hollow nodes: pods/s, binds/s, raw etcd put rate", load: () => import("./scale.ts") },

@@ -69,6 +69,12 @@ function rssKiB(pid: number): number {
   return m ? Number(m[1]) : NaN;
 }
 
+/**
+ * Counts of the whole machine, shown for context but not taken for leaks: other work on the
+ * machine (tests of others, their pods) changes them during a run.
+ */
+export const MACHINE_WIDE = new Set(["veth (all, host)"]);
+
 export function takeInventory(scope: InventoryScope): Inventory {
   const ipFile = /^[0-9a-f.:]+$/i; // host-local keeps one file per allocated IP (plus lock, last_reserved_ip.N)
   const cgroupV2 = existsSync("/sys/fs/cgroup/cgroup.controllers");

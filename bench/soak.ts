@@ -5,13 +5,16 @@
 // again (soak-inventory.ts: netns, veths, host-local IPs, NAT rules, cgroups, mounts, containerd
 // containers/tasks/snapshots/leases, runc state, shims, pod dirs and log files) and compared with
 // the count taken after a warm-up: every difference is a leak. Open fds and RSS of the agent (in
-// this process, untraced), the apiserver child, containerd and etcd are compared too (RSS target:
-// < 10 % growth), both from the start and after the warm-up, with RSS sampled along the run (does
-// it plateau?). The apiserver compacts etcd every --compaction-interval seconds, and the final
-// count waits for a compaction past the last cycle (etcd keeps every revision until then).
-// Prints create → Running p50/p99 over the whole run.
+// this process, untraced), the apiserver child, containerd and etcd are followed too (RSS target:
+// < 10 % growth): read every second and judged on the low and high points of the first and last
+// tenth of the timed cycles (soak-report.ts), sampled along the run with the apiserver's V8 heap
+// and etcd's database size (does it plateau? is it live objects?), and explained where known
+// (malloc_trim of the apiserver, etcd's raft entries). The apiserver compacts etcd every
+// --compaction-interval seconds, and the final count waits for a compaction past the last cycle
+// (etcd keeps every revision until then). Prints create → Running p50/p99 over the whole run.
 import { create } from "@bufbuild/protobuf";
 import { performance } from "node:perf_hooks";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PodSchema, type Pod } from "../gen/skiff/v1alpha1/pod_pb.js";
@@ -24,7 +27,9 @@ import { scrape } from "./lib/prom.ts";
 import { sleep, summarize } from "./lib/stats.ts";
 import { fmtMs, renderTable } from "./lib/table.ts";
 import { startBenchNode } from "./pods-node.ts";
-import { containerdPid, serverPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
+import { mallocTrim } from "./soak-malloc.ts";
+import { printVerdict, trackRss } from "./soak-report.ts";
+import { containerdPid, MACHINE_WIDE, serverPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
 
 const options = {
   cycles: { type: "string", default: "2000" },
@@ -35,6 +40,10 @@ const options = {
   "pod-timeout": { type: "string", default: "60000" },
   "settle-timeout": { type: "string", default: "30000" },
   "agent-log-level": { type: "string", default: "silent" },
+  "heap-snapshots": { type: "string" },
+  "heap-snapshot-at": { type: "string", default: "500,1500" },
+  "apiserver-env": { type: "string", multiple: true },
+  "etcd-snapshot-count": { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -51,6 +60,14 @@ const help = `usage: npm run bench -- soak [options]
   --settle-timeout MS   how long the node may take to get back to its "before" counts once the
                         namespace is empty (default 30000); what differs after it is a leak
   --agent-log-level L   the in-process agent's log level, to stderr (default silent)
+  --heap-snapshots DIR  write V8 heap snapshots of the apiserver into DIR at the cycles of
+                        --heap-snapshot-at (default 500,1500; warm-up included) and at the end
+                        (compare them in Chrome DevTools' Memory tab, "Comparison" view;
+                        writing one costs the apiserver RSS: figures of such a run are not clean)
+  --apiserver-env K=V   environment for the apiserver child (repeatable), e.g. glibc malloc
+                        tunables: GLIBC_TUNABLES=glibc.malloc.trim_threshold=…
+  --etcd-snapshot-count N  etcd's --snapshot-count (default etcd's own: 100000 in 3.4); etcd keeps
+                        that many raft entries in memory before it snapshots
 
 Needs root and what \`bench pods\` needs (containerd, runc, CNI plugins, etcd, busybox-static).`;
 
@@ -112,7 +129,8 @@ function podWaiter(pods: ResourceClient<Pod>) {
 }
 
 // NaN (a listing that failed) differs from everything: it is reported, never taken for "no leak".
-const differing = (a: Inventory, b: Inventory) => Object.keys(a.objects).filter((k) => !(a.objects[k] === b.objects[k]));
+// Machine-wide counts are left out: other work on the machine moves them.
+const differing = (a: Inventory, b: Inventory) => Object.keys(a.objects).filter((k) => !MACHINE_WIDE.has(k) && !(a.objects[k] === b.objects[k]));
 
 export async function run(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
@@ -127,13 +145,31 @@ export async function run(argv: string[]): Promise<void> {
   const settleTimeout = int("settle-timeout", v["settle-timeout"]);
   const compactionS = int("compaction-interval", v["compaction-interval"]);
   const sampleEvery = int("sample-every", v["sample-every"]);
+  const snapshotDir = v["heap-snapshots"];
+  const snapshotAt = new Set(v["heap-snapshot-at"].split(",").filter(Boolean).map((n) => int("heap-snapshot-at", n)));
+  const apiserverEnv = Object.fromEntries((v["apiserver-env"] ?? []).map((kv) => {
+    const at = kv.indexOf("=");
+    if (at < 1) throw new Error(`--apiserver-env wants NAME=VALUE, got "${kv}"`);
+    return [kv.slice(0, at), kv.slice(at + 1)];
+  }));
+  // etcd takes every flag from ETCD_<FLAG> too, and the harness passes its environment on.
+  if (v["etcd-snapshot-count"] !== undefined) process.env.ETCD_SNAPSHOT_COUNT = String(int("etcd-snapshot-count", v["etcd-snapshot-count"]));
   if (process.getuid?.() !== 0) throw new Error("bench soak needs root (containerd, runc, network namespaces, iptables)");
 
   console.log(`Skiff soak: ${cycles} pod create/delete cycles, ${conc} at a time, ${new Date().toISOString()}`);
-  const cp = await startBenchControlPlane({ inProcess: false, apiserverArgs: ["--compaction-interval", String(compactionS)] });
+  const cp = await startBenchControlPlane({
+    inProcess: false,
+    apiserverArgs: ["--compaction-interval", String(compactionS)],
+    apiserverProcess: {
+      nodeArgs: snapshotDir ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${snapshotDir}`] : [],
+      env: apiserverEnv,
+    },
+  });
+  // Node writes the snapshot (Heap.<date>.<pid>…) synchronously on the signal: the apiserver stalls for its length.
+  const heapSnapshot = () => snapshotDir && process.kill(cp.serverPid, "SIGUSR2");
   // Its RSS is one of the figures: in this process it would be mixed with the agent's.
   if (cp.mode !== "child process") throw new Error(`the apiserver must run as a child process here: ${cp.modeNote}`);
-  console.log(`apiserver:  ${cp.mode}; etcd ${cp.etcdVersion}`);
+  console.log(`apiserver:  ${cp.mode}${Object.keys(apiserverEnv).length ? ` with ${v["apiserver-env"]!.join(" ")}` : ""}; etcd ${cp.etcdVersion}, --snapshot-count ${process.env.ETCD_SNAPSHOT_COUNT ?? "its default"}`);
   const node = await startBenchNode({ apiUrl: cp.url, pki: cp.pki, logLevel: v["agent-log-level"], untraced: true });
   const etcdPid = serverPid("etcd", cp.etcd.dataDir);
   const scope: InventoryScope = {
@@ -161,20 +197,32 @@ export async function run(argv: string[]): Promise<void> {
   const start = takeInventory(scope);
   // RSS along the run: [cycles done (warm-up included), KiB by process].
   const samples: [number, Record<string, number>][] = [[0, start.rssKiB]];
-  // The apiserver's V8 heap in use and its off-heap (ArrayBuffer) bytes at each sample, from its
-  // /metrics: tells growth of live objects from a heap V8 merely keeps large.
-  const apiHeap = new Map<number, Promise<string>>();
-  const sampleApiHeap = (n: number) =>
-    apiHeap.set(n, scrape(`${cp.url}/metrics`).then(
-      (m) => ["heap_size_used", "external_memory"].map((k) => ((m.get(`skiff_apiserver_process_nodejs_${k}_bytes`) ?? NaN) / 1048576).toFixed(1)).join(" / "),
-      () => "?",
-    ));
-  sampleApiHeap(0);
+  // At each sample: the apiserver's V8 heap in use and its off-heap (ArrayBuffer) bytes, from its
+  // /metrics (tells growth of live objects from a heap V8 merely keeps large); the Events the
+  // namespace holds (nothing deletes them here unless --event-ttl); etcd's database file and
+  // the part of it in use (compaction frees pages inside the file, only defrag shrinks it).
+  const events = createResourceClient(transport, "Event");
+  const sidecar = new Map<number, Promise<string[]>>();
+  const mibOf = (bytes: number | undefined) => ((bytes ?? NaN) / 1048576).toFixed(1);
+  const sampleSidecar = (n: number) =>
+    sidecar.set(n, Promise.all([
+      scrape(`${cp.url}/metrics`).then(
+        (m) => ["heap_size_used", "heap_size_total", "external_memory"].map((k) => mibOf(m.get(`skiff_apiserver_process_nodejs_${k}_bytes`))).join(" / "),
+        () => "?",
+      ),
+      events.list(NS).then((l) => String(l.items.length), () => "?"),
+      scrape(cp.etcd.metricsUrl).then(
+        (m) => ["etcd_mvcc_db_total_size_in_bytes", "etcd_mvcc_db_total_size_in_use_in_bytes"].map((k) => mibOf(m.get(k))).join(" / "),
+        () => "?",
+      ),
+    ]));
+  sampleSidecar(0);
   let cyclesDone = 0;
   const countCycle = () => {
-    if (++cyclesDone % sampleEvery !== 0) return;
+    if (snapshotAt.has(++cyclesDone)) heapSnapshot();
+    if (cyclesDone % sampleEvery !== 0) return;
     samples.push([cyclesDone, takeInventory(scope).rssKiB]);
-    sampleApiHeap(cyclesDone);
+    sampleSidecar(cyclesDone);
   };
 
   const podSpec = (name: string): Pod =>
@@ -244,7 +292,11 @@ export async function run(argv: string[]): Promise<void> {
   console.log("done");
   global.gc?.();
   const { inv: before } = await settle();
+  const etcdBefore = await scrape(cp.etcd.metricsUrl).catch(() => undefined);
   const t0 = performance.now();
+  // RSS every second: a GC-managed heap swings between collections, so the timed run is judged
+  // on the low and high points of its first and last tenth, not on two single readings.
+  const rssTrack = trackRss(scope.processes, () => cyclesDone - warmup);
   let lastReport = t0;
   const startMs = await churn("soak", cycles, (done) => {
     if (performance.now() - lastReport > 10_000) {
@@ -255,6 +307,7 @@ export async function run(argv: string[]): Promise<void> {
     }
   });
   const wallS = (performance.now() - t0) / 1000;
+  const rssWindows = rssTrack.stop(cycles);
   const lastRevision = Number((await pods.list(NS)).resourceVersion);
   const compacted = await compactedPast(cp.etcd.metricsUrl, lastRevision, 3 * compactionS * 1000);
   global.gc?.();
@@ -265,7 +318,7 @@ export async function run(argv: string[]): Promise<void> {
   const s = summarize(startMs);
   console.log(`\npod create → Running (ms, ${s.count} pods): p50 ${fmtMs(s.p50)}  p99 ${fmtMs(s.p99)}  max ${fmtMs(s.max)}\n`);
   const leaks = differing(before, after).filter((k) => !(after.objects[k] <= before.objects[k]));
-  const objectRows = Object.keys(before.objects).map((k) => [k, loaded.objects[k], before.objects[k], after.objects[k], after.objects[k] - before.objects[k]]);
+  const objectRows = Object.keys(before.objects).map((k) => [k, loaded.objects[k], before.objects[k], after.objects[k], MACHINE_WIDE.has(k) ? "(machine-wide: not counted)" : after.objects[k] - before.objects[k]]);
   console.log(renderTable(["node object", `with ${conc} pods`, "before", "after", "leaked"], objectRows));
   console.log("");
   const mib = (kib: number) => (kib / 1024).toFixed(1);
@@ -277,19 +330,34 @@ export async function run(argv: string[]): Promise<void> {
   console.log(renderTable(["process", "fds before", "fds after", "RSS MiB start", `after ${warmup} warm-up`, "end", "growth from start", "growth after warm-up"], rssRows));
   console.log(`\nRSS MiB along the run (every ${sampleEvery} cycles, warm-up included; the end row is after the settle):`);
   samples.push([cyclesDone, after.rssKiB]);
-  sampleApiHeap(-1);
-  const heapCol = await Promise.all(samples.map(([n], i) => apiHeap.get(i === samples.length - 1 ? -1 : n) ?? "?"));
+  sampleSidecar(-1);
+  if (snapshotDir) await lastHeapSnapshot(snapshotDir, cp.serverPid);
+  const sidecarCols = await Promise.all(samples.map(([n], i) => sidecar.get(i === samples.length - 1 ? -1 : n) ?? ["?", "?", "?"]));
   console.log(renderTable(
-    ["cycles", ...Object.keys(scope.processes), "apiserver heap used / external MiB"],
-    samples.map(([n, rss], i) => [i === samples.length - 1 ? `${n} end` : n, ...Object.keys(scope.processes).map((p) => mib(rss[p])), heapCol[i]]),
+    ["cycles", ...Object.keys(scope.processes), "apiserver V8 heap used / total, external MiB", "Events", "etcd db / in use MiB"],
+    samples.map(([n, rss], i) => [i === samples.length - 1 ? `${n} end` : n, ...Object.keys(scope.processes).map((p) => mib(rss[p])), ...sidecarCols[i]]),
   ));
-  const fdLeaks = Object.keys(scope.processes).filter((p) => after.fds[p] > before.fds[p]);
-  const rssOver = Object.keys(scope.processes).filter((p) => after.rssKiB[p] > before.rssKiB[p] * 1.1);
-  console.log(
-    `\nverdict:    ${leaks.length === 0 ? "no leaked node objects" : `LEAKED: ${leaks.join(", ")}`}; ` +
-      `${fdLeaks.length === 0 ? "no fd growth" : `fds grew in ${fdLeaks.join(", ")}`}; ` +
-      `${rssOver.length === 0 ? "RSS growth < 10 % everywhere after the warm-up" : `RSS grew ≥ 10 % after the warm-up in ${rssOver.join(", ")}`}`,
-  );
+  const etcdAfter = await scrape(cp.etcd.metricsUrl).catch(() => undefined);
+  // Taken last: it gives memory back, which changes what it measures.
+  const trim = mallocTrim(cp.serverPid);
+  printVerdict({ scope, before, after, leaks, warmup, cycles, trim, etcdBefore, etcdAfter, rssWindows });
+}
+
+/** Takes the end snapshot and waits until it is written (the apiserver is stopped right after). */
+async function lastHeapSnapshot(dir: string, pid: number): Promise<void> {
+  const snapshots = () => readdirSync(dir).filter((f) => f.endsWith(".heapsnapshot"));
+  const had = snapshots().length;
+  process.kill(pid, "SIGUSR2");
+  // Node writes it under its final name: done once a new one is there and no longer grows.
+  let size = -1;
+  for (let i = 0; i < 600; i++) {
+    await sleep(1000);
+    const fresh = snapshots().sort().at(-1);
+    if (snapshots().length <= had || !fresh) continue;
+    const now = statSync(join(dir, fresh)).size;
+    if (now === size) return;
+    size = now;
+  }
 }
 
 /**

@@ -40,6 +40,8 @@ export interface ControlPlaneOptions {
   serviceCidr?: string;
   /** More apiserver flags (child mode only). */
   apiserverArgs?: string[];
+  /** More options for the apiserver child's node (e.g. --heapsnapshot-signal) and its environment (child mode only). */
+  apiserverProcess?: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv };
 }
 
 export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise<BenchControlPlane> {
@@ -57,7 +59,7 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
       why = "cmd/skiff.ts not found";
     } else {
       try {
-        const child = await startChild(etcd.endpoint, pki, opts.cpuProfDir, opts.serviceCidr, opts.apiserverArgs);
+        const child = await startChild(etcd.endpoint, pki, opts.cpuProfDir, opts.serviceCidr, opts.apiserverArgs, opts.apiserverProcess);
         return { etcd, etcdVersion, pki, credentials, ...child, mode: "child process", modeNote: "node cmd/skiff.ts apiserver; client and server on separate event loops" };
       } catch (err) {
         why = `starting cmd/skiff.ts apiserver failed: ${String(err).split("\n")[0]}`;
@@ -86,7 +88,7 @@ export async function startBenchControlPlane(opts: ControlPlaneOptions): Promise
   };
 }
 
-async function startChild(etcdEndpoint: string, pki: TestPki, cpuProfDir: string | undefined, serviceCidr?: string, extraArgs: string[] = []): Promise<{ url: string; serverPid: number; stopServer(): Promise<void> }> {
+async function startChild(etcdEndpoint: string, pki: TestPki, cpuProfDir: string | undefined, serviceCidr?: string, extraArgs: string[] = [], proc: ControlPlaneOptions["apiserverProcess"] = {}): Promise<{ url: string; serverPid: number; stopServer(): Promise<void> }> {
   let lastErr: unknown;
   // A free port can be taken between picking and binding it: retry with another.
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -98,7 +100,7 @@ async function startChild(etcdEndpoint: string, pki: TestPki, cpuProfDir: string
         ...(serviceCidr ? ["--service-cluster-ip-range", serviceCidr] : []),
         ...extraArgs,
       ],
-      { nodeArgs: cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : [] },
+      { nodeArgs: [...(cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", cpuProfDir] : []), ...(proc.nodeArgs ?? [])], env: proc.env },
     );
     const url = `https://${LOOPBACK}:${port}`;
     try {
