@@ -30,6 +30,7 @@ import { startBenchNode } from "./pods-node.ts";
 import { mallocTrim } from "./soak-malloc.ts";
 import { printVerdict, trackRss } from "./soak-report.ts";
 import { containerdPid, MACHINE_WIDE, serverPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
+import { ETCD_SNAPSHOT_COUNT } from "../internal/cmd/etcd-process.ts";
 
 const options = {
   cycles: { type: "string", default: "2000" },
@@ -66,8 +67,9 @@ const help = `usage: npm run bench -- soak [options]
                         writing one costs the apiserver RSS: figures of such a run are not clean)
   --apiserver-env K=V   environment for the apiserver child (repeatable), e.g. glibc malloc
                         tunables: GLIBC_TUNABLES=glibc.malloc.trim_threshold=…
-  --etcd-snapshot-count N  etcd's --snapshot-count (default etcd's own: 100000 in 3.4); etcd keeps
-                        that many raft entries in memory before it snapshots
+  --etcd-snapshot-count N  etcd's --snapshot-count (default ${ETCD_SNAPSHOT_COUNT}, what skiff server/up give
+                        etcd; etcd 3.4's own is 100000); etcd keeps that many raft entries in memory
+                        before it snapshots
 
 Needs root and what \`bench pods\` needs (containerd, runc, CNI plugins, etcd, busybox-static).`;
 
@@ -153,7 +155,7 @@ export async function run(argv: string[]): Promise<void> {
     return [kv.slice(0, at), kv.slice(at + 1)];
   }));
   // etcd takes every flag from ETCD_<FLAG> too, and the harness passes its environment on.
-  if (v["etcd-snapshot-count"] !== undefined) process.env.ETCD_SNAPSHOT_COUNT = String(int("etcd-snapshot-count", v["etcd-snapshot-count"]));
+  process.env.ETCD_SNAPSHOT_COUNT = String(v["etcd-snapshot-count"] !== undefined ? int("etcd-snapshot-count", v["etcd-snapshot-count"]) : ETCD_SNAPSHOT_COUNT);
   if (process.getuid?.() !== 0) throw new Error("bench soak needs root (containerd, runc, network namespaces, iptables)");
 
   console.log(`Skiff soak: ${cycles} pod create/delete cycles, ${conc} at a time, ${new Date().toISOString()}`);
@@ -169,7 +171,7 @@ export async function run(argv: string[]): Promise<void> {
   const heapSnapshot = () => snapshotDir && process.kill(cp.serverPid, "SIGUSR2");
   // Its RSS is one of the figures: in this process it would be mixed with the agent's.
   if (cp.mode !== "child process") throw new Error(`the apiserver must run as a child process here: ${cp.modeNote}`);
-  console.log(`apiserver:  ${cp.mode}${Object.keys(apiserverEnv).length ? ` with ${v["apiserver-env"]!.join(" ")}` : ""}; etcd ${cp.etcdVersion}, --snapshot-count ${process.env.ETCD_SNAPSHOT_COUNT ?? "its default"}`);
+  console.log(`apiserver:  ${cp.mode}${Object.keys(apiserverEnv).length ? ` with ${v["apiserver-env"]!.join(" ")}` : ""}; etcd ${cp.etcdVersion}, --snapshot-count ${process.env.ETCD_SNAPSHOT_COUNT}`);
   const node = await startBenchNode({ apiUrl: cp.url, pki: cp.pki, logLevel: v["agent-log-level"], untraced: true });
   const etcdPid = serverPid("etcd", cp.etcd.dataDir);
   const scope: InventoryScope = {

@@ -7,6 +7,9 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
+/** Raft entries between etcd's snapshots (see the flag below). */
+export const ETCD_SNAPSHOT_COUNT = 10_000;
+
 export interface EtcdProcess {
   /** This member's client URL as clients elsewhere dial it. */
   endpoint: string;
@@ -78,6 +81,10 @@ export async function startEtcdMember(o: EtcdMemberOptions): Promise<EtcdProcess
     ...(o.peerTls
       ? [`--peer-cert-file=${o.peerTls.certFile}`, `--peer-key-file=${o.peerTls.keyFile}`, `--peer-trusted-ca-file=${o.peerTls.trustedCaFile}`, "--peer-client-cert-auth"]
       : []),
+    // etcd keeps its raft log in memory until a snapshot: with 3.4's default (100,000 entries)
+    // its RSS climbs to ~400 MiB under pod churn before the first one; 10,000 (3.6's default)
+    // levels it at 100–120 MiB (bench soak-etcd).
+    `--snapshot-count=${ETCD_SNAPSHOT_COUNT}`,
     "--logger=zap",
     "--log-level=warn",
   ];
