@@ -33,7 +33,7 @@ export interface ControllerOptions {
 export function createController(opts: ControllerOptions): Controller {
   const queue = createWorkQueue({
     name: opts.name,
-    onError: (key, err) => opts.log?.warn({ controller: opts.name, key, err: String(err) }, "reconcile failed; retrying"),
+    onError: (key, err) => opts.log?.warn({ key, err: String(err) }, "reconcile failed; retrying"),
   });
   const unsubscribe: (() => void)[] = [];
   return {

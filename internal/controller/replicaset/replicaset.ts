@@ -82,7 +82,7 @@ export async function slowStartBatch(count: number, initialBatch: number, fn: ()
 }
 
 export function createReplicaSetController(ctx: ControllerContext, opts: ReplicaSetControllerOptions = {}): ReplicaSetController {
-  const log = ctx.log.child({ controller: "replicaset" });
+  const log = ctx.log; // the manager binds "controller" already
   const burst = opts.burstReplicas ?? 500;
   const wallNow = opts.now ?? Date.now;
   const expectations = createExpectations(opts.expectations);

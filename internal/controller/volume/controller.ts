@@ -35,7 +35,7 @@ export function createVolumeController(ctx: ControllerContext): Controller {
   const claimApi = createResourceClient<PersistentVolumeClaim>(ctx.transport, "PersistentVolumeClaim");
   const volumeApi = createResourceClient<PersistentVolume>(ctx.transport, "PersistentVolume");
   const classApi = createResourceClient<StorageClass>(ctx.transport, "StorageClass");
-  const log = ctx.log.child({ controller: "persistentvolume" });
+  const log = ctx.log; // the manager binds "controller" already
   const controller = createController({ name: "persistentvolume", log, workers: 1, reconcile });
 
   controller.watch(claims, (c) => [CLAIM + keyOf(c), ...(c.spec?.volumeName ? [VOLUME + c.spec.volumeName] : [])]);
