@@ -7,6 +7,17 @@ import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
+/**
+ * etcd's line when a peer answers from another cluster: this member's data belongs to a cluster a
+ * peer no longer is in (that server was reset from a snapshot: `--cluster-reset`).
+ */
+const PEER_IN_ANOTHER_CLUSTER = "ignored by remote peer due to cluster ID mismatch";
+
+/** What a server whose etcd data is from before a peer's `--cluster-reset` must do. */
+export function resetMemberMessage(etcdDataDir: string): string {
+  return `this server's etcd member is not in the cluster any more (another server reset it from a snapshot): move ${etcdDataDir} aside and start again with --server URL --token K10… (role server) to rejoin`;
+}
+
 /** Raft entries between etcd's snapshots (see the flag below). */
 export const ETCD_SNAPSHOT_COUNT = 10_000;
 
@@ -15,8 +26,8 @@ export interface EtcdProcess {
   endpoint: string;
   /** etcd's /health on its plain loopback metrics port. */
   healthUrl: string;
-  /** Resolves when etcd exits, with its exit code and the end of its log. */
-  exited: Promise<{ code: number | null; log: string }>;
+  /** Resolves when etcd exits, with its exit code and the end of its log; `reset`: stopped because a peer is in another cluster (resetMemberMessage). */
+  exited: Promise<{ code: number | null; log: string; reset: boolean }>;
   stop(): Promise<void>;
 }
 
@@ -95,14 +106,27 @@ export async function startEtcdMember(o: EtcdMemberOptions): Promise<EtcdProcess
   // detached: its own process group, so Ctrl-C in our terminal does not stop it before we have
   // shut down cleanly (controllers release their leases through the apiserver, which needs it).
   let log = "";
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (log = (log + d).slice(-4000)));
+  // A member that kept running with the old cluster's data would wait for a quorum that is gone, or
+  // (with another such member) form a second cluster beside the reset one: stop it instead.
+  let reset = false;
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => {
+    log = (log + d).slice(-4000);
+    if (!reset && d.includes(PEER_IN_ANOTHER_CLUSTER)) {
+      reset = true;
+      child.stdin!.end();
+    }
+  });
   child.on("error", () => {});
-  const exited = new Promise<{ code: number | null; log: string }>((r) => child.once("exit", (code) => r({ code, log })));
+  const exited = new Promise<{ code: number | null; log: string; reset: boolean }>((r) => child.once("exit", (code) => r({ code, log, reset })));
 
   // A joining member is healthy only once it has caught up with the others: give it longer.
   const deadline = Date.now() + (o.initialClusterState === "existing" ? 90_000 : 30_000);
   for (;;) {
-    if (child.exitCode !== null) {
+    if (child.exitCode !== null || reset) {
+      if (reset) {
+        await exited;
+        throw new Error(resetMemberMessage(o.dataDir));
+      }
       throw new Error(`etcd exited before it was healthy (is port ${o.clientPort}, ${o.peerPort} or ${o.metricsPort} taken? is Debian's etcd-server installed?):\n${log}`);
     }
     try {

@@ -25,7 +25,7 @@ import { createEtcdMembers, type EtcdMemberInfo } from "../serverjoin/members.ts
 import { joinAsServer } from "../serverjoin/join.ts";
 import { quorumWarning } from "../serverjoin/service.ts";
 import { createEtcdStore } from "../storage/etcd.ts";
-import { etcdPeerUrl, startEtcdMember } from "./etcd-process.ts";
+import { etcdPeerUrl, resetMemberMessage, startEtcdMember } from "./etcd-process.ts";
 import { snapshotDir, upSnapshotOptions } from "./etcd-snapshot.ts";
 import { serviceAccountOptions } from "./serviceaccount-flags.ts";
 import type { SharedServerFlags } from "./server-flags.ts";
@@ -198,9 +198,12 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
     log.error({ err: err instanceof Error ? err.message : String(err) }, "the controller-manager failed; stopping the server");
     void stop("controller-manager failure", 1);
   });
-  void etcd.exited.then(({ code, log: tail }) => {
+  void etcd.exited.then(({ code, log: tail, reset }) => {
     if (stopping) return;
-    if (/permanently removed/.test(tail)) {
+    if (reset) {
+      log.error({}, resetMemberMessage(etcdDataDir));
+      void stop("etcd member of a reset cluster", 1);
+    } else if (/permanently removed/.test(tail)) {
       log.warn({}, "this server's etcd member was removed from the cluster (skiff server remove): etcd stopped; stopping the server");
       void stop("etcd member removed", 0);
     } else {
