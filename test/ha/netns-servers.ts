@@ -1,5 +1,6 @@
 // `skiff server` processes each in its own network namespace on one bridge of the run (the test
-// process, in the host's, is the admin): what test/ha/server-reset.test.ts forms its cluster with.
+// process, in the host's, is the admin): what test/ha/servers.test.ts and server-reset.test.ts
+// form their clusters with (agents get namespaces on the same bridge through `machine`).
 //
 //   host: bridge <run> 10.232.S.1
 //     └─ netns <run>-<s> 10.232.S.<host>  skiff server … (etcd :2379/:2380, apiserver :6443)
@@ -28,9 +29,13 @@ export interface ServerProc {
 }
 
 export interface NetnsServers {
+  /** The run's name: its bridge, and the prefix of every namespace. */
+  name: string;
   dir: string;
   servers: Map<string, ServerProc>;
   ipOf(host: number): string;
+  /** A network namespace on the run's bridge with address `ip`, its default route via the bridge. */
+  machine(netns: string, ip: string): Promise<void>;
   /** `skiff server <args>` as server `s` (its netns made on first use); resolves once its apiserver is ready. */
   start(s: string, host: number, args: string[]): Promise<ServerProc>;
   /** The same command line, run to its end (for a start that must fail). */
@@ -82,9 +87,11 @@ export async function createNetnsServers(prefix: string): Promise<NetnsServers> 
   const env = { ...process.env, NO_COLOR: "1", SKIFF_LOG_FORMAT: "json" };
 
   return {
+    name,
     dir,
     servers,
     ipOf,
+    machine,
     async start(s, host, args) {
       const { ip, argv } = await commandOf(s, host, args);
       const logPath = join(dir, `${s}-${Date.now()}.log`);
