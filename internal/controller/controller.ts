@@ -2,7 +2,7 @@
 // one reconcile(key) function; informer events are mapped to keys and queued; the work queue
 // gives one worker per key, retries with backoff and delayed requeues. Controllers never hold
 // state that matters only in memory: reconcile reads informers and writes through the API.
-import type { Transport } from "@connectrpc/connect";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ApiObject } from "../api/registry.ts";
 import type { EventRecorder } from "../client/events.ts";
@@ -30,10 +30,20 @@ export interface ControllerOptions {
   workers?: number;
 }
 
+/**
+ * A write that lost a race (ABORTED: the object changed since the informer saw it) is expected
+ * while informers catch up and is retried at once: debug, as Kubernetes logs conflicts. Anything
+ * else is a warning an operator should see.
+ */
+export function logReconcileError(log: Logger | undefined, key: string, err: unknown): void {
+  if (err instanceof ConnectError && err.code === Code.Aborted) log?.debug({ key, err: err.message }, "reconcile lost a write race; retrying");
+  else log?.warn({ key, err: String(err) }, "reconcile failed; retrying");
+}
+
 export function createController(opts: ControllerOptions): Controller {
   const queue = createWorkQueue({
     name: opts.name,
-    onError: (key, err) => opts.log?.warn({ key, err: String(err) }, "reconcile failed; retrying"),
+    onError: (key, err) => logReconcileError(opts.log, key, err),
   });
   const unsubscribe: (() => void)[] = [];
   return {
