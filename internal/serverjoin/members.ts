@@ -35,26 +35,33 @@ export function createEtcdMembers(conn: { endpoints: string[]; tls?: EtcdTls }):
       return (await client.cluster.memberList({}, { deadline: call.deadline() })).members.map(info);
     },
     async add(peerUrl) {
-      // etcd refuses a member while its leader has been connected to every member for less than
-      // 5 s (--strict-reconfig-check: "unhealthy cluster"), as right after the previous join: wait that out.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const res = await client.cluster.memberAdd({ peerURLs: [peerUrl] }, { deadline: call.deadline() });
-          return { added: info(res.member), members: res.members.map(info) };
-        } catch (err) {
-          if (!isNotReadyForMembers(err) || attempt >= ADD_ATTEMPTS) throw err;
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
+      const res = await whenReady(() => client.cluster.memberAdd({ peerURLs: [peerUrl] }, { deadline: call.deadline() }));
+      return { added: info(res.member), members: res.members.map(info) };
     },
     async remove(id) {
-      return (await client.cluster.memberRemove({ ID: id }, { deadline: call.deadline() })).members.map(info);
+      return (await whenReady(() => client.cluster.memberRemove({ ID: id }, { deadline: call.deadline() }))).members.map(info);
     },
     close: () => client.close(),
   };
 }
 
-const ADD_ATTEMPTS = 20;
+const RECONFIG_ATTEMPTS = 20;
+
+/**
+ * etcd refuses a member change while its leader has been connected to every member for less than
+ * 5 s (--strict-reconfig-check: "unhealthy cluster"), as right after a join: both adding and
+ * removing wait that out, then give up with etcd's refusal.
+ */
+async function whenReady<T>(change: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await change();
+    } catch (err) {
+      if (!isNotReadyForMembers(err) || attempt >= RECONFIG_ATTEMPTS) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
 const noRetry = { execute: async (fn: (ctx: { signal: AbortSignal }) => unknown) => fn({ signal: new AbortController().signal }) };
 
 /** etcd's refusals of a member change that pass once the members have been connected a while. */

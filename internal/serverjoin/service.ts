@@ -91,7 +91,13 @@ export function createServerService(opts: ServerServiceOptions): Record<string, 
       const member = members.find((m) => m.name === req.serverName);
       if (!member) throw new ConnectError(`no etcd member "${req.serverName}" (members: ${members.map((m) => m.name || m.id).join(", ")})`, Code.NotFound);
       if (members.length === 1) throw new ConnectError(`"${req.serverName}" is etcd's only member: removing it would end the cluster`, Code.FailedPrecondition);
-      const after = await opts.members.remove(member.id);
+      let after: EtcdMemberInfo[];
+      try {
+        after = await opts.members.remove(member.id);
+      } catch (err) {
+        if (isNotReadyForMembers(err)) throw new ConnectError("etcd is not ready to lose a member yet (a member is missing, or joined moments ago): try again shortly", Code.Unavailable);
+        throw err;
+      }
       opts.log?.info({ server: req.serverName, members: after.length }, "etcd member removed");
       const warning = quorumWarning(after.length);
       if (warning) opts.log?.warn({ members: after.length }, warning);
