@@ -29,7 +29,13 @@ describe("restartPolicy Always", () => {
       const exitedAt = (await h.runtime.containerStatus(c.id))!.finishedAt!.getTime();
       if (attempt === 3) {
         // While it waits, the user sees why and for how long.
-        const p = await h.waitForPod("crash", "CrashLoopBackOff", (p) => cstatus(p)?.state?.waiting?.reason === "CrashLoopBackOff");
+        // restartCount 2 tells this wait from the previous one (200 ms, restartCount 1), whose
+        // status may still be the last one written when the container exits again.
+        const p = await h.waitForPod(
+          "crash",
+          "CrashLoopBackOff after the third exit",
+          (p) => cstatus(p)?.state?.waiting?.reason === "CrashLoopBackOff" && cstatus(p)?.restartCount === 2,
+        );
         const s = cstatus(p)!;
         expect(s.state!.waiting!.message).toBe(`back-off 400ms restarting failed container=app pod=crash_default(${uid})`);
         expect(s.lastState!.terminated).toMatchObject({ exitCode: 1, reason: "Error" });
