@@ -4,7 +4,6 @@
 //
 //   host: bridge <run> 10.232.S.1
 //     └─ netns <run>-<s> 10.232.S.<host>  skiff server … (etcd :2379/:2380, apiserver :6443)
-import { randomInt } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
@@ -14,6 +13,7 @@ import { run, runChecked, type RunResult } from "../../internal/network/exec.ts"
 import { createNetns } from "../../internal/network/netns.ts";
 import { createEtcdMembers } from "../../internal/serverjoin/members.ts";
 import { removeRun, runName, sweepCrashedRuns } from "../network/leftovers.ts";
+import { freeHostSubnet } from "../harness/host-subnet.ts";
 import { startGuardedProcess, type GuardedProcess } from "../harness/process.ts";
 import { makeTempDir, removeTempDir } from "../harness/tmp.ts";
 
@@ -144,16 +144,6 @@ export async function createNetnsServers(prefix: string): Promise<NetnsServers> 
       removeTempDir(dir);
     },
   };
-}
-
-/** A /24 in 10.232.0.0/16 no host route touches. */
-async function freeHostSubnet(): Promise<number> {
-  const routes = (await runChecked("ip", ["-4", "route", "show", "table", "all"])).stdout;
-  for (let i = 0; i < 50; i++) {
-    const third = randomInt(256);
-    if (!routes.includes(`10.232.${third}.`)) return third;
-  }
-  throw new Error("no free /24 in 10.232.0.0/16");
 }
 
 /** GET /readyz (open to anyone); the certificate is not what this checks. */

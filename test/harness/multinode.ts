@@ -47,6 +47,7 @@ import { startCliAgent, type CliAgent } from "../agent/cli-agent.ts";
 import type { PodInit } from "../agent/cluster.ts";
 import { removeRun, runName, sweepCrashedRuns } from "../network/leftovers.ts";
 import { startContainerd, type ContainerdServer } from "./containerd.ts";
+import { freeHostSubnet } from "./host-subnet.ts";
 import { startControlPlane, type ControlPlane } from "./control-plane.ts";
 import { servingTlsFor, testPki } from "./pki.ts";
 import { createApiTransport } from "../../internal/client/transport.ts";
@@ -168,16 +169,6 @@ export function serverContainer(name = "app") {
 /** "10.0.0.5" from the forms servers print an IPv4 client in: "[::ffff:10.0.0.5]", "::ffff:10.0.0.5". */
 export function bareIPv4(addr: string): string {
   return addr.replace(/^\[(.*)\]$/, "$1").replace(/^::ffff:/, "");
-}
-
-/** A /24 in 10.232.0.0/16 no host route touches. */
-async function freeHostSubnet(): Promise<number> {
-  const routes = (await runChecked("ip", ["-4", "route", "show", "table", "all"])).stdout;
-  for (let i = 0; i < 50; i++) {
-    const third = randomInt(256);
-    if (!routes.includes(`10.232.${third}.`)) return third;
-  }
-  throw new Error("no free /24 in 10.232.0.0/16");
 }
 
 const isNotFound = (err: unknown) => ConnectError.from(err).code === Code.NotFound;
