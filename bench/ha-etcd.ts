@@ -11,7 +11,6 @@
 //   controllers the ReplicaSet, scaled up after the kill, has created its new pod.
 // Then the member is started again and the cluster given time to settle before the next round.
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { ConfigMapSchema, type ConfigMap } from "../gen/skiff/v1alpha1/config_pb.js";
@@ -29,6 +28,7 @@ import { onCleanup } from "./lib/cleanup.ts";
 import { ETCD_PREFIX } from "./lib/control-plane.ts";
 import { sleep, summarize } from "./lib/stats.ts";
 import { fmtMs, renderTable } from "./lib/table.ts";
+import { untilServed } from "./lib/until-served.ts";
 
 const options = {
   rounds: { type: "string", default: "5" },
@@ -45,16 +45,7 @@ const help = `usage: npm run bench -- etcd-leader [options]
 const WRITE_TARGET_MS = 3000;
 
 /** Retries `op` while the cluster answers "not now"; any other error ends the benchmark. */
-async function untilDone<T>(op: () => Promise<T>): Promise<T> {
-  for (;;) {
-    try {
-      return await op();
-    } catch (err) {
-      if (![Code.Unavailable, Code.Aborted, Code.DeadlineExceeded].includes(ConnectError.from(err).code)) throw err;
-      await sleep(10);
-    }
-  }
-}
+const untilDone = async <T>(op: () => Promise<T>): Promise<T> => (await untilServed(op)).value;
 
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options, strict: true });

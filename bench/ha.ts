@@ -10,7 +10,7 @@
 //             an apiserver started; time of each step and from the start to /readyz and the
 //             first successful List.
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -28,8 +28,9 @@ import { makeTempDir, removeTempDir } from "../test/harness/tmp.ts";
 import { startSkiff, waitReady, type Daemon } from "./lib/child.ts";
 import { onCleanup } from "./lib/cleanup.ts";
 import { ETCD_PREFIX } from "./lib/control-plane.ts";
-import { sleep, summarize } from "./lib/stats.ts";
+import { summarize } from "./lib/stats.ts";
 import { fmtMs, renderTable } from "./lib/table.ts";
+import { untilServed } from "./lib/until-served.ts";
 
 const options = {
   rounds: { type: "string", default: "6" },
@@ -78,33 +79,17 @@ export async function run(argv: string[]): Promise<void> {
     await cms.get("default", "probe");
     const killedAt = performance.now();
     servers[victim].child.kill("SIGKILL");
-    let failed = 0;
-    let readAt: number;
-    for (;;) {
-      try {
-        await cms.get("default", "probe", { timeoutMs: 5000 });
-        readAt = performance.now();
-        break;
-      } catch (err) {
-        if (ConnectError.from(err).code !== Code.Unavailable) throw err;
-        failed++;
-        await sleep(intervalMs);
-      }
-    }
-    for (;;) {
-      try {
-        const cm = await cms.get("default", "probe");
-        cm.data.n = String(r + 1);
-        await cms.update(cm);
-        break;
-      } catch (err) {
-        if (ConnectError.from(err).code !== Code.Unavailable) throw err;
-        await sleep(intervalMs);
-      }
-    }
-    toRead.push(readAt - killedAt);
-    toWrite.push(performance.now() - killedAt);
-    failedCalls.push(failed);
+    // A failover shows the client only UNAVAILABLE (its apiserver gone); anything else is a bug.
+    const failover = { retryOn: [Code.Unavailable], intervalMs };
+    const read = await untilServed(() => cms.get("default", "probe", { timeoutMs: 5000 }), failover);
+    const wrote = await untilServed(async () => {
+      const cm = await cms.get("default", "probe");
+      cm.data.n = String(r + 1);
+      return cms.update(cm);
+    }, failover);
+    toRead.push(read.servedAt - killedAt);
+    toWrite.push(wrote.servedAt - killedAt);
+    failedCalls.push(read.failed);
     await servers[victim].stop();
     const restartAt = performance.now();
     servers[victim] = await start(victim);
