@@ -24,20 +24,7 @@ export function formatDelay(ms: number): string {
   return `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
 }
 
-export interface ContainerSync {
-  ensureContainer(
-    state: PodState,
-    c: Container,
-    isInit: boolean,
-    instances: ContainerInfo[],
-    ctx: ConfigContext | Error,
-    noteRetry: (at: number) => void,
-    floor?: number,
-  ): Promise<void>;
-  removeInstance(state: PodState, c: ContainerInfo): Promise<void>;
-}
-
-export function createContainerSync(deps: PodWorkerDeps, faults: FaultReporter): ContainerSync {
+export function createContainerSync(deps: PodWorkerDeps, faults: FaultReporter) {
   const { runtime, log } = deps;
   /** Where httpGet hooks go: the pod's IP (as reported, if the agent restarted since setting it up). */
   const podIPOf = (state: PodState) => podAddress(state, () => deps.hostIP());
