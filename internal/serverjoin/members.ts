@@ -27,38 +27,51 @@ export function createEtcdMembers(conn: { endpoints: string[]; tls?: EtcdTls }):
     // open" for seconds: every call goes out once and the callers here decide what to repeat.
     faultHandling: { host: () => noRetry, global: noRetry } as never,
   });
+  return { ...membersThrough(client.cluster), close: () => client.close() };
+}
+
+/** The calls of etcd's Cluster API a member change makes (etcd3's `client.cluster`). */
+export type ClusterApi = Pick<Etcd3["cluster"], "memberList" | "memberAdd" | "memberRemove">;
+
+/** How often, and how far apart, a member change etcd refuses as "not yet" is tried. */
+export interface ReconfigRetry {
+  attempts: number;
+  delayMs: number;
+}
+
+/** 20 tries a second apart: well past the 5 s etcd waits for after the leader (re)connected a member. */
+const RECONFIG_RETRY: ReconfigRetry = { attempts: 20, delayMs: 1000 };
+
+export function membersThrough(cluster: ClusterApi, retry: ReconfigRetry = RECONFIG_RETRY): Omit<EtcdMembers, "close"> {
   const info = (m: IMember): EtcdMemberInfo => ({ id: String(m.ID), name: m.name ?? "", peerUrls: m.peerURLs ?? [], clientUrls: m.clientURLs ?? [] });
   // Bounded: a cluster without quorum must answer the caller, not hold it.
   const call = { deadline: () => new Date(Date.now() + 15_000) };
   return {
     async list() {
-      return (await client.cluster.memberList({}, { deadline: call.deadline() })).members.map(info);
+      return (await cluster.memberList({}, { deadline: call.deadline() })).members.map(info);
     },
     async add(peerUrl) {
-      const res = await whenReady(() => client.cluster.memberAdd({ peerURLs: [peerUrl] }, { deadline: call.deadline() }));
+      const res = await whenReady(retry, () => cluster.memberAdd({ peerURLs: [peerUrl] }, { deadline: call.deadline() }));
       return { added: info(res.member), members: res.members.map(info) };
     },
     async remove(id) {
-      return (await whenReady(() => client.cluster.memberRemove({ ID: id }, { deadline: call.deadline() }))).members.map(info);
+      return (await whenReady(retry, () => cluster.memberRemove({ ID: id }, { deadline: call.deadline() }))).members.map(info);
     },
-    close: () => client.close(),
   };
 }
-
-const RECONFIG_ATTEMPTS = 20;
 
 /**
  * etcd refuses a member change while its leader has been connected to every member for less than
  * 5 s (--strict-reconfig-check: "unhealthy cluster"), as right after a join: both adding and
  * removing wait that out, then give up with etcd's refusal.
  */
-async function whenReady<T>(change: () => Promise<T>): Promise<T> {
+async function whenReady<T>(retry: ReconfigRetry, change: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await change();
     } catch (err) {
-      if (!isNotReadyForMembers(err) || attempt >= RECONFIG_ATTEMPTS) throw err;
-      await new Promise((r) => setTimeout(r, 1000));
+      if (!isNotReadyForMembers(err) || attempt >= retry.attempts) throw err;
+      await new Promise((r) => setTimeout(r, retry.delayMs));
     }
   }
 }

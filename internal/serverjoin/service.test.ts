@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import type { ResourceOps } from "../apiserver/resources.ts";
-import { initialClusterFor, type EtcdMemberInfo, type EtcdMembers } from "./members.ts";
+import { initialClusterFor, membersThrough, type ClusterApi, type EtcdMemberInfo, type EtcdMembers } from "./members.ts";
 import { createServerService } from "./service.ts";
 
 function fakeMembers(initial: EtcdMemberInfo[]): EtcdMembers & { all: EtcdMemberInfo[] } {
@@ -22,6 +22,28 @@ function fakeMembers(initial: EtcdMemberInfo[]): EtcdMembers & { all: EtcdMember
   };
   return m;
 }
+
+/** etcd's Cluster API over members s1 and s2 that refuses the first `refusals` removals as etcd does right after a join. */
+function refusingCluster(refusals: number) {
+  const c = {
+    removeCalls: 0,
+    members: [
+      { ID: "1", name: "s1", peerURLs: ["https://10.0.0.1:2380"], clientURLs: ["https://10.0.0.1:2379"] },
+      { ID: "2", name: "s2", peerURLs: ["https://10.0.0.2:2380"], clientURLs: ["https://10.0.0.2:2379"] },
+    ],
+    memberList: async () => ({ members: [...c.members] }),
+    memberAdd: async () => {
+      throw new Error("not used");
+    },
+    memberRemove: async (req: { ID: string }) => {
+      if (++c.removeCalls <= refusals) throw new Error("etcdserver: unhealthy cluster");
+      c.members = c.members.filter((m) => m.ID !== req.ID);
+      return { members: [...c.members] };
+    },
+  };
+  return c as typeof c & ClusterApi;
+}
+const fastRetry = { attempts: 4, delayMs: 1 };
 
 const s1 = { id: "1", name: "s1", peerUrls: ["https://10.0.0.1:2380"], clientUrls: ["https://10.0.0.1:2379"] };
 const shared = () => ({ ca: { cert: "CA", key: "CAKEY" }, etcdCa: { cert: "ECA", key: "ECAKEY" }, serviceAccountKey: { privateKey: "SA", publicKey: "SAPUB" }, encryptionConfig: "enc" });
@@ -70,6 +92,27 @@ describe("ServerService", () => {
     };
     const svc = createServerService({ members, shared, nodes }) as unknown as Handlers;
     expect(await code(svc.joinServer({ serverName: "s2", peerUrl: "https://10.0.0.2:2380" }))).toBe(Code.Unavailable);
+  });
+
+  it("retries etcd's 'unhealthy cluster' refusal of a removal (seconds after a join) until etcd takes it", async () => {
+    const cluster = refusingCluster(2);
+    const svc = createServerService({ members: { ...membersThrough(cluster, fastRetry), close: () => {} }, shared, nodes }) as unknown as Handlers;
+    const res = await svc.removeServer({ serverName: "s2" });
+    expect(res.members.map((m) => m.name)).toEqual(["s1"]);
+    expect(cluster.removeCalls).toBe(3);
+  });
+
+  it("a refusal that outlasts the retries is UNAVAILABLE with a line saying to try again", async () => {
+    const cluster = refusingCluster(Infinity);
+    const svc = createServerService({ members: { ...membersThrough(cluster, fastRetry), close: () => {} }, shared, nodes }) as unknown as Handlers;
+    const err = await svc.removeServer({ serverName: "s2" }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(err?.code).toBe(Code.Unavailable);
+    expect(err?.rawMessage).toBe("etcd is not ready to lose a member yet (a member is missing, or joined moments ago): try again shortly");
+    expect(cluster.removeCalls).toBe(fastRetry.attempts);
+    expect(cluster.members.map((m) => m.name)).toEqual(["s1", "s2"]);
   });
 
   it("initialClusterFor names the new member and leaves out others not started", () => {
