@@ -50,6 +50,11 @@ export const apiserverCommand = defineCommand({
     "tls-san": { type: "string", description: "More DNS names / IPs for the serving certificate made in --pki-dir, comma-separated", valueHint: "NAMES" },
     "token-auth-file": { type: "string", description: "Static bearer tokens, CSV lines token,user,uid,\"group1,group2\"", valueHint: "FILE" },
     "etcd-prefix": { type: "string", description: "Key prefix in etcd", default: "/skiff" },
+    "etcd-sync-interval": {
+      type: "string",
+      description: "Seconds between reads of etcd's member list: members added later are used, removed ones dropped (0 = only the --etcd-servers given, e.g. behind a proxy)",
+      default: "30",
+    },
     store: { type: "string", description: "Storage backend: etcd or memory (memory loses everything on exit)", default: "etcd" },
     listen: { type: "string", description: "HOST:PORT to serve on", default: "127.0.0.1:6443" },
     "watch-cache-size": { type: "string", description: "Events per kind kept for watch resumes", default: "10000" },
@@ -94,7 +99,15 @@ export const apiserverCommand = defineCommand({
     else if (args.store === "etcd") {
       const endpoints = args["etcd-servers"].split(",").map((s) => s.trim());
       if (endpoints.some((e) => e.startsWith("https:")) && !etcdTls) throw new Error("https etcd servers need --etcd-cafile, --etcd-certfile and --etcd-keyfile (or --pki-dir)");
-      store = createEtcdStore({ endpoints, prefix: args["etcd-prefix"], tls: etcdTls });
+      const syncS = Number(args["etcd-sync-interval"]);
+      if (!(syncS >= 0) || syncS > 86_400) throw new Error(`--etcd-sync-interval must be 0 to 86400 seconds, got "${args["etcd-sync-interval"]}"`);
+      store = createEtcdStore({
+        endpoints,
+        prefix: args["etcd-prefix"],
+        tls: etcdTls,
+        autoSyncIntervalMs: syncS * 1000,
+        onEndpointsChanged: (now) => log.info({ endpoints: now }, "etcd members changed: using these endpoints now"),
+      });
     } else throw new Error(`--store must be etcd or memory, got "${args.store}"`);
     const server = await startApiServer({
       store,

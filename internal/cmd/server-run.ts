@@ -131,8 +131,16 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
     const bumped = await bumpRevision({ endpoints: [local], tls: etcdTls }, previousRevision, (at, target) => log.info({ at, target }, "advancing etcd's revision past the old data's"));
     log.info(bumped, "etcd's revision is past the old data's; watches from before the restore relist");
   }
-  // The local member first; the others for when it is unavailable.
-  const store = createEtcdStore({ endpoints: [local, ...otherClientUrls(memberList, etcd.endpoint)], prefix: "/skiff", tls: etcdTls });
+  // The local member first (by the URL it advertises, so following the member list keeps it first);
+  // the others for when it is unavailable, and members that join later once they have started.
+  const store = createEtcdStore({
+    endpoints: [etcd.endpoint, ...otherClientUrls(memberList, etcd.endpoint)],
+    prefix: "/skiff",
+    tls: etcdTls,
+    autoSyncIntervalMs: ETCD_SYNC_INTERVAL_MS,
+    onEndpointsChanged: (endpoints) => log.info({ endpoints }, "etcd members changed: the apiserver's storage uses these endpoints now"),
+  });
+  const followMembers = () => void store.syncEndpoints().catch((err: unknown) => log.warn({ err: String(err) }, "could not read etcd's member list; trying again in 30 s"));
   const snapshotSchedule = snapshots && startSnapshotSchedule({ conn: { endpoints: [local], tls: etcdTls }, dir: snapshotDir(dataDir), node: o.nodeName, ...snapshots, log: componentLog(log, "etcd-snapshot") });
 
   // Tokens outlive a restart and every server signs alike: the signing key is the PKI's sa.key (or the flag's).
@@ -144,7 +152,7 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
     // Agents of other machines join with `skiff token create` tokens; this CA signs their certificates.
     nodeSigner: { ca: pki.ca },
     // Servers join (and leave) through any server's apiserver.
-    serverJoin: { members, shared: () => sharedKeys(pki, serviceAccounts.serviceAccountSigningKey!, encryptionConfig) },
+    serverJoin: { members, shared: () => sharedKeys(pki, serviceAccounts.serviceAccountSigningKey!, encryptionConfig), onMembersChanged: followMembers },
     tls: { cert: pki.apiserver.cert, key: pki.apiserver.key, clientCa: pki.ca.cert },
     host: o.listen.host,
     port: o.listen.port,
@@ -215,6 +223,9 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
 }
 
 /** Client URLs of the other started members. */
+/** How often the apiserver's storage reads etcd's member list (etcd clientv3's AutoSyncInterval). */
+const ETCD_SYNC_INTERVAL_MS = 30_000;
+
 function otherClientUrls(members: EtcdMemberInfo[], self: string): string[] {
   return members.flatMap((m) => m.clientUrls).filter((u) => u !== self);
 }

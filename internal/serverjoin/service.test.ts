@@ -75,6 +75,20 @@ describe("ServerService", () => {
     expect(members.all).toHaveLength(2);
   });
 
+  it("has the apiserver's storage follow the members after an add and a removal, not after a refused or repeated join", async () => {
+    const members = fakeMembers([s1]);
+    let changes = 0;
+    const svc = createServerService({ members, shared, nodes, onMembersChanged: () => changes++ }) as unknown as Handlers;
+    await svc.joinServer({ serverName: "s2", peerUrl: "https://10.0.0.2:2380" });
+    expect(changes).toBe(1);
+    await svc.joinServer({ serverName: "s2", peerUrl: "https://10.0.0.2:2380" }); // its own unstarted member again
+    expect(await code(svc.joinServer({ serverName: "s1", peerUrl: "https://10.0.0.9:2380" }))).toBe(Code.AlreadyExists);
+    expect(changes).toBe(1);
+    members.all[1].name = "s2";
+    await svc.removeServer({ serverName: "s2" });
+    expect(changes).toBe(2);
+  });
+
   it("removes a member and its Node; never the last member; an unknown name is NOT_FOUND", async () => {
     const members = fakeMembers([s1, { ...s1, id: "2", name: "s2", peerUrls: ["https://10.0.0.2:2380"] }]);
     const svc = createServerService({ members, shared, nodes }) as unknown as Handlers;

@@ -6,6 +6,7 @@
 //   → MemberAdd(peer URL) → the shared keys (read from disk now) + --initial-cluster
 //
 // Removal (admins: `delete servers`) is MemberRemove by name, then the server's Node is deleted.
+// After either change the apiserver's storage re-reads the member list (onMembersChanged).
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JoinServerRequest, RemoveServerRequest } from "../../gen/skiff/v1alpha1/server_service_pb.js";
 import { validateDNS1123Subdomain } from "../api/names.ts";
@@ -22,6 +23,8 @@ export interface ServerServiceOptions {
   shared(): SharedServerKeys & { encryptionConfig: string };
   nodes: ResourceOps;
   log?: Logger;
+  /** After this service added or removed an etcd member: the apiserver's storage follows the member list now. */
+  onMembersChanged?(): void;
 }
 
 const servers = { apiGroup: "skiff.io", resource: "servers", namespace: "" };
@@ -67,6 +70,7 @@ export function createServerService(opts: ServerServiceOptions): Record<string, 
       // An earlier try of this server that never started (it crashed right after the add): reuse its member.
       const retry = before.find((m) => m.name === "" && m.peerUrls.includes(req.peerUrl));
       const { added, members } = retry ? { added: retry, members: before } : await addMember(req.peerUrl);
+      if (!retry) opts.onMembersChanged?.();
       opts.log?.info({ server: req.serverName, peerUrl: req.peerUrl, members: members.length }, "etcd member added for a joining server");
       const warning = quorumWarning(members.length);
       if (warning) opts.log?.warn({ members: members.length }, warning);
@@ -99,6 +103,7 @@ export function createServerService(opts: ServerServiceOptions): Record<string, 
         throw err;
       }
       opts.log?.info({ server: req.serverName, members: after.length }, "etcd member removed");
+      opts.onMembersChanged?.();
       const warning = quorumWarning(after.length);
       if (warning) opts.log?.warn({ members: after.length }, warning);
       try {

@@ -21,7 +21,7 @@ import { bytes, prefixRange } from "./etcd-keys.ts";
 import { StoreError, type WatchEvent } from "./store.ts";
 
 export interface EtcdWatchDeps {
-  /** One client per etcd member (each its own watch stream), in order of preference. */
+  /** One client per etcd member (each its own watch stream), in order of preference; changed in place when the members change (etcd-endpoints.ts). */
   clients: Etcd3[];
   root: Buffer;
   keyOf(key: Buffer): string;
@@ -85,7 +85,8 @@ export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
 
   /** Starts an etcd3 watcher from `from`; everything it reports goes to push, in order. */
   function open(range: { key: Buffer; range_end: Buffer }, from: number, push: (item: Item) => void) {
-    const member = preferred;
+    // The members may have become fewer since `preferred` was set.
+    const member = preferred < deps.clients.length ? preferred : (preferred = 0);
     const broke = (err: unknown) => {
       if (preferred === member) preferred = (member + 1) % deps.clients.length;
       push({ broken: err });

@@ -6,8 +6,7 @@
 // `etcd3` npm package (etcd-watch.ts).
 
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { Etcd3, type IOptions } from "etcd3";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import {
   Compare_CompareResult,
   Compare_CompareTarget,
@@ -20,7 +19,8 @@ import {
   type RequestOp,
 } from "../../gen/etcd/api/etcdserverpb/rpc_pb.js";
 import type { KeyValue as EtcdKeyValue } from "../../gen/etcd/api/mvccpb/kv_pb.js";
-import { createGrpcTransport, neverSent, type GrpcTransport } from "../client/grpc-transport.ts";
+import { neverSent } from "../client/grpc-transport.ts";
+import { createEtcdConnections } from "./etcd-endpoints.ts";
 import { isCompactedError, isFutureRevisionError, mapEtcdError } from "./etcd-errors.ts";
 import { bytes, prefixRange } from "./etcd-keys.ts";
 import { createEtcdWatchFactory } from "./etcd-watch.ts";
@@ -55,6 +55,21 @@ export interface EtcdStoreOptions {
    * Default 2 s. (With one endpoint calls wait for their deadline.)
    */
   dialTimeoutMs?: number;
+  /**
+   * Every this long etcd's member list is read and the endpoints follow it, as etcd clientv3's
+   * AutoSyncInterval: members added since are used, removed ones dropped (the ones in use keep
+   * their order). Off by default: the endpoints given, for good.
+   */
+  autoSyncIntervalMs?: number;
+  /** Called with the endpoints after they changed (to log it). */
+  onEndpointsChanged?(endpoints: string[]): void;
+}
+
+export interface EtcdStore extends Store {
+  /** The endpoints in use, in order of preference. */
+  endpoints(): string[];
+  /** Reads etcd's member list now and follows it (after a member change this process made); answers the endpoints in use. */
+  syncEndpoints(): Promise<string[]>;
 }
 
 export interface EtcdTls {
@@ -63,17 +78,10 @@ export interface EtcdTls {
   key: string | Buffer;
 }
 
-// etcd3 (now only the watch) retries failed calls up to 3 times by default and opens a 5s
-// circuit breaker after 3 failures; the breaker would keep a watch from resuming after etcd is
-// back, so both are off. The KV calls are never retried either: retrying a txn whose reply was
-// lost can turn a success into AlreadyExists/Conflict.
-const noRetry = { execute: async (fn: (ctx: { signal: AbortSignal }) => unknown) => fn({ signal: new AbortController().signal }) };
-type FaultHandling = NonNullable<IOptions["faultHandling"]>;
-
+// No KV call is retried: retrying a txn whose reply was lost can turn a success into
+// AlreadyExists/Conflict (etcd3, which serves the watch, retries nothing either: etcd-endpoints.ts).
 type KVClient = Client<typeof KV>;
 
-/** etcd's default --max-request-bytes (1.5 MiB) plus the 512 KiB it allows gRPC on top. */
-const ETCD_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024 + 512 * 1024;
 // Paged reads of a whole range: the first page is small enough for values of etcd's largest
 // request size (1.5 MiB), later pages hold about PAGE_BYTES.
 const FIRST_PAGE_ITEMS = 32;
@@ -81,47 +89,29 @@ const MAX_PAGE_ITEMS = 10_000;
 const PAGE_BYTES = 16 * 1024 * 1024;
 const ZERO = Buffer.from([0]);
 
-export function createEtcdStore(opts: EtcdStoreOptions): Store {
+export function createEtcdStore(opts: EtcdStoreOptions): EtcdStore {
   if (opts.endpoints.length === 0) throw new RangeError("etcd store: no endpoints given");
   const timeoutMs = opts.requestTimeoutMs ?? 10_000;
   const dialTimeoutMs = opts.dialTimeoutMs ?? 2000;
   const root = Buffer.from(opts.prefix ?? "", "utf8");
   // The key every revision-only read asks about (a range needs a non-empty key).
   const rootKey = root.length ? root : Buffer.from([0]);
-  // One HTTP/2 connection per endpoint, opened on first use.
-  const members = opts.endpoints.map((url) => {
-    // etcd takes requests up to --max-request-bytes (1.5 MiB by default) plus gRPC's overhead; a
-    // larger one is refused here, at once, rather than pushed through flow control to be refused.
-    const transport: GrpcTransport = createGrpcTransport({
-      baseUrl: url,
-      tls: url.startsWith("https:") ? opts.tls : undefined,
-      writeMaxBytes: ETCD_MAX_REQUEST_BYTES,
-      readMaxBytes: opts.maxResponseBytes,
-      // With one member there is nowhere to go: waiting out the call's deadline is better than failing early.
-      connectTimeoutMs: opts.endpoints.length > 1 ? dialTimeoutMs : undefined,
-    });
-    return { url, transport, kv: createClient(KV, transport) };
-  });
   // Calls go to one member until it fails with UNAVAILABLE, then to the next.
   let current = 0;
-  // One etcd3 client (one watch stream) per member, so that the watch factory, not etcd3's random
-  // pick, chooses the member: it starts on the first and moves on when a stream breaks.
-  const watchClients = opts.endpoints.map(
-    (url) =>
-      new Etcd3({
-        hosts: url,
-        credentials: opts.tls
-          ? { rootCertificate: Buffer.from(opts.tls.ca), certChain: Buffer.from(opts.tls.cert), privateKey: Buffer.from(opts.tls.key) }
-          : undefined,
-        // grpc-js pings the stream's connection: a member that stopped answering (its machine gone,
-        // no reset) breaks the stream within ~15 s. etcd refuses pings closer than 5 s apart.
-        grpcOptions: { "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5000 },
-        faultHandling: {
-          host: () => noRetry as unknown as ReturnType<NonNullable<FaultHandling["host"]>>,
-          global: noRetry as unknown as FaultHandling["global"],
-        },
-      }),
-  );
+  // One HTTP/2 connection per endpoint, opened on first use; with autoSyncIntervalMs the set follows etcd's members.
+  const conns = createEtcdConnections({
+    endpoints: opts.endpoints,
+    tls: opts.tls,
+    maxResponseBytes: opts.maxResponseBytes,
+    dialTimeoutMs,
+    requestTimeoutMs: timeoutMs,
+    autoSyncIntervalMs: opts.autoSyncIntervalMs,
+    onChange(previous) {
+      // Stay on the member in use if it is still one.
+      current = Math.max(0, conns.kv.findIndex((m) => m.url === previous[current]));
+      opts.onEndpointsChanged?.(conns.endpoints());
+    },
+  });
   let closed = false;
 
   /**
@@ -134,11 +124,11 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
     for (let i = 0; ; i++) {
       const at = current;
       try {
-        return await fn(members[at].kv, { timeoutMs: ms });
+        return await fn(conns.kv[at].kv, { timeoutMs: ms });
       } catch (err) {
         if (!(err instanceof ConnectError && err.code === Code.Unavailable) || closed) throw err;
-        if (current === at) current = (at + 1) % members.length;
-        if (i + 1 >= members.length || !(idempotent || neverSent(err))) throw err;
+        if (current === at) current = (at + 1) % conns.kv.length;
+        if (i + 1 >= conns.kv.length || !(idempotent || neverSent(err))) throw err;
       }
     }
   }
@@ -271,7 +261,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
   }
 
   const watches = createEtcdWatchFactory({
-    clients: watchClients,
+    clients: conns.watchClients,
     root,
     keyOf: (k) => k.subarray(root.length).toString("utf8"),
     currentRevision,
@@ -287,10 +277,15 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       }
     },
     isClosed: () => closed,
-    confirmWithinMs: opts.endpoints.length > 1 ? Math.max(dialTimeoutMs, 1000) * 2 : undefined,
+    // Read at every watch opened: the endpoints may have grown or shrunk since the start.
+    get confirmWithinMs() {
+      return conns.kv.length > 1 ? Math.max(dialTimeoutMs, 1000) * 2 : undefined;
+    },
   });
 
   return {
+    endpoints: () => conns.endpoints(),
+    syncEndpoints: () => conns.sync(),
     async get(key) {
       return call(`get ${key}`, async () => {
         const res = await range({ key: keyBytes(key) });
@@ -347,8 +342,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): Store {
       if (closed) return;
       closed = true;
       await watches.closeAll();
-      for (const c of watchClients) c.close();
-      for (const m of members) m.transport.close();
+      conns.close();
     },
   };
 }

@@ -9,6 +9,7 @@
 import { Etcd3 } from "etcd3";
 import { join } from "node:path";
 import { testPki } from "../../internal/pki/testing.ts";
+import { createEtcdMembers, initialClusterFor } from "../../internal/serverjoin/members.ts";
 import type { EtcdTls } from "../../internal/storage/etcd.ts";
 import { freePorts, LOOPBACK } from "./ports.ts";
 import { retryOnAddressInUse, startGuardedProcess } from "./process.ts";
@@ -53,6 +54,8 @@ interface MemberSpec {
   token: string;
   /** Peers talk TLS with client-certificate auth (the cluster's members); a single member keeps plain loopback. */
   peerTls: boolean;
+  /** "existing" for a member added to a running cluster (addMember). Default "new". */
+  state?: "new" | "existing";
 }
 
 interface MemberProcess {
@@ -78,7 +81,7 @@ async function launchMember(bin: string, timeoutMs: number, m: MemberSpec): Prom
     `--listen-peer-urls=${m.peer}`,
     `--initial-advertise-peer-urls=${m.peer}`,
     `--initial-cluster=${m.initialCluster}`,
-    "--initial-cluster-state=new",
+    `--initial-cluster-state=${m.state ?? "new"}`,
     `--initial-cluster-token=${m.token}`,
     "--logger=zap",
     "--log-outputs=stderr",
@@ -174,13 +177,13 @@ export interface EtcdMember {
   /** /health, plain HTTP on loopback. */
   healthUrl: string;
   dataDir: string;
-  /** False between kill9() and restart(). */
+  /** False between kill9() and restart(), and after removeMember(). */
   running: boolean;
 }
 
 export interface EtcdCluster {
   members: EtcdMember[];
-  /** Every member's client URL, in member order (what --etcd-servers takes). */
+  /** Every member's client URL, in member order (what --etcd-servers takes); grows with addMember(). */
   endpoints: string[];
   /** The apiserver's client credentials (createEtcdStore's `tls`). */
   tls: EtcdTls;
@@ -188,6 +191,14 @@ export interface EtcdCluster {
   kill9(member: EtcdMember): Promise<void>;
   /** Starts a killed member again (same data, ports, certificates); resolves once it is healthy. */
   restart(member: EtcdMember): Promise<void>;
+  /**
+   * A new member joins the running cluster (etcd MemberAdd, then its process with
+   * --initial-cluster-state existing); resolves once it is healthy. Waits out etcd's refusal of a
+   * member change for 5 s after the previous one.
+   */
+  addMember(): Promise<EtcdMember>;
+  /** etcd MemberRemove of `member` (asked of another member), then its process is stopped. */
+  removeMember(member: EtcdMember): Promise<void>;
   /** The member the running members agree leads (etcd's Maintenance Status); waits up to timeoutMs for one. */
   leader(timeoutMs?: number): Promise<EtcdMember>;
   stop(): Promise<void>;
@@ -241,9 +252,12 @@ async function startClusterOnce(bin: string, timeoutMs: number, size: number): P
   const tls = { ca: pki.ca.cert, cert: pki.apiserverClient.cert, key: pki.apiserverClient.key };
   const members: EtcdMember[] = specs.map((m, index) => ({ name: m.name, index, endpoint: m.endpoint, peerUrl: m.peer, healthUrl: `${m.metricsBase}/health`, dataDir: join(m.dir, "data"), running: true }));
   const ids = new Map<string, EtcdMember>(); // etcd member id → member, learned from their status
+  const endpoints = members.map((m) => m.endpoint);
+  // etcd's Cluster API through the running members (but `except`), with the retries a server join makes.
+  const clusterApi = (except?: EtcdMember) => createEtcdMembers({ endpoints: members.filter((m) => m.running && m !== except).map((m) => m.endpoint), tls });
   return {
     members,
-    endpoints: members.map((m) => m.endpoint),
+    endpoints,
     tls,
     async kill9(member) {
       member.running = false;
@@ -252,6 +266,46 @@ async function startClusterOnce(bin: string, timeoutMs: number, size: number): P
     async restart(member) {
       await procs[member.index].restart();
       member.running = true;
+    },
+    async addMember() {
+      const [clientPort, peerPort, metricsPort] = await freePorts(3);
+      const index = specs.length;
+      const spec: MemberSpec = {
+        name: `m${index}`,
+        dir: makeTempDir(`skiff-etcd-m${index}-`),
+        endpoint: `https://${LOOPBACK}:${clientPort}`,
+        metricsBase: `http://${LOOPBACK}:${metricsPort}`,
+        peer: `https://${LOOPBACK}:${peerPort}`,
+        initialCluster: "",
+        token: specs[0].token,
+        peerTls: true,
+        state: "existing",
+      };
+      const etcd = clusterApi();
+      try {
+        const { added, members: all } = await etcd.add(spec.peer);
+        spec.initialCluster = initialClusterFor(all, added.id, spec.name);
+      } finally {
+        etcd.close();
+      }
+      specs.push(spec);
+      procs.push(await launchMember(bin, timeoutMs, spec));
+      const member: EtcdMember = { name: spec.name, index, endpoint: spec.endpoint, peerUrl: spec.peer, healthUrl: `${spec.metricsBase}/health`, dataDir: join(spec.dir, "data"), running: true };
+      members.push(member);
+      endpoints.push(member.endpoint);
+      return member;
+    },
+    async removeMember(member) {
+      const etcd = clusterApi(member);
+      try {
+        const id = (await etcd.list()).find((m) => m.peerUrls.includes(member.peerUrl))?.id;
+        if (!id) throw new Error(`etcd cluster: ${member.name} is not a member`);
+        await etcd.remove(id);
+      } finally {
+        etcd.close();
+      }
+      member.running = false;
+      await procs[member.index].stop();
     },
     async leader(waitMs = 30_000) {
       const deadline = Date.now() + waitMs;
