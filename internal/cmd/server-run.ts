@@ -140,7 +140,7 @@ export async function runServer(o: ServerRunOptions): Promise<RunningServer> {
     autoSyncIntervalMs: ETCD_SYNC_INTERVAL_MS,
     onEndpointsChanged: (endpoints) => log.info({ endpoints }, "etcd members changed: the apiserver's storage uses these endpoints now"),
   });
-  const followMembers = () => void store.syncEndpoints().catch((err: unknown) => log.warn({ err: String(err) }, "could not read etcd's member list; trying again in 30 s"));
+  const followMembers = () => void store.syncEndpoints().catch((err: unknown) => log.warn({ err: String(err) }, `could not read etcd's member list; trying again within ${ETCD_SYNC_INTERVAL_MS / 1000} s`));
   const snapshotSchedule = snapshots && startSnapshotSchedule({ conn: { endpoints: [local], tls: etcdTls }, dir: snapshotDir(dataDir), node: o.nodeName, ...snapshots, log: componentLog(log, "etcd-snapshot") });
 
   // Tokens outlive a restart and every server signs alike: the signing key is the PKI's sa.key (or the flag's).
