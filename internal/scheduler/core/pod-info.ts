@@ -60,7 +60,8 @@ export function isTerminal(pod: Pod): boolean {
   return phase === "Succeeded" || phase === "Failed";
 }
 
-function workloadKey(pod: Pod): string | undefined {
+/** Pods of one workload share it: the controller owner's uid, else the namespace and labels. */
+export function workloadKey(pod: Pod): string | undefined {
   const m = pod.metadata;
   const refs = m?.ownerReferences ?? [];
   const owner = refs.find((r) => r.controller) ?? refs[0];
