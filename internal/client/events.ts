@@ -122,6 +122,7 @@ export function createEventRecorder(opts: EventRecorderOptions): CorrelatingEven
   const queue: Observed[] = [];
   const counters: EventRecorderStats = { written: 0, dropped: 0, throttled: 0, failed: 0 };
   let inFlight = 0;
+  let warnedAtMs = -Infinity;
   let idle: { promise: Promise<void>; resolve: () => void } | undefined;
 
   /** The per-object token bucket: false when this source already said too much about obj. */
@@ -168,6 +169,15 @@ export function createEventRecorder(opts: EventRecorderOptions): CorrelatingEven
     });
   }
 
+  /** Counts a dropped event; says so in the log at most once a minute. */
+  function drop(): void {
+    counters.dropped++;
+    const ms = now();
+    if (ms - warnedAtMs < 60_000) return;
+    warnedAtMs = ms;
+    opts.log?.warn({ dropped: counters.dropped, queued: queue.length }, "events dropped: the apiserver is not keeping up with them");
+  }
+
   function enqueue(o: Observed): boolean {
     if (o.queued || o.writing) return true; // the pending write (or the one after it) carries this
     if (queue.length >= maxQueued) return false;
@@ -187,7 +197,7 @@ export function createEventRecorder(opts: EventRecorderOptions): CorrelatingEven
       void write(o).finally(() => {
         inFlight--;
         o.writing = false;
-        if (o.dirty && !enqueue(o)) counters.dropped++;
+        if (o.dirty && !enqueue(o)) drop();
         pump();
         if (inFlight === 0 && queue.length === 0 && idle) {
           idle.resolve();
@@ -243,7 +253,7 @@ export function createEventRecorder(opts: EventRecorderOptions): CorrelatingEven
         observed.set(key, o);
       }
       o.dirty = true;
-      if (!enqueue(o)) counters.dropped++;
+      if (!enqueue(o)) drop();
     },
     flush() {
       if (inFlight === 0 && queue.length === 0) return Promise.resolve();
