@@ -88,4 +88,44 @@ describe("scheduler cache", () => {
     cache.removePod("a");
     expect(cache.stats()).toEqual({ nodes: 0, pods: 0, assumed: 0 });
   });
+
+  it("keeps counting a pod through status writes, and re-counts it when its spec, labels or owner change", () => {
+    const cache = createSchedulerCache();
+    cache.setNode(makeNode("n1"));
+    const stored = (o: Parameters<typeof makePod>[1], generation: bigint) => {
+      const p = makePod("a", { node: "n1", uid: "a", ...o });
+      p.metadata!.generation = generation;
+      return p;
+    };
+    cache.upsertPod(stored({ cpu: "1", labels: { app: "web" }, owner: "rs1" }, 1n));
+    // A status write: same generation, labels and owner.
+    const running = stored({ cpu: "1", labels: { app: "web" }, owner: "rs1" }, 1n);
+    running.status!.podIp = "10.0.0.5";
+    expect(cache.upsertPod(running)).toBe(false);
+    expect(requested(cache, "n1")).toBe(1000);
+    // A resize bumps the generation: the new requests count.
+    expect(cache.upsertPod(stored({ cpu: "2", labels: { app: "web" }, owner: "rs1" }, 2n))).toBe(false);
+    expect(requested(cache, "n1")).toBe(2000);
+    // New labels may let a pod waiting on affinity fit: reported, and counted under the new labels.
+    expect(cache.upsertPod(stored({ cpu: "2", labels: { app: "api" }, owner: "rs1" }, 2n))).toBe(true);
+    const node = () => cache.snapshot().nodes[0];
+    expect([...node().podLabels.keys()]).toEqual(["default/app=api"]);
+    // Adopted by another controller: counted under its workload.
+    cache.upsertPod(stored({ cpu: "2", labels: { app: "api" }, owner: "rs2" }, 2n));
+    expect([...node().workloads.keys()]).toEqual(["owner:uid-rs-rs2"]);
+  });
+
+  it("counts pods with required anti-affinity so that decisions skip the check when there are none", () => {
+    const cache = createSchedulerCache();
+    cache.setNode(makeNode("n1"));
+    cache.upsertPod(makePod("plain", { node: "n1", uid: "plain" }));
+    expect(cache.snapshot().podsWithRequiredAntiAffinity).toBe(0);
+    const anti = { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { app: "db" } }, topologyKey: "kubernetes.io/hostname" }] } };
+    cache.assume(podInfoOf(makePod("db", { uid: "db", labels: { app: "db" }, affinity: anti })), "n1");
+    expect(cache.snapshot().podsWithRequiredAntiAffinity).toBe(1);
+    cache.upsertPod(makePod("db", { node: "n1", uid: "db", labels: { app: "db" }, affinity: anti }));
+    expect(cache.snapshot().podsWithRequiredAntiAffinity).toBe(1);
+    cache.removePod("db");
+    expect(cache.snapshot().podsWithRequiredAntiAffinity).toBe(0);
+  });
 });

@@ -7,7 +7,7 @@ import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Snapshot } from "./core/framework.ts";
 import { addPodToNode, newNodeInfo, removePodFromNode, setNode, type NodeInfo } from "./core/node-info.ts";
-import { isTerminal, podInfoOf, type PodInfo } from "./core/pod-info.ts";
+import { isTerminal, podInfoOf, workloadKey, type PodInfo } from "./core/pod-info.ts";
 
 export interface SchedulerCache {
   /** The live view for one decision (valid until the next change; do not keep it). */
@@ -48,6 +48,7 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
   const pods = new Map<string, PodState>();
   const assumed = new Set<string>();
   let list: NodeInfo[] | undefined;
+  let withAntiAffinity = 0;
 
   function nodeInfo(name: string): NodeInfo {
     let info = nodes.get(name);
@@ -66,6 +67,7 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
     if (!state) return undefined;
     pods.delete(uid);
     assumed.delete(uid);
+    if (state.info.requiredAntiAffinity.length > 0) withAntiAffinity--;
     const info = nodes.get(state.node);
     if (info) {
       removePodFromNode(info, uid);
@@ -77,13 +79,14 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
   function count(uid: string, state: PodState): void {
     pods.set(uid, state);
     if (state.assumed) assumed.add(uid);
+    if (state.info.requiredAntiAffinity.length > 0) withAntiAffinity++;
     addPodToNode(nodeInfo(state.node), state.info);
   }
 
   return {
     snapshot() {
       list ??= [...nodes.values()].filter((n) => n.node !== undefined);
-      return { nodes: list };
+      return { nodes: list, podsWithRequiredAntiAffinity: withAntiAffinity };
     },
     setNode(node) {
       const name = node.metadata?.name ?? "";
@@ -109,8 +112,10 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
         // Not (or no longer) holding resources anywhere.
         return uncount(uid) !== undefined;
       }
+      // A status write (most updates of a bound pod) changes nothing scheduling reads: the pod
+      // stays counted as it is, without recomputing its requests.
+      if (before && !before.assumed && before.node === nodeName && sameSchedulingInputs(before.info, pod)) return false;
       const info = podInfoOf(pod);
-      if (before && !before.assumed && before.info === info) return false;
       const labelsChanged = before !== undefined && !before.assumed && !sameLabels(before.info.labels, info.labels);
       uncount(uid);
       count(uid, { node: nodeName, info, assumed: false, boundAt: 0 });
@@ -148,6 +153,21 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
     },
     stats: () => ({ nodes: nodes.size, pods: pods.size, assumed: assumed.size }),
   };
+}
+
+/**
+ * Spec, labels and owner are what a counted pod's PodInfo is made of. The apiserver bumps
+ * metadata.generation on every spec change (a pod without one, never stored, is recomputed).
+ */
+function sameSchedulingInputs(info: PodInfo, pod: Pod): boolean {
+  const generation = pod.metadata?.generation ?? 0n;
+  return (
+    info.pod === pod ||
+    (generation > 0n &&
+      info.pod.metadata?.generation === generation &&
+      sameLabels(info.labels, pod.metadata?.labels ?? {}) &&
+      info.workload === workloadKey(pod))
+  );
 }
 
 function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {

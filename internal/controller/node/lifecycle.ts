@@ -261,9 +261,13 @@ export function createNodeLifecycleController(ctx: ControllerContext, overrides:
       }
     }
 
-    const podsOnNode = pods.byIndex(POD_NODE_INDEX, name);
-    if (health === "Unreachable") await markPodsNotReady(podsOnNode);
-    waits.push(...(await evict(node, health, podsOnNode)));
+    // Pods only matter on a node that is unreachable or has a NoExecute taint; a healthy node's
+    // heartbeat (every Lease renewal lands here) does not walk its pods.
+    if (health === "Unreachable" || evictionTaint(node)) {
+      const podsOnNode = pods.byIndex(POD_NODE_INDEX, name);
+      if (health === "Unreachable") await markPodsNotReady(podsOnNode);
+      waits.push(...(await evict(node, health, podsOnNode)));
+    }
     const wait = Math.min(...waits);
     return Number.isFinite(wait) ? { requeueAfterMs: Math.max(10, Math.ceil(wait)) } : undefined;
   }

@@ -10,6 +10,12 @@ import { isTerminal, podInfoOf, type PodInfo } from "./pod-info.ts";
 /** The cluster as one decision sees it: every known node with the pods counted on it. */
 export interface Snapshot {
   readonly nodes: readonly NodeInfo[];
+  /**
+   * How many counted pods carry required anti-affinity terms, when the snapshot's maker keeps
+   * count (the scheduler's cache does): at 0 no existing pod can repel a new one, and the
+   * InterPodAffinity filter skips its pass over every node. Absent: unknown, look.
+   */
+  readonly podsWithRequiredAntiAffinity?: number;
 }
 
 /** Why the node cannot take the pod (reason strings), or undefined when it can. */

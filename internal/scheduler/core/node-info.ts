@@ -86,9 +86,12 @@ function effectiveTaints(node: Node): TaintLike[] {
 export function setNode(info: NodeInfo, node: Node): boolean {
   info.node = node;
   info.labels = node.metadata?.labels ?? {};
-  const allocatable = parseResourceList(node.status?.allocatable);
-  info.allocatablePods = allocatable.pods ?? Infinity;
-  delete allocatable.pods;
+  const parsed = parseResourceList(node.status?.allocatable);
+  info.allocatablePods = parsed.pods ?? Infinity;
+  // Copied rather than `delete`d: an object that lost a property turns into a hash table, and
+  // every filter and score reads allocatable for each node.
+  const allocatable: ResourceList = {};
+  for (const name in parsed) if (name !== "pods") allocatable[name] = parsed[name];
   info.allocatable = allocatable;
   info.taints = effectiveTaints(node);
   info.unschedulable = node.spec?.unschedulable ?? false;

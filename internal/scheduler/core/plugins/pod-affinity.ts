@@ -62,6 +62,7 @@ function domainsWithMatches(terms: readonly AffinityTerm[], snapshot: Snapshot, 
 /** topology key → values of domains where an existing pod's anti-affinity rejects this pod. */
 function domainsRejectingPod(snapshot: Snapshot, pod: PodInfo): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
+  if (snapshot.podsWithRequiredAntiAffinity === 0) return out;
   for (const node of snapshot.nodes) {
     if (node.podsWithAntiAffinity.size === 0) continue;
     for (const existing of node.podsWithAntiAffinity) {

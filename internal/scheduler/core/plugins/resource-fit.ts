@@ -4,7 +4,6 @@
 // ephemeral-storage, which nodes that do not report it are not held to). Two scores prefer emptier nodes (least allocated) and nodes whose cpu and memory
 // stay in proportion (balanced allocation), from the non-zero requests.
 import { MAX_SCORE, type FilterPlugin, type ScorePlugin } from "../framework.ts";
-import type { NodeInfo } from "../node-info.ts";
 
 export const REASON_TOO_MANY_PODS = "Too many pods";
 export const insufficientReason = (resource: string) => `Insufficient ${resource}`;
@@ -36,13 +35,6 @@ function fraction(requested: number, allocatable: number | undefined): number {
   return Math.min(1, requested / allocatable);
 }
 
-function fractions(node: NodeInfo, cpu: number, memory: number): [number, number] {
-  return [
-    fraction(node.nonZeroRequested.cpu + cpu, node.allocatable.cpu),
-    fraction(node.nonZeroRequested.memory + memory, node.allocatable.memory),
-  ];
-}
-
 /** Mean free share of cpu and memory after placing the pod. */
 export const leastAllocated: ScorePlugin = {
   name: "NodeResourcesLeastAllocated",
@@ -51,7 +43,8 @@ export const leastAllocated: ScorePlugin = {
     const { cpu, memory } = pod.nonZero;
     return {
       score(node) {
-        const [c, m] = fractions(node, cpu, memory);
+        const c = fraction(node.nonZeroRequested.cpu + cpu, node.allocatable.cpu);
+        const m = fraction(node.nonZeroRequested.memory + memory, node.allocatable.memory);
         return ((1 - c + (1 - m)) / 2) * MAX_SCORE;
       },
     };
@@ -66,7 +59,8 @@ export const balancedAllocation: ScorePlugin = {
     const { cpu, memory } = pod.nonZero;
     return {
       score(node) {
-        const [c, m] = fractions(node, cpu, memory);
+        const c = fraction(node.nonZeroRequested.cpu + cpu, node.allocatable.cpu);
+        const m = fraction(node.nonZeroRequested.memory + memory, node.allocatable.memory);
         // The standard deviation of two values is half their distance.
         return (1 - Math.abs(c - m) / 2) * MAX_SCORE;
       },
