@@ -124,7 +124,9 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     }
     if (!state) return;
     if (!state.initFloorsLoaded) {
-      state.initFloors = await loadInitFloors(deps.rootDir, uid);
+      // Floors exist only for init containers (initFloorsFor), which a pod cannot gain later: a
+      // pod without any has no file to read.
+      if ((state.pod.spec?.initContainers.length ?? 0) > 0) state.initFloors = await loadInitFloors(deps.rootDir, uid);
       state.initFloorsLoaded = true;
     }
     const pod = state.pod;

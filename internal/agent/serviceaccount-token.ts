@@ -9,13 +9,17 @@
 //
 // Written with the atomic writer (atomic-dir.ts) under <pod dir>/volumes/kube-api-access, a tmpfs.
 import { decodeJwt } from "jose";
-import { readFile } from "node:fs/promises";
+import * as fs from "node:fs";
+import { promisify } from "node:util";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Mount } from "../runtime/runtime.ts";
 import { writeAtomicDir } from "./atomic-dir.ts";
 import { podDir } from "./pod-files.ts";
 import { join } from "node:path";
 import { ensureTmpfs, SECRET_TMPFS_BYTES } from "./volumes/tmpfs.ts";
+
+// The callback form: read at every pod's first sync, where fs/promises' FileHandle costs more CPU.
+const readFile = promisify(fs.readFile);
 
 export const SERVICE_ACCOUNT_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount";
 export const TOKEN_EXPIRATION_SECONDS = 3600;

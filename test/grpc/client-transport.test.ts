@@ -44,6 +44,10 @@ describe("unary calls", () => {
     expect(server.lastMetadata?.get("x-echo")).toEqual(["from the client"]);
     expect(headers[0].get("x-echo")).toBe("from the client");
     expect(trailers[0].get("x-trailer")).toBe("done");
+    // Copied from the response when first read: every way of reading them sees them.
+    expect(headers[0]).toBeInstanceOf(Headers);
+    expect([...headers[0]]).toContainEqual(["x-echo", "from the client"]);
+    expect(new Headers(trailers[0]).get("x-trailer")).toBe("done");
   });
 
   it("report a trailers-only error with its code, its percent-decoded message and its metadata", async () => {
