@@ -8,6 +8,7 @@
 // signals cancel the call.
 import { create, fromBinary, isMessage, toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { inspect } from "node:util";
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 
 export interface GrpcTransportOptions {
@@ -514,6 +515,11 @@ class DeferredHeaders extends HeadersBase implements Headers {
   [Symbol.iterator](): ReturnType<Headers[typeof Symbol.iterator]> {
     this.#fill();
     return base[Symbol.iterator].call(this);
+  }
+  /** What console.log / util.inspect print. */
+  [inspect.custom](...args: unknown[]): unknown {
+    this.#fill();
+    return (base as unknown as Record<symbol, (...a: unknown[]) => unknown>)[inspect.custom].apply(this, args);
   }
 }
 
