@@ -82,11 +82,13 @@ export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: A
   for (const f of files) checkAtomicPath(f.path);
   const digest = digestOf(files, opts);
   if (lastDigest.get(dir) === digest) return false;
-  // A directory made just now holds nothing: no listing to clean up, no ..data to swap.
-  const fresh = (await mkdir(dir, { recursive: true, mode: 0o755 })) !== undefined;
   const version = versionName();
   const vdir = join(dir, version);
-  await mkdir(vdir, { mode: 0o755 });
+  // One mkdir makes the version directory and, if missing, the directory itself: it returns the
+  // first directory it created. A directory made just now holds nothing: no listing to clean
+  // up, no ..data to swap.
+  const first = await mkdir(vdir, { recursive: true, mode: 0o755 });
+  const fresh = first !== undefined && first !== vdir;
   const subdirs = new Set<string>();
   for (const f of files) {
     const path = join(vdir, f.path);
