@@ -46,7 +46,7 @@ import { startAgentServer, type AgentServer } from "./server.ts";
 import { createTokenProjector } from "./serviceaccount-token.ts";
 import { createVolumeManager } from "./volumes/index.ts";
 import { createStatusManager } from "./status.ts";
-import { removeOrphans } from "./teardown.ts";
+import { podDirs, removeOrphans } from "./teardown.ts";
 import { sleep } from "../util/sleep.ts";
 import type { HealthChecks } from "../metrics/health.ts";
 import type { ObservabilityHandler } from "./server.ts";
@@ -231,6 +231,7 @@ export function createAgent(opts: AgentOptions): Agent {
     volumes: volumesClient,
   });
   const localPath = createLocalPathAgent({ nodeName, dir: localPathDir, volumes: volumesClient, log });
+  const tokens = createTokenProjector({ rootDir: opts.rootDir, clusterCa: opts.clusterCa, tmpfs, requestToken });
   const podWorkers = createPodWorkers({
     nodeName,
     rootDir: opts.rootDir,
@@ -269,7 +270,7 @@ export function createAgent(opts: AgentOptions): Agent {
       }
     },
     credentials: createPullSecrets({ client: createResourceClient<Secret>(opts.transport, "Secret"), log: componentLog(log, "pull-secrets") }).credentials,
-    tokens: createTokenProjector({ rootDir: opts.rootDir, clusterCa: opts.clusterCa, tmpfs, requestToken }),
+    tokens,
     volumes: createVolumeManager({
       rootDir: opts.rootDir,
       claims: claimVolumes,
@@ -479,6 +480,8 @@ export function createAgent(opts: AgentOptions): Agent {
         const why = err instanceof Error ? err.message : String(err);
         throw new Error(`cannot serve cluster DNS: ${why} (is another DNS server on port 53 of every address? pass --cluster-dns to use another server)`, { cause: err });
       }
+      // Only pods whose directories an earlier agent left can have its token files to read back.
+      tokens.foundOnDisk(await podDirs(opts.rootDir));
       const removed = await removeOrphans(
         { runtime, network, rootDir: opts.rootDir, log },
         (uid) => lookup(uid) !== undefined || podWorkers.known(uid),

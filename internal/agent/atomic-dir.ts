@@ -82,29 +82,37 @@ export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: A
   for (const f of files) checkAtomicPath(f.path);
   const digest = digestOf(files, opts);
   if (lastDigest.get(dir) === digest) return false;
-  // A directory made just now holds nothing: no listing to clean up, no ..data to swap.
-  const fresh = (await mkdir(dir, { recursive: true, mode: 0o755 })) !== undefined;
   const version = versionName();
   const vdir = join(dir, version);
-  await mkdir(vdir, { mode: 0o755 });
+  // One mkdir makes the version directory and, if missing, the directory itself: it returns the
+  // first directory it created. A directory made just now holds nothing: no listing to clean
+  // up, no ..data to swap.
+  const first = await mkdir(vdir, { recursive: true, mode: 0o755 });
+  const fresh = first !== undefined && first !== vdir;
   const subdirs = new Set<string>();
   for (const f of files) {
-    const path = join(vdir, f.path);
-    const parent = dirname(path);
+    const parent = dirname(join(vdir, f.path));
     if (parent !== vdir && !subdirs.has(parent)) {
       await mkdir(parent, { recursive: true, mode: 0o755 });
       subdirs.add(parent);
     }
-    await writeFile(path, f.data, { mode: f.mode });
-    // writeFile's mode is masked by the umask; the file must have exactly the mode asked for.
-    if (maskedByUmask(f.mode)) await chmod(path, f.mode);
-    if (opts.fsGroup !== undefined) await chown(path, 0, opts.fsGroup);
   }
+  // The files at once: nobody sees the version directory before ..data points to it, and a
+  // pod's sync waits for each round trip to the thread pool in turn otherwise.
+  await Promise.all(
+    files.map(async (f) => {
+      const path = join(vdir, f.path);
+      await writeFile(path, f.data, { mode: f.mode });
+      // writeFile's mode is masked by the umask; the file must have exactly the mode asked for.
+      if (maskedByUmask(f.mode)) await chmod(path, f.mode);
+      if (opts.fsGroup !== undefined) await chown(path, 0, opts.fsGroup);
+    }),
+  );
   const top = new Set(files.map((f) => f.path.split("/")[0]));
   if (fresh) {
-    // symlink(2) is atomic on its own: nobody can see a half-made ..data.
-    await symlink(version, join(dir, DATA));
-    for (const name of top) await symlink(join(DATA, name), join(dir, name));
+    // symlink(2) is atomic on its own: nobody can see a half-made ..data. The stable names may
+    // point to it before it exists (a dangling link resolves once it does).
+    await Promise.all([symlink(version, join(dir, DATA)), ...[...top].map((name) => symlink(join(DATA, name), join(dir, name)))]);
     lastDigest.set(dir, digest);
     return true;
   }

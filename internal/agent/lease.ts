@@ -1,7 +1,7 @@
 // The node heartbeat: a Lease named after the node in skiff-system, renewed every heartbeatMs.
 // The node lifecycle controller judges node health by its renewTime, as in Kubernetes; it is
 // cheap (a small object) where rewriting the whole node status every 10 s would not be.
-import { clone, create } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { LeaseSchema, LeaseSpecSchema, type Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
@@ -62,12 +62,13 @@ export function createNodeLease(opts: NodeLeaseOptions): NodeLease {
             continue;
           }
         }
-        const next = clone(LeaseSchema, lease);
-        next.spec ??= create(LeaseSpecSchema, { acquireTime: now });
-        next.spec.holderIdentity = nodeName;
-        next.spec.leaseDurationSeconds = opts.durationSeconds;
-        next.spec.renewTime = now;
-        if (next.metadata!.ownerReferences.length === 0) next.metadata!.ownerReferences = ownerReferences();
+        // Shallow copies of what changes (the request is only encoded): no deep clone per renewal.
+        const spec = lease.spec ? { ...lease.spec } : create(LeaseSpecSchema, { acquireTime: now });
+        spec.holderIdentity = nodeName;
+        spec.leaseDurationSeconds = opts.durationSeconds;
+        spec.renewTime = now;
+        const meta = lease.metadata!;
+        const next: Lease = { ...lease, spec, metadata: meta.ownerReferences.length === 0 ? { ...meta, ownerReferences: ownerReferences() } : meta };
         try {
           lease = await client.update(next);
           return lease;

@@ -80,6 +80,18 @@ describe("node registration", () => {
     expect(made).toBeLessThanOrEqual(4);
   });
 
+  it("writes a changed node status at the next heartbeat, long before statusRefreshMs", async () => {
+    h = await startHarness({ statusRefreshMs: 600_000 });
+    await h.runtime.pullImage("registry.test/new:v1");
+    const n = await waitFor("the new image in the node status", async () => {
+      const node = await h!.nodes.get("", NODE);
+      return node.status!.images.some((i) => i.names.includes("registry.test/new:v1")) ? node : undefined;
+    });
+    // The write kept what it did not change.
+    expect(n.metadata!.labels["kubernetes.io/hostname"]).toBe(NODE);
+    expect(n.status!.conditions.find((c) => c.type === "Ready")!.status).toBe("True");
+  });
+
   it("re-registers when the Node object is deleted", async () => {
     h = await startHarness({ statusRefreshMs: 200 });
     const before = await h.nodes.get("", NODE);

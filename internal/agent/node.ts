@@ -124,9 +124,10 @@ export async function computeNodeStatus(
 
 /** The status without heartbeat times: what "changed" means between refreshes. */
 function withoutHeartbeats(s: NodeStatus | undefined): NodeStatus {
-  const c = s ? clone(NodeStatusSchema, s) : create(NodeStatusSchema);
-  for (const cond of c.conditions) cond.lastHeartbeatTime = undefined;
-  return c;
+  // Shallow copies for a comparison: a deep clone of the status (images and all) at every
+  // heartbeat of every node cost more than the comparison itself.
+  if (!s) return create(NodeStatusSchema);
+  return { ...s, conditions: s.conditions.map((c) => ({ ...c, lastHeartbeatTime: undefined })) };
 }
 
 export function createNodeReporter(opts: NodeReporterOptions): NodeReporter {
@@ -182,9 +183,8 @@ export function createNodeReporter(opts: NodeReporterOptions): NodeReporter {
     const status = await computeNodeStatus(node.status, opts.facts, opts.runtime, new Date(), opts.pressure?.());
     const due = Date.now() - lastWrite >= opts.statusRefreshMs;
     if (!force && !due && equals(NodeStatusSchema, withoutHeartbeats(status), withoutHeartbeats(node.status))) return;
-    const next = clone(NodeSchema, node);
-    next.status = status;
-    next.metadata!.resourceVersion = ""; // the agent owns its node's status: last write wins
+    // The request is only encoded: a shallow copy with the new status will do.
+    const next: Node = { ...node, status, metadata: { ...node.metadata!, resourceVersion: "" } }; // the agent owns its node's status: last write wins
     try {
       node = await client.updateStatus(next);
       lastWrite = Date.now();

@@ -132,13 +132,14 @@ export async function writeEtcFiles(rootDir: string, pod: Pod, podIP: string, ho
     ["etc-hostname", "/etc/hostname", `${podHostname(pod)}\n`],
     ["etc-resolv.conf", "/etc/resolv.conf", await resolvConf(pod, hostResolvConfPath, dns)],
   ];
-  const mounts: Mount[] = [];
-  for (const [file, containerPath, text] of files) {
-    const path = join(dir, file);
-    await writeIfChanged(path, text, fresh);
-    mounts.push({ hostPath: path, containerPath, readOnly: false });
-  }
-  return mounts;
+  // The three at once: a pod's sync would wait for each file's round trips to the thread pool in turn.
+  return Promise.all(
+    files.map(async ([file, containerPath, text]): Promise<Mount> => {
+      const path = join(dir, file);
+      await writeIfChanged(path, text, fresh);
+      return { hostPath: path, containerPath, readOnly: false };
+    }),
+  );
 }
 
 // The callback forms of fs, promisified: fs/promises' FileHandle-based writeFile costs twice the

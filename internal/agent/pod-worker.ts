@@ -124,7 +124,9 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
     }
     if (!state) return;
     if (!state.initFloorsLoaded) {
-      state.initFloors = await loadInitFloors(deps.rootDir, uid);
+      // Floors exist only for init containers (initFloorsFor), which a pod cannot gain later: a
+      // pod without any has no file to read.
+      if ((state.pod.spec?.initContainers.length ?? 0) > 0) state.initFloors = await loadInitFloors(deps.rootDir, uid);
       state.initFloorsLoaded = true;
     }
     const pod = state.pod;
@@ -244,8 +246,9 @@ export function createPodWorkers(deps: PodWorkerDeps): PodWorkers {
         if (err instanceof VolumeMountError) deps.recorder?.event(pod, "Warning", "FailedMount", err.message);
         throw err;
       }
-      const etcMounts = await writeEtcFiles(deps.rootDir, pod, podIP, deps.resolvConfPath, deps.dns?.());
-      const tokenMount = await deps.tokens?.ensure(pod);
+      // CreateToken and the /etc files at once: neither needs the other, and under load the call
+      // alone can take most of firstStatusDelayMs.
+      const [etcMounts, tokenMount] = await Promise.all([writeEtcFiles(deps.rootDir, pod, podIP, deps.resolvConfPath, deps.dns?.()), deps.tokens?.ensure(pod)]);
       if (tokenMount) etcMounts.push(tokenMount);
       const { configMaps, secrets } = await envSources(pod);
       const serviceEnv = deps.serviceEnv?.(pod.metadata!.namespace, spec.enableServiceLinks !== false) ?? [];

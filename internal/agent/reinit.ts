@@ -6,7 +6,9 @@
 // first attempt made after the change), in <pod dir>/init-floors.json: an agent restarted halfway
 // through the sequence goes on with it instead of taking the old, completed instances as done.
 // The file goes once every init container is done again.
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import * as fs from "node:fs";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { ContainerInfo } from "../runtime/runtime.ts";
@@ -17,6 +19,8 @@ import { instancesByName } from "./pod-status.ts";
 export type InitFloors = Record<string, number>;
 
 const FILE = "init-floors.json";
+// The callback form: read at a pod's first sync, where fs/promises' FileHandle costs more CPU.
+const readFile = promisify(fs.readFile);
 
 /**
  * The floors for a sandbox made anew, or undefined when nothing runs again: a pod without init

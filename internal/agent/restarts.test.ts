@@ -103,6 +103,22 @@ describe("restartPolicy Always", () => {
   });
 });
 
+describe("an agent restart and the pods' ServiceAccount tokens", () => {
+  it("keeps a running pod's token: the new agent reads it back instead of asking for another", async () => {
+    h = await startHarness();
+    const created = await h.createPod("token-kept");
+    await runningInstance(h, created.metadata!.uid, 0);
+    const asked = h.count("ServiceAccountService/CreateToken");
+    expect(asked).toBe(1);
+    await h.restartAgent();
+    // The new agent syncs the pod (resync every 200 ms) and a new pod, which does need a token.
+    const other = await h.createPod("token-new");
+    await runningInstance(h, other.metadata!.uid, 0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(h.count("ServiceAccountService/CreateToken")).toBe(asked + 1);
+  });
+});
+
 describe("a container lost unseen (a reboot, a killed shim)", () => {
   it("restarts it as a new attempt: lastState Unknown 255 and a ContainerLost event", async () => {
     h = await startHarness();

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -91,6 +91,35 @@ describe("ServiceAccount token projection", () => {
     await restarted().ensure(pod());
     expect(issued).toHaveLength(2);
     expect(readFileSync(join(dir, "token"), "utf8")).toBe(issued[1]);
+  });
+
+  it("after a restart, reads back the tokens of pods whose directories were there, and asks anew for pods that are new", async () => {
+    const { rootDir } = setUp();
+    const issued: string[] = [];
+    const restarted = () =>
+      createTokenProjector({
+        rootDir,
+        async requestToken() {
+          issued.push(`token-${issued.length + 1}`);
+          return { token: issued.at(-1)!, expiresAt: new Date(Date.now() + 3600_000) };
+        },
+      });
+    const first = restarted();
+    first.foundOnDisk([]);
+    await first.ensure(pod());
+    expect(issued).toHaveLength(1);
+    // What an earlier agent left: a fresh token (a JWT: its iat and exp say when it is due).
+    const jwt = await createTokenIssuer({ key: signingKeyFromPem(generateSigningKeyPem().privateKey) }).issue({
+      namespace: "shop",
+      serviceAccount: { name: "default", uid: "sa" },
+      audiences: ["a"],
+      expirationSeconds: 3600,
+    });
+    writeFileSync(join(rootDir, "pods", "uid-1", "volumes", "kube-api-access", "..data", "token"), jwt.token);
+    const second = restarted();
+    second.foundOnDisk(["uid-1"]);
+    await second.ensure(pod());
+    expect(issued).toHaveLength(1);
   });
 
   it("mounts nothing and asks for no token with automountServiceAccountToken: false", async () => {

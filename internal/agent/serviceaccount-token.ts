@@ -9,13 +9,17 @@
 //
 // Written with the atomic writer (atomic-dir.ts) under <pod dir>/volumes/kube-api-access, a tmpfs.
 import { decodeJwt } from "jose";
-import { readFile } from "node:fs/promises";
+import * as fs from "node:fs";
+import { promisify } from "node:util";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Mount } from "../runtime/runtime.ts";
 import { writeAtomicDir } from "./atomic-dir.ts";
 import { podDir } from "./pod-files.ts";
 import { join } from "node:path";
 import { ensureTmpfs, SECRET_TMPFS_BYTES } from "./volumes/tmpfs.ts";
+
+// The callback form: read at every pod's first sync, where fs/promises' FileHandle costs more CPU.
+const readFile = promisify(fs.readFile);
 
 export const SERVICE_ACCOUNT_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount";
 export const TOKEN_EXPIRATION_SECONDS = 3600;
@@ -42,6 +46,11 @@ export interface TokenProjector {
   /** Writes (or refreshes, when due) the pod's files; undefined when the pod mounts none. */
   ensure(pod: Pod): Promise<Mount | undefined>;
   forget(uid: string): void;
+  /**
+   * The pods whose directories were on disk when the agent started: only theirs can hold a token
+   * an earlier agent wrote. Until this is called, every pod's directory is looked at.
+   */
+  foundOnDisk(uids: Iterable<string>): void;
 }
 
 export function automountsToken(pod: Pod): boolean {
@@ -63,6 +72,7 @@ export function createTokenProjector(opts: TokenProjectorOptions): TokenProjecto
   const now = opts.now ?? Date.now;
   /** When each pod's token must be replaced (ms since the epoch). */
   const refreshAt = new Map<string, number>();
+  let onDisk: Set<string> | undefined;
   return {
     async ensure(pod) {
       if (!automountsToken(pod)) return undefined;
@@ -71,7 +81,8 @@ export function createTokenProjector(opts: TokenProjectorOptions): TokenProjecto
       const mount = { hostPath: dir, containerPath: SERVICE_ACCOUNT_MOUNT_PATH, readOnly: true };
       // After an agent restart the token on disk is kept while it is fresh enough: a restart must
       // not make every pod of the node ask for a new one at once.
-      const due = refreshAt.get(uid) ?? (await dueOfWritten(join(dir, "token")));
+      const earlier = onDisk === undefined || onDisk.has(uid);
+      const due = refreshAt.get(uid) ?? (earlier ? await dueOfWritten(join(dir, "token")) : undefined);
       if (due !== undefined) refreshAt.set(uid, due);
       if (due !== undefined && now() < due) return mount;
       const issuedAt = now();
@@ -86,6 +97,10 @@ export function createTokenProjector(opts: TokenProjectorOptions): TokenProjecto
     },
     forget(uid) {
       refreshAt.delete(uid);
+      onDisk?.delete(uid);
+    },
+    foundOnDisk(uids) {
+      onDisk = new Set(uids);
     },
   };
 }

@@ -1,9 +1,9 @@
 // The status manager: writes a pod's status through UpdateStatus only when it differs from the
 // newest status known (the informer's copy, or what this agent wrote last if the informer has
 // not caught up), and on a conflict re-reads the pod and computes again on the fresh copy.
-import { clone, create, equals } from "@bufbuild/protobuf";
+import { create, equals } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { PodSchema, PodStatusSchema, type Pod, type PodStatus } from "../../gen/skiff/v1alpha1/pod_pb.js";
+import { PodStatusSchema, type Pod, type PodStatus } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { compareResourceVersions } from "../client/informer.ts";
 import type { ResourceClient } from "../client/resource-client.ts";
 import type { Logger } from "../log/log.ts";
@@ -35,8 +35,9 @@ export function createStatusManager(opts: { client: ResourceClient<Pod>; log: Lo
       for (let attempt = 1; ; attempt++) {
         const status = compute(base);
         if (equals(PodStatusSchema, status, base.status ?? create(PodStatusSchema))) return base;
-        const next = clone(PodSchema, base);
-        next.status = status;
+        // A shallow copy with the new status: the request is encoded, never changed, so the
+        // pod's other fields (shared with the informer's cache) need no deep copy.
+        const next: Pod = { ...base, status };
         try {
           const stored = await opts.client.updateStatus(next);
           written.set(uid, stored);

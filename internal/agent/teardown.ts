@@ -44,7 +44,7 @@ export async function teardownPod(deps: TeardownDeps, uid: string, containers: C
 }
 
 /** Pod uids that have a directory under <rootDir>/pods. */
-async function podDirs(rootDir: string): Promise<string[]> {
+export async function podDirs(rootDir: string): Promise<string[]> {
   try {
     return await readdir(join(rootDir, "pods"));
   } catch {

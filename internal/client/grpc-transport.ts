@@ -8,6 +8,7 @@
 // signals cancel the call.
 import { create, fromBinary, isMessage, toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { inspect } from "node:util";
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 
 export interface GrpcTransportOptions {
@@ -341,10 +342,10 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       const body = frame(toBinary(method.input, isMessage(input, method.input) ? input : create(method.input, input)));
       checkRequestSize(body);
       return new Promise((resolve, reject) => {
-        const responseHeader = new Headers();
+        const responseHeader = new DeferredHeaders();
         let message: unknown;
         call(method, signal, timeoutMs, header, body, {
-          headers: (h) => copyHeaders(h, responseHeader),
+          headers: (h) => responseHeader.defer(h),
           message(payload) {
             if (message !== undefined) return new ConnectError("protocol error: more than one response message for a unary call", Code.Unimplemented);
             try {
@@ -356,7 +357,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           end(err, t) {
             if (err) return reject(err);
             if (message === undefined) return reject(new ConnectError("protocol error: no response message", Code.Unimplemented));
-            resolve({ stream: false, service: method.parent, method, header: responseHeader, message: message as any, trailer: copyHeaders(t, new Headers()) });
+            resolve({ stream: false, service: method.parent, method, header: responseHeader, message: message as any, trailer: new DeferredHeaders().defer(t) });
           },
         });
       });
@@ -373,15 +374,15 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       }
       const body = frame(toBinary(method.input, isMessage(first, method.input) ? first : create(method.input, first as any)));
       checkRequestSize(body);
-      const responseHeader = new Headers();
-      const trailer = new Headers();
+      const responseHeader = new DeferredHeaders();
+      const trailer = new DeferredHeaders();
       const queue: unknown[] = [];
       let ended = false;
       let error: ConnectError | undefined;
       let wake: (() => void) | undefined;
       let paused = false;
       const ctl = call(method, signal, timeoutMs, header, body, {
-        headers: (h) => copyHeaders(h, responseHeader),
+        headers: (h) => responseHeader.defer(h),
         message(payload) {
           try {
             queue.push(fromBinary(method.output, payload));
@@ -396,7 +397,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           wake?.();
         },
         end(err, t) {
-          copyHeaders(t, trailer);
+          trailer.defer(t);
           error ??= err;
           ended = true;
           wake?.();
@@ -450,6 +451,76 @@ function frame(bytes: Uint8Array): Buffer {
   out.writeUInt32BE(bytes.length, 1);
   out.set(bytes, 5);
   return out;
+}
+
+/**
+ * Response headers and trailers, copied into the Headers only when someone reads them: Headers
+ * validates every name and value it is given, and most callers never look (connect hands them
+ * only to onHeader / onTrailer), so copying them eagerly cost every call CPU for nothing.
+ */
+const HeadersBase = Headers as unknown as new () => object;
+const base = Headers.prototype;
+class DeferredHeaders extends HeadersBase implements Headers {
+  #pending: IncomingHttpHeaders[] = [];
+  defer(from: IncomingHttpHeaders): this {
+    this.#pending.push(from);
+    return this;
+  }
+  #fill(): void {
+    if (this.#pending.length === 0) return;
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const h of pending) copyHeaders(h, this as Headers);
+  }
+  append(name: string, value: string): void {
+    this.#fill();
+    base.append.call(this, name, value);
+  }
+  delete(name: string): void {
+    this.#fill();
+    base.delete.call(this, name);
+  }
+  get(name: string): string | null {
+    this.#fill();
+    return base.get.call(this, name);
+  }
+  getSetCookie(): string[] {
+    this.#fill();
+    return base.getSetCookie.call(this);
+  }
+  has(name: string): boolean {
+    this.#fill();
+    return base.has.call(this, name);
+  }
+  set(name: string, value: string): void {
+    this.#fill();
+    base.set.call(this, name, value);
+  }
+  forEach(fn: (value: string, key: string, parent: Headers) => void, thisArg?: unknown): void {
+    this.#fill();
+    base.forEach.call(this, fn, thisArg);
+  }
+  entries(): ReturnType<Headers["entries"]> {
+    this.#fill();
+    return base.entries.call(this);
+  }
+  keys(): ReturnType<Headers["keys"]> {
+    this.#fill();
+    return base.keys.call(this);
+  }
+  values(): ReturnType<Headers["values"]> {
+    this.#fill();
+    return base.values.call(this);
+  }
+  [Symbol.iterator](): ReturnType<Headers[typeof Symbol.iterator]> {
+    this.#fill();
+    return base[Symbol.iterator].call(this);
+  }
+  /** What console.log / util.inspect print. */
+  [inspect.custom](...args: unknown[]): unknown {
+    this.#fill();
+    return (base as unknown as Record<symbol, (...a: unknown[]) => unknown>)[inspect.custom].apply(this, args);
+  }
 }
 
 function copyHeaders(from: IncomingHttpHeaders, to: Headers): Headers {

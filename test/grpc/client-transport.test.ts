@@ -4,6 +4,7 @@
 // comes from startConformanceServer (TLS with the test PKI; the transport trusts the cluster CA).
 import type { DescMethodServerStreaming } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { inspect } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createGrpcTransport, type GrpcTransport, type GrpcTransportOptions } from "../../internal/client/grpc-transport.ts";
 import { loadedTestPki } from "../../internal/pki/testing.ts";
@@ -44,6 +45,11 @@ describe("unary calls", () => {
     expect(server.lastMetadata?.get("x-echo")).toEqual(["from the client"]);
     expect(headers[0].get("x-echo")).toBe("from the client");
     expect(trailers[0].get("x-trailer")).toBe("done");
+    // Copied from the response when first read: every way of reading them sees them.
+    expect(headers[0]).toBeInstanceOf(Headers);
+    expect([...headers[0]]).toContainEqual(["x-echo", "from the client"]);
+    expect(new Headers(trailers[0]).get("x-trailer")).toBe("done");
+    expect(inspect(trailers[0])).toContain("x-trailer");
   });
 
   it("report a trailers-only error with its code, its percent-decoded message and its metadata", async () => {
