@@ -152,12 +152,8 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
 
   /** Everything but metadata and status: a change here is a change of "spec". */
   function specChanged(a: ApiObject, b: ApiObject): boolean {
-    const strip = (o: ApiObject) => {
-      const c = clone(kind.schema, o) as ApiObject;
-      c.metadata = undefined;
-      if (kind.hasStatus) c.status = undefined;
-      return c;
-    };
+    // Shallow copies without those two fields: nothing is cloned (this runs on every update).
+    const strip = (o: ApiObject) => ({ ...o, metadata: undefined, ...(kind.hasStatus ? { status: undefined } : {}) }) as ApiObject;
     return !equals(kind.schema, strip(a), strip(b));
   }
 
@@ -251,7 +247,8 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       await kind.admit?.(obj, undefined, { ...admission, user });
       if (user) ctx.admitWrite?.({ user, kind: kind.kind, operation: "create", object: obj });
       if (dryRun && !hooks) return obj;
-      const requested = clone(kind.schema, obj) as ApiObject;
+      // What the client asked for, for the hooks' retries (only they change the object per attempt).
+      const requested = hooks ? (clone(kind.schema, obj) as ApiObject) : obj;
       for (let attempt = 0; ; attempt++) {
         let extra: TxnOp[] = [];
         if (hooks) {
@@ -300,7 +297,8 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       requireName(m.namespace, m.name);
       // Versions are opaque: only the exact string the server gave matches ("004" is not "4").
       const wanted = checkedRv(m.resourceVersion, "metadata.resourceVersion");
-      const requested = clone(kind.schema, obj) as ApiObject;
+      // What the client asked for, for the hooks' retries (only they change the object per attempt).
+      const requested = hooks ? (clone(kind.schema, obj) as ApiObject) : obj;
       // Without a resource version the update is unconditional: retry races against other writers.
       for (let attempt = 0; ; attempt++) {
         // As in updateStatus: the watch cache's copy when it is the version the writer saw (a
