@@ -159,10 +159,12 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
 
   /** Writes obj (which the caller hands over) and returns it as stored, with its new version. */
   async function write(key: string, obj: ApiObject, modRevision: number, extra: TxnOp[] = []): Promise<ApiObject> {
+    const value = encode(kind, obj);
+    ctx.caches.get(kind.kind)?.noteWriting(key, obj);
     const kv =
       extra.length > 0
-        ? ((await store.txn([{ op: "update", key, value: encode(kind, obj), expectedModRevision: modRevision }, ...extra])).results[0] as KeyValue)
-        : await store.update(key, encode(kind, obj), modRevision);
+        ? ((await store.txn([{ op: "update", key, value, expectedModRevision: modRevision }, ...extra])).results[0] as KeyValue)
+        : await store.update(key, value, modRevision);
     obj.metadata!.resourceVersion = String(kv.modRevision);
     ctx.caches.get(kind.kind)?.noteWritten(key, kv.modRevision, obj);
     return obj;
@@ -262,7 +264,9 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
             const { results } = await store.txn([{ op: "create", key: objectKey(kind, obj), value: encode(kind, obj) }, ...extra]);
             return decode(kind, results[0].value, results[0].modRevision);
           }
-          const kv = await store.create(objectKey(kind, obj), encode(kind, obj));
+          const value = encode(kind, obj);
+          ctx.caches.get(kind.kind)?.noteWriting(objectKey(kind, obj), obj);
+          const kv = await store.create(objectKey(kind, obj), value);
           m.resourceVersion = String(kv.modRevision);
           ctx.caches.get(kind.kind)?.noteWritten(kv.key, kv.modRevision, obj);
           return obj;
@@ -477,7 +481,9 @@ export async function bindPod(
     conds.push(create(ConditionSchema, { type: "PodScheduled", status: "True", lastTransitionTime: timestampNow() }));
     const next = { ...pod, metadata: { ...pod.metadata }, spec: { ...pod.spec, nodeName }, status: { ...pod.status, conditions: conds } };
     try {
-      const kv = await store.update(objectKey(ops.kind, next), encode(ops.kind, next), Number(pod.metadata.resourceVersion));
+      const value = encode(ops.kind, next);
+      cache?.noteWriting(objectKey(ops.kind, next), next);
+      const kv = await store.update(objectKey(ops.kind, next), value, Number(pod.metadata.resourceVersion));
       next.metadata.resourceVersion = String(kv.modRevision);
       cache?.noteWritten(kv.key, kv.modRevision, next);
       return next;
