@@ -305,7 +305,9 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
           needList = false;
           firstList();
         }
-        for await (const batch of store.watch(prefix, rev + 1, abort.signal)) {
+        // The cache holds every current object: a deleted one's last value comes from it, and
+        // etcd need not read the previous revision for each event.
+        for await (const batch of store.watch(prefix, rev + 1, abort.signal, { prevValues: false })) {
           for (const e of batch) apply(e);
           backoff = 100;
         }
