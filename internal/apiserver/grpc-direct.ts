@@ -70,51 +70,77 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
       const hit = frames.get(msg);
       if (hit) return hit;
     }
-    const bytes = encodeResponse(output, msg);
+    // The response's pieces (stored bytes, headers, the version) are copied once, into the frame.
+    const parts = encodeResponse(output, msg);
+    let len = 0;
+    for (const p of parts) len += partSize(p);
     // A cached frame lives as long as the watch cache holds its event: never a slice of Node's
     // shared 8 KiB pool, which one small frame would keep alive whole.
-    const frame = cache ? Buffer.allocUnsafeSlow(5 + bytes.length) : Buffer.allocUnsafe(5 + bytes.length);
+    const frame = cache ? Buffer.allocUnsafeSlow(5 + len) : Buffer.allocUnsafe(5 + len);
     frame[0] = 0;
-    frame.writeUInt32BE(bytes.length, 1);
-    frame.set(bytes, 5);
+    frame.writeUInt32BE(len, 1);
+    let at = 5;
+    for (const p of parts) at = writePart(frame, at, p);
     if (cache && typeof msg === "object" && msg !== null) frames.set(msg, frame);
     return frame;
   }
 
-  function encodeResponse(output: DescMessage, msg: unknown): Uint8Array {
-    if (isMessage(msg, output) || !opts.storedBytes) return toBinary(output, isMessage(msg, output) ? msg : create(output, msg as any));
+  function encodeResponse(output: DescMessage, msg: unknown): Part[] {
+    if (isMessage(msg, output) || !opts.storedBytes) return [toBinary(output, isMessage(msg, output) ? msg : create(output, msg as any))];
     const init = msg as Record<string, unknown>;
-    const parts: Uint8Array[] = [];
+    const parts: Part[] = [];
+    let reused = false;
     let rest: Record<string, unknown> | undefined;
     for (const field of output.fields) {
       const v = init[field.localName];
       if (v === undefined) continue;
       if (field.fieldKind === "message" && typeof v === "object" && v !== null) {
-        const part = reuse(field.number, field.message, v);
-        if (part) {
-          parts.push(part);
+        if (reuse(parts, field.number, field.message, v)) {
+          reused = true;
           continue;
         }
       } else if (field.fieldKind === "list" && field.listKind === "message" && Array.isArray(v) && v.length > 0) {
-        const items = v.map((x) => reuse(field.number, field.message, x));
-        if (items.every((x) => x !== undefined)) {
-          parts.push(...(items as Uint8Array[]));
+        const mark = parts.length;
+        if (v.every((x) => reuse(parts, field.number, field.message, x))) {
+          reused = true;
           continue;
         }
+        parts.length = mark;
       }
       (rest ??= {})[field.localName] = v;
     }
-    if (parts.length === 0) return toBinary(output, create(output, init as any));
-    if (rest) parts.unshift(toBinary(output, create(output, rest as any)));
-    return Buffer.concat(parts);
+    if (!reused) return [toBinary(output, create(output, init as any))];
+    if (rest) parts.unshift(restBytes(output, rest));
+    return parts;
   }
 
-  /** A length-delimited field holding an object's stored bytes, its resource version added. */
-  function reuse(fieldNumber: number, schema: DescMessage, obj: any): Uint8Array | undefined {
+  /**
+   * The fields beside the reused objects (a watch event's type): enum-only ones, a handful of
+   * values per response type, are encoded once and kept.
+   */
+  const restCache = new WeakMap<DescMessage, Map<string, Uint8Array>>();
+  function restBytes(output: DescMessage, rest: Record<string, unknown>): Uint8Array {
+    let key = "";
+    for (const [name, v] of Object.entries(rest)) {
+      const field = output.fields.find((f) => f.localName === name);
+      if (field?.fieldKind !== "enum" || typeof v !== "number") return toBinary(output, create(output, rest as any));
+      key += `${name}=${v};`;
+    }
+    let byValue = restCache.get(output);
+    if (!byValue) restCache.set(output, (byValue = new Map()));
+    let bytes = byValue.get(key);
+    if (!bytes) byValue.set(key, (bytes = toBinary(output, create(output, rest as any))));
+    return bytes;
+  }
+
+  /** A length-delimited field holding an object's stored bytes, its resource version added; false when its bytes are not known. */
+  function reuse(parts: Part[], fieldNumber: number, schema: DescMessage, obj: any): boolean {
     const stored = opts.storedBytes!(obj);
-    if (!stored) return undefined;
+    if (!stored) return false;
     const rv: string = obj.metadata?.resourceVersion ?? "";
-    return joinField(fieldNumber, rv === "" ? [stored] : withVersion(schema, stored, rv));
+    const inner = rv === "" ? [stored] : withVersion(schema, stored, rv);
+    parts.push(...lengthDelimited(fieldNumber, inner));
+    return true;
   }
 
   function register(service: DescService, impl: Record<string, unknown>): void {
@@ -282,12 +308,36 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
   return { register, serve };
 }
 
+/**
+ * A piece of an encoded message: bytes, a varint (a tag or a length), or a string's UTF-8 bytes.
+ * Responses are assembled from pieces and copied once into their frame.
+ */
+type Part = Uint8Array | number | string;
+
+function partSize(p: Part): number {
+  return typeof p === "number" ? varintSize(p) : typeof p === "string" ? Buffer.byteLength(p, "utf8") : p.length;
+}
+
+function writePart(out: Buffer, at: number, p: Part): number {
+  if (typeof p === "number") return writeVarint(out, at, p);
+  if (typeof p === "string") return at + out.write(p, at, "utf8");
+  out.set(p, at);
+  return at + p.length;
+}
+
+/** A length-delimited field: its tag, its length, then the parts. */
+function lengthDelimited(fieldNumber: number, parts: Part[]): Part[] {
+  let len = 0;
+  for (const p of parts) len += partSize(p);
+  return [(fieldNumber << 3) | 2, len, ...parts];
+}
+
 // An object's stored bytes with metadata.resourceVersion written inside its one metadata field,
 // built by hand (this runs for every object in every response). Not as a second metadata field
 // after the object: the protobuf spec merges repeated message fields, but protobufjs (what
 // @grpc/grpc-js clients decode with) keeps only the last one, and lost every other metadata field.
 const versionFields = new WeakMap<DescMessage, [number, number] | null>();
-function withVersion(schema: DescMessage, stored: Uint8Array, rv: string): Uint8Array[] {
+function withVersion(schema: DescMessage, stored: Uint8Array, rv: string): Part[] {
   let nums = versionFields.get(schema);
   if (nums === undefined) {
     const meta = schema.fields.find((f) => f.localName === "metadata");
@@ -299,23 +349,8 @@ function withVersion(schema: DescMessage, stored: Uint8Array, rv: string): Uint8
   if (!nums || found === null) return [stored, toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any))];
   // No metadata stored: one holding only the version goes first.
   const [tagAt, start, end] = found ?? [0, 0, 0];
-  const version = joinField(nums[1], [Buffer.from(rv, "utf8")]);
-  const meta = joinField(nums[0], [stored.subarray(start, end), version]);
-  return [stored.subarray(0, tagAt), meta, stored.subarray(found ? end : 0)];
-}
-
-/** A length-delimited field (tag, length, then the parts' bytes) in one buffer. */
-function joinField(fieldNumber: number, parts: Uint8Array[]): Buffer {
-  let len = 0;
-  for (const p of parts) len += p.length;
-  const tag = (fieldNumber << 3) | 2;
-  const out = Buffer.allocUnsafe(varintSize(tag) + varintSize(len) + len);
-  let at = writeVarint(out, writeVarint(out, 0, tag), len);
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  const meta = lengthDelimited(nums[0], [stored.subarray(start, end), ...lengthDelimited(nums[1], [rv])]);
+  return [stored.subarray(0, tagAt), ...meta, stored.subarray(found ? end : 0)];
 }
 
 /**

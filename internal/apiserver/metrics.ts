@@ -79,15 +79,19 @@ export function createApiMetrics(): ApiMetrics {
   };
 
   function instrument(store: Store): Store {
-    const timed = <A extends unknown[], R>(op: string, fn: (...a: A) => Promise<R>) =>
-      async (...a: A): Promise<R> => {
-        const end = storage.startTimer({ operation: op });
+    const timed = <A extends unknown[], R>(op: string, fn: (...a: A) => Promise<R>) => {
+      // One child per operation, timed with performance.now(): startTimer would hash its labels
+      // and read hrtime on every storage call.
+      const child = storage.labels({ operation: op });
+      return async (...a: A): Promise<R> => {
+        const start = performance.now();
         try {
           return await fn(...a);
         } finally {
-          end();
+          child.observe((performance.now() - start) / 1000);
         }
       };
+    };
     return {
       ...store,
       get: timed("get", store.get.bind(store)),

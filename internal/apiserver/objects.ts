@@ -61,6 +61,17 @@ export function decode(kind: Kind, value: Uint8Array, revision: number): ApiObje
   return obj;
 }
 
+/**
+ * `obj` at another revision: a copy with its own metadata, sharing everything else (and its
+ * stored bytes, which never hold the version).
+ */
+export function atRevision(obj: ApiObject, revision: number): ApiObject {
+  const copy = { ...obj, metadata: obj.metadata ? { ...obj.metadata, resourceVersion: String(revision) } : undefined } as ApiObject;
+  const bytes = storedBytes.get(obj);
+  if (bytes) storedBytes.set(copy, bytes);
+  return copy;
+}
+
 /** Parses a client-supplied resource version; "" means none. */
 export function parseResourceVersion(rv: string): number | undefined {
   if (rv === "") return undefined;

@@ -152,21 +152,19 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
 
   /** Everything but metadata and status: a change here is a change of "spec". */
   function specChanged(a: ApiObject, b: ApiObject): boolean {
-    const strip = (o: ApiObject) => {
-      const c = clone(kind.schema, o) as ApiObject;
-      c.metadata = undefined;
-      if (kind.hasStatus) c.status = undefined;
-      return c;
-    };
+    // Shallow copies without those two fields: nothing is cloned (this runs on every update).
+    const strip = (o: ApiObject) => ({ ...o, metadata: undefined, ...(kind.hasStatus ? { status: undefined } : {}) }) as ApiObject;
     return !equals(kind.schema, strip(a), strip(b));
   }
 
   /** Writes obj (which the caller hands over) and returns it as stored, with its new version. */
   async function write(key: string, obj: ApiObject, modRevision: number, extra: TxnOp[] = []): Promise<ApiObject> {
+    const value = encode(kind, obj);
+    ctx.caches.get(kind.kind)?.noteWriting(key, obj);
     const kv =
       extra.length > 0
-        ? ((await store.txn([{ op: "update", key, value: encode(kind, obj), expectedModRevision: modRevision }, ...extra])).results[0] as KeyValue)
-        : await store.update(key, encode(kind, obj), modRevision);
+        ? ((await store.txn([{ op: "update", key, value, expectedModRevision: modRevision }, ...extra])).results[0] as KeyValue)
+        : await store.update(key, value, modRevision);
     obj.metadata!.resourceVersion = String(kv.modRevision);
     ctx.caches.get(kind.kind)?.noteWritten(key, kv.modRevision, obj);
     return obj;
@@ -251,7 +249,8 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       await kind.admit?.(obj, undefined, { ...admission, user });
       if (user) ctx.admitWrite?.({ user, kind: kind.kind, operation: "create", object: obj });
       if (dryRun && !hooks) return obj;
-      const requested = clone(kind.schema, obj) as ApiObject;
+      // What the client asked for, for the hooks' retries (only they change the object per attempt).
+      const requested = hooks ? (clone(kind.schema, obj) as ApiObject) : obj;
       for (let attempt = 0; ; attempt++) {
         let extra: TxnOp[] = [];
         if (hooks) {
@@ -265,7 +264,9 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
             const { results } = await store.txn([{ op: "create", key: objectKey(kind, obj), value: encode(kind, obj) }, ...extra]);
             return decode(kind, results[0].value, results[0].modRevision);
           }
-          const kv = await store.create(objectKey(kind, obj), encode(kind, obj));
+          const value = encode(kind, obj);
+          ctx.caches.get(kind.kind)?.noteWriting(objectKey(kind, obj), obj);
+          const kv = await store.create(objectKey(kind, obj), value);
           m.resourceVersion = String(kv.modRevision);
           ctx.caches.get(kind.kind)?.noteWritten(kv.key, kv.modRevision, obj);
           return obj;
@@ -300,7 +301,8 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       requireName(m.namespace, m.name);
       // Versions are opaque: only the exact string the server gave matches ("004" is not "4").
       const wanted = checkedRv(m.resourceVersion, "metadata.resourceVersion");
-      const requested = clone(kind.schema, obj) as ApiObject;
+      // What the client asked for, for the hooks' retries (only they change the object per attempt).
+      const requested = hooks ? (clone(kind.schema, obj) as ApiObject) : obj;
       // Without a resource version the update is unconditional: retry races against other writers.
       for (let attempt = 0; ; attempt++) {
         // As in updateStatus: the watch cache's copy when it is the version the writer saw (a
@@ -479,7 +481,9 @@ export async function bindPod(
     conds.push(create(ConditionSchema, { type: "PodScheduled", status: "True", lastTransitionTime: timestampNow() }));
     const next = { ...pod, metadata: { ...pod.metadata }, spec: { ...pod.spec, nodeName }, status: { ...pod.status, conditions: conds } };
     try {
-      const kv = await store.update(objectKey(ops.kind, next), encode(ops.kind, next), Number(pod.metadata.resourceVersion));
+      const value = encode(ops.kind, next);
+      cache?.noteWriting(objectKey(ops.kind, next), next);
+      const kv = await store.update(objectKey(ops.kind, next), value, Number(pod.metadata.resourceVersion));
       next.metadata.resourceVersion = String(kv.modRevision);
       cache?.noteWritten(kv.key, kv.modRevision, next);
       return next;

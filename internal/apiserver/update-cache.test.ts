@@ -26,7 +26,7 @@ beforeEach(() => {
   // Counts storage reads of single objects.
   store = { ...memory, get: (key) => (reads++, memory.get(key)) };
   cached = new Map();
-  const cache = { kind: leaseKind, get: (key: string) => cached.get(key), noteWritten: () => undefined } as unknown as WatchCache;
+  const cache = { kind: leaseKind, get: (key: string) => cached.get(key), noteWritten: () => undefined, noteWriting: () => undefined } as unknown as WatchCache;
   leases = createResourceOps(leaseKind, { store, caches: new Map([["Lease", cache]]) });
 });
 
@@ -83,7 +83,7 @@ describe("writes that start from the watch cache's object", () => {
   it("UpdateStatus and Bind leave the cached pod exactly as it was (they copy what they change)", async () => {
     const podKind = kindByName("Pod")!;
     const podCache = new Map<string, ApiObject>();
-    const cache = { kind: podKind, get: (key: string) => podCache.get(key), noteWritten: () => undefined } as unknown as WatchCache;
+    const cache = { kind: podKind, get: (key: string) => podCache.get(key), noteWritten: () => undefined, noteWriting: () => undefined } as unknown as WatchCache;
     const pods = createResourceOps(podKind, { store, caches: new Map([["Pod", cache]]) });
     const created = await pods.create(create(PodSchema, { metadata: { name: "p", namespace: "default" }, spec: { containers: [{ name: "c", image: "busybox" }] } }) as unknown as ApiObject);
     const key = keyFor(podKind, "default", "p");

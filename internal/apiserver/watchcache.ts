@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import type { ApiObject, Kind } from "../api/registry.ts";
 import { UndecryptableError } from "../encryption/providers.ts";
 import { StoreError, type Store, type WatchEvent } from "../storage/store.ts";
-import { bytesOf, decode, encode, prefixFor } from "./objects.ts";
+import { atRevision, bytesOf, decode, encode, prefixFor } from "./objects.ts";
 import { createWatchBudget, EVENT_OVERHEAD_BYTES, type BudgetHolder, type WatchBudget } from "./watch-budget.ts";
 import { createWatchHistory } from "./watch-history.ts";
 
@@ -70,6 +70,12 @@ export interface WatchCache {
    * storage or handed back after a write are never changed afterwards (objects.ts).
    */
   noteWritten(key: string, revision: number, obj: ApiObject): void;
+  /**
+   * This server is about to write `obj` (just encoded) under `key`. When that write's event comes
+   * before its reply (noteWritten) and holds exactly those bytes, the cache takes a copy of `obj`
+   * at the event's revision instead of decoding the bytes.
+   */
+  noteWriting(key: string, obj: ApiObject): void;
   /** Drops history at or below a revision (after storage compaction). */
   compact(revision: number): void;
   watcherCount(): number;
@@ -113,6 +119,8 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
   const objects = new Map<string, ApiObject>();
   // What this server wrote, by key, until the write's event is applied (noteWritten).
   const justWritten = new Map<string, { revision: number; obj: ApiObject }>();
+  // What this server is writing, by key, until the write's reply or event (noteWriting).
+  const writing = new Map<string, ApiObject>();
   let rev = 0;
   const watchers = new Set<Watcher>();
   const listeners = new Set<(ev: CacheEvent | undefined) => void>();
@@ -250,8 +258,9 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
     const mine = justWritten.get(e.key);
     if (mine && mine.revision <= e.modRevision) justWritten.delete(e.key);
     if (e.type === "put") {
-      // The object this server wrote at this very revision holds exactly these bytes.
-      const obj = mine?.revision === e.modRevision ? mine.obj : decode(kind, e.value!, e.modRevision);
+      // The object this server wrote at this very revision holds exactly these bytes; one it is
+      // writing whose reply has not come yet is taken when the bytes are the same.
+      const obj = mine?.revision === e.modRevision ? mine.obj : (sameAsWriting(e.key, e.value!, e.modRevision) ?? decode(kind, e.value!, e.modRevision));
       objects.set(e.key, obj);
       record({ type: prev ? "MODIFIED" : "ADDED", obj, prev, revision: e.modRevision, cost: e.value!.length + EVENT_OVERHEAD_BYTES });
     } else {
@@ -259,15 +268,24 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       objects.delete(e.key);
       if (!last) return;
       // The deleted object carries the revision of its deletion, like Kubernetes.
-      const obj = { ...last, metadata: last.metadata ? { ...last.metadata, resourceVersion: String(e.modRevision) } : undefined } as ApiObject;
+      const obj = atRevision(last, e.modRevision);
       record({ type: "DELETED", obj, prev: last, revision: e.modRevision, cost: (bytesOf(last)?.length ?? 0) + EVENT_OVERHEAD_BYTES });
     }
+  }
+
+  function sameAsWriting(key: string, value: Uint8Array, revision: number): ApiObject | undefined {
+    const obj = writing.get(key);
+    if (!obj) return undefined;
+    writing.delete(key);
+    const bytes = bytesOf(obj);
+    return bytes && Buffer.compare(bytes, value) === 0 ? atRevision(obj, revision) : undefined;
   }
 
   async function relist(): Promise<void> {
     const { items, revision } = await store.list(prefix);
     objects.clear();
     justWritten.clear();
+    writing.clear();
     for (const kv of items) objects.set(kv.key, decode(kind, kv.value, kv.modRevision));
     history.reset(revision);
     rev = revision;
@@ -287,7 +305,9 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
           needList = false;
           firstList();
         }
-        for await (const batch of store.watch(prefix, rev + 1, abort.signal)) {
+        // The cache holds every current object: a deleted one's last value comes from it, and
+        // etcd need not read the previous revision for each event.
+        for await (const batch of store.watch(prefix, rev + 1, abort.signal, { prevValues: false })) {
           for (const e of batch) apply(e);
           backoff = 100;
         }
@@ -336,10 +356,16 @@ export function createWatchCache(kind: Kind, store: Store, opts: WatchCacheOptio
       return () => listeners.delete(listener);
     },
     noteWritten(key, revision, obj) {
+      writing.delete(key);
       if (revision <= rev) return; // its event came first
       justWritten.delete(key);
       justWritten.set(key, { revision, obj });
       if (justWritten.size > MAX_JUST_WRITTEN) justWritten.delete(justWritten.keys().next().value!);
+    },
+    noteWriting(key, obj) {
+      writing.delete(key);
+      writing.set(key, obj);
+      if (writing.size > MAX_JUST_WRITTEN) writing.delete(writing.keys().next().value!);
     },
     compact(revision) {
       history.compact(revision);

@@ -86,6 +86,39 @@ describe("the watch cache and this server's own writes", () => {
     ]);
   });
 
+  it("an event that comes before its write's reply takes the written object's parts at the event's revision, equal to storage", async () => {
+    const memory = createMemoryStore();
+    // Replies wait until the cache has applied the write's event: the event always comes first.
+    const replyAfterEvent = async <T extends { modRevision: number }>(kv: T): Promise<T> => {
+      await expect.poll(() => cache!.revision(), { timeout: 5000 }).toBeGreaterThanOrEqual(kv.modRevision);
+      return kv;
+    };
+    const store: Store = {
+      ...memory,
+      create: async (k, v) => replyAfterEvent(await memory.create(k, v)),
+      update: async (k, v, rv) => replyAfterEvent(await memory.update(k, v, rv)),
+    };
+    cache = createWatchCache(podKind, store);
+    await cache.start();
+    const ops = createResourceOps(podKind, { store, caches: new Map([["Pod", cache]]) });
+    const w = cache.watch(cache.revision(), ops.filter("", "", ""));
+
+    const created = await ops.create(create(PodSchema, { metadata: { name: "p", namespace: "default" }, spec: { containers: [{ name: "c", image: "busybox" }] } }) as unknown as ApiObject);
+    const bound = await bindPod(ops, store, "default", "p", "n1", "", cache);
+    const inCache = cache.get(key)!;
+    // Not decoded: the bound pod's own spec, with its own metadata at the write's revision.
+    expect(inCache.spec).toBe(bound.spec);
+    expect(inCache.metadata).not.toBe(bound.metadata);
+    expect(inCache.metadata!.resourceVersion).toBe(bound.metadata!.resourceVersion);
+    expect(equals(PodSchema, inCache as unknown as Pod, await stored(store))).toBe(true);
+
+    const events = await w.next(1);
+    expect(events.map((e) => `${e.type} ${(e.obj as unknown as Pod).spec?.nodeName || "-"} ${e.obj?.metadata?.resourceVersion}`)).toEqual([
+      `ADDED - ${created.metadata!.resourceVersion}`,
+      `MODIFIED n1 ${bound.metadata!.resourceVersion}`,
+    ]);
+  });
+
   it("decodes what another server wrote, and ignores a note that comes after its write's event", async () => {
     const store = createMemoryStore();
     cache = createWatchCache(podKind, store);

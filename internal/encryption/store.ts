@@ -61,9 +61,9 @@ export function createEncryptingStore(inner: Store, state: EncryptionState): Sto
         }),
       };
     },
-    watch(prefix, fromRevision, signal) {
-      if (!state.overlaps(prefix)) return inner.watch(prefix, fromRevision, signal);
-      return decryptEvents(inner.watch(prefix, fromRevision, signal), state);
+    watch(prefix, fromRevision, signal, opts) {
+      if (!state.overlaps(prefix)) return inner.watch(prefix, fromRevision, signal, opts);
+      return decryptEvents(inner.watch(prefix, fromRevision, signal, opts), state);
     },
     currentRevision: () => inner.currentRevision(),
     compact: (revision) => inner.compact(revision),

@@ -94,6 +94,29 @@ export function describeWatchConformance(s: () => Store): void {
       }
     });
 
+    it("without previous values: puts and deletes carry none, everything else is the same", async () => {
+      const r0 = await s().currentRevision();
+      const ac = new AbortController();
+      const events: WatchEvent[] = [];
+      const done = (async () => {
+        for await (const batch of s().watch("/wp/", r0 + 1, ac.signal, { prevValues: false })) events.push(...batch);
+      })().catch(() => undefined);
+      try {
+        const x = await s().create("/wp/x", b("x1"));
+        await s().update("/wp/x", b("x2"), x.modRevision);
+        await s().delete("/wp/x");
+        await expect.poll(() => events.length, { timeout: 10_000 }).toBe(3);
+        expect(events).toEqual([
+          { type: "put", key: "/wp/x", value: b("x1"), modRevision: r0 + 1, createRevision: r0 + 1 },
+          { type: "put", key: "/wp/x", value: b("x2"), modRevision: r0 + 2, createRevision: r0 + 1 },
+          { type: "delete", key: "/wp/x", modRevision: r0 + 3 },
+        ]);
+      } finally {
+        ac.abort();
+        await done;
+      }
+    });
+
     it("delivers one batch per revision, with values, previous values and create revisions", async () => {
       const r0 = await s().currentRevision();
       const w = startWatch(s(), "/wb/", r0 + 1);

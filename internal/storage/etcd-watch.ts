@@ -84,19 +84,16 @@ export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
   }
 
   /** Starts an etcd3 watcher from `from`; everything it reports goes to push, in order. */
-  function open(range: { key: Buffer; range_end: Buffer }, from: number, push: (item: Item) => void) {
+  function open(range: { key: Buffer; range_end: Buffer }, from: number, prevValues: boolean, push: (item: Item) => void) {
     // The members may have become fewer since `preferred` was set.
     const member = preferred < deps.clients.length ? preferred : (preferred = 0);
     const broke = (err: unknown) => {
       if (preferred === member) preferred = (member + 1) % deps.clients.length;
       push({ broken: err });
     };
-    const watcher = deps.clients[member]
-      .watch()
-      .inRange({ start: range.key, end: range.range_end })
-      .startRevision(String(from))
-      .withPreviousKV()
-      .watcher(); // not create(): listeners must be on before the first response arrives
+    const builder = deps.clients[member].watch().inRange({ start: range.key, end: range.range_end }).startRevision(String(from));
+    // Without previous values etcd reads no past revision per event.
+    const watcher = (prevValues ? builder.withPreviousKV() : builder).watcher(); // not create(): listeners must be on before the first response arrives
     let dead = false;
     const unconfirmed =
       deps.confirmWithinMs === undefined
@@ -138,7 +135,7 @@ export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
     };
   }
 
-  async function* watch(prefix: string, fromRevision: number, signal: AbortSignal): AsyncGenerator<WatchEvent[]> {
+  async function* watch(prefix: string, fromRevision: number, signal: AbortSignal, prevValues = true): AsyncGenerator<WatchEvent[]> {
     if (deps.isClosed()) throw new StoreError("Unavailable", "etcd store is closed");
     if (signal.aborted) return;
     let next = fromRevision > 0 ? fromRevision : (await deps.currentRevision()) + 1;
@@ -157,7 +154,7 @@ export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
     let current: { cancel(): void } | undefined;
     let resumes = 0;
     try {
-      current = open(range, next, push);
+      current = open(range, next, prevValues, push);
       for (;;) {
         if (signal.aborted || deps.isClosed()) return;
         const item = inbox.shift();
@@ -193,7 +190,7 @@ export function createEtcdWatchFactory(deps: EtcdWatchDeps) {
         }
         await new Promise((r) => setTimeout(r, 50 * resumes));
         if (signal.aborted || deps.isClosed()) return;
-        current = open(range, next, push);
+        current = open(range, next, prevValues, push);
       }
     } finally {
       signal.removeEventListener("abort", onAbort);

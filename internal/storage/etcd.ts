@@ -135,7 +135,8 @@ export function createEtcdStore(opts: EtcdStoreOptions): EtcdStore {
 
   const range = (req: MessageInitShape<typeof RangeRequestSchema>, ms?: number): Promise<RangeResponse> => kvCall((kv, o) => kv.range(req, o), true, ms);
 
-  const keyBytes = (key: string) => Buffer.concat([root, Buffer.from(key, "utf8")]);
+  const rootPrefix = opts.prefix ?? "";
+  const keyBytes = (key: string) => Buffer.from(rootPrefix + key, "utf8");
   const toKeyValue = (kv: EtcdKeyValue): KeyValue => ({
     key: Buffer.from(kv.key.buffer, kv.key.byteOffset + root.length, kv.key.byteLength - root.length).toString("utf8"),
     value: bytes(kv.value),
@@ -317,7 +318,7 @@ export function createEtcdStore(opts: EtcdStoreOptions): EtcdStore {
       return (await txn([{ op: "delete", key, expectedModRevision }])).results[0] as DeletedKeyValue;
     },
     txn,
-    watch: (prefix, fromRevision, signal) => watches.watch(prefix, fromRevision, signal),
+    watch: (prefix, fromRevision, signal, watchOpts) => watches.watch(prefix, fromRevision, signal, watchOpts?.prevValues ?? true),
     currentRevision,
     async compact(revision) {
       assertRevision("revision", revision, 1);

@@ -19,7 +19,16 @@ import {
   type TxnOp,
   type TxnResult,
   type WatchEvent,
+  type WatchOptions,
 } from "./store.ts";
+
+/** An event as a watch without previous values sees it (etcd's, without prev_kv). */
+function withoutPrevious(e: WatchEvent): WatchEvent {
+  if (e.prevValue === undefined) return e;
+  const { prevValue: _prev, ...rest } = e;
+  if (e.type === "delete") delete rest.createRevision;
+  return rest;
+}
 
 export interface MemoryStoreOptions {
   /** Events kept for watch replay and past reads; older ones are compacted. Default 10,000. */
@@ -237,7 +246,8 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
     return batch;
   }
 
-  async function* watch(prefix: string, fromRevision: number, signal: AbortSignal): AsyncGenerator<WatchEvent[]> {
+  async function* watch(prefix: string, fromRevision: number, signal: AbortSignal, opts?: WatchOptions): AsyncGenerator<WatchEvent[]> {
+    const prevValues = opts?.prevValues ?? true;
     checkOpen();
     if (signal.aborted) return;
     const from = fromRevision <= 0 ? revision + 1 : fromRevision;
@@ -263,7 +273,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
         }
         const batch = nextBatch(c);
         if (batch) {
-          yield batch;
+          yield prevValues ? batch : batch.map(withoutPrevious);
           continue;
         }
         await new Promise<void>((resolve) => {

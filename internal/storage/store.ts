@@ -47,6 +47,7 @@ export function isStoreError(err: unknown, code?: StoreErrorCode): err is StoreE
 export interface WatchEvent {
   type: "put" | "delete";
   key: string;
+  // Without previous values (WatchOptions), prevValue and a delete's createRevision are absent.
   /** put: the new value. */
   value?: Uint8Array;
   /** delete: the last value; put: the previous value if the key existed. */
@@ -54,6 +55,15 @@ export interface WatchEvent {
   modRevision: number;
   /** put: the key's create revision; delete: the deleted version's create revision. */
   createRevision?: number;
+}
+
+export interface WatchOptions {
+  /**
+   * false: events carry no previous value (prevValue, and a delete's createRevision), for a
+   * watcher that keeps the current values itself (the watch cache): etcd then reads no past
+   * revision per event. Default true.
+   */
+  prevValues?: boolean;
 }
 
 /** One write inside txn(). Every op carries its own precondition, like the single-key calls. */
@@ -112,7 +122,7 @@ export interface Store {
    * behind the compaction point, Unavailable when the backend connection is lost; ends quietly
    * when signal aborts. A list at revision R is followed by watch(prefix, R + 1).
    */
-  watch(prefix: string, fromRevision: number, signal: AbortSignal): AsyncIterable<WatchEvent[]>;
+  watch(prefix: string, fromRevision: number, signal: AbortSignal, opts?: WatchOptions): AsyncIterable<WatchEvent[]>;
   currentRevision(): Promise<number>;
   /** Drop history older than revision: reads and watches at >= revision keep working. */
   compact(revision: number): Promise<void>;

@@ -59,6 +59,11 @@ describe("every kind", () => {
 
         // A stale resource version is a conflict.
         expect(await codeOf(c.update(changed))).toBe(Code.Aborted);
+
+        // Metadata is not spec: a label change is written, the generation stays.
+        updated = await c.update(edit(updated, (j) => (j.metadata.labels = { ...j.metadata.labels, relabeled: "yes" })));
+        expect(updated.metadata!.labels.relabeled).toBe("yes");
+        expect(updated.metadata!.generation).toBe(2n);
       }
 
       if (k.hasStatus && sample.changeStatus) {

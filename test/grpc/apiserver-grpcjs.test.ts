@@ -74,6 +74,31 @@ describe("unary calls and Watch", () => {
     w.call.cancel();
     expect((await w.status).code).toBe(grpc.status.CANCELLED);
   });
+
+  it("each watch event carries its own type and the whole object with that write's resource version", async () => {
+    // Event frames are assembled from stored bytes, the version and a shared encoding of the type.
+    const before: any = await unary(client, "create", { configMap: cm("versions-before") });
+    const call = client.watch({ namespace: "default", fieldSelector: "metadata.name=versions", resourceVersion: before.configMap.metadata.resourceVersion }) as grpc.ClientReadableStream<any>;
+    const events: any[] = [];
+    call.on("data", (ev) => events.push(ev));
+    call.on("error", () => {});
+    const created: any = await unary(client, "create", { configMap: { ...cm("versions", { k: "1" }), metadata: { name: "versions", namespace: "default", labels: { app: "x" } } } });
+    const written: any[] = [created.configMap];
+    let cur = created.configMap;
+    for (const k of ["2", "3"]) {
+      cur = (await unary<any>(client, "update", { configMap: { ...cur, data: { k } } })).configMap;
+      written.push(cur);
+    }
+    await unary(client, "delete", { namespace: "default", name: "versions" });
+    await expect.poll(() => events.filter((e) => !String(e.type).endsWith("BOOKMARK")).length).toBe(4);
+    const seen = events.filter((e) => !String(e.type).endsWith("BOOKMARK")).map((e) => ({ type: String(e.type).replace("WATCH_EVENT_TYPE_", ""), data: e.configMap.data, meta: e.configMap.metadata }));
+    expect(seen.map((e) => e.type)).toEqual(["ADDED", "MODIFIED", "MODIFIED", "DELETED"]);
+    expect(seen.map((e) => e.data.k)).toEqual(["1", "2", "3", "3"]);
+    expect(seen.map((e) => e.meta.resourceVersion).slice(0, 3)).toEqual(written.map((w) => w.metadata.resourceVersion));
+    expect(Number(seen[3].meta.resourceVersion)).toBeGreaterThan(Number(written[2].metadata.resourceVersion));
+    for (const e of seen) expect({ uid: e.meta.uid, labels: e.meta.labels, name: e.meta.name }).toEqual({ uid: created.configMap.metadata.uid, labels: { app: "x" }, name: "versions" });
+    call.cancel();
+  });
 });
 
 describe("nice-grpc (async iterables and AbortSignal over grpc-js)", () => {

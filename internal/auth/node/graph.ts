@@ -119,6 +119,9 @@ export function createNodeGraph(pods: Pick<WatchCache, "kind" | "get" | "list" |
       notify();
       return;
     }
+    // The same spec object (a status write shares it with the object before): nothing a node may
+    // do changed, and its references need not be walked again (one such write per pod start, or more).
+    if (ev.type === "MODIFIED" && ev.prev?.spec !== undefined && ev.prev.spec === ev.obj.spec) return;
     const namespace = ev.obj.metadata?.namespace ?? "";
     const name = ev.obj.metadata?.name ?? "";
     const key = `${namespace}/${name}`;
