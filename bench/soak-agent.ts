@@ -29,6 +29,8 @@ export interface SoakNode {
   /** The agent's --root-dir (pod dirs, logs, CNI state under cni/). */
   rootDir: string;
   agent: Daemon;
+  /** The agent's /metrics (its port; the run's admin may read it). */
+  metricsUrl: string;
 }
 
 export interface SoakNodeOptions {
@@ -84,5 +86,5 @@ export async function startSoakNode(opts: SoakNodeOptions): Promise<SoakNode> {
     ],
     { nodeArgs: opts.nodeArgs, env: opts.env },
   );
-  return { ctrd, image, nodeName, networkName, rootDir, agent };
+  return { ctrd, image, nodeName, networkName, rootDir, agent, metricsUrl: `https://${LOOPBACK}:${port}/metrics` };
 }

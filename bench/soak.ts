@@ -35,6 +35,8 @@ import { mallocTrim } from "./soak-malloc.ts";
 import { printVerdict, trackRss } from "./soak-report.ts";
 import { containerdPid, MACHINE_WIDE, serverPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
 import { ETCD_SNAPSHOT_COUNT } from "../internal/cmd/etcd-process.ts";
+import { MALLOC_ARENA_MAX, MEMORY_NODE_FLAGS } from "../internal/cmd/node-memory.ts";
+import { cpus } from "node:os";
 
 const options = {
   cycles: { type: "string", default: "2000" },
@@ -48,7 +50,8 @@ const options = {
   "heap-snapshots": { type: "string" },
   "heap-snapshot-at": { type: "string", default: "500,1500" },
   "skiff-env": { type: "string", multiple: true },
-  "v8-defaults": { type: "boolean", default: false },
+  "node-defaults": { type: "boolean", default: false },
+  "skiff-node-arg": { type: "string", multiple: true },
   "etcd-snapshot-count": { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -72,8 +75,11 @@ const help = `usage: npm run bench -- soak [options]
                         writing one costs the apiserver RSS: figures of such a run are not clean)
   --skiff-env K=V       environment for the apiserver and agent children (repeatable), e.g. glibc
                         malloc tunables: MALLOC_ARENA_MAX=2
-  --v8-defaults         run the apiserver and agent with V8's own young generation sizing instead
-                        of Skiff's fixed semi-space (internal/cmd/node-memory.ts): the comparison
+  --node-defaults       run the apiserver and agent with V8's and glibc's own heap sizing instead of
+                        Skiff's memory settings (internal/cmd/node-memory.ts): the comparison
+  --skiff-node-arg F    a flag for node in the apiserver and agent children (repeatable), e.g.
+                        --skiff-node-arg=--heap-growing-percent=50: to try one before it goes into
+                        node-memory.ts
   --etcd-snapshot-count N  etcd's --snapshot-count (default ${ETCD_SNAPSHOT_COUNT}, what skiff server/up give
                         etcd; etcd 3.4's own is 100000); etcd keeps that many raft entries in memory
                         before it snapshots
@@ -166,8 +172,10 @@ export async function run(argv: string[]): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench soak needs root (containerd, runc, network namespaces, iptables)");
 
   console.log(`Skiff soak: ${cycles} pod create/delete cycles, ${conc} at a time, ${new Date().toISOString()}`);
-  // A user's semi-space flags win over Skiff's (node-memory.ts); 0 is V8's own sizing.
-  const v8Args = v["v8-defaults"] ? ["--min-semi-space-size=0", "--max-semi-space-size=0"] : [];
+  // A user's flags and MALLOC_ARENA_MAX win over Skiff's (node-memory.ts); 0 is V8's own sizing,
+  // 8 arenas per core glibc's default.
+  const v8Args = [...(v["node-defaults"] ? ["--min-semi-space-size=0", "--max-semi-space-size=0", "--heap-growing-percent=0"] : []), ...(v["skiff-node-arg"] ?? [])];
+  if (v["node-defaults"]) skiffEnv.MALLOC_ARENA_MAX ??= String(8 * cpus().length);
   const cp = await startBenchControlPlane({
     inProcess: false,
     apiserverArgs: ["--compaction-interval", String(compactionS)],
@@ -180,7 +188,7 @@ export async function run(argv: string[]): Promise<void> {
   const heapSnapshot = () => snapshotDir && process.kill(cp.serverPid, "SIGUSR2");
   // Its RSS is one of the figures: in this process it would be mixed with the agent's.
   if (cp.mode !== "child process") throw new Error(`the apiserver must run as a child process here: ${cp.modeNote}`);
-  const flagsNote = `${v["v8-defaults"] ? "V8's default young generation" : "Skiff's Node memory flags"}${Object.keys(skiffEnv).length ? `, ${v["skiff-env"]!.join(" ")}` : ""}`;
+  const flagsNote = `${v["node-defaults"] ? "V8's and glibc's default heap sizing" : `Skiff's memory settings: ${MEMORY_NODE_FLAGS.join(" ")} MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX}`}${[...(v["skiff-node-arg"] ?? []), ...(v["skiff-env"] ?? [])].map((a) => `, ${a}`).join("")}`;
   console.log(`apiserver:  ${cp.mode} (${flagsNote}); etcd ${cp.etcdVersion}, --snapshot-count ${process.env.ETCD_SNAPSHOT_COUNT}`);
   const node = await startSoakNode({ apiUrl: cp.url, pki: cp.pki, logLevel: v["agent-log-level"], nodeArgs: v8Args, env: skiffEnv });
   const etcdPid = serverPid("etcd", cp.etcd.dataDir);
@@ -209,19 +217,26 @@ export async function run(argv: string[]): Promise<void> {
   const start = takeInventory(scope);
   // RSS along the run: [cycles done (warm-up included), KiB by process].
   const samples: [number, Record<string, number>][] = [[0, start.rssKiB]];
-  // At each sample: the apiserver's V8 heap in use and its off-heap (ArrayBuffer) bytes, from its
-  // /metrics (tells growth of live objects from a heap V8 merely keeps large); the Events the
+  // At each sample: the apiserver's and the agent's V8 heap in use, committed, its young generation
+  // and off-heap (ArrayBuffer) bytes, from their /metrics (tells growth of live objects from a heap V8 merely keeps large); the Events the
   // namespace holds (nothing deletes them here unless --event-ttl); etcd's database file and
   // the part of it in use (compaction frees pages inside the file, only defrag shrinks it).
   const events = createResourceClient(transport, "Event");
   const sidecar = new Map<number, Promise<string[]>>();
   const mibOf = (bytes: number | undefined) => ((bytes ?? NaN) / 1048576).toFixed(1);
+  // A process's V8 heap from its /metrics (prom-client's default metrics, whatever their prefix).
+  const v8Heap = (url: string) =>
+    scrape(url).then(
+      (m) => {
+        const get = (suffix: string) => [...m].find(([k]) => k.endsWith(suffix))?.[1];
+        return [get("nodejs_heap_size_used_bytes"), get("nodejs_heap_size_total_bytes"), get('nodejs_heap_space_size_total_bytes{space="new"}'), get("nodejs_external_memory_bytes")].map(mibOf).join(" / ");
+      },
+      () => "?",
+    );
   const sampleSidecar = (n: number) =>
     sidecar.set(n, Promise.all([
-      scrape(`${cp.url}/metrics`).then(
-        (m) => ["heap_size_used", "heap_size_total", "external_memory"].map((k) => mibOf(m.get(`skiff_apiserver_process_nodejs_${k}_bytes`))).join(" / "),
-        () => "?",
-      ),
+      v8Heap(`${cp.url}/metrics`),
+      v8Heap(node.metricsUrl),
       events.list(NS).then((l) => String(l.items.length), () => "?"),
       scrape(cp.etcd.metricsUrl).then(
         (m) => ["etcd_mvcc_db_total_size_in_bytes", "etcd_mvcc_db_total_size_in_use_in_bytes"].map((k) => mibOf(m.get(k))).join(" / "),
@@ -350,9 +365,9 @@ export async function run(argv: string[]): Promise<void> {
   samples.push([cyclesDone, after.rssKiB]);
   sampleSidecar(-1);
   if (snapshotDir) await lastHeapSnapshot(snapshotDir, cp.serverPid);
-  const sidecarCols = await Promise.all(samples.map(([n], i) => sidecar.get(i === samples.length - 1 ? -1 : n) ?? ["?", "?", "?"]));
+  const sidecarCols = await Promise.all(samples.map(([n], i) => sidecar.get(i === samples.length - 1 ? -1 : n) ?? ["?", "?", "?", "?"]));
   console.log(renderTable(
-    ["cycles", ...Object.keys(scope.processes), "apiserver V8 heap used / total, external MiB", "Events", "etcd db / in use MiB"],
+    ["cycles", ...Object.keys(scope.processes), "apiserver V8 heap used / total / young, external MiB", "agent V8 heap (same)", "Events", "etcd db / in use MiB"],
     samples.map(([n, rss], i) => [i === samples.length - 1 ? `${n} end` : n, ...Object.keys(scope.processes).map((p) => mib(rss[p])), ...sidecarCols[i]]),
   ));
   const etcdAfter = await scrape(cp.etcd.metricsUrl).catch(() => undefined);
