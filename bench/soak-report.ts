@@ -75,7 +75,10 @@ export function printVerdict({ scope, before, after, leaks, warmup, cycles, trim
   console.log(
     `etcd:       ${entries} raft entries in the timed cycles (${(entries / cycles).toFixed(1)} per cycle), ${snaps(etcdAfter) - snaps(etcdBefore)} snapshots saved. ` +
       `etcd keeps its raft log since the last snapshot in memory (--snapshot-count ${snapshotCount}): its RSS climbs for ~${Math.round(snapshotCount / (entries / cycles))} cycles, ` +
-      `then drops at each snapshot (a saw, bounded: \`bench soak-etcd\`). The ${warmup}-cycle warm-up does not cover that fill.`,
+      `then drops at each snapshot (a saw, bounded: \`bench soak-etcd\`). ` +
+      (snaps(etcdBefore) > 0
+        ? `The ${warmup}-cycle warm-up covered that fill (${snaps(etcdBefore)} snapshot${snaps(etcdBefore) === 1 ? "" : "s"} saved in it).`
+        : `The ${warmup}-cycle warm-up does not cover that fill (no snapshot in it).`),
   );
   const fdLeaks = Object.keys(scope.processes).filter((p) => after.fds[p] > before.fds[p]);
   const tenth = Math.max(1, Math.floor(cycles / 10));
