@@ -41,7 +41,7 @@ import { cpus } from "node:os";
 const options = {
   cycles: { type: "string", default: "2000" },
   concurrency: { type: "string", default: "20" },
-  warmup: { type: "string", default: "100" },
+  warmup: { type: "string", default: "2000" },
   "compaction-interval": { type: "string", default: "30" },
   "sample-every": { type: "string", default: "100" },
   "pod-timeout": { type: "string", default: "60000" },
@@ -60,7 +60,8 @@ const help = `usage: npm run bench -- soak [options]
 
   --cycles N            pod create → Running → delete → gone cycles (default 2000)
   --concurrency N       cycles in flight at once (default 20)
-  --warmup N            untimed cycles before the "before" inventory (default 100)
+  --warmup N            untimed cycles before the "before" inventory (default 2000: etcd's first
+                        snapshot at --snapshot-count 10000, V8's heap growth)
   --compaction-interval S  the apiserver's etcd compaction interval (default 30; its own default
                         is 300, like Kubernetes'); the final count waits for a compaction past the
                         last cycle
@@ -297,10 +298,20 @@ export async function run(argv: string[]): Promise<void> {
     }
   };
 
+  /** A line every 10 s: cycles done, their rate, RSS by process. */
+  const progress = (n: number) => {
+    const from = performance.now();
+    let last = from;
+    return (done: number) => {
+      if (performance.now() - last < 10_000) return;
+      last = performance.now();
+      const mib = Object.entries(takeInventory(scope).rssKiB).map(([p, kib]) => `${p} ${(kib / 1024).toFixed(0)}`).join(", ");
+      console.log(`            ${done}/${n} cycles, ${((done * 1000) / (last - from)).toFixed(1)}/s; RSS MiB: ${mib}`);
+    };
+  };
   if (warmup > 0) {
-    process.stdout.write(`warm-up:    ${warmup} cycles… `);
-    await churn("warmup", warmup);
-    console.log("done");
+    console.log(`warm-up:    ${warmup} cycles`);
+    await churn("warmup", warmup, progress(warmup));
   }
   // A full wave running, counted: shows that every counter sees what a pod makes.
   process.stdout.write(`loaded:     ${conc} pods Running, counting… `);
@@ -325,15 +336,7 @@ export async function run(argv: string[]): Promise<void> {
   const rssTrack = trackRss(scope.processes, () => cyclesDone - warmup);
   const cpuGroups = Object.fromEntries(Object.entries(scope.processes).map(([name, pid]) => [name, (p: { pid: number }) => p.pid === pid]));
   const cpuAtStart = cpuMark(cpuGroups);
-  let lastReport = t0;
-  const startMs = await churn("soak", cycles, (done) => {
-    if (performance.now() - lastReport > 10_000) {
-      lastReport = performance.now();
-      const rss = takeInventory(scope).rssKiB;
-      const mib = Object.entries(rss).map(([p, kib]) => `${p} ${(kib / 1024).toFixed(0)}`).join(", ");
-      console.log(`            ${done}/${cycles} cycles, ${((done * 1000) / (lastReport - t0)).toFixed(1)}/s; RSS MiB: ${mib}`);
-    }
-  });
+  const startMs = await churn("soak", cycles, progress(cycles));
   const wallS = (performance.now() - t0) / 1000;
   const cpu = cpuSince(cpuGroups, cpuAtStart);
   const rssWindows = rssTrack.stop(cycles);
