@@ -187,7 +187,7 @@ export async function run(argv: string[]): Promise<void> {
   });
   // Node writes the snapshot (Heap.<date>.<pid>…) synchronously on the signal: the apiserver stalls for its length.
   const heapSnapshot = () => snapshotDir && process.kill(cp.serverPid, "SIGUSR2");
-  // Its RSS is one of the figures: in this process it would be mixed with the agent's.
+  // Its RSS is one of the figures: in this process it would be mixed with the benchmark's.
   if (cp.mode !== "child process") throw new Error(`the apiserver must run as a child process here: ${cp.modeNote}`);
   const flagsNote = `${v["node-defaults"] ? "V8's and glibc's default heap sizing" : `Skiff's memory settings: ${MEMORY_NODE_FLAGS.join(" ")} MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX}`}${[...(v["skiff-node-arg"] ?? []), ...(v["skiff-env"] ?? [])].map((a) => `, ${a}`).join("")}`;
   console.log(`apiserver:  ${cp.mode} (${flagsNote}); etcd ${cp.etcdVersion}, --snapshot-count ${process.env.ETCD_SNAPSHOT_COUNT}`);
