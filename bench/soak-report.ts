@@ -1,5 +1,5 @@
 // The soak's closing lines: what the RSS growth is made of where it is known (memory glibc's
-// malloc held free in the apiserver; etcd's raft log kept in memory until a snapshot), then the
+// malloc held free in the apiserver and the agent; etcd's raft log kept in memory until a snapshot), then the
 // verdict against the targets (nothing leaked, no fd growth, RSS growth < 10 % after the warm-up).
 import type { Scrape } from "./lib/prom.ts";
 import { renderTable } from "./lib/table.ts";
@@ -47,7 +47,8 @@ export interface VerdictInput {
   leaks: string[];
   warmup: number;
   cycles: number;
-  trim: ReturnType<typeof mallocTrim>;
+  /** malloc_trim(0) by process name. */
+  trim: Record<string, ReturnType<typeof mallocTrim>>;
   etcdBefore?: Scrape;
   etcdAfter?: Scrape;
   rssWindows: RssWindows;
@@ -57,13 +58,15 @@ export interface VerdictInput {
 export function printVerdict({ scope, before, after, leaks, warmup, cycles, trim, etcdBefore, etcdAfter, rssWindows }: VerdictInput): void {
   const mib = (kib: number) => (kib / 1024).toFixed(1);
   const pct = (from: number, to: number) => `${to >= from ? "+" : ""}${(((to - from) / from) * 100).toFixed(1)} %`;
-  const apiBefore = before.rssKiB.apiserver;
-  if ("error" in trim) console.log(`\napiserver:  malloc_trim not measured: ${trim.error}`);
-  else {
-    console.log(
-      `\napiserver:  RSS ${mib(trim.beforeKiB)} MiB at the end; malloc_trim(0) (gdb) gave ${mib(trim.beforeKiB - trim.afterKiB)} MiB back → ` +
-        `${mib(trim.afterKiB)} MiB, ${pct(apiBefore, trim.afterKiB)} against after the warm-up: that much of its RSS was memory glibc's malloc held free, not live objects`,
-    );
+  for (const [name, t] of Object.entries(trim)) {
+    const label = `${name}:`.padEnd(11);
+    if ("error" in t) console.log(`\n${label} malloc_trim not measured: ${t.error}`);
+    else {
+      console.log(
+        `${label} RSS ${mib(t.beforeKiB)} MiB at the end; malloc_trim(0) (gdb) gave ${mib(t.beforeKiB - t.afterKiB)} MiB back → ` +
+          `${mib(t.afterKiB)} MiB, ${pct(before.rssKiB[name], t.afterKiB)} against after the warm-up: that much of its RSS was memory glibc's malloc held free, not live objects`,
+      );
+    }
   }
   const committed = (m?: Scrape) => m?.get("etcd_server_proposals_committed_total") ?? NaN;
   const snaps = (m?: Scrape) => m?.get("etcd_debugging_snap_save_total_duration_seconds_count") ?? NaN;
@@ -72,7 +75,10 @@ export function printVerdict({ scope, before, after, leaks, warmup, cycles, trim
   console.log(
     `etcd:       ${entries} raft entries in the timed cycles (${(entries / cycles).toFixed(1)} per cycle), ${snaps(etcdAfter) - snaps(etcdBefore)} snapshots saved. ` +
       `etcd keeps its raft log since the last snapshot in memory (--snapshot-count ${snapshotCount}): its RSS climbs for ~${Math.round(snapshotCount / (entries / cycles))} cycles, ` +
-      `then drops at each snapshot (a saw, bounded: \`bench soak-etcd\`). The ${warmup}-cycle warm-up does not cover that fill.`,
+      `then drops at each snapshot (a saw, bounded: \`bench soak-etcd\`). ` +
+      (snaps(etcdBefore) > 0
+        ? `The ${warmup}-cycle warm-up covered that fill (${snaps(etcdBefore)} snapshot${snaps(etcdBefore) === 1 ? "" : "s"} saved in it).`
+        : `The ${warmup}-cycle warm-up does not cover that fill (no snapshot in it).`),
   );
   const fdLeaks = Object.keys(scope.processes).filter((p) => after.fds[p] > before.fds[p]);
   const tenth = Math.max(1, Math.floor(cycles / 10));

@@ -4,12 +4,13 @@
 // node (no scheduler) running `sleep 3600`; then, once the namespace is empty, the node is counted
 // again (soak-inventory.ts: netns, veths, host-local IPs, NAT rules, cgroups, mounts, containerd
 // containers/tasks/snapshots/leases, runc state, shims, pod dirs and log files) and compared with
-// the count taken after a warm-up: every difference is a leak. Open fds and RSS of the agent (in
-// this process, untraced), the apiserver child, containerd and etcd are followed too (RSS target:
+// the count taken after a warm-up: every difference is a leak. Open fds, RSS and CPU of the agent
+// and the apiserver (both `skiff` child processes, as they run on a node), containerd and etcd
+// are followed too (RSS target:
 // < 10 % growth): read every second and judged on the low and high points of the first and last
 // tenth of the timed cycles (soak-report.ts), sampled along the run with the apiserver's V8 heap
 // and etcd's database size (does it plateau? is it live objects?), and explained where known
-// (malloc_trim of the apiserver, etcd's raft entries). The apiserver compacts etcd every
+// (malloc_trim of the apiserver and the agent, etcd's raft entries). The apiserver compacts etcd every
 // --compaction-interval seconds, and the final count waits for a compaction past the last cycle
 // (etcd keeps every revision until then). Prints create → Running p50/p99 over the whole run.
 import { create } from "@bufbuild/protobuf";
@@ -17,33 +18,40 @@ import { performance } from "node:perf_hooks";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import type { Node } from "../gen/skiff/v1alpha1/node_pb.js";
 import { PodSchema, type Pod } from "../gen/skiff/v1alpha1/pod_pb.js";
 import { createResourceClient, type ResourceClient } from "../internal/client/resource-client.ts";
 import { createApiTransport } from "../internal/client/transport.ts";
 import { namespace } from "../test/fixtures/objects.ts";
 import { interruptedBy, onCleanup } from "./lib/cleanup.ts";
 import { startBenchControlPlane } from "./lib/control-plane.ts";
+import type { Daemon } from "./lib/child.ts";
 import { scrape } from "./lib/prom.ts";
 import { sleep, summarize } from "./lib/stats.ts";
 import { fmtMs, renderTable } from "./lib/table.ts";
-import { startBenchNode } from "./pods-node.ts";
+import { cpuMark, cpuSince, noisyNote } from "./lib/proc.ts";
+import { startSoakNode } from "./soak-agent.ts";
 import { mallocTrim } from "./soak-malloc.ts";
 import { printVerdict, trackRss } from "./soak-report.ts";
 import { containerdPid, MACHINE_WIDE, serverPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
 import { ETCD_SNAPSHOT_COUNT } from "../internal/cmd/etcd-process.ts";
+import { MALLOC_ARENA_MAX, MEMORY_NODE_FLAGS } from "../internal/cmd/node-memory.ts";
+import { cpus } from "node:os";
 
 const options = {
   cycles: { type: "string", default: "2000" },
   concurrency: { type: "string", default: "20" },
-  warmup: { type: "string", default: "100" },
+  warmup: { type: "string", default: "2000" },
   "compaction-interval": { type: "string", default: "30" },
   "sample-every": { type: "string", default: "100" },
   "pod-timeout": { type: "string", default: "60000" },
   "settle-timeout": { type: "string", default: "30000" },
-  "agent-log-level": { type: "string", default: "silent" },
+  "agent-log-level": { type: "string", default: "warn" },
   "heap-snapshots": { type: "string" },
   "heap-snapshot-at": { type: "string", default: "500,1500" },
-  "apiserver-env": { type: "string", multiple: true },
+  "skiff-env": { type: "string", multiple: true },
+  "node-defaults": { type: "boolean", default: false },
+  "skiff-node-arg": { type: "string", multiple: true },
   "etcd-snapshot-count": { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -52,7 +60,8 @@ const help = `usage: npm run bench -- soak [options]
 
   --cycles N            pod create → Running → delete → gone cycles (default 2000)
   --concurrency N       cycles in flight at once (default 20)
-  --warmup N            untimed cycles before the "before" inventory (default 100)
+  --warmup N            untimed cycles before the "before" inventory (default 2000: etcd's first
+                        snapshot at --snapshot-count 10000, V8's heap growth)
   --compaction-interval S  the apiserver's etcd compaction interval (default 30; its own default
                         is 300, like Kubernetes'); the final count waits for a compaction past the
                         last cycle
@@ -60,13 +69,18 @@ const help = `usage: npm run bench -- soak [options]
   --pod-timeout MS      a pod not Running (or not gone) after this fails the run (default 60000)
   --settle-timeout MS   how long the node may take to get back to its "before" counts once the
                         namespace is empty (default 30000); what differs after it is a leak
-  --agent-log-level L   the in-process agent's log level, to stderr (default silent)
+  --agent-log-level L   the agent child's --log-level (default warn; its last lines are printed if it exits)
   --heap-snapshots DIR  write V8 heap snapshots of the apiserver into DIR at the cycles of
                         --heap-snapshot-at (default 500,1500; warm-up included) and at the end
                         (compare them in Chrome DevTools' Memory tab, "Comparison" view;
                         writing one costs the apiserver RSS: figures of such a run are not clean)
-  --apiserver-env K=V   environment for the apiserver child (repeatable), e.g. glibc malloc
-                        tunables: GLIBC_TUNABLES=glibc.malloc.trim_threshold=…
+  --skiff-env K=V       environment for the apiserver and agent children (repeatable), e.g. glibc
+                        malloc tunables: MALLOC_ARENA_MAX=2
+  --node-defaults       run the apiserver and agent with V8's and glibc's own heap sizing instead of
+                        Skiff's memory settings (internal/cmd/node-memory.ts): the comparison
+  --skiff-node-arg F    a flag for node in the apiserver and agent children (repeatable), e.g.
+                        --skiff-node-arg=--heap-growing-percent=50: to try one before it goes into
+                        node-memory.ts
   --etcd-snapshot-count N  etcd's --snapshot-count (default ${ETCD_SNAPSHOT_COUNT}, what skiff server/up give
                         etcd; etcd 3.4's own is 100000); etcd keeps that many raft entries in memory
                         before it snapshots
@@ -149,9 +163,9 @@ export async function run(argv: string[]): Promise<void> {
   const sampleEvery = int("sample-every", v["sample-every"]);
   const snapshotDir = v["heap-snapshots"];
   const snapshotAt = new Set(v["heap-snapshot-at"].split(",").filter(Boolean).map((n) => int("heap-snapshot-at", n)));
-  const apiserverEnv = Object.fromEntries((v["apiserver-env"] ?? []).map((kv) => {
+  const skiffEnv = Object.fromEntries((v["skiff-env"] ?? []).map((kv) => {
     const at = kv.indexOf("=");
-    if (at < 1) throw new Error(`--apiserver-env wants NAME=VALUE, got "${kv}"`);
+    if (at < 1) throw new Error(`--skiff-env wants NAME=VALUE, got "${kv}"`);
     return [kv.slice(0, at), kv.slice(at + 1)];
   }));
   // etcd takes every flag from ETCD_<FLAG> too, and the harness passes its environment on.
@@ -159,59 +173,71 @@ export async function run(argv: string[]): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("bench soak needs root (containerd, runc, network namespaces, iptables)");
 
   console.log(`Skiff soak: ${cycles} pod create/delete cycles, ${conc} at a time, ${new Date().toISOString()}`);
+  // A user's flags and MALLOC_ARENA_MAX win over Skiff's (node-memory.ts); 0 is V8's own sizing,
+  // 8 arenas per core glibc's default.
+  const v8Args = [...(v["node-defaults"] ? ["--min-semi-space-size=0", "--max-semi-space-size=0", "--heap-growing-percent=0"] : []), ...(v["skiff-node-arg"] ?? [])];
+  if (v["node-defaults"]) skiffEnv.MALLOC_ARENA_MAX ??= String(8 * cpus().length);
   const cp = await startBenchControlPlane({
     inProcess: false,
     apiserverArgs: ["--compaction-interval", String(compactionS)],
     apiserverProcess: {
-      nodeArgs: snapshotDir ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${snapshotDir}`] : [],
-      env: apiserverEnv,
+      nodeArgs: [...v8Args, ...(snapshotDir ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${snapshotDir}`] : [])],
+      env: skiffEnv,
     },
   });
   // Node writes the snapshot (Heap.<date>.<pid>…) synchronously on the signal: the apiserver stalls for its length.
   const heapSnapshot = () => snapshotDir && process.kill(cp.serverPid, "SIGUSR2");
-  // Its RSS is one of the figures: in this process it would be mixed with the agent's.
+  // Its RSS is one of the figures: in this process it would be mixed with the benchmark's.
   if (cp.mode !== "child process") throw new Error(`the apiserver must run as a child process here: ${cp.modeNote}`);
-  console.log(`apiserver:  ${cp.mode}${Object.keys(apiserverEnv).length ? ` with ${v["apiserver-env"]!.join(" ")}` : ""}; etcd ${cp.etcdVersion}, --snapshot-count ${process.env.ETCD_SNAPSHOT_COUNT}`);
-  const node = await startBenchNode({ apiUrl: cp.url, pki: cp.pki, logLevel: v["agent-log-level"], untraced: true });
+  const flagsNote = `${v["node-defaults"] ? "V8's and glibc's default heap sizing" : `Skiff's memory settings: ${MEMORY_NODE_FLAGS.join(" ")} MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX}`}${[...(v["skiff-node-arg"] ?? []), ...(v["skiff-env"] ?? [])].map((a) => `, ${a}`).join("")}`;
+  console.log(`apiserver:  ${cp.mode} (${flagsNote}); etcd ${cp.etcdVersion}, --snapshot-count ${process.env.ETCD_SNAPSHOT_COUNT}`);
+  const node = await startSoakNode({ apiUrl: cp.url, pki: cp.pki, logLevel: v["agent-log-level"], nodeArgs: v8Args, env: skiffEnv });
   const etcdPid = serverPid("etcd", cp.etcd.dataDir);
   const scope: InventoryScope = {
     networkName: node.networkName,
-    cniStateDir: node.cniOptions.stateDir!,
+    cniStateDir: join(node.rootDir, "cni"),
     ctrdAddress: node.ctrd.address,
     ctrdDir: node.ctrd.dir,
     ctrdNamespace: node.ctrd.namespace,
-    agentRoot: join(node.dir, "root"),
+    agentRoot: node.rootDir,
     processes: {
-      "bench + agent": process.pid,
+      agent: node.agent.pid,
       ...(cp.mode === "child process" ? { apiserver: cp.serverPid } : {}),
       ...(containerdPid(node.ctrd.dir) ? { containerd: containerdPid(node.ctrd.dir)! } : {}),
       ...(etcdPid ? { etcd: etcdPid } : {}),
     },
   };
-  console.log(`node:       agent in this process (untraced), containerd namespace ${node.ctrd.namespace}, network ${node.networkName}`);
-
   const transport = createApiTransport(cp.url, cp.credentials);
+  await registered(createResourceClient<Node>(transport, "Node"), node.nodeName, node.agent);
+  console.log(`node:       skiff agent child process (${flagsNote}), containerd namespace ${node.ctrd.namespace}, network ${node.networkName}`);
+
   const pods = createResourceClient<Pod>(transport, "Pod");
   await createResourceClient(transport, "Namespace").create(namespace(NS));
   const waiter = podWaiter(pods);
   await waiter.ready;
-  global.gc?.();
   const start = takeInventory(scope);
   // RSS along the run: [cycles done (warm-up included), KiB by process].
   const samples: [number, Record<string, number>][] = [[0, start.rssKiB]];
-  // At each sample: the apiserver's V8 heap in use and its off-heap (ArrayBuffer) bytes, from its
-  // /metrics (tells growth of live objects from a heap V8 merely keeps large); the Events the
+  // At each sample: the apiserver's and the agent's V8 heap in use, committed, its young generation
+  // and off-heap (ArrayBuffer) bytes, from their /metrics (tells growth of live objects from a heap V8 merely keeps large); the Events the
   // namespace holds (nothing deletes them here unless --event-ttl); etcd's database file and
   // the part of it in use (compaction frees pages inside the file, only defrag shrinks it).
   const events = createResourceClient(transport, "Event");
   const sidecar = new Map<number, Promise<string[]>>();
   const mibOf = (bytes: number | undefined) => ((bytes ?? NaN) / 1048576).toFixed(1);
+  // A process's V8 heap from its /metrics (prom-client's default metrics, whatever their prefix).
+  const v8Heap = (url: string) =>
+    scrape(url).then(
+      (m) => {
+        const get = (suffix: string) => [...m].find(([k]) => k.endsWith(suffix))?.[1];
+        return [get("nodejs_heap_size_used_bytes"), get("nodejs_heap_size_total_bytes"), get('nodejs_heap_space_size_total_bytes{space="new"}'), get("nodejs_external_memory_bytes")].map(mibOf).join(" / ");
+      },
+      () => "?",
+    );
   const sampleSidecar = (n: number) =>
     sidecar.set(n, Promise.all([
-      scrape(`${cp.url}/metrics`).then(
-        (m) => ["heap_size_used", "heap_size_total", "external_memory"].map((k) => mibOf(m.get(`skiff_apiserver_process_nodejs_${k}_bytes`))).join(" / "),
-        () => "?",
-      ),
+      v8Heap(`${cp.url}/metrics`),
+      v8Heap(node.metricsUrl),
       events.list(NS).then((l) => String(l.items.length), () => "?"),
       scrape(cp.etcd.metricsUrl).then(
         (m) => ["etcd_mvcc_db_total_size_in_bytes", "etcd_mvcc_db_total_size_in_use_in_bytes"].map((k) => mibOf(m.get(k))).join(" / "),
@@ -272,10 +298,20 @@ export async function run(argv: string[]): Promise<void> {
     }
   };
 
+  /** A line every 10 s: cycles done, their rate, RSS by process. */
+  const progress = (n: number) => {
+    const from = performance.now();
+    let last = from;
+    return (done: number) => {
+      if (performance.now() - last < 10_000) return;
+      last = performance.now();
+      const mib = Object.entries(takeInventory(scope).rssKiB).map(([p, kib]) => `${p} ${(kib / 1024).toFixed(0)}`).join(", ");
+      console.log(`            ${done}/${n} cycles, ${((done * 1000) / (last - from)).toFixed(1)}/s; RSS MiB: ${mib}`);
+    };
+  };
   if (warmup > 0) {
-    process.stdout.write(`warm-up:    ${warmup} cycles… `);
-    await churn("warmup", warmup);
-    console.log("done");
+    console.log(`warm-up:    ${warmup} cycles`);
+    await churn("warmup", warmup, progress(warmup));
   }
   // A full wave running, counted: shows that every counter sees what a pod makes.
   process.stdout.write(`loaded:     ${conc} pods Running, counting… `);
@@ -292,33 +328,31 @@ export async function run(argv: string[]): Promise<void> {
     await isGone;
   }));
   console.log("done");
-  global.gc?.();
   const { inv: before } = await settle();
   const etcdBefore = await scrape(cp.etcd.metricsUrl).catch(() => undefined);
   const t0 = performance.now();
   // RSS every second: a GC-managed heap swings between collections, so the timed run is judged
   // on the low and high points of its first and last tenth, not on two single readings.
   const rssTrack = trackRss(scope.processes, () => cyclesDone - warmup);
-  let lastReport = t0;
-  const startMs = await churn("soak", cycles, (done) => {
-    if (performance.now() - lastReport > 10_000) {
-      lastReport = performance.now();
-      const rss = takeInventory(scope).rssKiB;
-      const mib = Object.entries(rss).map(([p, kib]) => `${p} ${(kib / 1024).toFixed(0)}`).join(", ");
-      console.log(`            ${done}/${cycles} cycles, ${((done * 1000) / (lastReport - t0)).toFixed(1)}/s; RSS MiB: ${mib}`);
-    }
-  });
+  const cpuGroups = Object.fromEntries(Object.entries(scope.processes).map(([name, pid]) => [name, (p: { pid: number }) => p.pid === pid]));
+  const cpuAtStart = cpuMark(cpuGroups);
+  const startMs = await churn("soak", cycles, progress(cycles));
   const wallS = (performance.now() - t0) / 1000;
+  const cpu = cpuSince(cpuGroups, cpuAtStart);
   const rssWindows = rssTrack.stop(cycles);
   const lastRevision = Number((await pods.list(NS)).resourceVersion);
   const compacted = await compactedPast(cp.etcd.metricsUrl, lastRevision, 3 * compactionS * 1000);
-  global.gc?.();
   const { inv: after, ms: settledMs } = await settle(before);
   console.log(`churn:      ${cycles} cycles in ${wallS.toFixed(1)} s (${(cycles / wallS).toFixed(1)} cycles/s); node settled ${(settledMs / 1000).toFixed(1)} s after the last deletion`);
   console.log(`etcd:       ${compacted === undefined ? `NOT compacted past the last cycle's revision ${lastRevision} within ${3 * compactionS} s` : `compacted to revision ${compacted} (last cycle: ${lastRevision}) before the final count`}`);
 
   const s = summarize(startMs);
-  console.log(`\npod create → Running (ms, ${s.count} pods): p50 ${fmtMs(s.p50)}  p99 ${fmtMs(s.p99)}  max ${fmtMs(s.max)}\n`);
+  console.log(`\npod create → Running (ms, ${s.count} pods): p50 ${fmtMs(s.p50)}  p99 ${fmtMs(s.p99)}  max ${fmtMs(s.max)}`);
+  // The agent's figure includes the programs it ran and reaped (CNI plugins, mount, …).
+  console.log(`CPU over the timed cycles, ms per cycle: ${[...Object.keys(scope.processes), "other"].map((p) => `${p} ${((cpu.seconds[p] * 1000) / cycles).toFixed(1)}`).join(" · ")} ("other": the rest of the machine, ${Math.round(cpu.pct.other)} % of a core on average)`);
+  const busy = noisyNote(cpu.pct.other);
+  if (busy) console.log(busy);
+  console.log("");
   const leaks = differing(before, after).filter((k) => !(after.objects[k] <= before.objects[k]));
   const objectRows = Object.keys(before.objects).map((k) => [k, loaded.objects[k], before.objects[k], after.objects[k], MACHINE_WIDE.has(k) ? "(machine-wide: not counted)" : after.objects[k] - before.objects[k]]);
   console.log(renderTable(["node object", `with ${conc} pods`, "before", "after", "leaked"], objectRows));
@@ -334,15 +368,26 @@ export async function run(argv: string[]): Promise<void> {
   samples.push([cyclesDone, after.rssKiB]);
   sampleSidecar(-1);
   if (snapshotDir) await lastHeapSnapshot(snapshotDir, cp.serverPid);
-  const sidecarCols = await Promise.all(samples.map(([n], i) => sidecar.get(i === samples.length - 1 ? -1 : n) ?? ["?", "?", "?"]));
+  const sidecarCols = await Promise.all(samples.map(([n], i) => sidecar.get(i === samples.length - 1 ? -1 : n) ?? ["?", "?", "?", "?"]));
   console.log(renderTable(
-    ["cycles", ...Object.keys(scope.processes), "apiserver V8 heap used / total, external MiB", "Events", "etcd db / in use MiB"],
+    ["cycles", ...Object.keys(scope.processes), "apiserver V8 heap used / total / young, external MiB", "agent V8 heap (same)", "Events", "etcd db / in use MiB"],
     samples.map(([n, rss], i) => [i === samples.length - 1 ? `${n} end` : n, ...Object.keys(scope.processes).map((p) => mib(rss[p])), ...sidecarCols[i]]),
   ));
   const etcdAfter = await scrape(cp.etcd.metricsUrl).catch(() => undefined);
   // Taken last: it gives memory back, which changes what it measures.
-  const trim = mallocTrim(cp.serverPid);
+  const trim = { apiserver: mallocTrim(cp.serverPid), agent: mallocTrim(node.agent.pid) };
   printVerdict({ scope, before, after, leaks, warmup, cycles, trim, etcdBefore, etcdAfter, rssWindows });
+}
+
+/** Waits until the agent child has registered its Node (loading and starting it can take 30 s on a loaded machine). */
+async function registered(nodes: ResourceClient<Node>, name: string, agent: Daemon): Promise<void> {
+  const until = performance.now() + 180_000;
+  for (;;) {
+    if (agent.exited()) throw new Error(`skiff agent exited before registering its Node:\n${agent.output()}`);
+    if (await nodes.get("", name).then(() => true, () => false)) return;
+    if (performance.now() > until) throw new Error(`skiff agent did not register Node ${name} within 180 s:\n${agent.output()}`);
+    await sleep(500);
+  }
 }
 
 /** Takes the end snapshot and waits until it is written (the apiserver is stopped right after). */

@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { MALLOC_ARENA_MAX, MEMORY_NODE_FLAGS, memoryRelaunch } from "./node-memory.ts";
+
+const NODE = "/usr/bin/node";
+const ARGV = [NODE, "/opt/skiff/cmd/skiff.ts", "agent", "--log-level", "warn"];
+
+describe("memoryRelaunch", () => {
+  it("adds every memory flag before the user's node options and the script, and MALLOC_ARENA_MAX", () => {
+    const next = memoryRelaunch(NODE, ["--import", "x.ts"], ARGV, { PATH: "/bin" });
+    expect(next?.argv).toEqual([NODE, ...MEMORY_NODE_FLAGS, "--import", "x.ts", "/opt/skiff/cmd/skiff.ts", "agent", "--log-level", "warn"]);
+    expect(next?.env).toEqual({ PATH: "/bin", MALLOC_ARENA_MAX });
+  });
+
+  it("does nothing once everything is set, so the re-executed process goes on", () => {
+    const first = memoryRelaunch(NODE, [], ARGV, {})!;
+    const execArgv = first.argv.slice(1, first.argv.indexOf(ARGV[1]));
+    expect(memoryRelaunch(NODE, execArgv, first.argv, first.env)).toBeUndefined();
+  });
+
+  it("keeps what the user set, on the command line, in NODE_OPTIONS or in the environment", () => {
+    const next = memoryRelaunch(NODE, ["--max-semi-space-size=64"], ARGV, { NODE_OPTIONS: "--heap_growing_percent=0", MALLOC_ARENA_MAX: "8" });
+    expect(next).toBeUndefined();
+    const semiOnly = memoryRelaunch(NODE, ["--min-semi-space-size=0"], ARGV, { MALLOC_ARENA_MAX: "8" });
+    expect(semiOnly?.argv.filter((a) => a.includes("semi-space"))).toEqual(["--min-semi-space-size=0"]);
+    expect(semiOnly?.argv).toContain("--heap-growing-percent=50");
+    expect(semiOnly?.env.MALLOC_ARENA_MAX).toBe("8");
+  });
+
+  it("leaves a process with an IPC channel from its parent alone (execve would close it)", () => {
+    expect(memoryRelaunch(NODE, [], ARGV, { NODE_CHANNEL_FD: "3" })).toBeUndefined();
+  });
+});

@@ -1,0 +1,54 @@
+// The Node flags every Skiff daemon runs with, whoever starts it (systemd units, `skiff up`,
+// tests, benchmarks): `cmd/skiff.ts` re-executes itself with them before loading anything else
+// (process.execve: same pid, same fds 0–2, so supervisors and `kill` see one process).
+//
+// Why (`npm run bench -- soak`, bench/README.md): with V8's and glibc's defaults the RSS of a busy
+// apiserver or agent swings by 100 MiB and more with heap V8 merely keeps committed, so it cannot
+// be told from a leak and does not level off:
+// - V8's young generation starts at 1 MiB semi-spaces and doubles up to 32 MiB ones (on a machine
+//   of this size) under load; fixed (min = max) it is one size from the start;
+// - V8 lets old space grow to up to 4× what survived the last full collection before it collects
+//   again (the agent's heap went 52 → 139 MiB in use between collections with 50 MiB live);
+//   --heap-growing-percent=50 collects at 1.5×;
+// - glibc gives each thread that mallocs its own arena (up to 8 per core) and keeps their free
+//   memory: MALLOC_ARENA_MAX=2 (malloc_trim found 36 MiB free in the agent without it, 14 with it).
+//
+// What the user sets wins: a flag of the same name on the command line or in NODE_OPTIONS, or
+// MALLOC_ARENA_MAX in the environment, and that one is not added (`--max-semi-space-size=0`,
+// `--heap-growing-percent=0` give V8's own sizing back).
+/** Semi-space size in MiB (the young generation is two of them). */
+export const SEMI_SPACE_MIB = 16;
+export const HEAP_GROWING_PERCENT = 50;
+export const MALLOC_ARENA_MAX = "2";
+
+const FLAGS: [RegExp, string[]][] = [
+  [/--(min|max)[-_]semi[-_]space[-_]size\b/, [`--min-semi-space-size=${SEMI_SPACE_MIB}`, `--max-semi-space-size=${SEMI_SPACE_MIB}`]],
+  [/--heap[-_]growing[-_]percent\b/, [`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]],
+];
+
+/** Every flag and variable Skiff adds, for documentation and benchmarks. */
+export const MEMORY_NODE_FLAGS = FLAGS.flatMap(([, flags]) => flags);
+
+/**
+ * The argv and environment to re-execute with, or undefined when there is nothing to add (all set,
+ * by the user or by the re-exec itself) or the process has an IPC channel from its parent (only
+ * fds 0–2 survive execve).
+ */
+export function memoryRelaunch(execPath: string, execArgv: readonly string[], argv: readonly string[], env: NodeJS.ProcessEnv): { argv: string[]; env: NodeJS.ProcessEnv } | undefined {
+  if (env.NODE_CHANNEL_FD !== undefined) return undefined;
+  const given = (re: RegExp) => execArgv.some((a) => re.test(a)) || re.test(env.NODE_OPTIONS ?? "");
+  const flags = FLAGS.filter(([re]) => !given(re)).flatMap(([, f]) => f);
+  const addArena = env.MALLOC_ARENA_MAX === undefined;
+  if (flags.length === 0 && !addArena) return undefined;
+  return {
+    argv: [execPath, ...flags, ...execArgv, ...argv.slice(1)],
+    env: addArena ? { ...env, MALLOC_ARENA_MAX } : env,
+  };
+}
+
+/** Re-executes this process with the memory settings it lacks; returns when it has them all (or cannot re-execute). */
+export function relaunchWithMemoryFlags(): void {
+  if (typeof process.execve !== "function") return;
+  const next = memoryRelaunch(process.execPath, process.execArgv, process.argv, process.env);
+  if (next) process.execve(process.execPath, next.argv, next.env);
+}
