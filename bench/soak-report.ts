@@ -87,9 +87,16 @@ export function printVerdict({ scope, before, after, leaks, warmup, cycles, trim
     ["process", "first: low", "high", "last: low", "high", "growth of the low", "of the high"],
     Object.entries(rssWindows).map(([p, w]) => [p, mib(w.first[0]), mib(w.first[1]), mib(w.last[0]), mib(w.last[1]), pct(w.first[0], w.last[0]), pct(w.first[1], w.last[1])]),
   ));
+  const snapshotsInRun = snaps(etcdAfter) - snaps(etcdBefore);
   const rss = Object.entries(rssWindows).map(([p, w]) => {
-    const over = !(w.last[0] <= w.first[0] * 1.1 && w.last[1] <= w.first[1] * 1.1);
-    return `${p} low ${pct(w.first[0], w.last[0])}, high ${pct(w.first[1], w.last[1])}${over ? " (OVER 10 %)" : ""}`;
+    const lowWithin = w.last[0] <= w.first[0] * 1.1;
+    const highWithin = w.last[1] <= w.first[1] * 1.1;
+    const figures = `${p} low ${pct(w.first[0], w.last[0])}, high ${pct(w.first[1], w.last[1])}`;
+    // etcd's high point follows its raft log (since the last snapshot), which rises and falls
+    // with the snapshots: where the two windows fall in that saw sets the high's difference. A
+    // snapshot in the timed cycles and a low point where it was tell the saw from retention.
+    if (p === "etcd" && lowWithin && !highWithin && snapshotsInRun > 0) return `${figures} (the high is its raft-log saw: ${snapshotsInRun} snapshot(s) in the run, the low where it was)`;
+    return `${figures}${lowWithin && highWithin ? "" : " (OVER 10 %)"}`;
   });
   console.log(
     `\nverdict:    ${leaks.length === 0 ? "no leaked node objects" : `LEAKED: ${leaks.join(", ")}`}; ` +

@@ -1,6 +1,7 @@
 // Reads histogram sums and counts from a Prometheus text endpoint (the apiserver's /metrics), so a
 // benchmark can split a client-observed latency into server-side parts: a phase's mean is
 // Δsum/Δcount between two scrapes.
+import { get as httpGet } from "node:http";
 import { loadedTestPki } from "../../internal/pki/testing.ts";
 import { getTls } from "../../test/harness/pki.ts";
 
@@ -9,8 +10,23 @@ export type Scrape = Map<string, number>;
 /** A GET of a benchmark endpoint: https ones (the apiserver) as the run's admin, http ones (etcd's metrics port) plainly. */
 export async function getUrl(url: string): Promise<{ status: number; body: string }> {
   if (url.startsWith("https:")) return getTls(url, loadedTestPki().adminNodeOptions);
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-  return { status: res.status, body: await res.text() };
+  return getPlain(url);
+}
+
+/** A plain-http GET on a connection of its own, closed after: a scrape must not hold a file
+ * descriptor open in the process it measures (the soak counts them). */
+function getPlain(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: false, timeout: 5000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${url}: no answer in 5 s`)));
+    req.on("error", reject);
+  });
 }
 
 export async function scrape(url: string): Promise<Scrape> {
