@@ -127,5 +127,18 @@ describe("indexed store", () => {
     expect(store.indexKeys("byRv", "1")).toEqual(["default/a"]);
     expect(() => store.addIndexers({ byNode: () => [] })).toThrow(/informer for Pod: index "byNode" already exists/);
     expect(() => store.indexKeys("nope", "x")).toThrow(/no index named "nope"/);
+
+    // A store that had no index when its objects were put: they are indexed, then follow changes.
+    const bare = createIndexedStore<Pod>("informer for Pod", () => {});
+    bare.put("default/b", pod({ name: "b", rv: "1", node: "n1" }));
+    bare.addIndexers({ byNode: indexers.byNode });
+    bare.addIndexers({ byApp: indexers.byApp });
+    bare.put("default/b", pod({ name: "b", rv: "2", app: "web", node: "n2" }));
+    expect(bare.indexKeys("byNode", "n1")).toEqual([]);
+    expect(bare.indexKeys("byNode", "n2")).toEqual(["default/b"]);
+    expect(bare.indexKeys("byApp", "web")).toEqual(["default/b"]);
+    bare.remove("default/b");
+    expect(bare.indexKeys("byNode", "n2")).toEqual([]);
+    expect(bare.indexKeys("byApp", "web")).toEqual([]);
   });
 });

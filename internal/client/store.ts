@@ -38,14 +38,19 @@ export interface IndexedStore<T extends ApiObject> {
 }
 
 interface Index<T> {
+  name: string;
   fn: IndexFunc<T>;
   /** value -> keys */
   byValue: Map<string, Set<string>>;
-  /** key -> the values it is filed under (absent: none), to unfile on change */
-  filed: Map<string, readonly string[]>;
 }
 
 const NONE: readonly string[] = [];
+
+function sameValues(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /**
  * @param owner names the store in errors ("informer for Pod")
@@ -53,14 +58,17 @@ const NONE: readonly string[] = [];
  */
 export function createIndexedStore<T extends ApiObject>(owner: string, onIndexError: (index: string, key: string, err: unknown) => void): IndexedStore<T> {
   const items = new Map<string, T>();
-  const indexes = new Map<string, Index<T>>();
+  const indexes: Index<T>[] = [];
+  const indexByName = new Map<string, Index<T>>();
+  /** key -> the values it is filed under, per index (same order as `indexes`): one lookup per put */
+  const filed = new Map<string, (readonly string[])[]>();
 
-  function valuesOf(name: string, index: Index<T>, key: string, obj: T): readonly string[] {
+  function valuesOf(index: Index<T>, key: string, obj: T): readonly string[] {
     let values: string[];
     try {
       values = index.fn(obj);
     } catch (err) {
-      onIndexError(name, key, err);
+      onIndexError(index.name, key, err);
       return NONE;
     }
     if (values.length === 0) return NONE;
@@ -80,39 +88,54 @@ export function createIndexedStore<T extends ApiObject>(owner: string, onIndexEr
     if (keys.size === 0) index.byValue.delete(value);
   }
 
-  /** Files key under `next` in one index, moving only the values that differ from before. */
-  function refile(index: Index<T>, key: string, next: readonly string[]): void {
-    const prev = index.filed.get(key) ?? NONE;
-    if (prev.length === next.length && prev.every((v, i) => v === next[i])) return;
+  /** Moves key from the values `prev` to `next` in one index, touching only those that differ. */
+  function refile(index: Index<T>, key: string, prev: readonly string[], next: readonly string[]): void {
+    if (sameValues(prev, next)) return;
     for (const v of prev) if (!next.includes(v)) unlink(index, v, key);
     for (const v of next) if (!prev.includes(v)) link(index, v, key);
-    if (next.length === 0) index.filed.delete(key);
-    else index.filed.set(key, next);
   }
 
   return {
     items,
     put(key, obj) {
       items.set(key, obj);
-      for (const [name, index] of indexes) refile(index, key, valuesOf(name, index, key, obj));
+      if (indexes.length === 0) return;
+      let values = filed.get(key);
+      if (!values) filed.set(key, (values = indexes.map(() => NONE)));
+      for (let i = 0; i < indexes.length; i++) {
+        const next = valuesOf(indexes[i], key, obj);
+        refile(indexes[i], key, values[i], next);
+        values[i] = next;
+      }
     },
     remove(key) {
       items.delete(key);
-      for (const index of indexes.values()) refile(index, key, NONE);
+      const values = filed.get(key);
+      if (!values) return;
+      filed.delete(key);
+      for (let i = 0; i < indexes.length; i++) refile(indexes[i], key, values[i], NONE);
     },
     indexKeys(indexName, value) {
-      const index = indexes.get(indexName);
+      const index = indexByName.get(indexName);
       if (!index) throw new Error(`${owner}: no index named "${indexName}"`);
       return [...(index.byValue.get(value) ?? [])];
     },
     addIndexers(more) {
       for (const name of Object.keys(more)) {
-        if (indexes.has(name)) throw new Error(`${owner}: index "${name}" already exists`);
+        if (indexByName.has(name)) throw new Error(`${owner}: index "${name}" already exists`);
       }
       for (const [name, fn] of Object.entries(more)) {
-        const index: Index<T> = { fn, byValue: new Map(), filed: new Map() };
-        indexes.set(name, index);
-        for (const [key, obj] of items) refile(index, key, valuesOf(name, index, key, obj));
+        const index: Index<T> = { name, fn, byValue: new Map() };
+        indexes.push(index);
+        indexByName.set(name, index);
+        for (const [key, obj] of items) {
+          const next = valuesOf(index, key, obj);
+          refile(index, key, NONE, next);
+          // No entry yet: the store had no index when the object was put.
+          const values = filed.get(key) ?? [];
+          values.push(next);
+          filed.set(key, values);
+        }
       }
     },
   };
