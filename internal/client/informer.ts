@@ -28,9 +28,10 @@ import { kindByName, lookupKind, type ApiObject, type Kind } from "../api/regist
 import { listAllPages } from "./pager.ts";
 import { createResourceClient, type ResourceClient, type WatchEvent } from "./resource-client.ts";
 import { sleep } from "../util/sleep.ts";
+import { createIndexedStore, keyOf, type IndexFunc } from "./store.ts";
 
-/** Computes the values an object is indexed under (empty: not in this index). */
-export type IndexFunc<T> = (obj: T) => string[];
+export { keyOf, NAMESPACE_INDEX, namespaceIndexFunc, splitKey } from "./store.ts";
+export type { IndexFunc } from "./store.ts";
 
 /** The structured-logging subset the informer uses; a pino Logger fits. */
 export interface InformerLogger {
@@ -90,23 +91,6 @@ export interface Informer<T extends ApiObject = ApiObject> {
   onDelete(fn: DeleteHandler<T>): () => void;
 }
 
-/** `namespace/name`, or `name` for cluster-scoped objects. */
-export function keyOf(obj: ApiObject): string {
-  const ns = obj.metadata?.namespace ?? "";
-  const name = obj.metadata?.name ?? "";
-  return ns === "" ? name : `${ns}/${name}`;
-}
-
-/** The inverse of keyOf. */
-export function splitKey(key: string): { namespace: string; name: string } {
-  const i = key.indexOf("/");
-  return i < 0 ? { namespace: "", name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
-}
-
-/** The conventional index of objects by namespace: `byIndex(NAMESPACE_INDEX, "default")`. */
-export const NAMESPACE_INDEX = "namespace";
-export const namespaceIndexFunc: IndexFunc<ApiObject> = (obj) => [obj.metadata?.namespace ?? ""];
-
 /**
  * Orders resource versions: negative, 0 or positive like a comparator. Skiff's are decimal
  * revisions; compared as digit strings so that no size limit applies. undefined when either one
@@ -146,67 +130,11 @@ export function createInformer<T extends ApiObject = ApiObject>(client: Resource
   const ctx = { kind: kind.kind, namespace: namespace || undefined, ...selectors };
 
   // ---- the indexed cache ----
-  const items = new Map<string, T>();
-  const indexers = new Map<string, IndexFunc<T>>();
-  /** index name -> value -> keys */
-  const indices = new Map<string, Map<string, Set<string>>>();
-  /** index name -> key -> the values it is filed under (to unfile on change) */
-  const filed = new Map<string, Map<string, string[]>>();
-
-  function indexValues(name: string, fn: IndexFunc<T>, obj: T): string[] {
-    try {
-      return [...new Set(fn(obj))];
-    } catch (err) {
-      log.error({ ...ctx, index: name, key: keyOf(obj), err }, "informer: index function failed; object left out of the index");
-      return [];
-    }
-  }
-
-  function unfile(key: string): void {
-    for (const [name, byKey] of filed) {
-      const index = indices.get(name)!;
-      for (const v of byKey.get(key) ?? []) {
-        const keys = index.get(v);
-        keys?.delete(key);
-        if (keys?.size === 0) index.delete(v);
-      }
-      byKey.delete(key);
-    }
-  }
-
-  function file(name: string, key: string, obj: T): void {
-    const values = indexValues(name, indexers.get(name)!, obj);
-    const index = indices.get(name)!;
-    for (const v of values) {
-      let keys = index.get(v);
-      if (!keys) index.set(v, (keys = new Set()));
-      keys.add(key);
-    }
-    filed.get(name)!.set(key, values);
-  }
-
-  function put(key: string, obj: T): void {
-    unfile(key);
-    items.set(key, obj);
-    for (const name of indexers.keys()) file(name, key, obj);
-  }
-
-  function remove(key: string): void {
-    unfile(key);
-    items.delete(key);
-  }
-
-  function addIndexers(more: Record<string, IndexFunc<T>>): void {
-    for (const name of Object.keys(more)) {
-      if (indexers.has(name)) throw new Error(`informer for ${kind.kind}: index "${name}" already exists`);
-    }
-    for (const [name, fn] of Object.entries(more)) {
-      indexers.set(name, fn);
-      indices.set(name, new Map());
-      filed.set(name, new Map());
-      for (const [key, obj] of items) file(name, key, obj);
-    }
-  }
+  const store = createIndexedStore<T>(`informer for ${kind.kind}`, (index, key, err) =>
+    log.error({ ...ctx, index, key, err }, "informer: index function failed; object left out of the index"),
+  );
+  const items = store.items;
+  const { put, remove, addIndexers } = store;
   addIndexers(opts.indexers ?? {});
 
   // ---- handlers ----
@@ -442,11 +370,7 @@ export function createInformer<T extends ApiObject = ApiObject>(client: Resource
     get: (key) => items.get(key),
     list: () => [...items.values()],
     listKeys: () => [...items.keys()],
-    indexKeys(indexName, value) {
-      const index = indices.get(indexName);
-      if (!index) throw new Error(`informer for ${kind.kind}: no index named "${indexName}"`);
-      return [...(index.get(value) ?? [])];
-    },
+    indexKeys: store.indexKeys,
     byIndex(indexName, value) {
       return informer.indexKeys(indexName, value).map((k) => items.get(k)!);
     },

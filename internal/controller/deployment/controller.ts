@@ -14,30 +14,15 @@ import type { Pod } from "../../../gen/skiff/v1alpha1/pod_pb.js";
 import { ReplicaSetSchema, type ReplicaSet } from "../../../gen/skiff/v1alpha1/replica_set_pb.js";
 import type { ApiObject } from "../../api/registry.ts";
 import { labelSelectorFromObject, matchesLabels, type LabelSelector } from "../../api/selector.ts";
-import { keyOf, NAMESPACE_INDEX, namespaceIndexFunc, type IndexFunc, type Informer } from "../../client/informer.ts";
+import { keyOf, NAMESPACE_INDEX, namespaceIndexFunc, type Informer } from "../../client/informer.ts";
 import { createResourceClient } from "../../client/resource-client.ts";
 import { configOf, createController, type Controller, type ControllerContext, type ControllerFactory, type Result } from "../controller.ts";
+import { CONTROLLER_INDEX, controllerIndexFunc, controlledBy, ensureIndex } from "../indexes.ts";
 import { createFreshness } from "./freshness.ts";
 import { rsKey, syncDeployment, type SyncDeps } from "./sync.ts";
 import { controllerRef, isRecreate } from "./util.ts";
 
 export const CONTROLLER_NAME = "deployment";
-
-/** Pods by the uid of their controller (owner with controller=true). */
-const CONTROLLER_UID_INDEX = "deployment-controller/controller-uid";
-const controllerUidIndex: IndexFunc<ApiObject> = (obj) => {
-  const ref = obj.metadata?.ownerReferences.find((r) => r.controller);
-  return ref ? [ref.uid] : [];
-};
-
-/** Adds an index unless one of that name is there already (the informers are shared). */
-function ensureIndex<T extends ApiObject>(inf: Informer<T>, name: string, fn: IndexFunc<T>): void {
-  try {
-    inf.addIndexers({ [name]: fn });
-  } catch (err) {
-    if (!String(err).includes("already exists")) throw err;
-  }
-}
 
 function selectorOf(d: Deployment): LabelSelector | undefined {
   try {
@@ -55,7 +40,7 @@ export const createDeploymentController: ControllerFactory = (ctx: ControllerCon
   const podInf = ctx.informers.informerFor<Pod>("Pod");
   ensureIndex(deploymentsInf, NAMESPACE_INDEX, namespaceIndexFunc);
   ensureIndex(rsInf, NAMESPACE_INDEX, namespaceIndexFunc);
-  ensureIndex(podInf, CONTROLLER_UID_INDEX, controllerUidIndex);
+  ensureIndex(podInf, CONTROLLER_INDEX, controllerIndexFunc);
 
   const deployments = createResourceClient<Deployment>(ctx.transport, "Deployment");
   const replicaSets = createResourceClient<ReplicaSet>(ctx.transport, "ReplicaSet");
@@ -67,7 +52,7 @@ export const createDeploymentController: ControllerFactory = (ctx: ControllerCon
     replicaSets,
     recorder: ctx.recorder,
     freshness,
-    podsOf: (rs) => podInf.byIndex(CONTROLLER_UID_INDEX, rs.metadata!.uid),
+    podsOf: (rs) => podInf.byIndex(CONTROLLER_INDEX, controlledBy(rs.metadata!.uid)),
   };
 
   const controller = createController({ name: CONTROLLER_NAME, reconcile, log, workers: configOf(ctx).concurrentSyncs });

@@ -20,9 +20,10 @@ import { ReplicaSetSchema, type ReplicaSet } from "../../../gen/skiff/v1alpha1/r
 import { equals } from "@bufbuild/protobuf";
 import { ReplicaSetStatusSchema } from "../../../gen/skiff/v1alpha1/replica_set_pb.js";
 import { labelSelectorFromObject, matchesLabels, type LabelSelector } from "../../api/selector.ts";
-import { keyOf, splitKey, type Informer } from "../../client/informer.ts";
+import { keyOf, NAMESPACE_INDEX, namespaceIndexFunc, splitKey } from "../../client/informer.ts";
 import { createResourceClient } from "../../client/resource-client.ts";
 import { configOf, createController, type Controller, type ControllerContext, type Result } from "../controller.ts";
+import { CONTROLLER_INDEX, controllerIndexFunc, controlledBy, ensureIndex, orphansIn } from "../indexes.ts";
 import { createExpectations, type Expectations, type ExpectationsOptions } from "./expectations.ts";
 import { controllerRefOf, isPodActive, isPodReady, newControllerRef, podFromTemplate, podsToDelete } from "./pods.ts";
 import { calculateStatus, type ManageFailure } from "./status.ts";
@@ -39,25 +40,6 @@ export interface ReplicaSetControllerOptions {
 
 export interface ReplicaSetController extends Controller {
   expectations: Expectations;
-}
-
-const NS_INDEX = "replicaset:namespace";
-// Pods by controller: "uid:<controller uid>", or "orphan:<namespace>" for pods without one, so a
-// sync looks at its own pods and the orphans it may adopt, not every pod of the namespace
-// (Kubernetes' controller-UID index).
-const CONTROLLER_INDEX = "replicaset:controller";
-const controllerIndexValue = (p: Pod) => {
-  const ref = controllerRefOf(p);
-  return [ref ? `uid:${ref.uid}` : `orphan:${p.metadata?.namespace ?? ""}`];
-};
-
-/** Adds an index unless this informer already has one by that name (a factory reused in tests). */
-function ensureIndex<T extends Pod | ReplicaSet>(inf: Informer<T>, name: string, fn: (o: T) => string[]): void {
-  try {
-    inf.indexKeys(name, "");
-  } catch {
-    inf.addIndexers({ [name]: fn });
-  }
 }
 
 const isGone = (err: unknown) => {
@@ -89,9 +71,8 @@ export function createReplicaSetController(ctx: ControllerContext, opts: Replica
   const expectationsTimeoutMs = opts.expectations?.timeoutMs ?? 5 * 60_000;
   const rsInformer = ctx.informers.informerFor<ReplicaSet>("ReplicaSet");
   const podInformer = ctx.informers.informerFor<Pod>("Pod");
-  const byNamespace = (o: Pod | ReplicaSet) => [o.metadata?.namespace ?? ""];
-  ensureIndex(rsInformer, NS_INDEX, byNamespace);
-  ensureIndex(podInformer, CONTROLLER_INDEX, controllerIndexValue);
+  ensureIndex(rsInformer, NAMESPACE_INDEX, namespaceIndexFunc);
+  ensureIndex(podInformer, CONTROLLER_INDEX, controllerIndexFunc);
   const pods = createResourceClient<Pod>(ctx.transport, "Pod");
   const replicaSets = createResourceClient<ReplicaSet>(ctx.transport, "ReplicaSet");
 
@@ -122,7 +103,7 @@ export function createReplicaSetController(ctx: ControllerContext, opts: Replica
   /** ReplicaSets of the pod's namespace whose selector matches it (for orphans). */
   function matchingReplicaSets(pod: Pod): ReplicaSet[] {
     const labels = pod.metadata?.labels ?? {};
-    return rsInformer.byIndex(NS_INDEX, pod.metadata?.namespace ?? "").filter((rs) => {
+    return rsInformer.byIndex(NAMESPACE_INDEX, pod.metadata?.namespace ?? "").filter((rs) => {
       const sel = selectorOf(rs);
       return sel !== undefined && matchesLabels(sel, labels);
     });
@@ -324,8 +305,8 @@ export function createReplicaSetController(ctx: ControllerContext, opts: Replica
     }
     const needsSync = expectations.satisfied(key);
     const candidates = [
-      ...podInformer.byIndex(CONTROLLER_INDEX, `uid:${rs.metadata!.uid}`),
-      ...podInformer.byIndex(CONTROLLER_INDEX, `orphan:${namespace}`),
+      ...podInformer.byIndex(CONTROLLER_INDEX, controlledBy(rs.metadata!.uid)),
+      ...podInformer.byIndex(CONTROLLER_INDEX, orphansIn(namespace)),
     ];
     const active = candidates.filter(isPodActive);
     const owned = await claimPods(rs, selector, active);
