@@ -16,28 +16,30 @@ const event = (name: string, lastMs: number) =>
 
 describe("event TTL controller", () => {
   it("deletes events once lastTimestamp is older than the TTL; a repeat moves the deadline", async () => {
-    cluster = await startTestCluster({ eventTtlMs: 800 });
+    // Only lower bounds on when each goes: a loaded machine may delete late, never early.
+    const ttlMs = 3000;
+    cluster = await startTestCluster({ eventTtlMs: ttlMs });
     const events = cluster.client<Event>("Event");
     const now = Date.now();
     await events.create(event("ancient", now - 3_600_000));
     await events.create(event("fresh", now));
     await events.create(event("repeated", now));
     await cluster.start(createEventTtlController(cluster.ctx));
-    await waitFor("ancient deleted", () => gone(events, "default", "ancient"), 2000);
-    expect(await gone(events, "default", "fresh")).toBe(false);
+    await waitFor("ancient deleted", () => gone(events, "default", "ancient"), 10_000);
 
     await sleep(500);
     const r = await events.get("default", "repeated");
     r.count += 1;
-    r.lastTimestamp = timestampFromMs(Date.now());
+    const repeatedAt = Date.now();
+    r.lastTimestamp = timestampFromMs(repeatedAt);
     await events.update(r);
 
-    await waitFor("fresh deleted", () => gone(events, "default", "fresh"), 2000);
-    const freshGoneAt = Date.now();
-    expect(freshGoneAt - now).toBeGreaterThanOrEqual(750);
-    expect(await gone(events, "default", "repeated")).toBe(false);
-    await waitFor("repeated deleted", () => gone(events, "default", "repeated"), 2000);
-  });
+    await waitFor("fresh deleted", () => gone(events, "default", "fresh"), 15_000);
+    expect(Date.now() - now).toBeGreaterThanOrEqual(ttlMs - 50);
+    await waitFor("repeated deleted", () => gone(events, "default", "repeated"), 15_000);
+    // Deleted no earlier than a TTL after the repeat: the deadline moved with it.
+    expect(Date.now() - repeatedAt).toBeGreaterThanOrEqual(ttlMs - 50);
+  }, 40_000);
 
   it("lastSeenMs falls back to firstTimestamp, then creation", () => {
     const e = create(EventSchema, { metadata: { creationTimestamp: timestampFromMs(7000) } });
