@@ -87,7 +87,8 @@ describe("restartPolicy Always", () => {
     h.runtime.exit(c.id, 1);
     c = await runningInstance(h, uid, 3); // at once again: the count started over
     h.runtime.exit(c.id, 1);
-    const p = await h.waitForPod("reset", "CrashLoopBackOff", (p) => cstatus(p)?.state?.waiting?.reason === "CrashLoopBackOff");
+    // restartCount 3: not the status of the first wait (restartCount 1), which may still be the last written.
+    const p = await h.waitForPod("reset", "CrashLoopBackOff after the fourth exit", (p) => cstatus(p)?.state?.waiting?.reason === "CrashLoopBackOff" && cstatus(p)?.restartCount === 3);
     expect(cstatus(p)!.state!.waiting!.message).toContain("back-off 300ms");
     expect(cstatus(p)!.restartCount).toBe(3);
   });
