@@ -26,6 +26,16 @@ describe("memoryRelaunch", () => {
     expect(semiOnly?.env.MALLOC_ARENA_MAX).toBe("8");
   });
 
+  it("re-executes the daemons only, not one-shot commands or help", () => {
+    for (const daemon of ["apiserver", "agent", "server", "scheduler", "controller-manager", "up"]) {
+      expect(memoryRelaunch(NODE, [], [NODE, "skiff.ts", daemon], {}), daemon).toBeDefined();
+    }
+    expect(memoryRelaunch(NODE, [], [NODE, "skiff.ts", "token", "create"], {})).toBeUndefined();
+    expect(memoryRelaunch(NODE, [], [NODE, "skiff.ts", "etcd-snapshot", "save"], {})).toBeUndefined();
+    expect(memoryRelaunch(NODE, [], [NODE, "skiff.ts", "--help"], {})).toBeUndefined();
+    expect(memoryRelaunch(NODE, [], [NODE, "skiff.ts"], {})).toBeUndefined();
+  });
+
   it("leaves a process with an IPC channel from its parent alone (execve would close it)", () => {
     expect(memoryRelaunch(NODE, [], ARGV, { NODE_CHANNEL_FD: "3" })).toBeUndefined();
   });

@@ -26,16 +26,25 @@ const FLAGS: [RegExp, string[]][] = [
   [/--heap[-_]growing[-_]percent\b/, [`--heap-growing-percent=${HEAP_GROWING_PERCENT}`]],
 ];
 
+/**
+ * The commands that run as daemons. One-shot commands (token, etcd-snapshot, secrets-encrypt) are
+ * not re-executed: they finish before any of these settings could matter, and a second Node start
+ * would only add to their run time.
+ */
+export const DAEMON_COMMANDS: ReadonlySet<string> = new Set(["apiserver", "agent", "server", "scheduler", "controller-manager", "up"]);
+
 /** Every flag and variable Skiff adds, for documentation and benchmarks. */
 export const MEMORY_NODE_FLAGS = FLAGS.flatMap(([, flags]) => flags);
 
 /**
  * The argv and environment to re-execute with, or undefined when there is nothing to add (all set,
- * by the user or by the re-exec itself) or the process has an IPC channel from its parent (only
- * fds 0–2 survive execve).
+ * by the user or by the re-exec itself), the command is not a daemon (`skiff token create`, `skiff
+ * --help`), or the process has an IPC channel from its parent (only fds 0–2 survive execve).
  */
 export function memoryRelaunch(execPath: string, execArgv: readonly string[], argv: readonly string[], env: NodeJS.ProcessEnv): { argv: string[]; env: NodeJS.ProcessEnv } | undefined {
   if (env.NODE_CHANNEL_FD !== undefined) return undefined;
+  const command = argv.slice(2).find((a) => !a.startsWith("-"));
+  if (command === undefined || !DAEMON_COMMANDS.has(command)) return undefined;
   const given = (re: RegExp) => execArgv.some((a) => re.test(a)) || re.test(env.NODE_OPTIONS ?? "");
   const flags = FLAGS.filter(([re]) => !given(re)).flatMap(([, f]) => f);
   const addArena = env.MALLOC_ARENA_MAX === undefined;

@@ -9,9 +9,9 @@ const SKIFF = fileURLToPath(new URL("../../cmd/skiff.ts", import.meta.url));
 // Runs before cmd/skiff.ts in every image of the process (node keeps --import across the re-exec).
 const REPORT = `data:text/javascript,process.stderr.write("memory-report "+JSON.stringify({pid:process.pid,execArgv:process.execArgv.filter(a=>!a.startsWith("--import")&&!a.startsWith("data:")),arena:process.env.MALLOC_ARENA_MAX??null})+"\\n")`;
 
-function reports(nodeArgs: string[], env: NodeJS.ProcessEnv = {}) {
+function reports(nodeArgs: string[], env: NodeJS.ProcessEnv = {}, command = ["agent", "--help"]) {
   const { MALLOC_ARENA_MAX: _drop, ...base } = process.env;
-  const r = spawnSync(process.execPath, [...nodeArgs, "--import", REPORT, SKIFF, "--help"], { encoding: "utf8", env: { ...base, ...env }, timeout: 100_000 });
+  const r = spawnSync(process.execPath, [...nodeArgs, "--import", REPORT, SKIFF, ...command], { encoding: "utf8", env: { ...base, ...env }, timeout: 100_000 });
   expect(r.status, r.stderr).toBe(0);
   return r.stderr.split("\n").filter((l) => l.startsWith("memory-report ")).map((l) => JSON.parse(l.slice("memory-report ".length)) as { pid: number; execArgv: string[]; arena: string | null });
 }
@@ -27,5 +27,9 @@ describe("skiff's Node memory settings", () => {
   it("runs once, unchanged, when the user set every one of them", () => {
     const mine = ["--max-semi-space-size=0", "--heap-growing-percent=0"];
     expect(reports(mine, { MALLOC_ARENA_MAX: "8" })).toEqual([{ pid: expect.any(Number), execArgv: mine, arena: "8" }]);
+  });
+
+  it("runs a one-shot command once, without them", () => {
+    expect(reports([], {}, ["token", "--help"])).toEqual([{ pid: expect.any(Number), execArgv: [], arena: null }]);
   });
 });
