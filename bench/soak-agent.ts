@@ -1,25 +1,19 @@
-// The soak's node: containerd + runc (the test harness's: temp dir, its own socket and namespace),
-// the busybox-static image imported, and a real `skiff agent` as a CHILD PROCESS (cmd/skiff.ts,
-// started as the apiserver child is), so that the RSS and fds the soak follows are the agent's
-// alone, not the benchmark's. The agent connects with a node certificate of the run's PKI.
+// The soak's node: the run's containerd, image and names (lib/bench-host.ts, as for `bench pods`)
+// and a real `skiff agent` as a CHILD PROCESS (cmd/skiff.ts, started as the apiserver child is),
+// so that the RSS and fds the soak follows are the agent's alone, not the benchmark's. The agent
+// connects with a node certificate of the run's PKI.
 //
-// Names are scoped to the run as in pods-node.ts: the CNI network and bridge (`sk-t<pid><rand>`,
-// test/network/leftovers.ts), netns `<network>-<pod uid>`, a free /24 in 10.231.0.0/16, the
-// containerd namespace. The service proxy is off (`--proxy-mode none`: its nftables table is one
-// per host, and other work on this machine may hold it), as it was for the in-process agent; the
-// agent's pod routing (masquerade rule of the run's network) and node DNS run as on any node.
+// The service proxy is off (`--proxy-mode none`: its nftables table is one per host, and other
+// work on this machine may hold it), as it was for the in-process agent; the agent's pod routing
+// (masquerade rule of the run's network) and node DNS run as on any node.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createContainerdRuntime } from "../internal/runtime/containerd/index.ts";
-import { buildBusyboxImage, type BuiltImage } from "../internal/images/busybox.ts";
-import { removeMasquerade } from "../internal/network/masquerade.ts";
-import { startContainerd, type ContainerdServer } from "../test/harness/containerd.ts";
 import { clientCertArgs, type TestPki } from "../test/harness/pki.ts";
 import { freePort, LOOPBACK } from "../test/harness/ports.ts";
-import { makeTempDir, removeTempDir } from "../test/harness/tmp.ts";
-import { freePodCidr, removeRun, removeUnusedPortmapChains, runName, sweepCrashedRuns } from "../test/network/leftovers.ts";
+import type { BuiltImage } from "../internal/images/busybox.ts";
+import type { ContainerdServer } from "../test/harness/containerd.ts";
+import { startBenchHost } from "./lib/bench-host.ts";
 import { startSkiff, type Daemon } from "./lib/child.ts";
-import { onCleanup } from "./lib/cleanup.ts";
 
 export interface SoakNode {
   ctrd: ContainerdServer;
@@ -44,29 +38,8 @@ export interface SoakNodeOptions {
 }
 
 export async function startSoakNode(opts: SoakNodeOptions): Promise<SoakNode> {
-  await sweepCrashedRuns();
-  const networkName = runName();
-  const nodeName = `soak-${networkName}`;
-  const podCidr = await freePodCidr();
-  const ctrd = await startContainerd();
-  onCleanup(() => ctrd.stop());
-  const dir = makeTempDir("skiff-bench-soak-");
-  onCleanup(() => removeTempDir(dir));
+  const { ctrd, image, nodeName, networkName, podCidr, dir } = await startBenchHost({ nodeNamePrefix: "soak" });
   const rootDir = join(dir, "root");
-
-  const plain = createContainerdRuntime({ address: ctrd.address, namespace: ctrd.namespace });
-  const image = await buildBusyboxImage(join(dir, "image"), { name: "skiff.bench/busybox", tag: "v1" });
-  await plain.importImage(image.tarPath);
-  // Whatever is still on the node when the run stops (the agent leaves containers running on
-  // SIGTERM, as on a real node): containers, then the run's networks (netns, IPs, NAT rules).
-  onCleanup(async () => {
-    for (const c of await plain.listContainers().catch(() => [])) await plain.removeContainer(c.id).catch(() => undefined);
-    await plain.close();
-    await removeRun(networkName).catch(() => undefined);
-    await removeMasquerade(networkName).catch(() => undefined);
-    await removeUnusedPortmapChains().catch(() => undefined);
-  });
-
   const pkiDir = join(dir, "pki");
   const clientArgs = clientCertArgs(opts.pki, await opts.pki.issueClient(`system:node:${nodeName}`, ["system:nodes"]), pkiDir, "node");
   const serving = await opts.pki.agentServing(nodeName);
