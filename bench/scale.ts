@@ -54,6 +54,7 @@ const options = {
   stall: { type: "string", default: "30000" },
   idle: { type: "string", default: "10000" },
   "cpu-prof": { type: "string" },
+  "node-flags": { type: "string", default: "" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -77,7 +78,11 @@ const help = `usage: npm run bench -- scale [options]
                           subtracts that rate from the run's CPU (0: no idle phase)
   --cpu-prof DIR          V8 CPU profiles of every child process (apiserver, scheduler,
                           controller-manager, hollow nodes) into DIR, with each one's top
-                          functions in the report`;
+                          functions in the report
+  --node-flags "F …"      more node flags for the apiserver, scheduler and controller-manager
+                          children (not the hollow nodes), e.g. "--heap-growing-percent=0
+                          --max-semi-space-size=32": a flag given here replaces Skiff's setting
+                          of that name (internal/cmd/node-memory.ts), to compare memory settings`;
 
 const NS = "bench-scale";
 const IMAGE = "skiff.bench/hollow:v1";
@@ -155,14 +160,17 @@ export async function run(argv: string[]): Promise<void> {
   const total = deployments * replicas;
   const profDir = v["cpu-prof"];
   if (profDir) mkdirSync(profDir, { recursive: true });
-  const nodeArgs = profDir ? ["--cpu-prof", "--cpu-prof-dir", profDir] : [];
+  const profArgs = profDir ? ["--cpu-prof", "--cpu-prof-dir", profDir] : [];
+  const nodeFlags = v["node-flags"].split(/\s+/).filter((f) => f !== "");
+  const nodeArgs = [...profArgs, ...nodeFlags];
 
   const cpu = cpus();
   console.log(`Skiff scale benchmark, ${new Date().toISOString()}`);
   console.log(`machine:     ${cpu.length} cores (${cpu[0]?.model.trim() ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${osType()} ${release()}`);
   console.log(`             load average at start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`node:        ${process.version}`);
-  const cp = await startBenchControlPlane({ inProcess: false, cpuProfDir: profDir });
+  if (nodeFlags.length > 0) console.log(`node flags:  ${nodeFlags.join(" ")} (apiserver, scheduler, controller-manager)`);
+  const cp = await startBenchControlPlane({ inProcess: false, cpuProfDir: profDir, apiserverProcess: { nodeArgs: nodeFlags } });
   if (cp.mode !== "child process") throw new Error(`the apiserver must run as a child process here: ${cp.modeNote}`);
   console.log(`etcd:        ${cp.etcdVersion} (single member, temp dir, loopback)`);
   console.log(`apiserver:   child process (node cmd/skiff.ts apiserver)`);
@@ -174,7 +182,7 @@ export async function run(argv: string[]): Promise<void> {
 
   process.stdout.write(`starting ${nodes} hollow nodes (spread over ${heartbeatMs} ms), the scheduler and the controller-manager… `);
   const t0Start = performance.now();
-  const hollow = startNodeScript(hollowEntry, [cp.url, String(nodes), hollowDir, String(heartbeatMs), String(resyncMs), String(connections), IMAGE, cp.pki.dir], { ipc: true, nodeArgs });
+  const hollow = startNodeScript(hollowEntry, [cp.url, String(nodes), hollowDir, String(heartbeatMs), String(resyncMs), String(connections), IMAGE, cp.pki.dir], { ipc: true, nodeArgs: profArgs });
   const hollowReady = nextMessage(hollow, "ready", 120_000 + heartbeatMs);
   const schedArgs = ["scheduler", "--server", cp.url, ...pkiFileArgs(cp.pki, "scheduler"), "--log-level", "warn"];
   if (v["bind-concurrency"]) schedArgs.push("--bind-concurrency", String(int("bind-concurrency", v["bind-concurrency"])));
