@@ -154,7 +154,8 @@ export async function run(argv: string[]): Promise<void> {
   const row = (label: string, phase: { cpu: CpuSample; ops: number }, base: CpuSample | undefined) => {
     const cells = order.map((g) => {
       const extra = phase.cpu.seconds[g] - (base ? perSecond(base, g) * phase.cpu.wallS : 0);
-      return `${((extra / Math.max(1, phase.ops)) * 1e6).toFixed(0)}`;
+      // No operation in the phase (a watches phase shorter than the BOOKMARK interval): no figure.
+      return phase.ops === 0 ? "–" : `${((extra / phase.ops) * 1e6).toFixed(0)}`;
     });
     rows.push([label, String(phase.ops), (phase.ops / phase.cpu.wallS).toFixed(1), ...cells, phase.cpu.pct.other.toFixed(0)]);
   };
