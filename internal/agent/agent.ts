@@ -54,6 +54,8 @@ import { timedSync, type AgentMetrics } from "./metrics.ts";
 
 /** How long stop() waits for pod syncs under way. */
 const STOP_WAIT_MS = 3000;
+/** Kubernetes' nodeStatusReportFrequency (see AgentOptions.statusRefreshMs). */
+export const DEFAULT_STATUS_REFRESH_MS = 300_000;
 
 export interface AgentOptions {
   transport: Transport;
@@ -65,7 +67,12 @@ export interface AgentOptions {
   log: Logger;
   /** Lease renewal, and how often the node status is checked for changes. Default 10 s. */
   heartbeatMs?: number;
-  /** The node status is re-written at least this often. Default 60 s. */
+  /**
+   * An unchanged node status is re-written at least this often (a changed one at the next
+   * heartbeat). Default 5 min, the kubelet's nodeStatusReportFrequency: the Lease is the
+   * heartbeat, and every Node write goes to every Node watcher (the scheduler, the controllers,
+   * each CNI agent's routes).
+   */
   statusRefreshMs?: number;
   /** Written to Node.spec.podCIDR when the Node has none. */
   podCidr?: string;
@@ -435,7 +442,7 @@ export function createAgent(opts: AgentOptions): Agent {
         facts: { info, capacity: allocatable, daemonPort: server.port },
         podCidr: opts.podCidr,
         registrationAnnotations: opts.registrationAnnotations,
-        statusRefreshMs: opts.statusRefreshMs ?? 60_000,
+        statusRefreshMs: opts.statusRefreshMs ?? DEFAULT_STATUS_REFRESH_MS,
         log,
         pressure: eviction?.pressure,
         annotations: { [LOCAL_PATH_DIR_ANNOTATION]: localPathDir },

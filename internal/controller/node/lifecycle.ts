@@ -1,8 +1,9 @@
 // The node lifecycle controller (Kubernetes' node lifecycle controller + taint manager + range
 // allocator in one reconcile per node):
 //
-//   Lease renewTime changed ─┐ (local clock noted: probeAt)
-//   Ready heartbeat changed ─┼─► reconcile(node)
+//   Lease renewTime changed ─┐ (local clock noted: probeAt; reconciled only when the node was
+//   Ready heartbeat changed ─┼─► reconcile(node)  not Healthy: a healthy node's requeue at its
+//                            │                    staleness deadline finds the newer probeAt)
 //   Node / pod changes ──────┘      │
 //        ├─ no pod CIDR ───────────► allocate the next free range ─┐
 //        ├─ now - probeAt > grace ─► conditions Unknown (UpdateStatus), pods Ready=False
@@ -63,6 +64,8 @@ interface Heartbeat {
   probeAt: number;
   /** A heartbeat changed while we watched: the agent is alive (whatever Ready still says). */
   alive: boolean;
+  /** The health the last reconcile judged (undefined before the first). */
+  judged?: NodeHealth;
 }
 
 function ensureIndex<T extends Pod>(inf: Informer<T>, name: string, fn: (o: T) => string[]): void {
@@ -108,15 +111,20 @@ export function createNodeLifecycleController(ctx: ControllerContext, overrides:
     : undefined;
   const heartbeats = new Map<string, Heartbeat>();
 
-  function heard(node: string, what: "lease" | "status", value: string): void {
+  /** Notes a heartbeat; true when a reconcile could now judge the node differently. */
+  function heard(node: string, what: "lease" | "status", value: string): boolean {
     const h = heartbeats.get(node);
-    if (!h) heartbeats.set(node, { [what]: value, probeAt: performance.now(), alive: false });
-    else if (h[what] === undefined) h[what] = value;
+    if (!h) {
+      heartbeats.set(node, { [what]: value, probeAt: performance.now(), alive: false });
+      return true;
+    }
+    if (h[what] === undefined) h[what] = value;
     else if (h[what] !== value) {
       h[what] = value;
       h.probeAt = performance.now();
       h.alive = true;
     }
+    return h.judged !== "Healthy";
   }
 
   function healthOf(node: Node): { health: NodeHealth; staleInMs: number } {
@@ -145,8 +153,10 @@ export function createNodeLifecycleController(ctx: ControllerContext, overrides:
   };
   const onLease = (l: Lease) => {
     if (l.metadata?.namespace !== NODE_LEASE_NAMESPACE) return;
-    heard(l.metadata.name, "lease", tsKey(l.spec?.renewTime));
-    controller.enqueue(l.metadata.name);
+    // A renewal of a node judged Healthy changes nothing a reconcile would write: its staleness
+    // deadline (requeueAfter) is re-checked against the newer probeAt when it comes. Reconciling
+    // on every renewal was 50 reconciles (and requeue timers) a second for 500 idle nodes.
+    if (heard(l.metadata.name, "lease", tsKey(l.spec?.renewTime))) controller.enqueue(l.metadata.name);
   };
   const onPod = (p: Pod) => {
     const n = p.spec?.nodeName ? nodes.get(p.spec.nodeName) : undefined;
@@ -222,6 +232,9 @@ export function createNodeLifecycleController(ctx: ControllerContext, overrides:
     const waits: number[] = [];
     const { health, staleInMs } = healthOf(node);
     if (Number.isFinite(staleInMs)) waits.push(staleInMs);
+    // Noted before any await: a renewal arriving while this runs must see an unhealthy verdict.
+    const h = heartbeats.get(name);
+    if (h) h.judged = health;
 
     const conditions = node.status?.conditions ?? [];
     if (health === "Unreachable" && (!readyCondition(node) || conditions.some((c) => c.status !== "Unknown"))) {
