@@ -30,6 +30,12 @@ export function terminationMount(c: Container, hostPath: string): Mount {
   return { hostPath, containerPath: c.terminationMessagePath || DEFAULT_TERMINATION_MESSAGE_PATH, readOnly: false };
 }
 
+/** A container instance's files before it is created: its log's directory and its termination-log file. */
+export async function prepareInstanceFiles(logPath: string, terminationPath: string): Promise<void> {
+  await mkdir(dirname(logPath), { recursive: true });
+  await prepareTerminationLog(terminationPath);
+}
+
 /** Makes the instance's file anew, empty and writable by any user the container runs as. */
 export async function prepareTerminationLog(path: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
