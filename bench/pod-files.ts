@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { PodSchema, type Pod } from "../gen/skiff/v1alpha1/pod_pb.js";
+import { onMemoryFs } from "../internal/agent/file-ops.ts";
 import { logPath, removePodDir, writeEtcFiles } from "../internal/agent/pod-files.ts";
 import { createTokenProjector } from "../internal/agent/serviceaccount-token.ts";
 import { prepareInstanceFiles, terminationLogPath } from "../internal/agent/termination-message.ts";
@@ -79,7 +80,7 @@ async function measure(base: string, pods: number): Promise<Result> {
     const c0 = cpuUs();
     // As pod-worker.ts and start-container.ts do it: /etc files and token at once, then the container's files.
     await Promise.all([writeEtcFiles(rootDir, p, "10.244.1.7", resolvPath, dns), tokens.ensure(p)]);
-    await prepareInstanceFiles(logPath(rootDir, uid, "app", 0), terminationLogPath(rootDir, uid, "app", 0));
+    await prepareInstanceFiles(logPath(rootDir, uid, "app", 0), terminationLogPath(rootDir, uid, "app", 0), onMemoryFs(rootDir));
     const c1 = cpuUs();
     const t1 = performance.now();
     tokens.forget(uid);

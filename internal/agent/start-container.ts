@@ -9,6 +9,7 @@ import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { defaultPullPolicy } from "../api/defaults.ts";
 import { ContainerConfigRefusedError, type ContainerRuntime, type RegistryAuth } from "../runtime/runtime.ts";
 import { buildContainerConfig, type ConfigContext } from "./container-config.ts";
+import { onMemoryFs } from "./file-ops.ts";
 import { prepareInstanceFiles, terminationLogPath } from "./termination-message.ts";
 import { nextBackoff, type BackoffPolicy, type ContainerRecord } from "./state.ts";
 
@@ -87,7 +88,7 @@ export async function startContainer(deps: StartDeps, pod: Pod, c: Container, at
   let cfg;
   try {
     cfg = buildContainerConfig(pod, c, attempt, ctx);
-    await prepareInstanceFiles(cfg.logPath, terminationLogPath(ctx.rootDir, pod.metadata!.uid, c.name, attempt));
+    await prepareInstanceFiles(cfg.logPath, terminationLogPath(ctx.rootDir, pod.metadata!.uid, c.name, attempt), onMemoryFs(ctx.rootDir));
   } catch (err) {
     throw new ContainerStartError("CreateContainerConfigError", messageOf(err));
   }
