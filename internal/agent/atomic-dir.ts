@@ -8,20 +8,8 @@
 // A file path may have directories ("conf/app.yaml"): the stable name is its first element.
 // The directory is bind-mounted into containers; the symlinks resolve inside the mount.
 import { createHash } from "node:crypto";
-import * as fs from "node:fs";
-import { readlink, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { promisify } from "node:util";
-
-// The callback forms, promisified, as pod-files.ts uses them. A node writes a pod's token
-// directory at every pod start, so every file operation here counts.
-const mkdir = promisify(fs.mkdir);
-const writeFile = promisify(fs.writeFile);
-const chmod = promisify(fs.chmod);
-const chown = promisify(fs.chown);
-const symlink = promisify(fs.symlink);
-const rename = promisify(fs.rename);
-const readdir = promisify(fs.readdir);
+import { fileOpsFor } from "./file-ops.ts";
 
 /** Whether the process umask would take bits away from `mode` (then a chmod must follow the write). */
 function maskedByUmask(mode: number): boolean {
@@ -46,6 +34,12 @@ export interface AtomicWriteOptions {
    * with, and removing it would take the file away from under that mount.
    */
   keepOldVersions?: boolean;
+  /**
+   * The directory is on a memory file system (a tmpfs mount, or a data dir on one): a small
+   * batch is written with synchronous calls (file-ops.ts says why only there). The files, modes
+   * and the order of the steps are the same either way.
+   */
+  memoryBacked?: boolean;
 }
 
 function versionName(): string {
@@ -82,6 +76,8 @@ export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: A
   for (const f of files) checkAtomicPath(f.path);
   const digest = digestOf(files, opts);
   if (lastDigest.get(dir) === digest) return false;
+  const ops = fileOpsFor(opts.memoryBacked === true, files.reduce((n, f) => n + Buffer.byteLength(f.data), 0));
+  const { mkdir, writeFile, chmod, chown, symlink, rename, readdir, readlink, rm } = ops;
   const version = versionName();
   const vdir = join(dir, version);
   // One mkdir makes the version directory and, if missing, the directory itself: it returns the
@@ -117,11 +113,13 @@ export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: A
     return true;
   }
   const tmp = join(dir, `${DATA}_tmp`);
-  await symlink(version, tmp).catch(async (err: NodeJS.ErrnoException) => {
-    if (err.code !== "EEXIST") throw err;
+  try {
+    await symlink(version, tmp);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     await rm(tmp, { force: true }); // left by a write that was interrupted
     await symlink(version, tmp);
-  });
+  }
   await rename(tmp, join(dir, DATA));
   const entries = await readdir(dir);
   for (const name of top) {
@@ -131,10 +129,18 @@ export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: A
     // Old versions, and stable names of files that are gone.
     if (e.startsWith("..") && e !== DATA && e !== version && e !== `${DATA}_tmp`) {
       if (!opts.keepOldVersions) await rm(join(dir, e), { recursive: true, force: true });
-    } else if (!e.startsWith("..") && !top.has(e) && (await readlink(join(dir, e)).catch(() => "")).startsWith(DATA)) await rm(join(dir, e), { force: true });
+    } else if (!e.startsWith("..") && !top.has(e) && (await linkTarget(join(dir, e))).startsWith(DATA)) await rm(join(dir, e), { force: true });
   }
   lastDigest.set(dir, digest);
   return true;
+
+  async function linkTarget(path: string): Promise<string> {
+    try {
+      return await readlink(path);
+    } catch {
+      return ""; // not a symlink: a file the writer did not make
+    }
+  }
 }
 
 /** Forgets what was written under `dir` (the pod is gone). */
@@ -143,9 +149,13 @@ export function forgetAtomicDirs(under: string): void {
 }
 
 /** Replaces every file of `dir` with `files` (name → text), all with `mode`. */
-export async function writeAtomicDir(dir: string, files: Record<string, string>, mode = 0o644): Promise<void> {
+export async function writeAtomicDir(dir: string, files: Record<string, string>, mode = 0o644, opts: AtomicWriteOptions = {}): Promise<void> {
   for (const name of Object.keys(files)) {
     if (name.startsWith("..") || name.includes("/") || name === "") throw new Error(`atomic dir: bad file name "${name}"`);
   }
-  await writeAtomicFiles(dir, Object.entries(files).map(([path, data]) => ({ path, data, mode })));
+  await writeAtomicFiles(
+    dir,
+    Object.entries(files).map(([path, data]) => ({ path, data, mode })),
+    opts,
+  );
 }

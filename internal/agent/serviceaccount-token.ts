@@ -14,6 +14,7 @@ import { promisify } from "node:util";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Mount } from "../runtime/runtime.ts";
 import { writeAtomicDir } from "./atomic-dir.ts";
+import { onMemoryFs } from "./file-ops.ts";
 import { podDir } from "./pod-files.ts";
 import { join } from "node:path";
 import { ensureTmpfs, SECRET_TMPFS_BYTES } from "./volumes/tmpfs.ts";
@@ -91,7 +92,8 @@ export function createTokenProjector(opts: TokenProjectorOptions): TokenProjecto
       if (opts.clusterCa) files["ca.crt"] = opts.clusterCa;
       // A credential: in memory, never on the node's disk.
       if (opts.tmpfs) await ensureTmpfs(dir, { sizeBytes: SECRET_TMPFS_BYTES });
-      await writeAtomicDir(dir, files);
+      // On its tmpfs, or in a data dir on one: synchronous calls (file-ops.ts).
+      await writeAtomicDir(dir, files, 0o644, { memoryBacked: opts.tmpfs === true || onMemoryFs(opts.rootDir) });
       refreshAt.set(uid, issuedAt + (expiresAt.getTime() - issuedAt) * REFRESH_AT);
       return mount;
     },

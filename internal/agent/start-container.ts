@@ -5,14 +5,12 @@
 // CreateContainerError, RunContainerError) and whose message is the runtime's or registry's own
 // words.
 import { ConnectError } from "@connectrpc/connect";
-import * as fs from "node:fs";
-import { promisify } from "node:util";
-import { dirname } from "node:path";
 import type { Container, Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { defaultPullPolicy } from "../api/defaults.ts";
 import { ContainerConfigRefusedError, type ContainerRuntime, type RegistryAuth } from "../runtime/runtime.ts";
 import { buildContainerConfig, type ConfigContext } from "./container-config.ts";
-import { prepareTerminationLog, terminationLogPath } from "./termination-message.ts";
+import { onMemoryFs } from "./file-ops.ts";
+import { prepareInstanceFiles, terminationLogPath } from "./termination-message.ts";
 import { nextBackoff, type BackoffPolicy, type ContainerRecord } from "./state.ts";
 
 export class ContainerStartError extends Error {
@@ -83,9 +81,6 @@ export async function ensureImage(deps: StartDeps, pod: Pod, c: Container, rec: 
   }
 }
 
-// The callback form: cheaper in CPU than fs/promises (see pod-files.ts).
-const mkdir = promisify(fs.mkdir);
-
 /** Creates and starts one instance of the container; returns its id. */
 export async function startContainer(deps: StartDeps, pod: Pod, c: Container, attempt: number, rec: ContainerRecord, ctx: ConfigContext): Promise<string> {
   const { runtime } = deps;
@@ -93,8 +88,7 @@ export async function startContainer(deps: StartDeps, pod: Pod, c: Container, at
   let cfg;
   try {
     cfg = buildContainerConfig(pod, c, attempt, ctx);
-    await mkdir(dirname(cfg.logPath), { recursive: true });
-    await prepareTerminationLog(terminationLogPath(ctx.rootDir, pod.metadata!.uid, c.name, attempt));
+    await prepareInstanceFiles(cfg.logPath, terminationLogPath(ctx.rootDir, pod.metadata!.uid, c.name, attempt), onMemoryFs(ctx.rootDir));
   } catch (err) {
     throw new ContainerStartError("CreateContainerConfigError", messageOf(err));
   }

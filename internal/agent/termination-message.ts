@@ -5,12 +5,11 @@
 // failure, the tail of the container's log (80 lines, 2 KiB at most) instead, as the kubelet does.
 import { Buffer } from "node:buffer";
 import * as fs from "node:fs/promises";
-import * as fsCallback from "node:fs";
-import { promisify } from "node:util";
 import { dirname, join } from "node:path";
 import type { Container } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { parseLogRecord } from "../runtime/log-format.ts";
 import type { ContainerInfo, Mount } from "../runtime/runtime.ts";
+import { asyncFileOps, fileOpsFor, type FileOps } from "./file-ops.ts";
 import { podDir } from "./pod-files.ts";
 
 export const DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log";
@@ -30,18 +29,24 @@ export function terminationMount(c: Container, hostPath: string): Mount {
   return { hostPath, containerPath: c.terminationMessagePath || DEFAULT_TERMINATION_MESSAGE_PATH, readOnly: false };
 }
 
-/** Makes the instance's file anew, empty and writable by any user the container runs as. */
-export async function prepareTerminationLog(path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, "");
-  await chmod(path, 0o666);
+/**
+ * A container instance's files before it is created: its log's directory and its termination-log
+ * file. `memoryBacked`: the data dir is on a memory file system, where these few calls are made
+ * synchronously (file-ops.ts).
+ */
+export async function prepareInstanceFiles(logPath: string, terminationPath: string, memoryBacked = false): Promise<void> {
+  const ops = fileOpsFor(memoryBacked, 0);
+  await ops.mkdir(dirname(logPath), { recursive: true });
+  await prepareTerminationLog(terminationPath, ops);
 }
 
-// The callback forms: every container start makes this file, and fs/promises' FileHandle-based
-// writeFile costs more CPU per file (see pod-files.ts).
-const mkdir = promisify(fsCallback.mkdir);
-const writeFile = promisify(fsCallback.writeFile);
-const chmod = promisify(fsCallback.chmod);
+/** Makes the instance's file anew, empty and writable by any user the container runs as. */
+export async function prepareTerminationLog(path: string, ops: FileOps = asyncFileOps): Promise<void> {
+  await ops.mkdir(dirname(path), { recursive: true });
+  await ops.writeFile(path, "", { mode: 0o666 });
+  // writeFile's mode is masked by the umask (and a file left by an earlier run keeps its own).
+  await ops.chmod(path, 0o666);
+}
 
 /** At most `max` bytes from `start` of a file; empty when it is missing. */
 async function readBounded(path: string, max: number, fromEnd: boolean): Promise<Buffer> {

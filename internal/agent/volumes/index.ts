@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Pod, Volume } from "../../../gen/skiff/v1alpha1/pod_pb.js";
 import { volumeSources, type VolumeSourceName } from "../../api/volume-validation.ts";
 import { forgetAtomicDirs, writeAtomicFiles, type AtomicFile } from "../atomic-dir.ts";
+import { onMemoryFs } from "../file-ops.ts";
 import { prepareEmptyDir, removeEmptyDir, sizeLimitExceeded } from "./empty-dir.ts";
 import { prepareHostPath } from "./host-path.ts";
 import { checkNoDuplicatePaths, DEFAULT_MODE, downwardFiles, keyFiles, VolumeMountError, type ObjectData } from "./projections.ts";
@@ -82,7 +83,8 @@ export function createVolumeManager(deps: VolumeDeps): VolumeManager {
     const fsGroup = fsGroupOf(ctx.pod);
     // With an fsGroup the group reads every file, whatever the mode (kubelet's ownership rule).
     const owned = fsGroup === undefined ? files : files.map((f) => ({ ...f, mode: f.mode | 0o440 }));
-    await writeAtomicFiles(ctx.dir, owned, { fsGroup, keepOldVersions: ctx.subPathMounted });
+    const memoryBacked = (onTmpfs && deps.tmpfs) || onMemoryFs(deps.rootDir);
+    await writeAtomicFiles(ctx.dir, owned, { fsGroup, keepOldVersions: ctx.subPathMounted, memoryBacked });
     return { hostPath: ctx.dir, readOnly: true };
   }
 
