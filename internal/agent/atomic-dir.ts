@@ -7,6 +7,10 @@
 //
 // A file path may have directories ("conf/app.yaml"): the stable name is its first element.
 // The directory is bind-mounted into containers; the symlinks resolve inside the mount.
+//
+// The version ..data pointed to before a swap is kept until the next one (Kubernetes removes it at
+// once): a reader whose path lookup went through the old ..data a moment before the swap still
+// finds its file instead of ENOENT. At most two versions exist after any write.
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { fileOpsFor } from "./file-ops.ts";
@@ -120,14 +124,15 @@ export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: A
     await rm(tmp, { force: true }); // left by a write that was interrupted
     await symlink(version, tmp);
   }
+  const previous = await linkTarget(join(dir, DATA));
   await rename(tmp, join(dir, DATA));
   const entries = await readdir(dir);
   for (const name of top) {
     if (!entries.includes(name)) await symlink(join(DATA, name), join(dir, name));
   }
   for (const e of entries) {
-    // Old versions, and stable names of files that are gone.
-    if (e.startsWith("..") && e !== DATA && e !== version && e !== `${DATA}_tmp`) {
+    // Versions older than the previous one, and stable names of files that are gone.
+    if (e.startsWith("..") && e !== DATA && e !== version && e !== previous && e !== `${DATA}_tmp`) {
       if (!opts.keepOldVersions) await rm(join(dir, e), { recursive: true, force: true });
     } else if (!e.startsWith("..") && !top.has(e) && (await linkTarget(join(dir, e))).startsWith(DATA)) await rm(join(dir, e), { force: true });
   }
