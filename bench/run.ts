@@ -20,6 +20,7 @@ const benches: Record<string, { about: string; load: () => Promise<Benchmark> }>
   "soak-etcd": { about: "etcd alone under the soak's write pattern, fast: does its memory level off (RSS, Go heap, db file, raft log)?", load: () => import("./soak-etcd.ts") },
   ha: { about: "kill -9 of the client's apiserver → first read/write on the other; snapshot restore → serving", load: () => import("./ha.ts") },
   "etcd-leader": { about: "kill -9 of the etcd leader (3 members) → first write, a pod scheduled, a ReplicaSet pod created", load: () => import("./ha-etcd.ts") },
+  "client-calls": { about: "the client side of an API call alone: CPU µs per unary call (concurrency 1 and 32) and per watch event, against a fixed-answer gRPC server", load: () => import("./client-calls.ts") },
   scale: { about: "5,000 pods (50 Deployments) on 500 hollow nodes: pods/s, binds/s, raw etcd put rate", load: () => import("./scale.ts") },
 };
 
