@@ -26,6 +26,7 @@ const options = {
   events: { type: "string", default: "40000" },
   rounds: { type: "string", default: "3" },
   profile: { type: "string" },
+  only: { type: "string" },
   help: { type: "boolean", default: false },
 } as const;
 
@@ -33,6 +34,7 @@ const usage = `usage: npm run bench -- client-calls [--calls N] [--events N] [--
   --calls N     unary calls per measurement (default 4000)
   --events N    watch events per measurement, on one Watch (default 40000)
   --rounds N    measurements of each; the lowest is printed with the spread (default 3)
+  --only TEXT   only the measurements whose name contains TEXT (e.g. "Watch", "UpdateStatus")
   --profile F   a V8 CPU profile of the measured phases to F, and its top functions`;
 
 /** A Running pod of a Deployment, as the scheduler, controller-manager and agents see them in bench scale. */
@@ -136,13 +138,14 @@ export async function run(argv: string[]): Promise<void> {
     for await (const ev of pods.watch("default", { resourceVersion: "1" })) if (ev.object) n++;
     if (n !== events) throw new Error(`the watch delivered ${n} of ${events} events`);
   };
-  const cases: { name: string; per: number; unit: string; body: () => Promise<void> }[] = [
+  const allCases: { name: string; per: number; unit: string; body: () => Promise<void> }[] = [
     { name: "UpdateStatus, concurrency 1", per: calls, unit: "call", body: () => unaryAt(1, () => pods.updateStatus(pod)) },
     { name: "UpdateStatus, concurrency 32", per: calls, unit: "call", body: () => unaryAt(32, () => pods.updateStatus(pod)) },
     { name: "Get, concurrency 1", per: calls, unit: "call", body: () => unaryAt(1, () => pods.get("default", "web")) },
     { name: "Get, concurrency 32", per: calls, unit: "call", body: () => unaryAt(32, () => pods.get("default", "web")) },
     { name: "Watch event received and decoded", per: events, unit: "event", body: watchAll },
   ];
+  const cases = allCases.filter((c) => !v.only || c.name.includes(v.only));
   // Warm-up: connection, JIT.
   for (const c of cases) await c.body();
   const profiler = v.profile ? await profileThisProcess() : undefined;
