@@ -1,6 +1,7 @@
 // One typed client per kind, built from the kind registry: the same seven calls for every kind
 // (plus Bind for pods), with the object under its natural name instead of the kind's field name.
 import { createClient, type CallOptions, type Transport } from "@connectrpc/connect";
+import type { DescMethodServerStreaming } from "@bufbuild/protobuf";
 import type { GenService } from "@bufbuild/protobuf/codegenv2";
 import type { DeleteOptions } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
@@ -64,6 +65,7 @@ export function createResourceClient<T extends ApiObject = ApiObject>(transport:
   // The registry knows the shapes are uniform across kinds; TypeScript cannot, so call loosely here.
   const c = createClient(k.service as GenService<any>, transport) as unknown as Record<string, (req: any, opts?: CallOptions) => any>;
   const f = k.field;
+  const watchMethod = (k.service as GenService<any>).method.watch as DescMethodServerStreaming;
   const callOpts = (o?: CallOptions): CallOptions | undefined =>
     o ? { signal: o.signal, timeoutMs: o.timeoutMs, headers: o.headers } : undefined;
   const ns = (namespace: string) => (k.namespaced ? { namespace } : {});
@@ -106,25 +108,32 @@ export function createResourceClient<T extends ApiObject = ApiObject>(transport:
       return { object: res[f], deleted: res.deleted };
     },
     async *watch(namespace, opts) {
-      // connect's client hides the stream's return(): a caller that stops reading early (break,
-      // return) would leave the server's watch open. Cancel the call when this generator ends.
-      const done = new AbortController();
-      const stream = c.watch(
-        {
-          ...ns(namespace),
-          labelSelector: opts?.labelSelector ?? "",
-          fieldSelector: opts?.fieldSelector ?? "",
-          resourceVersion: opts?.resourceVersion ?? "",
-        },
-        { ...callOpts(opts), signal: opts?.signal ? AbortSignal.any([opts.signal, done.signal]) : done.signal },
-      );
+      // Straight to the transport, not through connect's client: its stream wrapper adds several
+      // promise layers per event (and hides return(), so an early stop would not reach the call).
+      // Here the transport's own iterator is ended when this generator ends, which cancels the
+      // call on the server when the caller stops reading early (break, return, throw).
+      const req = {
+        ...ns(namespace),
+        labelSelector: opts?.labelSelector ?? "",
+        fieldSelector: opts?.fieldSelector ?? "",
+        resourceVersion: opts?.resourceVersion ?? "",
+      };
+      const res = await transport.stream(watchMethod, opts?.signal, opts?.timeoutMs, opts?.headers, oneMessage(req));
+      const events = (res.message as AsyncIterable<any>)[Symbol.asyncIterator]();
       try {
-        for await (const ev of stream as AsyncIterable<any>) {
+        for (;;) {
+          const next = await events.next();
+          if (next.done) return;
+          const ev = next.value;
           yield { type: typeNames[ev.type] ?? "MODIFIED", object: ev[f] as T };
         }
       } finally {
-        done.abort();
+        await events.return?.();
       }
     },
   };
+}
+
+async function* oneMessage<M>(m: M): AsyncIterable<M> {
+  yield m;
 }
