@@ -167,13 +167,17 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     // One timer per connection, re-armed (refresh) each time it goes idle: a caller making one
     // call at a time would otherwise create and cancel a timer per call. A call started since
     // keeps it from closing the connection (active > 0); that call's release re-arms it.
-    if (idleTimer && idleTimerOf === s) return void idleTimer.refresh();
+    // The timer is for the connection in use (a call that ended on one already replaced, after a
+    // GOAWAY, leaves the replacement idle too: `active` counts calls on both).
+    const current = session;
+    if (!current) return;
+    if (idleTimer && idleTimerOf === current) return void idleTimer.refresh();
     clearTimeout(idleTimer);
-    idleTimerOf = s;
+    idleTimerOf = current;
     idleTimer = setTimeout(() => {
-      if (active === 0 && session === s) {
+      if (active === 0 && session === current) {
         session = undefined;
-        s.close();
+        current.close();
       }
     }, idleMs);
     idleTimer.unref();
