@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import { PodSchema, type Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
+import { createFailoverTransport } from "./failover.ts";
 import { createGrpcTransport, type GrpcTransport } from "./grpc-transport.ts";
 import { createResourceClient } from "./resource-client.ts";
 
@@ -124,6 +125,18 @@ describe("the typed client's calls, straight on the transport", () => {
       if (names.length === 5) break;
     }
     expect(names).toEqual(["web-0", "web-1", "web-2", "web-3", "web-4"]);
+    await expect.poll(() => peer.cancelledWatches, { timeout: 10_000 }).toBe(1);
+  });
+
+  it("end a watch on the server when the caller stops reading, through the failover transport too", async () => {
+    const peer = await startPeer();
+    const failover = createFailoverTransport({ servers: [peer.url], connect: (url) => createGrpcTransport({ baseUrl: url }), discover: false });
+    cleanups.push(() => peer.close(), () => failover.close());
+    let seen = 0;
+    for await (const ev of createResourceClient<Pod>(failover, "Pod").watch("default")) {
+      expect(ev.object.metadata?.name).toBe(`web-${seen++}`);
+      if (seen === 3) break;
+    }
     await expect.poll(() => peer.cancelledWatches, { timeout: 10_000 }).toBe(1);
   });
 
