@@ -52,6 +52,7 @@ export interface GrpcTransport extends Transport {
 }
 
 const STREAM_QUEUE_HIGH = 256;
+const CONNECTION_WINDOW_BYTES = 8 * 1024 * 1024;
 
 export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   const url = new URL(opts.baseUrl);
@@ -76,6 +77,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   let active = 0;
   let pinger: NodeJS.Timeout | undefined;
   let idleTimer: NodeJS.Timeout | undefined;
+  let idleTimerOf: ClientHttp2Session | undefined;
 
   function connect(): ClientHttp2Session {
     const s = http2.connect(authority, connectOptions);
@@ -92,9 +94,16 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       if (session === s) {
         session = undefined;
         clearInterval(pinger);
-        clearTimeout(idleTimer);
+        stopIdleTimer();
       }
     };
+    // The connection's receive window (all streams together): nghttp2's 64 KiB default would make
+    // the server wait for a WINDOW_UPDATE every few events when several watches share the
+    // connection. Each stream keeps its own 64 KiB window, which is what holds a server back when
+    // one watch's reader falls behind (pause()), so back-pressure per watch is unchanged.
+    s.once("connect", () => {
+      if (!s.destroyed) s.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+    });
     s.once("goaway", forget); // calls in flight finish; new ones open a new connection
     s.once("close", forget);
     s.unref();
@@ -138,26 +147,37 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     if (session === s) {
       session = undefined;
       clearInterval(pinger);
-      clearTimeout(idleTimer);
+      stopIdleTimer();
     }
     if (!s.closed && !s.destroyed) s.close();
   }
 
+  function stopIdleTimer(): void {
+    clearTimeout(idleTimer);
+    idleTimer = idleTimerOf = undefined;
+  }
+
   function hold(s: ClientHttp2Session): void {
-    if (active++ === 0) {
-      clearTimeout(idleTimer);
-      s.ref(); // an open call keeps the process alive, an idle connection does not
-    }
+    if (active++ === 0) s.ref(); // an open call keeps the process alive, an idle connection does not
   }
 
   function release(s: ClientHttp2Session): void {
     if (--active > 0) return;
     if (!s.destroyed) s.unref();
+    // One timer per connection, re-armed (refresh) each time it goes idle: a caller making one
+    // call at a time would otherwise create and cancel a timer per call. A call started since
+    // keeps it from closing the connection (active > 0); that call's release re-arms it.
+    // The timer is for the connection in use (a call that ended on one already replaced, after a
+    // GOAWAY, leaves the replacement idle too: `active` counts calls on both).
+    const current = session;
+    if (!current) return;
+    if (idleTimer && idleTimerOf === current) return void idleTimer.refresh();
     clearTimeout(idleTimer);
+    idleTimerOf = current;
     idleTimer = setTimeout(() => {
-      if (active === 0 && session === s) {
+      if (active === 0 && session === current) {
         session = undefined;
-        s.close();
+        current.close();
       }
     }, idleMs);
     idleTimer.unref();
@@ -338,9 +358,15 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   }
 
   const transport: GrpcTransport = {
-    async unary(method, signal, timeoutMs, header, input) {
-      const body = frame(toBinary(method.input, isMessage(input, method.input) ? input : create(method.input, input)));
-      checkRequestSize(body);
+    // Not async: one promise per call rather than two (an encoding or size failure rejects it).
+    unary(method, signal, timeoutMs, header, input) {
+      let body: Buffer;
+      try {
+        body = frame(toBinary(method.input, isMessage(input, method.input) ? input : create(method.input, input)));
+        checkRequestSize(body);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return new Promise((resolve, reject) => {
         const responseHeader = new DeferredHeaders();
         let message: unknown;

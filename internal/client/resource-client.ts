@@ -1,6 +1,7 @@
 // One typed client per kind, built from the kind registry: the same seven calls for every kind
 // (plus Bind for pods), with the object under its natural name instead of the kind's field name.
-import { createClient, type CallOptions, type Transport } from "@connectrpc/connect";
+import type { CallOptions, Transport } from "@connectrpc/connect";
+import type { DescMethodServerStreaming, DescMethodUnary } from "@bufbuild/protobuf";
 import type { GenService } from "@bufbuild/protobuf/codegenv2";
 import type { DeleteOptions } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
@@ -51,6 +52,8 @@ export interface ResourceClient<T extends ApiObject = ApiObject> {
   watch(namespace: string, opts?: WatchOptions & CallOptions): AsyncIterable<WatchEvent<T>>;
 }
 
+const messageOf = (res: { message: any }) => res.message;
+
 const typeNames: Record<number, WatchType> = {
   [WatchEventType.ADDED]: "ADDED",
   [WatchEventType.MODIFIED]: "MODIFIED",
@@ -61,19 +64,26 @@ const typeNames: Record<number, WatchType> = {
 export function createResourceClient<T extends ApiObject = ApiObject>(transport: Transport, kind: Kind | string): ResourceClient<T> {
   const k = typeof kind === "string" ? kindByName(kind) : kind;
   if (!k) throw new Error(`unknown kind ${String(kind)}`);
-  // The registry knows the shapes are uniform across kinds; TypeScript cannot, so call loosely here.
-  const c = createClient(k.service as GenService<any>, transport) as unknown as Record<string, (req: any, opts?: CallOptions) => any>;
+  // Calls go straight to the transport rather than through connect's createClient, whose wrapper
+  // adds an async layer per call (and for streams, several per message) and nothing these
+  // callers use (onHeader / onTrailer). The registry knows the shapes are uniform across kinds;
+  // TypeScript cannot, so call loosely here.
+  const methods = (k.service as GenService<any>).method as Record<string, DescMethodUnary | DescMethodServerStreaming>;
+  const c: Record<string, (req: any, opts?: CallOptions) => Promise<any>> = {};
+  for (const name of ["create", "get", "list", "update", "updateStatus", "delete"]) {
+    const method = methods[name] as DescMethodUnary;
+    c[name] = (req, o) => transport.unary(method, o?.signal, o?.timeoutMs, o?.headers, req).then(messageOf);
+  }
   const f = k.field;
-  const callOpts = (o?: CallOptions): CallOptions | undefined =>
-    o ? { signal: o.signal, timeoutMs: o.timeoutMs, headers: o.headers } : undefined;
+  const watchMethod = methods.watch as DescMethodServerStreaming;
   const ns = (namespace: string) => (k.namespaced ? { namespace } : {});
   return {
     kind: k,
     async create(obj, opts) {
-      return (await c.create({ [f]: obj, dryRun: opts?.dryRun ?? false }, callOpts(opts)))[f];
+      return (await c.create({ [f]: obj, dryRun: opts?.dryRun ?? false }, opts))[f];
     },
     async get(namespace, name, opts) {
-      return (await c.get({ ...ns(namespace), name }, callOpts(opts)))[f];
+      return (await c.get({ ...ns(namespace), name }, opts))[f];
     },
     async list(namespace, opts) {
       const res = await c.list(
@@ -84,7 +94,7 @@ export function createResourceClient<T extends ApiObject = ApiObject>(transport:
           limit: BigInt(opts?.limit ?? 0),
           continue: opts?.continue ?? "",
         },
-        callOpts(opts),
+        opts,
       );
       const remaining = res.remainingItemCount as bigint | undefined;
       return {
@@ -95,10 +105,10 @@ export function createResourceClient<T extends ApiObject = ApiObject>(transport:
       };
     },
     async update(obj, opts) {
-      return (await c.update({ [f]: obj, dryRun: opts?.dryRun ?? false }, callOpts(opts)))[f];
+      return (await c.update({ [f]: obj, dryRun: opts?.dryRun ?? false }, opts))[f];
     },
     async updateStatus(obj, opts) {
-      return (await c.updateStatus({ [f]: obj }, callOpts(opts)))[f];
+      return (await c.updateStatus({ [f]: obj }, opts))[f];
     },
     async delete(namespace, name, opts) {
       const { signal, timeoutMs, headers, ...options } = opts ?? {};
@@ -106,25 +116,32 @@ export function createResourceClient<T extends ApiObject = ApiObject>(transport:
       return { object: res[f], deleted: res.deleted };
     },
     async *watch(namespace, opts) {
-      // connect's client hides the stream's return(): a caller that stops reading early (break,
-      // return) would leave the server's watch open. Cancel the call when this generator ends.
-      const done = new AbortController();
-      const stream = c.watch(
-        {
-          ...ns(namespace),
-          labelSelector: opts?.labelSelector ?? "",
-          fieldSelector: opts?.fieldSelector ?? "",
-          resourceVersion: opts?.resourceVersion ?? "",
-        },
-        { ...callOpts(opts), signal: opts?.signal ? AbortSignal.any([opts.signal, done.signal]) : done.signal },
-      );
+      // Straight to the transport, not through connect's client: its stream wrapper adds several
+      // promise layers per event (and hides return(), so an early stop would not reach the call).
+      // Here the transport's own iterator is ended when this generator ends, which cancels the
+      // call on the server when the caller stops reading early (break, return, throw).
+      const req = {
+        ...ns(namespace),
+        labelSelector: opts?.labelSelector ?? "",
+        fieldSelector: opts?.fieldSelector ?? "",
+        resourceVersion: opts?.resourceVersion ?? "",
+      };
+      const res = await transport.stream(watchMethod, opts?.signal, opts?.timeoutMs, opts?.headers, oneMessage(req));
+      const events = (res.message as AsyncIterable<any>)[Symbol.asyncIterator]();
       try {
-        for await (const ev of stream as AsyncIterable<any>) {
+        for (;;) {
+          const next = await events.next();
+          if (next.done) return;
+          const ev = next.value;
           yield { type: typeNames[ev.type] ?? "MODIFIED", object: ev[f] as T };
         }
       } finally {
-        done.abort();
+        await events.return?.();
       }
     },
   };
+}
+
+async function* oneMessage<M>(m: M): AsyncIterable<M> {
+  yield m;
 }
