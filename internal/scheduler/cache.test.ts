@@ -112,7 +112,7 @@ describe("scheduler cache", () => {
     expect([...node().podLabels.keys()]).toEqual(["default/app=api"]);
     // Adopted by another controller: counted under its workload.
     cache.upsertPod(stored({ cpu: "2", labels: { app: "api" }, owner: "rs2" }, 2n));
-    expect([...node().workloads.keys()]).toEqual(["owner:uid-rs-rs2"]);
+    expect([...cache.snapshot().workloads!.keys()]).toEqual(["owner:uid-rs-rs2"]);
   });
 
   it("counts pods with required anti-affinity so that decisions skip the check when there are none", () => {

@@ -6,7 +6,7 @@
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Snapshot } from "./core/framework.ts";
-import { addPodToNode, newNodeInfo, removePodFromNode, setNode, type NodeInfo } from "./core/node-info.ts";
+import { addPodToNode, newNodeInfo, removePodFromNode, setNode, type NodeInfo, type WorkloadIndex } from "./core/node-info.ts";
 import { isTerminal, podInfoOf, workloadKey, type PodInfo } from "./core/pod-info.ts";
 
 export interface SchedulerCache {
@@ -47,12 +47,13 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
   const nodes = new Map<string, NodeInfo>();
   const pods = new Map<string, PodState>();
   const assumed = new Set<string>();
+  const workloads: WorkloadIndex = new Map();
   let list: NodeInfo[] | undefined;
   let withAntiAffinity = 0;
 
   function nodeInfo(name: string): NodeInfo {
     let info = nodes.get(name);
-    if (!info) nodes.set(name, (info = newNodeInfo(name)));
+    if (!info) nodes.set(name, (info = newNodeInfo(name, workloads)));
     return info;
   }
 
@@ -86,7 +87,7 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
   return {
     snapshot() {
       list ??= [...nodes.values()].filter((n) => n.node !== undefined);
-      return { nodes: list, podsWithRequiredAntiAffinity: withAntiAffinity };
+      return { nodes: list, podsWithRequiredAntiAffinity: withAntiAffinity, workloads };
     },
     setNode(node) {
       const name = node.metadata?.name ?? "";

@@ -48,8 +48,12 @@ export interface NodeInfo {
   pods: Map<string, PodInfo>;
   /** "TCP/8080" → host IP → number of pods using it */
   usedPorts: Map<string, Map<string, number>>;
-  /** workload key → number of its pods here */
-  workloads: Map<string, number>;
+  /**
+   * workload key → node → its pods there, shared by the nodes of one cache or snapshot: a
+   * decision scores hundreds of nodes for one workload, and one small map (in cache for all of
+   * them) costs less than a lookup in each node's own.
+   */
+  readonly workloadIndex: WorkloadIndex;
   /** "namespace/key=value" → number of counted pods with that label: speeds up affinity checks. */
   podLabels: Map<string, number>;
   /** Counted pods that carry required anti-affinity terms (checked against every new pod). */
@@ -58,10 +62,13 @@ export interface NodeInfo {
   signature: string;
 }
 
+export type WorkloadIndex = Map<string, Map<NodeInfo, number>>;
+
 /** The taints of every node without any: one shared array, not one per node. */
 const NO_TAINTS: readonly TaintLike[] = Object.freeze([]);
 
-export function newNodeInfo(name: string): NodeInfo {
+/** A NodeInfo with nothing counted; nodes of one snapshot share `workloadIndex`. */
+export function newNodeInfo(name: string, workloadIndex: WorkloadIndex = new Map()): NodeInfo {
   return {
     name,
     node: undefined,
@@ -80,7 +87,7 @@ export function newNodeInfo(name: string): NodeInfo {
     requested: {},
     pods: new Map(),
     usedPorts: new Map(),
-    workloads: new Map(),
+    workloadIndex,
     podLabels: new Map(),
     podsWithAntiAffinity: new Set(),
     signature: "",
@@ -151,6 +158,22 @@ function bump(map: Map<string, number>, key: string, by: number): void {
   else map.set(key, n);
 }
 
+/** How many pods of the workload are counted on the node. */
+export function workloadCount(info: NodeInfo, workload: string): number {
+  return info.workloadIndex.get(workload)?.get(info) ?? 0;
+}
+
+function countWorkload(info: NodeInfo, workload: string, by: 1 | -1): void {
+  let perNode = info.workloadIndex.get(workload);
+  if (!perNode) info.workloadIndex.set(workload, (perNode = new Map()));
+  const n = (perNode.get(info) ?? 0) + by;
+  if (n > 0) perNode.set(info, n);
+  else {
+    perNode.delete(info);
+    if (perNode.size === 0) info.workloadIndex.delete(workload);
+  }
+}
+
 function addRequests(info: NodeInfo, p: PodInfo, sign: 1 | -1): void {
   const into = info.requested;
   const from = p.requests;
@@ -178,7 +201,7 @@ export function addPodToNode(info: NodeInfo, p: PodInfo): void {
   info.podCount = info.pods.size;
   addRequests(info, p, 1);
   accountPorts(info, p, 1);
-  if (p.workload !== undefined) bump(info.workloads, p.workload, 1);
+  if (p.workload !== undefined) countWorkload(info, p.workload, 1);
   for (const k in p.labels) bump(info.podLabels, labelPair(p.namespace, k, p.labels[k]), 1);
   if (p.requiredAntiAffinity.length > 0) info.podsWithAntiAffinity.add(p);
 }
@@ -191,7 +214,7 @@ export function removePodFromNode(info: NodeInfo, uid: string): boolean {
   info.podCount = info.pods.size;
   addRequests(info, p, -1);
   accountPorts(info, p, -1);
-  if (p.workload !== undefined) bump(info.workloads, p.workload, -1);
+  if (p.workload !== undefined) countWorkload(info, p.workload, -1);
   for (const k in p.labels) bump(info.podLabels, labelPair(p.namespace, k, p.labels[k]), -1);
   info.podsWithAntiAffinity.delete(p);
   return true;
