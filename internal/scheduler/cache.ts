@@ -113,9 +113,17 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
         // Not (or no longer) holding resources anywhere.
         return uncount(uid) !== undefined;
       }
-      // A status write (most updates of a bound pod) changes nothing scheduling reads: the pod
-      // stays counted as it is, without recomputing its requests.
-      if (before && !before.assumed && before.node === nodeName && sameSchedulingInputs(before.info, pod)) return false;
+      // A status write (most updates of a bound pod), or the bound copy of a pod we assumed on
+      // that node (a bind changes no generation, labels or owner), changes nothing scheduling
+      // reads: the pod stays counted as it is, without recomputing its requests.
+      if (before && before.node === nodeName && sameSchedulingInputs(before.info, pod)) {
+        if (before.assumed) {
+          before.assumed = false;
+          before.boundAt = 0;
+          assumed.delete(uid);
+        }
+        return false;
+      }
       const info = podInfoOf(pod);
       const labelsChanged = before !== undefined && !before.assumed && !sameLabels(before.info.labels, info.labels);
       uncount(uid);
