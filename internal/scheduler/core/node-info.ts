@@ -27,7 +27,7 @@ export interface NodeInfo {
   node: Node | undefined;
   /** Counted pods here (pods.size). */
   podCount: number;
-  /** From allocatable "pods"; Infinity when the node does not say. */
+  /** From allocatable "pods"; NO_POD_LIMIT when the node does not say. */
   allocatablePods: number;
   /** requested.cpu (millicores) and requested.memory (bytes), 0 when none. */
   requestedCpu: number;
@@ -64,6 +64,13 @@ export interface NodeInfo {
 
 export type WorkloadIndex = Map<string, Map<NodeInfo, number>>;
 
+/**
+ * allocatablePods of a node that does not report "pods": no limit. A small integer rather than
+ * Infinity, so that V8 keeps the field inline in the NodeInfo instead of in a separate box that
+ * the filter would read (one more cache miss) for every node.
+ */
+export const NO_POD_LIMIT = 2 ** 30 - 1;
+
 /** The taints of every node without any: one shared array, not one per node. */
 const NO_TAINTS: readonly TaintLike[] = Object.freeze([]);
 
@@ -73,7 +80,7 @@ export function newNodeInfo(name: string, workloadIndex: WorkloadIndex = new Map
     name,
     node: undefined,
     podCount: 0,
-    allocatablePods: Infinity,
+    allocatablePods: NO_POD_LIMIT,
     requestedCpu: 0,
     requestedMemory: 0,
     allocatableCpu: 0,
@@ -117,7 +124,7 @@ export function setNode(info: NodeInfo, node: Node): boolean {
   info.node = node;
   info.labels = node.metadata?.labels ?? {};
   const parsed = parseResourceList(node.status?.allocatable);
-  info.allocatablePods = parsed.pods ?? Infinity;
+  info.allocatablePods = parsed.pods ?? NO_POD_LIMIT;
   // Copied rather than `delete`d: an object that lost a property turns into a hash table, and
   // every filter and score reads allocatable for each node.
   const allocatable: ResourceList = {};

@@ -30,6 +30,14 @@ describe("NodeResourcesFit", () => {
     expect(leastAllocated.prepare(podInfoOf(makePod("probe", { cpu: "1", memory: "1Gi" })), snap)!.score(node)).toBe(empty.least);
   });
 
+  it("holds a node that does not report a pod count to no limit", () => {
+    const node = makeNode("n1", { cpu: "100", memory: "100Gi" });
+    delete node.status!.allocatable.pods;
+    const snap = buildSnapshot([node], Array.from({ length: 300 }, (_, i) => makePod(`p${i}`, { node: "n1", cpu: "10m" })));
+    expect(snap.nodes[0].podCount).toBe(300);
+    expect(schedule(makePod("one-more", { cpu: "10m" }), snap, only)).toMatchObject({ node: "n1" });
+  });
+
   it("does not count Succeeded or Failed pods", () => {
     const snap = buildSnapshot(
       [makeNode("n1", { cpu: "1" })],
