@@ -167,6 +167,8 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
 /**
  * Spec, labels and owner are what a counted pod's PodInfo is made of. The apiserver bumps
  * metadata.generation on every spec change (a pod without one, never stored, is recomputed).
+ * Runs for every status write of every bound pod: owners are compared as they are, and the
+ * workload key (a string to build and intern) only computed when they differ.
  */
 function sameSchedulingInputs(info: PodInfo, pod: Pod): boolean {
   const generation = pod.metadata?.generation ?? 0n;
@@ -175,8 +177,21 @@ function sameSchedulingInputs(info: PodInfo, pod: Pod): boolean {
     (generation > 0n &&
       info.pod.metadata?.generation === generation &&
       sameLabels(info.labels, pod.metadata?.labels ?? {}) &&
-      info.workload === workloadKey(pod))
+      (sameOwners(info.pod, pod) || info.workload === workloadKey(pod)))
   );
+}
+
+/** Same owner references (what a workload key is made of, with labels and namespace). */
+function sameOwners(a: Pod, b: Pod): boolean {
+  const ra = a.metadata?.ownerReferences ?? [];
+  const rb = b.metadata?.ownerReferences ?? [];
+  if (ra.length !== rb.length) return false;
+  for (let i = 0; i < ra.length; i++) {
+    const x = ra[i];
+    const y = rb[i];
+    if (x.uid !== y.uid || x.kind !== y.kind || x.name !== y.name || x.controller !== y.controller) return false;
+  }
+  return true;
 }
 
 function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
