@@ -104,4 +104,27 @@ describe("createEventRecorder", () => {
     expect(recorder.discard()).toBe(10);
     expect(recorder.stats().dropped).toBe(98);
   });
+
+  it("drops the oldest waiting events instead when the caller asks, so the latest are the ones written", async () => {
+    const transport = await apiserver();
+    // Writes start only when the test lets them: the first two are in flight, the rest queue.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const gated = {
+      unary: async (...args: unknown[]) => {
+        await gate;
+        return (transport.unary as (...a: unknown[]) => unknown)(...args);
+      },
+      stream: transport.stream,
+    } as unknown as Transport;
+    const recorder = createEventRecorder({ transport: gated, component: "test", concurrency: 2, maxQueued: 3, dropWhenFull: "oldest" });
+    for (let i = 0; i < 10; i++) recorder.event(pod(i), "Normal", "Scheduled", `Successfully assigned default/web-${i} to n1`);
+    expect(recorder.stats().dropped).toBe(5);
+    open();
+    await recorder.flush();
+    const written = (await listEvents(transport)).map((e) => e.involvedObject?.name).sort();
+    // web-0 and web-1 were in flight; of the eight that queued, the last three were kept.
+    expect(written).toEqual(["web-0", "web-1", "web-7", "web-8", "web-9"]);
+    expect(recorder.stats()).toMatchObject({ written: 5, dropped: 5, failed: 0 });
+  });
 });

@@ -1,8 +1,9 @@
 // Events for people to read ("0/3 nodes are available: 2 Insufficient cpu"). Like client-go's
 // recorder and its EventCorrelator:
 //   - fire and forget: event() never waits; writes go out from a bounded queue, a few at a time,
-//     and when the queue is full the event is dropped and counted (a slow apiserver must not stall
-//     the controller that reports, nor grow its memory);
+//     and when the queue is full an event is dropped and counted (a slow apiserver must not stall
+//     the controller that reports, nor grow its memory) — the new one by default, as client-go
+//     does, or the oldest when the caller would rather report what happens now (the scheduler);
 //   - a repeat of the same event (object, type, reason, message) bumps the count of the one
 //     already written instead of creating another; repeats waiting in the queue share one write;
 //   - more than 10 events of one object and reason that differ only in their message within 10
@@ -53,8 +54,10 @@ export interface EventRecorderOptions {
   log?: Logger;
   /** Writes in flight at once. Default 4: events yield to the work they report on. */
   concurrency?: number;
-  /** Writes waiting at most; beyond it new events are dropped. Default 1000 (client-go's queue). */
+  /** Writes waiting at most. Default 1000 (client-go's queue). */
   maxQueued?: number;
+  /** What a full queue drops: the event being recorded ("newest", default) or the oldest waiting. */
+  dropWhenFull?: "newest" | "oldest";
   /** Milliseconds since the epoch (tests). Default Date.now. */
   now?: () => number;
 }
@@ -114,6 +117,7 @@ export function createEventRecorder(opts: EventRecorderOptions): CorrelatingEven
   const now = opts.now ?? Date.now;
   const concurrency = opts.concurrency ?? 4;
   const maxQueued = opts.maxQueued ?? 1000;
+  const dropOldest = opts.dropWhenFull === "oldest";
   const source = { component: opts.component, host: opts.host ?? "" };
   const sourceKey = `${source.component}\x00${source.host}`;
   const observed = lru<Observed>(CACHE_ENTRIES);
@@ -180,7 +184,11 @@ export function createEventRecorder(opts: EventRecorderOptions): CorrelatingEven
 
   function enqueue(o: Observed): boolean {
     if (o.queued || o.writing) return true; // the pending write (or the one after it) carries this
-    if (queue.length >= maxQueued) return false;
+    if (queue.length >= maxQueued) {
+      if (!dropOldest || maxQueued <= 0) return false;
+      queue.shift()!.queued = false;
+      drop();
+    }
     o.queued = true;
     queue.push(o);
     pump();

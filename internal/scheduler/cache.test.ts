@@ -51,6 +51,32 @@ describe("scheduler cache", () => {
     expect(requested(cache, "n1")).toBe(1000);
   });
 
+  it("confirms an assumed pod from its bound copy (same generation) without counting it again, and it no longer expires", () => {
+    let ms = 0;
+    const cache = createSchedulerCache({ assumeTtlMs: 1000, now: () => ms });
+    cache.setNode(makeNode("n1"));
+    const version = (o: Parameters<typeof makePod>[1]) => {
+      const p = makePod("a", { uid: "a", cpu: "1", labels: { app: "web" }, owner: "rs1", ...o });
+      p.metadata!.generation = 1n;
+      return p;
+    };
+    cache.assume(podInfoOf(version({})), "n1");
+    cache.finishBinding("a");
+    expect(cache.upsertPod(version({ node: "n1" }))).toBe(false);
+    expect(cache.isAssumed("a")).toBe(false);
+    expect(cache.stats()).toEqual({ nodes: 1, pods: 1, assumed: 0 });
+    expect(requested(cache, "n1")).toBe(1000);
+    expect([...cache.snapshot().workloads!.keys()]).toEqual(["owner:uid-rs-rs1"]);
+    ms += 5000;
+    expect(cache.expireAssumed()).toBe(0);
+    expect(requested(cache, "n1")).toBe(1000);
+    // Relabelled before the bound copy arrived: counted under the new labels, and reported.
+    cache.assume(podInfoOf(version({})), "n1");
+    expect(cache.upsertPod(version({ node: "n1", labels: { app: "api" } }))).toBe(false);
+    expect([...cache.snapshot().nodes[0].podLabels.keys()]).toEqual(["default/app=api"]);
+    expect(cache.isAssumed("a")).toBe(false);
+  });
+
   it("moves the pod when someone else bound it elsewhere, and forgets a failed bind", () => {
     const cache = createSchedulerCache();
     cache.setNode(makeNode("n1"));
@@ -112,7 +138,7 @@ describe("scheduler cache", () => {
     expect([...node().podLabels.keys()]).toEqual(["default/app=api"]);
     // Adopted by another controller: counted under its workload.
     cache.upsertPod(stored({ cpu: "2", labels: { app: "api" }, owner: "rs2" }, 2n));
-    expect([...node().workloads.keys()]).toEqual(["owner:uid-rs-rs2"]);
+    expect([...cache.snapshot().workloads!.keys()]).toEqual(["owner:uid-rs-rs2"]);
   });
 
   it("counts pods with required anti-affinity so that decisions skip the check when there are none", () => {

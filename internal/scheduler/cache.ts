@@ -6,7 +6,7 @@
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Snapshot } from "./core/framework.ts";
-import { addPodToNode, newNodeInfo, removePodFromNode, setNode, type NodeInfo } from "./core/node-info.ts";
+import { addPodToNode, newNodeInfo, removePodFromNode, setNode, type NodeInfo, type WorkloadIndex } from "./core/node-info.ts";
 import { isTerminal, podInfoOf, workloadKey, type PodInfo } from "./core/pod-info.ts";
 
 export interface SchedulerCache {
@@ -47,12 +47,13 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
   const nodes = new Map<string, NodeInfo>();
   const pods = new Map<string, PodState>();
   const assumed = new Set<string>();
+  const workloads: WorkloadIndex = new Map();
   let list: NodeInfo[] | undefined;
   let withAntiAffinity = 0;
 
   function nodeInfo(name: string): NodeInfo {
     let info = nodes.get(name);
-    if (!info) nodes.set(name, (info = newNodeInfo(name)));
+    if (!info) nodes.set(name, (info = newNodeInfo(name, workloads)));
     return info;
   }
 
@@ -86,7 +87,7 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
   return {
     snapshot() {
       list ??= [...nodes.values()].filter((n) => n.node !== undefined);
-      return { nodes: list, podsWithRequiredAntiAffinity: withAntiAffinity };
+      return { nodes: list, podsWithRequiredAntiAffinity: withAntiAffinity, workloads };
     },
     setNode(node) {
       const name = node.metadata?.name ?? "";
@@ -112,9 +113,17 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
         // Not (or no longer) holding resources anywhere.
         return uncount(uid) !== undefined;
       }
-      // A status write (most updates of a bound pod) changes nothing scheduling reads: the pod
-      // stays counted as it is, without recomputing its requests.
-      if (before && !before.assumed && before.node === nodeName && sameSchedulingInputs(before.info, pod)) return false;
+      // A status write (most updates of a bound pod), or the bound copy of a pod we assumed on
+      // that node (a bind changes no generation, labels or owner), changes nothing scheduling
+      // reads: the pod stays counted as it is, without recomputing its requests.
+      if (before && before.node === nodeName && sameSchedulingInputs(before.info, pod)) {
+        if (before.assumed) {
+          before.assumed = false;
+          before.boundAt = 0;
+          assumed.delete(uid);
+        }
+        return false;
+      }
       const info = podInfoOf(pod);
       const labelsChanged = before !== undefined && !before.assumed && !sameLabels(before.info.labels, info.labels);
       uncount(uid);
@@ -158,6 +167,8 @@ export function createSchedulerCache(opts: { assumeTtlMs?: number; now?: () => n
 /**
  * Spec, labels and owner are what a counted pod's PodInfo is made of. The apiserver bumps
  * metadata.generation on every spec change (a pod without one, never stored, is recomputed).
+ * Runs for every status write of every bound pod: owners are compared as they are, and the
+ * workload key (a string to build and intern) only computed when they differ.
  */
 function sameSchedulingInputs(info: PodInfo, pod: Pod): boolean {
   const generation = pod.metadata?.generation ?? 0n;
@@ -166,8 +177,21 @@ function sameSchedulingInputs(info: PodInfo, pod: Pod): boolean {
     (generation > 0n &&
       info.pod.metadata?.generation === generation &&
       sameLabels(info.labels, pod.metadata?.labels ?? {}) &&
-      info.workload === workloadKey(pod))
+      (sameOwners(info.pod, pod) || info.workload === workloadKey(pod)))
   );
+}
+
+/** Same owner references (what a workload key is made of, with labels and namespace). */
+function sameOwners(a: Pod, b: Pod): boolean {
+  const ra = a.metadata?.ownerReferences ?? [];
+  const rb = b.metadata?.ownerReferences ?? [];
+  if (ra.length !== rb.length) return false;
+  for (let i = 0; i < ra.length; i++) {
+    const x = ra[i];
+    const y = rb[i];
+    if (x.uid !== y.uid || x.kind !== y.kind || x.name !== y.name || x.controller !== y.controller) return false;
+  }
+  return true;
 }
 
 function sameLabels(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {

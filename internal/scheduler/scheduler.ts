@@ -7,7 +7,7 @@ import { setTimeout as delay, setImmediate as yieldToEventLoop } from "node:time
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
-import { createEventRecorder, type EventRecorder } from "../client/events.ts";
+import { createEventRecorder, type CorrelatingEventRecorder } from "../client/events.ts";
 import { createSharedInformerFactory, type Informer, type SharedInformerFactory } from "../client/informer.ts";
 import { createResourceClient } from "../client/resource-client.ts";
 import { createSchedulerCache } from "./cache.ts";
@@ -15,7 +15,6 @@ import { createVolumeBinding } from "./volume-binding.ts";
 import type { FilterPlugin, ScorePlugin } from "./core/framework.ts";
 import { isTerminal, podInfoOf } from "./core/pod-info.ts";
 import { isScheduled, schedule } from "./core/schedule.ts";
-import { createPacedRecorder } from "./events.ts";
 import { createPool } from "./pool.ts";
 import { createSchedulingQueue, type QueuedPod } from "./queue.ts";
 import { createConditionWriter } from "./status.ts";
@@ -25,15 +24,18 @@ import type { SchedulerMetrics } from "./metrics.ts";
 export const DEFAULT_SCHEDULER_NAME = "default-scheduler";
 /** How long the loop decides before it lets other work run. */
 const SLICE_MS = 10;
+/** Events written at once, and waiting at most (see `recorder` below). */
+const EVENT_CONCURRENCY = 4;
+const MAX_QUEUED_EVENTS = 10_000;
 
 export interface SchedulerOptions {
   transport: Transport;
   log?: Logger;
   /**
-   * Where Scheduled / FailedScheduling events go (paced behind binds, see events.ts). Default: a
-   * recorder for "default-scheduler".
+   * Where Scheduled / FailedScheduling events go. Default: a recorder for the scheduler's name
+   * that writes 4 at a time behind the binds and, beyond 10,000 waiting, drops the oldest.
    */
-  recorder?: EventRecorder;
+  recorder?: CorrelatingEventRecorder;
   /**
    * Share informers with other components in the process. The caller starts (and stops) the
    * factory; without one the scheduler makes, starts and stops its own.
@@ -87,7 +89,12 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
   const schedulerName = opts.schedulerName ?? DEFAULT_SCHEDULER_NAME;
   const ownFactory = !opts.informers;
   const factory = opts.informers ?? createSharedInformerFactory(opts.transport, { log });
-  const recorder = createPacedRecorder(opts.recorder ?? createEventRecorder({ transport: opts.transport, component: schedulerName, log }), { log });
+  // A burst of N pods means N "Scheduled" events, each as costly to the apiserver as the bind:
+  // they go out a few at a time (binds use 32 slots), and under sustained overload the oldest
+  // are dropped — the latest say more about what the scheduler is doing now.
+  const recorder =
+    opts.recorder ??
+    createEventRecorder({ transport: opts.transport, component: schedulerName, log, concurrency: EVENT_CONCURRENCY, maxQueued: MAX_QUEUED_EVENTS, dropWhenFull: "oldest" });
   const podApi = createClient(PodService, opts.transport);
   const pods: Informer<Pod> = factory.informerFor<Pod>("Pod");
   const nodes: Informer<Node> = factory.informerFor<Node>("Node");

@@ -7,7 +7,7 @@ import { ReplicaSetSchema, type ReplicaSet } from "../../../gen/skiff/v1alpha1/r
 import { createFreshness } from "./freshness.ts";
 import { newRSReplicas, planOldScaleDown, planScale } from "./plan.ts";
 import { deployment } from "./testing.ts";
-import { fenceposts, POD_TEMPLATE_HASH_LABEL, resolveIntOrPercent, templateHash } from "./util.ts";
+import { fenceposts, POD_TEMPLATE_HASH_LABEL, resolveIntOrPercent, sameTemplate, templateHash } from "./util.ts";
 
 let t = 0;
 function rs(name: string, spec: number, available = spec, replicas = spec): ReplicaSet {
@@ -48,6 +48,24 @@ describe("templateHash", () => {
     expect(templateHash(a, 1)).not.toBe(h);
     b.spec!.containers[0].image = "other";
     expect(templateHash(b)).not.toBe(h);
+  });
+});
+
+describe("sameTemplate", () => {
+  it("tells templates apart by everything but the hash label, and leaves both untouched", () => {
+    const a = deployment("web").spec!.template!;
+    const b = deployment("web").spec!.template!;
+    a.metadata!.labels = { app: "web", zz: "1" };
+    b.metadata!.labels = { [POD_TEMPLATE_HASH_LABEL]: "x", zz: "1", app: "web" };
+    expect(sameTemplate(a, b)).toBe(true);
+    expect(b.metadata!.labels[POD_TEMPLATE_HASH_LABEL]).toBe("x");
+    expect(sameTemplate(a, { ...b, metadata: { ...b.metadata!, labels: { [POD_TEMPLATE_HASH_LABEL]: "x", app: "web" } } })).toBe(false);
+    expect(sameTemplate(a, { ...b, metadata: { ...b.metadata!, labels: { ...b.metadata!.labels, extra: "1" } } })).toBe(false);
+    expect(sameTemplate(a, { ...b, metadata: { ...b.metadata!, annotations: { note: "1" } } })).toBe(false);
+    b.spec!.containers[0].image = "other";
+    expect(sameTemplate(a, b)).toBe(false);
+    expect(sameTemplate(undefined, undefined)).toBe(true);
+    expect(sameTemplate(a, undefined)).toBe(false);
   });
 });
 

@@ -98,9 +98,33 @@ export function stripHash(tpl: PodTemplateSpec | undefined): PodTemplateSpec {
   return c;
 }
 
-/** Whether two templates are the same pod apart from the hash label (so undo finds its RS). */
-export const sameTemplate = (a: PodTemplateSpec | undefined, b: PodTemplateSpec | undefined): boolean =>
-  equals(PodTemplateSpecSchema, stripHash(a), stripHash(b));
+/**
+ * Whether two templates are the same pod apart from the hash label (so undo finds its RS). Runs
+ * for every owned RS on each Deployment sync: compares the labels by hand and the rest through
+ * shallow copies without labels, instead of deep-cloning both templates.
+ */
+export function sameTemplate(a: PodTemplateSpec | undefined, b: PodTemplateSpec | undefined): boolean {
+  if (a === b) return true;
+  if (!sameLabelsApartFromHash(a?.metadata?.labels ?? {}, b?.metadata?.labels ?? {})) return false;
+  return equals(PodTemplateSpecSchema, withoutLabels(a), withoutLabels(b));
+}
+
+function sameLabelsApartFromHash(a: Record<string, string>, b: Record<string, string>): boolean {
+  let n = 0;
+  for (const k in a) {
+    if (k === POD_TEMPLATE_HASH_LABEL) continue;
+    if (!Object.hasOwn(b, k) || a[k] !== b[k]) return false;
+    n++;
+  }
+  for (const k in b) if (k !== POD_TEMPLATE_HASH_LABEL) n--;
+  return n === 0;
+}
+
+/** The template with empty labels (metadata present or absent as it was); shares everything else. */
+function withoutLabels(t: PodTemplateSpec | undefined): PodTemplateSpec {
+  if (!t) return create(PodTemplateSpecSchema);
+  return t.metadata ? { ...t, metadata: { ...t.metadata, labels: {} } } : t;
+}
 
 /** Sorts object keys at every level, so the JSON (and the hash) does not depend on map order. */
 function canonical(v: unknown): unknown {

@@ -54,10 +54,24 @@ function ensureIndexes(inf: Informer<ApiObject>): void {
   }
 }
 
-/** What about an object the collector cares for: its owners, whether it is deleting, its finalizers. */
-function gcState(o: ApiObject): string {
-  const m = o.metadata;
-  return JSON.stringify([m?.ownerReferences.map((r) => [r.uid, r.blockOwnerDeletion ?? false]), !!m?.deletionTimestamp, m?.finalizers]);
+/**
+ * Whether what the collector cares for about an object (its owners, whether it is deleting, its
+ * finalizers) is the same in both versions. Compared field by field: this runs for every update
+ * of every watched object, most of them status writes.
+ */
+function sameGcState(a: ApiObject, b: ApiObject): boolean {
+  const ma = a.metadata;
+  const mb = b.metadata;
+  if (!!ma?.deletionTimestamp !== !!mb?.deletionTimestamp) return false;
+  const ra = ma?.ownerReferences ?? [];
+  const rb = mb?.ownerReferences ?? [];
+  if (ra.length !== rb.length) return false;
+  for (let i = 0; i < ra.length; i++) {
+    if (ra[i].uid !== rb[i].uid || (ra[i].blockOwnerDeletion ?? false) !== (rb[i].blockOwnerDeletion ?? false)) return false;
+  }
+  const fa = ma?.finalizers ?? [];
+  const fb = mb?.finalizers ?? [];
+  return fa.length === fb.length && fa.every((f, i) => f === fb[i]);
 }
 
 export function createGarbageCollector(ctx: ControllerContext, overrides: Partial<GarbageCollectorOptions> = {}): Controller {
@@ -118,7 +132,7 @@ export function createGarbageCollector(ctx: ControllerContext, overrides: Partia
     offs.push(
       w.informer.onAdd((o) => controller.enqueue(gcKey(kind, o))),
       w.informer.onUpdate((old, o) => {
-        if (gcState(old) === gcState(o)) return;
+        if (sameGcState(old, o)) return;
         controller.enqueue(gcKey(kind, o));
         enqueueDependents(o);
         // A foreground-deleting owner waits on these; a changed reference may release it.

@@ -188,27 +188,29 @@ export function createReplicaSetController(ctx: ControllerContext, opts: Replica
         if (fresh.metadata?.uid !== uid) throw new Error(`replicaset ${keyOf(rs)} was replaced (uid ${fresh.metadata?.uid}): not adopting`);
         if (fresh.metadata?.deletionTimestamp) throw new Error(`replicaset ${keyOf(rs)} is being deleted: not adopting`);
       }));
+    // Almost always every pod is simply ours or someone else's: sort those out without a promise
+    // per pod (a sync runs for each pod event, over all the ReplicaSet's pods); only pods to
+    // release or adopt take a call.
+    const changes: (() => Promise<void>)[] = [];
+    for (const pod of active) {
+      const labels = pod.metadata?.labels ?? {};
+      const ref = controllerRefOf(pod);
+      if (ref) {
+        if (ref.uid !== uid) continue; // someone else's
+        if (matchesLabels(selector, labels)) owned.push(pod);
+        else if (!deleting) changes.push(() => release(rs, pod));
+        continue;
+      }
+      if (deleting || !matchesLabels(selector, labels)) continue;
+      changes.push(async () => {
+        await canAdopt();
+        const adopted = await adopt(rs, pod);
+        if (adopted) owned.push(adopted);
+      });
+    }
+    if (changes.length === 0) return owned;
     const errors: unknown[] = [];
-    await Promise.all(
-      active.map(async (pod) => {
-        const labels = pod.metadata?.labels ?? {};
-        const ref = controllerRefOf(pod);
-        try {
-          if (ref) {
-            if (ref.uid !== uid) return; // someone else's
-            if (matchesLabels(selector, labels)) owned.push(pod);
-            else if (!deleting) await release(rs, pod);
-            return;
-          }
-          if (deleting || !matchesLabels(selector, labels)) return;
-          await canAdopt();
-          const adopted = await adopt(rs, pod);
-          if (adopted) owned.push(adopted);
-        } catch (err) {
-          errors.push(err);
-        }
-      }),
-    );
+    await Promise.all(changes.map((change) => change().catch((err: unknown) => void errors.push(err))));
     if (errors.length > 0) throw errors[0];
     return owned;
   }

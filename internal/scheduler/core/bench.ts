@@ -4,7 +4,7 @@
 // counting every placed pod on its node (as the scheduler's assume step does), and prints the
 // cost per decision for plain pods, pods with a nodeSelector, and pods with anti-affinity.
 import { parseArgs } from "node:util";
-import { addPodToNode, newNodeInfo, setNode, type NodeInfo } from "./node-info.ts";
+import { addPodToNode, newNodeInfo, setNode, type NodeInfo, type WorkloadIndex } from "./node-info.ts";
 import { podInfoOf } from "./pod-info.ts";
 import { schedule, isScheduled } from "./schedule.ts";
 import { makeNode, makePod, seededRng, type PodOpts } from "./testing.ts";
@@ -19,8 +19,9 @@ export interface BenchResult {
 
 export function benchSchedule(name: string, nodeCount: number, podCount: number, existing: number, podOpts: (i: number) => PodOpts): BenchResult {
   const nodes: NodeInfo[] = [];
+  const workloads: WorkloadIndex = new Map();
   for (let i = 0; i < nodeCount; i++) {
-    const info = newNodeInfo(`node-${i}`);
+    const info = newNodeInfo(`node-${i}`, workloads);
     setNode(info, makeNode(info.name, { cpu: "32", memory: "128Gi", pods: "250", labels: { zone: `z${i % 3}` } }));
     for (let j = 0; j < existing; j++) {
       addPodToNode(info, podInfoOf(makePod(`old-${i}-${j}`, { node: info.name, cpu: "100m", memory: "128Mi", owner: `old-${j % 10}` })));
@@ -29,7 +30,7 @@ export function benchSchedule(name: string, nodeCount: number, podCount: number,
   }
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const pods = Array.from({ length: podCount }, (_, i) => makePod(`p-${i}`, podOpts(i)));
-  const snapshot = { nodes };
+  const snapshot = { nodes, workloads };
   const rng = seededRng(1);
   let unschedulable = 0;
   const start = performance.now();

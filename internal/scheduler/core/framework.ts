@@ -4,7 +4,7 @@
 // plugins a pod does not use cost nothing per node.
 import type { Node } from "../../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../../gen/skiff/v1alpha1/pod_pb.js";
-import { addPodToNode, newNodeInfo, setNode, type NodeInfo } from "./node-info.ts";
+import { addPodToNode, newNodeInfo, setNode, type NodeInfo, type WorkloadIndex } from "./node-info.ts";
 import { isTerminal, podInfoOf, type PodInfo } from "./pod-info.ts";
 
 /** The cluster as one decision sees it: every known node with the pods counted on it. */
@@ -16,6 +16,8 @@ export interface Snapshot {
    * InterPodAffinity filter skips its pass over every node. Absent: unknown, look.
    */
   readonly podsWithRequiredAntiAffinity?: number;
+  /** The index every node of the snapshot counts its workloads in, when they share one. */
+  readonly workloads?: WorkloadIndex;
 }
 
 /** Why the node cannot take the pod (reason strings), or undefined when it can. */
@@ -61,8 +63,9 @@ export function normalizeReverse(scores: Float64Array): void {
  */
 export function buildSnapshot(nodes: readonly Node[], pods: readonly Pod[] = []): Snapshot {
   const byName = new Map<string, NodeInfo>();
+  const workloads: WorkloadIndex = new Map();
   for (const n of nodes) {
-    const info = newNodeInfo(n.metadata?.name ?? "");
+    const info = newNodeInfo(n.metadata?.name ?? "", workloads);
     setNode(info, n);
     byName.set(info.name, info);
   }
@@ -70,5 +73,5 @@ export function buildSnapshot(nodes: readonly Node[], pods: readonly Pod[] = [])
     const info = byName.get(p.spec?.nodeName ?? "");
     if (info && !isTerminal(p)) addPodToNode(info, podInfoOf(p));
   }
-  return { nodes: [...byName.values()] };
+  return { nodes: [...byName.values()], workloads };
 }

@@ -125,7 +125,7 @@ function scoreNodes(pod: PodInfo, snapshot: Snapshot, nodes: readonly NodeInfo[]
     const scorer = p.prepare(pod, snapshot);
     if (!scorer) continue;
     for (let i = 0; i < nodes.length; i++) raw[i] = scorer.score(nodes[i]);
-    scorer.normalize?.(raw);
+    scorer.normalize?.(raw); // after the whole pass: metrics.ts times a scorer from its first score to here
     for (let i = 0; i < nodes.length; i++) total[i] += raw[i] * p.weight;
   }
   return total;

@@ -50,7 +50,7 @@ function domainsWithMatches(terms: readonly AffinityTerm[], snapshot: Snapshot, 
   if (terms.length === 0) return out;
   const plans = terms.map(indexPlan);
   for (const node of snapshot.nodes) {
-    if (node.pods.size === 0) continue;
+    if (node.podCount === 0) continue;
     for (let i = 0; i < terms.length; i++) {
       const value = topologyValue(node, terms[i].topologyKey);
       if (value !== undefined && !out[i].has(value) && nodeHasMatch(node, terms[i], plans[i], self)) out[i].add(value);

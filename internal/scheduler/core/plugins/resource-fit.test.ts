@@ -4,6 +4,7 @@ import { schedule, type Unschedulable } from "../schedule.ts";
 import { makeNode, makePod } from "../testing.ts";
 import { balancedAllocation, leastAllocated, nodeResourcesFit } from "./resource-fit.ts";
 import { podInfoOf } from "../pod-info.ts";
+import { addPodToNode, removePodFromNode } from "../node-info.ts";
 
 const only = { filters: [nodeResourcesFit], scorers: [] };
 
@@ -14,6 +15,27 @@ describe("NodeResourcesFit", () => {
     const r = schedule(makePod("big", { cpu: "600m", memory: "4Gi" }), snap, only) as Unschedulable;
     expect(r.reasons).toEqual({ n1: ["Insufficient cpu", "Insufficient memory"] });
     expect(r.message).toBe("0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory.");
+  });
+
+  it("gives back what a removed pod held: the next pod fits and scores as on an empty node", () => {
+    const snap = buildSnapshot([makeNode("n1", { cpu: "2", memory: "4Gi", pods: "1" })]);
+    const node = snap.nodes[0];
+    const empty = { least: leastAllocated.prepare(podInfoOf(makePod("probe", { cpu: "1", memory: "1Gi" })), snap)!.score(node) };
+    const held = podInfoOf(makePod("a", { node: "n1", cpu: "1500m", memory: "3Gi" }));
+    addPodToNode(node, held);
+    const r = schedule(makePod("next", { cpu: "1", memory: "2Gi" }), snap, only) as Unschedulable;
+    expect(r.reasons).toEqual({ n1: ["Too many pods", "Insufficient cpu", "Insufficient memory"] });
+    removePodFromNode(node, held.uid);
+    expect(schedule(makePod("next", { cpu: "1", memory: "2Gi" }), snap, only)).toMatchObject({ node: "n1" });
+    expect(leastAllocated.prepare(podInfoOf(makePod("probe", { cpu: "1", memory: "1Gi" })), snap)!.score(node)).toBe(empty.least);
+  });
+
+  it("holds a node that does not report a pod count to no limit", () => {
+    const node = makeNode("n1", { cpu: "100", memory: "100Gi" });
+    delete node.status!.allocatable.pods;
+    const snap = buildSnapshot([node], Array.from({ length: 300 }, (_, i) => makePod(`p${i}`, { node: "n1", cpu: "10m" })));
+    expect(snap.nodes[0].podCount).toBe(300);
+    expect(schedule(makePod("one-more", { cpu: "10m" }), snap, only)).toMatchObject({ node: "n1" });
   });
 
   it("does not count Succeeded or Failed pods", () => {

@@ -5,6 +5,10 @@
 // stay in proportion (balanced allocation), from the non-zero requests.
 import { MAX_SCORE, type FilterPlugin, type ScorePlugin } from "../framework.ts";
 
+const CPU = 0;
+const MEMORY = 1;
+const OTHER = 2;
+
 export const REASON_TOO_MANY_PODS = "Too many pods";
 export const insufficientReason = (resource: string) => `Insufficient ${resource}`;
 
@@ -14,15 +18,29 @@ export const nodeResourcesFit: FilterPlugin = {
     const names = Object.keys(pod.requests);
     const amounts = names.map((n) => pod.requests[n]);
     const reasons = names.map(insufficientReason);
+    // cpu and memory (nearly every pod's only requests) are read from the NodeInfo's own fields.
+    const kinds = names.map((n) => (n === "cpu" ? CPU : n === "memory" ? MEMORY : OTHER));
     return (node) => {
       let out: string[] | undefined;
-      if (node.pods.size + 1 > node.allocatablePods) (out ??= []).push(REASON_TOO_MANY_PODS);
+      if (node.podCount + 1 > node.allocatablePods) (out ??= []).push(REASON_TOO_MANY_PODS);
       for (let i = 0; i < names.length; i++) {
-        const name = names[i];
-        const allocatable = node.allocatable[name];
-        // Nodes that do not report local storage are not held to it (the agent reports none).
-        if (allocatable === undefined && name === "ephemeral-storage") continue;
-        if ((node.requested[name] ?? 0) + amounts[i] > (allocatable ?? 0)) (out ??= []).push(reasons[i]);
+        let requested: number;
+        let allocatable: number;
+        if (kinds[i] === CPU) {
+          requested = node.requestedCpu;
+          allocatable = node.allocatableCpu;
+        } else if (kinds[i] === MEMORY) {
+          requested = node.requestedMemory;
+          allocatable = node.allocatableMemory;
+        } else {
+          const name = names[i];
+          const listed = node.allocatable[name];
+          // Nodes that do not report local storage are not held to it (the agent reports none).
+          if (listed === undefined && name === "ephemeral-storage") continue;
+          requested = node.requested[name] ?? 0;
+          allocatable = listed ?? 0;
+        }
+        if (requested + amounts[i] > allocatable) (out ??= []).push(reasons[i]);
       }
       return out;
     };
@@ -30,8 +48,8 @@ export const nodeResourcesFit: FilterPlugin = {
 };
 
 /** The share of a resource in use if the pod lands here (0–1, capped at 1). */
-function fraction(requested: number, allocatable: number | undefined): number {
-  if (!allocatable || allocatable <= 0) return 1;
+function fraction(requested: number, allocatable: number): number {
+  if (!(allocatable > 0)) return 1;
   return Math.min(1, requested / allocatable);
 }
 
@@ -43,8 +61,8 @@ export const leastAllocated: ScorePlugin = {
     const { cpu, memory } = pod.nonZero;
     return {
       score(node) {
-        const c = fraction(node.nonZeroRequested.cpu + cpu, node.allocatable.cpu);
-        const m = fraction(node.nonZeroRequested.memory + memory, node.allocatable.memory);
+        const c = fraction(node.nonZeroCpu + cpu, node.allocatableCpu);
+        const m = fraction(node.nonZeroMemory + memory, node.allocatableMemory);
         return ((1 - c + (1 - m)) / 2) * MAX_SCORE;
       },
     };
@@ -59,8 +77,8 @@ export const balancedAllocation: ScorePlugin = {
     const { cpu, memory } = pod.nonZero;
     return {
       score(node) {
-        const c = fraction(node.nonZeroRequested.cpu + cpu, node.allocatable.cpu);
-        const m = fraction(node.nonZeroRequested.memory + memory, node.allocatable.memory);
+        const c = fraction(node.nonZeroCpu + cpu, node.allocatableCpu);
+        const m = fraction(node.nonZeroMemory + memory, node.allocatableMemory);
         // The standard deviation of two values is half their distance.
         return (1 - Math.abs(c - m) / 2) * MAX_SCORE;
       },
