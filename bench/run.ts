@@ -21,6 +21,7 @@ const benches: Record<string, { about: string; load: () => Promise<Benchmark> }>
   ha: { about: "kill -9 of the client's apiserver → first read/write on the other; snapshot restore → serving", load: () => import("./ha.ts") },
   "etcd-leader": { about: "kill -9 of the etcd leader (3 members) → first write, a pod scheduled, a ReplicaSet pod created", load: () => import("./ha-etcd.ts") },
   "idle-ops": { about: "CPU µs per steady per-node operation (keepalive ping, Lease renewal, Node status write, watch BOOKMARK) in the apiserver, etcd, the client", load: () => import("./idle-ops.ts") },
+  "store-writes": { about: "CPU µs per etcd store write (update lone / 10 at once, create) in the store's process and in etcd", load: () => import("./store-writes.ts") },
   scale: { about: "5,000 pods (50 Deployments) on 500 hollow nodes: pods/s, binds/s, raw etcd put rate", load: () => import("./scale.ts") },
 };
 
