@@ -3,8 +3,14 @@
 // writes a pod costs: an update of a pod-sized value (≈ 1.2 KB), lone (one at a time, each waking
 // both processes up on its own) and concurrent (CONCURRENCY at once), and a create. Load
 // independent enough to compare a change in the store's write path before/after on one machine.
+// Last, the etcd txn an update sends, with and without prev_kv (the previous version returned,
+// which the store no longer asks for) in alternating blocks on one connection: both variants see
+// the same load, so the difference stands out of a busy machine's noise.
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
+import { create as createMessage } from "@bufbuild/protobuf";
+import { Compare_CompareResult, Compare_CompareTarget, CompareSchema, RequestOpSchema } from "../gen/etcd/api/etcdserverpb/rpc_pb.js";
+import { createEtcdConnections } from "../internal/storage/etcd-endpoints.ts";
 import { createEtcdStore } from "../internal/storage/etcd.ts";
 import { startEtcd } from "../test/harness/etcd.ts";
 import { onCleanup } from "./lib/cleanup.ts";
@@ -79,4 +85,40 @@ export async function run(argv: string[]): Promise<void> {
     for (let i = 0; i < n; i++) await store.create(`/pods/default/c-${created++}`, value(i));
   });
   console.log(renderTable(["phase", "store µs CPU/op", "etcd µs CPU/op", "ops/s"], rows));
+
+  // The raw update txn, prev_kv on / off, CONCURRENCY at once, alternating blocks of BLOCK ops.
+  const conns = createEtcdConnections({ endpoints: [etcd.endpoint], tls: etcd.tls, dialTimeoutMs: 2000, requestTimeoutMs: 10_000, onChange: () => {} });
+  onCleanup(() => conns.close());
+  const kv = conns.kv[0].kv;
+  const rawKeys = keys.map((k) => Buffer.from(`/bench/raw${k}`)); // the store's prefix + its key
+  const rawRevs = new Map<Buffer, bigint>();
+  for (const [i, key] of rawKeys.entries()) rawRevs.set(key, BigInt((await store.create(`/raw${keys[i]}`, value(0))).modRevision));
+  const putTxn = async (key: Buffer, prevKv: boolean) => {
+    const { Equal } = Compare_CompareResult;
+    const res = await kv.txn({
+      compare: [createMessage(CompareSchema, { key, target: Compare_CompareTarget.Mod, result: Equal, targetUnion: { case: "modRevision", value: rawRevs.get(key)! } })],
+      success: [createMessage(RequestOpSchema, { request: { case: "requestPut", value: { key, value: value(seq++), prevKv } } })],
+      failure: [createMessage(RequestOpSchema, { request: { case: "requestRange", value: { key } } })],
+    });
+    if (!res.succeeded) throw new Error("raw txn: precondition failed");
+    rawRevs.set(key, res.header!.revision);
+  };
+  const BLOCK = 500;
+  const totals = { on: { own: 0, etcd: 0, ops: 0 }, off: { own: 0, etcd: 0, ops: 0 } };
+  for (let done = 0; done < 2 * n; done += BLOCK) {
+    const variant = (done / BLOCK) % 2 === 0 ? "on" : "off";
+    const mark = cpuMark(groups);
+    const own = process.cpuUsage();
+    for (let i = 0; i < BLOCK; i += CONCURRENCY) {
+      const from = i % rawKeys.length;
+      await Promise.all(rawKeys.slice(from, from + CONCURRENCY).map((key) => putTxn(key, variant === "on")));
+    }
+    const ownUs = process.cpuUsage(own);
+    totals[variant].own += ownUs.user + ownUs.system;
+    totals[variant].etcd += cpuSince(groups, mark).seconds.etcd * 1e6;
+    totals[variant].ops += BLOCK;
+  }
+  const raw = (v: "on" | "off") => [`update txn, prev_kv ${v}`, (totals[v].own / totals[v].ops).toFixed(0), (totals[v].etcd / totals[v].ops).toFixed(0)];
+  console.log(`\nthe update txn alone, ${CONCURRENCY} at once, alternating blocks of ${BLOCK}`);
+  console.log(renderTable(["request", "client µs CPU/op", "etcd µs CPU/op"], [raw("on"), raw("off")]));
 }
