@@ -11,7 +11,7 @@ import { ruleViolations } from "../api/protovalidate.ts";
 import { getField, selectableFields, type ApiObject, type Kind } from "../api/registry.ts";
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector, validateFieldSelector } from "../api/selector.ts";
 import type { Violation } from "../api/validation.ts";
-import { StoreError, type DeletedKeyValue, type KeyValue, type Store, type TxnOp } from "../storage/store.ts";
+import { StoreError, type DeletedKeyValue, type Store, type TxnOp, type WrittenKeyValue } from "../storage/store.ts";
 import { conflict, displayName, fromStoreError, invalid, notFound } from "./errors.ts";
 import { listObjects, type ListResult, type PageRequest } from "./list.ts";
 import { decode, encode, keyFor, objectKey, parseResourceVersion } from "./objects.ts";
@@ -163,7 +163,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
     ctx.caches.get(kind.kind)?.noteWriting(key, obj);
     const kv =
       extra.length > 0
-        ? ((await store.txn([{ op: "update", key, value, expectedModRevision: modRevision }, ...extra])).results[0] as KeyValue)
+        ? ((await store.txn([{ op: "update", key, value, expectedModRevision: modRevision }, ...extra])).results[0] as WrittenKeyValue)
         : await store.update(key, value, modRevision);
     obj.metadata!.resourceVersion = String(kv.modRevision);
     ctx.caches.get(kind.kind)?.noteWritten(key, kv.modRevision, obj);

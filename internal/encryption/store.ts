@@ -2,7 +2,7 @@
 // storage and decrypted on their way out, on every path (get, list, writes, txns, watch). Above
 // it the apiserver only ever sees plaintext protobuf, so objects.ts, the watch cache and the
 // direct gRPC path's stored bytes never meet ciphertext. Other keys pass through untouched.
-import { isStoreError, type KeyValue, type Store, type TxnOp, type WatchEvent } from "../storage/store.ts";
+import { isStoreError, type DeletedKeyValue, type KeyValue, type Store, type TxnOp, type WatchEvent } from "../storage/store.ts";
 import type { EncryptionState } from "./state.ts";
 
 export function createEncryptingStore(inner: Store, state: EncryptionState): Store {
@@ -57,7 +57,9 @@ export function createEncryptingStore(inner: Store, state: EncryptionState): Sto
         ...r,
         results: r.results.map((kv, i) => {
           const op = ops[i];
-          return op.op === "delete" ? { ...read(kv), deleteRevision: (kv as { deleteRevision: number }).deleteRevision } : { ...kv, value: op.value };
+          if (op.op !== "delete") return { ...kv, value: op.value };
+          const deleted = kv as DeletedKeyValue;
+          return { ...read(deleted), deleteRevision: deleted.deleteRevision };
         }),
       };
     },

@@ -4,7 +4,7 @@
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { describeWatchConformance } from "./conformance-watch.ts";
-import { isStoreError, keyAfter, StoreError, type Store } from "./store.ts";
+import { isStoreError, keyAfter, StoreError, type KeyValue, type Store, type WrittenKeyValue } from "./store.ts";
 
 export type MakeStore = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
 
@@ -42,6 +42,9 @@ export function useStore(makeStore: MakeStore): () => Store {
   };
 }
 
+/** What a read returns for a key a write answered with (writes carry no createRevision). */
+const stored = (kv: WrittenKeyValue, createRevision: number): KeyValue => ({ ...kv, createRevision });
+
 export function describeStoreConformance(name: string, makeStore: MakeStore): void {
   describe(`Store conformance: ${name}`, () => {
     const s = useStore(makeStore);
@@ -50,9 +53,12 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
       it("bumps the revision by exactly one per write", async () => {
         const r0 = await s().currentRevision();
         const created = await s().create("/rev/a", b("1"));
-        expect(created).toEqual({ key: "/rev/a", value: b("1"), createRevision: r0 + 1, modRevision: r0 + 1 });
+        // A write answers key, value and revision, no createRevision (etcd would read the previous version for it); reads carry it.
+        expect(created).toEqual({ key: "/rev/a", value: b("1"), modRevision: r0 + 1 });
+        expect(await s().get("/rev/a")).toEqual({ key: "/rev/a", value: b("1"), createRevision: r0 + 1, modRevision: r0 + 1 });
         const updated = await s().update("/rev/a", b("2"), created.modRevision);
-        expect(updated).toEqual({ key: "/rev/a", value: b("2"), createRevision: r0 + 1, modRevision: r0 + 2 });
+        expect(updated).toEqual({ key: "/rev/a", value: b("2"), modRevision: r0 + 2 });
+        expect(await s().get("/rev/a")).toEqual({ key: "/rev/a", value: b("2"), createRevision: r0 + 1, modRevision: r0 + 2 });
         const deleted = await s().delete("/rev/a");
         expect(deleted.deleteRevision).toBe(r0 + 3);
         expect(await s().currentRevision()).toBe(r0 + 3);
@@ -63,7 +69,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         const raw = new Uint8Array([0, 255, 1, 128, 10, 0]);
         const kv = await s().create("/get/bin", raw);
         raw[0] = 42; // the store must not keep the caller's buffer
-        expect(await s().get("/get/bin")).toEqual({ ...kv, value: new Uint8Array([0, 255, 1, 128, 10, 0]) });
+        expect(await s().get("/get/bin")).toEqual({ ...stored(kv, kv.modRevision), value: new Uint8Array([0, 255, 1, 128, 10, 0]) });
       });
 
       it("lists keys under a prefix, sorted, with the revision read at; counts them", async () => {
@@ -94,7 +100,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
           ["/past/a", "a1"],
           ["/past/b", "b1"],
         ]);
-        expect(then.items[1]).toEqual(bkv);
+        expect(then.items[1]).toEqual(stored(bkv, bkv.modRevision));
         const now = await s().list("/past/");
         expect(now.items.map((kv) => [kv.key, str(kv.value)])).toEqual([
           ["/past/a", "a2"],
@@ -155,7 +161,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         const kv = await s().create("/c/a", b("1"));
         const err = await expectStoreError(s().create("/c/a", b("2")), "AlreadyExists");
         expect(err.key).toBe("/c/a");
-        expect(err.current).toEqual(kv);
+        expect(err.current).toEqual(stored(kv, kv.modRevision));
         expect(str((await s().get("/c/a"))!.value)).toBe("1");
       });
 
@@ -166,8 +172,8 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         const v2 = await s().update("/u/a", b("2"), v1.modRevision);
         const err = await expectStoreError(s().update("/u/a", b("3"), v1.modRevision), "Conflict");
         expect(err.key).toBe("/u/a");
-        expect(err.current).toEqual(v2);
-        expect(await s().get("/u/a")).toEqual(v2);
+        expect(err.current).toEqual(stored(v2, v1.modRevision));
+        expect(await s().get("/u/a")).toEqual(stored(v2, v1.modRevision));
       });
 
       it("delete: NotFound, Conflict with current, returns the deleted kv; re-create starts anew", async () => {
@@ -176,18 +182,19 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         const v1 = await s().create("/d/a", b("1"));
         const v2 = await s().update("/d/a", b("2"), v1.modRevision);
         const err = await expectStoreError(s().delete("/d/a", v1.modRevision), "Conflict");
-        expect(err.current).toEqual(v2);
+        expect(err.current).toEqual(stored(v2, v1.modRevision));
         const deleted = await s().delete("/d/a", v2.modRevision);
-        expect(deleted).toEqual({ ...v2, deleteRevision: v2.modRevision + 1 });
+        expect(deleted).toEqual({ ...stored(v2, v1.modRevision), deleteRevision: v2.modRevision + 1 });
         expect(await s().get("/d/a")).toBeUndefined();
-        const again = await s().create("/d/a", b("3"));
-        expect(again.createRevision).toBe(deleted.deleteRevision + 1);
+        await s().create("/d/a", b("3"));
+        expect((await s().get("/d/a"))?.createRevision).toBe(deleted.deleteRevision + 1);
         // delete without a precondition removes whatever is there
         expect((await s().delete("/d/a")).value).toEqual(b("3"));
       });
 
       it("txn applies every op at one revision, or none of them", async () => {
         const x = await s().create("/t/x", b("x1"));
+        const xCreated = x.modRevision;
         await s().create("/t/z", b("z1"));
         const r0 = await s().currentRevision();
 
@@ -199,7 +206,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
           "Conflict",
         );
         expect(stale.key).toBe("/t/x");
-        expect(stale.current).toEqual(x);
+        expect(stale.current).toEqual(stored(x, xCreated));
         await expectStoreError(s().txn([{ op: "delete", key: "/t/none" }]), "NotFound");
         await expectStoreError(s().txn([{ op: "create", key: "/t/z", value: b("") }]), "AlreadyExists");
         expect(await s().currentRevision()).toBe(r0);
@@ -211,8 +218,9 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
           { op: "delete", key: "/t/z" },
         ]);
         expect(res.revision).toBe(r0 + 1);
-        expect(res.results[0]).toEqual({ key: "/t/y", value: b("y1"), createRevision: r0 + 1, modRevision: r0 + 1 });
-        expect(res.results[1]).toEqual({ key: "/t/x", value: b("x2"), createRevision: x.createRevision, modRevision: r0 + 1 });
+        expect(res.results[0]).toEqual({ key: "/t/y", value: b("y1"), modRevision: r0 + 1 });
+        expect(res.results[1]).toEqual({ key: "/t/x", value: b("x2"), modRevision: r0 + 1 });
+        expect(await s().get("/t/x")).toEqual({ key: "/t/x", value: b("x2"), createRevision: xCreated, modRevision: r0 + 1 });
         expect(res.results[2]).toMatchObject({ key: "/t/z", value: b("z1"), deleteRevision: r0 + 1 });
         expect((await s().list("/t/")).items.map((kv) => kv.key)).toEqual(["/t/x", "/t/y"]);
         expect(await s().currentRevision()).toBe(r0 + 1);
@@ -246,7 +254,7 @@ export function describeStoreConformance(name: string, makeStore: MakeStore): vo
         for (const o of outcomes) {
           if (o.status === "fulfilled") continue;
           expect(isStoreError(o.reason, "Conflict")).toBe(true);
-          expect((o.reason as StoreError).current).toEqual(winner);
+          expect((o.reason as StoreError).current).toEqual(stored(winner, base.modRevision));
         }
       });
 

@@ -36,6 +36,7 @@ import {
   type Store,
   type TxnOp,
   type TxnResult,
+  type WrittenKeyValue,
 } from "./store.ts";
 
 export interface EtcdStoreOptions {
@@ -169,9 +170,11 @@ export function createEtcdStore(opts: EtcdStoreOptions): EtcdStore {
     return create(CompareSchema, { key, target: Create, result: Greater, targetUnion: { case: "createRevision", value: 0n } });
   }
 
+  // A delete returns the deleted value (prev_kv); a put asks for no previous version: etcd would
+  // read it back and send it for nothing (Kubernetes' etcd3 store does not ask either).
   function requestFor(op: TxnOp, key: Buffer): RequestOp {
     if (op.op === "delete") return create(RequestOpSchema, { request: { case: "requestDeleteRange", value: { key, prevKv: true } } });
-    return create(RequestOpSchema, { request: { case: "requestPut", value: { key, value: op.value, prevKv: op.op === "update" } } });
+    return create(RequestOpSchema, { request: { case: "requestPut", value: { key, value: op.value } } });
   }
 
   async function txn(ops: TxnOp[]): Promise<TxnResult> {
@@ -206,20 +209,15 @@ export function createEtcdStore(opts: EtcdStoreOptions): EtcdStore {
       // changed back in between, which revisions rule out. Report a conflict all the same.
       throw new StoreError("Conflict", `${what}: precondition failed`, { key: ops[0].key });
     }
-    const results = ops.map((op, i): KeyValue | DeletedKeyValue => {
-      const r = res.responses[i]?.response;
+    const results = ops.map((op, i): WrittenKeyValue | DeletedKeyValue => {
       if (op.op === "delete") {
+        const r = res.responses[i]?.response;
         const prev = r?.case === "responseDeleteRange" ? r.value.prevKvs[0] : undefined;
         if (!prev) throw new StoreError("Unavailable", `${what}: etcd answered a delete without the deleted value`);
         return { ...toKeyValue(prev), deleteRevision: revision };
       }
-      const prev = r?.case === "responsePut" ? r.value.prevKv : undefined;
-      return {
-        key: op.key,
-        value: op.value.slice(), // like memory: later changes to the caller's buffer don't show
-        createRevision: prev ? Number(prev.createRevision) : revision,
-        modRevision: revision,
-      };
+      // like memory: later changes to the caller's buffer don't show
+      return { key: op.key, value: op.value.slice(), modRevision: revision };
     });
     return { revision, results };
   }

@@ -20,6 +20,7 @@ import {
   type TxnResult,
   type WatchEvent,
   type WatchOptions,
+  type WrittenKeyValue,
 } from "./store.ts";
 
 /** An event as a watch without previous values sees it (etcd's, without prev_kv). */
@@ -169,7 +170,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
 
     const rev = ++revision;
     const from = endSeq();
-    const results: (KeyValue | DeletedKeyValue)[] = [];
+    const results: (WrittenKeyValue | DeletedKeyValue)[] = [];
     for (const op of ops) {
       const prev = live.get(op.key);
       if (op.op === "delete") {
@@ -196,7 +197,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store {
       const event: WatchEvent = { type: "put", key: op.key, value: kv.value, modRevision: rev, createRevision: kv.createRevision };
       if (prev) event.prevValue = prev.value;
       history.push({ event, prev });
-      results.push(kv);
+      results.push({ key: kv.key, value: kv.value, modRevision: rev });
     }
     trimHistory();
     notify(Math.max(from, firstSeq));

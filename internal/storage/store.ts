@@ -12,6 +12,13 @@ export interface KeyValue {
 
 export type DeletedKeyValue = KeyValue & { deleteRevision: number };
 
+/**
+ * What a create or update returns: the key, the value written, the revision it was written at.
+ * No createRevision: for an update etcd could tell it only by reading the key's previous version
+ * (prev_kv) on every write, for a figure no writer needs (get() and watch events carry it).
+ */
+export type WrittenKeyValue = Omit<KeyValue, "createRevision">;
+
 // TooLarge: storage refused a value for its size (the apiserver checks sizes first; this is the backstop).
 export type StoreErrorCode = "NotFound" | "AlreadyExists" | "Conflict" | "Compacted" | "Unavailable" | "TooLarge";
 
@@ -76,7 +83,7 @@ export interface TxnResult {
   /** The revision all writes share (the current revision when ops is empty). */
   revision: number;
   /** One entry per op, in order: the written kv, or the deleted kv for a delete. */
-  results: (KeyValue | DeletedKeyValue)[];
+  results: (WrittenKeyValue | DeletedKeyValue)[];
 }
 
 export interface ListOptions {
@@ -106,9 +113,9 @@ export interface Store {
   list(prefix: string, opts?: ListOptions): Promise<ListResult>;
   count(prefix: string): Promise<number>;
   /** AlreadyExists if present. */
-  create(key: string, value: Uint8Array): Promise<KeyValue>;
+  create(key: string, value: Uint8Array): Promise<WrittenKeyValue>;
   /** NotFound if absent; Conflict (with .current) if modRevision differs. */
-  update(key: string, value: Uint8Array, expectedModRevision: number): Promise<KeyValue>;
+  update(key: string, value: Uint8Array, expectedModRevision: number): Promise<WrittenKeyValue>;
   /** Returns the deleted kv; NotFound if absent; Conflict (with .current) if modRevision differs. */
   delete(key: string, expectedModRevision?: number): Promise<DeletedKeyValue>;
   /**
