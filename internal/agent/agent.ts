@@ -67,6 +67,7 @@ export function createAgent(opts: AgentOptions): Agent {
   const serviceAccounts = createClient(ServiceAccountService, opts.transport);
   const stopping = new AbortController();
   const timers: ReturnType<typeof setInterval>[] = [];
+  let stopOwnNode: (() => Promise<void>) | undefined;
   let server: AgentServer | undefined;
   let runtimeName = "containerd";
   let hostIP = "";
@@ -345,6 +346,16 @@ export function createAgent(opts: AgentOptions): Agent {
         node: () => nodes.current(),
       });
       await retryUntilDone("register the node", () => nodes.register());
+      // This node's own Node, watched: what others write to it (the lifecycle controller marking it
+      // Unknown while it was cut off) must be seen to be corrected at the next heartbeat.
+      const ownNode = createInformer<Node>(createResourceClient<Node>(opts.transport, "Node"), {
+        fieldSelector: `metadata.name=${nodeName}`,
+        log: componentLog(log, "node-informer"),
+      });
+      ownNode.onAdd((n) => nodes.observe(n));
+      ownNode.onUpdate((_old, n) => nodes.observe(n));
+      ownNode.start(stopping.signal);
+      stopOwnNode = () => ownNode.stop();
       // Readiness follows the lease: an agent whose last renewal failed has lost the apiserver.
       let leaseError: string | undefined = "the node lease was not renewed yet";
       const renew = () =>
@@ -404,7 +415,7 @@ export function createAgent(opts: AgentOptions): Agent {
       stopping.abort();
       for (const t of timers) clearInterval(t);
       probes.stop();
-      await Promise.all([informer.stop(), routing?.stop(), dns.stop()]);
+      await Promise.all([informer.stop(), routing?.stop(), dns.stop(), stopOwnNode?.()]);
       await proxy?.stop();
       await serviceInformers.stop();
       // A sync may be waiting out a pod's grace period (up to minutes). The containers already

@@ -92,6 +92,18 @@ describe("node registration", () => {
     expect(n.status!.conditions.find((c) => c.type === "Ready")!.status).toBe("True");
   });
 
+  it("writes Ready=True over a status someone else wrote (the lifecycle controller's Unknown) at the next heartbeat, long before statusRefreshMs", async () => {
+    h = await startHarness({ statusRefreshMs: 600_000 });
+    const node = await h.nodes.get("", NODE);
+    for (const c of node.status!.conditions) c.status = "Unknown";
+    const marked = await h.nodes.updateStatus(node);
+    const back = await waitFor("Ready=True again", async () => {
+      const n = await h!.nodes.get("", NODE);
+      return n.status!.conditions.find((c) => c.type === "Ready")!.status === "True" ? n : undefined;
+    });
+    expect(Number(back.metadata!.resourceVersion)).toBeGreaterThan(Number(marked.metadata!.resourceVersion));
+  });
+
   it("re-registers when the Node object is deleted", async () => {
     h = await startHarness({ statusRefreshMs: 200 });
     const before = await h.nodes.get("", NODE);

@@ -1,6 +1,8 @@
 // The agent's Node object: registered at start (created, or updated when it exists), its status
 // (capacity, addresses, nodeInfo, conditions, images, the agent's port) re-written every
-// statusRefreshMs, or sooner when something other than a heartbeat time changed.
+// statusRefreshMs, or sooner when something other than a heartbeat time changed — compared with
+// the Node as last seen on a watch of it, so that a status someone else wrote (the node lifecycle
+// controller's Unknown) is corrected at the next heartbeat.
 import { clone, create, equals } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -49,6 +51,13 @@ export interface NodeReporter {
   refresh(): Promise<void>;
   /** The Node as last stored (for the Lease's owner reference). */
   current(): Node | undefined;
+  /**
+   * The Node as the apiserver has it now (a watch of this node's own object): a status someone
+   * else wrote — the node lifecycle controller's Unknown while the node was cut off, an older one
+   * from a restored backup — is what the next refresh compares with, and writes over if it
+   * differs. Kubernetes' kubelet reads its Node before each status check for the same reason.
+   */
+  observe(n: Node): void;
 }
 
 function condition(old: Condition[], type: string, status: string, reason: string, message: string, now: Date): Condition {
@@ -208,5 +217,13 @@ export function createNodeReporter(opts: NodeReporterOptions): NodeReporter {
     },
     refresh: () => writeStatus(false),
     current: () => node,
+    observe(n) {
+      if (!node || n.metadata?.name !== nodeName) return;
+      // Only a newer version: an event of an older write must not undo a newer one of ours.
+      const seen = Number(node.metadata?.resourceVersion || 0);
+      const got = Number(n.metadata?.resourceVersion || 0);
+      if (Number.isFinite(seen) && Number.isFinite(got) && got <= seen) return;
+      node = n;
+    },
   };
 }
