@@ -217,27 +217,32 @@ describe("runLeaderElection", () => {
   });
 
   it("keeps renewing while the work winds down after shutdown, then releases", async () => {
+    // A longer lease and renew deadline than the other cases: the drain outlasts the lease, and a
+    // loaded machine stalling this process (apiserver and both candidates) for more than the
+    // default 1.3 s deadline made a step down that is right for a leader that cannot renew.
+    const timing = { leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 };
     const s = await server();
     const ref = referee();
     let lostAborted = false;
     let drained = false;
     const a = candidate(s.url, "a", ref, {
+      ...timing,
       onStartedLeading: async (signal, lost) => {
         ref.started("a", signal);
         lost.addEventListener("abort", () => (lostAborted = true));
         await new Promise((r) => signal.addEventListener("abort", r));
-        await sleep(LEASE_MS * 1.5); // longer than the lease: only renewals keep it
+        await sleep(timing.leaseDurationMs * 1.5); // longer than the lease: only renewals keep it
         drained = true;
       },
     });
     await until(() => ref.leading.has("a"), 5000, "a to lead");
-    const b = candidate(s.url, "b", ref);
+    const b = candidate(s.url, "b", ref, timing);
     const stopping = a.stop();
-    await until(() => b.state.leading || drained, LEASE_MS * 3, "a to drain");
+    await until(() => b.state.leading || drained, timing.leaseDurationMs * 3, "a to drain");
     expect(b.state.leading).toBe(false); // b could not take over while a drained
-    await stopping;
-    await until(() => b.state.leading, LEASE_MS, "b to take over after the release");
     expect(lostAborted).toBe(false);
+    await stopping;
+    await until(() => b.state.leading, timing.leaseDurationMs, "b to take over after the release");
   });
 
   it("the lease is created if absent and a leader steps down when it is taken from it", async () => {
