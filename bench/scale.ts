@@ -68,8 +68,8 @@ const help = `usage: npm run bench -- scale [options]
                           the agent's own default is 10000)
   --connections N         ignored: each hollow node has its own TLS connection, as its own identity (system:node:<name>)
   --controllers LIST      the controller-manager's --controllers (default "*": all of them)
-  --concurrent-syncs N    the controller-manager's --concurrent-syncs (default: its own, 2)
-  --bind-concurrency N    the scheduler's --bind-concurrency (default: its own, 32)
+  --concurrent-syncs N    the controller-manager's --concurrent-syncs (default: its own, 5)
+  --bind-concurrency N    the scheduler's --bind-concurrency (default: its own, 128)
   --puts N                raw etcd puts after the run (default 5000)
   --timeout MS            give up waiting for every pod to be Running after this (default 180000)
   --stall MS              … or when nothing moved for this long (default 30000)
@@ -79,9 +79,9 @@ const help = `usage: npm run bench -- scale [options]
   --cpu-prof DIR          V8 CPU profiles of every child process (apiserver, scheduler,
                           controller-manager, hollow nodes) into DIR, with each one's top
                           functions in the report
-  --node-flags "F …"      more node flags for the apiserver, scheduler and controller-manager
-                          children (not the hollow nodes), e.g. "--heap-growing-percent=0
-                          --max-semi-space-size=32": a flag given here replaces Skiff's setting
+  --node-flags="F …"      more node flags for the apiserver, scheduler and controller-manager
+                          children (not the hollow nodes), e.g. --node-flags="--heap-growing-
+                          percent=0" (with "=": the value starts with a dash); a flag given here replaces Skiff's setting
                           of that name (internal/cmd/node-memory.ts), to compare memory settings`;
 
 const NS = "bench-scale";

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import os from "node:os";
 import { runLeaderElection } from "../client/leaderelection.ts";
 import { createLogger, type Logger } from "../log/log.ts";
-import { createScheduler } from "../scheduler/scheduler.ts";
+import { createScheduler, DEFAULT_BIND_CONCURRENCY } from "../scheduler/scheduler.ts";
 import { parseBool } from "./controller-manager.ts";
 import { componentTransport, componentClientArgs } from "./client-flags.ts";
 import { guarded } from "./guard.ts";
@@ -32,7 +32,7 @@ export const schedulerCommand = defineCommand({
     "lease-namespace": { type: "string", description: "The Lease's namespace", default: "skiff-system" },
     identity: { type: "string", description: "This candidate's name in the Lease (default: <hostname>_<random>)" },
     "scheduler-name": { type: "string", description: "Schedule pods whose spec.schedulerName is this", default: "default-scheduler" },
-    "bind-concurrency": { type: "string", description: "Binds in flight at once", default: "32" },
+    "bind-concurrency": { type: "string", description: "Binds in flight at once", default: String(DEFAULT_BIND_CONCURRENCY) },
     "percentage-of-nodes-to-score": {
       type: "string",
       description: "Stop looking for feasible nodes once this % of them (at least 100) passed; 0 = adaptive like kube-scheduler (50% falling to 5% on big clusters), 100 = all",

@@ -97,7 +97,8 @@ export const defaultControllerConfig: Readonly<ControllerConfig> = Object.freeze
   nodeCidrMaskSize: 24,
   terminatedPodGcThreshold: 12_500,
   eventTtlMs: 3_600_000,
-  concurrentSyncs: 2,
+  // kube-controller-manager's --concurrent-replicaset-syncs / -deployment- / -endpoint- / -job- default.
+  concurrentSyncs: 5,
 });
 
 /** What every controller gets from the controller-manager. */
