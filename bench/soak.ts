@@ -35,7 +35,7 @@ import { mallocTrim } from "./soak-malloc.ts";
 import { printVerdict, trackRss } from "./soak-report.ts";
 import { containerdPid, MACHINE_WIDE, serverPid, takeInventory, type Inventory, type InventoryScope } from "./soak-inventory.ts";
 import { ETCD_SNAPSHOT_COUNT } from "../internal/cmd/etcd-process.ts";
-import { MALLOC_ARENA_MAX, MEMORY_NODE_FLAGS } from "../internal/cmd/node-memory.ts";
+import { MALLOC_ARENA_MAX, memoryNodeFlags } from "../internal/cmd/node-memory.ts";
 import { cpus } from "node:os";
 
 const options = {
@@ -189,7 +189,7 @@ export async function run(argv: string[]): Promise<void> {
   const heapSnapshot = () => snapshotDir && process.kill(cp.serverPid, "SIGUSR2");
   // Its RSS is one of the figures: in this process it would be mixed with the benchmark's.
   if (cp.mode !== "child process") throw new Error(`the apiserver must run as a child process here: ${cp.modeNote}`);
-  const flagsNote = `${v["node-defaults"] ? "V8's and glibc's default heap sizing" : `Skiff's memory settings: ${MEMORY_NODE_FLAGS.join(" ")} MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX}`}${[...(v["skiff-node-arg"] ?? []), ...(v["skiff-env"] ?? [])].map((a) => `, ${a}`).join("")}`;
+  const flagsNote = `${v["node-defaults"] ? "V8's and glibc's default heap sizing" : `Skiff's memory settings: apiserver ${memoryNodeFlags("apiserver").join(" ")}, agent ${memoryNodeFlags("agent").join(" ")}, MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX}`}${[...(v["skiff-node-arg"] ?? []), ...(v["skiff-env"] ?? [])].map((a) => `, ${a}`).join("")}`;
   console.log(`apiserver:  ${cp.mode} (${flagsNote}); etcd ${cp.etcdVersion}, --snapshot-count ${process.env.ETCD_SNAPSHOT_COUNT}`);
   const node = await startSoakNode({ apiUrl: cp.url, pki: cp.pki, logLevel: v["agent-log-level"], nodeArgs: v8Args, env: skiffEnv });
   const etcdPid = serverPid("etcd", cp.etcd.dataDir);

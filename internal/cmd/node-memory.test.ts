@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MALLOC_ARENA_MAX, MEMORY_NODE_FLAGS, memoryRelaunch } from "./node-memory.ts";
+import { MALLOC_ARENA_MAX, memoryNodeFlags, memoryRelaunch } from "./node-memory.ts";
 
 const NODE = "/usr/bin/node";
 const ARGV = [NODE, "/opt/skiff/cmd/skiff.ts", "agent", "--log-level", "warn"];
@@ -7,7 +7,7 @@ const ARGV = [NODE, "/opt/skiff/cmd/skiff.ts", "agent", "--log-level", "warn"];
 describe("memoryRelaunch", () => {
   it("adds every memory flag before the user's node options and the script, and MALLOC_ARENA_MAX", () => {
     const next = memoryRelaunch(NODE, ["--import", "x.ts"], ARGV, { PATH: "/bin" });
-    expect(next?.argv).toEqual([NODE, ...MEMORY_NODE_FLAGS, "--import", "x.ts", "/opt/skiff/cmd/skiff.ts", "agent", "--log-level", "warn"]);
+    expect(next?.argv).toEqual([NODE, ...memoryNodeFlags("agent"), "--import", "x.ts", "/opt/skiff/cmd/skiff.ts", "agent", "--log-level", "warn"]);
     expect(next?.env).toEqual({ PATH: "/bin", MALLOC_ARENA_MAX });
   });
 
@@ -24,6 +24,16 @@ describe("memoryRelaunch", () => {
     expect(semiOnly?.argv.filter((a) => a.includes("semi-space"))).toEqual(["--min-semi-space-size=0"]);
     expect(semiOnly?.argv).toContain("--heap-growing-percent=50");
     expect(semiOnly?.env.MALLOC_ARENA_MAX).toBe("8");
+  });
+
+  it("collects old space early (--heap-growing-percent) only where a node agent runs; every daemon gets the fixed young generation", () => {
+    for (const cmd of ["agent", "server", "up"]) expect(memoryNodeFlags(cmd), cmd).toContain("--heap-growing-percent=50");
+    for (const cmd of ["apiserver", "scheduler", "controller-manager"]) {
+      const next = memoryRelaunch(NODE, [], [NODE, "skiff.ts", cmd], {});
+      expect(next?.argv.some((a) => a.startsWith("--heap-growing-percent")), cmd).toBe(false);
+      expect(next?.argv, cmd).toContain("--max-semi-space-size=16");
+    }
+    expect(memoryNodeFlags("token")).toEqual([]);
   });
 
   it("re-executes the daemons only, not one-shot commands or help", () => {

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { MALLOC_ARENA_MAX, MEMORY_NODE_FLAGS } from "../../internal/cmd/node-memory.ts";
+import { MALLOC_ARENA_MAX, memoryNodeFlags } from "../../internal/cmd/node-memory.ts";
 
 const SKIFF = fileURLToPath(new URL("../../cmd/skiff.ts", import.meta.url));
 // Runs before cmd/skiff.ts in every image of the process (node keeps --import across the re-exec).
@@ -21,7 +21,7 @@ describe("skiff's Node memory settings", () => {
     const [before, after, ...more] = reports([]);
     expect(more).toEqual([]);
     expect(before).toEqual({ pid: before.pid, execArgv: [], arena: null });
-    expect(after).toEqual({ pid: before.pid, execArgv: MEMORY_NODE_FLAGS, arena: MALLOC_ARENA_MAX });
+    expect(after).toEqual({ pid: before.pid, execArgv: memoryNodeFlags("agent"), arena: MALLOC_ARENA_MAX });
   });
 
   it("runs once, unchanged, when the user set every one of them", () => {
