@@ -347,15 +347,19 @@ export function createAgent(opts: AgentOptions): Agent {
       });
       await retryUntilDone("register the node", () => nodes.register());
       // This node's own Node, watched: what others write to it (the lifecycle controller marking it
-      // Unknown while it was cut off) must be seen to be corrected at the next heartbeat.
-      const ownNode = createInformer<Node>(createResourceClient<Node>(opts.transport, "Node"), {
-        fieldSelector: `metadata.name=${nodeName}`,
-        log: componentLog(log, "node-informer"),
-      });
-      ownNode.onAdd((n) => nodes.observe(n));
-      ownNode.onUpdate((_old, n) => nodes.observe(n));
-      ownNode.start(stopping.signal);
-      stopOwnNode = () => ownNode.stop();
+      // Unknown while it was cut off) must be seen to be corrected at the next heartbeat. With pod
+      // routing the agent already watches every Node; otherwise only its own.
+      if (routing) routing.onNode(nodeName, (n) => nodes.observe(n));
+      else {
+        const ownNode = createInformer<Node>(createResourceClient<Node>(opts.transport, "Node"), {
+          fieldSelector: `metadata.name=${nodeName}`,
+          log: componentLog(log, "node-informer"),
+        });
+        ownNode.onAdd((n) => nodes.observe(n));
+        ownNode.onUpdate((_old, n) => nodes.observe(n));
+        ownNode.start(stopping.signal);
+        stopOwnNode = () => ownNode.stop();
+      }
       // Readiness follows the lease: an agent whose last renewal failed has lost the apiserver.
       let leaseError: string | undefined = "the node lease was not renewed yet";
       const renew = () =>

@@ -92,8 +92,14 @@ describe("node registration", () => {
     expect(n.status!.conditions.find((c) => c.type === "Ready")!.status).toBe("True");
   });
 
-  it("writes Ready=True over a status someone else wrote (the lifecycle controller's Unknown) at the next heartbeat, long before statusRefreshMs", async () => {
-    h = await startHarness({ statusRefreshMs: 600_000 });
+  // Without pod routing the agent watches its own Node; with it, the routing's informer of every
+  // Node feeds the same check (one Node watch per agent either way).
+  const noRoutes = { readRoutes: async () => ({ routes: [], addresses: [] }), applyRoutes: async () => {}, ensureMasquerade: async () => {} };
+  it.each([
+    ["its own Node watch", {}],
+    ["the pod routing's Node informer", { podRouting: { clusterCidr: "10.88.0.0/16", network: "skiff", resyncMs: 60_000, host: noRoutes } }],
+  ])("writes Ready=True over a status someone else wrote (the lifecycle controller's Unknown) at the next heartbeat, long before statusRefreshMs (%s)", async (_how, extra) => {
+    h = await startHarness({ statusRefreshMs: 600_000, ...extra });
     const node = await h.nodes.get("", NODE);
     for (const c of node.status!.conditions) c.status = "Unknown";
     const marked = await h.nodes.updateStatus(node);

@@ -39,6 +39,8 @@ export interface PodRouting {
   stop(): Promise<void>;
   /** Plans and applies now (tests; normally driven by Node changes and the resync). */
   sync(): Promise<void>;
+  /** Calls `fn` with every version of Node `name` the informer sees (the agent's own Node: one watch of Nodes per agent, not two). */
+  onNode(name: string, fn: (n: Node) => void): void;
 }
 
 /** The node's pod CIDRs and InternalIP, as the route manager needs them. */
@@ -148,6 +150,10 @@ export function createPodRouting(
   informer.onDelete(kick);
 
   return {
+    onNode(name, fn) {
+      informer.onAdd((n) => n.metadata?.name === name && fn(n));
+      informer.onUpdate((_old, n) => n.metadata?.name === name && fn(n));
+    },
     async start() {
       informer.start(stopping.signal);
       await informer.waitForSync(stopping.signal);
