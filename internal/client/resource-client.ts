@@ -1,9 +1,12 @@
-// One typed client per kind, built from the kind registry: the same seven calls for every kind
-// (plus Bind for pods), with the object under its natural name instead of the kind's field name.
+// One typed client per kind, built from the kind registry: the same seven calls for every kind,
+// with the object under its natural name instead of the kind's field name; and Bind for pods
+// (createPodBinder), the scheduler's call per pod.
 import type { CallOptions, Transport } from "@connectrpc/connect";
 import type { DescMethodServerStreaming, DescMethodUnary } from "@bufbuild/protobuf";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type { GenService } from "@bufbuild/protobuf/codegenv2";
 import type { DeleteOptions } from "../../gen/skiff/v1alpha1/meta_pb.js";
+import { PodService, type PodServiceBindRequest } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
 import { WatchEventType } from "../../gen/skiff/v1alpha1/meta_pb.js";
 import { kindByName, type ApiObject, type Kind } from "../api/registry.ts";
 
@@ -139,6 +142,21 @@ export function createResourceClient<T extends ApiObject = ApiObject>(transport:
         await events.return?.();
       }
     },
+  };
+}
+
+export type BindRequest = Pick<PodServiceBindRequest, "namespace" | "name" | "nodeName" | "uid">;
+
+/**
+ * PodService.Bind straight to the transport, like the calls above (connect's client would add an
+ * async layer per call). Errors are the transport's ConnectErrors, as through connect's client.
+ * The answer (the bound pod) is read as an empty message, its bytes kept unparsed: a binder
+ * learns of the bound pod from its informer, and parsing the whole pod cost 12–18 µs per bind.
+ */
+export function createPodBinder(transport: Transport): (req: BindRequest, opts?: CallOptions) => Promise<void> {
+  const method: DescMethodUnary = { ...PodService.method.bind, output: EmptySchema } as DescMethodUnary;
+  return async (req, o) => {
+    await transport.unary(method, o?.signal, o?.timeoutMs, o?.headers, req);
   };
 }
 

@@ -23,6 +23,15 @@ function positiveMs(flag: string, value: string): number {
   return n;
 }
 
+/** --percentage-of-nodes-to-score: an integer from 0 (adaptive) to 100 (every node). */
+export function percentageOfNodesToScoreFlag(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0 || n > 100) {
+    throw new Error(`--percentage-of-nodes-to-score must be an integer from 0 to 100 (0 = adaptive, 100 = every node), got "${value}"`);
+  }
+  return n;
+}
+
 export const schedulerCommand = defineCommand({
   meta: { name: "scheduler", description: "Run the scheduler: assign pending pods to nodes" },
   args: {
@@ -49,10 +58,7 @@ export const schedulerCommand = defineCommand({
     const bindConcurrency = Number(args["bind-concurrency"]);
     if (!Number.isInteger(bindConcurrency) || bindConcurrency < 1) throw new Error(`--bind-concurrency must be a positive integer, got "${args["bind-concurrency"]}"`);
     const backoff = { initialMs: positiveMs("backoff-initial", args["backoff-initial"]), maxMs: positiveMs("backoff-max", args["backoff-max"]) };
-    const percentage = Number(args["percentage-of-nodes-to-score"]);
-    if (!Number.isInteger(percentage) || percentage < 0 || percentage > 100) {
-      throw new Error(`--percentage-of-nodes-to-score must be an integer from 0 to 100, got "${args["percentage-of-nodes-to-score"]}"`);
-    }
+    const percentage = percentageOfNodesToScoreFlag(args["percentage-of-nodes-to-score"]);
     metricsListen(args);
     const electing = parseBool("leader-elect", args["leader-elect"]);
     const registry = createComponentRegistry("scheduler");

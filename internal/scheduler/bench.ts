@@ -12,7 +12,7 @@ import { NodeSchema } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { PodSchema, type Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { createSchedulerCache } from "./cache.ts";
 import { podInfoOf } from "./core/pod-info.ts";
-import { isScheduled, schedule } from "./core/schedule.ts";
+import { createNodeRotation, isScheduled } from "./core/schedule.ts";
 import { makeNode } from "./core/testing.ts";
 
 const decoded = (p: Pod) => fromBinary(PodSchema, toBinary(PodSchema, p));
@@ -38,7 +38,7 @@ export function benchCache(nodeCount: number, podCount: number, workloadCount: n
     });
   };
   let cpu = 0;
-  let start = 0;
+  const rotation = createNodeRotation();
   for (let i = 0; i < podCount; i++) {
     const pending = decoded(podOf(i));
     const bound = decoded(pending);
@@ -47,9 +47,8 @@ export function benchCache(nodeCount: number, podCount: number, workloadCount: n
     const t = process.cpuUsage();
     const info = podInfoOf(pending);
     const snapshot = cache.snapshot();
-    const r = schedule(info, snapshot, { startIndex: start });
+    const r = rotation.schedule(info, snapshot);
     if (!isScheduled(r)) throw new Error(`pod ${i} did not fit`);
-    start = (start + r.examined) % snapshot.nodes.length;
     cache.assume(info, r.node);
     bound.spec!.nodeName = r.node;
     running.spec!.nodeName = r.node;

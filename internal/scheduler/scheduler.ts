@@ -1,20 +1,19 @@
 // The scheduler: informers feed the cache and the queue; one loop pops a pod, decides with the
 // pure core against the cache's snapshot, assumes the pod on its node, and hands the bind to a
 // bounded pool so that the next decision starts while binds are in flight. See README.md.
-import { createClient, Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { setTimeout as delay, setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
-import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
 import { createEventRecorder, type CorrelatingEventRecorder } from "../client/events.ts";
 import { createSharedInformerFactory, type Informer, type SharedInformerFactory } from "../client/informer.ts";
-import { createResourceClient } from "../client/resource-client.ts";
+import { createPodBinder, createResourceClient } from "../client/resource-client.ts";
 import { createSchedulerCache } from "./cache.ts";
 import { createVolumeBinding } from "./volume-binding.ts";
 import type { FilterPlugin, ScorePlugin } from "./core/framework.ts";
 import { isTerminal, podInfoOf } from "./core/pod-info.ts";
-import { isScheduled, schedule } from "./core/schedule.ts";
+import { createNodeRotation, isScheduled } from "./core/schedule.ts";
 import { createPool } from "./pool.ts";
 import { createSchedulingQueue, type QueuedPod } from "./queue.ts";
 import { createConditionWriter } from "./status.ts";
@@ -91,6 +90,10 @@ export interface Scheduler {
 }
 
 export function createScheduler(opts: SchedulerOptions): Scheduler {
+  const percentage = opts.percentageOfNodesToScore ?? 0;
+  if (!Number.isInteger(percentage) || percentage < 0 || percentage > 100) {
+    throw new RangeError(`percentageOfNodesToScore must be an integer from 0 (adaptive) to 100 (every node), got ${percentage}`);
+  }
   const log = opts.log;
   const schedulerName = opts.schedulerName ?? DEFAULT_SCHEDULER_NAME;
   const ownFactory = !opts.informers;
@@ -101,7 +104,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
   const recorder =
     opts.recorder ??
     createEventRecorder({ transport: opts.transport, component: schedulerName, log, concurrency: EVENT_CONCURRENCY, maxQueued: MAX_QUEUED_EVENTS, dropWhenFull: "oldest" });
-  const podApi = createClient(PodService, opts.transport);
+  const bindPod = createPodBinder(opts.transport);
   const pods: Informer<Pod> = factory.informerFor<Pod>("Pod");
   const nodes: Informer<Node> = factory.informerFor<Node>("Node");
   const cache = createSchedulerCache({ assumeTtlMs: opts.assumeTtlMs });
@@ -181,7 +184,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     const m = pod.metadata!;
     try {
       await volumeBinding.selectNode(pod, nodeName);
-      await podApi.bind({ namespace: m.namespace, name: m.name, nodeName, uid: m.uid }, { timeoutMs: 30_000 });
+      await bindPod({ namespace: m.namespace, name: m.name, nodeName, uid: m.uid }, { timeoutMs: 30_000 });
       cache.finishBinding(m.uid);
       queue.done(m.uid);
       counters.bound++;
@@ -205,7 +208,8 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     }
   }
 
-  let nextStartIndex = 0;
+  // The next pod's search starts where this one's stopped, so every node gets looked at.
+  const rotation = createNodeRotation();
 
   async function scheduleOne(entry: QueuedPod): Promise<void> {
     const pod = pods.get(entry.key);
@@ -218,17 +222,14 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     const info = podInfoOf(pod);
     const snapshot = cache.snapshot();
     const plugins = metrics?.plugins(filters, opts.scorers ?? defaultScorers);
-    const result = schedule(info, snapshot, {
+    const result = rotation.schedule(info, snapshot, {
       filters: plugins?.filters ?? filters,
       scorers: plugins?.scorers ?? opts.scorers,
       rng: opts.rng,
       percentageOfNodesToScore: opts.percentageOfNodesToScore,
-      startIndex: nextStartIndex,
     });
     plugins?.done();
     if (isScheduled(result)) {
-      // The next pod starts where this one's search stopped, so every node gets looked at.
-      nextStartIndex = (nextStartIndex + result.examined) % Math.max(1, snapshot.nodes.length);
       cache.assume(info, result.node);
       await binds.run(() => bind(pod, result.node, entry, started));
       return;

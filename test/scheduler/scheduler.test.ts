@@ -6,14 +6,15 @@
 // are the "batch" pool: tainted dedicated=batch:NoSchedule, labelled pool=batch, 2 cpu each.
 import { create } from "@bufbuild/protobuf";
 import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Event } from "../../gen/skiff/v1alpha1/coordination_pb.js";
 import { NamespaceSchema } from "../../gen/skiff/v1alpha1/namespace_pb.js";
 import { NodeSchema, type Node } from "../../gen/skiff/v1alpha1/node_pb.js";
 import { PodSchema, type Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { PodService } from "../../gen/skiff/v1alpha1/pod_service_pb.js";
-import type { ResourceClient } from "../../internal/client/resource-client.ts";
+import { createPodBinder, type ResourceClient } from "../../internal/client/resource-client.ts";
 import { createScheduler, type Scheduler } from "../../internal/scheduler/scheduler.ts";
 import { startControlPlane, type ControlPlane } from "../harness/control-plane.ts";
 
@@ -295,5 +296,28 @@ describe("scheduler on 100 nodes", () => {
       expect(await podEvents(ns, RACE_POD, "Scheduled")).toHaveLength(0);
       expect(scheduler.stats().cache.assumed).toBe(0);
     });
+  });
+
+  describe("the binder the scheduler uses (answer not parsed)", () => {
+    const transports = {
+      "Skiff's gRPC transport": () => cp.transport,
+      "Connect-JSON over HTTP/1.1": () => createConnectTransport({ baseUrl: cp.server.url, httpVersion: "1.1", useBinaryFormat: false, nodeOptions: cp.pki.adminNodeOptions }),
+    };
+    for (const [name, transport] of Object.entries(transports)) {
+      it(`binds over ${name}, and a second bind fails with FAILED_PRECONDITION`, async () => {
+        const ns = await namespace(`binder-${name.startsWith("Skiff") ? "grpc" : "json"}`);
+        // Another scheduler's pod: ours leaves it alone.
+        const pod = makePod(ns, "manual");
+        pod.spec!.schedulerName = "someone-else";
+        const created = await pods.create(pod);
+        const bind = createPodBinder(transport());
+        await bind({ namespace: ns, name: "manual", nodeName: "node-020", uid: created.metadata!.uid });
+        expect(await boundTo(ns, "manual")).toBe("node-020");
+        const again = await bind({ namespace: ns, name: "manual", nodeName: "node-021", uid: "" }).catch((e: unknown) => ConnectError.from(e));
+        expect(again).toBeInstanceOf(ConnectError);
+        expect((again as ConnectError).code).toBe(Code.FailedPrecondition);
+        expect(await boundTo(ns, "manual")).toBe("node-020");
+      });
+    }
   });
 });

@@ -1,6 +1,6 @@
 // The pure scheduling core: no I/O, no clocks; (pod, snapshot) → node or reasons.
-export { filterNodes, formatFitError, isScheduled, schedule } from "./schedule.ts";
-export type { FilterResult, ScheduleOptions, ScheduleResult, Scheduled, Unschedulable } from "./schedule.ts";
+export { createNodeRotation, feasibleNodesToFind, filterNodes, formatFitError, isScheduled, schedule } from "./schedule.ts";
+export type { FilterResult, NodeRotation, ScheduleOptions, ScheduleResult, Scheduled, Unschedulable } from "./schedule.ts";
 export { buildSnapshot, normalizeReverse, normalizeToMax, MAX_SCORE } from "./framework.ts";
 export type { FilterPlugin, NodeFilter, NodeScorer, ScorePlugin, Snapshot } from "./framework.ts";
 export { addPodToNode, newNodeInfo, removePodFromNode, setNode, topologyValue } from "./node-info.ts";

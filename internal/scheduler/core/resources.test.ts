@@ -13,6 +13,17 @@ describe("resource amounts", () => {
     expect(toAmount("cpu", "nonsense")).toBe(0);
   });
 
+  it("keeps cpu and other resources apart when it remembers a string's amount, and stays right past its bound", () => {
+    for (let round = 0; round < 2; round++) {
+      expect(toAmount("cpu", "100m")).toBe(100);
+      expect(toAmount("memory", "100m")).toBe(1);
+      expect(toAmount("cpu", "2")).toBe(2000);
+      expect(toAmount("example.com/gpu", "2")).toBe(2);
+    }
+    for (let i = 1; i <= 3000; i++) expect(toAmount("memory", `${i}Mi`)).toBe(i * 2 ** 20);
+    expect(toAmount("cpu", "100m")).toBe(100);
+  });
+
   it("sums containers and takes the larger of that and the biggest init container", () => {
     const pod = makePod("p", { cpu: "500m", memory: "1Gi", init: { cpu: "2", memory: "64Mi" } });
     pod.spec!.containers.push({ ...pod.spec!.containers[0], name: "side" });

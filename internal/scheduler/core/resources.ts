@@ -11,8 +11,27 @@ export type ResourceList = Record<string, number>;
 export const DEFAULT_NONZERO_CPU_MILLI = 100;
 export const DEFAULT_NONZERO_MEMORY = 200 * 1024 * 1024;
 
+/**
+ * Amounts of the quantity strings seen lately, cpu and the others apart: the pods of a workload
+ * repeat the same few strings, and each parse makes bigints (4 parses per pod for cpu and memory).
+ * Bounded: cleared when full.
+ */
+const MAX_REMEMBERED = 1024;
+const cpuAmounts = new Map<string, number>();
+const unitAmounts = new Map<string, number>();
+
 /** One quantity string as an amount; an unparsable one counts as 0 (validation rejects them). */
 export function toAmount(name: string, quantity: string): number {
+  const seen = name === "cpu" ? cpuAmounts : unitAmounts;
+  let amount = seen.get(quantity);
+  if (amount === undefined) {
+    if (seen.size >= MAX_REMEMBERED) seen.clear();
+    seen.set(quantity, (amount = parseAmount(name, quantity)));
+  }
+  return amount;
+}
+
+function parseAmount(name: string, quantity: string): number {
   let milli: bigint;
   try {
     milli = parseQuantity(quantity).milliValue;

@@ -17,7 +17,7 @@ describe("schedule", () => {
 
   it("sorts equal counts by reason, and says when there are no nodes", () => {
     expect(formatFitError(2, { a: ["b reason"], b: ["a reason"] })).toBe("0/2 nodes are available: 1 a reason, 1 b reason.");
-    expect(schedule(makePod("p"), buildSnapshot([]))).toEqual({ reasons: {}, message: "no nodes available to schedule pods" });
+    expect(schedule(makePod("p"), buildSnapshot([]))).toEqual({ reasons: {}, message: "no nodes available to schedule pods", examined: 0 });
   });
 
   it("breaks ties between equal nodes at random, through the injected rng", () => {

@@ -25,7 +25,7 @@ export interface ScheduleOptions {
    * cost less on big clusters.
    */
   percentageOfNodesToScore?: number;
-  /** Where in the node list filtering starts; the caller rotates it so that every node gets its turn. */
+  /** Where in the node list filtering starts; createNodeRotation() moves it on after each decision. */
   startIndex?: number;
 }
 
@@ -35,7 +35,7 @@ export interface Scheduled {
   score: number;
   /** How many nodes passed the filters. */
   feasible: number;
-  /** How many nodes were looked at (the next decision starts after them). */
+  /** How many places of the node list were looked at (the next decision starts after them). */
   examined: number;
 }
 
@@ -44,6 +44,8 @@ export interface Unschedulable {
   reasons: Record<string, string[]>;
   /** The FailedScheduling message: "0/3 nodes are available: 2 Insufficient cpu, …." */
   message: string;
+  /** Places of the node list looked at: all of them (no node fits). */
+  examined: number;
 }
 
 export type ScheduleResult = Scheduled | Unschedulable;
@@ -69,6 +71,8 @@ export interface FilterResult {
   reasons: Record<string, string[]>;
   /** Nodes looked at. */
   total: number;
+  /** Places of the node list passed, nodes known only from their pods included. */
+  examined: number;
 }
 
 const MIN_FEASIBLE_TO_FIND = 100;
@@ -99,7 +103,8 @@ export function filterNodes(
   let total = 0;
   const all = snapshot.nodes;
   const start = all.length > 0 ? startIndex % all.length : 0;
-  for (let k = 0; k < all.length && feasible.length < enough; k++) {
+  let k = 0;
+  for (; k < all.length && feasible.length < enough; k++) {
     const node = all[(start + k) % all.length];
     if (!node.node) continue;
     total++;
@@ -114,7 +119,7 @@ export function filterNodes(
     if (rejected) reasons[node.name] = rejected;
     else feasible.push(node);
   }
-  return { feasible, reasons, total };
+  return { feasible, reasons, total, examined: k };
 }
 
 function scoreNodes(pod: PodInfo, snapshot: Snapshot, nodes: readonly NodeInfo[], plugins: readonly ScorePlugin[]): Float64Array {
@@ -134,9 +139,8 @@ function scoreNodes(pod: PodInfo, snapshot: Snapshot, nodes: readonly NodeInfo[]
 export function schedule(pod: Pod | PodInfo, snapshot: Snapshot, opts: ScheduleOptions = {}): ScheduleResult {
   const info = "requests" in pod ? pod : podInfoOf(pod);
   const enough = feasibleNodesToFind(snapshot.nodes.length, opts.percentageOfNodesToScore);
-  const { feasible, reasons, total } = filterNodes(info, snapshot, opts.filters ?? defaultFilters, enough, opts.startIndex);
-  if (feasible.length === 0) return { reasons, message: formatFitError(total, reasons) };
-  const examined = feasible.length + Object.keys(reasons).length;
+  const { feasible, reasons, total, examined } = filterNodes(info, snapshot, opts.filters ?? defaultFilters, enough, opts.startIndex);
+  if (feasible.length === 0) return { reasons, message: formatFitError(total, reasons), examined };
   if (feasible.length === 1) return { node: feasible[0].name, score: 0, feasible: 1, examined };
 
   const scores = scoreNodes(info, snapshot, feasible, opts.scorers ?? defaultScorers);
@@ -154,4 +158,30 @@ export function schedule(pod: Pod | PodInfo, snapshot: Snapshot, opts: ScheduleO
     }
   }
   return { node: feasible[best].name, score: scores[best], feasible: feasible.length, examined };
+}
+
+export interface NodeRotation {
+  /** schedule() starting where the previous decision stopped. */
+  schedule(pod: Pod | PodInfo, snapshot: Snapshot, opts?: Omit<ScheduleOptions, "startIndex">): ScheduleResult;
+  /** Where the next decision starts. */
+  readonly nextStartIndex: number;
+}
+
+/**
+ * Decisions in a row, each starting its search where the previous one stopped (kube-scheduler's
+ * nextStartNodeIndex): with percentageOfNodesToScore below 100, every node still gets its turn.
+ */
+export function createNodeRotation(): NodeRotation {
+  let next = 0;
+  return {
+    schedule(pod, snapshot, opts = {}) {
+      const r = schedule(pod, snapshot, { ...opts, startIndex: next });
+      const n = snapshot.nodes.length;
+      next = n > 0 ? (next + r.examined) % n : 0;
+      return r;
+    },
+    get nextStartIndex() {
+      return next;
+    },
+  };
 }
