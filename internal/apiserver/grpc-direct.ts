@@ -6,7 +6,8 @@
 // `--cpu-prof`). Watch responses are encoded once per event and shared by every watcher that gets
 // the same event. Anything else — the Connect protocol, gRPC-Web, JSON codecs, compressed
 // messages, unknown paths — is left to connect, which serves the same handlers.
-import { create, isMessage, toBinary, fromBinary, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { create, isMessage, toBinary, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { decodeMessage } from "../api/codec/index.ts";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
 import { malformedRequest } from "./wire-errors.ts";
@@ -395,7 +396,7 @@ function decodeRequest(input: DescMessage, body: Buffer): unknown {
   const len = body.readUInt32BE(1);
   if (body.length !== 5 + len) throw malformedRequest("expected exactly one request message");
   try {
-    return fromBinary(input, body.subarray(5));
+    return decodeMessage(input, body.subarray(5));
   } catch {
     throw malformedRequest("invalid protobuf");
   }

@@ -6,7 +6,8 @@
 // hands each response frame straight to protobuf. Connect clients (createClient) use it
 // unchanged: errors are ConnectErrors with the gRPC code and message, deadlines and abort
 // signals cancel the call.
-import { create, fromBinary, isMessage, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { create, isMessage, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { decodeMessage } from "../api/codec/index.ts";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { abortError, DeferredHeaders, frame, httpStatusCode, statusError } from "./grpc-wire.ts";
@@ -375,7 +376,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           message(payload) {
             if (message !== undefined) return new ConnectError("protocol error: more than one response message for a unary call", Code.Unimplemented);
             try {
-              message = fromBinary(method.output, payload);
+              message = decodeMessage(method.output, payload);
             } catch (err) {
               return new ConnectError(`cannot decode the response message: ${(err as Error).message}`, Code.Internal);
             }
@@ -411,7 +412,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         headers: (h) => responseHeader.defer(h),
         message(payload) {
           try {
-            queue.push(fromBinary(method.output, payload));
+            queue.push(decodeMessage(method.output, payload));
           } catch (err) {
             // The stream ends at this message, after the good ones before it.
             return new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);
