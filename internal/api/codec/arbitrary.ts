@@ -14,7 +14,7 @@ export function createRandom(seed: number): () => number {
   };
 }
 
-const STRINGS = ["", "a", "web-7d4b9c8f6-x2x9k", "ünïcødé ✓", "日本語", "emoji 🚀🛶", "\u0000nul", "\ufeffbom", "x".repeat(200), "__proto__", "constructor"];
+const STRINGS = ["", "a", "lone \ud800 surrogate", "web-7d4b9c8f6-x2x9k", "ünïcødé ✓", "日本語", "emoji 🚀🛶", "\u0000nul", "\ufeffbom", "x".repeat(200), "__proto__", "constructor"];
 
 export function arbitraryMessage(desc: DescMessage, rnd: () => number, depth = 0): any {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
