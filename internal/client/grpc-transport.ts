@@ -6,8 +6,8 @@
 // hands each response frame straight to protobuf. Connect clients (createClient) use it
 // unchanged: errors are ConnectErrors with the gRPC code and message, deadlines and abort
 // signals cancel the call.
-import { create, isMessage, toBinary, type DescMethod } from "@bufbuild/protobuf";
-import { decodeMessage } from "../api/codec/index.ts";
+import { create, isMessage, type DescMethod } from "@bufbuild/protobuf";
+import { decodeMessage, encodeMessage } from "../api/codec/index.ts";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { abortError, DeferredHeaders, frame, httpStatusCode, statusError } from "./grpc-wire.ts";
@@ -363,7 +363,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     unary(method, signal, timeoutMs, header, input) {
       let body: Buffer;
       try {
-        body = frame(toBinary(method.input, isMessage(input, method.input) ? input : create(method.input, input)));
+        body = frame(encodeMessage(method.input, isMessage(input, method.input) ? input : create(method.input, input)));
         checkRequestSize(body);
       } catch (err) {
         return Promise.reject(err);
@@ -399,7 +399,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         first = m;
         break;
       }
-      const body = frame(toBinary(method.input, isMessage(first, method.input) ? first : create(method.input, first as any)));
+      const body = frame(encodeMessage(method.input, isMessage(first, method.input) ? first : create(method.input, first as any)));
       checkRequestSize(body);
       const responseHeader = new DeferredHeaders();
       const trailer = new DeferredHeaders();
