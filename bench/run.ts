@@ -23,6 +23,7 @@ const benches: Record<string, { about: string; load: () => Promise<Benchmark> }>
   "idle-ops": { about: "CPU µs per steady per-node operation (keepalive ping, Lease renewal, Node status write, watch BOOKMARK) in the apiserver, etcd, the client", load: () => import("./idle-ops.ts") },
   "pod-files": { about: "the node agent's file work per new pod (/etc files, token directory, log and termination-log files): CPU µs per pod on tmpfs and disk", load: () => import("./pod-files.ts") },
   "client-calls": { about: "the client side of an API call alone: CPU µs per unary call (concurrency 1 and 32) and per watch event, against a fixed-answer gRPC server", load: () => import("./client-calls.ts") },
+  codec: { about: "CPU µs per protobuf decode / encode / clone of a Running Pod, a Node, a Deployment: protobuf-es vs the compiled codec", load: () => import("./codec.ts") },
   "store-writes": { about: "CPU µs per etcd store write (update lone / 10 at once, create) in the store's process and in etcd", load: () => import("./store-writes.ts") },
   scale: { about: "5,000 pods (50 Deployments) on 500 hollow nodes: pods/s, binds/s, raw etcd put rate", load: () => import("./scale.ts") },
 };

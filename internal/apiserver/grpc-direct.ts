@@ -6,7 +6,8 @@
 // `--cpu-prof`). Watch responses are encoded once per event and shared by every watcher that gets
 // the same event. Anything else — the Connect protocol, gRPC-Web, JSON codecs, compressed
 // messages, unknown paths — is left to connect, which serves the same handlers.
-import { create, isMessage, toBinary, fromBinary, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { create, isMessage, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { decodeMessage, encodeMessage as encodeProto } from "../api/codec/index.ts";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
 import { malformedRequest } from "./wire-errors.ts";
@@ -86,7 +87,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
   }
 
   function encodeResponse(output: DescMessage, msg: unknown): Part[] {
-    if (isMessage(msg, output) || !opts.storedBytes) return [toBinary(output, isMessage(msg, output) ? msg : create(output, msg as any))];
+    if (isMessage(msg, output) || !opts.storedBytes) return [encodeProto(output, isMessage(msg, output) ? msg : create(output, msg as any))];
     const init = msg as Record<string, unknown>;
     const parts: Part[] = [];
     let reused = false;
@@ -109,7 +110,7 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
       }
       (rest ??= {})[field.localName] = v;
     }
-    if (!reused) return [toBinary(output, create(output, init as any))];
+    if (!reused) return [encodeProto(output, create(output, init as any))];
     if (rest) parts.unshift(restBytes(output, rest));
     return parts;
   }
@@ -123,13 +124,13 @@ export function createDirectGrpc(opts: DirectGrpcOptions): DirectGrpc {
     let key = "";
     for (const [name, v] of Object.entries(rest)) {
       const field = output.fields.find((f) => f.localName === name);
-      if (field?.fieldKind !== "enum" || typeof v !== "number") return toBinary(output, create(output, rest as any));
+      if (field?.fieldKind !== "enum" || typeof v !== "number") return encodeProto(output, create(output, rest as any));
       key += `${name}=${v};`;
     }
     let byValue = restCache.get(output);
     if (!byValue) restCache.set(output, (byValue = new Map()));
     let bytes = byValue.get(key);
-    if (!bytes) byValue.set(key, (bytes = toBinary(output, create(output, rest as any))));
+    if (!bytes) byValue.set(key, (bytes = encodeProto(output, create(output, rest as any))));
     return bytes;
   }
 
@@ -346,7 +347,7 @@ function withVersion(schema: DescMessage, stored: Uint8Array, rv: string): Part[
     versionFields.set(schema, nums);
   }
   const found = nums ? findField(stored, nums[0]) : null;
-  if (!nums || found === null) return [stored, toBinary(schema, create(schema, { metadata: { resourceVersion: rv } } as any))];
+  if (!nums || found === null) return [stored, encodeProto(schema, create(schema, { metadata: { resourceVersion: rv } } as any))];
   // No metadata stored: one holding only the version goes first.
   const [tagAt, start, end] = found ?? [0, 0, 0];
   const meta = lengthDelimited(nums[0], [stored.subarray(start, end), ...lengthDelimited(nums[1], [rv])]);
@@ -395,7 +396,7 @@ function decodeRequest(input: DescMessage, body: Buffer): unknown {
   const len = body.readUInt32BE(1);
   if (body.length !== 5 + len) throw malformedRequest("expected exactly one request message");
   try {
-    return fromBinary(input, body.subarray(5));
+    return decodeMessage(input, body.subarray(5));
   } catch {
     throw malformedRequest("invalid protobuf");
   }

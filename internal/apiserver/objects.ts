@@ -1,6 +1,6 @@
 // How objects become storage keys and bytes. Objects are stored as protobuf binary without their
 // resource_version, which is always the storage revision that last wrote them.
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { decodeMessage, encodeMessage } from "../api/codec/index.ts";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ApiObject, Kind } from "../api/registry.ts";
 import { displayName } from "./errors.ts";
@@ -36,7 +36,7 @@ export function encode(kind: Kind, obj: ApiObject): Uint8Array {
   const rv = obj.metadata?.resourceVersion ?? "";
   if (obj.metadata) obj.metadata.resourceVersion = "";
   try {
-    const bytes = toBinary(kind.schema, obj);
+    const bytes = encodeMessage(kind.schema, obj);
     // Checked here, before storage: etcd refuses larger values only after the whole request went
     // over the wire, in its own words.
     if (bytes.length > MAX_OBJECT_BYTES) {
@@ -55,7 +55,7 @@ export function encode(kind: Kind, obj: ApiObject): Uint8Array {
 export function decode(kind: Kind, value: Uint8Array, revision: number): ApiObject {
   // Ciphertext reaches here only when this apiserver does not encrypt the kind: refuse it clearly.
   assertPlaintext(value, kind.plural);
-  const obj = fromBinary(kind.schema, value) as ApiObject;
+  const obj = decodeMessage(kind.schema, value) as ApiObject;
   if (obj.metadata) obj.metadata.resourceVersion = String(revision);
   storedBytes.set(obj, value);
   return obj;

@@ -1,7 +1,8 @@
 // Generic operations on any kind, driven by its registry entry. The Connect services (service.ts)
 // and internal callers (namespace cleanup) both go through these, so the semantics live once:
 // defaulting, validation, optimistic concurrency, generation, status, graceful deletion.
-import { clone, create, equals } from "@bufbuild/protobuf";
+import { create, equals } from "@bufbuild/protobuf";
+import { cloneMessage } from "../api/codec/index.ts";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
@@ -95,7 +96,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
   function requireObject(obj: ApiObject | undefined): ApiObject {
     if (!obj) throw new ConnectError(`${kind.field}: required`, Code.InvalidArgument);
     // The operations change the object they are given: a copy, unless it was handed over.
-    return handedOver.has(obj) ? obj : (clone(kind.schema, obj) as ApiObject);
+    return handedOver.has(obj) ? obj : (cloneMessage(kind.schema, obj) as ApiObject);
   }
 
   function requireName(namespace: string, name: string): void {
@@ -250,12 +251,12 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       if (user) ctx.admitWrite?.({ user, kind: kind.kind, operation: "create", object: obj });
       if (dryRun && !hooks) return obj;
       // What the client asked for, for the hooks' retries (only they change the object per attempt).
-      const requested = hooks ? (clone(kind.schema, obj) as ApiObject) : obj;
+      const requested = hooks ? (cloneMessage(kind.schema, obj) as ApiObject) : obj;
       for (let attempt = 0; ; attempt++) {
         let extra: TxnOp[] = [];
         if (hooks) {
           // Each attempt starts from what the client asked for, not from the last attempt's picks.
-          obj.spec = clone(kind.schema, requested).spec;
+          obj.spec = cloneMessage(kind.schema, requested).spec;
           extra = await hooks.create(obj, attempt);
           if (dryRun) return obj;
         }
@@ -302,7 +303,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
       // Versions are opaque: only the exact string the server gave matches ("004" is not "4").
       const wanted = checkedRv(m.resourceVersion, "metadata.resourceVersion");
       // What the client asked for, for the hooks' retries (only they change the object per attempt).
-      const requested = hooks ? (clone(kind.schema, obj) as ApiObject) : obj;
+      const requested = hooks ? (cloneMessage(kind.schema, obj) as ApiObject) : obj;
       // Without a resource version the update is unconditional: retry races against other writers.
       for (let attempt = 0; ; attempt++) {
         // As in updateStatus: the watch cache's copy when it is the version the writer saw (a
@@ -323,7 +324,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         m.generation = cm.generation;
         m.generateName = cm.generateName;
         if (kind.hasStatus) obj.status = cur.status;
-        if (hooks) obj.spec = clone(kind.schema, requested).spec;
+        if (hooks) obj.spec = cloneMessage(kind.schema, requested).spec;
         kind.defaults?.(obj);
         if (cm.deletionTimestamp && m.finalizers.some((f) => !cm.finalizers.includes(f))) {
           throw new ConnectError(`${label.toLowerCase()} "${m.name}" is being deleted: finalizers may only be removed`, Code.FailedPrecondition);
@@ -401,7 +402,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         if (grace !== undefined && grace < 0n) {
           throw invalid("delete options", [{ field: "options.gracePeriodSeconds", message: "must be >= 0" }]);
         }
-        const next = clone(kind.schema, cur) as ApiObject;
+        const next = cloneMessage(kind.schema, cur) as ApiObject;
         const nm = next.metadata!;
         const finalizer = propagationFinalizers[policy];
         if (finalizer && !nm.finalizers.includes(finalizer) && !m.deletionTimestamp) nm.finalizers.push(finalizer);

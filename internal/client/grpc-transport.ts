@@ -6,7 +6,8 @@
 // hands each response frame straight to protobuf. Connect clients (createClient) use it
 // unchanged: errors are ConnectErrors with the gRPC code and message, deadlines and abort
 // signals cancel the call.
-import { create, fromBinary, isMessage, toBinary, type DescMethod } from "@bufbuild/protobuf";
+import { create, isMessage, type DescMethod } from "@bufbuild/protobuf";
+import { decodeMessage, encodeMessage } from "../api/codec/index.ts";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from "node:http2";
 import { abortError, DeferredHeaders, frame, httpStatusCode, statusError } from "./grpc-wire.ts";
@@ -362,7 +363,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     unary(method, signal, timeoutMs, header, input) {
       let body: Buffer;
       try {
-        body = frame(toBinary(method.input, isMessage(input, method.input) ? input : create(method.input, input)));
+        body = frame(encodeMessage(method.input, isMessage(input, method.input) ? input : create(method.input, input)));
         checkRequestSize(body);
       } catch (err) {
         return Promise.reject(err);
@@ -375,7 +376,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
           message(payload) {
             if (message !== undefined) return new ConnectError("protocol error: more than one response message for a unary call", Code.Unimplemented);
             try {
-              message = fromBinary(method.output, payload);
+              message = decodeMessage(method.output, payload);
             } catch (err) {
               return new ConnectError(`cannot decode the response message: ${(err as Error).message}`, Code.Internal);
             }
@@ -398,7 +399,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         first = m;
         break;
       }
-      const body = frame(toBinary(method.input, isMessage(first, method.input) ? first : create(method.input, first as any)));
+      const body = frame(encodeMessage(method.input, isMessage(first, method.input) ? first : create(method.input, first as any)));
       checkRequestSize(body);
       const responseHeader = new DeferredHeaders();
       const trailer = new DeferredHeaders();
@@ -411,7 +412,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
         headers: (h) => responseHeader.defer(h),
         message(payload) {
           try {
-            queue.push(fromBinary(method.output, payload));
+            queue.push(decodeMessage(method.output, payload));
           } catch (err) {
             // The stream ends at this message, after the good ones before it.
             return new ConnectError(`cannot decode a response message: ${(err as Error).message}`, Code.Internal);

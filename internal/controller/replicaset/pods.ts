@@ -1,7 +1,8 @@
 // What the ReplicaSet controller needs to know about pods: controller references, whether a pod
 // counts (active, ready, available), which pods to delete first, and a new pod from a template.
 // Pure functions, shared with other controllers that manage pods (Deployment).
-import { clone, create } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { cloneMessage } from "../../api/codec/index.ts";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { OwnerReferenceSchema, type OwnerReference } from "../../../gen/skiff/v1alpha1/meta_pb.js";
 import { PodSchema, PodSpecSchema, type Pod } from "../../../gen/skiff/v1alpha1/pod_pb.js";
@@ -114,6 +115,6 @@ export function podFromTemplate(rs: ReplicaSet): Pod {
       finalizers: [...(tm?.finalizers ?? [])],
       ownerReferences: [newControllerRef(rs, "apps/v1", "ReplicaSet")],
     },
-    spec: tpl?.spec ? clone(PodSpecSchema, tpl.spec) : undefined,
+    spec: tpl?.spec ? cloneMessage(PodSpecSchema, tpl.spec) : undefined,
   });
 }

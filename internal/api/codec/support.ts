@@ -1,0 +1,63 @@
+// Which message types the compiled codec handles itself. Everything else goes to protobuf-es
+// whole, so a result never depends on which path ran.
+import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
+
+const EDITION_PROTO3 = 999;
+export const IMPLICIT = 2; // FeatureSet.FieldPresence.IMPLICIT
+
+// protobuf-es v2 represents these differently from their fields (wrappers unboxed to a scalar,
+// Struct as a JSON object), and the compiled code only knows the plain message shape.
+const SPECIAL_TYPES = new Set([
+  "google.protobuf.DoubleValue", "google.protobuf.FloatValue", "google.protobuf.Int64Value",
+  "google.protobuf.UInt64Value", "google.protobuf.Int32Value", "google.protobuf.UInt32Value",
+  "google.protobuf.BoolValue", "google.protobuf.StringValue", "google.protobuf.BytesValue",
+  "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue",
+]);
+
+const verdicts = new WeakMap<DescMessage, boolean>();
+
+/**
+ * A proto3 message whose fields (and nested messages, transitively) use only the plain shape:
+ * no groups, no closed enums, no default values, no unboxed well-known types.
+ */
+export function isCompilable(desc: DescMessage): boolean {
+  const known = verdicts.get(desc);
+  if (known !== undefined) return known;
+  verdicts.set(desc, true); // provisional, so a recursive type does not loop
+  const ok = checkMessage(desc);
+  verdicts.set(desc, ok);
+  return ok;
+}
+
+function checkMessage(desc: DescMessage): boolean {
+  if (desc.file.edition !== EDITION_PROTO3 || SPECIAL_TYPES.has(desc.typeName)) return false;
+  return desc.fields.every(checkField);
+}
+
+function checkField(f: DescField): boolean {
+  if ("delimitedEncoding" in f && f.delimitedEncoding) return false;
+  if (f.fieldKind === "enum" || (f.fieldKind === "list" && f.listKind === "enum") || (f.fieldKind === "map" && f.mapKind === "enum")) {
+    if (!f.enum!.open) return false;
+  }
+  if ((f.fieldKind === "scalar" || f.fieldKind === "enum") && f.getDefaultValue() !== undefined) return false;
+  const msg = f.fieldKind === "message" ? f.message : f.fieldKind === "list" && f.listKind === "message" ? f.message : f.fieldKind === "map" && f.mapKind === "message" ? f.message : undefined;
+  return msg === undefined || isCompilable(msg);
+}
+
+/** A JS expression for the zero value of a singular scalar or enum field. */
+export function zeroExpr(f: DescField): string {
+  if (f.fieldKind === "enum") return String(f.enum.values[0].number);
+  if (f.fieldKind !== "scalar") throw new Error(`no zero value for ${f.fieldKind} field`);
+  return scalarZeroExpr(f.scalar, f.longAsString);
+}
+
+export function scalarZeroExpr(t: ScalarType, longAsString: boolean): string {
+  switch (t) {
+    case ScalarType.STRING: return '""';
+    case ScalarType.BOOL: return "false";
+    case ScalarType.BYTES: return "new Uint8Array(0)";
+    case ScalarType.INT64: case ScalarType.UINT64: case ScalarType.FIXED64: case ScalarType.SFIXED64: case ScalarType.SINT64:
+      return longAsString ? '"0"' : "0n";
+    default: return "0";
+  }
+}
