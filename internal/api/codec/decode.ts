@@ -23,7 +23,13 @@ const textDecoding = getTextEncoding();
  * Buffer's native slicers, which Buffer.toString calls after checking its arguments (those
  * checks were a visible share of decoding in profiles); the bounds are checked by the caller.
  */
-type NodeSlices = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
+type NodeSlices = Buffer & { latin1Slice?(start: number, end: number): string; utf8Slice?(start: number, end: number): string };
+// They are not documented: a Node without them gets Buffer.toString (same strings, a little slower).
+const native = Buffer.prototype as NodeSlices;
+const latin1: (nb: Buffer, s: number, e: number) => string =
+  typeof native.latin1Slice === "function" ? (nb, s, e) => (nb as NodeSlices).latin1Slice!(s, e) : (nb, s, e) => nb.toString("latin1", s, e);
+const utf8: (nb: Buffer, s: number, e: number) => string =
+  typeof native.utf8Slice === "function" ? (nb, s, e) => (nb as NodeSlices).utf8Slice!(s, e) : (nb, s, e) => nb.toString("utf8", s, e);
 
 /** The helpers generated code calls; every name it uses is listed here. */
 const helpers = {
@@ -62,7 +68,7 @@ const helpers = {
       if (b[i] > 0x7f) {
         if (!strict) return textDecoding.decodeUtf8(b.subarray(s, e), false);
         if (!isUtf8(b.subarray(s, e))) throw GIVE_UP; // protobuf-es throws: it decides with which words
-        return (nb as NodeSlices).utf8Slice(s, e);
+        return utf8(nb, s, e);
       }
     }
     if (e - s < 16) {
@@ -70,7 +76,7 @@ const helpers = {
       for (let i = s; i < e; i++) out += String.fromCharCode(b[i]);
       return out;
     }
-    return (nb as NodeSlices).latin1Slice(s, e);
+    return latin1(nb, s, e);
   },
   setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
     if (key === "__proto__") Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
