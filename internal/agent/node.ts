@@ -3,7 +3,8 @@
 // statusRefreshMs, or sooner when something other than a heartbeat time changed — compared with
 // the Node as last seen on a watch of it, so that a status someone else wrote (the node lifecycle
 // controller's Unknown) is corrected at the next heartbeat.
-import { clone, create, equals } from "@bufbuild/protobuf";
+import { create, equals } from "@bufbuild/protobuf";
+import { cloneMessage } from "../api/codec/index.ts";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ConditionSchema, type Condition } from "../../gen/skiff/v1alpha1/meta_pb.js";
@@ -169,7 +170,7 @@ export function createNodeReporter(opts: NodeReporterOptions): NodeReporter {
           throw err;
         }
       }
-      const next = clone(NodeSchema, cur);
+      const next = cloneMessage(NodeSchema, cur);
       next.metadata!.labels = { ...next.metadata!.labels, ...wantedLabels() };
       next.metadata!.annotations = { ...next.metadata!.annotations, ...opts.annotations };
       next.spec ??= create(NodeSpecSchema);

@@ -2,7 +2,8 @@
 // tolerations; and its node only while unbound. Compared as protobuf messages (field by field,
 // unset and default told apart as the API tells them apart), never as text: a spec defaulted or
 // admitted in another order is the same spec.
-import { clone, create, equals, type DescField } from "@bufbuild/protobuf";
+import { create, equals, type DescField } from "@bufbuild/protobuf";
+import { cloneMessage } from "./codec/index.ts";
 import { PodSpecSchema, type PodSpec } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { FieldViolation } from "./names.ts";
 
@@ -10,7 +11,7 @@ const MUTABLE = "spec.containers[*].image, spec.initContainers[*].image, spec.ac
 
 /** The spec without what may change, on `nodeName`: two specs are an allowed update iff these are equal. */
 function fixedPart(spec: PodSpec, nodeName: string): PodSpec {
-  const s = clone(PodSpecSchema, spec);
+  const s = cloneMessage(PodSpecSchema, spec);
   s.nodeName = nodeName;
   for (const c of [...s.containers, ...s.initContainers]) c.image = "";
   s.activeDeadlineSeconds = undefined;

@@ -1,7 +1,8 @@
 // Telling people why a pod is still Pending: the PodScheduled=False condition (reason
 // Unschedulable, the FailedScheduling message) written through UpdateStatus only when it
 // changed, on a work queue keyed by pod (the newest message wins; a few writes in flight).
-import { clone, create } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { cloneMessage } from "../api/codec/index.ts";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
@@ -22,7 +23,7 @@ export function withUnschedulableCondition(pod: Pod, message: string): Pod | und
   const conditions = pod.status?.conditions ?? [];
   const cur = conditions.find((c) => c.type === "PodScheduled");
   if (cur && cur.status === "False" && cur.reason === "Unschedulable" && cur.message === message) return undefined;
-  const next = clone(PodSchema, pod);
+  const next = cloneMessage(PodSchema, pod);
   const now = timestampNow();
   const condition = create(ConditionSchema, {
     type: "PodScheduled",

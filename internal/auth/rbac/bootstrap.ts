@@ -1,7 +1,8 @@
 // Creates the default policy at apiserver start and reconciles it like kube-apiserver: a missing
 // default object is created; an existing one gets back any default rule or subject it lost,
 // keeps what an operator added, and is left alone when annotated autoupdate: "false".
-import { clone, equals } from "@bufbuild/protobuf";
+import { equals } from "@bufbuild/protobuf";
+import { cloneMessage } from "../../api/codec/index.ts";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { PolicyRuleSchema, SubjectSchema, type ClusterRole, type ClusterRoleBinding } from "../../../gen/skiff/v1alpha1/rbac_pb.js";
@@ -52,7 +53,7 @@ async function reconcile(ops: ResourceOps, want: ApiObject, result: BootstrapRes
   for (let attempt = 0; attempt < 5; attempt++) {
     let cur: ApiObject;
     try {
-      cur = clone(ops.kind.schema, await ops.get("", name)) as ApiObject;
+      cur = cloneMessage(ops.kind.schema, await ops.get("", name)) as ApiObject;
     } catch (err) {
       if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
       try {

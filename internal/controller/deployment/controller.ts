@@ -6,7 +6,8 @@
 // Watches: Deployments (their own key), ReplicaSets (the owning Deployment, or for an orphan
 // every Deployment whose selector matches it), Pods (for Recreate, which waits for old pods to be
 // gone: a pod's RS's Deployment).
-import { clone, create } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { cloneMessage } from "../../api/codec/index.ts";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Deployment } from "../../../gen/skiff/v1alpha1/deployment_pb.js";
 import { OwnerReferenceSchema } from "../../../gen/skiff/v1alpha1/meta_pb.js";
@@ -142,7 +143,7 @@ export const createDeploymentController: ControllerFactory = (ctx: ControllerCon
           owned.push(rs);
           continue;
         }
-        const next = clone(ReplicaSetSchema, rs);
+        const next = cloneMessage(ReplicaSetSchema, rs);
         next.metadata!.ownerReferences = next.metadata!.ownerReferences.filter((r) => r.uid !== uid);
         await writeClaim(d, next, "released");
         continue;
@@ -153,7 +154,7 @@ export const createDeploymentController: ControllerFactory = (ctx: ControllerCon
         if (fresh.metadata?.uid !== uid || fresh.metadata?.deletionTimestamp) return owned;
         confirmed = true;
       }
-      const next = clone(ReplicaSetSchema, rs);
+      const next = cloneMessage(ReplicaSetSchema, rs);
       next.metadata!.ownerReferences.push(
         create(OwnerReferenceSchema, { apiVersion: "apps/v1", kind: "Deployment", name: d.metadata!.name, uid, controller: true, blockOwnerDeletion: true }),
       );

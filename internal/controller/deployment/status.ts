@@ -1,6 +1,7 @@
 // The Deployment's status as a pure function of the Deployment and its ReplicaSets: counts, the
 // Available condition, and the Progressing condition with its progress deadline.
-import { clone, create } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { cloneMessage } from "../../api/codec/index.ts";
 import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { DeploymentStatusSchema, type Deployment, type DeploymentStatus } from "../../../gen/skiff/v1alpha1/deployment_pb.js";
 import type { ReplicaSet } from "../../../gen/skiff/v1alpha1/replica_set_pb.js";
@@ -27,7 +28,7 @@ import {
 
 /** The counts and the Available condition; other conditions are carried over. */
 export function calculateStatus(d: Deployment, allRSs: readonly ReplicaSet[], newRS: ReplicaSet | undefined): DeploymentStatus {
-  const status = d.status ? clone(DeploymentStatusSchema, d.status) : create(DeploymentStatusSchema);
+  const status = d.status ? cloneMessage(DeploymentStatusSchema, d.status) : create(DeploymentStatusSchema);
   const available = sumStatus(allRSs, "availableReplicas");
   status.observedGeneration = d.metadata?.generation ?? 0n;
   status.replicas = sumStatus(allRSs, "replicas");

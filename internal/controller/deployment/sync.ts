@@ -1,7 +1,8 @@
 // One reconcile of one Deployment whose ReplicaSets are already claimed: find or create the new
 // RS (and sync revisions), take one rollout step (rolling or recreate) or a scaling step, clean
 // up history, and write the status. plan.ts decides the numbers; this file does the writes.
-import { clone, create, equals } from "@bufbuild/protobuf";
+import { create, equals } from "@bufbuild/protobuf";
+import { cloneMessage } from "../../api/codec/index.ts";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DeploymentSchema, DeploymentStatusSchema, type Deployment, type DeploymentStatus } from "../../../gen/skiff/v1alpha1/deployment_pb.js";
 import { LabelSelectorSchema, ObjectMetaSchema, OwnerReferenceSchema } from "../../../gen/skiff/v1alpha1/meta_pb.js";
@@ -70,7 +71,7 @@ export async function syncDeployment(deps: SyncDeps, deployment: Deployment, own
 
   async function writeStatus(status: DeploymentStatus): Promise<void> {
     if (equals(DeploymentStatusSchema, d.status ?? create(DeploymentStatusSchema), status)) return;
-    const next = clone(DeploymentSchema, d);
+    const next = cloneMessage(DeploymentSchema, d);
     next.status = status;
     d = await deployments.updateStatus(next);
     freshness.wrote(deploymentKey(d), d.metadata!.resourceVersion, owner);
@@ -78,7 +79,7 @@ export async function syncDeployment(deps: SyncDeps, deployment: Deployment, own
 
   /** Sets replicas (and the desired/max annotations) on an RS, with an event for a size change. */
   async function scaleRS(rs: ReplicaSet, replicas: number): Promise<ReplicaSet> {
-    const next = clone(ReplicaSetSchema, rs);
+    const next = cloneMessage(ReplicaSetSchema, rs);
     const resized = specReplicas(rs) !== replicas;
     const annotated = setReplicasAnnotations(next, specReplicas(d), maxReplicas(d));
     if (!resized && !annotated) return rs;
@@ -114,10 +115,10 @@ export async function syncDeployment(deps: SyncDeps, deployment: Deployment, own
     let newRS: ReplicaSet | undefined = candidates[0];
     const oldRSs = owned.filter((rs) => rs !== newRS);
     const revision = maxRevision(oldRSs) + 1;
-    const status = clone(DeploymentStatusSchema, d.status ?? create(DeploymentStatusSchema));
+    const status = cloneMessage(DeploymentStatusSchema, d.status ?? create(DeploymentStatusSchema));
 
     if (newRS) {
-      const next = clone(ReplicaSetSchema, newRS);
+      const next = cloneMessage(ReplicaSetSchema, newRS);
       // An RS that had a revision before the current ones: a rollback (undo) to it.
       const reused = revisionOf(newRS) > 0 && revisionOf(newRS) < revision;
       let changed = setNewRSAnnotations(d, next, revision);
@@ -141,10 +142,10 @@ export async function syncDeployment(deps: SyncDeps, deployment: Deployment, own
   async function createNewRS(revision: number, oldRSs: readonly ReplicaSet[], status: DeploymentStatus): Promise<ReplicaSet> {
     const m = d.metadata!;
     const hash = templateHash(d.spec?.template, d.status?.collisionCount ?? 0);
-    const tpl = clone(PodTemplateSpecSchema, d.spec?.template ?? create(PodTemplateSpecSchema));
+    const tpl = cloneMessage(PodTemplateSpecSchema, d.spec?.template ?? create(PodTemplateSpecSchema));
     tpl.metadata ??= create(ObjectMetaSchema);
     tpl.metadata.labels[POD_TEMPLATE_HASH_LABEL] = hash;
-    const selector = clone(LabelSelectorSchema, d.spec?.selector ?? create(LabelSelectorSchema));
+    const selector = cloneMessage(LabelSelectorSchema, d.spec?.selector ?? create(LabelSelectorSchema));
     selector.matchLabels[POD_TEMPLATE_HASH_LABEL] = hash;
     const rs = create(ReplicaSetSchema, {
       metadata: {
@@ -186,7 +187,7 @@ export async function syncDeployment(deps: SyncDeps, deployment: Deployment, own
   async function syncRevision(newRS: ReplicaSet): Promise<void> {
     const rev = newRS.metadata?.annotations[REVISION_ANNOTATION];
     if (rev === undefined || d.metadata?.annotations[REVISION_ANNOTATION] === rev) return;
-    const next = clone(DeploymentSchema, d);
+    const next = cloneMessage(DeploymentSchema, d);
     next.metadata!.annotations[REVISION_ANNOTATION] = rev;
     await updateDeployment(next);
   }

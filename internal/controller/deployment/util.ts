@@ -1,7 +1,8 @@
 // Pure helpers of the Deployment controller: the annotations and label it owns, the pod-template
 // hash, maxSurge/maxUnavailable arithmetic, revisions, replica counts and conditions. Nothing
 // here does I/O, so the rollout arithmetic is testable on plain objects.
-import { clone, create, equals, toJson } from "@bufbuild/protobuf";
+import { create, equals, toJson } from "@bufbuild/protobuf";
+import { cloneMessage } from "../../api/codec/index.ts";
 import { timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { createHash } from "node:crypto";
 import type { Deployment, DeploymentStatus } from "../../../gen/skiff/v1alpha1/deployment_pb.js";
@@ -93,7 +94,7 @@ export const maxReplicas = (d: Deployment): number => specReplicas(d) + fencepos
 
 /** The template without the pod-template-hash label: what rollouts and rollbacks compare. */
 export function stripHash(tpl: PodTemplateSpec | undefined): PodTemplateSpec {
-  const c = tpl ? clone(PodTemplateSpecSchema, tpl) : create(PodTemplateSpecSchema);
+  const c = tpl ? cloneMessage(PodTemplateSpecSchema, tpl) : create(PodTemplateSpecSchema);
   if (c.metadata) delete c.metadata.labels[POD_TEMPLATE_HASH_LABEL];
   return c;
 }

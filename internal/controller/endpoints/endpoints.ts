@@ -7,7 +7,8 @@
 //     Service gone ─────────► delete its Endpoints        │
 //     no selector ──────────► leave its Endpoints alone   │
 //     otherwise ────────────► create / update only when subsets or labels differ
-import { clone, create, equals } from "@bufbuild/protobuf";
+import { create, equals } from "@bufbuild/protobuf";
+import { cloneMessage } from "../../api/codec/index.ts";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { EndpointsSchema, type Endpoints } from "../../../gen/skiff/v1alpha1/endpoints_pb.js";
 import type { Pod } from "../../../gen/skiff/v1alpha1/pod_pb.js";
@@ -95,7 +96,7 @@ export function createEndpointsController(ctx: ControllerContext, overrides: Par
     const wanted = create(EndpointsSchema, { subsets });
     const have = create(EndpointsSchema, { subsets: current.subsets });
     if (equals(EndpointsSchema, wanted, have) && sameLabels(labels, current.metadata?.labels ?? {})) return;
-    const next = clone(EndpointsSchema, current);
+    const next = cloneMessage(EndpointsSchema, current);
     next.subsets = subsets;
     next.metadata!.labels = labels;
     try {

@@ -13,7 +13,7 @@
 //       all solid ─► nothing · some solid ─► drop the other references
 //       none solid ─► delete it (Foreground when an owner is waiting, else Background), with uid
 //                     and resourceVersion preconditions so a stale cache never deletes a changed object
-import { clone } from "@bufbuild/protobuf";
+import { cloneMessage } from "../../api/codec/index.ts";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { OwnerReference } from "../../../gen/skiff/v1alpha1/meta_pb.js";
 import { kindByName, kinds as allKinds, type ApiObject, type Kind } from "../../api/registry.ts";
@@ -164,7 +164,7 @@ export function createGarbageCollector(ctx: ControllerContext, overrides: Partia
   async function orphanDependents(w: Watched, owner: ApiObject): Promise<Result> {
     const uid = owner.metadata!.uid;
     for (const d of dependents(uid)) {
-      const next = clone(d.w.kind.schema, d.obj) as ApiObject;
+      const next = cloneMessage(d.w.kind.schema, d.obj) as ApiObject;
       next.metadata!.ownerReferences = next.metadata!.ownerReferences.filter((r) => r.uid !== uid);
       await write(() => d.w.client.update(next));
     }
@@ -194,7 +194,7 @@ export function createGarbageCollector(ctx: ControllerContext, overrides: Partia
     if (solid.length === m.ownerReferences.length) return;
     if (solid.length > 0) {
       // Another owner still holds it: only the references to owners that are going are dropped.
-      const next = clone(w.kind.schema, obj) as ApiObject;
+      const next = cloneMessage(w.kind.schema, obj) as ApiObject;
       next.metadata!.ownerReferences = solid;
       await write(() => w.client.update(next));
       return;
@@ -238,7 +238,7 @@ export function createGarbageCollector(ctx: ControllerContext, overrides: Partia
       throw err;
     }
     if (live.metadata!.uid !== m.uid || !live.metadata!.finalizers.includes(finalizer)) return;
-    const next = clone(w.kind.schema, live) as ApiObject;
+    const next = cloneMessage(w.kind.schema, live) as ApiObject;
     next.metadata!.finalizers = next.metadata!.finalizers.filter((f) => f !== finalizer);
     await write(() => w.client.update(next));
   }

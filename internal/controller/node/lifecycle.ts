@@ -14,7 +14,8 @@
 // Health is judged by the local clock at the moment a heartbeat was seen to change, never by
 // comparing the agent's timestamps with ours (clock skew). A freshly started controller counts
 // every node as just heard from, as Kubernetes does.
-import { clone, create } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import { cloneMessage } from "../../api/codec/index.ts";
 import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Lease } from "../../../gen/skiff/v1alpha1/coordination_pb.js";
@@ -181,7 +182,7 @@ export function createNodeLifecycleController(ctx: ControllerContext, overrides:
 
   /** Marks every condition Unknown, as Kubernetes does for a node that went silent. */
   async function markUnknown(node: Node): Promise<Node> {
-    const next = clone(NodeSchema, node);
+    const next = cloneMessage(NodeSchema, node);
     const status = (next.status ??= create(NodeStatusSchema));
     const now = timestampNow();
     if (!status.conditions.some((c) => c.type === "Ready")) {
@@ -207,7 +208,7 @@ export function createNodeLifecycleController(ctx: ControllerContext, overrides:
       if (p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
       const ready = p.status?.conditions.find((c) => c.type === "Ready");
       if (!ready || ready.status !== "True") continue;
-      const next = clone(PodSchema, p);
+      const next = cloneMessage(PodSchema, p);
       const c = next.status!.conditions.find((x) => x.type === "Ready")!;
       c.status = "False";
       c.reason = "NodeNotReady";
@@ -254,7 +255,7 @@ export function createNodeLifecycleController(ctx: ControllerContext, overrides:
     const now = Date.now();
     const taints = reconcileConditionTaints(reconcileTaints(spec.taints, health, now), node.status?.conditions ?? [], now);
     if (podCidr || taints !== spec.taints) {
-      const next = clone(NodeSchema, node);
+      const next = cloneMessage(NodeSchema, node);
       next.spec ??= create(NodeSpecSchema);
       if (podCidr) {
         next.spec.podCidr = podCidr;
