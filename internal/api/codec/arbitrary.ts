@@ -2,17 +2,7 @@
 // (every field kind, nesting, maps, oneofs, extreme integers, unicode, empty and large bytes).
 import { create, ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 
-/** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
-export function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as createRandom } from "../../util/seeded-random.ts";
 
 const STRINGS = ["", "a", "lone \ud800 surrogate", "web-7d4b9c8f6-x2x9k", "ünïcødé ✓", "日本語", "emoji 🚀🛶", "\u0000nul", "\ufeffbom", "x".repeat(200), "__proto__", "constructor"];
 

@@ -5,7 +5,7 @@
 // with protobuf-es instead (which then throws its own error or copies what it accepts).
 import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { GIVE_UP } from "./decode.ts";
-import { IMPLICIT, zeroExpr } from "./support.ts";
+import { IMPLICIT, compileCell, zeroExpr } from "./support.ts";
 
 export type CompiledClone = (m: any) => any;
 interface Cell { clone: CompiledClone }
@@ -37,23 +37,7 @@ const helpers = {
 const cells = new WeakMap<DescMessage, Cell>();
 
 export function compiledCloner(desc: DescMessage): Cell {
-  let cell = cells.get(desc);
-  if (cell) return cell;
-  cell = { clone: undefined as unknown as CompiledClone };
-  cells.set(desc, cell); // before the children: a recursive type finds this cell
-  const children: Cell[] = [];
-  const childIndex = (d: DescMessage): number => {
-    const c = compiledCloner(d);
-    let i = children.indexOf(c);
-    if (i < 0) i = children.push(c) - 1;
-    return i;
-  };
-  const src = generate(desc, childIndex);
-  // Safe to compile: the source is built only from the descriptor (compiled into this program
-  // from gen/), every name and string in it quoted with JSON.stringify; nothing from a request
-  // or from the message being cloned reaches the generator.
-  cell.clone = new Function("H", "C", src)(helpers, children) as CompiledClone;
-  return cell;
+  return compileCell(cells, desc, compiledCloner, generate, helpers, (cell, made) => (cell.clone = made));
 }
 
 const q = JSON.stringify;

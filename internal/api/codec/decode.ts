@@ -6,7 +6,7 @@
 import { ScalarType, protoInt64, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { BinaryReader, getTextEncoding } from "@bufbuild/protobuf/wire";
 import { isUtf8 } from "node:buffer";
-import { scalarZeroExpr, zeroExpr } from "./support.ts";
+import { compileCell, scalarZeroExpr, zeroExpr } from "./support.ts";
 
 export type CompiledDecode = (r: BinaryReader, nb: Buffer, end: number, depth: number, m: any) => any;
 interface Cell { decode: CompiledDecode; create: () => any }
@@ -88,25 +88,7 @@ const cells = new WeakMap<DescMessage, Cell>();
 
 /** The compiled decoder of a message type (compilable: see support.ts), compiled on first use. */
 export function compiledDecoder(desc: DescMessage): Cell {
-  let cell = cells.get(desc);
-  if (cell) return cell;
-  cell = { decode: undefined as unknown as CompiledDecode, create: undefined as unknown as () => any };
-  cells.set(desc, cell); // before the children: a recursive type finds this cell
-  const children: Cell[] = [];
-  const childIndex = (d: DescMessage): number => {
-    const c = compiledDecoder(d);
-    let i = children.indexOf(c);
-    if (i < 0) i = children.push(c) - 1;
-    return i;
-  };
-  const src = generate(desc, childIndex);
-  // Safe to compile: the source is built only from the descriptor (compiled into this program
-  // from gen/), every name and string in it quoted with JSON.stringify; nothing from a request
-  // or from the bytes being decoded reaches the generator.
-  const made = new Function("H", "C", src)(helpers, children) as { decode: CompiledDecode; create: () => any };
-  cell.decode = made.decode;
-  cell.create = made.create;
-  return cell;
+  return compileCell(cells, desc, compiledDecoder, generate, helpers, (cell, made) => Object.assign(cell, made));
 }
 
 const q = JSON.stringify;

@@ -5,7 +5,7 @@
 // with protobuf-es instead.
 import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { GIVE_UP } from "./decode.ts";
-import { IMPLICIT } from "./support.ts";
+import { IMPLICIT, compileCell } from "./support.ts";
 import type { Writer } from "./writer.ts";
 
 export type CompiledEncode = (w: Writer, m: any) => void;
@@ -22,23 +22,7 @@ const helpers = {
 const cells = new WeakMap<DescMessage, Cell>();
 
 export function compiledEncoder(desc: DescMessage): Cell {
-  let cell = cells.get(desc);
-  if (cell) return cell;
-  cell = { encode: undefined as unknown as CompiledEncode };
-  cells.set(desc, cell); // before the children: a recursive type finds this cell
-  const children: Cell[] = [];
-  const childIndex = (d: DescMessage): number => {
-    const c = compiledEncoder(d);
-    let i = children.indexOf(c);
-    if (i < 0) i = children.push(c) - 1;
-    return i;
-  };
-  const src = generate(desc, childIndex);
-  // Safe to compile: the source is built only from the descriptor (compiled into this program
-  // from gen/), every name and string in it quoted with JSON.stringify; nothing from a request
-  // or from the message being encoded reaches the generator.
-  cell.encode = new Function("H", "C", src)(helpers, children) as CompiledEncode;
-  return cell;
+  return compileCell(cells, desc, compiledEncoder, generate, helpers, (cell, made) => (cell.encode = made));
 }
 
 const q = JSON.stringify;

@@ -61,3 +61,36 @@ export function scalarZeroExpr(t: ScalarType, longAsString: boolean): string {
     default: return "0";
   }
 }
+
+/**
+ * Compiles one generated function set per message type, cached in `cells`: the cell is cached
+ * before its children are compiled, so a recursive type finds it; `generate` names each child
+ * message type by its index in the children array the generated code receives as C; `install`
+ * puts what the generated code returned into the cell.
+ */
+export function compileCell<Cell extends object>(
+  cells: WeakMap<DescMessage, Cell>,
+  desc: DescMessage,
+  compileChild: (d: DescMessage) => Cell,
+  generate: (desc: DescMessage, childIndex: (d: DescMessage) => number) => string,
+  helpers: object,
+  install: (cell: Cell, made: any) => void,
+): Cell {
+  let cell = cells.get(desc);
+  if (cell) return cell;
+  cell = {} as Cell;
+  cells.set(desc, cell);
+  const children: Cell[] = [];
+  const childIndex = (d: DescMessage): number => {
+    const c = compileChild(d);
+    let i = children.indexOf(c);
+    if (i < 0) i = children.push(c) - 1;
+    return i;
+  };
+  const src = generate(desc, childIndex);
+  // Safe to compile: the source is built only from the descriptor (compiled into this program
+  // from gen/), every name and string in it quoted with JSON.stringify; nothing from a request
+  // or from the message or bytes being handled reaches the generator.
+  install(cell, new Function("H", "C", src)(helpers, children));
+  return cell;
+}

@@ -70,14 +70,4 @@ export function makePod(name: string, o: PodOpts = {}): Pod {
   });
 }
 
-/** A deterministic rng for tie-breaking tests (mulberry32). */
-export function seededRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as seededRng } from "../../util/seeded-random.ts";
