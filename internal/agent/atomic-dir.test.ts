@@ -79,6 +79,19 @@ describe.each([
     expect(versions()).not.toEqual(expect.arrayContaining(first));
   });
 
+  it("with skipUnchanged: false writes the same files anew as a new version, and a later comparing write is not fooled by what it knew before", async () => {
+    await writeAtomic(dir, [{ path: "token", data: "A", mode: 0o644 }]);
+    const first = versions();
+    expect(await writeAtomic(dir, [{ path: "token", data: "A", mode: 0o644 }], { skipUnchanged: false })).toBe(true);
+    expect(versions()).toHaveLength(2);
+    expect(await writeAtomic(dir, [{ path: "token", data: "B", mode: 0o644 }], { skipUnchanged: false })).toBe(true);
+    expect(readFileSync(join(dir, "token"), "utf8")).toBe("B");
+    // The directory no longer holds A: a write of A must not be skipped as "unchanged".
+    expect(await writeAtomic(dir, [{ path: "token", data: "A", mode: 0o644 }])).toBe(true);
+    expect(readFileSync(join(dir, "token"), "utf8")).toBe("A");
+    expect(versions()).not.toEqual(expect.arrayContaining(first));
+  });
+
   it("keeps earlier versions when asked (a subPath mount holds one of their files)", async () => {
     await writeAtomic(dir, [{ path: "a", data: "1", mode: 0o644 }], { keepOldVersions: true });
     await writeAtomic(dir, [{ path: "a", data: "2", mode: 0o644 }], { keepOldVersions: true });
