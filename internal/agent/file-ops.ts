@@ -3,9 +3,11 @@
 // through the thread pool elsewhere. The writers are written once, against FileOps, and `await`
 // what either form returns.
 //
-// Why: a node makes about 27 file system calls for each new pod. Through the thread pool each costs
-// the process 28–113 µs of CPU (hand-off, futex, event-loop wake-up); the same call made
-// synchronously 5–14 µs (`npm run bench -- pod-files`: bench/README.md, section `scale`).
+// Why: a node makes 16 file system calls (≈ 40 system calls) for each new pod. Through the thread
+// pool each costs the process 28–113 µs of CPU (hand-off, futex, event-loop wake-up); the same call
+// made synchronously 5–14 µs (`npm run bench -- pod-files`: bench/README.md, section `scale`).
+// Synchronous batches are chained with andThen/allDone below, not awaited call by call: no
+// promise and no turn of the event loop per file.
 //
 // When: a synchronous call blocks the event loop for as long as it takes. On a memory file system
 // (tmpfs, ramfs: the token and Secret directories of a real node, the data dir of hollow nodes)
