@@ -110,6 +110,22 @@ describe.each([
     expect(readFileSync(join(dir, "token"), "utf8")).toBe("u");
   });
 
+  it("gives every file the pod's fsGroup as its group and its exact mode, at the first write and at an update", async () => {
+    const old = process.umask(0o077);
+    try {
+      await writeAtomic(dir, [{ path: "token", data: "t", mode: 0o640 }, { path: "conf/x", data: "x", mode: 0o440 }], { fsGroup: 4321 });
+      for (const [name, mode] of [["token", 0o640], ["conf/x", 0o440]] as const) {
+        expect(statSync(join(dir, name)).gid).toBe(4321);
+        expect(statSync(join(dir, name)).mode & 0o777).toBe(mode);
+      }
+      await writeAtomic(dir, [{ path: "token", data: "u", mode: 0o640 }], { fsGroup: 4322 });
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(join(dir, "token")).gid).toBe(4322);
+    expect(statSync(join(dir, "token")).mode & 0o777).toBe(0o640);
+  });
+
   it("writes into a directory that already existed (made by someone else, or left by an interrupted write)", async () => {
     mkdirSync(join(dir, "..old"), { recursive: true });
     symlinkSync("..old", join(dir, "..data_tmp"));
