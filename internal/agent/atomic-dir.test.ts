@@ -79,6 +79,19 @@ describe.each([
     expect(versions()).not.toEqual(expect.arrayContaining(first));
   });
 
+  it("with skipUnchanged: false writes the same files anew as a new version, and a later comparing write is not fooled by what it knew before", async () => {
+    await writeAtomic(dir, [{ path: "token", data: "A", mode: 0o644 }]);
+    const first = versions();
+    expect(await writeAtomic(dir, [{ path: "token", data: "A", mode: 0o644 }], { skipUnchanged: false })).toBe(true);
+    expect(versions()).toHaveLength(2);
+    expect(await writeAtomic(dir, [{ path: "token", data: "B", mode: 0o644 }], { skipUnchanged: false })).toBe(true);
+    expect(readFileSync(join(dir, "token"), "utf8")).toBe("B");
+    // The directory no longer holds A: a write of A must not be skipped as "unchanged".
+    expect(await writeAtomic(dir, [{ path: "token", data: "A", mode: 0o644 }])).toBe(true);
+    expect(readFileSync(join(dir, "token"), "utf8")).toBe("A");
+    expect(versions()).not.toEqual(expect.arrayContaining(first));
+  });
+
   it("keeps earlier versions when asked (a subPath mount holds one of their files)", async () => {
     await writeAtomic(dir, [{ path: "a", data: "1", mode: 0o644 }], { keepOldVersions: true });
     await writeAtomic(dir, [{ path: "a", data: "2", mode: 0o644 }], { keepOldVersions: true });
@@ -95,6 +108,22 @@ describe.each([
     }
     expect(statSync(join(dir, "token")).mode & 0o777).toBe(0o644);
     expect(readFileSync(join(dir, "token"), "utf8")).toBe("u");
+  });
+
+  it("gives every file the pod's fsGroup as its group and its exact mode, at the first write and at an update", async () => {
+    const old = process.umask(0o077);
+    try {
+      await writeAtomic(dir, [{ path: "token", data: "t", mode: 0o640 }, { path: "conf/x", data: "x", mode: 0o440 }], { fsGroup: 4321 });
+      for (const [name, mode] of [["token", 0o640], ["conf/x", 0o440]] as const) {
+        expect(statSync(join(dir, name)).gid).toBe(4321);
+        expect(statSync(join(dir, name)).mode & 0o777).toBe(mode);
+      }
+      await writeAtomic(dir, [{ path: "token", data: "u", mode: 0o640 }], { fsGroup: 4322 });
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(join(dir, "token")).gid).toBe(4322);
+    expect(statSync(join(dir, "token")).mode & 0o777).toBe(0o640);
   });
 
   it("writes into a directory that already existed (made by someone else, or left by an interrupted write)", async () => {

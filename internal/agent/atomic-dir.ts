@@ -13,13 +13,7 @@
 // finds its file instead of ENOENT. At most two versions exist after any write.
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
-import { fileOpsFor } from "./file-ops.ts";
-
-/** Whether the process umask would take bits away from `mode` (then a chmod must follow the write). */
-function maskedByUmask(mode: number): boolean {
-  // process.umask() without an argument reads the mask (it sets it back at once).
-  return (mode & process.umask()) !== 0;
-}
+import { allDone, andThen, fileOpsFor, type MaybePromise } from "./file-ops.ts";
 
 const DATA = "..data";
 
@@ -44,6 +38,11 @@ export interface AtomicWriteOptions {
    * and the order of the steps are the same either way.
    */
   memoryBacked?: boolean;
+  /**
+   * false: the caller writes only when the content changed (a new token), so there is nothing to
+   * compare with and no digest to make. Default true: a write of what the directory holds is skipped.
+   */
+  skipUnchanged?: boolean;
 }
 
 function versionName(): string {
@@ -78,12 +77,13 @@ function digestOf(files: AtomicFile[], opts: AtomicWriteOptions): string {
 /** Replaces every file of `dir` with `files` in one step; files no longer listed disappear. Returns whether it wrote. */
 export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: AtomicWriteOptions = {}): Promise<boolean> {
   for (const f of files) checkAtomicPath(f.path);
-  const digest = digestOf(files, opts);
-  if (lastDigest.get(dir) === digest) return false;
+  const digest = opts.skipUnchanged === false ? undefined : digestOf(files, opts);
+  if (digest !== undefined && lastDigest.get(dir) === digest) return false;
   const ops = fileOpsFor(opts.memoryBacked === true, files.reduce((n, f) => n + Buffer.byteLength(f.data), 0));
   const { mkdir, writeFile, chmod, chown, symlink, rename, readdir, readlink, rm } = ops;
   const version = versionName();
-  const vdir = join(dir, version);
+  // Paths by concatenation: `dir` is a joined path and every file path was checked above.
+  const vdir = `${dir}/${version}`;
   // One mkdir makes the version directory and, if missing, the directory itself: it returns the
   // first directory it created. A directory made just now holds nothing: no listing to clean
   // up, no ..data to swap.
@@ -91,29 +91,34 @@ export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: A
   const fresh = first !== undefined && first !== vdir;
   const subdirs = new Set<string>();
   for (const f of files) {
-    const parent = dirname(join(vdir, f.path));
+    const parent = dirname(`${vdir}/${f.path}`);
     if (parent !== vdir && !subdirs.has(parent)) {
       await mkdir(parent, { recursive: true, mode: 0o755 });
       subdirs.add(parent);
     }
   }
+  // Read once per batch: process.umask() sets the mask to read it (two system calls).
+  const umask = process.umask();
   // The files at once: nobody sees the version directory before ..data points to it, and a
-  // pod's sync waits for each round trip to the thread pool in turn otherwise.
-  await Promise.all(
-    files.map(async (f) => {
-      const path = join(vdir, f.path);
-      await writeFile(path, f.data, { mode: f.mode });
-      // writeFile's mode is masked by the umask; the file must have exactly the mode asked for.
-      if (maskedByUmask(f.mode)) await chmod(path, f.mode);
-      if (opts.fsGroup !== undefined) await chown(path, 0, opts.fsGroup);
+  // pod's sync waits for each round trip to the thread pool in turn otherwise. Synchronous calls
+  // run one after another here without a promise per file.
+  await allDone(
+    files.map((f) => {
+      const path = `${vdir}/${f.path}`;
+      return andThen(writeFile(path, f.data, { mode: f.mode }), () =>
+        // writeFile's mode is masked by the umask; the file must have exactly the mode asked for.
+        andThen((f.mode & umask) !== 0 ? chmod(path, f.mode) : undefined, () => (opts.fsGroup !== undefined ? chown(path, 0, opts.fsGroup) : undefined)),
+      );
     }),
   );
   const top = new Set(files.map((f) => f.path.split("/")[0]));
   if (fresh) {
     // symlink(2) is atomic on its own: nobody can see a half-made ..data. The stable names may
     // point to it before it exists (a dangling link resolves once it does).
-    await Promise.all([symlink(version, join(dir, DATA)), ...[...top].map((name) => symlink(join(DATA, name), join(dir, name)))]);
-    lastDigest.set(dir, digest);
+    const links: MaybePromise<void>[] = [symlink(version, `${dir}/${DATA}`)];
+    for (const name of top) links.push(symlink(`${DATA}/${name}`, `${dir}/${name}`));
+    await allDone(links);
+    remember(dir, digest);
     return true;
   }
   const tmp = join(dir, `${DATA}_tmp`);
@@ -136,7 +141,7 @@ export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: A
       if (!opts.keepOldVersions) await rm(join(dir, e), { recursive: true, force: true });
     } else if (!e.startsWith("..") && !top.has(e) && (await linkTarget(join(dir, e))).startsWith(DATA)) await rm(join(dir, e), { force: true });
   }
-  lastDigest.set(dir, digest);
+  remember(dir, digest);
   return true;
 
   async function linkTarget(path: string): Promise<string> {
@@ -146,6 +151,11 @@ export async function writeAtomicFiles(dir: string, files: AtomicFile[], opts: A
       return ""; // not a symlink: a file the writer did not make
     }
   }
+}
+
+function remember(dir: string, digest: string | undefined): void {
+  if (digest === undefined) lastDigest.delete(dir);
+  else lastDigest.set(dir, digest);
 }
 
 /** Forgets what was written under `dir` (the pod is gone). */

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { asyncFileOps, fileOpsFor, onMemoryFs, SYNC_MAX_BYTES, syncFileOps } from "./file-ops.ts";
@@ -27,5 +27,16 @@ describe("which calls write a pod's files", () => {
     expect(fileOpsFor(true, 3_000)).toBe(syncFileOps);
     expect(fileOpsFor(true, SYNC_MAX_BYTES + 1)).toBe(asyncFileOps);
     expect(fileOpsFor(false, 100)).toBe(asyncFileOps);
+  });
+
+  it.each([
+    ["synchronous", syncFileOps],
+    ["thread-pool", asyncFileOps],
+  ])("%s calls read a file that is there and tell one that is not", async (_how, ops) => {
+    const base = mkdtempSync(join("/dev/shm", "skiff-file-ops-"));
+    dirs.push(base);
+    writeFileSync(join(base, "hosts"), "127.0.0.1\tlocalhost\n");
+    expect(await ops.readFileIfExists(join(base, "hosts"))).toBe("127.0.0.1\tlocalhost\n");
+    expect(await ops.readFileIfExists(join(base, "missing"))).toBeUndefined();
   });
 });

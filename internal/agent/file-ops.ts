@@ -3,9 +3,11 @@
 // through the thread pool elsewhere. The writers are written once, against FileOps, and `await`
 // what either form returns.
 //
-// Why: a node makes about 27 file system calls for each new pod. Through the thread pool each costs
-// the process 28–113 µs of CPU (hand-off, futex, event-loop wake-up); the same call made
-// synchronously 5–14 µs (`npm run bench -- pod-files`: bench/README.md, section `scale`).
+// Why: a node makes 16 file system calls (≈ 40 system calls) for each new pod. Through the thread
+// pool each costs the process 28–113 µs of CPU (hand-off, futex, event-loop wake-up); the same call
+// made synchronously 5–14 µs (`npm run bench -- pod-files`: bench/README.md, section `scale`).
+// Synchronous batches are chained with andThen/allDone below, not awaited call by call: no
+// promise and no turn of the event loop per file.
 //
 // When: a synchronous call blocks the event loop for as long as it takes. On a memory file system
 // (tmpfs, ramfs: the token and Secret directories of a real node, the data dir of hollow nodes)
@@ -19,11 +21,13 @@
 import * as fs from "node:fs";
 import { promisify } from "node:util";
 
-type MaybePromise<T> = T | Promise<T>;
+export type MaybePromise<T> = T | Promise<T>;
 
 export interface FileOps {
   mkdir(path: string, opts: fs.MakeDirectoryOptions & { recursive: true }): MaybePromise<string | undefined>;
   readFile(path: string, encoding: "utf8"): MaybePromise<string>;
+  /** The file's text, or undefined when there is none (a missing file costs no Error: see readIfExistsSync). */
+  readFileIfExists(path: string): MaybePromise<string | undefined>;
   writeFile(path: string, data: string | Uint8Array, opts: { mode: number }): MaybePromise<void>;
   chmod(path: string, mode: number): MaybePromise<void>;
   chown(path: string, uid: number, gid: number): MaybePromise<void>;
@@ -37,6 +41,7 @@ export interface FileOps {
 export const syncFileOps: FileOps = {
   mkdir: (path, opts) => fs.mkdirSync(path, opts),
   readFile: (path, encoding) => fs.readFileSync(path, encoding),
+  readFileIfExists: readIfExistsSync,
   writeFile: (path, data, opts) => fs.writeFileSync(path, data, opts),
   chmod: fs.chmodSync,
   chown: fs.chownSync,
@@ -47,10 +52,22 @@ export const syncFileOps: FileOps = {
   rm: fs.rmSync,
 };
 
+// A synchronous call that fails throws an Error with a stack trace: 10–15 µs for a readFileSync of a
+// missing file against 4–6 µs for an existsSync, which makes none (bench/README.md, "podfiles2").
+function readIfExistsSync(path: string): string | undefined {
+  if (!fs.existsSync(path)) return undefined;
+  try {
+    return fs.readFileSync(path, "utf8");
+  } catch {
+    return undefined; // removed in between
+  }
+}
+
 // The callback forms, promisified: fs/promises' FileHandle-based writeFile costs twice the CPU.
 export const asyncFileOps: FileOps = {
   mkdir: promisify(fs.mkdir),
   readFile: promisify(fs.readFile),
+  readFileIfExists: (path) => promisify(fs.readFile)(path, "utf8").catch(() => undefined),
   writeFile: promisify(fs.writeFile),
   chmod: promisify(fs.chmod),
   chown: promisify(fs.chown),
@@ -86,4 +103,15 @@ export function onMemoryFs(dir: string): boolean {
 /** The calls for a batch of `bytes` bytes in a directory that is (or is not) memory-backed. */
 export function fileOpsFor(memoryBacked: boolean, bytes: number): FileOps {
   return memoryBacked && bytes <= SYNC_MAX_BYTES ? syncFileOps : asyncFileOps;
+}
+
+/** Runs `next` once `step` is done: at once after a synchronous call, without a promise or a turn of the loop. */
+export function andThen<S, T>(step: MaybePromise<S>, next: (value: S) => MaybePromise<T>): MaybePromise<T> {
+  return step instanceof Promise ? step.then(next) : next(step);
+}
+
+/** Waits for the steps that are promises (thread-pool calls run at once); a batch of synchronous ones makes none. */
+export function allDone(steps: MaybePromise<unknown>[]): MaybePromise<void> {
+  const pending = steps.filter((s) => s instanceof Promise);
+  return pending.length === 0 ? undefined : Promise.all(pending).then(() => undefined);
 }

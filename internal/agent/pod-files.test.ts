@@ -1,10 +1,10 @@
 // The pod's /etc files as the node writes them, on a memory file system (synchronous calls) and
 // on the temp dir's file system (the thread pool): the same files, contents and modes either way.
 import { create } from "@bufbuild/protobuf";
-import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { PodSchema, type Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { podDir, removePodDir, writeEtcFiles } from "./pod-files.ts";
 import { prepareInstanceFiles } from "./termination-message.ts";
@@ -54,6 +54,33 @@ describe.each([
     expect(statSync(hosts).mtimeMs).toBe(past.getTime());
     await writeEtcFiles(root, pod(["db.internal"]), "10.244.0.7", join(root, "resolv.conf"), dns);
     expect(readFileSync(hosts, "utf8")).toContain("192.0.2.9\tdb.internal\n");
+    await removePodDir(root, "uid-1");
+  });
+
+  it("a new agent finds the files an earlier one wrote: the same left alone, a changed one rewritten, a missing one written", async () => {
+    const root = rootDir();
+    const dir = podDir(root, "uid-1");
+    await writeEtcFiles(root, pod(), "10.244.0.7", join(root, "resolv.conf"), dns);
+    const past = new Date(Date.now() - 3_600_000);
+    utimesSync(join(dir, "etc-hosts"), past, past);
+    writeFileSync(join(dir, "etc-hostname"), "old-name\n");
+    rmSync(join(dir, "etc-resolv.conf"));
+    // A new agent process: nothing remembered of what the first one wrote.
+    vi.resetModules();
+    const fresh = await import("./pod-files.ts");
+    await fresh.writeEtcFiles(root, pod(), "10.244.0.7", join(root, "resolv.conf"), dns);
+    expect(statSync(join(dir, "etc-hosts")).mtimeMs).toBe(past.getTime());
+    expect(readFileSync(join(dir, "etc-hostname"), "utf8")).toBe("web\n");
+    expect(readFileSync(join(dir, "etc-resolv.conf"), "utf8")).toContain("nameserver 10.96.0.10\n");
+    await fresh.removePodDir(root, "uid-1");
+  });
+
+  it("are written into a pod directory that something else made first (a volume)", async () => {
+    const root = rootDir();
+    mkdirSync(join(podDir(root, "uid-1"), "volumes", "cache"), { recursive: true });
+    await writeEtcFiles(root, pod(), "10.244.0.7", join(root, "resolv.conf"), dns);
+    expect(readFileSync(join(podDir(root, "uid-1"), "etc-hostname"), "utf8")).toBe("web\n");
+    expect(statSync(join(podDir(root, "uid-1"), "etc-hosts")).mode & 0o777).toBe(0o644 & ~process.umask());
     await removePodDir(root, "uid-1");
   });
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Pod } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import type { Mount } from "../runtime/runtime.ts";
 import { forgetAtomicDirs } from "./atomic-dir.ts";
-import { asyncFileOps, fileOpsFor, onMemoryFs, type FileOps } from "./file-ops.ts";
+import { allDone, andThen, asyncFileOps, fileOpsFor, onMemoryFs, type FileOps, type MaybePromise } from "./file-ops.ts";
 import { unmountUnder } from "./volumes/tmpfs.ts";
 
 export function podDir(rootDir: string, uid: string): string {
@@ -136,14 +136,17 @@ export async function writeEtcFiles(rootDir: string, pod: Pod, podIP: string, ho
   // A directory this call created holds no files yet: nothing to compare with.
   const fresh = !knownDirs.has(dir) && (await ops.mkdir(dir, { recursive: true })) !== undefined;
   knownDirs.add(dir);
-  // The three at once through the thread pool: a pod's sync would wait for each file's round trips in turn.
-  return Promise.all(
-    files.map(async ([file, containerPath, text]): Promise<Mount> => {
-      const path = join(dir, file);
-      await writeIfChanged(ops, path, text, fresh);
-      return { hostPath: path, containerPath, readOnly: false };
-    }),
-  );
+  // The three at once through the thread pool (a pod's sync would wait for each file's round
+  // trips in turn); one after another, without a promise each, when the calls are synchronous.
+  const mounts: Mount[] = [];
+  const writes: MaybePromise<void>[] = [];
+  for (const [file, containerPath, text] of files) {
+    const path = `${dir}/${file}`;
+    writes.push(writeIfChanged(ops, path, text, fresh));
+    mounts.push({ hostPath: path, containerPath, readOnly: false });
+  }
+  await allDone(writes);
+  return mounts;
 }
 
 // What this process last wrote to each pod file, and the pod directories it made or found, so
@@ -152,18 +155,13 @@ const lastWritten = new Map<string, string>();
 const ETC_FILES = ["etc-hosts", "etc-hostname", "etc-resolv.conf"];
 const knownDirs = new Set<string>();
 
-async function writeIfChanged(ops: FileOps, path: string, text: string, fresh: boolean): Promise<void> {
-  if (lastWritten.get(path) === text) return;
-  let old: string | undefined;
-  if (!fresh) {
-    try {
-      old = await ops.readFile(path, "utf8");
-    } catch {
-      old = undefined; // not there (an agent restart, a pod directory made by something else)
-    }
-  }
-  if (old !== text) await ops.writeFile(path, text, { mode: 0o644 });
-  lastWritten.set(path, text);
+function writeIfChanged(ops: FileOps, path: string, text: string, fresh: boolean): MaybePromise<void> {
+  if (lastWritten.get(path) === text) return undefined;
+  const write = () => andThen(ops.writeFile(path, text, { mode: 0o644 }), () => void lastWritten.set(path, text));
+  if (fresh) return write();
+  // Not made by this call (an agent restart, a directory a volume made first): the file is
+  // rewritten only if it differs, for a container reading it meanwhile would see it empty.
+  return andThen(ops.readFileIfExists(path), (old) => (old === text ? void lastWritten.set(path, text) : write()));
 }
 
 export async function removePodDir(rootDir: string, uid: string): Promise<void> {

@@ -92,8 +92,9 @@ export function createTokenProjector(opts: TokenProjectorOptions): TokenProjecto
       if (opts.clusterCa) files["ca.crt"] = opts.clusterCa;
       // A credential: in memory, never on the node's disk.
       if (opts.tmpfs) await ensureTmpfs(dir, { sizeBytes: SECRET_TMPFS_BYTES });
-      // On its tmpfs, or in a data dir on one: synchronous calls (file-ops.ts).
-      await writeAtomicDir(dir, files, 0o644, { memoryBacked: opts.tmpfs === true || onMemoryFs(opts.rootDir) });
+      // On its tmpfs, or in a data dir on one: synchronous calls (file-ops.ts). Written only when
+      // a new token came: nothing to compare with the files already there.
+      await writeAtomicDir(dir, files, 0o644, { memoryBacked: opts.tmpfs === true || onMemoryFs(opts.rootDir), skipUnchanged: false });
       refreshAt.set(uid, issuedAt + (expiresAt.getTime() - issuedAt) * REFRESH_AT);
       return mount;
     },
