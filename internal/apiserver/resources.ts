@@ -1,7 +1,7 @@
 // Generic operations on any kind, driven by its registry entry. The Connect services (service.ts)
 // and internal callers (namespace cleanup) both go through these, so the semantics live once:
 // defaulting, validation, optimistic concurrency, generation, status, graceful deletion.
-import { create, equals } from "@bufbuild/protobuf";
+import { create, equals, type Message } from "@bufbuild/protobuf";
 import { cloneMessage } from "../api/codec/index.ts";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -116,6 +116,17 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         : [];
     const v = [...rules, ...(kind.validateStatus?.(obj) ?? [])];
     if (v.length) throw invalid(`${label} "${displayName(obj.metadata?.name ?? "")}"`, v);
+  }
+
+  // UpdateStatus changes only the status (the metadata is a copy, the rest shared): comparing
+  // that part finds a no-op without walking the spec (a pod's containers) on every status write.
+  const statusSchema = statusField?.fieldKind === "message" ? statusField.message : undefined;
+  function sameStatus(a: ApiObject, b: ApiObject): boolean {
+    if (!statusSchema) return equals(kind.schema, a, b);
+    const x = (a as { status?: Message }).status;
+    const y = (b as { status?: Message }).status;
+    if (x === y) return true;
+    return x !== undefined && y !== undefined && equals(statusSchema, x, y);
   }
 
   function validate(obj: ApiObject, old?: ApiObject): void {
@@ -373,7 +384,7 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         next.status = obj.status;
         validateStatus(next);
         if (user) ctx.admitWrite?.({ user, kind: kind.kind, operation: "update", object: next, oldObject: cur });
-        if (equals(kind.schema, next, cur)) return cur;
+        if (sameStatus(next, cur)) return cur;
         try {
           return await write(objectKey(kind, next), next, Number(cur.metadata!.resourceVersion));
         } catch (err) {

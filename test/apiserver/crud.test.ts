@@ -130,6 +130,23 @@ describe("semantics", () => {
     expect(u.data.a).toBe("2");
   });
 
+  it("UpdateStatus with the stored status writes nothing; a changed status is written, the request's spec is not", async () => {
+    const pods = cp.client("Pod");
+    const p = await pods.create(pod("noop-status"));
+    p.status!.phase = "Running";
+    const running = await pods.updateStatus(p);
+    expect(running.metadata!.resourceVersion).not.toBe(p.metadata!.resourceVersion);
+    const again = structuredClone(running);
+    again.spec!.containers[0].image = "elsewhere:1"; // UpdateStatus takes only the status
+    const same = await pods.updateStatus(again);
+    expect(same.metadata!.resourceVersion).toBe(running.metadata!.resourceVersion);
+    expect(same.spec!.containers[0].image).toBe(p.spec!.containers[0].image);
+    again.status!.message = "now with a message";
+    const changed = await pods.updateStatus(again);
+    expect(changed.metadata!.resourceVersion).not.toBe(running.metadata!.resourceVersion);
+    expect((await pods.get("default", "noop-status")).status!.message).toBe("now with a message");
+  });
+
   it("UpdateStatus checks the status: a bad one is InvalidArgument with status.* paths, and nothing changes", async () => {
     const pods = cp.client("Pod");
     const p = await pods.create(pod("bad-status"));
