@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { testPki } from "../../internal/pki/testing.ts";
 import { createEtcdMembers, initialClusterFor } from "../../internal/serverjoin/members.ts";
 import type { EtcdTls } from "../../internal/storage/etcd.ts";
+import { etcdEnvironment } from "../../internal/cmd/etcd-process.ts";
 import { freePorts, LOOPBACK } from "./ports.ts";
 import { retryOnAddressInUse, startGuardedProcess } from "./process.ts";
 import { makeTempDir, removeTempDir } from "./tmp.ts";
@@ -96,6 +97,7 @@ async function launchMember(bin: string, timeoutMs: number, m: MemberSpec): Prom
     startGuardedProcess({
       command: bin,
       args, // on a restart etcd finds its data dir and ignores the --initial-* flags
+      env: etcdEnvironment(), // as skiff up and skiff server run it
       name: `etcd ${m.name}`,
       timeoutMs,
       exitedBefore: "becoming healthy",
