@@ -115,10 +115,15 @@ export function compileCell<Cell extends object>(
     if (i < 0) i = children.push(c) - 1;
     return i;
   };
-  const src = generate(desc, childIndex);
-  // Safe to compile: the source is built only from the descriptor (compiled into this program
-  // from gen/), every name and string in it quoted with JSON.stringify; nothing from a request
-  // or from the message or bytes being handled reaches the generator.
-  install(cell, new Function("H", "C", src)(helpers, children));
+  try {
+    const src = generate(desc, childIndex);
+    // Safe to compile: the source is built only from the descriptor (compiled into this program
+    // from gen/), every name and string in it quoted with JSON.stringify; nothing from a request
+    // or from the message or bytes being handled reaches the generator.
+    install(cell, new Function("H", "C", src)(helpers, children));
+  } catch (err) {
+    cells.delete(desc); // no empty cell left behind (node may refuse code generation)
+    throw err;
+  }
   return cell;
 }
