@@ -334,7 +334,9 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         m.deletionGracePeriodSeconds = cm.deletionGracePeriodSeconds;
         m.generation = cm.generation;
         m.generateName = cm.generateName;
-        if (kind.hasStatus) obj.status = cur.status;
+        // A copy: the kind's defaults may fill it in place (a cleared phase), and `cur` may be the
+        // watch cache's object, which is never changed.
+        if (kind.hasStatus) obj.status = cur.status && statusSchema ? cloneMessage(statusSchema, cur.status as Message) : cur.status;
         if (hooks) obj.spec = cloneMessage(kind.schema, requested).spec;
         kind.defaults?.(obj);
         if (cm.deletionTimestamp && m.finalizers.some((f) => !cm.finalizers.includes(f))) {

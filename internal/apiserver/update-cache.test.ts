@@ -105,4 +105,24 @@ describe("writes that start from the watch cache's object", () => {
     expect(equals(PodSchema, bound, boundSnapshot)).toBe(true);
     expect((await pods.get("default", "p")) as unknown as Pod).toMatchObject({ spec: { nodeName: "n1" }, status: { phase: "Running" } });
   });
+
+  it("Update leaves the cached pod as it was when the kind's defaults fill the status it keeps (a phase cleared by UpdateStatus)", async () => {
+    const podKind = kindByName("Pod")!;
+    const podCache = new Map<string, ApiObject>();
+    const cache = { kind: podKind, get: (key: string) => podCache.get(key), noteWritten: () => undefined, noteWriting: () => undefined } as unknown as WatchCache;
+    const pods = createResourceOps(podKind, { store, caches: new Map([["Pod", cache]]) });
+    const created = (await pods.create(create(PodSchema, { metadata: { name: "p", namespace: "default" }, spec: { containers: [{ name: "c", image: "busybox" }] } }) as unknown as ApiObject)) as unknown as Pod;
+    const cleared = clone(PodSchema, created);
+    cleared.status!.phase = "";
+    const stored = (await pods.updateStatus(cleared as unknown as ApiObject)) as unknown as Pod;
+    podCache.set(keyFor(podKind, "default", "p"), stored as unknown as ApiObject);
+    const snapshot = clone(PodSchema, stored);
+
+    const relabeled = clone(PodSchema, stored);
+    relabeled.metadata!.labels = { app: "web" };
+    const updated = (await pods.update(relabeled as unknown as ApiObject)) as unknown as Pod;
+    expect(updated.metadata!.labels).toEqual({ app: "web" });
+    expect(stored.status!.phase).toBe("");
+    expect(equals(PodSchema, stored, snapshot)).toBe(true);
+  });
 });

@@ -1,9 +1,9 @@
-import { clone, create, type DescMessage } from "@bufbuild/protobuf";
+import { clone, create, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { isDeepStrictEqual } from "node:util";
 import { describe, expect, it } from "vitest";
 import { allMessageTypes } from "./all-types.ts";
 import { arbitraryMessage, createRandom, firstDifference } from "./arbitrary.ts";
-import { cloneMessage, codecStats } from "./index.ts";
+import { cloneMessage, codecStats, decodeMessage } from "./index.ts";
 
 const { all } = await allMessageTypes();
 const byName = (n: string) => all.find((d) => d.typeName === n)!;
@@ -60,6 +60,17 @@ describe("cloneMessage", () => {
     expect(original.metadata.labels.app).toBe("web");
     expect(original.spec.containers[0].args).toEqual(["x"]);
     expect(original.spec.containers[0].name).toBe("c");
+  });
+
+  it("copies the bytes of a message decoded from a Buffer (the apiserver's requests and etcd values), not a view of them", () => {
+    const secret = byName("skiff.v1alpha1.Secret");
+    const wire = Buffer.from(toBinary(secret, create(secret, { metadata: { name: "s" }, data: { token: Buffer.from("secret-1") } } as any)));
+    const stored: any = decodeMessage(secret, wire);
+    const copy: any = cloneMessage(secret, stored);
+    copy.data.token[7] = "2".charCodeAt(0); // Buffer.prototype.slice is a view, not a copy
+    expect(Buffer.from(stored.data.token).toString()).toBe("secret-1");
+    expect(wire.includes("secret-1")).toBe(true);
+    expect(Buffer.from(copy.data.token).toString()).toBe("secret-2");
   });
 
   it("gives protobuf-es the values its reflection converts or refuses", () => {

@@ -11,6 +11,7 @@ export type CompiledClone = (m: any) => any;
 interface Cell { clone: CompiledClone }
 
 type WellFormed = string & { isWellFormed(): boolean }; // ES2024, in Node since 20
+const copyBytes = Uint8Array.prototype.slice;
 const INT64_MIN = -(2n ** 63n), INT64_MAX = 2n ** 63n - 1n, UINT64_MAX = 2n ** 64n - 1n;
 
 /** Value checks, each returning the value to store or throwing GIVE_UP. */
@@ -27,7 +28,8 @@ const helpers = {
   f32(v: unknown): number { if (typeof v !== "number" || (!Number.isFinite(Math.fround(v)) && Number.isFinite(v))) throw GIVE_UP; return v; },
   i64(v: unknown): bigint { if (typeof v !== "bigint" || v < INT64_MIN || v > INT64_MAX) throw GIVE_UP; return v; },
   u64(v: unknown): bigint { if (typeof v !== "bigint" || v < 0n || v > UINT64_MAX) throw GIVE_UP; return v; },
-  bytes(v: unknown): Uint8Array { if (!(v instanceof Uint8Array)) throw GIVE_UP; return v.slice(); },
+  // A copy even of a Buffer (decoded bytes are views into the input), whose own slice() is a view
+  bytes(v: unknown): Uint8Array { if (!(v instanceof Uint8Array)) throw GIVE_UP; return copyBytes.call(v); },
   setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
     if (key === "__proto__") Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
     else obj[key] = value;

@@ -11,13 +11,27 @@ import { isCompilable } from "./support.ts";
 /** How often each path ran in this process (tests check the compiled path really ran). */
 export const codecStats = { decoded: 0, decodeFallbacks: 0, encoded: 0, encodeFallbacks: 0, cloned: 0, cloneFallbacks: 0 };
 
+/** Types whose code could not be compiled (node run with --disallow-code-generation-from-strings). */
+const notCompiled = new WeakSet<DescMessage>();
+
+/** The compiled functions of a type, or undefined when protobuf-es is to handle it. */
+function compiled<Cell>(schema: DescMessage, compile: (desc: DescMessage) => Cell): Cell | undefined {
+  if (notCompiled.has(schema) || !isCompilable(schema)) return undefined;
+  try {
+    return compile(schema);
+  } catch {
+    notCompiled.add(schema); // protobuf-es needs no code generation: it handles this type from now on
+    return undefined;
+  }
+}
+
 /** Like protobuf-es fromBinary(schema, bytes): the same message, or the same error. */
 export function decodeMessage<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
-  if (!isCompilable(schema)) {
+  const cell = compiled(schema, compiledDecoder);
+  if (!cell) {
     codecStats.decodeFallbacks++;
     return fromBinary(schema, bytes);
   }
-  const cell = compiledDecoder(schema);
   try {
     const nb = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const msg = cell.decode(new BinaryReader(bytes), nb, bytes.byteLength, 1, undefined);
@@ -37,11 +51,11 @@ let scratch: Writer | undefined = new Writer(64 * 1024);
 /** Like protobuf-es toBinary(schema, message): the same bytes, or the same error. */
 export function encodeMessage<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array {
   const msg = message as { $typeName?: string };
-  if (!isCompilable(schema) || msg.$typeName !== schema.typeName) {
+  const cell = msg.$typeName === schema.typeName ? compiled(schema, compiledEncoder) : undefined;
+  if (!cell) {
     codecStats.encodeFallbacks++;
     return toBinary(schema, message);
   }
-  const cell = compiledEncoder(schema);
   const w = scratch ?? new Writer(1024);
   scratch = undefined; // taken: a nested call (a getter on the message) gets its own
   w.pos = 0;
@@ -61,9 +75,10 @@ export function encodeMessage<Desc extends DescMessage>(schema: Desc, message: M
 
 /** Like protobuf-es clone(schema, message): an equal message sharing no mutable object, or the same error. */
 export function cloneMessage<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): MessageShape<Desc> {
-  if (isCompilable(schema)) {
+  const cell = compiled(schema, compiledCloner);
+  if (cell) {
     try {
-      const copy = compiledCloner(schema).clone(message);
+      const copy = cell.clone(message);
       codecStats.cloned++;
       return copy;
     } catch {

@@ -23,25 +23,53 @@ const verdicts = new WeakMap<DescMessage, boolean>();
 export function isCompilable(desc: DescMessage): boolean {
   const known = verdicts.get(desc);
   if (known !== undefined) return known;
-  verdicts.set(desc, true); // provisional, so a recursive type does not loop
-  const ok = checkMessage(desc);
-  verdicts.set(desc, ok);
+  // Every message type reachable from desc is checked, walked with a seen set rather than by
+  // recursion: a recursive verdict had to assume "yes" for a type on a cycle, and a type reached
+  // through it kept that "yes" even when the cycle's start turned out not compilable.
+  const seen = new Set<DescMessage>([desc]);
+  const todo = [desc];
+  let ok = true;
+  while (ok && todo.length > 0) {
+    const d = todo.pop()!;
+    const verdict = verdicts.get(d);
+    if (verdict === true) continue; // everything reachable from it was checked already
+    if (verdict === false || !hasPlainShape(d)) ok = false;
+    else {
+      for (const child of childMessages(d)) {
+        if (!seen.has(child)) {
+          seen.add(child);
+          todo.push(child);
+        }
+      }
+    }
+  }
+  // When ok, every type seen was reached from desc and checked: all compilable.
+  if (ok) for (const d of seen) verdicts.set(d, true);
+  else verdicts.set(desc, false);
   return ok;
 }
 
-function checkMessage(desc: DescMessage): boolean {
+/** This type's own fields, not looking into the message types they hold. */
+function hasPlainShape(desc: DescMessage): boolean {
   if (desc.file.edition !== EDITION_PROTO3 || SPECIAL_TYPES.has(desc.typeName)) return false;
-  return desc.fields.every(checkField);
+  return desc.fields.every(isPlainField);
 }
 
-function checkField(f: DescField): boolean {
+function isPlainField(f: DescField): boolean {
   if ("delimitedEncoding" in f && f.delimitedEncoding) return false;
   if (f.fieldKind === "enum" || (f.fieldKind === "list" && f.listKind === "enum") || (f.fieldKind === "map" && f.mapKind === "enum")) {
     if (!f.enum!.open) return false;
   }
-  if ((f.fieldKind === "scalar" || f.fieldKind === "enum") && f.getDefaultValue() !== undefined) return false;
-  const msg = f.fieldKind === "message" ? f.message : f.fieldKind === "list" && f.listKind === "message" ? f.message : f.fieldKind === "map" && f.mapKind === "message" ? f.message : undefined;
-  return msg === undefined || isCompilable(msg);
+  return !((f.fieldKind === "scalar" || f.fieldKind === "enum") && f.getDefaultValue() !== undefined);
+}
+
+function childMessages(desc: DescMessage): DescMessage[] {
+  const out: DescMessage[] = [];
+  for (const f of desc.fields) {
+    const msg = f.fieldKind === "message" ? f.message : f.fieldKind === "list" && f.listKind === "message" ? f.message : f.fieldKind === "map" && f.mapKind === "message" ? f.message : undefined;
+    if (msg) out.push(msg);
+  }
+  return out;
 }
 
 /** A JS expression for the zero value of a singular scalar or enum field. */
@@ -87,10 +115,15 @@ export function compileCell<Cell extends object>(
     if (i < 0) i = children.push(c) - 1;
     return i;
   };
-  const src = generate(desc, childIndex);
-  // Safe to compile: the source is built only from the descriptor (compiled into this program
-  // from gen/), every name and string in it quoted with JSON.stringify; nothing from a request
-  // or from the message or bytes being handled reaches the generator.
-  install(cell, new Function("H", "C", src)(helpers, children));
+  try {
+    const src = generate(desc, childIndex);
+    // Safe to compile: the source is built only from the descriptor (compiled into this program
+    // from gen/), every name and string in it quoted with JSON.stringify; nothing from a request
+    // or from the message or bytes being handled reaches the generator.
+    install(cell, new Function("H", "C", src)(helpers, children));
+  } catch (err) {
+    cells.delete(desc); // no empty cell left behind (node may refuse code generation)
+    throw err;
+  }
   return cell;
 }

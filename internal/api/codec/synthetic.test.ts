@@ -2,7 +2,7 @@
 // (-0.0, NaN, infinities, packed and unpacked lists, explicit presence) and a recursive type (the
 // recursion limit on real input, not only a direct call).
 import { create, createFileRegistry, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
-import { FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, FileDescriptorProtoSchema, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { arbitraryMessage, createRandom } from "./arbitrary.ts";
 import { codecStats, decodeMessage, encodeMessage } from "./index.ts";
@@ -93,5 +93,39 @@ describe("the compiled codec on float and double fields (a type built at run tim
     const deep = nested(150);
     expect(() => fromBinary(Floats, deep)).toThrow();
     expect(() => decodeMessage(Floats, deep)).toThrow(String((() => { try { fromBinary(Floats, deep); } catch (e) { return (e as Error).message; } })()));
+  });
+});
+
+// A recursive pair where only one side holds a type the compiled code does not handle (a
+// wrapper, which protobuf-es unboxes to a string): neither side may be compiled, whichever is
+// asked first.
+const cycleFile = create(FileDescriptorProtoSchema, {
+  name: "codec_cycle.proto",
+  package: "codec.cycle",
+  syntax: "proto3",
+  dependency: ["google/protobuf/wrappers.proto"],
+  messageType: [
+    {
+      name: "Tree",
+      field: [
+        { name: "child", number: 1, type: Type.MESSAGE, typeName: ".codec.cycle.Branch", label: Label.OPTIONAL, jsonName: "child" },
+        { name: "note", number: 2, type: Type.MESSAGE, typeName: ".google.protobuf.StringValue", label: Label.OPTIONAL, jsonName: "note" },
+      ],
+    },
+    { name: "Branch", field: [{ name: "tree", number: 1, type: Type.MESSAGE, typeName: ".codec.cycle.Tree", label: Label.OPTIONAL, jsonName: "tree" }] },
+  ],
+});
+const cycle = createFileRegistry(cycleFile, (name) => (name === "google/protobuf/wrappers.proto" ? file_google_protobuf_wrappers : undefined));
+const Tree = cycle.getMessage("codec.cycle.Tree")!;
+const Branch = cycle.getMessage("codec.cycle.Branch")!;
+
+describe("the compiled codec on a recursive pair of types, one of them not compilable", () => {
+  it("decodes a wrapper inside the cycle as protobuf-es does (unboxed), after the other type was asked first", () => {
+    expect(isCompilable(Tree)).toBe(false); // asked first: Branch is reached through Tree's cycle
+    const bytes = toBinary(Branch, create(Branch, { tree: { note: "kept as a string" } }));
+    const got = decodeMessage(Branch, bytes) as any;
+    expect(got.tree.note).toBe("kept as a string");
+    expect(got).toEqual(fromBinary(Branch, bytes));
+    expect(isCompilable(Branch)).toBe(false);
   });
 });
