@@ -7,6 +7,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
 import { ConditionSchema, ObjectMetaSchema, type DeleteOptions } from "../../gen/skiff/v1alpha1/meta_pb.js";
+import { PodStatusSchema } from "../../gen/skiff/v1alpha1/pod_pb.js";
 import { generateName } from "../api/names.ts";
 import { ruleViolations } from "../api/protovalidate.ts";
 import { getField, selectableFields, type ApiObject, type Kind } from "../api/registry.ts";
@@ -383,7 +384,9 @@ export function createResourceOps(kind: Kind, ctx: ResourceContext): ResourceOps
         // Only metadata (its version is set on write) and the status are new; the rest is shared
         // with `cur`, which may be the watch cache's object and is never changed.
         const next = { ...cur, metadata: { ...cur.metadata! } } as ApiObject;
-        next.status = obj.status;
+        // A status left out is an empty one (Kubernetes' status is a struct, never absent): what
+        // reads it afterwards (Bind, the agent) may count on it.
+        next.status = obj.status ?? (statusSchema ? create(statusSchema) : undefined);
         validateStatus(next);
         if (user) ctx.admitWrite?.({ user, kind: kind.kind, operation: "update", object: next, oldObject: cur });
         if (sameStatus(next, cur)) return cur;
@@ -491,9 +494,11 @@ export async function bindPod(
     }
     // New copies of what a binding changes (and of metadata, whose version the write sets); the
     // rest is shared with `cur`, which may be the watch cache's object and is never changed.
-    const conds = pod.status.conditions.filter((c: { type: string }) => c.type !== "PodScheduled");
+    // A pod stored before UpdateStatus filled an absent status has none: bind it all the same.
+    const status = pod.status ?? create(PodStatusSchema);
+    const conds = status.conditions.filter((c: { type: string }) => c.type !== "PodScheduled");
     conds.push(create(ConditionSchema, { type: "PodScheduled", status: "True", lastTransitionTime: timestampNow() }));
-    const next = { ...pod, metadata: { ...pod.metadata }, spec: { ...pod.spec, nodeName }, status: { ...pod.status, conditions: conds } };
+    const next = { ...pod, metadata: { ...pod.metadata }, spec: { ...pod.spec, nodeName }, status: { ...status, conditions: conds } };
     try {
       const value = encode(ops.kind, next);
       cache?.noteWriting(objectKey(ops.kind, next), next);

@@ -3,7 +3,7 @@
 // version (no storage read: a Lease renewal per node every 10 s, a controller's updates). The write
 // stays conditional on the version, so a cache that lags storage can never make an update win
 // over a newer write: the caller gets the same conflict a storage read would have given.
-import { clone, create, equals } from "@bufbuild/protobuf";
+import { clone, create, equals, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { beforeEach, describe, expect, it } from "vitest";
 import { LeaseSchema, type Lease } from "../../gen/skiff/v1alpha1/coordination_pb.js";
@@ -80,6 +80,22 @@ describe("update from the watch cache", () => {
 });
 
 describe("writes that start from the watch cache's object", () => {
+  it("Bind binds a pod stored without a status (an older write), giving it one", async () => {
+    const podKind = kindByName("Pod")!;
+    const pods = createResourceOps(podKind, { store, caches: new Map() });
+    const created = await pods.create(create(PodSchema, { metadata: { name: "bare", namespace: "default" }, spec: { containers: [{ name: "c", image: "busybox" }] } }) as unknown as ApiObject);
+    // As an older apiserver could have stored it: no status at all.
+    const bare = clone(PodSchema, created as unknown as Pod);
+    bare.status = undefined;
+    const key = keyFor(podKind, "default", "bare");
+    await store.update(key, toBinary(PodSchema, bare), Number(created.metadata!.resourceVersion));
+    const stored = (await pods.get("default", "bare")) as unknown as Pod;
+    expect(stored.status).toBeUndefined();
+    const bound = (await bindPod(pods, store, "default", "bare", "n1", "")) as unknown as Pod;
+    expect(bound.spec!.nodeName).toBe("n1");
+    expect(bound.status!.conditions.map((c) => c.type)).toEqual(["PodScheduled"]);
+  });
+
   it("UpdateStatus and Bind leave the cached pod exactly as it was (they copy what they change)", async () => {
     const podKind = kindByName("Pod")!;
     const podCache = new Map<string, ApiObject>();

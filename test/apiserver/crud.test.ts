@@ -225,6 +225,21 @@ describe("semantics", () => {
     expect(await codeOf(pods.update(cur))).toBe(Code.InvalidArgument);
   });
 
+  it("UpdateStatus without a status stores an empty one, and the pod can still be bound", async () => {
+    const pods = cp.client("Pod");
+    const p = await pods.create(pod("no-status"));
+    p.status = undefined;
+    const cleared = await pods.updateStatus(p);
+    expect(cleared.status).toBeDefined();
+    expect(cleared.status!.phase).toBe("");
+    const { PodService } = await import("../../gen/skiff/v1alpha1/pod_service_pb.js");
+    const { createClient } = await import("@connectrpc/connect");
+    const raw = createClient(PodService, cp.transport);
+    const res = await raw.bind({ namespace: "default", name: "no-status", nodeName: "n1", uid: p.metadata!.uid });
+    expect(res.pod!.spec!.nodeName).toBe("n1");
+    expect(res.pod!.status!.conditions.map((c) => c.type)).toEqual(["PodScheduled"]);
+  });
+
   it("bad input gets InvalidArgument naming every bad field, and nothing is stored", async () => {
     const pods = cp.client("Pod");
     const before = await cp.store.currentRevision();
