@@ -109,8 +109,8 @@ export function filterNodes(
     if (!node.node) continue;
     total++;
     let rejected: string[] | undefined;
-    for (const f of filters) {
-      const r = f(node);
+    for (let i = 0; i < filters.length; i++) {
+      const r = filters[i](node);
       if (r && r.length > 0) {
         rejected = r;
         break;

@@ -19,7 +19,7 @@ export function tolerates(tol: Toleration, taint: TaintLike): boolean {
 }
 
 export function toleratesAny(tols: readonly Toleration[], taint: TaintLike): boolean {
-  for (const t of tols) if (tolerates(t, taint)) return true;
+  for (let i = 0; i < tols.length; i++) if (tolerates(tols[i], taint)) return true;
   return false;
 }
 
@@ -38,8 +38,12 @@ export const taintToleration: FilterPlugin = {
   name: "TaintToleration",
   prepare(pod) {
     const tols = pod.tolerations;
+    // Index loops in what runs per node and pod: a for-of iterator here was a fifth of the
+    // scheduler's allocations under `bench scale` (the closures are called megamorphically).
     return (node) => {
-      for (const taint of node.taints) {
+      const taints = node.taints;
+      for (let i = 0; i < taints.length; i++) {
+        const taint = taints[i];
         if (taint.effect !== "NoSchedule" && taint.effect !== "NoExecute") continue;
         if (!toleratesAny(tols, taint)) return [untoleratedTaintReason(taint)];
       }
@@ -57,7 +61,8 @@ export const preferNoScheduleTaints: ScorePlugin = {
     return {
       score(node) {
         let n = 0;
-        for (const taint of node.taints) if (taint.effect === "PreferNoSchedule" && !toleratesAny(tols, taint)) n++;
+        const taints = node.taints;
+        for (let i = 0; i < taints.length; i++) if (taints[i].effect === "PreferNoSchedule" && !toleratesAny(tols, taints[i])) n++;
         return n;
       },
       normalize: normalizeReverse,
