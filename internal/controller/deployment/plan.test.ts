@@ -79,6 +79,9 @@ describe("rolling update plan", () => {
     expect(newRSReplicas(d, [old, neu], neu)).toBe(1); // 5 pods already
     const old3 = rs("old", 3);
     expect(newRSReplicas(d, [old3, neu], neu)).toBe(2);
+    // The old RS was scaled down to 3 but still has its 4th pod: no room until it is gone.
+    const old3of4 = rs("old", 3, 3, 4);
+    expect(newRSReplicas(d, [old3of4, neu], neu)).toBe(1);
   });
 
   it("scales old RSes down as far as availability allows, unhealthy pods and oldest first", () => {

@@ -2,7 +2,8 @@
 // counts the ReplicaSets should have next. sync.ts writes what these decide.
 //
 // Rolling update, one step at a time (each reconcile takes at most one of the first two):
-//   1. scale the new RS up, as far as  replicas + maxSurge - (pods of all RSes)  allows;
+//   1. scale the new RS up, as far as  replicas + maxSurge - (pods of all RSes)  allows (an old RS
+//      counts with its spec or the pods it still has, whichever is more);
 //   2. scale old RSes down, oldest first: their unavailable pods first (they count for nothing),
 //      then available ones as far as  available - (replicas - maxUnavailable)  allows;
 //   3. otherwise the rollout waits for pods to become available.
@@ -26,7 +27,10 @@ export function newRSReplicas(d: Deployment, allRSs: readonly ReplicaSet[], newR
   if (isRecreate(d)) return replicas;
   if (current >= replicas) return replicas;
   const { maxSurge } = fenceposts(d);
-  const total = sumSpec(allRSs.filter((rs) => rs !== newRS)) + current;
+  // An RS counts with the pods it still has (status.replicas) while the ReplicaSet controller has
+  // not carried out a scale-down yet: by spec alone (as kube's controller counts) the new RS could
+  // make its next pod before the old RS removed the one it gave up, one pod over maxSurge.
+  const total = allRSs.filter((rs) => rs !== newRS).reduce((n, rs) => n + Math.max(specReplicas(rs), rs.status?.replicas ?? 0), 0) + current;
   const room = replicas + maxSurge - total;
   if (room <= 0) return current;
   return current + Math.min(room, replicas - current);

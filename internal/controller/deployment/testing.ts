@@ -172,6 +172,9 @@ export async function startHarness(): Promise<Harness> {
         availableReplicas: available,
         observedGeneration: cur.metadata!.generation,
       });
+      // Unconditional, as the ReplicaSet controller writes its status (the Deployment controller
+      // may scale this RS between the read and the write).
+      next.metadata!.resourceVersion = "";
       await replicaSets.updateStatus(next);
     },
     async tick(becomeReady = (rs) => specReplicas(rs)) {
