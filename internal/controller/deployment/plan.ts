@@ -12,7 +12,7 @@
 // those pods away.
 import type { Deployment } from "../../../gen/skiff/v1alpha1/deployment_pb.js";
 import type { ReplicaSet } from "../../../gen/skiff/v1alpha1/replica_set_pb.js";
-import { active, byCreation, countedAvailable, fenceposts, isRecreate, specReplicas, sumSpec } from "./util.ts";
+import { active, byCreation, countedAvailable, fenceposts, isRecreate, specReplicas, sumPodsOrSpec, sumSpec } from "./util.ts";
 
 /** A new replica count for an RS. */
 export interface Scale {
@@ -30,7 +30,7 @@ export function newRSReplicas(d: Deployment, allRSs: readonly ReplicaSet[], newR
   // An RS counts with the pods it still has (status.replicas) while the ReplicaSet controller has
   // not carried out a scale-down yet: by spec alone (as kube's controller counts) the new RS could
   // make its next pod before the old RS removed the one it gave up, one pod over maxSurge.
-  const total = allRSs.filter((rs) => rs !== newRS).reduce((n, rs) => n + Math.max(specReplicas(rs), rs.status?.replicas ?? 0), 0) + current;
+  const total = sumPodsOrSpec(allRSs.filter((rs) => rs !== newRS)) + current;
   const room = replicas + maxSurge - total;
   if (room <= 0) return current;
   return current + Math.min(room, replicas - current);

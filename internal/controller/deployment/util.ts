@@ -46,6 +46,8 @@ export const RESUMED = "DeploymentResumed";
 
 export const specReplicas = (o: Deployment | ReplicaSet | undefined): number => o?.spec?.replicas ?? 0;
 export const sumSpec = (rss: readonly ReplicaSet[]): number => rss.reduce((n, rs) => n + specReplicas(rs), 0);
+/** The pods RSes have or will have: an RS's spec, or the pods it still has while a scale-down is under way. */
+export const sumPodsOrSpec = (rss: readonly ReplicaSet[]): number => rss.reduce((n, rs) => n + Math.max(specReplicas(rs), rs.status?.replicas ?? 0), 0);
 export const sumStatus = (rss: readonly ReplicaSet[], f: "replicas" | "readyReplicas" | "availableReplicas"): number =>
   rss.reduce((n, rs) => n + (rs.status?.[f] ?? 0), 0);
 
